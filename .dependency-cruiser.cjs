@@ -1,0 +1,53 @@
+// Layering rules (house style: only one package talks to each outside system).
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    {
+      name: 'only-kube-imports-client-node',
+      comment: 'Only src/kube/ may import @kubernetes/client-node; everything else uses its ports.',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/kube/' },
+      to: { path: '@kubernetes/client-node' },
+    },
+    {
+      name: 'only-anchore-and-kube-speak-http',
+      comment: 'Only src/anchore/ (Anchore) and src/kube/ (apiserver transport) may import undici.',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/(anchore|kube)/' },
+      to: { path: 'node_modules/undici' },
+    },
+    {
+      name: 'controllers-use-ports',
+      comment: 'Controllers depend on ports (interfaces), never on the HTTP or client implementations.',
+      severity: 'error',
+      from: { path: '^src/controllers/' },
+      to: { path: '^src/(anchore/.*\\.http\\.ts|kube/(?!.*\\.port\\.ts).*)$' },
+    },
+    {
+      name: 'runtime-is-kind-agnostic',
+      comment: 'src/runtime/ is generic machinery: no controllers, no Anchore.',
+      severity: 'error',
+      from: { path: '^src/runtime/' },
+      to: { path: '^src/(controllers|anchore)/' },
+    },
+    {
+      name: 'src-does-not-import-tests',
+      comment: 'Production code never imports the simulator or test tooling.',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '\\.test\\.ts$' },
+      to: { path: '^test/' },
+    },
+    {
+      name: 'no-circular',
+      severity: 'error',
+      from: {},
+      to: { circular: true },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsConfig: { fileName: 'tsconfig.json' },
+    tsPreCompilationDeps: true,
+    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'], extensions: ['.ts', '.js'] },
+  },
+};

@@ -1,0 +1,59 @@
+import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import { backoffDelay } from './backoff.ts';
+import { Semaphore, TokenBucket } from './limits.ts';
+
+describe('Semaphore', () => {
+  it('when more callers than the limit arrive, then at most `limit` run and all complete in order', async () => {
+    const s = new Semaphore(2);
+    let active = 0;
+    let max = 0;
+    const order: number[] = [];
+    await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        s.run(async () => {
+          active++;
+          max = Math.max(max, active);
+          await new Promise((r) => setImmediate(r));
+          order.push(i);
+          active--;
+        }),
+      ),
+    );
+    expect(max).toBe(2);
+    expect(order).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(s.active).toBe(0);
+  });
+});
+
+describe('TokenBucket', () => {
+  beforeEach(() => jest.useFakeTimers({ now: 0 }));
+  afterEach(() => jest.useRealTimers());
+
+  it('when the burst is used up, then further takes are paced at the sustained rate', async () => {
+    const clock = { now: () => Date.now(), setTimeout: (f: () => void, ms: number) => setTimeout(f, ms), clearTimeout: () => undefined };
+    const b = new TokenBucket(10, 5, clock);
+    const times: number[] = [];
+    const all = Promise.all(Array.from({ length: 15 }, () => b.take().then(() => times.push(Date.now()))));
+    await jest.advanceTimersByTimeAsync(2000);
+    await all;
+    expect(times.slice(0, 5)).toEqual([0, 0, 0, 0, 0]);
+    expect(times[14]).toBeGreaterThanOrEqual(1000);
+    expect(times[14]).toBeLessThanOrEqual(1010);
+  });
+});
+
+describe('backoffDelay', () => {
+  it('when jitter is off, then delays double up to the cap', () => {
+    const p = { baseMs: 1000, maxMs: 5000, jitter: 0 };
+    expect([0, 1, 2, 3, 4].map((a) => backoffDelay(p, a))).toEqual([1000, 2000, 4000, 5000, 5000]);
+  });
+  it('when jitter is on, then delays stay within [d*(1-j), d]', () => {
+    const p = { baseMs: 1000, maxMs: 60_000, jitter: 0.5 };
+    for (let a = 0; a < 10; a++) {
+      const d = Math.min(60_000, 1000 * 2 ** a);
+      const v = backoffDelay(p, a);
+      expect(v).toBeGreaterThanOrEqual(d * 0.5);
+      expect(v).toBeLessThanOrEqual(d);
+    }
+  });
+});
