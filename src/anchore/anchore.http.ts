@@ -1,0 +1,483 @@
+import { readFileSync } from 'node:fs';
+import { Agent, request } from 'undici';
+import { type BackoffPolicy, backoffDelay } from '../runtime/backoff.ts';
+import { sleep } from '../runtime/clock.ts';
+import { Semaphore, TokenBucket } from '../runtime/limits.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type {
+  AddImageRequest,
+  AnalysisStatus,
+  AnchoreApi,
+  AnchoreImage,
+  CapabilityReport,
+  HealthReport,
+  IntegrationRegistration,
+  KubernetesInventory,
+  ServerVersion,
+} from './anchore.port.ts';
+import { ANALYSIS_STATUSES } from './anchore.port.ts';
+import { type AnchoreAuth, OAuthTokenManager, type TokenResponse, basicHeader } from './auth.ts';
+import { AnchoreError, parseErrorBody } from './errors.ts';
+
+export interface AnchoreHttpConfig {
+  /** Base URL, with or without a trailing `/v2`. */
+  url: string;
+  auth: AnchoreAuth;
+  /** PEM CA bundle to verify Anchore's certificate (in addition to nothing: the system store is replaced). */
+  caFile?: string;
+  /** Disables TLS verification. Only by explicit opt-in; logged as a warning. */
+  insecureSkipTlsVerify?: boolean;
+  timeouts?: { connectMs?: number; headersMs?: number; bodyMs?: number; requestMs?: number };
+  retry?: { attempts?: number; backoff?: BackoffPolicy; maxRetryAfterMs?: number };
+  concurrency?: number;
+  ratePerSecond?: number;
+  burst?: number;
+  maxResponseBytes?: number;
+  userAgent?: string;
+  log: Logger;
+  /** Metrics hook, called once per HTTP attempt. `status` is 0 when no response arrived. */
+  onRequest?: (e: { operation: string; status: number; durationMs: number; errorKind?: string }) => void;
+}
+
+interface CallOptions {
+  account?: string;
+  query?: Record<string, string | boolean | undefined>;
+  json?: unknown;
+  form?: Record<string, string>;
+  /** Skip auth (version, token endpoints). */
+  anonymous?: boolean;
+  /** The response has no body worth parsing (201 empty). */
+  expectEmpty?: boolean;
+}
+
+interface Response {
+  status: number;
+  body: unknown;
+}
+
+/** Operations the operator uses, as (method, path below /v2). Used by the capability check. */
+export const REQUIRED_OPERATIONS = [
+  'POST /images',
+  'GET /images',
+  'GET /images/{}',
+  'POST /kubernetes-inventory',
+] as const;
+export const OPTIONAL_OPERATIONS = [
+  'GET /images/{}/check',
+  'GET /images/{}/vuln/{}',
+  'GET /policies',
+  'POST /system/integrations/registration',
+  'POST /system/integrations/{}/health-report',
+] as const;
+
+const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
+
+/** Anchore V2 over HTTP with undici: one keep-alive Agent for the process, bounded concurrency and rate. */
+export class AnchoreHttpClient implements AnchoreApi {
+  readonly baseUrl: string;
+  readonly #cfg: AnchoreHttpConfig;
+  readonly #agent: Agent;
+  readonly #sem: Semaphore;
+  readonly #bucket: TokenBucket;
+  readonly #tokens: OAuthTokenManager | undefined;
+  readonly #attempts: number;
+  readonly #backoff: BackoffPolicy;
+  readonly #maxRetryAfterMs: number;
+  readonly #requestMs: number;
+  readonly #maxBytes: number;
+  readonly #staticAuthHeader: string | undefined;
+
+  constructor(cfg: AnchoreHttpConfig) {
+    this.#cfg = cfg;
+    this.baseUrl = normaliseBaseUrl(cfg.url);
+    const t = cfg.timeouts ?? {};
+    const connect: Record<string, unknown> = { timeout: t.connectMs ?? 5000 };
+    if (cfg.caFile) connect['ca'] = readFileSync(cfg.caFile);
+    if (cfg.insecureSkipTlsVerify) {
+      connect['rejectUnauthorized'] = false;
+      cfg.log.warn({ url: this.baseUrl }, 'TLS verification of Anchore is DISABLED (ANCHORE_INSECURE_SKIP_TLS_VERIFY); use only for testing');
+    }
+    if (this.baseUrl.startsWith('http:') && !isLoopback(this.baseUrl)) {
+      cfg.log.warn({ url: this.baseUrl }, 'Anchore URL uses plain http: credentials travel unencrypted');
+    }
+    const concurrency = cfg.concurrency ?? 16;
+    this.#agent = new Agent({
+      connections: concurrency + 4,
+      keepAliveTimeout: 30_000,
+      headersTimeout: t.headersMs ?? 30_000,
+      bodyTimeout: t.bodyMs ?? 30_000,
+      connect,
+    });
+    this.#sem = new Semaphore(concurrency);
+    this.#bucket = new TokenBucket(cfg.ratePerSecond ?? 100, cfg.burst ?? 200);
+    this.#attempts = Math.max(1, cfg.retry?.attempts ?? 4);
+    this.#backoff = cfg.retry?.backoff ?? { baseMs: 250, maxMs: 5000, jitter: 1 };
+    this.#maxRetryAfterMs = cfg.retry?.maxRetryAfterMs ?? 30_000;
+    this.#requestMs = t.requestMs ?? 60_000;
+    this.#maxBytes = cfg.maxResponseBytes ?? 64 * 1024 * 1024;
+    const auth = cfg.auth;
+    if (auth.type === 'oauth') {
+      this.#tokens = new OAuthTokenManager(auth, (form) => this.#fetchToken(form));
+    } else {
+      this.#staticAuthHeader =
+        auth.type === 'apikey' ? basicHeader('_api_key', auth.key) : basicHeader(auth.username, auth.password);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#agent.close();
+  }
+
+  async version(): Promise<ServerVersion> {
+    let res: Response;
+    try {
+      res = await this.#call('version_check', 'GET', '/v2/version', { anonymous: true });
+    } catch (err) {
+      // k8s-inventory reads /version at the root; some deployments only route that one.
+      if (!(err instanceof AnchoreError && err.kind === 'not-found')) throw err;
+      res = await this.#call('version_check', 'GET', '/version', { anonymous: true });
+    }
+    const o = asObject(res.body, 'version_check');
+    const sub = (k: string, f: string): string | undefined => {
+      const v = o[k];
+      if (v && typeof v === 'object') {
+        const x = (v as Record<string, unknown>)[f];
+        return typeof x === 'string' && x ? x : undefined;
+      }
+      return undefined;
+    };
+    return { service: sub('service', 'version'), api: sub('api', 'version'), db: sub('db', 'schema_version') };
+  }
+
+  async capabilities(): Promise<CapabilityReport> {
+    let res: Response;
+    try {
+      res = await this.#call('openapi', 'GET', '/v2/openapi.json', {});
+    } catch (err) {
+      if (err instanceof AnchoreError && err.kind === 'not-found') {
+        return { specAvailable: false, missingRequired: [], missingOptional: [] };
+      }
+      throw err;
+    }
+    const ops = operationsInSpec(res.body);
+    return {
+      specAvailable: true,
+      missingRequired: REQUIRED_OPERATIONS.filter((o) => !ops.has(o)),
+      missingOptional: OPTIONAL_OPERATIONS.filter((o) => !ops.has(o)),
+    };
+  }
+
+  async listImages(account: string): Promise<AnchoreImage[]> {
+    const res = await this.#call('list_images', 'GET', '/v2/images', { account, query: { image_status: 'active' } });
+    // V2 wraps the list in {items}; tolerate a bare array (V1 shape) as well.
+    const items = Array.isArray(res.body) ? res.body : asObject(res.body, 'list_images')['items'];
+    if (!Array.isArray(items)) throw protocolError('list_images', 'response has no "items" array');
+    const out: AnchoreImage[] = [];
+    for (const item of items) {
+      const img = toImage(item);
+      if (img) out.push(img);
+    }
+    return out;
+  }
+
+  async getImage(account: string, digest: string): Promise<AnchoreImage> {
+    assertDigest(digest, 'get_image');
+    const res = await this.#call('get_image', 'GET', `/v2/images/${digest}`, { account });
+    // V1 returned a one-element list.
+    const body = Array.isArray(res.body) ? res.body[0] : res.body;
+    const img = toImage(body);
+    if (!img) throw protocolError('get_image', 'response is not an AnchoreImage');
+    return img;
+  }
+
+  async addImage(account: string, req: AddImageRequest): Promise<AnchoreImage> {
+    const source = req.digestPullString
+      ? { digest: { pull_string: req.digestPullString, tag: req.tag } }
+      : { tag: { pull_string: req.tag } };
+    const body = { source, annotations: req.annotations ?? {}, image_type: 'docker' };
+    const res = await this.#call('add_image', 'POST', '/v2/images', {
+      account,
+      json: body,
+      query: { auto_subscribe: false, force: req.force ? true : undefined },
+    });
+    const raw = Array.isArray(res.body) ? res.body[0] : res.body;
+    const img = toImage(raw);
+    if (!img) throw protocolError('add_image', 'response is not an AnchoreImage');
+    return img;
+  }
+
+  async postKubernetesInventory(account: string, inventory: KubernetesInventory): Promise<void> {
+    await this.#call('post_kubernetes_inventory', 'POST', '/v2/kubernetes-inventory', {
+      account,
+      json: inventory,
+      expectEmpty: true,
+    });
+  }
+
+  async registerIntegration(account: string, reg: IntegrationRegistration): Promise<string> {
+    const res = await this.#call('register_integration', 'POST', '/v2/system/integrations/registration', { account, json: reg });
+    const uuid = asObject(res.body, 'register_integration')['uuid'];
+    if (typeof uuid !== 'string' || !uuid) throw protocolError('register_integration', 'response has no uuid');
+    return uuid;
+  }
+
+  async sendHealthReport(account: string, uuid: string, report: HealthReport): Promise<void> {
+    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const accounts: Record<string, unknown> = {};
+    for (const [name, a] of Object.entries(report.accounts)) {
+      accounts[name] = {
+        report_timestamp: a.report_timestamp,
+        account_name: name,
+        sent_as_user: this.username,
+        batch_size: a.batch_size,
+        last_successful_index: a.last_successful_index,
+        has_errors: a.has_errors,
+        batches: a.errors.map((error, i) => ({ batch_index: i, send_timestamp: a.report_timestamp, error })),
+      };
+    }
+    await this.#call('receive_health_report', 'POST', `/v2/system/integrations/${encodeURIComponent(uuid)}/health-report`, {
+      account,
+      expectEmpty: true,
+      json: {
+        uuid: crypto.randomUUID(),
+        protocol_version: 1,
+        timestamp: now,
+        uptime: report.uptime,
+        health_report_interval: report.health_report_interval,
+        health_data: { type: 'k8s_inventory_agent', version: 1, errors: report.errors, account_k8s_inventory_reports: accounts },
+      },
+    });
+  }
+
+  get username(): string {
+    const a = this.#cfg.auth;
+    return a.type === 'apikey' ? '_api_key' : a.username;
+  }
+
+  async #fetchToken(form: Record<string, string>): Promise<TokenResponse> {
+    const res = await this.#call('get_oauth_token', 'POST', '/v2/oauth/token', { form, anonymous: true });
+    const o = asObject(res.body, 'get_oauth_token');
+    if (typeof o['access_token'] !== 'string') throw protocolError('get_oauth_token', 'token response has no access_token');
+    return {
+      access_token: o['access_token'],
+      expires_in: typeof o['expires_in'] === 'number' ? o['expires_in'] : undefined,
+      refresh_token: typeof o['refresh_token'] === 'string' ? o['refresh_token'] : undefined,
+    };
+  }
+
+  /** One logical call: retries transient failures with backoff, honours Retry-After, re-authenticates once on 401. */
+  async #call(operation: string, method: string, path: string, opts: CallOptions): Promise<Response> {
+    let reauthenticated = false;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#sem.run(() => this.#once(operation, method, path, opts));
+      } catch (err) {
+        if (!(err instanceof AnchoreError)) throw err;
+        if (err.kind === 'auth' && err.status === 401 && this.#tokens && !opts.anonymous && !reauthenticated) {
+          reauthenticated = true;
+          attempt--;
+          continue;
+        }
+        if (!err.retryable || attempt + 1 >= this.#attempts) throw err;
+        const retryAfterMs = (err.retryAfterSeconds ?? 0) * 1000;
+        if (retryAfterMs > this.#maxRetryAfterMs) throw err; // let the caller's queue wait that long
+        const delay = Math.max(retryAfterMs, backoffDelay(this.#backoff, attempt));
+        this.#cfg.log.debug({ operation, attempt: attempt + 1, delayMs: delay, err: err.message }, 'retrying Anchore call');
+        await sleep(delay);
+      }
+    }
+  }
+
+  async #once(operation: string, method: string, path: string, opts: CallOptions): Promise<Response> {
+    await this.#bucket.take();
+    const url = new URL(this.baseUrl + path);
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      'user-agent': this.#cfg.userAgent ?? 'anchore-operator',
+    };
+    let token: string | undefined;
+    if (!opts.anonymous) {
+      if (this.#tokens) {
+        token = await this.#tokens.token();
+        headers['authorization'] = `Bearer ${token}`;
+      } else if (this.#staticAuthHeader) {
+        headers['authorization'] = this.#staticAuthHeader;
+      }
+    }
+    if (opts.account) headers['x-anchore-account'] = opts.account;
+    let body: string | undefined;
+    if (opts.json !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(opts.json);
+    } else if (opts.form) {
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      body = new URLSearchParams(opts.form).toString();
+    }
+    const started = performance.now();
+    let status = 0;
+    try {
+      const res = await request(url, {
+        method: method as 'GET',
+        headers,
+        body,
+        dispatcher: this.#agent,
+        signal: AbortSignal.timeout(this.#requestMs),
+      });
+      status = res.statusCode;
+      const text = await readLimited(res.body, this.#maxBytes, operation);
+      const contentType = String(res.headers['content-type'] ?? '');
+      if (status >= 200 && status < 300) {
+        if (opts.expectEmpty || status === 204) return { status, body: undefined };
+        return { status, body: parseJsonBody(text, contentType, operation) };
+      }
+      if (status === 401 && token) this.#tokens?.invalidate(token);
+      throw classify(operation, status, text, res.headers['retry-after']);
+    } catch (err) {
+      const e = err instanceof AnchoreError ? err : networkError(operation, err);
+      this.#cfg.onRequest?.({ operation, status, durationMs: performance.now() - started, errorKind: e.kind });
+      throw e;
+    } finally {
+      if (status >= 200 && status < 300) this.#cfg.onRequest?.({ operation, status, durationMs: performance.now() - started });
+    }
+  }
+}
+
+/** Strips a trailing slash and `/v2`, so both `https://a:8228` and `https://a:8228/v2/` work. */
+export function normaliseBaseUrl(raw: string): string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new Error(`ANCHORE_URL "${raw}" is not a valid URL`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`ANCHORE_URL "${raw}" must use http or https`);
+  if (u.username || u.password) throw new Error('ANCHORE_URL must not contain credentials; use ANCHORE_USERNAME/ANCHORE_PASSWORD');
+  let p = u.pathname.replace(/\/+$/, '');
+  if (p.endsWith('/v2')) p = p.slice(0, -3);
+  return `${u.protocol}//${u.host}${p}`;
+}
+
+function isLoopback(url: string): boolean {
+  const h = new URL(url).hostname;
+  return h === 'localhost' || h.startsWith('127.') || h === '[::1]';
+}
+
+async function readLimited(body: AsyncIterable<Buffer> & { destroy?: (e?: Error) => void }, max: number, operation: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > max) {
+      body.destroy?.();
+      throw new AnchoreError('unavailable', operation, `response body exceeds ${max} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseJsonBody(text: string, contentType: string, operation: string): unknown {
+  // A proxy's HTML login page answers 200; it must never be mistaken for data (k8s-inventory does the same check).
+  if (!/json/i.test(contentType) && !/^\s*[[{"]/.test(text)) {
+    throw protocolError(operation, `expected JSON but got ${contentType || 'no content type'} (a proxy or login page in front of Anchore?)`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw protocolError(operation, `response is not valid JSON (${text.length} bytes; truncated?)`);
+  }
+}
+
+function protocolError(operation: string, message: string): AnchoreError {
+  return new AnchoreError('unavailable', operation, `${operation}: unexpected response: ${message}`);
+}
+
+function classify(operation: string, status: number, text: string, retryAfter: string | string[] | undefined): AnchoreError {
+  const parsed = parseErrorBody(text);
+  const said = parsed.message ? `: ${parsed.message}` : '';
+  const opts = { status, detail: parsed.detail, retryAfterSeconds: parseRetryAfter(retryAfter) };
+  if (status === 401) return new AnchoreError('auth', operation, `${operation}: Anchore rejected the credentials (401)${said}`, opts);
+  if (status === 403) return new AnchoreError('auth', operation, `${operation}: permission denied (403)${said}`, opts);
+  if (status === 404) return new AnchoreError('not-found', operation, `${operation}: not found (404)${said}`, opts);
+  if (status === 405) return new AnchoreError('unsupported', operation, `${operation}: method not allowed (405)${said}`, opts);
+  if (status === 429 || status >= 500) {
+    return new AnchoreError('unavailable', operation, `${operation}: Anchore unavailable (${status})${said}`, opts);
+  }
+  return new AnchoreError('rejected', operation, `${operation}: Anchore rejected the request (${status})${said}`, opts);
+}
+
+function networkError(operation: string, err: unknown): AnchoreError {
+  const e = err as { code?: string; name?: string; message?: string };
+  const what = e.name === 'TimeoutError' || e.name === 'AbortError' ? 'timed out' : (e.code ?? e.message ?? String(err));
+  return new AnchoreError('unavailable', operation, `${operation}: cannot reach Anchore (${what})`, { cause: err });
+}
+
+/** Retry-After as seconds (delta-seconds or HTTP-date). */
+export function parseRetryAfter(v: string | string[] | undefined): number | undefined {
+  const s = Array.isArray(v) ? v[0] : v;
+  if (!s) return undefined;
+  if (/^\d+$/.test(s.trim())) return Number(s.trim());
+  const t = Date.parse(s);
+  return Number.isNaN(t) ? undefined : Math.max(0, Math.ceil((t - Date.now()) / 1000));
+}
+
+function asObject(body: unknown, operation: string): Record<string, unknown> {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw protocolError(operation, 'expected a JSON object');
+  return body as Record<string, unknown>;
+}
+
+function assertDigest(digest: string, operation: string): void {
+  if (!DIGEST_RE.test(digest)) throw new AnchoreError('rejected', operation, `${operation}: "${digest}" is not a sha256 digest`);
+}
+
+/** Lenient AnchoreImage reader: unknown enum values become "unknown", wrong types are dropped, not thrown. */
+export function toImage(raw: unknown): AnchoreImage | undefined {
+  if (!raw || typeof raw !== 'object') return undefined;
+  const o = raw as Record<string, unknown>;
+  const digest = o['image_digest'];
+  if (typeof digest !== 'string' || !digest) return undefined;
+  const status = o['analysis_status'];
+  const tags: string[] = [];
+  if (Array.isArray(o['image_detail'])) {
+    for (const d of o['image_detail']) {
+      const t = d && typeof d === 'object' ? (d as Record<string, unknown>)['full_tag'] : undefined;
+      if (typeof t === 'string') tags.push(t);
+    }
+  }
+  const str = (k: string): string | undefined => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
+  const img: AnchoreImage = {
+    image_digest: digest,
+    analysis_status: ANALYSIS_STATUSES.includes(status as AnalysisStatus) ? (status as AnalysisStatus) : 'unknown',
+    full_tags: tags,
+  };
+  const parent = str('parent_digest');
+  if (parent) img.parent_digest = parent;
+  const imageStatus = str('image_status');
+  if (imageStatus) img.image_status = imageStatus;
+  const accountName = str('account_name');
+  if (accountName) img.account_name = accountName;
+  const created = str('created_at');
+  if (created) img.created_at = created;
+  const updated = str('last_updated');
+  if (updated) img.last_updated = updated;
+  return img;
+}
+
+/** The set of "METHOD /path" (below /v2, params as {}) an OpenAPI document declares. */
+export function operationsInSpec(spec: unknown): Set<string> {
+  const out = new Set<string>();
+  if (!spec || typeof spec !== 'object') return out;
+  const s = spec as Record<string, unknown>;
+  // OpenAPI 3 puts "/v2" in servers[].url; Swagger 2 in basePath; some documents spell it in every path.
+  const paths = s['paths'];
+  if (!paths || typeof paths !== 'object') return out;
+  for (const [p, item] of Object.entries(paths as Record<string, unknown>)) {
+    if (!item || typeof item !== 'object') continue;
+    const norm = p.replace(/^\/v2(?=\/|$)/, '').replace(/\{[^}]*\}/g, '{}') || '/';
+    for (const m of Object.keys(item as Record<string, unknown>)) {
+      if (['get', 'post', 'put', 'delete', 'patch'].includes(m)) out.add(`${m.toUpperCase()} ${norm}`);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,101 @@
+/**
+ * The Anchore port: what the operator needs from Anchore Enterprise's V2 API, in domain terms.
+ * Field names follow the API (snake_case) where a value is passed through unchanged.
+ * Every method may throw AnchoreError (see errors.ts).
+ */
+export type AnalysisStatus = 'not_analyzed' | 'analyzing' | 'analyzed' | 'analysis_failed';
+
+export const ANALYSIS_STATUSES: readonly AnalysisStatus[] = ['not_analyzed', 'analyzing', 'analyzed', 'analysis_failed'];
+
+export interface AnchoreImage {
+  image_digest: string;
+  parent_digest?: string;
+  analysis_status: AnalysisStatus | 'unknown';
+  image_status?: string;
+  account_name?: string;
+  full_tags: string[];
+  created_at?: string;
+  last_updated?: string;
+  annotations?: Record<string, string>;
+}
+
+export interface AddImageRequest {
+  /** Full tag Anchore requires even for digest sources, e.g. "docker.io/library/nginx:1.25". */
+  tag: string;
+  /** "repo@sha256:…"; when absent the image is added by tag. */
+  digestPullString?: string;
+  annotations?: Record<string, string>;
+  force?: boolean;
+}
+
+export interface ServerVersion {
+  service: string | undefined;
+  api: string | undefined;
+  db: string | undefined;
+}
+
+export interface KubernetesInventory {
+  cluster_name: string;
+  timestamp: string;
+  namespaces: Array<{ uid: string; name: string; labels?: Record<string, string>; annotations?: Record<string, string> }>;
+  nodes: Array<{
+    uid: string;
+    name: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    kernel_version?: string;
+    kubernetes_version?: string;
+    arch?: string;
+    container_runtime_version?: string;
+    kube_proxy_version?: string;
+    kubelet_version?: string;
+    operating_system?: string;
+  }>;
+  pods: Array<{ uid: string; name: string; namespace_uid: string; node_uid?: string; labels?: Record<string, string>; annotations?: Record<string, string> }>;
+  containers: Array<{ id: string; name: string; image_tag: string; image_digest?: string; pod_uid: string }>;
+}
+
+export interface IntegrationRegistration {
+  registration_id: string;
+  registration_instance_id: string;
+  type: 'k8s_inventory_agent';
+  name: string;
+  description?: string;
+  version: string;
+  username: string;
+  health_report_interval: number;
+  cluster_name: string;
+  namespace?: string;
+  namespaces?: string[];
+  configuration?: Record<string, unknown>;
+}
+
+export interface HealthReport {
+  uptime: number;
+  health_report_interval: number;
+  errors: string[];
+  /** Per account: last inventory report state (k8s-inventory's health_data shape). */
+  accounts: Record<string, { report_timestamp: string; batch_size: number; last_successful_index: number; has_errors: boolean; errors: string[] }>;
+}
+
+export interface CapabilityReport {
+  /** False when the server publishes no openapi.json (then nothing else is known). */
+  specAvailable: boolean;
+  missingRequired: string[];
+  missingOptional: string[];
+}
+
+/** Account scoping: every call that acts on account data takes the account it acts as (x-anchore-account). */
+export interface AnchoreApi {
+  version(): Promise<ServerVersion>;
+  /** Reads GET /v2/openapi.json and reports which operations the operator uses are missing. */
+  capabilities(): Promise<CapabilityReport>;
+  /** All active images the account holds (one call, no pagination in V2). */
+  listImages(account: string): Promise<AnchoreImage[]>;
+  getImage(account: string, digest: string): Promise<AnchoreImage>;
+  addImage(account: string, req: AddImageRequest): Promise<AnchoreImage>;
+  postKubernetesInventory(account: string, inventory: KubernetesInventory): Promise<void>;
+  /** Returns the integration uuid. */
+  registerIntegration(account: string, reg: IntegrationRegistration): Promise<string>;
+  sendHealthReport(account: string, uuid: string, report: HealthReport): Promise<void>;
+}

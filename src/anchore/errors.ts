@@ -1,0 +1,87 @@
+/**
+ * Typed Anchore errors. Controllers decide what to do from `kind`, never from status codes or message text:
+ * - unavailable: network error, timeout, 5xx, 429, a proxy's HTML page, truncated JSON — retry later.
+ * - auth: 401 (bad credentials) or 403 (missing RBAC permission) — retrying will not help until credentials change.
+ * - not-found: 404 on a resource (image, policy, account).
+ * - rejected: Anchore refused the input (400, 409, 415, 422).
+ * - unsupported: the server lacks an API this operator needs (V1 server, missing operation).
+ */
+export type AnchoreErrorKind = 'unavailable' | 'auth' | 'not-found' | 'rejected' | 'unsupported';
+
+export class AnchoreError extends Error {
+  override readonly name = 'AnchoreError';
+  readonly kind: AnchoreErrorKind;
+  /** HTTP status, when there was a response. */
+  readonly status: number | undefined;
+  /** Operation name, e.g. "add_image". */
+  readonly operation: string;
+  /** Seconds the server asked us to wait (Retry-After), if any. */
+  readonly retryAfterSeconds: number | undefined;
+  /** Anchore's own error detail, when it sent one. Never contains credentials. */
+  readonly detail: unknown;
+
+  constructor(
+    kind: AnchoreErrorKind,
+    operation: string,
+    message: string,
+    opts: { status?: number; retryAfterSeconds?: number; detail?: unknown; cause?: unknown } = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.kind = kind;
+    this.operation = operation;
+    this.status = opts.status;
+    this.retryAfterSeconds = opts.retryAfterSeconds;
+    this.detail = opts.detail;
+  }
+
+  get retryable(): boolean {
+    return this.kind === 'unavailable';
+  }
+}
+
+export function isAnchoreError(err: unknown, kind?: AnchoreErrorKind): err is AnchoreError {
+  return err instanceof AnchoreError && (kind === undefined || err.kind === kind);
+}
+
+/** What an Anchore error body says, whichever of its shapes it uses. */
+export interface ParsedErrorBody {
+  message: string | undefined;
+  detail: unknown;
+  requestId: string | undefined;
+}
+
+/**
+ * Anchore sends errors in (at least) three shapes, and which one depends on the server version and the layer that
+ * failed: the spec's `{code, error_type, message, detail}`, the engine's `{message, httpcode, detail}` (with
+ * `anchore_request_id` sometimes), and RFC 7807 problem+json `{type, title, status, detail}` from the web framework.
+ * Read whichever fields are present; never fail on an unexpected body.
+ */
+export function parseErrorBody(body: string): ParsedErrorBody {
+  const trimmed = body.trim();
+  if (!trimmed) return { message: undefined, detail: undefined, requestId: undefined };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(trimmed);
+  } catch {
+    // Not JSON (a proxy page, plain text): keep a short, single-line excerpt.
+    return { message: excerpt(trimmed), detail: undefined, requestId: undefined };
+  }
+  if (typeof parsed === 'string') return { message: excerpt(parsed), detail: undefined, requestId: undefined };
+  if (!parsed || typeof parsed !== 'object') return { message: undefined, detail: undefined, requestId: undefined };
+  const o = parsed as Record<string, unknown>;
+  const str = (v: unknown): string | undefined => (typeof v === 'string' && v.trim() ? v.trim() : undefined);
+  const message =
+    str(o['message']) ??
+    str(o['title'] && o['detail'] ? `${String(o['title'])}: ${String(o['detail'])}` : undefined) ??
+    str(o['title']) ??
+    str(o['detail']) ??
+    str(o['error']) ??
+    str(o['error_type']);
+  const detail = typeof o['detail'] === 'object' ? o['detail'] : undefined;
+  return { message: message === undefined ? undefined : excerpt(message), detail, requestId: str(o['anchore_request_id']) };
+}
+
+function excerpt(s: string): string {
+  const one = s.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim();
+  return one.length > 300 ? `${one.slice(0, 300)}…` : one;
+}

@@ -1,0 +1,332 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parse as parseYaml } from 'yaml';
+import type { AnchoreAuth } from './anchore/auth.ts';
+import type { MissingTagPolicy } from './discovery/container-image.ts';
+import { compileGlobs } from './discovery/glob.ts';
+import { parseLabelSelectorString } from './discovery/label-selector.ts';
+
+/** Invalid configuration: main prints `message` as one line and exits 2. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export interface AccountRoute {
+  account: string;
+  /** Namespace names or globs. */
+  namespaces: string[];
+}
+
+export interface Config {
+  anchore: {
+    url: string;
+    auth: AnchoreAuth;
+    /** Default account (x-anchore-account) for namespaces no route claims. */
+    account: string;
+    caFile?: string;
+    insecureSkipTlsVerify: boolean;
+    timeoutMs: number;
+    concurrency: number;
+    ratePerSecond: number;
+    burst: number;
+  };
+  clusterName: string;
+  namespaces: { include: string[]; exclude: string[]; labelSelector?: string };
+  images: { exclude: string[]; missingTagPolicy: MissingTagPolicy; registryOverride?: string };
+  accounts: { routes: AccountRoute[]; namespaceLabel?: string };
+  inventory: { enabled: boolean; intervalMs: number; debounceMs: number; minIntervalMs: number; batchBytes: number };
+  integration: { enabled: boolean; healthIntervalMs: number; registrationId: string; instanceId: string; namespace?: string };
+  registration: { workers: number; analysisPollMaxMs: number };
+  kube: { kubeconfig?: string; resyncMs: number; watchdogMs: number };
+  http: { bindAddress: string; healthPort: number; metricsPort: number };
+  log: { level: string; pretty: boolean };
+  shutdownDrainMs: number;
+}
+
+type Source = Record<string, unknown>;
+
+/** Every setting, its default and meaning: the README table is generated from the same words. */
+export const SETTINGS: ReadonlyArray<{ name: string; default: string; help: string }> = [
+  { name: 'ANCHORE_URL', default: '(required)', help: 'Anchore API base URL, with or without a trailing /v2, e.g. https://anchore:8228' },
+  { name: 'ANCHORE_USERNAME', default: '', help: 'Username (Basic or OAuth). Needs permission to act as the routed accounts (x-anchore-account)' },
+  { name: 'ANCHORE_PASSWORD / ANCHORE_PASSWORD_FILE', default: '', help: 'Password, or a file holding it (a mounted Secret)' },
+  { name: 'ANCHORE_API_KEY / ANCHORE_API_KEY_FILE', default: '', help: 'API key (sent as Basic _api_key:<key>); instead of username/password' },
+  { name: 'ANCHORE_AUTH_MODE', default: 'basic', help: 'basic | oauth (password grant, refreshed before expiry). API keys imply basic' },
+  { name: 'ANCHORE_ACCOUNT', default: 'admin', help: 'Default Anchore account for namespaces no route claims' },
+  { name: 'ANCHORE_CA_FILE', default: '', help: 'PEM CA bundle used to verify Anchore TLS' },
+  { name: 'ANCHORE_INSECURE_SKIP_TLS_VERIFY', default: 'false', help: 'Disable TLS verification (testing only; logged as a warning)' },
+  { name: 'ANCHORE_TIMEOUT_SECONDS', default: '60', help: 'Deadline of one Anchore HTTP request' },
+  { name: 'ANCHORE_CONCURRENCY', default: '16', help: 'Maximum Anchore requests in flight' },
+  { name: 'ANCHORE_RATE_LIMIT', default: '100', help: 'Anchore requests per second (sustained); ANCHORE_RATE_BURST (200) at once' },
+  { name: 'CLUSTER_NAME', default: '(required)', help: 'Cluster name reported in the runtime inventory' },
+  { name: 'NAMESPACES_INCLUDE', default: '(all)', help: 'Comma-separated namespace names or globs to watch' },
+  { name: 'NAMESPACES_EXCLUDE', default: '', help: 'Comma-separated namespace names or globs to ignore (wins over include)' },
+  { name: 'NAMESPACE_LABEL_SELECTOR', default: '', help: 'Only namespaces whose labels match this selector, e.g. anchore.io/scan!=false' },
+  { name: 'IMAGES_EXCLUDE', default: '', help: 'Comma-separated globs on the normalised image (docker.io/library/nginx:1.25) to ignore' },
+  { name: 'MISSING_TAG_POLICY', default: 'digest', help: 'Images run by digest only: digest (tag = digest hex) | insert (tag UNKNOWN) | drop' },
+  { name: 'MISSING_REGISTRY_OVERRIDE', default: '', help: 'Registry for references that name none (instead of docker.io)' },
+  { name: 'ACCOUNT_ROUTES', default: '', help: 'Namespace → account routes: "team-a:ns1,team-a-*;team-b:ns2" (or a YAML map in CONFIG_FILE)' },
+  { name: 'ACCOUNT_NAMESPACE_LABEL', default: '', help: 'Namespace label naming the account (used when no route matches)' },
+  { name: 'INVENTORY_ENABLED', default: 'true', help: 'Send the runtime inventory (POST /v2/kubernetes-inventory)' },
+  { name: 'INVENTORY_INTERVAL_SECONDS', default: '60', help: 'Heartbeat: resend the full inventory at least this often' },
+  { name: 'INVENTORY_DEBOUNCE_MS', default: '500', help: 'Wait this long after a change before sending' },
+  { name: 'INVENTORY_MIN_INTERVAL_MS', default: '2000', help: 'Never send one account\'s inventory more often than this' },
+  { name: 'INVENTORY_BATCH_BYTES', default: '0', help: 'Split a report into batches of at most this many bytes, on namespace boundaries (0 = no limit)' },
+  { name: 'INTEGRATION_ENABLED', default: 'true', help: 'Register as an Anchore integration and send health reports (Enterprise ≥ 5.11)' },
+  { name: 'HEALTH_REPORT_INTERVAL_SECONDS', default: '60', help: 'Health report interval (30–600)' },
+  { name: 'INTEGRATION_ID', default: 'anchore-operator-<CLUSTER_NAME>', help: 'Stable registration id (registration_instance_id is the pod name)' },
+  { name: 'REGISTRATION_WORKERS', default: '8', help: 'Images registered/polled in parallel' },
+  { name: 'ANALYSIS_POLL_MAX_SECONDS', default: '60', help: 'Longest wait between analysis-status polls of one image' },
+  { name: 'KUBECONFIG', default: '(in-cluster)', help: 'Kubeconfig path when running outside the cluster' },
+  { name: 'RESYNC_INTERVAL_SECONDS', default: '600', help: 'Full relist of every watched resource (recovers missed events)' },
+  { name: 'WATCH_WATCHDOG_SECONDS', default: '300', help: 'Relist a resource whose watch was silent this long' },
+  { name: 'BIND_ADDRESS', default: '0.0.0.0', help: 'Address of the health and metrics servers' },
+  { name: 'HEALTH_PORT', default: '8081', help: '/healthz and /readyz' },
+  { name: 'METRICS_PORT', default: '8080', help: '/metrics' },
+  { name: 'LOG_LEVEL', default: 'info', help: 'trace | debug | info | warn | error' },
+  { name: 'LOG_PRETTY', default: 'false', help: 'Human-readable logs instead of JSON' },
+  { name: 'SHUTDOWN_DRAIN_SECONDS', default: '20', help: 'On SIGTERM, wait this long for in-flight work' },
+  { name: 'CONFIG_FILE', default: '', help: 'YAML file with any of these keys; environment variables win' },
+];
+
+/** Reads CONFIG_FILE (if set) and the environment; throws ConfigError naming the first bad setting. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  let file: Source = {};
+  if (env['CONFIG_FILE']) {
+    let text: string;
+    try {
+      text = readFileSync(env['CONFIG_FILE'], 'utf8');
+    } catch (err) {
+      throw new ConfigError(`CONFIG_FILE ${env['CONFIG_FILE']}: cannot read (${(err as NodeJS.ErrnoException).code ?? err})`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = parseYaml(text);
+    } catch (err) {
+      throw new ConfigError(`CONFIG_FILE ${env['CONFIG_FILE']}: invalid YAML (${(err as Error).message.split('\n')[0]})`);
+    }
+    if (parsed != null && (typeof parsed !== 'object' || Array.isArray(parsed))) {
+      throw new ConfigError(`CONFIG_FILE ${env['CONFIG_FILE']}: expected a map of settings`);
+    }
+    file = (parsed ?? {}) as Source;
+    const known = new Set(SETTINGS.flatMap((s) => s.name.split(' / ')).concat(['ANCHORE_RATE_BURST']));
+    for (const k of Object.keys(file)) {
+      if (!known.has(k)) throw new ConfigError(`CONFIG_FILE ${env['CONFIG_FILE']}: unknown setting "${k}"`);
+    }
+  }
+  const r = new Reader(env, file);
+
+  const url = r.string('ANCHORE_URL');
+  if (!url) throw new ConfigError('ANCHORE_URL is required (e.g. https://anchore-api.anchore:8228)');
+  try {
+    const u = new URL(url);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
+    if (u.username || u.password) throw new ConfigError('ANCHORE_URL must not contain credentials; use ANCHORE_USERNAME/ANCHORE_PASSWORD');
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`ANCHORE_URL "${url}" is not an http(s) URL`);
+  }
+
+  const apiKey = r.secret('ANCHORE_API_KEY');
+  const username = r.string('ANCHORE_USERNAME');
+  const password = r.secret('ANCHORE_PASSWORD');
+  const mode = r.oneOf('ANCHORE_AUTH_MODE', ['basic', 'oauth'], 'basic');
+  let auth: AnchoreAuth;
+  if (apiKey) {
+    if (username || password) throw new ConfigError('set either ANCHORE_API_KEY or ANCHORE_USERNAME/ANCHORE_PASSWORD, not both');
+    auth = { type: 'apikey', key: apiKey };
+  } else {
+    if (!username || !password) {
+      throw new ConfigError('Anchore credentials are required: ANCHORE_USERNAME and ANCHORE_PASSWORD (or _FILE), or ANCHORE_API_KEY');
+    }
+    auth = mode === 'oauth' ? { type: 'oauth', username, password } : { type: 'basic', username, password };
+  }
+
+  const caFile = r.string('ANCHORE_CA_FILE');
+  if (caFile) {
+    try {
+      readFileSync(caFile);
+    } catch (err) {
+      throw new ConfigError(`ANCHORE_CA_FILE ${caFile}: cannot read (${(err as NodeJS.ErrnoException).code ?? err})`);
+    }
+  }
+
+  const clusterName = r.string('CLUSTER_NAME');
+  if (!clusterName) throw new ConfigError('CLUSTER_NAME is required (the name Anchore shows for this cluster)');
+
+  const include = r.list('NAMESPACES_INCLUDE');
+  const exclude = r.list('NAMESPACES_EXCLUDE');
+  for (const [name, globs] of [['NAMESPACES_INCLUDE', include], ['NAMESPACES_EXCLUDE', exclude]] as const) {
+    const c = compileGlobs(globs);
+    if (!c.ok) throw new ConfigError(`${name}: ${c.reason}`);
+  }
+  const labelSelector = r.string('NAMESPACE_LABEL_SELECTOR');
+  if (labelSelector) {
+    const s = parseLabelSelectorString(labelSelector);
+    if (!s.ok) throw new ConfigError(`NAMESPACE_LABEL_SELECTOR: ${s.reason}`);
+  }
+  const imageExclude = r.list('IMAGES_EXCLUDE');
+  const ie = compileGlobs(imageExclude);
+  if (!ie.ok) throw new ConfigError(`IMAGES_EXCLUDE: ${ie.reason}`);
+
+  const routes = r.accountRoutes('ACCOUNT_ROUTES');
+  const healthSec = r.int('HEALTH_REPORT_INTERVAL_SECONDS', 60, 30, 600);
+  const podName = env['POD_NAME'] || hostname();
+
+  const cfg: Config = {
+    anchore: {
+      url,
+      auth,
+      account: r.string('ANCHORE_ACCOUNT') || 'admin',
+      insecureSkipTlsVerify: r.bool('ANCHORE_INSECURE_SKIP_TLS_VERIFY', false),
+      timeoutMs: r.int('ANCHORE_TIMEOUT_SECONDS', 60, 1, 3600) * 1000,
+      concurrency: r.int('ANCHORE_CONCURRENCY', 16, 1, 1024),
+      ratePerSecond: r.int('ANCHORE_RATE_LIMIT', 100, 1, 100_000),
+      burst: r.int('ANCHORE_RATE_BURST', 200, 1, 100_000),
+    },
+    clusterName,
+    namespaces: { include, exclude },
+    images: { exclude: imageExclude, missingTagPolicy: r.oneOf('MISSING_TAG_POLICY', ['digest', 'insert', 'drop'], 'digest') },
+    accounts: { routes },
+    inventory: {
+      enabled: r.bool('INVENTORY_ENABLED', true),
+      intervalMs: r.int('INVENTORY_INTERVAL_SECONDS', 60, 5, 86_400) * 1000,
+      debounceMs: r.int('INVENTORY_DEBOUNCE_MS', 500, 0, 600_000),
+      minIntervalMs: r.int('INVENTORY_MIN_INTERVAL_MS', 2000, 0, 3_600_000),
+      batchBytes: r.int('INVENTORY_BATCH_BYTES', 0, 0, 1 << 30),
+    },
+    integration: {
+      enabled: r.bool('INTEGRATION_ENABLED', true),
+      healthIntervalMs: healthSec * 1000,
+      registrationId: r.string('INTEGRATION_ID') || `anchore-operator-${clusterName}`,
+      instanceId: podName,
+    },
+    registration: {
+      workers: r.int('REGISTRATION_WORKERS', 8, 1, 256),
+      analysisPollMaxMs: r.int('ANALYSIS_POLL_MAX_SECONDS', 60, 1, 3600) * 1000,
+    },
+    kube: {
+      resyncMs: r.int('RESYNC_INTERVAL_SECONDS', 600, 0, 86_400) * 1000,
+      watchdogMs: r.int('WATCH_WATCHDOG_SECONDS', 300, 0, 86_400) * 1000,
+    },
+    http: {
+      bindAddress: r.string('BIND_ADDRESS') || '0.0.0.0',
+      healthPort: r.int('HEALTH_PORT', 8081, 0, 65535),
+      metricsPort: r.int('METRICS_PORT', 8080, 0, 65535),
+    },
+    log: { level: r.oneOf('LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], 'info'), pretty: r.bool('LOG_PRETTY', false) },
+    shutdownDrainMs: r.int('SHUTDOWN_DRAIN_SECONDS', 20, 0, 600) * 1000,
+  };
+  if (caFile) cfg.anchore.caFile = caFile;
+  if (labelSelector) cfg.namespaces.labelSelector = labelSelector;
+  const override = r.string('MISSING_REGISTRY_OVERRIDE');
+  if (override) cfg.images.registryOverride = override;
+  const nsLabel = r.string('ACCOUNT_NAMESPACE_LABEL');
+  if (nsLabel) cfg.accounts.namespaceLabel = nsLabel;
+  const kubeconfig = env['KUBECONFIG'];
+  if (kubeconfig) cfg.kube.kubeconfig = kubeconfig;
+  if (env['POD_NAMESPACE']) cfg.integration.namespace = env['POD_NAMESPACE'];
+  return cfg;
+}
+
+/** The config as it may be logged: no credentials, only which kind of credential is in use. */
+export function describeConfig(cfg: Config): Record<string, unknown> {
+  const { auth, ...anchore } = cfg.anchore;
+  return {
+    ...cfg,
+    anchore: { ...anchore, auth: auth.type, username: auth.type === 'apikey' ? '_api_key' : auth.username },
+  };
+}
+
+class Reader {
+  readonly #env: NodeJS.ProcessEnv;
+  readonly #file: Source;
+  constructor(env: NodeJS.ProcessEnv, file: Source) {
+    this.#env = env;
+    this.#file = file;
+  }
+
+  raw(name: string): unknown {
+    const e = this.#env[name];
+    if (e !== undefined && e !== '') return e;
+    return this.#file[name];
+  }
+
+  string(name: string): string {
+    const v = this.raw(name);
+    if (v === undefined || v === null) return '';
+    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') throw new ConfigError(`${name}: expected a string`);
+    return String(v).trim();
+  }
+
+  /** NAME or NAME_FILE (a mounted Secret); trailing newlines in files are dropped. */
+  secret(name: string): string {
+    const direct = this.string(name);
+    const path = this.string(`${name}_FILE`);
+    if (direct && path) throw new ConfigError(`set ${name} or ${name}_FILE, not both`);
+    if (!path) return direct;
+    try {
+      return readFileSync(path, 'utf8').replace(/[\r\n]+$/, '');
+    } catch (err) {
+      throw new ConfigError(`${name}_FILE ${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? err})`);
+    }
+  }
+
+  list(name: string): string[] {
+    const v = this.raw(name);
+    if (Array.isArray(v)) return v.map((x) => String(x).trim()).filter(Boolean);
+    return this.string(name)
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+  }
+
+  int(name: string, def: number, min: number, max: number): number {
+    const s = this.string(name);
+    if (!s) return def;
+    if (!/^-?\d+$/.test(s)) throw new ConfigError(`${name}: "${s}" is not a whole number`);
+    const n = Number(s);
+    if (n < min || n > max) throw new ConfigError(`${name}: ${n} is out of range ${min}..${max}`);
+    return n;
+  }
+
+  bool(name: string, def: boolean): boolean {
+    const s = this.string(name).toLowerCase();
+    if (!s) return def;
+    if (['true', '1', 'yes', 'on'].includes(s)) return true;
+    if (['false', '0', 'no', 'off'].includes(s)) return false;
+    throw new ConfigError(`${name}: "${s}" is not a boolean (true/false)`);
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[], def: T): T {
+    const s = this.string(name);
+    if (!s) return def;
+    if (!allowed.includes(s as T)) throw new ConfigError(`${name}: "${s}" must be one of ${allowed.join(', ')}`);
+    return s as T;
+  }
+
+  accountRoutes(name: string): AccountRoute[] {
+    const v = this.raw(name);
+    if (v === undefined || v === null || v === '') return [];
+    const routes: AccountRoute[] = [];
+    if (typeof v === 'object' && !Array.isArray(v)) {
+      for (const [account, ns] of Object.entries(v as Source)) {
+        const list = Array.isArray(ns) ? ns.map(String) : String(ns).split(',');
+        routes.push({ account, namespaces: list.map((s) => s.trim()).filter(Boolean) });
+      }
+    } else {
+      for (const part of String(v).split(';').map((s) => s.trim()).filter(Boolean)) {
+        const i = part.indexOf(':');
+        if (i <= 0) throw new ConfigError(`${name}: "${part}" must look like account:namespace,namespace`);
+        routes.push({ account: part.slice(0, i).trim(), namespaces: part.slice(i + 1).split(',').map((s) => s.trim()).filter(Boolean) });
+      }
+    }
+    for (const route of routes) {
+      if (!/^[A-Za-z0-9][A-Za-z0-9_.@-]*$/.test(route.account)) throw new ConfigError(`${name}: "${route.account}" is not a valid account name`);
+      if (route.namespaces.length === 0) throw new ConfigError(`${name}: account ${route.account} has no namespaces`);
+      const c = compileGlobs(route.namespaces);
+      if (!c.ok) throw new ConfigError(`${name}: ${c.reason}`);
+    }
+    return routes;
+  }
+}

@@ -1,0 +1,233 @@
+import type { AnalysisStatus, AnchoreApi, AnchoreImage } from '../anchore/anchore.port.ts';
+import { AnchoreError } from '../anchore/errors.ts';
+import { type ClusterStores, type PodInfo, resolveWorkload, workloadKey } from '../kube/cluster.port.ts';
+import { type BackoffPolicy, backoffDelay } from '../runtime/backoff.ts';
+import { WaitError, errorMessage } from '../runtime/errors.ts';
+import { WorkQueue } from '../runtime/workqueue.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import { METRIC, type OperatorMetrics } from '../telemetry/metrics.ts';
+import { type ImageUse, RunningImages, imageKey } from './running-images.ts';
+import type { Scope } from './scope.ts';
+
+/** What the operator knows Anchore holds for one image key. */
+export interface CatalogEntry {
+  digest: string;
+  analysis: AnalysisStatus | 'unknown';
+  /** Polls since the last status change, for the poll backoff. */
+  polls: number;
+}
+
+export interface ImageControllerOptions {
+  stores: ClusterStores;
+  scope: Scope;
+  anchore: AnchoreApi;
+  clusterName: string;
+  workers: number;
+  analysisPollMaxMs: number;
+  log: Logger;
+  metrics: OperatorMetrics;
+  /** Called when an image's analysis reaches a final state (analyzed, analysis_failed). */
+  onAnalysisFinal?: (key: string, entry: CatalogEntry) => void;
+}
+
+const FINAL: ReadonlySet<string> = new Set(['analyzed', 'analysis_failed']);
+
+/**
+ * Registers every running image with Anchore exactly once and follows its analysis to a final state.
+ *
+ * Level-based: a pod event only recomputes that pod's images and enqueues image keys; the handler re-reads the
+ * running set and what Anchore is known to hold. Before the first registration in an account, one list call learns
+ * what Anchore already has, so a restart adds nothing that is already there.
+ */
+export class ImageController {
+  readonly running = new RunningImages();
+  readonly queue: WorkQueue<string>;
+  readonly #o: ImageControllerOptions;
+  readonly #catalog = new Map<string, CatalogEntry>();
+  /** Tag → digest per account, from Anchore's list (to find images that were added by tag). */
+  readonly #tagIndex = new Map<string, string>();
+  readonly #accountsLoaded = new Map<string, Promise<void>>();
+  readonly #firstSeen = new Map<string, number>();
+  readonly #pollBackoff: BackoffPolicy;
+  readonly #log: Logger;
+
+  constructor(o: ImageControllerOptions) {
+    this.#o = o;
+    this.#log = o.log.child({ controller: 'image' });
+    this.#pollBackoff = { baseMs: 1000, maxMs: o.analysisPollMaxMs, jitter: 0.2 };
+    this.queue = new WorkQueue<string>({
+      name: 'image',
+      concurrency: o.workers,
+      handle: (key) => this.reconcile(key),
+      backoff: { baseMs: 1000, maxMs: 60_000, jitter: 0.3 },
+      onEvent: (e) => {
+        o.metrics.reconcileTotal.inc({ controller: 'image', result: e.outcome });
+        o.metrics.reconcileDuration.observe({ controller: 'image' }, e.durationMs / 1000);
+        o.metrics.queueWait.observe({ queue: 'image' }, e.waitMs / 1000);
+        if (e.outcome === 'error') {
+          o.metrics.queueRetries.inc({ queue: 'image' });
+          this.#log.warn({ key: e.key, failures: e.failures, err: errorMessage(e.error) }, 'image registration failed; will retry');
+        }
+      },
+    });
+    o.stores.pods.on({
+      add: (p) => this.#podChanged(p.key, p),
+      update: (_o, p) => this.#podChanged(p.key, p),
+      delete: (p) => this.#podChanged(p.key, undefined),
+    });
+    // A namespace's labels decide scope and account: re-derive its pods when they change.
+    o.stores.namespaces.on({
+      add: (ns) => this.#namespaceChanged(ns.name),
+      update: (a, b) => {
+        if (JSON.stringify(a.labels) !== JSON.stringify(b.labels)) this.#namespaceChanged(b.name);
+      },
+      delete: (ns) => this.#namespaceChanged(ns.name),
+    });
+    o.metrics.stateGauge(METRIC.images, 'Running images known to the operator, by account and analysis status', ['account', 'analysis_status'], () =>
+      this.#countByStatus(),
+    );
+  }
+
+  start(): void {
+    // Pods seen before the namespace cache synced were judged without their namespace: judge all again.
+    for (const p of this.#o.stores.pods.list()) this.#podChanged(p.key, p);
+    this.queue.start();
+  }
+
+  /** Anchore's state of an image key, if known. */
+  catalog(key: string): CatalogEntry | undefined {
+    return this.#catalog.get(key);
+  }
+
+  /** Images used by a pod, as the operator resolves them (scope, account, workload). */
+  usesOf(pod: PodInfo): ImageUse[] {
+    const { stores, scope, metrics } = this.#o;
+    const ns = stores.namespaces.get(pod.namespace);
+    if (!scope.includesNamespace(ns)) return [];
+    const account = scope.accountFor(ns, pod.namespace);
+    const workload = resolveWorkload(pod, stores);
+    const uses: ImageUse[] = [];
+    for (const c of pod.containers) {
+      const r = scope.resolveImage(c);
+      if (r.kind !== 'image') {
+        metrics.imagesSkipped.inc({ reason: r.kind });
+        if (r.kind === 'invalid') this.#log.debug({ pod: pod.key, container: c.name, reason: r.reason }, 'container image not usable');
+        continue;
+      }
+      uses.push({ key: imageKey(account, r.image), account, image: r.image, workload });
+    }
+    return uses;
+  }
+
+  #podChanged(key: string, pod: PodInfo | undefined): void {
+    const started = this.running.setPod(key, pod ? this.usesOf(pod) : undefined);
+    const now = Date.now();
+    for (const k of started) {
+      if (!this.#firstSeen.has(k) && !this.#catalog.has(k)) this.#firstSeen.set(k, now);
+      this.queue.add(k);
+    }
+  }
+
+  #namespaceChanged(name: string): void {
+    for (const p of this.#o.stores.pods.list()) if (p.namespace === name) this.#podChanged(p.key, p);
+  }
+
+  /** Reconciles one image key; exported for tests. */
+  async reconcile(key: string): Promise<void> {
+    const img = this.running.get(key);
+    if (!img) {
+      // Nothing runs it any more. Anchore keeps it; we only stop following it.
+      this.#firstSeen.delete(key);
+      return;
+    }
+    await this.#loadAccount(img.account);
+    let entry = this.#catalog.get(key) ?? this.#fromTagIndex(key, img.account, img.image.tag);
+    if (!entry) {
+      const added = await this.#o.anchore.addImage(img.account, {
+        tag: img.image.tag,
+        ...(img.image.pullString ? { digestPullString: img.image.pullString } : {}),
+        annotations: {
+          'anchore-operator/cluster': this.#o.clusterName,
+          'anchore-operator/workload': workloadKey(img.firstWorkload),
+        },
+      });
+      entry = { digest: added.image_digest, analysis: added.analysis_status, polls: 0 };
+      this.#catalog.set(key, entry);
+      this.#o.metrics.imagesRegistered.inc({ account: img.account });
+      const seen = this.#firstSeen.get(key);
+      if (seen !== undefined) this.#o.metrics.registrationLatency.observe((Date.now() - seen) / 1000);
+      this.#firstSeen.delete(key);
+      this.#log.info({ account: img.account, tag: img.image.tag, digest: added.image_digest, workload: workloadKey(img.firstWorkload) }, 'image registered with Anchore');
+      if (!FINAL.has(entry.analysis)) throw this.#waitForAnalysis(key, entry);
+    }
+    if (FINAL.has(entry.analysis)) return this.#final(key, entry);
+    let fresh: AnchoreImage;
+    try {
+      fresh = await this.#o.anchore.getImage(img.account, entry.digest);
+    } catch (err) {
+      if (err instanceof AnchoreError && err.kind === 'not-found') {
+        // Deleted from Anchore behind our back: register it again.
+        this.#catalog.delete(key);
+        throw new WaitError('ImageVanished', `image ${entry.digest} is no longer in Anchore; re-adding`, 0);
+      }
+      throw err;
+    }
+    if (fresh.analysis_status !== entry.analysis) {
+      entry.analysis = fresh.analysis_status;
+      entry.polls = 0;
+    }
+    if (FINAL.has(entry.analysis)) return this.#final(key, entry);
+    throw this.#waitForAnalysis(key, entry);
+  }
+
+  #waitForAnalysis(key: string, entry: CatalogEntry): WaitError {
+    const delay = backoffDelay(this.#pollBackoff, entry.polls++);
+    return new WaitError('AnalysisPending', `${key}: analysis ${entry.analysis}; polling again in ${delay} ms`, delay);
+  }
+
+  #final(key: string, entry: CatalogEntry): void {
+    if (entry.analysis === 'analysis_failed') this.#log.warn({ key, digest: entry.digest }, 'Anchore failed to analyse the image');
+    this.#o.onAnalysisFinal?.(key, entry);
+  }
+
+  #fromTagIndex(key: string, account: string, tag: string): CatalogEntry | undefined {
+    if (!key.includes('|tag:')) return undefined;
+    const digest = this.#tagIndex.get(`${account}|${tag}`);
+    if (!digest) return undefined;
+    const known = this.#catalog.get(`${account}|${digest}`);
+    const entry: CatalogEntry = { digest, analysis: known?.analysis ?? 'unknown', polls: 0 };
+    this.#catalog.set(key, entry);
+    return entry;
+  }
+
+  /** One list call per account, shared by all concurrent reconciles; retried (by the queue) if it fails. */
+  #loadAccount(account: string): Promise<void> {
+    let p = this.#accountsLoaded.get(account);
+    if (!p) {
+      p = this.#o.anchore.listImages(account).then((images) => {
+        for (const i of images) {
+          const k = `${account}|${i.image_digest}`;
+          if (!this.#catalog.has(k)) this.#catalog.set(k, { digest: i.image_digest, analysis: i.analysis_status, polls: 0 });
+          for (const t of i.full_tags) this.#tagIndex.set(`${account}|${t}`, i.image_digest);
+        }
+        this.#log.info({ account, images: images.length }, 'learned the images Anchore already holds');
+      });
+      this.#accountsLoaded.set(account, p);
+      p.catch(() => this.#accountsLoaded.delete(account));
+    }
+    return p;
+  }
+
+  *#countByStatus(): Iterable<[{ account: string; analysis_status: string }, number]> {
+    const counts = new Map<string, number>();
+    for (const img of this.running.values()) {
+      const status = this.#catalog.get(img.key)?.analysis ?? 'not_registered';
+      const k = `${img.account}\u0000${status}`;
+      counts.set(k, (counts.get(k) ?? 0) + 1);
+    }
+    for (const [k, n] of counts) {
+      const [account, analysis_status] = k.split('\u0000') as [string, string];
+      yield [{ account, analysis_status }, n];
+    }
+  }
+}

@@ -1,0 +1,81 @@
+import { type ResolvedImage, type ImagePolicy, resolveContainerImage } from '../discovery/container-image.ts';
+import { compileGlobs } from '../discovery/glob.ts';
+import { compileImageExclusions } from '../discovery/image-filter.ts';
+import { compileNamespaceFilter, type NamespaceFilterConfig } from '../discovery/namespace-filter.ts';
+import type { NamespaceInfo, PodContainer } from '../kube/cluster.port.ts';
+
+export interface ScopeConfig {
+  namespaces: NamespaceFilterConfig;
+  imageExclude: string[];
+  imagePolicy: ImagePolicy;
+  defaultAccount: string;
+  routes: Array<{ account: string; namespaces: string[] }>;
+  accountLabel?: string;
+}
+
+export type ImageResolution =
+  | { kind: 'image'; image: ResolvedImage }
+  | { kind: 'excluded' }
+  | { kind: 'dropped' }
+  | { kind: 'invalid'; reason: string };
+
+/**
+ * What the operator looks at and where it goes: namespace filter, image exclusions, the namespace → Anchore account
+ * routing (static routes first, in order; then a namespace label; then the default account), and image resolution.
+ * Everything is compiled once; invalid input fails at construction with the reason.
+ */
+export class Scope {
+  readonly defaultAccount: string;
+  readonly #nsFilter: (name: string, labels: Readonly<Record<string, string>> | undefined) => boolean;
+  readonly #excluded: (r: { tag: string; repository: string; digest?: string }) => boolean;
+  readonly #routes: Array<{ account: string; match: (ns: string) => boolean }>;
+  readonly #accountLabel: string | undefined;
+  readonly #policy: ImagePolicy;
+
+  constructor(cfg: ScopeConfig) {
+    const f = compileNamespaceFilter(cfg.namespaces);
+    if (!f.ok) throw new Error(f.reason);
+    const x = compileImageExclusions(cfg.imageExclude);
+    if (!x.ok) throw new Error(x.reason);
+    this.#nsFilter = f.value;
+    this.#excluded = x.value;
+    this.#routes = cfg.routes.map((r) => {
+      const g = compileGlobs(r.namespaces);
+      if (!g.ok) throw new Error(`account route ${r.account}: ${g.reason}`);
+      return { account: r.account, match: g.value };
+    });
+    this.#accountLabel = cfg.accountLabel;
+    this.defaultAccount = cfg.defaultAccount;
+    this.#policy = cfg.imagePolicy;
+  }
+
+  /** Whether pods of this namespace are in scope. A namespace not (yet) in the cache is out of scope. */
+  includesNamespace(ns: NamespaceInfo | undefined): boolean {
+    return ns !== undefined && this.#nsFilter(ns.name, ns.labels);
+  }
+
+  accountFor(ns: NamespaceInfo | undefined, name: string): string {
+    for (const r of this.#routes) if (r.match(name)) return r.account;
+    if (this.#accountLabel) {
+      const v = ns?.labels[this.#accountLabel];
+      if (v) return v;
+    }
+    return this.defaultAccount;
+  }
+
+  /** Every account the operator may write to that is known without looking at namespaces. */
+  get staticAccounts(): string[] {
+    return [...new Set([this.defaultAccount, ...this.#routes.map((r) => r.account)])];
+  }
+
+  resolveImage(c: PodContainer): ImageResolution {
+    const input: { specImage: string; imageID?: string; statusImage?: string } = { specImage: c.image };
+    if (c.imageID) input.imageID = c.imageID;
+    if (c.statusImage) input.statusImage = c.statusImage;
+    const r = resolveContainerImage(input, this.#policy);
+    if (!r.ok) return { kind: 'invalid', reason: r.reason };
+    if (r.value === null) return { kind: 'dropped' };
+    if (this.#excluded(r.value)) return { kind: 'excluded' };
+    return { kind: 'image', image: r.value };
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * What controllers may know about the cluster: slim, read-only projections of the objects the operator watches, and
+ * stores to read them from. Controllers depend on this file only, never on the client or the reflector.
+ */
+export interface OwnerRef {
+  kind: string;
+  name: string;
+  uid: string;
+}
+
+export type ContainerKind = 'container' | 'init' | 'ephemeral';
+
+export interface PodContainer {
+  name: string;
+  kind: ContainerKind;
+  /** Image as written in the pod spec (the tag the user asked for). */
+  image: string;
+  /** containerStatuses[].imageID: what actually runs (registry digest, or a bare config id). */
+  imageID?: string;
+  /** containerStatuses[].image: the runtime's view of the image reference. */
+  statusImage?: string;
+  /** containerStatuses[].containerID, e.g. containerd://…; absent until the container was created. */
+  containerID?: string;
+}
+
+export interface PodInfo {
+  key: string;
+  resourceVersion: string;
+  uid: string;
+  name: string;
+  namespace: string;
+  nodeName?: string;
+  labels: Record<string, string>;
+  /** The controlling owner, if any. */
+  owner?: OwnerRef;
+  containers: PodContainer[];
+}
+
+export interface NamespaceInfo {
+  key: string;
+  resourceVersion: string;
+  uid: string;
+  name: string;
+  labels: Record<string, string>;
+}
+
+export interface NodeInfo {
+  key: string;
+  resourceVersion: string;
+  uid: string;
+  name: string;
+  labels: Record<string, string>;
+  kernelVersion?: string;
+  kubeletVersion?: string;
+  kubeProxyVersion?: string;
+  containerRuntimeVersion?: string;
+  operatingSystem?: string;
+  architecture?: string;
+}
+
+/** A ReplicaSet or Job, kept only to walk up to the top-level workload. */
+export interface OwnerInfo {
+  key: string;
+  resourceVersion: string;
+  uid: string;
+  name: string;
+  namespace: string;
+  owner?: OwnerRef;
+}
+
+export interface StoreHandlers<T> {
+  add?(obj: T): void;
+  update?(oldObj: T, newObj: T): void;
+  delete?(obj: T): void;
+}
+
+/** A read-only cache of one resource, kept current by a watch. */
+export interface Store<T> {
+  readonly resource: string;
+  get(key: string): T | undefined;
+  list(): IterableIterator<T>;
+  readonly size: number;
+  readonly hasSynced: boolean;
+  on(handlers: StoreHandlers<T>): void;
+}
+
+export interface ClusterStores {
+  pods: Store<PodInfo>;
+  namespaces: Store<NamespaceInfo>;
+  nodes: Store<NodeInfo>;
+  replicaSets: Store<OwnerInfo>;
+  jobs: Store<OwnerInfo>;
+}
+
+/** The top-level workload a pod belongs to (Deployment, StatefulSet, DaemonSet, CronJob, Job, bare Pod, …). */
+export interface WorkloadRef {
+  kind: string;
+  name: string;
+  namespace: string;
+}
+
+export function workloadKey(w: WorkloadRef): string {
+  return `${w.namespace}/${w.kind}/${w.name}`;
+}
+
+/**
+ * Walks a pod's controller chain: ReplicaSet→Deployment, Job→CronJob; other owners (StatefulSet, DaemonSet, custom
+ * kinds) are top-level themselves; a pod without a controller is its own workload. An owner missing from the cache
+ * (not yet seen, or deleted) stops the walk at what is known.
+ */
+export function resolveWorkload(pod: PodInfo, stores: Pick<ClusterStores, 'replicaSets' | 'jobs'>): WorkloadRef {
+  const ns = pod.namespace;
+  const owner = pod.owner;
+  if (!owner) return { kind: 'Pod', name: pod.name, namespace: ns };
+  if (owner.kind === 'ReplicaSet') {
+    const rs = stores.replicaSets.get(`${ns}/${owner.name}`);
+    if (rs?.owner) return { kind: rs.owner.kind, name: rs.owner.name, namespace: ns };
+  } else if (owner.kind === 'Job') {
+    const job = stores.jobs.get(`${ns}/${owner.name}`);
+    if (job?.owner) return { kind: job.owner.kind, name: job.owner.name, namespace: ns };
+  }
+  return { kind: owner.kind, name: owner.name, namespace: ns };
+}

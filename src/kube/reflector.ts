@@ -1,0 +1,355 @@
+import { type BackoffPolicy, backoffDelay } from '../runtime/backoff.ts';
+import { errorMessage } from '../runtime/errors.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { KubeClient, WatchHandle } from './client.ts';
+
+/** Every cached object keeps these so the store can detect change; the rest is whatever the projection keeps. */
+export interface Cached {
+  key: string;
+  resourceVersion: string;
+}
+
+export interface ReflectorHandlers<T> {
+  add?(obj: T): void;
+  update?(oldObj: T, newObj: T): void;
+  delete?(obj: T): void;
+}
+
+export interface ReflectorMetrics {
+  watchRestart(resource: string, reason: 'timeout' | 'closed' | 'error' | 'gone' | 'watchdog' | 'relist'): void;
+  event(resource: string, type: string): void;
+  listed(resource: string, count: number, durationMs: number): void;
+}
+
+export interface ReflectorOptions<T extends Cached> {
+  /** Resource name for logs and metrics, e.g. "pods". */
+  resource: string;
+  client: KubeClient;
+  /** Collection path, e.g. /api/v1/pods or /apis/apps/v1/replicasets. */
+  path: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** Ask for PartialObjectMetadata: enough for owner walks, a fraction of the bytes. */
+  metadataOnly?: boolean;
+  /** Slim projection of a raw object; undefined drops it (treated as absent). Must set key and resourceVersion. */
+  project(raw: unknown): T | undefined;
+  pageSize?: number;
+  /** Full relist + diff on this interval, to recover from any missed event (0 = off). */
+  relistIntervalMs?: number;
+  /** Abort and relist when nothing (event, bookmark, connect) arrived for this long (0 = off). */
+  watchdogMs?: number;
+  backoff?: BackoffPolicy;
+  log: Logger;
+  metrics?: ReflectorMetrics;
+}
+
+/**
+ * List-then-watch cache for one resource (an informer). Level-based consumers read `get`/`list`; handlers are
+ * only told "look again". Recovers by itself: 410 Gone → relist with a diff (deletions during the gap become delete
+ * events), any other error → restart with backoff, silence → watchdog relist, and a periodic relist as a backstop.
+ */
+export class Reflector<T extends Cached> {
+  readonly resource: string;
+  readonly #o: ReflectorOptions<T>;
+  readonly #store = new Map<string, T>();
+  readonly #handlers: ReflectorHandlers<T>[] = [];
+  #rv = '';
+  #synced = false;
+  #stopped = false;
+  #watch: WatchHandle | undefined;
+  #watchGen = 0;
+  #failures = 0;
+  #lastActivity = Date.now();
+  #lastList = 0;
+  #timers = new Set<ReturnType<typeof setTimeout>>();
+  #watchdog: ReturnType<typeof setInterval> | undefined;
+  #syncedWaiters: Array<() => void> = [];
+
+  constructor(opts: ReflectorOptions<T>) {
+    this.resource = opts.resource;
+    this.#o = opts;
+  }
+
+  on(handlers: ReflectorHandlers<T>): void {
+    this.#handlers.push(handlers);
+  }
+
+  get(key: string): T | undefined {
+    return this.#store.get(key);
+  }
+
+  list(): IterableIterator<T> {
+    return this.#store.values();
+  }
+
+  get size(): number {
+    return this.#store.size;
+  }
+
+  get hasSynced(): boolean {
+    return this.#synced;
+  }
+
+  get lastActivity(): number {
+    return this.#lastActivity;
+  }
+
+  /** Resolves once the first list has been loaded and the watch is starting. Retries the list with backoff. */
+  async start(): Promise<void> {
+    this.#stopped = false;
+    const dog = this.#o.watchdogMs ?? 0;
+    if (dog > 0) {
+      this.#watchdog = setInterval(() => this.#checkWatchdog(dog), Math.min(dog, 30_000));
+      this.#watchdog.unref();
+    }
+    void this.#listAndWatch('initial');
+    await this.waitForSync();
+  }
+
+  waitForSync(): Promise<void> {
+    if (this.#synced) return Promise.resolve();
+    return new Promise((resolve) => this.#syncedWaiters.push(resolve));
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#watchGen++;
+    this.#watch?.abort();
+    this.#watch = undefined;
+    if (this.#watchdog) clearInterval(this.#watchdog);
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+  }
+
+  #later(fn: () => void, ms: number): void {
+    const t = setTimeout(() => {
+      this.#timers.delete(t);
+      fn();
+    }, ms);
+    t.unref();
+    this.#timers.add(t);
+  }
+
+  async #listAndWatch(why: string): Promise<void> {
+    if (this.#stopped) return;
+    const gen = ++this.#watchGen;
+    this.#watch?.abort();
+    this.#watch = undefined;
+    try {
+      await this.#relist();
+    } catch (err) {
+      if (this.#stopped || gen !== this.#watchGen) return;
+      const delay = this.#nextBackoff();
+      this.#o.log.warn({ resource: this.resource, err: errorMessage(err), retryInMs: delay, why }, 'list failed; retrying');
+      this.#later(() => void this.#listAndWatch('list-retry'), delay);
+      return;
+    }
+    if (this.#stopped || gen !== this.#watchGen) return;
+    this.#failures = 0;
+    this.#markSynced();
+    void this.#startWatch(gen);
+  }
+
+  #markSynced(): void {
+    if (this.#synced) return;
+    this.#synced = true;
+    for (const w of this.#syncedWaiters.splice(0)) w();
+  }
+
+  async #relist(): Promise<void> {
+    const started = Date.now();
+    const fresh = new Map<string, T>();
+    let continueToken: string | undefined;
+    let rv = '';
+    do {
+      const page = await this.#o.client.listPage<unknown>(this.#o.path, {
+        labelSelector: this.#o.labelSelector,
+        fieldSelector: this.#o.fieldSelector,
+        limit: this.#o.pageSize ?? 500,
+        continueToken,
+        metadataOnly: this.#o.metadataOnly,
+      });
+      for (const raw of page.items) {
+        const obj = this.#o.project(raw);
+        if (obj) fresh.set(obj.key, obj);
+      }
+      rv = page.resourceVersion;
+      continueToken = page.continueToken;
+    } while (continueToken);
+    this.#lastList = Date.now();
+    this.#lastActivity = this.#lastList;
+    // Diff against what we had: this is how deletions missed during a gap surface.
+    const old = new Map(this.#store);
+    this.#store.clear();
+    for (const [k, obj] of fresh) this.#store.set(k, obj);
+    this.#rv = rv;
+    for (const [k, obj] of fresh) {
+      const prev = old.get(k);
+      if (!prev) this.#emit('add', undefined, obj);
+      else if (prev.resourceVersion !== obj.resourceVersion) this.#emit('update', prev, obj);
+    }
+    for (const [k, prev] of old) if (!fresh.has(k)) this.#emit('delete', prev, undefined);
+    this.#o.metrics?.listed(this.resource, fresh.size, Date.now() - started);
+  }
+
+  async #startWatch(gen: number): Promise<void> {
+    if (this.#stopped || gen !== this.#watchGen) return;
+    const relistEvery = this.#o.relistIntervalMs ?? 0;
+    if (relistEvery > 0 && Date.now() - this.#lastList >= relistEvery) {
+      this.#o.metrics?.watchRestart(this.resource, 'relist');
+      return this.#listAndWatch('periodic relist');
+    }
+    let ended = false;
+    const done = (err: unknown): void => {
+      if (ended) return;
+      ended = true;
+      if (this.#stopped || gen !== this.#watchGen) return;
+      this.#watch = undefined;
+      this.#onWatchEnd(gen, err);
+    };
+    try {
+      const handle = await this.#o.client.watch(
+        this.#o.path,
+        {
+          resourceVersion: this.#rv,
+          allowWatchBookmarks: true,
+          labelSelector: this.#o.labelSelector,
+          fieldSelector: this.#o.fieldSelector,
+          // Server-side timeout spreads reconnects; client-node also ends a watch after 30 s of silence.
+          timeoutSeconds: 240 + Math.floor(Math.random() * 120),
+        },
+        (type, obj) => {
+          if (gen !== this.#watchGen) return;
+          this.#onWatchEvent(gen, type, obj);
+        },
+        done,
+        { metadataOnly: this.#o.metadataOnly },
+      );
+      if (ended || gen !== this.#watchGen) handle.abort();
+      else this.#watch = handle;
+      this.#lastActivity = Date.now();
+    } catch (err) {
+      done(err);
+    }
+  }
+
+  #onWatchEvent(gen: number, type: string, raw: unknown): void {
+    this.#lastActivity = Date.now();
+    this.#o.metrics?.event(this.resource, type);
+    if (type === 'ERROR') {
+      const status = raw as { code?: number; reason?: string; message?: string };
+      if (status?.code === 410 || status?.reason === 'Expired' || status?.reason === 'Gone') {
+        this.#o.metrics?.watchRestart(this.resource, 'gone');
+        this.#o.log.info({ resource: this.resource }, 'watch resourceVersion too old (410 Gone); relisting');
+        void this.#listAndWatch('410');
+      } else {
+        this.#o.log.warn({ resource: this.resource, status }, 'watch error event; restarting');
+        this.#restartWatchLater(gen, 'error');
+      }
+      return;
+    }
+    const meta = (raw as { metadata?: { resourceVersion?: string } } | undefined)?.metadata;
+    if (type === 'BOOKMARK') {
+      if (meta?.resourceVersion) this.#rv = meta.resourceVersion;
+      return;
+    }
+    const obj = this.#o.project(raw);
+    if (meta?.resourceVersion) this.#rv = meta.resourceVersion;
+    if (!obj) {
+      // Projection rejected it: e.g. a pod that left the Running phase is treated as gone.
+      const key = keyOfRaw(raw);
+      const prev = key ? this.#store.get(key) : undefined;
+      if (key && prev) {
+        this.#store.delete(key);
+        this.#emit('delete', prev, undefined);
+      }
+      return;
+    }
+    const prev = this.#store.get(obj.key);
+    if (type === 'DELETED') {
+      if (prev) {
+        this.#store.delete(obj.key);
+        this.#emit('delete', prev, undefined);
+      }
+      return;
+    }
+    this.#store.set(obj.key, obj);
+    if (!prev) this.#emit('add', undefined, obj);
+    else if (prev.resourceVersion !== obj.resourceVersion) this.#emit('update', prev, obj);
+  }
+
+  #onWatchEnd(gen: number, err: unknown): void {
+    const e = err as { name?: string; statusCode?: number; code?: number } | null | undefined;
+    if (!e) {
+      this.#o.metrics?.watchRestart(this.resource, 'closed');
+      this.#failures = 0;
+      void this.#startWatch(gen);
+      return;
+    }
+    if (e.name === 'TimeoutError') {
+      // client-node's 30 s inactivity timeout on a quiet resource: a normal reconnect from the last resourceVersion.
+      this.#o.metrics?.watchRestart(this.resource, 'timeout');
+      this.#failures = 0;
+      void this.#startWatch(gen);
+      return;
+    }
+    if (e.statusCode === 410 || e.code === 410) {
+      this.#o.metrics?.watchRestart(this.resource, 'gone');
+      void this.#listAndWatch('410');
+      return;
+    }
+    if (e.name === 'AbortError') return; // we aborted it ourselves
+    this.#o.log.warn({ resource: this.resource, err: errorMessage(err) }, 'watch failed; restarting with backoff');
+    this.#restartWatchLater(gen, 'error');
+  }
+
+  #restartWatchLater(gen: number, reason: 'error'): void {
+    this.#o.metrics?.watchRestart(this.resource, reason);
+    this.#watch?.abort();
+    this.#watch = undefined;
+    const delay = this.#nextBackoff();
+    // After repeated failures relist rather than resume: the apiserver may have restarted and compacted.
+    const relist = this.#failures >= 3;
+    this.#later(() => {
+      if (gen !== this.#watchGen) return;
+      if (relist) void this.#listAndWatch('repeated watch failures');
+      else void this.#startWatch(gen);
+    }, delay);
+  }
+
+  #nextBackoff(): number {
+    const d = backoffDelay(this.#o.backoff ?? { baseMs: 1000, maxMs: 30_000, jitter: 0.3 }, this.#failures);
+    this.#failures++;
+    return d;
+  }
+
+  #checkWatchdog(limitMs: number): void {
+    if (this.#stopped || !this.#synced) return;
+    if (Date.now() - this.#lastActivity > limitMs) {
+      this.#o.log.warn({ resource: this.resource, silentMs: Date.now() - this.#lastActivity }, 'watch silent too long; relisting');
+      this.#o.metrics?.watchRestart(this.resource, 'watchdog');
+      this.#lastActivity = Date.now();
+      void this.#listAndWatch('watchdog');
+    }
+  }
+
+  #emit(kind: 'add' | 'update' | 'delete', oldObj: T | undefined, newObj: T | undefined): void {
+    for (const h of this.#handlers) {
+      try {
+        if (kind === 'add') h.add?.(newObj as T);
+        else if (kind === 'update') h.update?.(oldObj as T, newObj as T);
+        else h.delete?.(oldObj as T);
+      } catch (err) {
+        // Handlers only enqueue; a throw is a bug, but it must not stop the watch.
+        this.#o.log.error({ resource: this.resource, err: errorMessage(err) }, 'event handler threw');
+      }
+    }
+  }
+}
+
+/** "namespace/name" or "name" from raw metadata. */
+export function keyOfRaw(raw: unknown): string | undefined {
+  const m = (raw as { metadata?: { name?: string; namespace?: string } } | undefined)?.metadata;
+  if (!m?.name) return undefined;
+  return m.namespace ? `${m.namespace}/${m.name}` : m.name;
+}

@@ -1,0 +1,51 @@
+import type { Logger } from '../telemetry/logger.ts';
+import type { ClusterStores } from './cluster.port.ts';
+import type { KubeClient } from './client.ts';
+import { projectNamespace, projectNode, projectOwner, projectPod } from './projections.ts';
+import { Reflector, type ReflectorMetrics } from './reflector.ts';
+
+export interface StoresOptions {
+  client: KubeClient;
+  log: Logger;
+  metrics?: ReflectorMetrics;
+  relistIntervalMs: number;
+  watchdogMs: number;
+}
+
+export interface RunningStores extends ClusterStores {
+  all: Reflector<{ key: string; resourceVersion: string }>[];
+  start(): Promise<void>;
+  stop(): void;
+  synced(): boolean;
+}
+
+/**
+ * The watches the operator keeps: Running pods (server-side field selector, slim projection), namespaces, nodes, and
+ * ReplicaSets/Jobs as metadata only (to resolve Deployments and CronJobs).
+ */
+export function createClusterStores(o: StoresOptions): RunningStores {
+  const common = { client: o.client, log: o.log, relistIntervalMs: o.relistIntervalMs, watchdogMs: o.watchdogMs, ...(o.metrics ? { metrics: o.metrics } : {}) };
+  const pods = new Reflector({ ...common, resource: 'pods', path: '/api/v1/pods', fieldSelector: 'status.phase=Running', project: (r) => projectPod(r) });
+  const namespaces = new Reflector({ ...common, resource: 'namespaces', path: '/api/v1/namespaces', project: projectNamespace });
+  const nodes = new Reflector({ ...common, resource: 'nodes', path: '/api/v1/nodes', project: projectNode });
+  const replicaSets = new Reflector({ ...common, resource: 'replicasets', path: '/apis/apps/v1/replicasets', metadataOnly: true, project: projectOwner });
+  const jobs = new Reflector({ ...common, resource: 'jobs', path: '/apis/batch/v1/jobs', metadataOnly: true, project: projectOwner });
+  const all = [namespaces, nodes, replicaSets, jobs, pods] as RunningStores['all'];
+  return {
+    pods,
+    namespaces,
+    nodes,
+    replicaSets,
+    jobs,
+    all,
+    // Owners and namespaces first, so the first pod events already resolve workloads and scope.
+    async start() {
+      await Promise.all([namespaces.start(), nodes.start(), replicaSets.start(), jobs.start()]);
+      await pods.start();
+    },
+    stop() {
+      for (const r of all) r.stop();
+    },
+    synced: () => all.every((r) => r.hasSynced),
+  };
+}

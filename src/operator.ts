@@ -1,0 +1,222 @@
+import type { AnchoreApi } from './anchore/anchore.port.ts';
+import { AnchoreHttpClient } from './anchore/anchore.http.ts';
+import { AnchoreError } from './anchore/errors.ts';
+import type { Config } from './config.ts';
+import { ImageController } from './controllers/image.controller.ts';
+import { IntegrationController } from './controllers/integration.controller.ts';
+import { InventoryController } from './controllers/inventory.controller.ts';
+import { Scope } from './controllers/scope.ts';
+import { KubeClient } from './kube/client.ts';
+import { createClusterStores, type RunningStores } from './kube/stores.ts';
+import { errorMessage } from './runtime/errors.ts';
+import type { Logger } from './telemetry/logger.ts';
+import { OperatorMetrics } from './telemetry/metrics.ts';
+import { startHealthServer, startMetricsServer } from './telemetry/server.ts';
+import { VERSION } from './version.ts';
+
+/** A startup failure that retrying cannot fix (bad credentials, wrong API version): main exits 1 with this line. */
+export class FatalStartupError extends Error {
+  override readonly name = 'FatalStartupError';
+}
+
+export interface RunningOperator {
+  readonly stores: RunningStores;
+  readonly images: ImageController;
+  readonly inventory: InventoryController;
+  readonly integration: IntegrationController | undefined;
+  readonly metrics: OperatorMetrics;
+  readonly anchore: AnchoreApi;
+  readonly healthPort: number;
+  readonly metricsPort: number;
+  isReady(): boolean;
+  /** Stops watches, drains queues up to the configured deadline, closes servers and connections. */
+  stop(): Promise<void>;
+}
+
+export interface OperatorDeps {
+  log: Logger;
+  metrics?: OperatorMetrics;
+  /** Replaces the HTTP client (tests); production always uses AnchoreHttpClient. */
+  anchore?: AnchoreApi;
+}
+
+/**
+ * The composition root's body: config → adapters → controllers → servers. Startup order matters:
+ * 1. health server first (liveness answers while we wait on Anchore);
+ * 2. Anchore version and capability check: wrong API version or rejected credentials are fatal, an unreachable
+ *    Anchore is retried (with backoff) and keeps /readyz failing;
+ * 3. caches synced before any controller starts, so nothing is judged on a partial view.
+ */
+export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<RunningOperator> {
+  const log = deps.log;
+  const metrics = deps.metrics ?? new OperatorMetrics(undefined, { version: VERSION });
+  let anchoreOk = false;
+  let storesRef: RunningStores | undefined;
+  const ready = (): boolean => anchoreOk && (storesRef?.synced() ?? false);
+  const health = await startHealthServer({
+    host: cfg.http.bindAddress,
+    port: cfg.http.healthPort,
+    log,
+    checks: [
+      { name: 'anchore', ok: () => anchoreOk, detail: () => 'Anchore has not answered the version check yet' },
+      { name: 'caches', ok: () => storesRef?.synced() ?? false, detail: () => 'informer caches not synced yet' },
+    ],
+  });
+  const metricsServer = await startMetricsServer({ host: cfg.http.bindAddress, port: cfg.http.metricsPort, registry: metrics.registry, log });
+  metrics.ready.set(0);
+
+  const http =
+    deps.anchore === undefined
+      ? new AnchoreHttpClient({
+          url: cfg.anchore.url,
+          auth: cfg.anchore.auth,
+          ...(cfg.anchore.caFile ? { caFile: cfg.anchore.caFile } : {}),
+          insecureSkipTlsVerify: cfg.anchore.insecureSkipTlsVerify,
+          timeouts: { requestMs: cfg.anchore.timeoutMs },
+          concurrency: cfg.anchore.concurrency,
+          ratePerSecond: cfg.anchore.ratePerSecond,
+          burst: cfg.anchore.burst,
+          userAgent: `anchore-operator/${VERSION}`,
+          log: log.child({ component: 'anchore' }),
+          onRequest: (e) => metrics.anchoreRequest(e),
+        })
+      : undefined;
+  const anchore: AnchoreApi = deps.anchore ?? (http as AnchoreHttpClient);
+
+  const kube = new KubeClient({ ...(cfg.kube.kubeconfig ? { kubeconfig: cfg.kube.kubeconfig } : {}), userAgent: `anchore-operator/${VERSION}` });
+  const stores = createClusterStores({
+    client: kube,
+    log: log.child({ component: 'informer' }),
+    relistIntervalMs: cfg.kube.resyncMs,
+    watchdogMs: cfg.kube.watchdogMs,
+    metrics: {
+      watchRestart: (resource, reason) => metrics.watchRestarts.inc({ resource, reason }),
+      event: (resource) => metrics.watchLastEvent.set({ resource }, Date.now() / 1000),
+      listed: (resource) => metrics.watchLastEvent.set({ resource }, Date.now() / 1000),
+    },
+  });
+  storesRef = stores;
+  metrics.stateGauge('anchore_operator_watch_cached_objects', 'Objects held in each informer cache', ['resource'], () =>
+    stores.all.map((r) => [{ resource: r.resource }, r.size] as [{ resource: string }, number]),
+  );
+
+  const scope = new Scope({
+    namespaces: cfg.namespaces,
+    imageExclude: cfg.images.exclude,
+    imagePolicy: { missingTagPolicy: cfg.images.missingTagPolicy, ...(cfg.images.registryOverride ? { registryOverride: cfg.images.registryOverride } : {}) },
+    defaultAccount: cfg.anchore.account,
+    routes: cfg.accounts.routes,
+    ...(cfg.accounts.namespaceLabel ? { accountLabel: cfg.accounts.namespaceLabel } : {}),
+  });
+  const images = new ImageController({
+    stores,
+    scope,
+    anchore,
+    clusterName: cfg.clusterName,
+    workers: cfg.registration.workers,
+    analysisPollMaxMs: cfg.registration.analysisPollMaxMs,
+    log,
+    metrics,
+  });
+  const inventory = new InventoryController({
+    stores,
+    scope,
+    anchore,
+    clusterName: cfg.clusterName,
+    intervalMs: cfg.inventory.intervalMs,
+    debounceMs: cfg.inventory.debounceMs,
+    minIntervalMs: cfg.inventory.minIntervalMs,
+    batchBytes: cfg.inventory.batchBytes,
+    log,
+    metrics,
+  });
+  const integration = cfg.integration.enabled
+    ? new IntegrationController({
+        anchore,
+        account: cfg.anchore.account,
+        username: cfg.anchore.auth.type === 'apikey' ? '_api_key' : cfg.anchore.auth.username,
+        clusterName: cfg.clusterName,
+        registrationId: cfg.integration.registrationId,
+        instanceId: cfg.integration.instanceId,
+        ...(cfg.integration.namespace ? { namespace: cfg.integration.namespace } : {}),
+        version: VERSION,
+        healthIntervalMs: cfg.integration.healthIntervalMs,
+        inventoryStatus: () => inventory.status(),
+        log,
+      })
+    : undefined;
+
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    stores.stop();
+    integration?.stop();
+    const [img, inv] = await Promise.all([images.queue.shutdown(cfg.shutdownDrainMs), inventory.queue.shutdown(cfg.shutdownDrainMs)]);
+    log.info({ imagesDrained: img.drained, inventoryDrained: inv.drained }, 'work queues stopped');
+    await Promise.allSettled([health.close(), metricsServer.close(), kube.close(), http?.close()]);
+  };
+
+  try {
+    await checkAnchore(anchore, log, () => stopped);
+    anchoreOk = true;
+    log.info('starting informers');
+    await stores.start();
+    log.info({ pods: stores.pods.size, namespaces: stores.namespaces.size, nodes: stores.nodes.size }, 'caches synced');
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  images.start();
+  if (cfg.inventory.enabled) inventory.start();
+  integration?.start();
+  metrics.ready.set(1);
+  log.info('operator ready');
+
+  return {
+    stores,
+    images,
+    inventory,
+    integration,
+    metrics,
+    anchore,
+    healthPort: health.port,
+    metricsPort: metricsServer.port,
+    isReady: ready,
+    stop,
+  };
+}
+
+/**
+ * Waits until Anchore answers as a V2 server. Unreachable → retry with backoff (we are not ready meanwhile).
+ * V1 server, rejected credentials, or a missing required operation → FatalStartupError with the cause.
+ */
+async function checkAnchore(anchore: AnchoreApi, log: Logger, stopped: () => boolean): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const v = await anchore.version();
+      if (v.api !== '2') {
+        throw new FatalStartupError(
+          `Anchore at ANCHORE_URL reports API version ${v.api ? `"${v.api}"` : '(none)'}; this operator needs the V2 API (Anchore Enterprise 5.x)`,
+        );
+      }
+      const caps = await anchore.capabilities();
+      if (!caps.specAvailable) log.warn('Anchore publishes no /v2/openapi.json; cannot check which operations it supports');
+      if (caps.missingRequired.length) {
+        throw new FatalStartupError(`Anchore lacks operations this operator needs: ${caps.missingRequired.join(', ')}`);
+      }
+      if (caps.missingOptional.length) log.warn({ missing: caps.missingOptional }, 'Anchore lacks optional operations; the features using them are off');
+      log.info({ service: v.service, api: v.api }, 'Anchore answered');
+      return;
+    } catch (err) {
+      if (err instanceof FatalStartupError) throw err;
+      if (err instanceof AnchoreError && err.kind === 'auth') {
+        throw new FatalStartupError(`Anchore rejected the operator's credentials: ${err.message}`);
+      }
+      if (stopped()) throw err;
+      const delay = Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5));
+      log.warn({ err: errorMessage(err), retryInMs: delay }, 'Anchore not reachable yet; retrying');
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}

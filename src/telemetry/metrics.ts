@@ -1,0 +1,92 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Metric names: one place, documented in docs/metrics.md. */
+export const METRIC = {
+  buildInfo: 'anchore_operator_build_info',
+  ready: 'anchore_operator_ready',
+  reconcileTotal: 'anchore_operator_reconcile_total',
+  reconcileDuration: 'anchore_operator_reconcile_duration_seconds',
+  queueDepth: 'anchore_operator_workqueue_depth',
+  queueRetries: 'anchore_operator_workqueue_retries_total',
+  queueWait: 'anchore_operator_workqueue_wait_seconds',
+  anchoreRequests: 'anchore_operator_anchore_requests_total',
+  anchoreRequestDuration: 'anchore_operator_anchore_request_duration_seconds',
+  watchRestarts: 'anchore_operator_watch_restarts_total',
+  watchLastEvent: 'anchore_operator_watch_last_event_timestamp_seconds',
+  watchObjects: 'anchore_operator_watch_cached_objects',
+  imagesRegistered: 'anchore_operator_images_registered_total',
+  registrationLatency: 'anchore_operator_image_registration_latency_seconds',
+  images: 'anchore_operator_images',
+  imagesSkipped: 'anchore_operator_container_images_skipped_total',
+  inventoryReports: 'anchore_operator_inventory_reports_total',
+  inventoryLastSuccess: 'anchore_operator_inventory_last_success_timestamp_seconds',
+  inventoryDuration: 'anchore_operator_inventory_report_duration_seconds',
+} as const;
+
+const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** All of the operator's metrics, built on one registry that is passed in (no module-level singletons). */
+export class OperatorMetrics {
+  readonly registry: Registry;
+  readonly ready: Gauge;
+  readonly reconcileTotal: Counter<'controller' | 'result'>;
+  readonly reconcileDuration: Histogram<'controller'>;
+  readonly queueRetries: Counter<'queue'>;
+  readonly queueWait: Histogram<'queue'>;
+  readonly anchoreRequests: Counter<'operation' | 'code'>;
+  readonly anchoreRequestDuration: Histogram<'operation'>;
+  readonly watchRestarts: Counter<'resource' | 'reason'>;
+  readonly watchLastEvent: Gauge<'resource'>;
+  readonly imagesRegistered: Counter<'account'>;
+  readonly registrationLatency: Histogram;
+  readonly imagesSkipped: Counter<'reason'>;
+  readonly inventoryReports: Counter<'account' | 'result'>;
+  readonly inventoryLastSuccess: Gauge<'account'>;
+  readonly inventoryDuration: Histogram;
+  readonly #gauges: Array<() => void> = [];
+
+  constructor(registry: Registry = new Registry(), opts: { version?: string; defaultMetrics?: boolean } = {}) {
+    this.registry = registry;
+    const r = [registry];
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'anchore_operator_' });
+    new Gauge({ name: METRIC.buildInfo, help: 'Build information (always 1)', labelNames: ['version', 'node_version'], registers: r }).set(
+      { version: opts.version ?? 'dev', node_version: process.version },
+      1,
+    );
+    this.ready = new Gauge({ name: METRIC.ready, help: '1 when caches are synced and Anchore answered the version check', registers: r });
+    this.reconcileTotal = new Counter({ name: METRIC.reconcileTotal, help: 'Reconciles by controller and result', labelNames: ['controller', 'result'], registers: r });
+    this.reconcileDuration = new Histogram({ name: METRIC.reconcileDuration, help: 'Reconcile duration', labelNames: ['controller'], buckets: DURATION_BUCKETS, registers: r });
+    this.queueRetries = new Counter({ name: METRIC.queueRetries, help: 'Keys requeued after a failure', labelNames: ['queue'], registers: r });
+    this.queueWait = new Histogram({ name: METRIC.queueWait, help: 'Time a key waited in the queue before a worker took it', labelNames: ['queue'], buckets: DURATION_BUCKETS, registers: r });
+    this.anchoreRequests = new Counter({ name: METRIC.anchoreRequests, help: 'Anchore HTTP requests by operation and status code (0 = no response)', labelNames: ['operation', 'code'], registers: r });
+    this.anchoreRequestDuration = new Histogram({ name: METRIC.anchoreRequestDuration, help: 'Anchore HTTP request duration', labelNames: ['operation'], buckets: DURATION_BUCKETS, registers: r });
+    this.watchRestarts = new Counter({ name: METRIC.watchRestarts, help: 'Watch restarts by resource and reason', labelNames: ['resource', 'reason'], registers: r });
+    this.watchLastEvent = new Gauge({ name: METRIC.watchLastEvent, help: 'Unix time of the last watch event per resource', labelNames: ['resource'], registers: r });
+    this.imagesRegistered = new Counter({ name: METRIC.imagesRegistered, help: 'Images added to Anchore (POST /v2/images) by account', labelNames: ['account'], registers: r });
+    this.registrationLatency = new Histogram({ name: METRIC.registrationLatency, help: 'From first seeing an image running to Anchore accepting it', buckets: DURATION_BUCKETS, registers: r });
+    this.imagesSkipped = new Counter({ name: METRIC.imagesSkipped, help: 'Container images not registered, by reason (invalid, excluded, dropped)', labelNames: ['reason'], registers: r });
+    this.inventoryReports = new Counter({ name: METRIC.inventoryReports, help: 'Runtime inventory reports by account and result', labelNames: ['account', 'result'], registers: r });
+    this.inventoryLastSuccess = new Gauge({ name: METRIC.inventoryLastSuccess, help: 'Unix time of the last inventory report Anchore accepted', labelNames: ['account'], registers: r });
+    this.inventoryDuration = new Histogram({ name: METRIC.inventoryDuration, help: 'Time to build and send one account inventory', buckets: DURATION_BUCKETS, registers: r });
+  }
+
+  /** A gauge computed at scrape time from current state, so series of vanished objects disappear by themselves. */
+  stateGauge<L extends string>(name: string, help: string, labelNames: L[], read: () => Iterable<[Partial<Record<L, string>>, number]>): Gauge<L> {
+    return new Gauge<L>({
+      name,
+      help,
+      labelNames,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [labels, value] of read()) this.set(labels, value);
+      },
+    });
+  }
+
+  /** Records one Anchore HTTP attempt (the client's onRequest hook). */
+  anchoreRequest(e: { operation: string; status: number; durationMs: number }): void {
+    this.anchoreRequests.inc({ operation: e.operation, code: String(e.status) });
+    this.anchoreRequestDuration.observe({ operation: e.operation }, e.durationMs / 1000);
+  }
+}
