@@ -26,8 +26,12 @@ describe('Semaphore', () => {
 });
 
 describe('TokenBucket', () => {
-  beforeEach(() => jest.useFakeTimers({ now: 0 }));
-  afterEach(() => jest.useRealTimers());
+  beforeEach(() => {
+    jest.useFakeTimers({ now: 0 });
+  });
+  afterEach(() => {
+    jest.useRealTimers();
+  });
 
   it('when the burst is used up, then further takes are paced at the sustained rate', async () => {
     const clock = { now: () => Date.now(), setTimeout: (f: () => void, ms: number) => setTimeout(f, ms), clearTimeout: () => undefined };

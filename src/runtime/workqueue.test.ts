@@ -14,8 +14,12 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 }
 
 describe('WorkQueue', () => {
-  beforeEach(() => jest.useFakeTimers({ now: 1_000_000 }));
-  afterEach(() => jest.useRealTimers());
+  beforeEach(() => {
+    jest.useFakeTimers({ now: 1_000_000 });
+  });
+  afterEach(() => {
+    jest.useRealTimers();
+  });
 
   it('when a key is added many times before it runs, then it is handled once', async () => {
     const seen: string[] = [];

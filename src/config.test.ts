@@ -1,0 +1,90 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from '@jest/globals';
+import { ConfigError, describeConfig, loadConfig } from './config.ts';
+
+const base = { ANCHORE_URL: 'https://anchore:8228/v2/', ANCHORE_USERNAME: 'admin', ANCHORE_PASSWORD: 's3cret-pw', CLUSTER_NAME: 'prod' };
+
+function fails(env: Record<string, string>): string {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).not.toContain('\n');
+    return (err as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('when only the required settings are given, then safe defaults apply', () => {
+    const c = loadConfig(base);
+    expect(c.anchore.auth).toEqual({ type: 'basic', username: 'admin', password: 's3cret-pw' });
+    expect(c.anchore.account).toBe('admin');
+    expect(c.anchore.insecureSkipTlsVerify).toBe(false);
+    expect(c.images.missingTagPolicy).toBe('digest');
+    expect(c.inventory.enabled).toBe(true);
+    expect(c.http).toEqual({ bindAddress: '0.0.0.0', healthPort: 8081, metricsPort: 8080 });
+  });
+
+  it.each([
+    [{ ANCHORE_URL: '' }, 'ANCHORE_URL is required'],
+    [{ ANCHORE_URL: 'ftp://x' }, 'not an http(s) URL'],
+    [{ ANCHORE_URL: 'https://u:p@x' }, 'must not contain credentials'],
+    [{ ANCHORE_PASSWORD: '' }, 'credentials are required'],
+    [{ ANCHORE_API_KEY: 'k' }, 'not both'],
+    [{ CLUSTER_NAME: '' }, 'CLUSTER_NAME is required'],
+    [{ ANCHORE_CONCURRENCY: 'lots' }, 'ANCHORE_CONCURRENCY: "lots" is not a whole number'],
+    [{ ANCHORE_CONCURRENCY: '0' }, 'out of range'],
+    [{ HEALTH_REPORT_INTERVAL_SECONDS: '5' }, 'HEALTH_REPORT_INTERVAL_SECONDS: 5 is out of range 30..600'],
+    [{ MISSING_TAG_POLICY: 'guess' }, 'must be one of digest, insert, drop'],
+    [{ ANCHORE_INSECURE_SKIP_TLS_VERIFY: 'maybe' }, 'is not a boolean'],
+    [{ NAMESPACE_LABEL_SELECTOR: 'a in (' }, 'NAMESPACE_LABEL_SELECTOR'],
+    [{ ACCOUNT_ROUTES: 'team-a' }, 'must look like account:namespace'],
+    [{ ANCHORE_CA_FILE: '/nonexistent/ca.pem' }, 'ANCHORE_CA_FILE /nonexistent/ca.pem: cannot read (ENOENT)'],
+  ])('when %j, then it fails with a one-line cause', (override, expected) => {
+    const msg = fails({ ...base, ...override });
+    expect(msg).toContain(expected);
+    expect(msg).not.toContain('s3cret-pw');
+  });
+
+  it('when an API key is given, then API-key auth is used', () => {
+    const c = loadConfig({ ANCHORE_URL: 'http://a', CLUSTER_NAME: 'c', ANCHORE_API_KEY: 'key-1' });
+    expect(c.anchore.auth).toEqual({ type: 'apikey', key: 'key-1' });
+  });
+
+  it('when the password comes from a file, then it is read without the trailing newline', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    writeFileSync(join(dir, 'pw'), 'from-file\n');
+    const c = loadConfig({ ...base, ANCHORE_PASSWORD: '', ANCHORE_PASSWORD_FILE: join(dir, 'pw'), ANCHORE_AUTH_MODE: 'oauth' });
+    expect(c.anchore.auth).toEqual({ type: 'oauth', username: 'admin', password: 'from-file' });
+  });
+
+  it('when account routes are given as a string, then they parse in order', () => {
+    const c = loadConfig({ ...base, ACCOUNT_ROUTES: 'team-a:shop,team-a-*; team-b:billing' });
+    expect(c.accounts.routes).toEqual([
+      { account: 'team-a', namespaces: ['shop', 'team-a-*'] },
+      { account: 'team-b', namespaces: ['billing'] },
+    ]);
+  });
+
+  it('when a CONFIG_FILE is given, then its keys apply, environment variables win, and unknown keys are rejected', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const f = join(dir, 'c.yaml');
+    writeFileSync(f, 'CLUSTER_NAME: from-file\nNAMESPACES_EXCLUDE: [kube-system, "kube-*"]\nACCOUNT_ROUTES:\n  team-a: [shop]\nLOG_LEVEL: debug\n');
+    const c = loadConfig({ ...base, CLUSTER_NAME: '', CONFIG_FILE: f, LOG_LEVEL: 'warn' });
+    expect(c.clusterName).toBe('from-file');
+    expect(c.namespaces.exclude).toEqual(['kube-system', 'kube-*']);
+    expect(c.accounts.routes).toEqual([{ account: 'team-a', namespaces: ['shop'] }]);
+    expect(c.log.level).toBe('warn');
+    writeFileSync(f, 'CLUSTR_NAME: typo\n');
+    expect(fails({ ...base, CONFIG_FILE: f })).toContain('unknown setting "CLUSTR_NAME"');
+  });
+
+  it('when the config is described for logging, then no credential appears', () => {
+    const text = JSON.stringify(describeConfig(loadConfig(base)));
+    expect(text).not.toContain('s3cret-pw');
+    expect(text).toContain('"auth":"basic"');
+  });
+});
