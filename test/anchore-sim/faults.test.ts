@@ -1,0 +1,134 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { parseFaultRules, startSimulator } from './index.ts';
+import type { AnchoreSimulator, FaultRule } from './index.ts';
+import { call, tagSource } from './test-client.ts';
+
+let sim: AnchoreSimulator;
+
+beforeAll(async () => {
+  sim = await startSimulator();
+});
+
+afterAll(async () => {
+  await sim.stop();
+});
+
+beforeEach(() => sim.reset());
+
+async function statuses(n: number, path = '/v2/images'): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push((await call(sim.url, 'GET', path)).status);
+  return out;
+}
+
+describe('fault injection', () => {
+  it('when a latency rule matches, then the answer is delayed and other paths are not', async () => {
+    sim.setFaults([{ path: '/v2/images', latencyMs: 150 }]);
+    let t = Date.now();
+    expect((await call(sim.url, 'GET', '/v2/images')).status).toBe(200);
+    expect(Date.now() - t).toBeGreaterThanOrEqual(140);
+    t = Date.now();
+    await call(sim.url, 'GET', '/v2/policies');
+    expect(Date.now() - t).toBeLessThan(140);
+  });
+
+  it('when errorRate is 1 with status 429 and Retry-After, then every match gets 429 with that header and an error body', async () => {
+    sim.setFaults([{ path: '/v2/images', errorRate: 1, status: 429, retryAfterSeconds: 7 }]);
+    const res = await call(sim.url, 'GET', '/v2/images');
+    expect(res.status).toBe(429);
+    expect(res.headers['retry-after']).toBe('7');
+    expect(res.body).toMatchObject({ httpcode: 429, message: expect.any(String) });
+    expect(sim.requests({ path: '/v2/images' }).map((r) => r.status)).toEqual([429]);
+  });
+
+  it('when errorRate is fractional, then the outcome sequence is mixed and reproducible after setFaults', async () => {
+    const rules: FaultRule[] = [{ path: '/v2/images', errorRate: 0.5, status: 503 }];
+    sim.setFaults(rules);
+    const first = await statuses(30);
+    sim.setFaults(rules);
+    const second = await statuses(30);
+    expect(second).toEqual(first);
+    expect(first.filter((s) => s === 503).length).toBeGreaterThan(5);
+    expect(first.filter((s) => s === 200).length).toBeGreaterThan(5);
+  });
+
+  it('when errorRate has no status, then injected errors are 500', async () => {
+    sim.setFaults([{ errorRate: 1 }]);
+    expect((await call(sim.url, 'GET', '/v2/images')).status).toBe(500);
+  });
+
+  it('when an injected error hits POST /v2/images, then no image is created', async () => {
+    sim.setFaults([{ method: 'POST', path: '/v2/images', status: 503 }]);
+    expect((await call(sim.url, 'POST', '/v2/images', { json: tagSource('nginx:1') })).status).toBe(503);
+    expect(sim.images('admin')).toEqual([]);
+    expect((await call(sim.url, 'GET', '/v2/images')).status).toBe(200);
+  });
+
+  it('when inside an outage window, then matching requests get 503; after it, they succeed', async () => {
+    const now = Date.now();
+    sim.setFaults([{ path: /^\/v2\/images/, outage: { fromMs: now - 10, untilMs: now + 250 } }]);
+    expect((await call(sim.url, 'GET', '/v2/images')).status).toBe(503);
+    expect((await call(sim.url, 'GET', '/v2/policies')).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await call(sim.url, 'GET', '/v2/images')).status).toBe(200);
+  });
+
+  it('when an outage window lies in the future, then requests are not affected yet', async () => {
+    sim.setFaults([{ outage: { fromMs: Date.now() + 60_000, untilMs: Date.now() + 120_000 }, status: 502 }]);
+    expect((await call(sim.url, 'GET', '/v2/images')).status).toBe(200);
+  });
+
+  it('when a rule has a count, then it expires after that many hits', async () => {
+    sim.setFaults([{ path: '/v2/images', status: 500, count: 2 }]);
+    expect(await statuses(4)).toEqual([500, 500, 200, 200]);
+  });
+
+  it('when a reset rule matches, then the connection is dropped without a response and logged with status 0', async () => {
+    sim.setFaults([{ path: '/v2/images', reset: true, count: 1 }]);
+    await expect(call(sim.url, 'GET', '/v2/images')).rejects.toThrow();
+    expect(sim.requests({ path: '/v2/images' }).map((r) => r.status)).toEqual([0]);
+    expect((await call(sim.url, 'GET', '/v2/images')).status).toBe(200);
+  });
+
+  it('when an htmlLogin rule matches, then 200 text/html login page is served', async () => {
+    sim.setFaults([{ htmlLogin: true }]);
+    const res = await call(sim.url, 'GET', '/v2/images');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/html/);
+    expect(res.text).toMatch(/^<!DOCTYPE html>/);
+    expect(res.body).toBeUndefined();
+  });
+
+  it('when a truncatedJson rule matches, then 200 application/json with a body that does not parse', async () => {
+    sim.setFaults([{ truncatedJson: true }]);
+    const res = await call(sim.url, 'GET', '/v2/images');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('application/json');
+    expect(res.text.length).toBeGreaterThan(10);
+    expect(() => JSON.parse(res.text)).toThrow();
+  });
+
+  it('when a rule names a method, then other methods on the path are untouched', async () => {
+    sim.setFaults([{ method: 'post', path: '/v2/images', status: 500 }]);
+    expect((await call(sim.url, 'GET', '/v2/images')).status).toBe(200);
+    expect((await call(sim.url, 'POST', '/v2/images', { json: tagSource('nginx:1') })).status).toBe(500);
+  });
+
+  it('when faults are cleared, then requests are served normally', async () => {
+    sim.setFaults([{ status: 500 }]);
+    sim.clearFaults();
+    expect((await call(sim.url, 'GET', '/v2/images')).status).toBe(200);
+  });
+
+  it('when latency and an error rule both match, then the error arrives after the delay', async () => {
+    sim.setFaults([{ latencyMs: 100 }, { status: 502 }]);
+    const t = Date.now();
+    expect((await call(sim.url, 'GET', '/v2/images')).status).toBe(502);
+    expect(Date.now() - t).toBeGreaterThanOrEqual(90);
+  });
+
+  it('when a rule is malformed, then setFaults throws', () => {
+    expect(() => sim.setFaults([{ errorRate: 2 }])).toThrow(/errorRate/);
+    expect(() => parseFaultRules([{ bogus: true }])).toThrow(/bogus/);
+  });
+});

@@ -1,0 +1,195 @@
+// Kubernetes runtime inventory: every accepted report is kept (bounded), and the derived inventory items are
+// indexed by context (<cluster>/<namespace>) and by image digest, so the GET filters never scan every item.
+import { ApiError } from './errors.ts';
+import { isoSeconds, isRfc3339 } from './images.ts';
+import type { InventoryItem, InventoryReport, KubernetesInventory } from './types.ts';
+
+/** Reports kept per account; the oldest are dropped beyond this (benchmarks post thousands). */
+export const MAX_REPORTS_PER_ACCOUNT = 10_000;
+
+/** Raw bytes of reports kept per account; the oldest reports (never the newest) are dropped beyond this. */
+export const MAX_REPORT_BYTES_PER_ACCOUNT = 256 * 1024 * 1024;
+
+interface AccountInventory {
+  reports: InventoryReport[];
+  reportBytes: number[];
+  totalBytes: number;
+  contexts: Map<string, Map<string, InventoryItem>>;
+  byDigest: Map<string, Set<InventoryItem>>;
+}
+
+/** Filters of GET /v2/inventories. */
+export interface InventoryFilter {
+  inventory_type?: string;
+  image_digest?: string;
+  context?: string;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function bad(message: string): ApiError {
+  return new ApiError(400, message);
+}
+
+function optionalList(body: Record<string, unknown>, key: string): Array<Record<string, unknown>> {
+  const v = body[key];
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw bad(`'${key}' must be an array`);
+  return v.map((x, i) => {
+    if (!isObject(x)) throw bad(`${key}[${i}] must be an object`);
+    return x;
+  });
+}
+
+/**
+ * Validates a KubernetesInventory body.
+ * @throws ApiError 400 naming the first problem.
+ */
+export function validateInventory(body: unknown): KubernetesInventory {
+  if (!isObject(body)) throw bad('Request body must be a KubernetesInventory JSON object');
+  if (typeof body.cluster_name !== 'string' || body.cluster_name.trim() === '') throw bad("'cluster_name' is a required property");
+  if (body.timestamp === undefined || body.timestamp === null) throw bad("'timestamp' is a required property");
+  if (!isRfc3339(body.timestamp)) throw bad(`'timestamp' must be an RFC3339 date-time: ${String(body.timestamp)}`);
+  optionalList(body, 'namespaces');
+  optionalList(body, 'nodes');
+  optionalList(body, 'pods').forEach((p, i) => {
+    if (typeof p.namespace_uid !== 'string' || p.namespace_uid === '') throw bad(`pods[${i}]: 'namespace_uid' is a required property`);
+  });
+  optionalList(body, 'containers').forEach((c, i) => {
+    if (typeof c.image_tag !== 'string' || c.image_tag.trim() === '') throw bad(`containers[${i}]: 'image_tag' is a required property and must not be blank`);
+  });
+  return body as KubernetesInventory;
+}
+
+/** Stored reports and the inventory derived from them. */
+export class InventoryStore {
+  private readonly accounts = new Map<string, AccountInventory>();
+
+  private bucket(account: string): AccountInventory {
+    let b = this.accounts.get(account);
+    if (b === undefined) {
+      b = { reports: [], reportBytes: [], totalBytes: 0, contexts: new Map(), byDigest: new Map() };
+      this.accounts.set(account, b);
+    }
+    return b;
+  }
+
+  /**
+   * Stores an accepted report. The report replaces the stored items of every namespace it contains (listed in
+   * `namespaces` or referenced by a pod); containers whose pod is not in the report are ignored, as KI drops them.
+   */
+  accept(account: string, inv: KubernetesInventory, now: number, bytes = 0): void {
+    const b = this.bucket(account);
+    b.reports.push({ account, receivedAt: now, body: inv });
+    b.reportBytes.push(bytes);
+    b.totalBytes += bytes;
+    let drop = 0;
+    let dropped = 0;
+    while (b.reports.length - drop > 1 && (b.reports.length - drop > MAX_REPORTS_PER_ACCOUNT || b.totalBytes - dropped > MAX_REPORT_BYTES_PER_ACCOUNT)) {
+      dropped += b.reportBytes[drop]!;
+      drop++;
+    }
+    if (drop > 0) {
+      b.reports.splice(0, drop);
+      b.reportBytes.splice(0, drop);
+      b.totalBytes -= dropped;
+    }
+
+    const cluster = inv.cluster_name;
+    const nsName = new Map<string, string>();
+    const contexts = new Set<string>();
+    for (const ns of inv.namespaces ?? []) {
+      const name = typeof ns.name === 'string' && ns.name !== '' ? ns.name : typeof ns.uid === 'string' ? ns.uid : undefined;
+      if (name === undefined) continue;
+      if (typeof ns.uid === 'string') nsName.set(ns.uid, name);
+      contexts.add(`${cluster}/${name}`);
+    }
+    const podContext = new Map<string, string>();
+    for (const pod of inv.pods ?? []) {
+      const ctx = `${cluster}/${nsName.get(pod.namespace_uid) ?? pod.namespace_uid}`;
+      contexts.add(ctx);
+      if (typeof pod.uid === 'string') podContext.set(pod.uid, ctx);
+    }
+    const fresh = new Map<string, Map<string, { tag: string; digest: string }>>();
+    for (const ctx of contexts) fresh.set(ctx, new Map());
+    for (const c of inv.containers ?? []) {
+      const ctx = typeof c.pod_uid === 'string' ? podContext.get(c.pod_uid) : undefined;
+      if (ctx === undefined) continue;
+      const digest = typeof c.image_digest === 'string' ? c.image_digest : '';
+      fresh.get(ctx)!.set(`${c.image_tag}\u0000${digest}`, { tag: c.image_tag, digest });
+    }
+
+    const ts = isoSeconds(now);
+    const seen = isRfc3339(inv.timestamp) ? isoSeconds(Date.parse(inv.timestamp)) : ts;
+    for (const [ctx, entries] of fresh) {
+      const old = b.contexts.get(ctx) ?? new Map<string, InventoryItem>();
+      const next = new Map<string, InventoryItem>();
+      for (const [key, e] of entries) {
+        const prev = old.get(key);
+        if (prev !== undefined) {
+          prev.last_updated = ts;
+          prev.last_seen = seen;
+          next.set(key, prev);
+          old.delete(key);
+        } else {
+          const created: InventoryItem = { inventory_type: 'kubernetes', context: ctx, image_tag: e.tag, image_digest: e.digest, created_at: ts, last_updated: ts, last_seen: seen };
+          next.set(key, created);
+          this.indexDigest(b, created);
+        }
+      }
+      for (const gone of old.values()) this.unindexDigest(b, gone);
+      if (next.size === 0) b.contexts.delete(ctx);
+      else b.contexts.set(ctx, next);
+    }
+  }
+
+  /**
+   * GET /v2/inventories.
+   * @throws ApiError 400 for an unknown inventory_type.
+   */
+  list(account: string, filter: InventoryFilter): InventoryItem[] {
+    if (filter.inventory_type !== undefined && filter.inventory_type !== 'kubernetes' && filter.inventory_type !== 'ecs') {
+      throw bad(`Invalid inventory_type: ${filter.inventory_type}. Must be one of ecs, kubernetes`);
+    }
+    const b = this.accounts.get(account);
+    if (b === undefined || filter.inventory_type === 'ecs') return [];
+    let items: Iterable<InventoryItem>;
+    if (filter.image_digest !== undefined) items = b.byDigest.get(filter.image_digest) ?? [];
+    else if (filter.context !== undefined) items = b.contexts.get(filter.context)?.values() ?? [];
+    else items = [...b.contexts.values()].flatMap((m) => [...m.values()]);
+    const out: InventoryItem[] = [];
+    for (const it of items) {
+      if (filter.context !== undefined && it.context !== filter.context) continue;
+      out.push({ ...it });
+    }
+    return out;
+  }
+
+  /** Every accepted report of an account, oldest first (bounded by count and bytes, see the constants above). */
+  reports(account: string): InventoryReport[] {
+    return [...(this.accounts.get(account)?.reports ?? [])];
+  }
+
+  reset(): void {
+    this.accounts.clear();
+  }
+
+  private indexDigest(b: AccountInventory, item: InventoryItem): void {
+    if (item.image_digest === '') return;
+    let set = b.byDigest.get(item.image_digest);
+    if (set === undefined) {
+      set = new Set();
+      b.byDigest.set(item.image_digest, set);
+    }
+    set.add(item);
+  }
+
+  private unindexDigest(b: AccountInventory, item: InventoryItem): void {
+    const set = b.byDigest.get(item.image_digest);
+    if (set === undefined) return;
+    set.delete(item);
+    if (set.size === 0) b.byDigest.delete(item.image_digest);
+  }
+}

@@ -1,0 +1,272 @@
+// Shared shapes of the Anchore Enterprise V2 simulator. Anchore-facing shapes keep the API's snake_case field
+// names (they are what goes over the wire); simulator-only shapes (request log, fault rules) use camelCase.
+
+/** A user that can authenticate with HTTP Basic or the OAuth password grant. */
+export interface SimUser {
+  username: string;
+  password: string;
+}
+
+/** An API key, used as Basic `_api_key:<value>`. It acts as `username` (default: the account's first user). */
+export interface SimApiKey {
+  name: string;
+  value: string;
+  username?: string;
+}
+
+/** An Anchore account. The account named `admin` is the system admin account. */
+export interface SimAccount {
+  name: string;
+  users: SimUser[];
+  api_keys?: SimApiKey[];
+}
+
+/** A policy as configured; exactly one per account ends up active (the first one when none is marked). */
+export interface SimPolicy {
+  policy_id: string;
+  name: string;
+  active?: boolean;
+  description?: string;
+}
+
+/** Timing and outcome of the simulated asynchronous analysis. */
+export interface SimAnalysisConfig {
+  /** Time an image spends in `not_analyzed` before analysis starts. */
+  queued_ms: number;
+  /** Time an image spends in `analyzing`. */
+  analyzing_ms: number;
+  /** Digests (or full tags) whose analysis always ends in `analysis_failed`. */
+  fail_digests: string[];
+  /** Probability (0..1, seeded) that an analysis attempt fails. */
+  fail_rate: number;
+}
+
+/** `engine` = {message, httpcode, detail}; `spec` = {code, error_type, message, detail}; `alternate` = both, in turn. */
+export type ErrorShape = 'engine' | 'spec' | 'alternate';
+
+/** Complete simulator configuration (every key has a default; see config.ts). */
+export interface SimConfig {
+  seed: number;
+  service_version: string;
+  /** "2" for Enterprise 5.x; "" simulates Enterprise 4.x (V1 only: every /v2 path answers 404). */
+  api_version: string;
+  accounts: SimAccount[];
+  /** Policies per account. An account missing here gets the default bundle; an explicit [] means no policy at all. */
+  policies: Record<string, SimPolicy[]>;
+  analysis: SimAnalysisConfig;
+  token_ttl_seconds: number;
+  refresh_token_ttl_seconds: number;
+  /** false makes /v2/system/integrations/* answer 404 problem+json, like Enterprise older than 5.11. */
+  integrations_enabled: boolean;
+  error_shape: ErrorShape;
+  /** operationIds left out of /v2/openapi.json (the routes still work). */
+  openapi_missing: string[];
+  /**
+   * false (default): every /check evaluates afresh. true: engine semantics - only `interactive=true` evaluates,
+   * otherwise the latest stored evaluation is returned, 404 when there is none.
+   */
+  stored_evaluations: boolean;
+  /** true: `GET /v2/images?full_tag=` with no match answers 404 instead of `{items: []}` (both occur in the wild). */
+  empty_full_tag_404: boolean;
+  /**
+   * Multi-arch simulation: manifest-list digest -> platform image digest. Adding by a listed digest stores the
+   * image under the platform digest with `parent_digest` set to the list digest.
+   */
+  manifest_lists: Record<string, string>;
+}
+
+/** What callers may pass: any subset, with `analysis` merged key by key. */
+export type SimConfigInput = Partial<Omit<SimConfig, 'analysis'>> & { analysis?: Partial<SimAnalysisConfig> };
+
+/** One request as seen by the simulator (control endpoints under /_sim are not recorded). */
+export interface RecordedRequest {
+  seq: number;
+  /** ms since epoch, when the request arrived. */
+  time: number;
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  /** The account the request targeted: x-anchore-account if sent, else the caller's own account. */
+  account: string | undefined;
+  user: string | undefined;
+  /** 0 when the connection was reset by a fault. */
+  status: number;
+  /** Parsed JSON (or form) request body; the raw text when it did not parse; undefined when empty. */
+  body: unknown;
+  durationMs: number;
+}
+
+/** A fault-injection rule. Rules apply in order; several can add latency, the first terminal one wins. */
+export interface FaultRule {
+  method?: string;
+  /** Matched against the pathname: a string must match exactly, a RegExp is tested. */
+  path?: string | RegExp;
+  latencyMs?: number;
+  /** Probability (0..1, seeded) that the rule fires; with no other action it answers `status` (default 500). */
+  errorRate?: number;
+  status?: number;
+  retryAfterSeconds?: number;
+  /** Absolute epoch-ms window during which matching requests get 503 (or `status`). */
+  outage?: { fromMs?: number; untilMs: number };
+  /** Destroy the socket without answering. */
+  reset?: boolean;
+  /** Answer 200 text/html with a proxy login page. */
+  htmlLogin?: boolean;
+  /** Answer 200 application/json with a body cut in half. */
+  truncatedJson?: boolean;
+  /** Fire for at most this many requests, then expire. */
+  count?: number;
+}
+
+export type AnalysisStatus = 'not_analyzed' | 'analyzing' | 'analyzed' | 'analysis_failed';
+
+/** An entry of AnchoreImage.image_detail. */
+export interface AnchoreImageDetail {
+  full_tag: string;
+  full_digest: string;
+  registry: string;
+  repo: string;
+  tag: string;
+  image_id: string;
+  tag_detected_at: string;
+  created_at: string;
+  last_updated: string;
+}
+
+/** An entry of AnchoreImage.analysis_status_detail. */
+export interface AnalysisStatusDetail {
+  from_status: AnalysisStatus;
+  to_status: AnalysisStatus;
+  timestamp: string;
+  source: string;
+}
+
+/** The AnchoreImage shape served by GET /v2/images/{image_digest}. */
+export interface AnchoreImageRecord {
+  image_digest: string;
+  parent_digest: string;
+  account_name: string;
+  annotations: Record<string, string>;
+  image_status: 'active' | 'inactive' | 'disabled';
+  analysis_status: AnalysisStatus;
+  analysis_status_detail: AnalysisStatusDetail[];
+  analyzed_at: string | null;
+  created_at: string;
+  last_updated: string;
+  image_type: string;
+  image_content: { metadata: Record<string, unknown> } | null;
+  image_detail: AnchoreImageDetail[];
+}
+
+/** One accepted POST /v2/kubernetes-inventory. */
+export interface InventoryReport {
+  account: string;
+  /** ms since epoch. */
+  receivedAt: number;
+  body: KubernetesInventory;
+}
+
+/** The KubernetesInventory request body (unknown members are kept as sent). */
+export interface KubernetesInventory {
+  cluster_name: string;
+  timestamp: string;
+  namespaces?: Array<{ uid?: string; name?: string; [k: string]: unknown }>;
+  nodes?: Array<Record<string, unknown>>;
+  pods?: Array<{ uid?: string; name?: string; namespace_uid: string; node_uid?: string; [k: string]: unknown }>;
+  containers?: Array<{ id?: string; name?: string; image_tag: string; image_digest?: string; pod_uid?: string; [k: string]: unknown }>;
+  [k: string]: unknown;
+}
+
+/** An item of GET /v2/inventories. */
+export interface InventoryItem {
+  inventory_type: 'kubernetes';
+  context: string;
+  image_tag: string;
+  image_digest: string;
+  created_at: string;
+  last_updated: string;
+  last_seen: string;
+}
+
+/** A registered integration and what it reported. */
+export interface IntegrationRecord {
+  uuid: string;
+  /** The account the registration was made in. */
+  account: string;
+  registration: Record<string, unknown>;
+  /** The Integration object the API returns. */
+  integration: Record<string, unknown>;
+  registeredAt: number;
+  registrations: number;
+  healthReports: Array<{ receivedAt: number; body: unknown }>;
+}
+
+/** An override for the deterministic /check result. */
+export interface VerdictOverride {
+  status: 'pass' | 'fail';
+  final_action: 'go' | 'warn' | 'stop';
+  findings?: number;
+}
+
+/** A vulnerability given to setVulnerabilities; unspecified fields are filled in. */
+export interface VulnerabilityInput {
+  vuln: string;
+  severity: string;
+  fix?: string;
+  package?: string;
+  /** Defaults to `dpkg` (an os package). Non-os types: npm, python, java-archive, go-module, gem. */
+  package_type?: string;
+  will_not_fix?: boolean;
+}
+
+/** Options of startSimulator. */
+export interface SimulatorOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 0: any free port. */
+  port?: number;
+  config?: SimConfigInput;
+  /** PEM certificate and key: serve HTTPS when given. */
+  tls?: { cert: string; key: string };
+  /** Called with one summary line per Anchore API request (control requests are not logged). */
+  log?: (line: string) => void;
+}
+
+/** Filter for AnchoreSimulator.requests. */
+export interface RequestQuery {
+  method?: string;
+  path?: string | RegExp;
+  account?: string;
+}
+
+/** A running simulator: its URL plus hooks to inspect and steer it from tests. */
+export interface AnchoreSimulator {
+  /** Root URL without /v2, e.g. http://127.0.0.1:41234. */
+  readonly url: string;
+  /** The resolved configuration. */
+  readonly config: SimConfig;
+  /** Closes the server and every socket. */
+  stop(): Promise<void>;
+  requests(filter?: RequestQuery): RecordedRequest[];
+  clearRequests(): void;
+  /** Replaces the active fault rules (and restarts the seeded PRNG they roll with). */
+  setFaults(rules: FaultRule[]): void;
+  clearFaults(): void;
+  /** Back to the configured state: no images, inventories, integrations, tokens, faults, overrides; empty log. */
+  reset(): void;
+  /** Deep copies of the images of an account, analysis advanced to now. */
+  images(account: string): AnchoreImageRecord[];
+  /** Every accepted inventory report of an account, in order. */
+  inventories(account: string): InventoryReport[];
+  integrations(): IntegrationRecord[];
+  /** Overrides the /check verdict of a digest (in one account, or all); undefined removes the override. */
+  setVerdict(digest: string, verdict: VerdictOverride | undefined, account?: string): void;
+  /** Makes a policy the account's only active one. @throws Error for an unknown account or policy. */
+  setActivePolicy(account: string, policyId: string): void;
+  /** From now on, any auth as this user (password, API key it owns, tokens) answers 401. */
+  revokeCredentials(username: string): void;
+  /** Expires every issued access token now (and refresh tokens too with includeRefresh). */
+  expireTokens(opts?: { includeRefresh?: boolean }): void;
+  /** Replaces the vulnerabilities reported for a digest (all accounts); undefined goes back to generated ones. */
+  setVulnerabilities(digest: string, vulns: VulnerabilityInput[] | undefined): void;
+}
