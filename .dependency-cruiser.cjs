@@ -20,7 +20,7 @@ module.exports = {
       name: 'controllers-use-ports',
       comment: 'Controllers depend on ports (interfaces), never on the HTTP or client implementations.',
       severity: 'error',
-      from: { path: '^src/controllers/' },
+      from: { path: '^src/controllers/', pathNot: '\\.test\\.ts$' },
       to: { path: '^src/(anchore/.*\\.http\\.ts|kube/(?!.*\\.port\\.ts).*)$' },
     },
     {

@@ -1,0 +1,42 @@
+/**
+ * The test command (`npm test`): type-check, the layering lint, then jest — unit tests and the integration suites
+ * against a real Kubernetes API (the local control plane, or the cluster in $KUBECONFIG with USE_EXISTING_CLUSTER=true).
+ *   node scripts/test.ts             everything
+ *   node scripts/test.ts --unit      unit tests only (no cluster)
+ *   node scripts/test.ts --integration [jest args…]
+ * Jest ends with one plain line "jest: N passed, N failed, N skipped".
+ */
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const unitOnly = args.includes('--unit');
+const integrationOnly = args.includes('--integration');
+const rest = args.filter((a) => a !== '--unit' && a !== '--integration');
+const bin = (name: string): string => join(root, 'node_modules', '.bin', name);
+
+function step(title: string, cmd: string, cmdArgs: string[], env: NodeJS.ProcessEnv = process.env): void {
+  const t0 = Date.now();
+  process.stdout.write(`\n=== ${title}\n`);
+  const r = spawnSync(cmd, cmdArgs, { cwd: root, stdio: 'inherit', env });
+  const secs = ((Date.now() - t0) / 1000).toFixed(1);
+  if (r.status !== 0) {
+    process.stdout.write(`=== ${title}: FAILED after ${secs}s\n`);
+    process.exit(r.status ?? 1);
+  }
+  process.stdout.write(`=== ${title}: ok (${secs}s)\n`);
+}
+
+if (!integrationOnly && rest.length === 0) {
+  step('type-check (tsc --noEmit)', bin('tsc'), ['-p', 'tsconfig.json', '--noEmit']);
+  step('layering lint (dependency-cruiser)', bin('depcruise'), ['src', 'test', 'scripts', '--config', '.dependency-cruiser.cjs']);
+}
+const projects = unitOnly ? ['unit'] : integrationOnly ? ['integration'] : ['unit', 'integration'];
+step(
+  `jest (${projects.join(' + ')})`,
+  process.execPath,
+  [join(root, 'node_modules', 'jest', 'bin', 'jest.js'), '--selectProjects', ...projects, ...rest],
+  { ...process.env, NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --experimental-vm-modules --no-warnings=ExperimentalWarning`.trim() },
+);

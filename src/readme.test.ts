@@ -1,0 +1,24 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from '@jest/globals';
+import { SETTINGS } from './config.ts';
+
+describe('README', () => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+
+  it('when a setting exists, then the README configuration table documents it with its default', () => {
+    for (const s of SETTINGS) {
+      const name = `\`${s.name.split(' / ')[0]}\``;
+      const row = readme.split('\n').find((l) => l.startsWith(`| ${name}`));
+      expect(row).toBeDefined();
+      expect(row).toContain(`| ${s.default} |`);
+    }
+  });
+
+  it('when a user reads the quick start, then the demo and test commands are the npm scripts that exist', () => {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
+    expect(readme).toContain('npm ci && npm run demo');
+    expect(readme).toContain('npm ci && npm test');
+    expect(pkg.scripts['demo']).toBeDefined();
+    expect(pkg.scripts['test']).toBe('node scripts/test.ts');
+  });
+});

@@ -1,0 +1,94 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { type AnchoreSimulator, startSimulator } from '../anchore-sim/index.ts';
+import { apply, deployment, digestOf, eventually, kubectl, namespaceManifest, uniqueName, waitForRunningPods } from '../support/k8s.ts';
+import { operatorEnv } from '../support/operator.ts';
+
+/* The real entry point (`node src/main.ts`) as a user runs it: exit codes, one-line causes, readiness, SIGTERM. */
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const SECRET = 'do-not-log-this-pw-7f3a';
+
+interface Run {
+  child: ChildProcess;
+  stdout: string[];
+  stderr: string[];
+  exit: Promise<number | null>;
+}
+
+function run(env: Record<string, string>): Run {
+  const child = spawn(process.execPath, [join(root, 'src', 'main.ts')], {
+    cwd: root,
+    env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const r: Run = { child, stdout: [], stderr: [], exit: new Promise((res) => child.on('exit', (code) => res(code))) };
+  child.stdout?.on('data', (d: Buffer) => r.stdout.push(d.toString()));
+  child.stderr?.on('data', (d: Buffer) => r.stderr.push(d.toString()));
+  return r;
+}
+
+async function readyPort(r: Run): Promise<number> {
+  // The health server logs its port when it listens (HEALTH_PORT=0 picks a free one).
+  const line = await eventually(() => r.stdout.join('').split('\n').find((l) => l.includes('health server listening')), 20_000);
+  return (JSON.parse(line) as { port: number }).port;
+}
+
+describe('entry point (node src/main.ts)', () => {
+  let sim: AnchoreSimulator;
+  const ns = uniqueName('entry');
+  beforeAll(async () => {
+    sim = await startSimulator({ config: { accounts: [{ name: 'admin', users: [{ username: 'admin', password: SECRET }] }] } });
+    await apply(namespaceManifest(ns));
+  });
+  afterAll(async () => {
+    await sim?.stop();
+    await kubectl(['delete', 'namespace', ns, '--wait=false', '--ignore-not-found']);
+  });
+
+  it('when the configuration is invalid, then it exits 2 with a one-line cause', async () => {
+    const r = run({ ANCHORE_URL: 'not a url', CLUSTER_NAME: 'c', ANCHORE_USERNAME: 'a', ANCHORE_PASSWORD: SECRET });
+    expect(await r.exit).toBe(2);
+    expect(r.stderr.join('').trim()).toBe('anchore-operator: invalid configuration: ANCHORE_URL "not a url" is not an http(s) URL');
+  });
+
+  it('when Anchore rejects the credentials, then it exits 1 saying so, and the password is never printed', async () => {
+    const r = run(operatorEnv(sim.url, { ANCHORE_PASSWORD: 'wrong-password-123', LOG_LEVEL: 'debug' }));
+    expect(await r.exit).toBe(1);
+    const err = r.stderr.join('').trim();
+    expect(err.split('\n')).toHaveLength(1);
+    expect(err).toContain("Anchore rejected the operator's credentials");
+    expect(r.stdout.join('') + err).not.toContain('wrong-password-123');
+  });
+
+  it('when Anchore is a V1 server, then it exits 1 naming the API version problem', async () => {
+    const v1 = await startSimulator({ config: { api_version: '' } });
+    try {
+      const r = run(operatorEnv(v1.url));
+      expect(await r.exit).toBe(1);
+      expect(r.stderr.join('')).toContain('needs the V2 API');
+    } finally {
+      await v1.stop();
+    }
+  });
+
+  it('when started correctly, then it becomes ready, registers running images, and exits 0 on SIGTERM', async () => {
+    const r = run(operatorEnv(sim.url, { ANCHORE_PASSWORD: SECRET, CLUSTER_NAME: uniqueName('entry'), LOG_LEVEL: 'debug' }));
+    try {
+      const port = await readyPort(r);
+      await eventually(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, 30_000, 200);
+      await apply(deployment(ns, 'app', 1, [{ name: 'app', image: 'nginx:1.26' }]));
+      const [pod] = await waitForRunningPods(ns, 'app=app', 1);
+      const digest = digestOf(pod?.containers[0]?.imageID ?? '');
+      await eventually(() => sim.images('admin').some((i) => i.image_digest === digest), 15_000);
+      r.child.kill('SIGTERM');
+      expect(await r.exit).toBe(0);
+      const out = r.stdout.join('') + r.stderr.join('');
+      expect(out).toContain('work queues stopped');
+      expect(out).not.toContain(SECRET);
+    } finally {
+      r.child.kill('SIGKILL');
+    }
+  });
+});

@@ -1,0 +1,126 @@
+// Small helpers the integration and e2e suites use to drive the cluster the way a user does: with kubectl.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+
+export function testCluster(): { kubeconfig: string; kubectl: string; helm: string; kind: string } {
+  const kubeconfig = process.env['TEST_KUBECONFIG'];
+  const kubectl = process.env['TEST_KUBECTL'];
+  if (!kubeconfig || !kubectl) throw new Error('TEST_KUBECONFIG/TEST_KUBECTL unset: run through the integration project (global setup)');
+  return { kubeconfig, kubectl, helm: process.env['TEST_HELM'] ?? 'helm', kind: process.env['TEST_CLUSTER_KIND'] ?? 'local' };
+}
+
+/** A DNS-1123 name unique to this run. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${randomBytes(3).toString('hex')}`;
+}
+
+export interface KubectlResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs kubectl against the test cluster; never throws (the caller asserts on code/stderr). */
+export function kubectlRaw(args: string[], input?: string): Promise<KubectlResult> {
+  const { kubeconfig, kubectl } = testCluster();
+  return new Promise((resolve) => {
+    const child = execFile(kubectl, ['--kubeconfig', kubeconfig, ...args], { maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+    if (input !== undefined) child.stdin?.end(input);
+  });
+}
+
+/** Runs kubectl and returns stdout; throws with stderr on failure. */
+export async function kubectl(args: string[], input?: string): Promise<string> {
+  const r = await kubectlRaw(args, input);
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}): ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+export async function apply(yaml: string): Promise<void> {
+  await kubectl(['apply', '-f', '-'], yaml);
+}
+
+export async function getJson<T = unknown>(args: string[]): Promise<T> {
+  return JSON.parse(await kubectl(['get', ...args, '-o', 'json'])) as T;
+}
+
+/** Polls `fn` until it returns a truthy value; throws with the last error/value after `timeoutMs`. */
+export async function eventually<T>(fn: () => Promise<T | undefined | false | null> | T | undefined | false | null, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export interface PodSummary {
+  name: string;
+  uid: string;
+  phase: string;
+  containers: Array<{ name: string; image: string; imageID: string; containerID: string }>;
+}
+
+export async function runningPods(namespace: string, selector?: string): Promise<PodSummary[]> {
+  const list = await getJson<{ items: Array<{ metadata: { name: string; uid: string }; status?: { phase?: string; containerStatuses?: Array<{ name: string; image: string; imageID?: string; containerID?: string }> } }> }>([
+    'pods',
+    '-n',
+    namespace,
+    ...(selector ? ['-l', selector] : []),
+  ]);
+  return list.items
+    .filter((p) => p.status?.phase === 'Running')
+    .map((p) => ({
+      name: p.metadata.name,
+      uid: p.metadata.uid,
+      phase: p.status?.phase ?? '',
+      containers: (p.status?.containerStatuses ?? []).map((c) => ({ name: c.name, image: c.image, imageID: c.imageID ?? '', containerID: c.containerID ?? '' })),
+    }));
+}
+
+/** Waits for `count` Running pods carrying imageIDs. */
+export async function waitForRunningPods(namespace: string, selector: string, count: number, timeoutMs = 60_000): Promise<PodSummary[]> {
+  return eventually(async () => {
+    const pods = await runningPods(namespace, selector);
+    return pods.length === count && pods.every((p) => p.containers.length > 0 && p.containers.every((c) => c.imageID)) ? pods : undefined;
+  }, timeoutMs, 200);
+}
+
+/** A Deployment manifest whose pods run both under kwok and on a real cluster (kind). */
+export function deployment(namespace: string, name: string, replicas: number, containers: Array<{ name: string; image: string; command?: string[] }>): string {
+  return JSON.stringify({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: {
+          terminationGracePeriodSeconds: 0,
+          containers: containers.map((c) => ({ name: c.name, image: c.image, ...(c.command ? { command: c.command } : {}) })),
+        },
+      },
+    },
+  });
+}
+
+export function namespaceManifest(name: string, labels: Record<string, string> = {}): string {
+  return JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
+}
+
+/** Digest part of an imageID ("…@sha256:…"), or undefined for a bare config id. */
+export function digestOf(imageID: string): string | undefined {
+  const m = /@(sha256:[a-f0-9]{64})$/.exec(imageID);
+  return m?.[1];
+}
