@@ -219,6 +219,47 @@ describe('AnchoreHttpClient against the simulator', () => {
     }
   });
 
+  it('when policies are listed, then exactly one is active and getPolicy finds it; an unknown id is not-found', async () => {
+    const c = client(sim);
+    const policies = await c.listPolicies('admin');
+    expect(policies.filter((p) => p.active)).toHaveLength(1);
+    const active = policies.find((p) => p.active);
+    await expect(c.getPolicy('admin', active?.policy_id ?? '')).resolves.toMatchObject({ policy_id: active?.policy_id, active: true });
+    expect((await rejection(c.getPolicy('admin', 'no-such-policy'))).kind).toBe('not-found');
+  });
+
+  it('when an image is analyzed, then checkImage returns the verdict, and a forced fail comes back with its stop findings', async () => {
+    const c = client(sim);
+    await c.addImage('admin', { tag: 'docker.io/library/nginx:1.25', digestPullString: `docker.io/library/nginx@${DIGEST}` });
+    expect((await rejection(c.checkImage('admin', DIGEST, 'docker.io/library/nginx:1.25'))).kind).toBe('not-found');
+    for (let i = 0; i < 50 && (await c.getImage('admin', DIGEST)).analysis_status !== 'analyzed'; i++) await new Promise((r) => setTimeout(r, 20));
+    sim.setVerdict(DIGEST, { status: 'fail', final_action: 'stop', findings: 3 });
+    const check = await c.checkImage('admin', DIGEST, 'docker.io/library/nginx:1.25');
+    expect(check).toMatchObject({ status: 'fail', final_action: 'stop', image_digest: DIGEST });
+    expect(check.findings.length).toBeGreaterThan(0);
+    expect(check.findings[0]?.action).toBe('stop');
+    const q = sim.requests({ path: `/v2/images/${DIGEST}/check` }).pop()?.query;
+    expect(q).toMatchObject({ tag: 'docker.io/library/nginx:1.25' });
+    sim.setVerdict(DIGEST, { status: 'pass', final_action: 'go' });
+    await expect(c.checkImage('admin', DIGEST, 'docker.io/library/nginx:1.25')).resolves.toMatchObject({ status: 'pass', final_action: 'go', findings: [] });
+    expect((await rejection(c.checkImage('admin', DIGEST, 'docker.io/library/nginx:1.25', 'no-such-policy'))).kind).toBe('not-found');
+  });
+
+  it('when vulnerabilities are set, then they come back with normalised severities and fixes', async () => {
+    const c = client(sim);
+    await c.addImage('admin', { tag: 'docker.io/library/nginx:1.25', digestPullString: `docker.io/library/nginx@${DIGEST}` });
+    for (let i = 0; i < 50 && (await c.getImage('admin', DIGEST)).analysis_status !== 'analyzed'; i++) await new Promise((r) => setTimeout(r, 20));
+    sim.setVulnerabilities(DIGEST, [
+      { vuln: 'CVE-1', severity: 'Critical', fix: '1.2.3', package: 'openssl' },
+      { vuln: 'CVE-2', severity: 'Low', package: 'zlib' },
+    ]);
+    const v = await c.vulnerabilities('admin', DIGEST);
+    expect(v).toEqual([
+      { id: 'CVE-1', severity: 'Critical', package: expect.stringContaining('openssl'), fix: '1.2.3' },
+      { id: 'CVE-2', severity: 'Low', package: expect.stringContaining('zlib') },
+    ]);
+  });
+
   it('when the server is Enterprise 4.x (no V2), then version() reports no api version', async () => {
     const v1 = await startSimulator({ config: { api_version: '' } });
     try {

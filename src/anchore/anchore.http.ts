@@ -13,9 +13,14 @@ import type {
   HealthReport,
   IntegrationRegistration,
   KubernetesInventory,
+  PolicyCheck,
+  PolicyFinding,
+  PolicyRecord,
   ServerVersion,
+  Severity,
+  Vulnerability,
 } from './anchore.port.ts';
-import { ANALYSIS_STATUSES } from './anchore.port.ts';
+import { ANALYSIS_STATUSES, SEVERITIES } from './anchore.port.ts';
 import { type AnchoreAuth, OAuthTokenManager, type TokenResponse, basicHeader } from './auth.ts';
 import { AnchoreError, parseErrorBody } from './errors.ts';
 
@@ -249,6 +254,49 @@ export class AnchoreHttpClient implements AnchoreApi {
     });
   }
 
+  async listPolicies(account: string): Promise<PolicyRecord[]> {
+    const res = await this.#call('list_policies', 'GET', '/v2/policies', { account, query: { detail: false } });
+    // A bare array in V2; tolerate {items} too.
+    const items = Array.isArray(res.body) ? res.body : asObject(res.body, 'list_policies')['items'];
+    if (!Array.isArray(items)) throw protocolError('list_policies', 'expected an array of policies');
+    return items.map(toPolicy).filter((p): p is PolicyRecord => p !== undefined);
+  }
+
+  async getPolicy(account: string, policyId: string): Promise<PolicyRecord> {
+    const res = await this.#call('get_policy', 'GET', `/v2/policies/${encodeURIComponent(policyId)}`, { account, query: { detail: false } });
+    const p = toPolicy(Array.isArray(res.body) ? res.body[0] : res.body);
+    if (!p) throw protocolError('get_policy', 'response is not a PolicyRecord');
+    return p;
+  }
+
+  async checkImage(account: string, digest: string, tag: string, policyId?: string): Promise<PolicyCheck> {
+    assertDigest(digest, 'get_image_policy_check_by_digest');
+    const res = await this.#call('get_image_policy_check_by_digest', 'GET', `/v2/images/${digest}/check`, {
+      account,
+      query: { tag, policy_id: policyId, detail: true, interactive: true },
+    });
+    const check = toPolicyCheck(res.body, digest, tag);
+    if (!check) throw protocolError('get_image_policy_check_by_digest', 'response is not a PolicyEvaluation');
+    return check;
+  }
+
+  async vulnerabilities(account: string, digest: string): Promise<Vulnerability[]> {
+    assertDigest(digest, 'get_image_vulnerabilities_by_type');
+    const res = await this.#call('get_image_vulnerabilities_by_type', 'GET', `/v2/images/${digest}/vuln/all`, { account });
+    const list = asObject(res.body, 'get_image_vulnerabilities_by_type')['vulnerabilities'];
+    if (!Array.isArray(list)) throw protocolError('get_image_vulnerabilities_by_type', 'response has no vulnerabilities array');
+    const out: Vulnerability[] = [];
+    for (const v of list) {
+      if (!v || typeof v !== 'object') continue;
+      const o = v as Record<string, unknown>;
+      const sev = typeof o['severity'] === 'string' ? normaliseSeverity(o['severity']) : 'Unknown';
+      const vuln: Vulnerability = { id: String(o['vuln'] ?? ''), severity: sev, package: String(o['package'] ?? o['package_name'] ?? '') };
+      if (typeof o['fix'] === 'string' && o['fix'] && o['fix'] !== 'None') vuln.fix = o['fix'];
+      out.push(vuln);
+    }
+    return out;
+  }
+
   get username(): string {
     const a = this.#cfg.auth;
     return a.type === 'apikey' ? '_api_key' : a.username;
@@ -462,6 +510,74 @@ export function toImage(raw: unknown): AnchoreImage | undefined {
   const updated = str('last_updated');
   if (updated) img.last_updated = updated;
   return img;
+}
+
+function toPolicy(raw: unknown): PolicyRecord | undefined {
+  if (!raw || typeof raw !== 'object') return undefined;
+  const o = raw as Record<string, unknown>;
+  if (typeof o['policy_id'] !== 'string' || !o['policy_id']) return undefined;
+  const p: PolicyRecord = { policy_id: o['policy_id'], name: typeof o['name'] === 'string' ? o['name'] : o['policy_id'], active: o['active'] === true };
+  if (typeof o['last_updated'] === 'string') p.last_updated = o['last_updated'];
+  return p;
+}
+
+const ACTIONS = new Set(['go', 'warn', 'stop']);
+
+/** Reads a V2 PolicyEvaluation leniently; the V1 list shape `[{digest: {tag: [result]}}]` is accepted too. */
+export function toPolicyCheck(raw: unknown, digest: string, tag: string): PolicyCheck | undefined {
+  let evaluation: Record<string, unknown> | undefined;
+  let results: unknown[] | undefined;
+  if (Array.isArray(raw)) {
+    const byDigest = raw[0] && typeof raw[0] === 'object' ? (raw[0] as Record<string, unknown>)[digest] : undefined;
+    const byTag = byDigest && typeof byDigest === 'object' ? Object.values(byDigest as Record<string, unknown>)[0] : undefined;
+    if (Array.isArray(byTag)) results = byTag;
+  } else if (raw && typeof raw === 'object') {
+    evaluation = raw as Record<string, unknown>;
+    if (Array.isArray(evaluation['evaluations'])) results = evaluation['evaluations'] as unknown[];
+  }
+  if (!results || results.length === 0) return undefined;
+  // KAC: any failing evaluation fails; otherwise the last one decides.
+  const objs = results.filter((r): r is Record<string, unknown> => !!r && typeof r === 'object');
+  const decisive = objs.find((r) => r['status'] === 'fail') ?? objs[objs.length - 1];
+  if (!decisive) return undefined;
+  const status = decisive['status'] === 'pass' || decisive['status'] === 'fail' ? decisive['status'] : 'unknown';
+  const fa = String(decisive['final_action'] ?? '');
+  const findings: PolicyFinding[] = [];
+  const details = decisive['details'];
+  const rawFindings = details && typeof details === 'object' ? (details as Record<string, unknown>)['findings'] : undefined;
+  if (Array.isArray(rawFindings)) {
+    for (const f of rawFindings) {
+      if (!f || typeof f !== 'object') continue;
+      const o = f as Record<string, unknown>;
+      const action = String(o['action'] ?? '');
+      if (action === 'go' || o['allowlisted'] === true) continue;
+      findings.push({
+        gate: String(o['gate'] ?? ''),
+        trigger: String(o['trigger'] ?? ''),
+        action: ACTIONS.has(action) ? (action as 'warn') : 'unknown',
+        message: String(o['message'] ?? '').slice(0, 1024),
+      });
+    }
+  }
+  findings.sort((a, b) => (a.action === 'stop' ? 0 : 1) - (b.action === 'stop' ? 0 : 1));
+  const n = decisive['number_of_findings'];
+  const check: PolicyCheck = {
+    policy_id: String(evaluation?.['policy_id'] ?? decisive['policy_id'] ?? ''),
+    image_digest: String(evaluation?.['image_digest'] ?? digest),
+    evaluated_tag: String(evaluation?.['evaluated_tag'] ?? tag),
+    status,
+    final_action: ACTIONS.has(fa) ? (fa as 'go') : 'unknown',
+    final_action_reason: String(decisive['final_action_reason'] ?? ''),
+    number_of_findings: typeof n === 'number' && n >= 0 ? n : findings.length,
+    findings,
+  };
+  if (typeof decisive['evaluation_time'] === 'string') check.evaluation_time = decisive['evaluation_time'];
+  return check;
+}
+
+function normaliseSeverity(s: string): Severity {
+  const cap = s.charAt(0).toUpperCase() + s.slice(1).toLowerCase();
+  return (SEVERITIES as readonly string[]).includes(cap) ? (cap as Severity) : 'Unknown';
 }
 
 /** The set of "METHOD /path" (below /v2, params as {}) an OpenAPI document declares. */

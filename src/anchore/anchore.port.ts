@@ -85,6 +85,46 @@ export interface CapabilityReport {
   missingOptional: string[];
 }
 
+export interface PolicyRecord {
+  policy_id: string;
+  name: string;
+  active: boolean;
+  last_updated?: string;
+}
+
+export type FinalAction = 'go' | 'warn' | 'stop';
+
+export interface PolicyFinding {
+  gate: string;
+  trigger: string;
+  action: FinalAction | 'unknown';
+  message: string;
+}
+
+/** One policy evaluation of one image and tag (the last PolicyEvaluationResult of GET …/check). */
+export interface PolicyCheck {
+  policy_id: string;
+  image_digest: string;
+  evaluated_tag: string;
+  status: 'pass' | 'fail' | 'unknown';
+  final_action: FinalAction | 'unknown';
+  final_action_reason: string;
+  number_of_findings: number;
+  /** Non-go findings, stop before warn, in Anchore's order otherwise. */
+  findings: PolicyFinding[];
+  evaluation_time?: string;
+}
+
+export const SEVERITIES = ['Critical', 'High', 'Medium', 'Low', 'Negligible', 'Unknown'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+export interface Vulnerability {
+  id: string;
+  severity: Severity;
+  package: string;
+  fix?: string;
+}
+
 /** Account scoping: every call that acts on account data takes the account it acts as (x-anchore-account). */
 export interface AnchoreApi {
   version(): Promise<ServerVersion>;
@@ -98,4 +138,10 @@ export interface AnchoreApi {
   /** Returns the integration uuid. */
   registerIntegration(account: string, reg: IntegrationRegistration): Promise<string>;
   sendHealthReport(account: string, uuid: string, report: HealthReport): Promise<void>;
+  listPolicies(account: string): Promise<PolicyRecord[]>;
+  getPolicy(account: string, policyId: string): Promise<PolicyRecord>;
+  /** GET /v2/images/{digest}/check?tag=…[&policy_id=…]. Throws not-found when the image is not analyzed or the policy is unknown. */
+  checkImage(account: string, digest: string, tag: string, policyId?: string): Promise<PolicyCheck>;
+  /** GET /v2/images/{digest}/vuln/all (vendor_only default). */
+  vulnerabilities(account: string, digest: string): Promise<Vulnerability[]>;
 }

@@ -1,0 +1,265 @@
+/**
+ * The schema source of truth for the operator's CRDs. deploy/crds/*.yaml is generated from this file by
+ * `npm run gen:crds`; `npm run verify` fails when the committed YAML drifts from it.
+ */
+export const GROUP = 'anchore.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+type Schema = Record<string, unknown>;
+
+const str = (description: string, extra: Schema = {}): Schema => ({ type: 'string', description, ...extra });
+
+const labelSelector = (description: string): Schema => ({
+  type: 'object',
+  description: `${description} A standard Kubernetes label selector; empty or absent selects everything.`,
+  properties: {
+    matchLabels: {
+      type: 'object',
+      description: 'Labels that must all be present with these values.',
+      additionalProperties: { type: 'string', maxLength: 63 },
+      maxProperties: 64,
+    },
+    matchExpressions: {
+      type: 'array',
+      description: 'Requirements that must all hold.',
+      maxItems: 32,
+      items: {
+        type: 'object',
+        required: ['key', 'operator'],
+        properties: {
+          key: str('The label key.', { maxLength: 317 }),
+          operator: str('In, NotIn, Exists or DoesNotExist.', { enum: ['In', 'NotIn', 'Exists', 'DoesNotExist'] }),
+          values: {
+            type: 'array',
+            description: 'Values for In and NotIn (non-empty); must be absent for Exists and DoesNotExist.',
+            maxItems: 64,
+            items: { type: 'string', maxLength: 63 },
+          },
+        },
+        'x-kubernetes-validations': [
+          {
+            rule: "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0) : (!has(self.values) || size(self.values) == 0)",
+            message: 'In and NotIn need at least one value; Exists and DoesNotExist take none',
+          },
+        ],
+      },
+    },
+  },
+  'x-kubernetes-map-type': 'atomic',
+});
+
+const globList = (description: string): Schema => ({
+  type: 'array',
+  description,
+  maxItems: 100,
+  items: { type: 'string', minLength: 1, maxLength: 512 },
+});
+
+/** Fields shared by the namespaced and the cluster-scoped binding. */
+function bindingSpecProperties(): Record<string, Schema> {
+  return {
+    policyId: str(
+      "The Anchore policy to evaluate against (policy_id). When absent, the account's active policy is used, and a change of the active policy in Anchore triggers re-evaluation. Only for mode evaluate.",
+      { minLength: 1, maxLength: 256 },
+    ),
+    account: str(
+      'The Anchore account whose images and policy are used (sent as x-anchore-account). When absent, the account the namespace routes to (operator configuration), else the default account.',
+      { minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9_.@-]*$' },
+    ),
+    podSelector: labelSelector('Selects the pods (and so the workloads) whose images this binding covers.'),
+    images: {
+      type: 'object',
+      description: 'Image filters, as globs on the normalised reference, e.g. docker.io/library/nginx:* or ghcr.io/acme/**.',
+      properties: {
+        include: globList('Only images matching one of these are covered; empty or absent covers all.'),
+        exclude: globList('Images matching one of these are never covered (wins over include).'),
+      },
+    },
+    mode: str('evaluate: run the Anchore policy check on every image. analyze: only require analysis and report vulnerability counts.', {
+      enum: ['evaluate', 'analyze'],
+      default: 'evaluate',
+    }),
+    failOn: str('Which final action counts as failing: stop (default), or warn (warn and stop both fail). Only for mode evaluate.', {
+      enum: ['stop', 'warn'],
+    }),
+    reevaluateInterval: str('How often every covered image is evaluated again (a Go duration, e.g. 30m, 1h, 2h30m). Default 1h, minimum 1m.', {
+      default: '1h',
+      pattern: '^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$',
+      maxLength: 32,
+    }),
+    suspend: { type: 'boolean', description: 'Stops evaluation; the last status stays as it was.', default: false },
+  };
+}
+
+const specValidations = [
+  { rule: "!has(self.policyId) || self.mode == 'evaluate'", message: 'policyId applies only to mode evaluate', fieldPath: '.policyId', reason: 'FieldValueForbidden' },
+  { rule: "!has(self.failOn) || self.mode == 'evaluate'", message: 'failOn applies only to mode evaluate', fieldPath: '.failOn', reason: 'FieldValueForbidden' },
+  { rule: "duration(self.reevaluateInterval) >= duration('1m')", message: 'reevaluateInterval must be at least 1m', fieldPath: '.reevaluateInterval', reason: 'FieldValueInvalid' },
+];
+
+const conditions: Schema = {
+  type: 'array',
+  description: 'kstatus conditions: Ready, Reconciling, Stalled.',
+  maxItems: 16,
+  'x-kubernetes-list-type': 'map',
+  'x-kubernetes-list-map-keys': ['type'],
+  items: {
+    type: 'object',
+    required: ['type', 'status', 'lastTransitionTime', 'reason', 'message'],
+    properties: {
+      type: str('Condition type.', { maxLength: 316 }),
+      status: str('True, False or Unknown.', { enum: ['True', 'False', 'Unknown'] }),
+      observedGeneration: { type: 'integer', format: 'int64', minimum: 0, description: 'The generation this condition was set for.' },
+      lastTransitionTime: str('When the status last changed.', { format: 'date-time' }),
+      reason: str('A CamelCase reason, e.g. Evaluated, AnalysisPending, PolicyNotFound.', { maxLength: 1024 }),
+      message: str('What happened, for a person.', { maxLength: 32768 }),
+    },
+  },
+};
+
+const count = (description: string): Schema => ({ type: 'integer', format: 'int32', minimum: 0, description });
+
+const statusSchema: Schema = {
+  type: 'object',
+  description: 'What the operator observed. Written only when something meaningful changed.',
+  properties: {
+    observedGeneration: { type: 'integer', format: 'int64', description: 'The spec generation this status describes.' },
+    conditions,
+    summary: {
+      type: 'object',
+      description: 'Counts over every covered image.',
+      properties: {
+        workloads: count('Workloads whose pods the binding selects.'),
+        images: count('Unique images (digest + tag) covered.'),
+        passed: count('Images that passed.'),
+        failed: count('Images that failed (per failOn).'),
+        warned: count('Images with final action warn that did not fail.'),
+        pending: count('Images waiting for registration or analysis.'),
+        errors: count('Images that could not be evaluated.'),
+      },
+    },
+    policy: {
+      type: 'object',
+      description: 'The policy actually used.',
+      properties: { id: str('policy_id'), name: str('Policy name in Anchore.'), active: { type: 'boolean', description: "True when it was resolved as the account's active policy." } },
+    },
+    account: str('The Anchore account actually used.'),
+    lastEvaluationTime: str('When the last evaluation round finished.', { format: 'date-time' }),
+    truncated: { type: 'boolean', description: 'True when results lists only part of the images (failing first).' },
+    results: {
+      type: 'array',
+      description: 'Per-image results, failing first, bounded so the object stays small at any scale.',
+      maxItems: 1000,
+      items: {
+        type: 'object',
+        required: ['image', 'result'],
+        properties: {
+          image: str('Normalised image reference (tag).'),
+          digest: str('Registry digest.'),
+          result: str('pass, fail, warn, pending or error.', { enum: ['pass', 'fail', 'warn', 'pending', 'error'] }),
+          finalAction: str('Anchore final action: go, warn or stop.'),
+          reason: str('Why: policy_evaluation, allowlisted, denylisted, AnalysisPending, AnalysisFailed, …'),
+          findings: count('Number of policy findings (evaluate) or vulnerabilities (analyze).'),
+          vulnerabilities: {
+            type: 'object',
+            description: 'Vulnerability counts by severity (analyze mode).',
+            additionalProperties: { type: 'integer', minimum: 0 },
+          },
+          topFindings: {
+            type: 'array',
+            description: 'The first failing gate/trigger messages.',
+            maxItems: 5,
+            items: {
+              type: 'object',
+              properties: { gate: str('Gate.'), trigger: str('Trigger.'), action: str('go, warn or stop.'), message: str('Finding message.', { maxLength: 1024 }) },
+            },
+          },
+          workloads: { type: 'array', description: 'Affected workloads (namespace/Kind/name), bounded.', maxItems: 10, items: { type: 'string' } },
+          message: str('Detail for pending or error results.', { maxLength: 1024 }),
+        },
+      },
+    },
+  },
+};
+
+const printerColumns = [
+  { name: 'Policy', type: 'string', jsonPath: '.status.policy.name', description: 'Policy in use' },
+  { name: 'Mode', type: 'string', jsonPath: '.spec.mode' },
+  { name: 'Images', type: 'integer', jsonPath: '.status.summary.images' },
+  { name: 'Passed', type: 'integer', jsonPath: '.status.summary.passed' },
+  { name: 'Failed', type: 'integer', jsonPath: '.status.summary.failed' },
+  { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+  { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+];
+
+function crd(opts: { kind: string; plural: string; shortName: string; scope: 'Namespaced' | 'Cluster'; description: string; extraSpec: Record<string, Schema>; extraValidations?: unknown[] }): Schema {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${opts.plural}.${GROUP}`, annotations: { 'anchore.io/generated-from': 'src/crds/schema.ts' } },
+    spec: {
+      group: GROUP,
+      names: { kind: opts.kind, listKind: `${opts.kind}List`, plural: opts.plural, singular: opts.kind.toLowerCase(), shortNames: [opts.shortName], categories: ['anchore'] },
+      scope: opts.scope,
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: printerColumns,
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              description: opts.description,
+              required: ['spec'],
+              properties: {
+                apiVersion: { type: 'string', description: 'APIVersion of this object.' },
+                kind: { type: 'string', description: 'Kind of this object.' },
+                metadata: { type: 'object' },
+                spec: {
+                  type: 'object',
+                  description: 'What to evaluate and how.',
+                  properties: { ...bindingSpecProperties(), ...opts.extraSpec },
+                  'x-kubernetes-validations': [...specValidations, ...(opts.extraValidations ?? [])],
+                },
+                status: statusSchema,
+              },
+            },
+          },
+        },
+      ],
+    },
+  };
+}
+
+export const ANCHORE_POLICY_BINDING = crd({
+  kind: 'AnchorePolicyBinding',
+  plural: 'anchorepolicybindings',
+  shortName: 'apb',
+  scope: 'Namespaced',
+  description:
+    "Binds an Anchore policy to workloads in this namespace: the operator evaluates every image those workloads run (GET /v2/images/{digest}/check) and reports the verdicts in status and as Events.",
+  extraSpec: {},
+});
+
+export const CLUSTER_ANCHORE_POLICY_BINDING = crd({
+  kind: 'ClusterAnchorePolicyBinding',
+  plural: 'clusteranchorepolicybindings',
+  shortName: 'capb',
+  scope: 'Cluster',
+  description:
+    'Binds an Anchore policy to workloads across namespaces (selected by namespaceSelector and/or namespaces; all namespaces in the operator scope when both are absent).',
+  extraSpec: {
+    namespaceSelector: labelSelector('Selects namespaces by their labels.'),
+    namespaces: {
+      type: 'array',
+      description: 'Namespace names or globs; combined with namespaceSelector (a namespace must match both when both are given).',
+      maxItems: 256,
+      items: { type: 'string', minLength: 1, maxLength: 253 },
+    },
+  },
+});
+
+export const ALL_CRDS = [ANCHORE_POLICY_BINDING, CLUSTER_ANCHORE_POLICY_BINDING];
