@@ -33,6 +33,9 @@ async function main(): Promise<void> {
   const kubectl = (args: string[], input?: string): string =>
     execFileSync(cluster.kubectl, ['--kubeconfig', cluster.kubeconfig, ...args], { encoding: 'utf8', ...(input ? { input } : {}) });
 
+  kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(root, 'deploy', 'crds')]);
+  kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/anchorepolicybindings.anchore.io', 'crd/clusteranchorepolicybindings.anchore.io']);
+  say('installed the CRDs from deploy/crds');
   const sim: AnchoreSimulator = await startSimulator({ port: 0, config: { analysis: { queued_ms: 500, analyzing_ms: 1500 } } });
   say(`Anchore V2 SIMULATOR (not a real Anchore) on ${sim.url}`);
 

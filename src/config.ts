@@ -37,6 +37,7 @@ export interface Config {
   inventory: { enabled: boolean; intervalMs: number; debounceMs: number; minIntervalMs: number; batchBytes: number };
   integration: { enabled: boolean; healthIntervalMs: number; registrationId: string; instanceId: string; namespace?: string };
   registration: { workers: number; analysisPollMaxMs: number };
+  bindings: { workers: number; evaluationConcurrency: number; policyPollMs: number; eventNamespace: string };
   kube: { kubeconfig?: string; resyncMs: number; watchdogMs: number };
   http: { bindAddress: string; healthPort: number; metricsPort: number };
   log: { level: string; pretty: boolean };
@@ -77,6 +78,10 @@ export const SETTINGS: ReadonlyArray<{ name: string; default: string; help: stri
   { name: 'INTEGRATION_ID', default: 'anchore-operator-<CLUSTER_NAME>', help: 'Stable registration id (registration_instance_id is the pod name)' },
   { name: 'REGISTRATION_WORKERS', default: '8', help: 'Images registered/polled in parallel' },
   { name: 'ANALYSIS_POLL_MAX_SECONDS', default: '60', help: 'Longest wait between analysis-status polls of one image' },
+  { name: 'BINDING_WORKERS', default: '4', help: 'Policy bindings reconciled in parallel' },
+  { name: 'EVALUATION_CONCURRENCY', default: '8', help: 'Anchore policy checks / vulnerability reads in flight (shared by all bindings)' },
+  { name: 'POLICY_POLL_SECONDS', default: '60', help: "How often each account's active policy is checked for a change (0 = never)" },
+  { name: 'EVENT_NAMESPACE', default: '(POD_NAMESPACE or default)', help: 'Namespace for Events about cluster-scoped bindings' },
   { name: 'KUBECONFIG', default: '(in-cluster)', help: 'Kubeconfig path when running outside the cluster' },
   { name: 'RESYNC_INTERVAL_SECONDS', default: '600', help: 'Full relist of every watched resource (recovers missed events)' },
   { name: 'WATCH_WATCHDOG_SECONDS', default: '300', help: 'Relist a resource whose watch was silent this long' },
@@ -204,6 +209,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     registration: {
       workers: r.int('REGISTRATION_WORKERS', 8, 1, 256),
       analysisPollMaxMs: r.int('ANALYSIS_POLL_MAX_SECONDS', 60, 1, 3600) * 1000,
+    },
+    bindings: {
+      workers: r.int('BINDING_WORKERS', 4, 1, 64),
+      evaluationConcurrency: r.int('EVALUATION_CONCURRENCY', 8, 1, 256),
+      policyPollMs: r.int('POLICY_POLL_SECONDS', 60, 0, 86_400) * 1000,
+      eventNamespace: r.string('EVENT_NAMESPACE') || env['POD_NAMESPACE'] || 'default',
     },
     kube: {
       resyncMs: r.int('RESYNC_INTERVAL_SECONDS', 600, 0, 86_400) * 1000,

@@ -2,12 +2,15 @@ import type { AnchoreApi } from './anchore/anchore.port.ts';
 import { AnchoreHttpClient } from './anchore/anchore.http.ts';
 import { AnchoreError } from './anchore/errors.ts';
 import type { Config } from './config.ts';
+import { BindingController } from './controllers/binding.controller.ts';
+import { EvaluationCache } from './controllers/evaluation-cache.ts';
 import { ImageController } from './controllers/image.controller.ts';
 import { IntegrationController } from './controllers/integration.controller.ts';
 import { InventoryController } from './controllers/inventory.controller.ts';
 import { Scope } from './controllers/scope.ts';
 import { KubeClient } from './kube/client.ts';
 import { createClusterStores, type RunningStores } from './kube/stores.ts';
+import { KubeBindingStatusWriter, KubeEventRecorder } from './kube/writer.ts';
 import { errorMessage } from './runtime/errors.ts';
 import type { Logger } from './telemetry/logger.ts';
 import { OperatorMetrics } from './telemetry/metrics.ts';
@@ -24,6 +27,9 @@ export interface RunningOperator {
   readonly images: ImageController;
   readonly inventory: InventoryController;
   readonly integration: IntegrationController | undefined;
+  readonly bindings: BindingController;
+  readonly evaluations: EvaluationCache;
+  readonly events: KubeEventRecorder;
   readonly metrics: OperatorMetrics;
   readonly anchore: AnchoreApi;
   readonly healthPort: number;
@@ -130,6 +136,23 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     log,
     metrics,
   });
+  const evaluations = new EvaluationCache(anchore, cfg.bindings.evaluationConcurrency);
+  const events = new KubeEventRecorder({ client: kube, log, instance: cfg.integration.instanceId, clusterEventNamespace: cfg.bindings.eventNamespace });
+  const bindings = new BindingController({
+    stores,
+    bindings: stores.bindings,
+    clusterBindings: stores.clusterBindings,
+    scope,
+    images,
+    cache: evaluations,
+    anchore,
+    writer: new KubeBindingStatusWriter(kube),
+    events,
+    workers: cfg.bindings.workers,
+    policyPollMs: cfg.bindings.policyPollMs,
+    log,
+    metrics,
+  });
   const integration = cfg.integration.enabled
     ? new IntegrationController({
         anchore,
@@ -152,8 +175,13 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     stopped = true;
     stores.stop();
     integration?.stop();
-    const [img, inv] = await Promise.all([images.queue.shutdown(cfg.shutdownDrainMs), inventory.queue.shutdown(cfg.shutdownDrainMs)]);
-    log.info({ imagesDrained: img.drained, inventoryDrained: inv.drained }, 'work queues stopped');
+    bindings.stop();
+    const [img, inv, bnd] = await Promise.all([
+      images.queue.shutdown(cfg.shutdownDrainMs),
+      inventory.queue.shutdown(cfg.shutdownDrainMs),
+      bindings.queue.shutdown(cfg.shutdownDrainMs),
+    ]);
+    log.info({ imagesDrained: img.drained, inventoryDrained: inv.drained, bindingsDrained: bnd.drained }, 'work queues stopped');
     await Promise.allSettled([health.close(), metricsServer.close(), kube.close(), http?.close()]);
   };
 
@@ -168,6 +196,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     throw err;
   }
   images.start();
+  bindings.start();
   if (cfg.inventory.enabled) inventory.start();
   integration?.start();
   metrics.ready.set(1);
@@ -178,6 +207,9 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     images,
     inventory,
     integration,
+    bindings,
+    evaluations,
+    events,
     metrics,
     anchore,
     healthPort: health.port,

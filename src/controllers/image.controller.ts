@@ -50,6 +50,7 @@ export class ImageController {
   readonly #firstSeen = new Map<string, number>();
   readonly #pollBackoff: BackoffPolicy;
   readonly #log: Logger;
+  readonly #finalListeners: Array<(key: string, entry: CatalogEntry) => void> = [];
 
   constructor(o: ImageControllerOptions) {
     this.#o = o;
@@ -120,7 +121,15 @@ export class ImageController {
   }
 
   #podChanged(key: string, pod: PodInfo | undefined): void {
-    const started = this.running.setPod(key, pod ? this.usesOf(pod) : undefined);
+    this.demand(key, pod ? this.usesOf(pod) : undefined);
+  }
+
+  /**
+   * Declares the images a source needs registered (a pod's containers, or a binding that evaluates images in an
+   * account other than the routed one). Refcounted per source; undefined withdraws the source.
+   */
+  demand(source: string, uses: readonly ImageUse[] | undefined): void {
+    const started = this.running.setSource(source, uses);
     const now = Date.now();
     for (const k of started) {
       if (!this.#firstSeen.has(k) && !this.#catalog.has(k)) this.#firstSeen.set(k, now);
@@ -188,6 +197,12 @@ export class ImageController {
   #final(key: string, entry: CatalogEntry): void {
     if (entry.analysis === 'analysis_failed') this.#log.warn({ key, digest: entry.digest }, 'Anchore failed to analyse the image');
     this.#o.onAnalysisFinal?.(key, entry);
+    for (const l of this.#finalListeners) l(key, entry);
+  }
+
+  /** Subscribes to images reaching a final analysis state (bindings re-evaluate then). */
+  onAnalysisFinal(listener: (key: string, entry: CatalogEntry) => void): void {
+    this.#finalListeners.push(listener);
   }
 
   #fromTagIndex(key: string, account: string, tag: string): CatalogEntry | undefined {

@@ -29,12 +29,12 @@ export function imageKey(account: string, image: Pick<ResolvedImage, 'digest' | 
  * (level-based), so a missed or duplicated event cannot skew the counts.
  */
 export class RunningImages {
-  readonly #byPod = new Map<string, string[]>();
+  readonly #bySource = new Map<string, string[]>();
   readonly #images = new Map<string, RunningImage>();
 
-  /** Sets the images a pod runs (empty/undefined when it is gone). Returns keys that started being used. */
-  setPod(podKey: string, uses: readonly ImageUse[] | undefined): string[] {
-    const before = new Set(this.#byPod.get(podKey));
+  /** Sets the images a source (a pod, or a binding's demand) uses; empty/undefined when it is gone. Returns keys that started being used. */
+  setSource(sourceKey: string, uses: readonly ImageUse[] | undefined): string[] {
+    const before = new Set(this.#bySource.get(sourceKey));
     const after = new Map<string, ImageUse>();
     for (const u of uses ?? []) if (!after.has(u.key)) after.set(u.key, u);
     const started: string[] = [];
@@ -50,8 +50,8 @@ export class RunningImages {
       const img = this.#images.get(k);
       if (img && --img.pods <= 0) this.#images.delete(k);
     }
-    if (after.size) this.#byPod.set(podKey, [...after.keys()]);
-    else this.#byPod.delete(podKey);
+    if (after.size) this.#bySource.set(sourceKey, [...after.keys()]);
+    else this.#bySource.delete(sourceKey);
     return started;
   }
 

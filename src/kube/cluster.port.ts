@@ -1,3 +1,5 @@
+import type { BindingInfo, BindingStatus } from '../crds/types.ts';
+
 /**
  * What controllers may know about the cluster: slim, read-only projections of the objects the operator watches, and
  * stores to read them from. Controllers depend on this file only, never on the client or the reflector.
@@ -120,4 +122,39 @@ export function resolveWorkload(pod: PodInfo, stores: Pick<ClusterStores, 'repli
     if (job?.owner) return { kind: job.owner.kind, name: job.owner.name, namespace: ns };
   }
   return { kind: owner.kind, name: owner.name, namespace: ns };
+}
+
+/** An object an Event is about. */
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace?: string;
+  uid?: string;
+}
+
+export interface EventRecorder {
+  /** Fire-and-forget; rate-limited per (object, reason). Never throws. */
+  event(regarding: ObjectRef, type: 'Normal' | 'Warning', reason: string, action: string, note: string): void;
+}
+
+export interface BindingStatusWriter {
+  /** Writes `status` to the binding's status subresource. Throws on API errors (404 when the binding is gone). */
+  patchStatus(binding: BindingInfo, status: BindingStatus): Promise<void>;
+}
+
+const WORKLOAD_API: Record<string, string> = {
+  Deployment: 'apps/v1',
+  StatefulSet: 'apps/v1',
+  DaemonSet: 'apps/v1',
+  ReplicaSet: 'apps/v1',
+  Job: 'batch/v1',
+  CronJob: 'batch/v1',
+  Pod: 'v1',
+};
+
+/** An ObjectRef for a built-in workload kind; undefined for kinds whose API version we cannot know. */
+export function workloadObjectRef(w: WorkloadRef): ObjectRef | undefined {
+  const apiVersion = WORKLOAD_API[w.kind];
+  return apiVersion ? { apiVersion, kind: w.kind, name: w.name, namespace: w.namespace } : undefined;
 }

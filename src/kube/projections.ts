@@ -1,3 +1,4 @@
+import type { BindingInfo, BindingKind, BindingSpec, BindingStatus } from '../crds/types.ts';
 import type { ContainerKind, NamespaceInfo, NodeInfo, OwnerInfo, OwnerRef, PodContainer, PodInfo } from './cluster.port.ts';
 
 /*
@@ -122,4 +123,27 @@ export function projectOwner(raw: unknown): OwnerInfo | undefined {
   const owner = controllerOf(b.meta);
   if (owner) o.owner = owner;
   return o;
+}
+
+/** (Cluster)AnchorePolicyBinding: spec and status are kept whole (they are small and bounded by the schema). */
+export function projectBinding(kind: BindingKind) {
+  return (raw: unknown): BindingInfo | undefined => {
+    const b = base(raw);
+    if (!b) return undefined;
+    if (kind === 'AnchorePolicyBinding' && !b.namespace) return undefined;
+    const o = obj(raw);
+    const generation = typeof b.meta['generation'] === 'number' ? (b.meta['generation'] as number) : 0;
+    const info: BindingInfo = {
+      key: kind === 'AnchorePolicyBinding' ? `apb/${b.key}` : `capb/${b.key}`,
+      resourceVersion: b.rv,
+      kind,
+      name: b.name,
+      uid: b.uid,
+      generation,
+      spec: obj(o['spec']) as BindingSpec,
+      status: obj(o['status']) as BindingStatus,
+    };
+    if (b.namespace) info.namespace = b.namespace;
+    return info;
+  };
 }

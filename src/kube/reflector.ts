@@ -140,7 +140,10 @@ export class Reflector<T extends Cached> {
     } catch (err) {
       if (this.#stopped || gen !== this.#watchGen) return;
       const delay = this.#nextBackoff();
-      this.#o.log.warn({ resource: this.resource, err: errorMessage(err), retryInMs: delay, why }, 'list failed; retrying');
+      const status = (err as { status?: number }).status;
+      const hint =
+        status === 404 ? 'the API does not serve this resource: is its CRD installed? (kubectl apply -f deploy/crds)' : status === 403 ? 'forbidden: check the operator RBAC' : undefined;
+      this.#o.log.warn({ resource: this.resource, err: errorMessage(err), retryInMs: delay, why, ...(hint ? { hint } : {}) }, 'list failed; retrying');
       this.#later(() => void this.#listAndWatch('list-retry'), delay);
       return;
     }

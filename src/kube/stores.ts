@@ -1,7 +1,9 @@
 import type { Logger } from '../telemetry/logger.ts';
 import type { ClusterStores } from './cluster.port.ts';
 import type { KubeClient } from './client.ts';
-import { projectNamespace, projectNode, projectOwner, projectPod } from './projections.ts';
+import { projectBinding, projectNamespace, projectNode, projectOwner, projectPod } from './projections.ts';
+import { GROUP, VERSION } from '../crds/schema.ts';
+import type { BindingInfo } from '../crds/types.ts';
 import { Reflector, type ReflectorMetrics } from './reflector.ts';
 
 export interface StoresOptions {
@@ -13,6 +15,8 @@ export interface StoresOptions {
 }
 
 export interface RunningStores extends ClusterStores {
+  bindings: Reflector<BindingInfo>;
+  clusterBindings: Reflector<BindingInfo>;
   all: Reflector<{ key: string; resourceVersion: string }>[];
   start(): Promise<void>;
   stop(): void;
@@ -30,17 +34,26 @@ export function createClusterStores(o: StoresOptions): RunningStores {
   const nodes = new Reflector({ ...common, resource: 'nodes', path: '/api/v1/nodes', project: projectNode });
   const replicaSets = new Reflector({ ...common, resource: 'replicasets', path: '/apis/apps/v1/replicasets', metadataOnly: true, project: projectOwner });
   const jobs = new Reflector({ ...common, resource: 'jobs', path: '/apis/batch/v1/jobs', metadataOnly: true, project: projectOwner });
-  const all = [namespaces, nodes, replicaSets, jobs, pods] as RunningStores['all'];
+  const bindings = new Reflector({ ...common, resource: 'anchorepolicybindings', path: `/apis/${GROUP}/${VERSION}/anchorepolicybindings`, project: projectBinding('AnchorePolicyBinding') });
+  const clusterBindings = new Reflector({
+    ...common,
+    resource: 'clusteranchorepolicybindings',
+    path: `/apis/${GROUP}/${VERSION}/clusteranchorepolicybindings`,
+    project: projectBinding('ClusterAnchorePolicyBinding'),
+  });
+  const all = [namespaces, nodes, replicaSets, jobs, bindings, clusterBindings, pods] as RunningStores['all'];
   return {
     pods,
     namespaces,
     nodes,
     replicaSets,
     jobs,
+    bindings,
+    clusterBindings,
     all,
     // Owners and namespaces first, so the first pod events already resolve workloads and scope.
     async start() {
-      await Promise.all([namespaces.start(), nodes.start(), replicaSets.start(), jobs.start()]);
+      await Promise.all([namespaces.start(), nodes.start(), replicaSets.start(), jobs.start(), bindings.start(), clusterBindings.start()]);
       await pods.start();
     },
     stop() {

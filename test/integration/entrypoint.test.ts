@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { type AnchoreSimulator, startSimulator } from '../anchore-sim/index.ts';
-import { apply, deployment, digestOf, eventually, kubectl, namespaceManifest, uniqueName, waitForRunningPods } from '../support/k8s.ts';
+import { apply, deployment, digestOf, ensureCrds, eventually, kubectl, namespaceManifest, uniqueName, waitForRunningPods } from '../support/k8s.ts';
 import { operatorEnv } from '../support/operator.ts';
 
 /* The real entry point (`node src/main.ts`) as a user runs it: exit codes, one-line causes, readiness, SIGTERM. */
@@ -41,6 +41,7 @@ describe('entry point (node src/main.ts)', () => {
   beforeAll(async () => {
     sim = await startSimulator({ config: { accounts: [{ name: 'admin', users: [{ username: 'admin', password: SECRET }] }] } });
     await apply(namespaceManifest(ns));
+    await ensureCrds();
   });
   afterAll(async () => {
     await sim?.stop();

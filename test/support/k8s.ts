@@ -124,3 +124,12 @@ export function digestOf(imageID: string): string | undefined {
   const m = /@(sha256:[a-f0-9]{64})$/.exec(imageID);
   return m?.[1];
 }
+
+/** Installs (or updates) the generated CRDs and waits until the apiserver serves them. */
+export async function ensureCrds(): Promise<void> {
+  const { join, dirname } = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'deploy', 'crds');
+  await kubectl(['apply', '--server-side', '--force-conflicts', '-f', dir]);
+  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/anchorepolicybindings.anchore.io', 'crd/clusteranchorepolicybindings.anchore.io']);
+}

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { loadConfig } from '../../src/config.ts';
 import { type RunningOperator, startOperator } from '../../src/operator.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
-import { testCluster } from './k8s.ts';
+import { ensureCrds, testCluster } from './k8s.ts';
 
 export interface TestOperator {
   op: RunningOperator;
@@ -34,6 +34,7 @@ export function operatorEnv(anchoreUrl: string, extra: Record<string, string> = 
 }
 
 export async function startTestOperator(env: Record<string, string>): Promise<TestOperator> {
+  await ensureCrds();
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk, _enc, cb) {

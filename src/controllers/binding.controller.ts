@@ -1,0 +1,497 @@
+import type { AnchoreApi, PolicyRecord } from '../anchore/anchore.port.ts';
+import { AnchoreError } from '../anchore/errors.ts';
+import type { BindingImageResult, BindingInfo, BindingStatus, ImageResult } from '../crds/types.ts';
+import { REASON } from '../crds/types.ts';
+import type { ResolvedImage } from '../discovery/container-image.ts';
+import { compileGlobs } from '../discovery/glob.ts';
+import { compileImageExclusions } from '../discovery/image-filter.ts';
+import { compileLabelSelector } from '../discovery/label-selector.ts';
+import {
+  type BindingStatusWriter,
+  type ClusterStores,
+  type EventRecorder,
+  type ObjectRef,
+  type PodInfo,
+  type Store,
+  resolveWorkload,
+  workloadKey,
+  workloadObjectRef,
+} from '../kube/cluster.port.ts';
+import { StallError, WaitError, errorMessage } from '../runtime/errors.ts';
+import { type HandleResult, WorkQueue } from '../runtime/workqueue.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { OperatorMetrics } from '../telemetry/metrics.ts';
+import { boundResults, conditionsFor, mergeConditions, parseDuration, sameStatus, summarize } from './binding-status.ts';
+import type { EvaluationCache } from './evaluation-cache.ts';
+import type { ImageController } from './image.controller.ts';
+import { type ImageUse, imageKey } from './running-images.ts';
+import type { Scope } from './scope.ts';
+
+export interface BindingControllerOptions {
+  stores: Pick<ClusterStores, 'pods' | 'namespaces' | 'replicaSets' | 'jobs'>;
+  bindings: Store<BindingInfo>;
+  clusterBindings: Store<BindingInfo>;
+  scope: Scope;
+  images: ImageController;
+  cache: EvaluationCache;
+  anchore: AnchoreApi;
+  writer: BindingStatusWriter;
+  events: EventRecorder;
+  workers: number;
+  /** How often the accounts' active policies are checked for a change. */
+  policyPollMs: number;
+  log: Logger;
+  metrics: OperatorMetrics;
+}
+
+interface Group {
+  key: string;
+  account: string;
+  image: ResolvedImage;
+  workloads: Map<string, ObjectRef | undefined>;
+}
+
+interface Compiled {
+  intervalMs: number;
+  mode: 'evaluate' | 'analyze';
+  failOn: 'stop' | 'warn';
+  selects(pod: PodInfo): boolean;
+  covers(image: ResolvedImage): boolean;
+}
+
+const DEFAULT_INTERVAL_MS = 3_600_000;
+const MAX_WORKLOADS_PER_RESULT = 10;
+
+/** Thrown by policy resolution: carries the condition reason and whether retrying later may help. */
+class BindingProblem extends Error {
+  readonly reason: string;
+  readonly kind: 'stalled' | 'retrying';
+  readonly retryMs: number;
+  constructor(kind: 'stalled' | 'retrying', reason: string, message: string, retryMs = 0) {
+    super(message);
+    this.kind = kind;
+    this.reason = reason;
+    this.retryMs = retryMs;
+  }
+}
+
+/**
+ * Reconciles AnchorePolicyBindings and ClusterAnchorePolicyBindings, level-based: from the caches, the binding's
+ * selected workloads → their images → registered and analysed (pending analysis is waiting, not failure) → evaluated
+ * (shared, cached evaluations) → kstatus status written only when it changed, and Events on verdict changes.
+ */
+export class BindingController {
+  readonly queue: WorkQueue<string>;
+  readonly #o: BindingControllerOptions;
+  readonly #log: Logger;
+  /** imageKey → bindings covering it (to re-evaluate when its analysis finishes). */
+  readonly #byImage = new Map<string, Set<string>>();
+  readonly #imagesOf = new Map<string, Set<string>>();
+  /** Workloads failing per binding at the last evaluation (to emit a Warning only when one starts failing). */
+  readonly #failingWorkloads = new Map<string, Set<string>>();
+  /** Active policy per account at the last poll. */
+  readonly #activePolicy = new Map<string, string>();
+  /** Last successful evaluation time per binding (freshness; status keeps it only when results change). */
+  readonly lastEvaluated = new Map<string, number>();
+  #pollTimer: ReturnType<typeof setTimeout> | undefined;
+  #stopped = false;
+
+  constructor(o: BindingControllerOptions) {
+    this.#o = o;
+    this.#log = o.log.child({ controller: 'binding' });
+    this.queue = new WorkQueue<string>({
+      name: 'binding',
+      concurrency: o.workers,
+      handle: (key) => this.reconcile(key),
+      backoff: { baseMs: 2000, maxMs: 5 * 60_000, jitter: 0.3 },
+      onEvent: (e) => {
+        o.metrics.reconcileTotal.inc({ controller: 'binding', result: e.outcome });
+        o.metrics.reconcileDuration.observe({ controller: 'binding' }, e.durationMs / 1000);
+        o.metrics.queueWait.observe({ queue: 'binding' }, e.waitMs / 1000);
+        if (e.outcome === 'error') {
+          o.metrics.queueRetries.inc({ queue: 'binding' });
+          this.#log.warn({ binding: e.key, failures: e.failures, err: errorMessage(e.error) }, 'binding reconcile failed; will retry');
+        }
+      },
+    });
+    for (const store of [o.bindings, o.clusterBindings]) {
+      store.on({
+        add: (b) => this.queue.add(b.key),
+        // Our own status writes change resourceVersion but not generation: only a spec change re-evaluates.
+        update: (a, b) => {
+          if (a.generation !== b.generation) this.queue.add(b.key);
+        },
+        delete: (b) => this.#forget(b.key),
+      });
+    }
+    const podChanged = (a: PodInfo | undefined, b: PodInfo | undefined): void => {
+      if (a && b && JSON.stringify([a.labels, a.containers, a.owner]) === JSON.stringify([b.labels, b.containers, b.owner])) return;
+      this.#namespaceTouched((b ?? a)?.namespace);
+    };
+    o.stores.pods.on({ add: (p) => podChanged(undefined, p), update: podChanged, delete: (p) => podChanged(p, undefined) });
+    o.stores.namespaces.on({
+      add: (n) => this.#namespaceTouched(n.name),
+      update: (a, b) => {
+        if (JSON.stringify(a.labels) !== JSON.stringify(b.labels)) this.#namespaceTouched(b.name);
+      },
+      delete: (n) => this.#namespaceTouched(n.name),
+    });
+    o.images.onAnalysisFinal((key) => {
+      for (const b of this.#byImage.get(key) ?? []) this.queue.addAfter(b, 100);
+    });
+  }
+
+  start(): void {
+    for (const b of this.#o.bindings.list()) this.queue.add(b.key);
+    for (const b of this.#o.clusterBindings.list()) this.queue.add(b.key);
+    this.queue.start();
+    this.#schedulePoll();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#pollTimer) clearTimeout(this.#pollTimer);
+  }
+
+  #get(key: string): BindingInfo | undefined {
+    return key.startsWith('capb/') ? this.#o.clusterBindings.get(key.slice(5)) : this.#o.bindings.get(key.slice(4));
+  }
+
+  #namespaceTouched(ns: string | undefined): void {
+    if (!ns) return;
+    // Coalesce pod churn: one evaluation per binding per 300 ms at most.
+    for (const b of this.#o.bindings.list()) if (b.namespace === ns) this.queue.addAfter(b.key, 300);
+    for (const b of this.#o.clusterBindings.list()) this.queue.addAfter(b.key, 300);
+  }
+
+  #forget(key: string): void {
+    this.#setImages(key, new Set());
+    this.#o.images.demand(`binding:${key}`, undefined);
+    this.#failingWorkloads.delete(key);
+    this.lastEvaluated.delete(key);
+    this.queue.forget(key);
+  }
+
+  #setImages(binding: string, keys: Set<string>): void {
+    for (const k of this.#imagesOf.get(binding) ?? []) {
+      if (keys.has(k)) continue;
+      const s = this.#byImage.get(k);
+      s?.delete(binding);
+      if (s?.size === 0) this.#byImage.delete(k);
+    }
+    for (const k of keys) {
+      let s = this.#byImage.get(k);
+      if (!s) this.#byImage.set(k, (s = new Set()));
+      s.add(binding);
+    }
+    if (keys.size) this.#imagesOf.set(binding, keys);
+    else this.#imagesOf.delete(binding);
+  }
+
+  /** Compiles a spec; invalid input is a StallError-worthy BindingProblem with a reason an admin can act on. */
+  #compile(b: BindingInfo): Compiled {
+    const spec = b.spec;
+    const podSel = compileLabelSelector(spec.podSelector);
+    if (!podSel.ok) throw new BindingProblem('stalled', REASON.invalidSelector, `spec.podSelector: ${podSel.reason}`);
+    const intervalMs = spec.reevaluateInterval ? parseDuration(spec.reevaluateInterval) : DEFAULT_INTERVAL_MS;
+    if (intervalMs === undefined || intervalMs < 60_000) {
+      throw new BindingProblem('stalled', REASON.invalidSpec, `spec.reevaluateInterval "${spec.reevaluateInterval}" must be a duration of at least 1m`);
+    }
+    const include = spec.images?.include ?? [];
+    const inc = compileGlobs(include);
+    if (!inc.ok) throw new BindingProblem('stalled', REASON.invalidSpec, `spec.images.include: ${inc.reason}`);
+    const exc = compileImageExclusions(spec.images?.exclude ?? []);
+    if (!exc.ok) throw new BindingProblem('stalled', REASON.invalidSpec, `spec.images.exclude: ${exc.reason}`);
+    let nsMatch: (ns: string) => boolean = (ns) => ns === b.namespace;
+    if (b.kind === 'ClusterAnchorePolicyBinding') {
+      const nsSel = compileLabelSelector(spec.namespaceSelector);
+      if (!nsSel.ok) throw new BindingProblem('stalled', REASON.invalidSelector, `spec.namespaceSelector: ${nsSel.reason}`);
+      const names = compileGlobs(spec.namespaces ?? []);
+      if (!names.ok) throw new BindingProblem('stalled', REASON.invalidSpec, `spec.namespaces: ${names.reason}`);
+      const hasNames = (spec.namespaces ?? []).length > 0;
+      nsMatch = (ns) => (!hasNames || names.value(ns)) && nsSel.value(this.#o.stores.namespaces.get(ns)?.labels);
+    }
+    return {
+      intervalMs,
+      mode: spec.mode ?? 'evaluate',
+      failOn: spec.failOn ?? 'stop',
+      selects: (pod) => nsMatch(pod.namespace) && podSel.value(pod.labels),
+      covers: (img) => (include.length === 0 || inc.value(img.tag) || inc.value(img.repository)) && !exc.value(img),
+    };
+  }
+
+  async reconcile(key: string): Promise<HandleResult> {
+    const b = this.#get(key);
+    if (!b) {
+      this.#forget(key);
+      return;
+    }
+    const now = new Date();
+    if (b.spec.suspend) {
+      const status: BindingStatus = {
+        ...b.status,
+        observedGeneration: b.generation,
+        conditions: mergeConditions(b.status.conditions, conditionsFor({ kind: 'done', reason: REASON.suspended, message: 'Evaluation is suspended (spec.suspend); the results shown are from before.' }), b.generation, now),
+      };
+      await this.#write(b, status);
+      return;
+    }
+    let compiled: Compiled;
+    try {
+      compiled = this.#compile(b);
+    } catch (err) {
+      if (err instanceof BindingProblem) return this.#problem(b, err, now);
+      throw err;
+    }
+
+    const groups = this.#select(b, compiled);
+    this.#setImages(key, new Set(groups.keys()));
+    // Images evaluated in an account other than the routed one must be registered there too.
+    const demand: ImageUse[] = [];
+    for (const g of groups.values()) demand.push({ key: g.key, account: g.account, image: g.image, workload: { kind: 'Binding', name: b.name, namespace: b.namespace ?? '' } });
+    this.#o.images.demand(`binding:${key}`, demand);
+
+    const accounts = new Set([...groups.values()].map((g) => g.account));
+    const policies = new Map<string, PolicyRecord>();
+    if (compiled.mode === 'evaluate') {
+      try {
+        for (const account of accounts) policies.set(account, await this.#resolvePolicy(b, account));
+      } catch (err) {
+        if (err instanceof BindingProblem) return this.#problem(b, err, now);
+        throw err;
+      }
+    }
+
+    const previous = new Map((b.status.results ?? []).map((r) => [`${r.image}@${r.digest ?? ''}`, r]));
+    let unavailable: string | undefined;
+    const results = await Promise.all(
+      [...groups.values()].map(async (g): Promise<BindingImageResult> => {
+        const base: BindingImageResult = { image: g.image.tag, result: 'pending', workloads: [...g.workloads.keys()].sort().slice(0, MAX_WORKLOADS_PER_RESULT) };
+        if (g.image.digest) base.digest = g.image.digest;
+        const entry = this.#o.images.catalog(g.key);
+        if (entry && !base.digest) base.digest = entry.digest;
+        if (!entry) return { ...base, reason: REASON.analysisPending, message: 'waiting for the image to be registered with Anchore' };
+        if (entry.analysis === 'analysis_failed') return { ...base, result: 'error', reason: 'AnalysisFailed', message: 'Anchore failed to analyse this image' };
+        if (entry.analysis !== 'analyzed') return { ...base, reason: REASON.analysisPending, message: `analysis ${entry.analysis}` };
+        try {
+          if (compiled.mode === 'analyze') {
+            const vulns = await this.#o.cache.vulnerabilities(g.account, entry.digest, compiled.intervalMs);
+            const counts: Record<string, number> = {};
+            for (const v of vulns) counts[v.severity] = (counts[v.severity] ?? 0) + 1;
+            return { ...base, result: 'pass', reason: 'Analyzed', findings: vulns.length, vulnerabilities: counts };
+          }
+          const policy = policies.get(g.account) as PolicyRecord;
+          const check = await this.#o.cache.check(g.account, policy.policy_id, entry.digest, g.image.tag, compiled.intervalMs);
+          let result: ImageResult = 'pass';
+          if (check.final_action === 'stop' || check.status === 'fail') result = 'fail';
+          else if (check.final_action === 'warn') result = compiled.failOn === 'warn' ? 'fail' : 'warn';
+          const out: BindingImageResult = { ...base, result, finalAction: check.final_action, reason: check.final_action_reason || 'policy_evaluation', findings: check.number_of_findings };
+          if (check.findings.length) out.topFindings = check.findings.slice(0, 5).map((f) => ({ gate: f.gate, trigger: f.trigger, action: f.action, message: f.message.slice(0, 512) }));
+          return out;
+        } catch (err) {
+          if (err instanceof AnchoreError && err.kind === 'unavailable') {
+            unavailable = err.message;
+            // Old results stay visible while Anchore is away.
+            return previous.get(`${base.image}@${base.digest ?? ''}`) ?? { ...base, message: 'Anchore unavailable; not evaluated yet' };
+          }
+          if (err instanceof AnchoreError && err.kind === 'not-found') return { ...base, reason: REASON.analysisPending, message: 'Anchore has no evaluation for this image yet' };
+          return { ...base, result: 'error', reason: 'EvaluationError', message: errorMessage(err).slice(0, 512) };
+        }
+      }),
+    );
+
+    const workloads = new Set<string>();
+    for (const g of groups.values()) for (const w of g.workloads.keys()) workloads.add(w);
+    const summary = summarize(results, workloads.size);
+    const bounded = boundResults(results);
+    const policy = [...policies.values()][0];
+    const s = summary;
+    const counts = `${s.images} image(s) in ${s.workloads} workload(s): ${s.passed} passed, ${s.failed} failed, ${s.warned} warned, ${s.pending} pending, ${s.errors} errors`;
+    let outcome: Parameters<typeof conditionsFor>[0];
+    let requeueMs = compiled.intervalMs;
+    if (unavailable) {
+      outcome = { kind: 'retrying', reason: REASON.anchoreUnavailable, message: `Anchore is unavailable; showing the last known results. ${unavailable}` };
+      requeueMs = 30_000;
+    } else if (s.pending > 0) {
+      outcome = { kind: 'progressing', reason: REASON.analysisPending, message: `Waiting for Anchore to analyse ${s.pending} image(s). ${counts}` };
+      requeueMs = 15_000;
+    } else {
+      const reason = s.images === 0 ? REASON.noImages : compiled.mode === 'analyze' ? REASON.analyzed : REASON.evaluated;
+      outcome = {
+        kind: 'done',
+        reason,
+        message: s.images === 0 ? 'No running image matches this binding.' : counts,
+        ...(compiled.mode === 'evaluate'
+          ? {
+              compliant:
+                s.failed > 0
+                  ? { ok: false, reason: REASON.policyFailed, message: `${s.failed} image(s) fail policy ${policy?.name ?? ''}`.trim() }
+                  : s.errors > 0
+                    ? { ok: false, reason: REASON.evaluationErrors, message: `${s.errors} image(s) could not be evaluated` }
+                    : { ok: true, reason: REASON.policyPassed, message: `All ${s.images} image(s) pass` },
+            }
+          : {}),
+      };
+    }
+    const status: BindingStatus = {
+      observedGeneration: b.generation,
+      conditions: mergeConditions(b.status.conditions, conditionsFor(outcome), b.generation, now),
+      summary,
+      lastEvaluationTime: now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      results: bounded.results,
+    };
+    if (bounded.truncated) status.truncated = true;
+    if (policy) status.policy = { id: policy.policy_id, name: policy.name, active: !b.spec.policyId };
+    if (accounts.size === 1) status.account = [...accounts][0] as string;
+    else if (b.spec.account) status.account = b.spec.account;
+    await this.#write(b, status);
+    if (!unavailable && s.pending === 0) this.lastEvaluated.set(key, now.getTime());
+    this.#emitEvents(b, status, groups, results);
+    return { requeueAfterMs: requeueMs };
+  }
+
+  #select(b: BindingInfo, c: Compiled): Map<string, Group> {
+    const { stores, scope } = this.#o;
+    const groups = new Map<string, Group>();
+    for (const pod of stores.pods.list()) {
+      if (b.namespace !== undefined && pod.namespace !== b.namespace) continue;
+      const ns = stores.namespaces.get(pod.namespace);
+      if (!scope.includesNamespace(ns) || !c.selects(pod)) continue;
+      const account = b.spec.account ?? scope.accountFor(ns, pod.namespace);
+      const workload = resolveWorkload(pod, stores);
+      const wk = workloadKey(workload);
+      for (const container of pod.containers) {
+        const r = scope.resolveImage(container);
+        if (r.kind !== 'image' || !c.covers(r.image)) continue;
+        const key = imageKey(account, r.image);
+        let g = groups.get(key);
+        if (!g) groups.set(key, (g = { key, account, image: r.image, workloads: new Map() }));
+        if (!g.workloads.has(wk)) g.workloads.set(wk, workloadObjectRef(workload));
+      }
+    }
+    return groups;
+  }
+
+  async #resolvePolicy(b: BindingInfo, account: string): Promise<PolicyRecord> {
+    let list: PolicyRecord[];
+    try {
+      list = await this.#o.cache.policies(account, 60_000);
+    } catch (err) {
+      throw this.#anchoreProblem(err, account);
+    }
+    if (b.spec.policyId) {
+      const p = list.find((x) => x.policy_id === b.spec.policyId);
+      if (!p) throw new BindingProblem('stalled', REASON.policyNotFound, `Anchore account "${account}" has no policy with id "${b.spec.policyId}"`, 5 * 60_000);
+      return p;
+    }
+    const active = list.find((x) => x.active);
+    if (!active) throw new BindingProblem('stalled', REASON.policyNotFound, `Anchore account "${account}" has no active policy; set spec.policyId or activate one`, 5 * 60_000);
+    this.#activePolicy.set(account, active.policy_id);
+    return active;
+  }
+
+  #anchoreProblem(err: unknown, account: string): BindingProblem {
+    if (err instanceof AnchoreError) {
+      if (err.kind === 'unavailable') return new BindingProblem('retrying', REASON.anchoreUnavailable, `Anchore is unavailable: ${err.message}`, 30_000);
+      if (err.kind === 'not-found' || (err.kind === 'auth' && /account/i.test(err.message) && err.status === 404)) {
+        return new BindingProblem('stalled', REASON.accountNotFound, `Anchore account "${account}" does not exist: ${err.message}`, 5 * 60_000);
+      }
+      if (err.kind === 'auth') {
+        return new BindingProblem('stalled', REASON.authFailed, `Anchore refused the operator for account "${account}": ${err.message}`, 5 * 60_000);
+      }
+    }
+    return new BindingProblem('retrying', REASON.anchoreUnavailable, errorMessage(err), 30_000);
+  }
+
+  async #problem(b: BindingInfo, p: BindingProblem, now: Date): Promise<HandleResult> {
+    const status: BindingStatus = {
+      ...b.status,
+      observedGeneration: b.generation,
+      conditions: mergeConditions(b.status.conditions, conditionsFor({ kind: p.kind, reason: p.reason, message: p.message }), b.generation, now),
+    };
+    await this.#write(b, status);
+    const was = b.status.conditions?.find((c) => c.type === 'Ready');
+    if (was?.reason !== p.reason) this.#o.events.event(bindingRef(b), 'Warning', p.reason, 'Evaluate', p.message);
+    if (p.kind === 'retrying') throw new WaitError(p.reason, p.message, p.retryMs);
+    // Stalled: nothing to do until the spec changes — except things Anchore-side (a policy created, an account
+    // added, credentials fixed), which a slow re-check picks up.
+    if (p.retryMs > 0) throw new WaitError(p.reason, p.message, p.retryMs);
+    throw new StallError(p.reason, p.message);
+  }
+
+  async #write(b: BindingInfo, status: BindingStatus): Promise<void> {
+    if (sameStatus(b.status, status)) return;
+    try {
+      await this.#o.writer.patchStatus(b, status);
+      this.#o.metrics.reconcileTotal.inc({ controller: 'binding-status', result: 'written' });
+    } catch (err) {
+      if ((err as { status?: number }).status === 404) return; // deleted meanwhile
+      throw err;
+    }
+  }
+
+  #emitEvents(b: BindingInfo, status: BindingStatus, groups: Map<string, Group>, results: BindingImageResult[]): void {
+    const before = b.status.conditions?.find((c) => c.type === 'Compliant');
+    const after = status.conditions?.find((c) => c.type === 'Compliant');
+    if (after && (before?.status !== after.status || before?.reason !== after.reason)) {
+      this.#o.events.event(bindingRef(b), after.status === 'True' ? 'Normal' : 'Warning', after.reason, 'Evaluate', after.message);
+    }
+    const failing = new Set<string>();
+    const byWorkload = new Map<string, string[]>();
+    for (const r of results) {
+      if (r.result !== 'fail') continue;
+      for (const w of r.workloads ?? []) {
+        failing.add(w);
+        byWorkload.set(w, [...(byWorkload.get(w) ?? []), r.image]);
+      }
+    }
+    const prev = this.#failingWorkloads.get(b.key) ?? previouslyFailing(b.status);
+    for (const w of failing) {
+      if (prev.has(w)) continue;
+      let ref: ObjectRef | undefined;
+      for (const g of groups.values()) if (g.workloads.has(w)) ref = g.workloads.get(w);
+      if (!ref) continue;
+      const imgs = byWorkload.get(w) ?? [];
+      this.#o.events.event(ref, 'Warning', 'AnchorePolicyFailed', 'Evaluate', `${imgs.length} image(s) fail Anchore policy ${status.policy?.name ?? ''} (binding ${b.namespace ? `${b.namespace}/` : ''}${b.name}): ${imgs.slice(0, 3).join(', ')}`);
+    }
+    this.#failingWorkloads.set(b.key, failing);
+  }
+
+  /** Polls each account's active policy; a change re-evaluates the bindings that follow it. */
+  #schedulePoll(): void {
+    if (this.#stopped || this.#o.policyPollMs <= 0) return;
+    this.#pollTimer = setTimeout(() => void this.#poll().finally(() => this.#schedulePoll()), this.#o.policyPollMs);
+    this.#pollTimer.unref();
+  }
+
+  async #poll(): Promise<void> {
+    for (const [account, was] of [...this.#activePolicy]) {
+      try {
+        const list = await this.#o.cache.policies(account, 0);
+        const now = list.find((p) => p.active)?.policy_id;
+        if (now === was) continue;
+        this.#log.info({ account, from: was, to: now }, 'active policy changed; re-evaluating bindings that follow it');
+        if (now) this.#activePolicy.set(account, now);
+        else this.#activePolicy.delete(account);
+        this.#o.cache.invalidateAccount(account);
+        for (const b of [...this.#o.bindings.list(), ...this.#o.clusterBindings.list()]) {
+          if (!b.spec.policyId) this.queue.add(b.key);
+        }
+      } catch (err) {
+        this.#log.debug({ account, err: errorMessage(err) }, 'active policy poll failed');
+      }
+    }
+  }
+}
+
+function bindingRef(b: BindingInfo): ObjectRef {
+  const ref: ObjectRef = { apiVersion: 'anchore.io/v1alpha1', kind: b.kind, name: b.name, uid: b.uid };
+  if (b.namespace) ref.namespace = b.namespace;
+  return ref;
+}
+
+function previouslyFailing(status: BindingStatus): Set<string> {
+  const s = new Set<string>();
+  for (const r of status.results ?? []) if (r.result === 'fail') for (const w of r.workloads ?? []) s.add(w);
+  return s;
+}

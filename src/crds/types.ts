@@ -1,0 +1,102 @@
+/** TypeScript shapes of the operator's custom resources (the schema is in schema.ts). */
+import type { LabelSelector } from '../discovery/label-selector.ts';
+
+export type BindingMode = 'evaluate' | 'analyze';
+export type FailOn = 'stop' | 'warn';
+
+export interface BindingSpec {
+  policyId?: string;
+  account?: string;
+  podSelector?: LabelSelector;
+  images?: { include?: string[]; exclude?: string[] };
+  mode?: BindingMode;
+  failOn?: FailOn;
+  reevaluateInterval?: string;
+  suspend?: boolean;
+  /** ClusterAnchorePolicyBinding only. */
+  namespaceSelector?: LabelSelector;
+  /** ClusterAnchorePolicyBinding only. */
+  namespaces?: string[];
+}
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  observedGeneration?: number;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+export type ImageResult = 'pass' | 'fail' | 'warn' | 'pending' | 'error';
+
+export interface BindingImageResult {
+  image: string;
+  digest?: string;
+  result: ImageResult;
+  finalAction?: string;
+  reason?: string;
+  findings?: number;
+  vulnerabilities?: Record<string, number>;
+  topFindings?: Array<{ gate: string; trigger: string; action: string; message: string }>;
+  workloads?: string[];
+  message?: string;
+}
+
+export interface BindingSummary {
+  workloads: number;
+  images: number;
+  passed: number;
+  failed: number;
+  warned: number;
+  pending: number;
+  errors: number;
+}
+
+export interface BindingStatus {
+  observedGeneration?: number;
+  conditions?: Condition[];
+  summary?: BindingSummary;
+  policy?: { id: string; name: string; active: boolean };
+  account?: string;
+  lastEvaluationTime?: string;
+  truncated?: boolean;
+  results?: BindingImageResult[];
+}
+
+export type BindingKind = 'AnchorePolicyBinding' | 'ClusterAnchorePolicyBinding';
+
+/** A binding as the operator caches it. */
+export interface BindingInfo {
+  key: string;
+  resourceVersion: string;
+  kind: BindingKind;
+  name: string;
+  /** Absent for the cluster-scoped kind. */
+  namespace?: string;
+  uid: string;
+  generation: number;
+  spec: BindingSpec;
+  status: BindingStatus;
+}
+
+/** Condition types and reasons: constants in one place (docs/api.md lists them). */
+export const CONDITION = { ready: 'Ready', reconciling: 'Reconciling', stalled: 'Stalled', compliant: 'Compliant' } as const;
+
+export const REASON = {
+  evaluated: 'Evaluated',
+  analyzed: 'Analyzed',
+  analysisPending: 'AnalysisPending',
+  progressing: 'Progressing',
+  policyNotFound: 'PolicyNotFound',
+  accountNotFound: 'AccountNotFound',
+  authFailed: 'AuthFailed',
+  anchoreUnavailable: 'AnchoreUnavailable',
+  invalidSelector: 'InvalidSelector',
+  invalidSpec: 'InvalidSpec',
+  suspended: 'Suspended',
+  noImages: 'NoMatchingImages',
+  policyPassed: 'PolicyPassed',
+  policyFailed: 'PolicyFailed',
+  evaluationErrors: 'EvaluationErrors',
+} as const;

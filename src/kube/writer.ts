@@ -1,0 +1,86 @@
+import { API_VERSION, GROUP, VERSION } from '../crds/schema.ts';
+import type { BindingInfo, BindingStatus } from '../crds/types.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { BindingStatusWriter, EventRecorder, ObjectRef } from './cluster.port.ts';
+import type { KubeClient } from './client.ts';
+
+export function bindingPath(b: Pick<BindingInfo, 'kind' | 'name' | 'namespace'>): string {
+  return b.kind === 'AnchorePolicyBinding'
+    ? `/apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(b.namespace ?? '')}/anchorepolicybindings/${encodeURIComponent(b.name)}`
+    : `/apis/${GROUP}/${VERSION}/clusteranchorepolicybindings/${encodeURIComponent(b.name)}`;
+}
+
+/** Writes binding status with a JSON merge patch of the status subresource; keys no longer present are nulled. */
+export class KubeBindingStatusWriter implements BindingStatusWriter {
+  readonly #client: KubeClient;
+  constructor(client: KubeClient) {
+    this.#client = client;
+  }
+
+  async patchStatus(binding: BindingInfo, status: BindingStatus): Promise<void> {
+    const patch: Record<string, unknown> = { ...status };
+    for (const k of Object.keys(binding.status ?? {})) if (!(k in status) || (status as Record<string, unknown>)[k] === undefined) patch[k] = null;
+    await this.#client.mergePatch(`${bindingPath(binding)}/status`, { apiVersion: API_VERSION, status: patch }, { fieldManager: 'anchore-operator' });
+  }
+}
+
+/** events.k8s.io/v1 MicroTime: the apiserver rejects millisecond precision. */
+export function microTime(d: Date): string {
+  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+/**
+ * Records Kubernetes Events (events.k8s.io/v1). At most one event per (object, reason) per `minIntervalMs`, and an
+ * identical note is not repeated within `repeatMs`: a flapping verdict cannot flood the apiserver.
+ */
+export class KubeEventRecorder implements EventRecorder {
+  readonly #client: KubeClient;
+  readonly #log: Logger;
+  readonly #instance: string;
+  readonly #minIntervalMs: number;
+  readonly #repeatMs: number;
+  readonly #last = new Map<string, { at: number; note: string }>();
+  /** Namespace for events about cluster-scoped objects. */
+  readonly #clusterEventNamespace: string;
+  sent = 0;
+  suppressed = 0;
+
+  constructor(opts: { client: KubeClient; log: Logger; instance: string; minIntervalMs?: number; repeatMs?: number; clusterEventNamespace?: string }) {
+    this.#client = opts.client;
+    this.#log = opts.log;
+    this.#instance = opts.instance;
+    this.#minIntervalMs = opts.minIntervalMs ?? 60_000;
+    this.#repeatMs = opts.repeatMs ?? 10 * 60_000;
+    this.#clusterEventNamespace = opts.clusterEventNamespace ?? 'default';
+  }
+
+  event(regarding: ObjectRef, type: 'Normal' | 'Warning', reason: string, action: string, note: string): void {
+    const key = `${regarding.kind}/${regarding.namespace ?? ''}/${regarding.name}/${reason}`;
+    const now = Date.now();
+    const prev = this.#last.get(key);
+    if (prev && (now - prev.at < this.#minIntervalMs || (prev.note === note && now - prev.at < this.#repeatMs))) {
+      this.suppressed++;
+      return;
+    }
+    this.#last.set(key, { at: now, note });
+    if (this.#last.size > 10_000) this.#last.delete(this.#last.keys().next().value as string);
+    const namespace = regarding.namespace ?? this.#clusterEventNamespace;
+    const body = {
+      apiVersion: 'events.k8s.io/v1',
+      kind: 'Event',
+      metadata: { generateName: `${regarding.name.slice(0, 200)}.`, namespace },
+      eventTime: microTime(new Date(now)),
+      type,
+      reason,
+      action,
+      note: note.slice(0, 1024),
+      regarding,
+      reportingController: 'anchore.io/anchore-operator',
+      reportingInstance: this.#instance.slice(0, 128),
+    };
+    this.sent++;
+    this.#client.request('POST', `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/events`, { body }).catch((err: unknown) => {
+      this.#log.warn({ err: (err as Error).message, reason, object: key }, 'could not record event');
+    });
+  }
+}
