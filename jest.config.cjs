@@ -7,6 +7,8 @@ module.exports = {
   extensionsToTreatAsEsm: ['.ts'],
   transform: { '^.+\\.ts$': swc },
   reporters: ['default', '<rootDir>/scripts/jest-summary-reporter.cjs'],
+  // Must be top-level: jest ignores testTimeout inside a `projects` entry. Unit tests finish far below it.
+  testTimeout: 120000,
   projects: [
     {
       displayName: 'unit',
@@ -23,7 +25,6 @@ module.exports = {
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
       globalSetup: '<rootDir>/test/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/support/global-teardown.ts',
-      testTimeout: 120000,
     },
   ],
 };

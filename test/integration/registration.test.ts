@@ -32,23 +32,26 @@ describe('registration and inventory (real cluster)', () => {
   };
 
   it('when a Deployment runs, then each unique image is registered exactly once within seconds of Running', async () => {
+    const appliedAt = Date.now();
     await apply(deployment(ns, 'web', 3, [{ name: 'nginx', image: 'nginx:1.27' }, { name: 'cache', image: 'redis:7.2' }]));
     await apply(deployment(ns, 'worker', 2, [{ name: 'redis', image: 'redis:7.2' }]));
     const web = await waitForRunningPods(ns, 'app=web', 3);
     await waitForRunningPods(ns, 'app=worker', 2);
-    const runningAt = Date.now();
+    const runningSeenAt = Date.now();
     const digests = new Set(web.flatMap((p) => p.containers.map((c) => digestOf(c.imageID))).filter((d): d is string => !!d));
     expect(digests.size).toBe(2);
     await eventually(() => [...digests].every((d) => sim.images('admin').some((i) => i.image_digest === d)), 10_000, 20);
-    const latencyMs = Date.now() - runningAt;
-    process.stdout.write(`[measure] pods Running → all images registered: ${latencyMs} ms\n`);
-    expect(latencyMs).toBeLessThan(5000);
     const posts = sim.requests({ method: 'POST', path: '/v2/images' });
+    const registeredAt = Math.max(...[...digests].map((d) => posts.find((r) => JSON.stringify(r.body).includes(d))?.time ?? Infinity));
+    // Upper bound: includes scheduling and kwok making the pods Running (~150 ms here).
+    process.stdout.write(`[measure] kubectl apply → all images registered: ${registeredAt - appliedAt} ms (pods seen Running by the test after ${runningSeenAt - appliedAt} ms)\n`);
+    expect(registeredAt - appliedAt).toBeLessThan(5000);
     for (const d of digests) {
       const forDigest = posts.filter((r) => JSON.stringify(r.body).includes(d));
       expect(forDigest).toHaveLength(1);
     }
-    const nginxPost = posts.find((r) => JSON.stringify(r.body).includes('nginx'));
+    const nginxDigest = digestOf(web[0]?.containers.find((c) => c.name === 'nginx')?.imageID ?? '') ?? 'none';
+    const nginxPost = posts.find((r) => JSON.stringify(r.body).includes(nginxDigest));
     expect(nginxPost?.body).toMatchObject({
       source: { digest: { tag: 'docker.io/library/nginx:1.27' } },
       annotations: { 'anchore-operator/cluster': cluster, 'anchore-operator/workload': `${ns}/Deployment/web` },
