@@ -38,6 +38,7 @@ const projects = unitOnly ? ['unit'] : integrationOnly ? ['integration'] : ['uni
 step(
   `jest (${projects.join(' + ')})`,
   process.execPath,
-  [join(root, 'node_modules', 'jest', 'bin', 'jest.js'), '--selectProjects', ...projects, ...rest],
+  // Paths and flags first: jest would read a path after --selectProjects as another project name.
+  [join(root, 'node_modules', 'jest', 'bin', 'jest.js'), ...rest, '--selectProjects', ...projects],
   { ...process.env, NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --experimental-vm-modules --no-warnings=ExperimentalWarning`.trim() },
 );

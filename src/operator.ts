@@ -186,7 +186,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
   };
 
   try {
-    await checkAnchore(anchore, log, () => stopped);
+    await checkAnchore(anchore, cfg.anchore.account, log, () => stopped);
     anchoreOk = true;
     log.info('starting informers');
     await stores.start();
@@ -223,7 +223,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
  * Waits until Anchore answers as a V2 server. Unreachable → retry with backoff (we are not ready meanwhile).
  * V1 server, rejected credentials, or a missing required operation → FatalStartupError with the cause.
  */
-async function checkAnchore(anchore: AnchoreApi, log: Logger, stopped: () => boolean): Promise<void> {
+async function checkAnchore(anchore: AnchoreApi, account: string, log: Logger, stopped: () => boolean): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       const v = await anchore.version();
@@ -238,6 +238,18 @@ async function checkAnchore(anchore: AnchoreApi, log: Logger, stopped: () => boo
         throw new FatalStartupError(`Anchore lacks operations this operator needs: ${caps.missingRequired.join(', ')}`);
       }
       if (caps.missingOptional.length) log.warn({ missing: caps.missingOptional }, 'Anchore lacks optional operations; the features using them are off');
+      // Version and spec are anonymous: prove the credentials (and the default account) with one small scoped call.
+      try {
+        await anchore.listPolicies(account);
+      } catch (err) {
+        if (err instanceof AnchoreError && err.kind === 'auth' && err.status === 403) {
+          log.warn({ account, err: err.message }, 'credentials accepted, but they may not list policies in the default account; policy bindings will fail there');
+        } else if (err instanceof AnchoreError && err.kind === 'not-found') {
+          throw new FatalStartupError(`Anchore account "${account}" (ANCHORE_ACCOUNT) does not exist or is not visible to this user: ${err.message}`);
+        } else {
+          throw err;
+        }
+      }
       log.info({ service: v.service, api: v.api }, 'Anchore answered');
       return;
     } catch (err) {
