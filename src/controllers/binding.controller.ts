@@ -93,6 +93,8 @@ export class BindingController {
   readonly #activePolicy = new Map<string, string>();
   /** Last successful evaluation time per binding (freshness; status keeps it only when results change). */
   readonly lastEvaluated = new Map<string, number>();
+  /** Bindings whose next evaluation must bypass cached results (reevaluate annotation changed). */
+  readonly #forceFresh = new Set<string>();
   #pollTimer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
 
@@ -119,7 +121,10 @@ export class BindingController {
         add: (b) => this.queue.add(b.key),
         // Our own status writes change resourceVersion but not generation: only a spec change re-evaluates.
         update: (a, b) => {
-          if (a.generation !== b.generation) this.queue.add(b.key);
+          if (a.reevaluateToken !== b.reevaluateToken) {
+            this.#forceFresh.add(b.key);
+            this.queue.add(b.key);
+          } else if (a.generation !== b.generation) this.queue.add(b.key);
         },
         delete: (b) => this.#forget(b.key),
       });
@@ -154,7 +159,8 @@ export class BindingController {
   }
 
   #get(key: string): BindingInfo | undefined {
-    return key.startsWith('capb/') ? this.#o.clusterBindings.get(key.slice(5)) : this.#o.bindings.get(key.slice(4));
+    // Binding keys carry their kind ("apb/ns/name", "capb/name"), so the two stores never collide.
+    return key.startsWith('capb/') ? this.#o.clusterBindings.get(key) : this.#o.bindings.get(key);
   }
 
   #namespaceTouched(ns: string | undefined): void {
@@ -263,6 +269,8 @@ export class BindingController {
     }
 
     const previous = new Map((b.status.results ?? []).map((r) => [`${r.image}@${r.digest ?? ''}`, r]));
+    const fresh = this.#forceFresh.delete(key);
+    const maxAgeMs = fresh ? 0 : compiled.intervalMs;
     let unavailable: string | undefined;
     const results = await Promise.all(
       [...groups.values()].map(async (g): Promise<BindingImageResult> => {
@@ -275,13 +283,13 @@ export class BindingController {
         if (entry.analysis !== 'analyzed') return { ...base, reason: REASON.analysisPending, message: `analysis ${entry.analysis}` };
         try {
           if (compiled.mode === 'analyze') {
-            const vulns = await this.#o.cache.vulnerabilities(g.account, entry.digest, compiled.intervalMs);
+            const vulns = await this.#o.cache.vulnerabilities(g.account, entry.digest, maxAgeMs);
             const counts: Record<string, number> = {};
             for (const v of vulns) counts[v.severity] = (counts[v.severity] ?? 0) + 1;
             return { ...base, result: 'pass', reason: 'Analyzed', findings: vulns.length, vulnerabilities: counts };
           }
           const policy = policies.get(g.account) as PolicyRecord;
-          const check = await this.#o.cache.check(g.account, policy.policy_id, entry.digest, g.image.tag, compiled.intervalMs);
+          const check = await this.#o.cache.check(g.account, policy.policy_id, entry.digest, g.image.tag, maxAgeMs);
           let result: ImageResult = 'pass';
           if (check.final_action === 'stop' || check.status === 'fail') result = 'fail';
           else if (check.final_action === 'warn') result = compiled.failOn === 'warn' ? 'fail' : 'warn';
@@ -311,7 +319,7 @@ export class BindingController {
     let requeueMs = compiled.intervalMs;
     if (unavailable) {
       outcome = { kind: 'retrying', reason: REASON.anchoreUnavailable, message: `Anchore is unavailable; showing the last known results. ${unavailable}` };
-      requeueMs = 30_000;
+      requeueMs = 10_000;
     } else if (s.pending > 0) {
       outcome = { kind: 'progressing', reason: REASON.analysisPending, message: `Waiting for Anchore to analyse ${s.pending} image(s). ${counts}` };
       requeueMs = 15_000;
@@ -375,7 +383,7 @@ export class BindingController {
   async #resolvePolicy(b: BindingInfo, account: string): Promise<PolicyRecord> {
     let list: PolicyRecord[];
     try {
-      list = await this.#o.cache.policies(account, 60_000);
+      list = await this.#o.cache.policies(account, this.#forceFresh.has(b.key) ? 0 : 60_000);
     } catch (err) {
       throw this.#anchoreProblem(err, account);
     }
@@ -392,7 +400,7 @@ export class BindingController {
 
   #anchoreProblem(err: unknown, account: string): BindingProblem {
     if (err instanceof AnchoreError) {
-      if (err.kind === 'unavailable') return new BindingProblem('retrying', REASON.anchoreUnavailable, `Anchore is unavailable: ${err.message}`, 30_000);
+      if (err.kind === 'unavailable') return new BindingProblem('retrying', REASON.anchoreUnavailable, `Anchore is unavailable: ${err.message}`, 10_000);
       if (err.kind === 'not-found' || (err.kind === 'auth' && /account/i.test(err.message) && err.status === 404)) {
         return new BindingProblem('stalled', REASON.accountNotFound, `Anchore account "${account}" does not exist: ${err.message}`, 5 * 60_000);
       }
@@ -400,7 +408,7 @@ export class BindingController {
         return new BindingProblem('stalled', REASON.authFailed, `Anchore refused the operator for account "${account}": ${err.message}`, 5 * 60_000);
       }
     }
-    return new BindingProblem('retrying', REASON.anchoreUnavailable, errorMessage(err), 30_000);
+    return new BindingProblem('retrying', REASON.anchoreUnavailable, errorMessage(err), 10_000);
   }
 
   async #problem(b: BindingInfo, p: BindingProblem, now: Date): Promise<HandleResult> {

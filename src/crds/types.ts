@@ -76,9 +76,14 @@ export interface BindingInfo {
   namespace?: string;
   uid: string;
   generation: number;
+  /** Value of the anchore.io/reevaluate annotation: changing it re-evaluates now, bypassing cached evaluations. */
+  reevaluateToken?: string;
   spec: BindingSpec;
   status: BindingStatus;
 }
+
+/** Annotate a binding with a new value of this key to re-evaluate it now (nothing is deleted to rescan). */
+export const REEVALUATE_ANNOTATION = 'anchore.io/reevaluate';
 
 /** Condition types and reasons: constants in one place (docs/api.md lists them). */
 export const CONDITION = { ready: 'Ready', reconciling: 'Reconciling', stalled: 'Stalled', compliant: 'Compliant' } as const;

@@ -1,4 +1,4 @@
-import type { BindingInfo, BindingKind, BindingSpec, BindingStatus } from '../crds/types.ts';
+import { type BindingInfo, type BindingKind, type BindingSpec, type BindingStatus, REEVALUATE_ANNOTATION } from '../crds/types.ts';
 import type { ContainerKind, NamespaceInfo, NodeInfo, OwnerInfo, OwnerRef, PodContainer, PodInfo } from './cluster.port.ts';
 
 /*
@@ -144,6 +144,8 @@ export function projectBinding(kind: BindingKind) {
       status: obj(o['status']) as BindingStatus,
     };
     if (b.namespace) info.namespace = b.namespace;
+    const token = str(obj(b.meta['annotations'])[REEVALUATE_ANNOTATION]);
+    if (token) info.reevaluateToken = token;
     return info;
   };
 }

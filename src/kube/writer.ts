@@ -34,7 +34,7 @@ export function microTime(d: Date): string {
  * identical note is not repeated within `repeatMs`: a flapping verdict cannot flood the apiserver.
  */
 export class KubeEventRecorder implements EventRecorder {
-  readonly #client: KubeClient;
+  readonly #client: Pick<KubeClient, 'request'>;
   readonly #log: Logger;
   readonly #instance: string;
   readonly #minIntervalMs: number;
@@ -45,7 +45,7 @@ export class KubeEventRecorder implements EventRecorder {
   sent = 0;
   suppressed = 0;
 
-  constructor(opts: { client: KubeClient; log: Logger; instance: string; minIntervalMs?: number; repeatMs?: number; clusterEventNamespace?: string }) {
+  constructor(opts: { client: Pick<KubeClient, 'request'>; log: Logger; instance: string; minIntervalMs?: number; repeatMs?: number; clusterEventNamespace?: string }) {
     this.#client = opts.client;
     this.#log = opts.log;
     this.#instance = opts.instance;
@@ -68,7 +68,8 @@ export class KubeEventRecorder implements EventRecorder {
     const body = {
       apiVersion: 'events.k8s.io/v1',
       kind: 'Event',
-      metadata: { generateName: `${regarding.name.slice(0, 200)}.`, namespace },
+      // client-go's naming (<object>.<hex time>): Event validation rejects a generateName ending in '.'.
+      metadata: { name: `${regarding.name.slice(0, 200)}.${(BigInt(now) * 1_000_000n + BigInt(this.sent % 1_000_000)).toString(16)}`, namespace },
       eventTime: microTime(new Date(now)),
       type,
       reason,

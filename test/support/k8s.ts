@@ -1,6 +1,12 @@
 // Small helpers the integration and e2e suites use to drive the cluster the way a user does: with kubectl.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+// A discovery cache of our own: kubectl's shared one (10 min TTL) does not know CRDs installed moments ago.
+const discoveryCache = mkdtempSync(join(tmpdir(), 'kubectl-cache-'));
 
 export function testCluster(): { kubeconfig: string; kubectl: string; helm: string; kind: string } {
   const kubeconfig = process.env['TEST_KUBECONFIG'];
@@ -24,7 +30,7 @@ export interface KubectlResult {
 export function kubectlRaw(args: string[], input?: string): Promise<KubectlResult> {
   const { kubeconfig, kubectl } = testCluster();
   return new Promise((resolve) => {
-    const child = execFile(kubectl, ['--kubeconfig', kubeconfig, ...args], { maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => {
+    const child = execFile(kubectl, ['--kubeconfig', kubeconfig, '--cache-dir', discoveryCache, ...args], { maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
     if (input !== undefined) child.stdin?.end(input);
@@ -127,7 +133,7 @@ export function digestOf(imageID: string): string | undefined {
 
 /** Installs (or updates) the generated CRDs and waits until the apiserver serves them. */
 export async function ensureCrds(): Promise<void> {
-  const { join, dirname } = await import('node:path');
+  const { dirname } = await import('node:path');
   const { fileURLToPath } = await import('node:url');
   const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'deploy', 'crds');
   await kubectl(['apply', '--server-side', '--force-conflicts', '-f', dir]);

@@ -1,0 +1,50 @@
+import { describe, expect, it } from '@jest/globals';
+import { createLogger } from '../telemetry/logger.ts';
+import { KubeEventRecorder, microTime } from './writer.ts';
+
+const log = createLogger({ level: 'silent', pretty: false });
+
+function recorder(opts: { minIntervalMs?: number; repeatMs?: number } = {}): { rec: KubeEventRecorder; bodies: Array<Record<string, unknown>> } {
+  const bodies: Array<Record<string, unknown>> = [];
+  const client = {
+    request: async (_m: string, _p: string, o?: { body?: unknown }) => {
+      bodies.push(o?.body as Record<string, unknown>);
+      return undefined as never;
+    },
+  };
+  return { rec: new KubeEventRecorder({ client, log, instance: 'pod-1', ...opts }), bodies };
+}
+
+const dep = { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', namespace: 'shop' };
+
+describe('KubeEventRecorder', () => {
+  it('when an event is recorded, then it is a valid events.k8s.io/v1 Event with MicroTime and a client-go style name', () => {
+    const { rec, bodies } = recorder();
+    rec.event(dep, 'Warning', 'AnchorePolicyFailed', 'Evaluate', 'nginx fails');
+    const b = bodies[0] as { metadata: { name: string; namespace: string }; eventTime: string; reportingController: string; regarding: unknown };
+    expect(b.metadata.name).toMatch(/^web\.[0-9a-f]+$/);
+    expect(b.metadata.namespace).toBe('shop');
+    expect(b.eventTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+    expect(b.reportingController).toBe('anchore.io/anchore-operator');
+    expect(b.regarding).toEqual(dep);
+  });
+
+  it('when the same object and reason fire repeatedly, then only one event per interval goes out', () => {
+    const { rec, bodies } = recorder({ minIntervalMs: 60_000 });
+    for (let i = 0; i < 50; i++) rec.event(dep, 'Warning', 'AnchorePolicyFailed', 'Evaluate', `note ${i}`);
+    rec.event(dep, 'Normal', 'PolicyPassed', 'Evaluate', 'ok');
+    rec.event({ ...dep, name: 'api' }, 'Warning', 'AnchorePolicyFailed', 'Evaluate', 'x');
+    expect(bodies).toHaveLength(3);
+    expect(rec.suppressed).toBe(49);
+  });
+
+  it('when a cluster-scoped object is the subject, then the event goes to the configured namespace', () => {
+    const { rec, bodies } = recorder();
+    rec.event({ apiVersion: 'anchore.io/v1alpha1', kind: 'ClusterAnchorePolicyBinding', name: 'prod' }, 'Normal', 'PolicyPassed', 'Evaluate', 'ok');
+    expect((bodies[0] as { metadata: { namespace: string } }).metadata.namespace).toBe('default');
+  });
+
+  it('when a time is formatted, then it has microsecond precision', () => {
+    expect(microTime(new Date('2026-01-02T03:04:05.678Z'))).toBe('2026-01-02T03:04:05.678000Z');
+  });
+});
