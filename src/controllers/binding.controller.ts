@@ -465,14 +465,21 @@ export class BindingController {
     this.#failingWorkloads.set(b.key, failing);
   }
 
-  /** Polls each account's active policy; a change re-evaluates the bindings that follow it. */
+  /** Housekeeping loop: polls active policies (when enabled) and prunes evaluations nothing can still use. */
   #schedulePoll(): void {
-    if (this.#stopped || this.#o.policyPollMs <= 0) return;
-    this.#pollTimer = setTimeout(() => void this.#poll().finally(() => this.#schedulePoll()), this.#o.policyPollMs);
+    if (this.#stopped) return;
+    this.#pollTimer = setTimeout(() => void this.#poll().finally(() => this.#schedulePoll()), this.#o.policyPollMs > 0 ? this.#o.policyPollMs : 60_000);
     this.#pollTimer.unref();
   }
 
   async #poll(): Promise<void> {
+    let maxInterval = DEFAULT_INTERVAL_MS;
+    for (const b of [...this.#o.bindings.list(), ...this.#o.clusterBindings.list()]) {
+      const ms = b.spec.reevaluateInterval ? parseDuration(b.spec.reevaluateInterval) : undefined;
+      if (ms && ms > maxInterval) maxInterval = ms;
+    }
+    this.#o.cache.prune(2 * maxInterval);
+    if (this.#o.policyPollMs <= 0) return;
     for (const [account, was] of [...this.#activePolicy]) {
       try {
         const list = await this.#o.cache.policies(account, 0);

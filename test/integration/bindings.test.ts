@@ -225,6 +225,40 @@ describe('policy bindings (real cluster)', () => {
     }
   });
 
+  it('when a binding runs in analyze mode, then results carry vulnerability counts and no policy is consulted', async () => {
+    sim.setVulnerabilities(digests['api'] as string, [
+      { vuln: 'CVE-2026-0001', severity: 'Critical', fix: '1.2', package: 'openssl' },
+      { vuln: 'CVE-2026-0002', severity: 'High', package: 'zlib' },
+      { vuln: 'CVE-2026-0003', severity: 'High', package: 'curl' },
+    ]);
+    await apply(apb(ns, 'vulns', { mode: 'analyze', images: { include: ['ghcr.io/**'] } }));
+    const b = await eventually(async () => {
+      const x = await getApb(ns, 'vulns');
+      return cond(x, 'Ready')?.status === 'True' ? x : undefined;
+    }, 20_000, 250);
+    expect(cond(b, 'Ready')?.reason).toBe('Analyzed');
+    expect(cond(b, 'Compliant')).toBeUndefined();
+    expect(b.status?.policy).toBeUndefined();
+    expect(b.status?.results).toEqual([
+      expect.objectContaining({ image: 'ghcr.io/stefanprodan/podinfo:6.7.0', result: 'pass', findings: 3, vulnerabilities: { Critical: 1, High: 2 } }),
+    ]);
+  });
+
+  it('when a full minute passes in steady state with a 1m interval, then the binding is re-evaluated but never written', async () => {
+    await apply(apb(ns, 'steady', { podSelector: { matchLabels: { app: 'api' } }, reevaluateInterval: '1m' }));
+    const start = await eventually(async () => {
+      const x = await getApb(ns, 'steady');
+      return cond(x, 'Ready')?.status === 'True' ? x : undefined;
+    }, 20_000, 250);
+    const checks = () => sim.requests({ path: new RegExp(`${digests['api']}/check$`) }).length;
+    const checksAtStart = checks();
+    await new Promise((r) => setTimeout(r, 65_000));
+    const end = await getApb(ns, 'steady');
+    expect(end.metadata.resourceVersion).toBe(start.metadata.resourceVersion);
+    // The interval elapsed inside the minute: Anchore was asked again, the answer was the same, nothing was written.
+    expect(checks()).toBeGreaterThan(checksAtStart);
+  }, 120_000);
+
   it('when the account active policy changes in Anchore, then bindings following it re-evaluate against the new one', async () => {
     sim.setActivePolicy('admin', 'strict');
     const b = await eventually(async () => {
