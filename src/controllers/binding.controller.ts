@@ -106,15 +106,7 @@ export class BindingController {
       concurrency: o.workers,
       handle: (key) => this.reconcile(key),
       backoff: { baseMs: 2000, maxMs: 5 * 60_000, jitter: 0.3 },
-      onEvent: (e) => {
-        o.metrics.reconcileTotal.inc({ controller: 'binding', result: e.outcome });
-        o.metrics.reconcileDuration.observe({ controller: 'binding' }, e.durationMs / 1000);
-        o.metrics.queueWait.observe({ queue: 'binding' }, e.waitMs / 1000);
-        if (e.outcome === 'error') {
-          o.metrics.queueRetries.inc({ queue: 'binding' });
-          this.#log.warn({ binding: e.key, failures: e.failures, err: errorMessage(e.error) }, 'binding reconcile failed; will retry');
-        }
-      },
+      onEvent: o.metrics.queueObserver('binding', this.#log, 'binding reconcile'),
     });
     for (const store of [o.bindings, o.clusterBindings]) {
       store.on({

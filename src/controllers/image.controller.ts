@@ -61,15 +61,7 @@ export class ImageController {
       concurrency: o.workers,
       handle: (key) => this.reconcile(key),
       backoff: { baseMs: 1000, maxMs: 60_000, jitter: 0.3 },
-      onEvent: (e) => {
-        o.metrics.reconcileTotal.inc({ controller: 'image', result: e.outcome });
-        o.metrics.reconcileDuration.observe({ controller: 'image' }, e.durationMs / 1000);
-        o.metrics.queueWait.observe({ queue: 'image' }, e.waitMs / 1000);
-        if (e.outcome === 'error') {
-          o.metrics.queueRetries.inc({ queue: 'image' });
-          this.#log.warn({ key: e.key, failures: e.failures, err: errorMessage(e.error) }, 'image registration failed; will retry');
-        }
-      },
+      onEvent: o.metrics.queueObserver('image', this.#log, 'image registration'),
     });
     o.stores.pods.on({
       add: (p) => this.#podChanged(p.key, p),

@@ -51,15 +51,7 @@ export class InventoryController {
       concurrency: 2,
       handle: (account) => this.reconcile(account),
       backoff: { baseMs: 2000, maxMs: 60_000, jitter: 0.3 },
-      onEvent: (e) => {
-        o.metrics.reconcileTotal.inc({ controller: 'inventory', result: e.outcome });
-        o.metrics.reconcileDuration.observe({ controller: 'inventory' }, e.durationMs / 1000);
-        o.metrics.queueWait.observe({ queue: 'inventory' }, e.waitMs / 1000);
-        if (e.outcome === 'error') {
-          o.metrics.queueRetries.inc({ queue: 'inventory' });
-          this.#log.warn({ account: e.key, failures: e.failures, err: errorMessage(e.error) }, 'inventory report failed; will retry');
-        }
-      },
+      onEvent: o.metrics.queueObserver('inventory', this.#log, 'inventory report'),
     });
     const podChanged = (a: PodInfo | undefined, b: PodInfo | undefined): void => {
       if (a && b && sameIgnoringVersion(a, b)) return;

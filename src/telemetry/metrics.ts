@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { QueueEvent } from '../runtime/workqueue.ts';
 
 /** Metric names: one place, documented in docs/metrics.md. */
 export const METRIC = {
@@ -82,6 +83,22 @@ export class OperatorMetrics {
         for (const [labels, value] of read()) this.set(labels, value);
       },
     });
+  }
+
+  /**
+   * The work-queue hook every controller uses: reconcile count/duration, queue wait, retries, and one warning line
+   * per failed attempt (`what` names the work, e.g. "image registration").
+   */
+  queueObserver(controller: string, log: { warn(obj: object, msg: string): void }, what: string): (e: QueueEvent<string>) => void {
+    return (e) => {
+      this.reconcileTotal.inc({ controller, result: e.outcome });
+      this.reconcileDuration.observe({ controller }, e.durationMs / 1000);
+      this.queueWait.observe({ queue: controller }, e.waitMs / 1000);
+      if (e.outcome === 'error') {
+        this.queueRetries.inc({ queue: controller });
+        log.warn({ key: e.key, failures: e.failures, err: e.error instanceof Error ? e.error.message : String(e.error) }, `${what} failed; will retry`);
+      }
+    };
   }
 
   /** Records one Anchore HTTP attempt (the client's onRequest hook). */
