@@ -101,7 +101,20 @@ async function main(): Promise<void> {
       return imgs.length >= 6 && imgs.every((i) => i.analysis_status === 'analyzed') ? imgs : undefined;
     }, 120_000);
     await until('inventory', () => sim.inventories('admin').length > 0, 60_000);
+    for (const f of ['anchorepolicybinding.yaml', 'anchorepolicybinding-analyze.yaml']) {
+      kubectl(['apply', '-f', join(root, 'deploy', 'samples', f)]);
+    }
+    say('applied the sample policy bindings (deploy/samples/anchorepolicybinding*.yaml)');
+    await until(
+      'bindings Ready',
+      () => {
+        const list = JSON.parse(kubectl(['get', 'apb', '-A', '-o', 'json'])) as { items: Array<{ status?: { conditions?: Array<{ type: string; status: string }> } }> };
+        return list.items.length >= 2 && list.items.every((b) => b.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+      },
+      120_000,
+    );
     print(sim);
+    process.stdout.write(`Policy bindings (kubectl get apb -A):\n${kubectl(['get', 'apb', '-A'])}\n`);
     if (once) return void (await stopAll(0));
     say('running; Ctrl-C to stop. Try: kubectl --kubeconfig ' + cluster.kubeconfig + ' scale deploy/storefront -n demo-shop --replicas=5');
     let lastCount = sim.images('admin').length;
