@@ -85,7 +85,7 @@ export class IntegrationController {
       description: 'anchore-operator: event-driven Kubernetes runtime inventory and image registration',
       version: o.version,
       username: o.username,
-      health_report_interval: Math.round(o.healthIntervalMs / 1000),
+      health_report_interval: Math.max(1, Math.round(o.healthIntervalMs / 1000)),
       cluster_name: o.clusterName,
       ...(o.namespace ? { namespace: o.namespace } : {}),
     });
@@ -107,7 +107,7 @@ export class IntegrationController {
     }
     await this.#o.anchore.sendHealthReport(this.#o.account, this.#uuid as string, {
       uptime: Math.round((Date.now() - this.#startedAt) / 1000),
-      health_report_interval: Math.round(this.#o.healthIntervalMs / 1000),
+      health_report_interval: Math.max(1, Math.round(this.#o.healthIntervalMs / 1000)),
       errors,
       accounts,
     });

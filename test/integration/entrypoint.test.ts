@@ -74,6 +74,17 @@ describe('entry point (node src/main.ts)', () => {
     }
   });
 
+  it('when Anchore lacks an operation the operator needs, then it exits 1 naming the operation', async () => {
+    const old = await startSimulator({ config: { openapi_missing: ['add_image'], accounts: [{ name: 'admin', users: [{ username: 'admin', password: SECRET }] }] } });
+    try {
+      const r = run(operatorEnv(old.url, { ANCHORE_PASSWORD: SECRET }));
+      expect(await r.exit).toBe(1);
+      expect(r.stderr.join('').trim()).toBe('anchore-operator: Anchore lacks operations this operator needs: POST /images');
+    } finally {
+      await old.stop();
+    }
+  });
+
   it('when started correctly, then it becomes ready, registers running images, and exits 0 on SIGTERM', async () => {
     const r = run(operatorEnv(sim.url, { ANCHORE_PASSWORD: SECRET, CLUSTER_NAME: uniqueName('entry'), LOG_LEVEL: 'debug' }));
     try {
