@@ -60,8 +60,8 @@ export class Reflector<T extends Cached> {
   #watchGen = 0;
   #failures = 0;
   #lastActivity = Date.now();
-  #lastList = 0;
   #timers = new Set<ReturnType<typeof setTimeout>>();
+  #relistTimer: ReturnType<typeof setTimeout> | undefined;
   #watchdog: ReturnType<typeof setInterval> | undefined;
   #syncedWaiters: Array<() => void> = [];
 
@@ -113,10 +113,14 @@ export class Reflector<T extends Cached> {
 
   stop(): void {
     this.#stopped = true;
+    // A later start() must wait for a fresh list, not report the stale cache as synced.
+    this.#synced = false;
     this.#watchGen++;
     this.#watch?.abort();
     this.#watch = undefined;
     if (this.#watchdog) clearInterval(this.#watchdog);
+    if (this.#relistTimer) clearTimeout(this.#relistTimer);
+    this.#relistTimer = undefined;
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
   }
@@ -150,7 +154,22 @@ export class Reflector<T extends Cached> {
     if (this.#stopped || gen !== this.#watchGen) return;
     this.#failures = 0;
     this.#markSynced();
+    this.#scheduleRelist();
     void this.#startWatch(gen);
+  }
+
+  /** The backstop: a full relist + diff every relistIntervalMs (with jitter), whatever the watch is doing. */
+  #scheduleRelist(): void {
+    const every = this.#o.relistIntervalMs ?? 0;
+    if (this.#relistTimer) clearTimeout(this.#relistTimer);
+    if (every <= 0 || this.#stopped) return;
+    this.#relistTimer = setTimeout(() => {
+      this.#relistTimer = undefined;
+      if (this.#stopped) return;
+      this.#o.metrics?.watchRestart(this.resource, 'relist');
+      void this.#listAndWatch('periodic relist');
+    }, every + Math.floor(Math.random() * every * 0.1));
+    this.#relistTimer.unref();
   }
 
   #markSynced(): void {
@@ -179,8 +198,7 @@ export class Reflector<T extends Cached> {
       rv = page.resourceVersion;
       continueToken = page.continueToken;
     } while (continueToken);
-    this.#lastList = Date.now();
-    this.#lastActivity = this.#lastList;
+    this.#lastActivity = Date.now();
     // Diff against what we had: this is how deletions missed during a gap surface.
     const old = new Map(this.#store);
     this.#store.clear();
@@ -197,11 +215,6 @@ export class Reflector<T extends Cached> {
 
   async #startWatch(gen: number): Promise<void> {
     if (this.#stopped || gen !== this.#watchGen) return;
-    const relistEvery = this.#o.relistIntervalMs ?? 0;
-    if (relistEvery > 0 && Date.now() - this.#lastList >= relistEvery) {
-      this.#o.metrics?.watchRestart(this.resource, 'relist');
-      return this.#listAndWatch('periodic relist');
-    }
     let ended = false;
     const done = (err: unknown): void => {
       if (ended) return;

@@ -43,7 +43,7 @@ describe('policy bindings (real cluster)', () => {
   beforeAll(async () => {
     sim = await startSimulator({ config: { analysis: { queued_ms: 50, analyzing_ms: 150 }, policies: { admin: [{ policy_id: DEFAULT_POLICY_ID, name: 'Default bundle', active: true }, { policy_id: 'strict', name: 'Strict' }] } } });
     await apply(namespaceManifest(ns));
-    operator = await startTestOperator(operatorEnv(sim.url, { CLUSTER_NAME: uniqueName('bind'), POLICY_POLL_SECONDS: '2' }));
+    operator = await startTestOperator(operatorEnv(sim.url, { CLUSTER_NAME: uniqueName('bind'), POLICY_POLL_SECONDS: '2', NAMESPACES_INCLUDE: `${ns},prodns-*` }));
     await apply(deployment(ns, 'web', 2, [{ name: 'nginx', image: 'nginx:1.27' }, { name: 'sidecar', image: 'envoyproxy/envoy:v1.31.0' }]));
     await apply(deployment(ns, 'api', 1, [{ name: 'api', image: 'ghcr.io/stefanprodan/podinfo:6.7.0' }]));
     const pods = [...(await waitForRunningPods(ns, 'app=web', 2)), ...(await waitForRunningPods(ns, 'app=api', 1))];

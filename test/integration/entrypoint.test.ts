@@ -86,7 +86,7 @@ describe('entry point (node src/main.ts)', () => {
   });
 
   it('when started correctly, then it becomes ready, registers running images, and exits 0 on SIGTERM', async () => {
-    const r = run(operatorEnv(sim.url, { ANCHORE_PASSWORD: SECRET, CLUSTER_NAME: uniqueName('entry'), LOG_LEVEL: 'debug' }));
+    const r = run(operatorEnv(sim.url, { ANCHORE_PASSWORD: SECRET, CLUSTER_NAME: uniqueName('entry'), LOG_LEVEL: 'debug', NAMESPACES_INCLUDE: ns }));
     try {
       const port = await readyPort(r);
       await eventually(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, 30_000, 200);

@@ -18,7 +18,7 @@ describe('registration and inventory (real cluster)', () => {
     sim = await startSimulator({ config: { analysis: { queued_ms: 50, analyzing_ms: 200 } } });
     await apply(namespaceManifest(ns));
     await apply(namespaceManifest(excluded, { 'anchore.io/scan': 'false' }));
-    operator = await startTestOperator(operatorEnv(sim.url, { CLUSTER_NAME: cluster, NAMESPACE_LABEL_SELECTOR: 'anchore.io/scan!=false' }));
+    operator = await startTestOperator(operatorEnv(sim.url, { CLUSTER_NAME: cluster, NAMESPACE_LABEL_SELECTOR: 'anchore.io/scan!=false', NAMESPACES_INCLUDE: `${ns},${excluded}` }));
   });
   afterAll(async () => {
     await operator?.stop();
@@ -109,7 +109,7 @@ describe('registration and inventory (real cluster)', () => {
   it('when the operator restarts, then it re-adds nothing and reports again', async () => {
     await operator.stop();
     sim.clearRequests();
-    operator = await startTestOperator(operatorEnv(sim.url, { CLUSTER_NAME: cluster, NAMESPACE_LABEL_SELECTOR: 'anchore.io/scan!=false' }));
+    operator = await startTestOperator(operatorEnv(sim.url, { CLUSTER_NAME: cluster, NAMESPACE_LABEL_SELECTOR: 'anchore.io/scan!=false', NAMESPACES_INCLUDE: `${ns},${excluded}` }));
     await eventually(() => sim.requests({ method: 'POST', path: '/v2/kubernetes-inventory' }).length > 0, 10_000);
     await new Promise((r) => setTimeout(r, 1500));
     expect(sim.requests({ method: 'POST', path: '/v2/images' })).toHaveLength(0);

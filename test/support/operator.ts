@@ -12,7 +12,11 @@ export interface TestOperator {
   stop(): Promise<void>;
 }
 
-/** Env for an operator talking to `anchoreUrl` and the test cluster; `extra` overrides. */
+/**
+ * Env for an operator talking to `anchoreUrl` and the test cluster; `extra` overrides. Suites pass
+ * NAMESPACES_INCLUDE with their own namespaces: the cluster is shared (other suites, the demo, a user's workloads on
+ * kind), and an operator that sees everything would register and evaluate other suites' images.
+ */
 export function operatorEnv(anchoreUrl: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
     ANCHORE_URL: anchoreUrl,
