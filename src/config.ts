@@ -38,6 +38,14 @@ export interface Config {
   integration: { enabled: boolean; healthIntervalMs: number; registrationId: string; instanceId: string; namespace?: string };
   registration: { workers: number; analysisPollMaxMs: number };
   bindings: { workers: number; evaluationConcurrency: number; policyPollMs: number; eventNamespace: string };
+  metrics: {
+    maxSeries: number;
+    vulnerabilities: boolean;
+    vulnerabilityRefreshMs: number;
+    cveSeries: boolean;
+    cveMinSeverity: 'Critical' | 'High' | 'Medium' | 'Low' | 'Negligible' | 'Unknown';
+    cveFixableOnly: boolean;
+  };
   kube: { kubeconfig?: string; resyncMs: number; watchdogMs: number };
   http: { bindAddress: string; healthPort: number; metricsPort: number };
   log: { level: string; pretty: boolean };
@@ -82,6 +90,12 @@ export const SETTINGS: ReadonlyArray<{ name: string; default: string; help: stri
   { name: 'EVALUATION_CONCURRENCY', default: '8', help: 'Anchore policy checks / vulnerability reads in flight (shared by all bindings)' },
   { name: 'POLICY_POLL_SECONDS', default: '60', help: "How often each account's active policy is checked for a change (0 = never)" },
   { name: 'EVENT_NAMESPACE', default: '(POD_NAMESPACE or default)', help: 'Namespace for Events about cluster-scoped bindings' },
+  { name: 'METRICS_MAX_SERIES', default: '10000', help: 'Budget of findings series per scrape; beyond it series are dropped and counted' },
+  { name: 'METRICS_VULNERABILITIES', default: 'true', help: 'Read vulnerability counts of every running analysed image for the findings metrics' },
+  { name: 'VULNERABILITY_REFRESH_SECONDS', default: '3600', help: 'How often each image\'s vulnerability counts are read again' },
+  { name: 'METRICS_CVE_SERIES', default: 'false', help: 'Export one series per CVE (high cardinality; filtered by the next two settings)' },
+  { name: 'METRICS_CVE_MIN_SEVERITY', default: 'Critical', help: 'Per-CVE series only at or above this severity' },
+  { name: 'METRICS_CVE_FIXABLE_ONLY', default: 'true', help: 'Per-CVE series only for vulnerabilities with a fix' },
   { name: 'KUBECONFIG', default: '(in-cluster)', help: 'Kubeconfig path when running outside the cluster' },
   { name: 'RESYNC_INTERVAL_SECONDS', default: '600', help: 'Full relist of every watched resource (recovers missed events)' },
   { name: 'WATCH_WATCHDOG_SECONDS', default: '300', help: 'Relist a resource whose watch was silent this long' },
@@ -215,6 +229,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       evaluationConcurrency: r.int('EVALUATION_CONCURRENCY', 8, 1, 256),
       policyPollMs: r.int('POLICY_POLL_SECONDS', 60, 0, 86_400) * 1000,
       eventNamespace: r.string('EVENT_NAMESPACE') || env['POD_NAMESPACE'] || 'default',
+    },
+    metrics: {
+      maxSeries: r.int('METRICS_MAX_SERIES', 10_000, 0, 10_000_000),
+      vulnerabilities: r.bool('METRICS_VULNERABILITIES', true),
+      vulnerabilityRefreshMs: r.int('VULNERABILITY_REFRESH_SECONDS', 3600, 60, 7 * 86_400) * 1000,
+      cveSeries: r.bool('METRICS_CVE_SERIES', false),
+      cveMinSeverity: r.oneOf('METRICS_CVE_MIN_SEVERITY', ['Critical', 'High', 'Medium', 'Low', 'Negligible', 'Unknown'], 'Critical'),
+      cveFixableOnly: r.bool('METRICS_CVE_FIXABLE_ONLY', true),
     },
     kube: {
       resyncMs: r.int('RESYNC_INTERVAL_SECONDS', 600, 0, 86_400) * 1000,

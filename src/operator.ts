@@ -4,7 +4,9 @@ import { AnchoreError } from './anchore/errors.ts';
 import type { Config } from './config.ts';
 import { BindingController } from './controllers/binding.controller.ts';
 import { EvaluationCache } from './controllers/evaluation-cache.ts';
+import { registerFindingsMetrics } from './controllers/findings-metrics.ts';
 import { ImageController } from './controllers/image.controller.ts';
+import { VulnerabilityController } from './controllers/vulnerability.controller.ts';
 import { IntegrationController } from './controllers/integration.controller.ts';
 import { InventoryController } from './controllers/inventory.controller.ts';
 import { Scope } from './controllers/scope.ts';
@@ -28,6 +30,7 @@ export interface RunningOperator {
   readonly inventory: InventoryController;
   readonly integration: IntegrationController | undefined;
   readonly bindings: BindingController;
+  readonly vulnerabilities: VulnerabilityController;
   readonly evaluations: EvaluationCache;
   readonly events: KubeEventRecorder;
   readonly metrics: OperatorMetrics;
@@ -55,7 +58,7 @@ export interface OperatorDeps {
  */
 export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<RunningOperator> {
   const log = deps.log;
-  const metrics = deps.metrics ?? new OperatorMetrics(undefined, { version: VERSION });
+  const metrics = deps.metrics ?? new OperatorMetrics(undefined, { version: VERSION, maxSeries: cfg.metrics.maxSeries });
   let anchoreOk = false;
   let storesRef: RunningStores | undefined;
   const ready = (): boolean => anchoreOk && (storesRef?.synced() ?? false);
@@ -153,6 +156,25 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     log,
     metrics,
   });
+  const vulnerabilities = new VulnerabilityController({
+    images,
+    cache: evaluations,
+    refreshMs: cfg.metrics.vulnerabilityRefreshMs,
+    workers: 4,
+    ...(cfg.metrics.cveSeries ? { cveFilter: { minSeverity: cfg.metrics.cveMinSeverity, fixableOnly: cfg.metrics.cveFixableOnly } } : {}),
+    log,
+    metrics,
+  });
+  registerFindingsMetrics({
+    metrics,
+    images,
+    vulnerabilities,
+    bindings,
+    bindingStores: [stores.bindings, stores.clusterBindings],
+    queues: [images.queue, inventory.queue, bindings.queue, vulnerabilities.queue],
+    cveSeries: cfg.metrics.cveSeries,
+    isLeader: () => true,
+  });
   const integration = cfg.integration.enabled
     ? new IntegrationController({
         anchore,
@@ -180,6 +202,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
       images.queue.shutdown(cfg.shutdownDrainMs),
       inventory.queue.shutdown(cfg.shutdownDrainMs),
       bindings.queue.shutdown(cfg.shutdownDrainMs),
+      vulnerabilities.queue.shutdown(cfg.shutdownDrainMs),
     ]);
     log.info({ imagesDrained: img.drained, inventoryDrained: inv.drained, bindingsDrained: bnd.drained }, 'work queues stopped');
     await Promise.allSettled([health.close(), metricsServer.close(), kube.close(), http?.close()]);
@@ -197,6 +220,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
   }
   images.start();
   bindings.start();
+  if (cfg.metrics.vulnerabilities) vulnerabilities.start();
   if (cfg.inventory.enabled) inventory.start();
   integration?.start();
   metrics.ready.set(1);
@@ -208,6 +232,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     inventory,
     integration,
     bindings,
+    vulnerabilities,
     evaluations,
     events,
     metrics,

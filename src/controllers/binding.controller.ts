@@ -13,6 +13,7 @@ import {
   type ObjectRef,
   type PodInfo,
   type Store,
+  type WorkloadRef,
   resolveWorkload,
   workloadKey,
   workloadObjectRef,
@@ -49,6 +50,7 @@ interface Group {
   account: string;
   image: ResolvedImage;
   workloads: Map<string, ObjectRef | undefined>;
+  workloadRefs: Map<string, WorkloadRef>;
 }
 
 interface Compiled {
@@ -93,6 +95,8 @@ export class BindingController {
   readonly #activePolicy = new Map<string, string>();
   /** Last successful evaluation time per binding (freshness; status keeps it only when results change). */
   readonly lastEvaluated = new Map<string, number>();
+  /** Failing images per workload, per binding, from the last evaluation (complete, unlike the bounded status). */
+  readonly failuresByWorkload = new Map<string, Map<string, { workload: WorkloadRef; failed: number }>>();
   /** Bindings whose next evaluation must bypass cached results (reevaluate annotation changed). */
   readonly #forceFresh = new Set<string>();
   #pollTimer: ReturnType<typeof setTimeout> | undefined;
@@ -167,6 +171,7 @@ export class BindingController {
     this.#o.images.demand(`binding:${key}`, undefined);
     this.#failingWorkloads.delete(key);
     this.lastEvaluated.delete(key);
+    this.failuresByWorkload.delete(key);
     this.queue.forget(key);
   }
 
@@ -261,11 +266,12 @@ export class BindingController {
     }
 
     const previous = new Map((b.status.results ?? []).map((r) => [`${r.image}@${r.digest ?? ''}`, r]));
+    const groupList = [...groups.values()];
     const fresh = this.#forceFresh.delete(key);
     const maxAgeMs = fresh ? 0 : compiled.intervalMs;
     let unavailable: string | undefined;
     const results = await Promise.all(
-      [...groups.values()].map(async (g): Promise<BindingImageResult> => {
+      groupList.map(async (g): Promise<BindingImageResult> => {
         const base: BindingImageResult = { image: g.image.tag, result: 'pending', workloads: [...g.workloads.keys()].sort().slice(0, MAX_WORKLOADS_PER_RESULT) };
         if (g.image.digest) base.digest = g.image.digest;
         const entry = this.#o.images.catalog(g.key);
@@ -346,6 +352,16 @@ export class BindingController {
     else if (b.spec.account) status.account = b.spec.account;
     await this.#write(b, status);
     if (!unavailable && s.pending === 0) this.lastEvaluated.set(key, now.getTime());
+    const failures = new Map<string, { workload: WorkloadRef; failed: number }>();
+    results.forEach((r, i) => {
+      if (r.result !== 'fail') return;
+      for (const [wk, w] of groupList[i]?.workloadRefs ?? []) {
+        const f = failures.get(wk) ?? { workload: w, failed: 0 };
+        f.failed++;
+        failures.set(wk, f);
+      }
+    });
+    this.failuresByWorkload.set(key, failures);
     this.#emitEvents(b, status, groups, results);
     return { requeueAfterMs: requeueMs };
   }
@@ -365,8 +381,11 @@ export class BindingController {
         if (r.kind !== 'image' || !c.covers(r.image)) continue;
         const key = imageKey(account, r.image);
         let g = groups.get(key);
-        if (!g) groups.set(key, (g = { key, account, image: r.image, workloads: new Map() }));
-        if (!g.workloads.has(wk)) g.workloads.set(wk, workloadObjectRef(workload));
+        if (!g) groups.set(key, (g = { key, account, image: r.image, workloads: new Map(), workloadRefs: new Map() }));
+        if (!g.workloads.has(wk)) {
+          g.workloads.set(wk, workloadObjectRef(workload));
+          g.workloadRefs.set(wk, workload);
+        }
       }
     }
     return groups;

@@ -51,6 +51,8 @@ export class ImageController {
   readonly #pollBackoff: BackoffPolicy;
   readonly #log: Logger;
   readonly #finalListeners: Array<(key: string, entry: CatalogEntry) => void> = [];
+  /** Each running pod's resolved image uses (for per-workload metrics without re-resolving at scrape time). */
+  readonly #podUses = new Map<string, ImageUse[]>();
 
   constructor(o: ImageControllerOptions) {
     this.#o = o;
@@ -113,7 +115,24 @@ export class ImageController {
   }
 
   #podChanged(key: string, pod: PodInfo | undefined): void {
-    this.demand(key, pod ? this.usesOf(pod) : undefined);
+    const uses = pod ? this.usesOf(pod) : undefined;
+    if (uses?.length) this.#podUses.set(key, uses);
+    else this.#podUses.delete(key);
+    this.demand(key, uses);
+  }
+
+  /** Top-level workloads with the image keys their running pods use. */
+  workloadImages(): Map<string, { workload: ImageUse['workload']; keys: Set<string> }> {
+    const out = new Map<string, { workload: ImageUse['workload']; keys: Set<string> }>();
+    for (const uses of this.#podUses.values()) {
+      for (const u of uses) {
+        const wk = workloadKey(u.workload);
+        let w = out.get(wk);
+        if (!w) out.set(wk, (w = { workload: u.workload, keys: new Set() }));
+        w.keys.add(u.key);
+      }
+    }
+    return out;
   }
 
   /**

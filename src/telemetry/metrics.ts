@@ -22,6 +22,19 @@ export const METRIC = {
   inventoryReports: 'anchore_operator_inventory_reports_total',
   inventoryLastSuccess: 'anchore_operator_inventory_last_success_timestamp_seconds',
   inventoryDuration: 'anchore_operator_inventory_report_duration_seconds',
+  queueDepthGauge: 'anchore_operator_workqueue_depth',
+  leader: 'anchore_operator_leader',
+  seriesDropped: 'anchore_operator_metrics_series_dropped_total',
+  imageVulnerabilities: 'anchore_operator_image_vulnerabilities',
+  imageFixableVulnerabilities: 'anchore_operator_image_fixable_vulnerabilities',
+  workloadVulnerabilities: 'anchore_operator_workload_vulnerabilities',
+  vulnerabilityInfo: 'anchore_operator_vulnerability_info',
+  bindingImages: 'anchore_operator_binding_images',
+  bindingReady: 'anchore_operator_binding_ready',
+  bindingCompliant: 'anchore_operator_binding_compliant',
+  bindingLastEvaluation: 'anchore_operator_binding_last_evaluation_timestamp_seconds',
+  oldestEvaluationAge: 'anchore_operator_evaluation_oldest_age_seconds',
+  workloadPolicyFailures: 'anchore_operator_workload_policy_failed_images',
 } as const;
 
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -44,9 +57,11 @@ export class OperatorMetrics {
   readonly inventoryReports: Counter<'account' | 'result'>;
   readonly inventoryLastSuccess: Gauge<'account'>;
   readonly inventoryDuration: Histogram;
-  readonly #gauges: Array<() => void> = [];
+  readonly seriesDropped: Counter<'metric'>;
+  /** Series budget shared by the findings gauges (reset at the start of every scrape). */
+  readonly budget: SeriesBudget;
 
-  constructor(registry: Registry = new Registry(), opts: { version?: string; defaultMetrics?: boolean } = {}) {
+  constructor(registry: Registry = new Registry(), opts: { version?: string; defaultMetrics?: boolean; maxSeries?: number } = {}) {
     this.registry = registry;
     const r = [registry];
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'anchore_operator_' });
@@ -69,6 +84,45 @@ export class OperatorMetrics {
     this.inventoryReports = new Counter({ name: METRIC.inventoryReports, help: 'Runtime inventory reports by account and result', labelNames: ['account', 'result'], registers: r });
     this.inventoryLastSuccess = new Gauge({ name: METRIC.inventoryLastSuccess, help: 'Unix time of the last inventory report Anchore accepted', labelNames: ['account'], registers: r });
     this.inventoryDuration = new Histogram({ name: METRIC.inventoryDuration, help: 'Time to build and send one account inventory', buckets: DURATION_BUCKETS, registers: r });
+    this.seriesDropped = new Counter({ name: METRIC.seriesDropped, help: 'Findings series not exported because the series budget (METRICS_MAX_SERIES) was reached, by metric', labelNames: ['metric'], registers: r });
+    this.budget = new SeriesBudget(opts.maxSeries ?? 10_000, this.seriesDropped);
+    // Registered before any findings gauge, so its collect() runs first in every scrape and resets the budget.
+    const budget = this.budget;
+    new Gauge({
+      name: 'anchore_operator_metrics_series_budget',
+      help: 'The findings series budget (METRICS_MAX_SERIES)',
+      registers: r,
+      collect() {
+        budget.begin();
+        this.set(budget.max);
+      },
+    });
+  }
+
+  /**
+   * A findings gauge computed at scrape time and counted against the series budget: when the budget is used up, the
+   * remaining series of this scrape are dropped and counted in anchore_operator_metrics_series_dropped_total.
+   */
+  findingsGauge<L extends string>(name: string, help: string, labelNames: L[], read: () => Iterable<[Partial<Record<L, string>>, number]>): Gauge<L> {
+    const budget = this.budget;
+    return new Gauge<L>({
+      name,
+      help,
+      labelNames,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const seen = new Set<string>();
+        for (const [labels, value] of read()) {
+          // Unique label sets by construction; a duplicate would make Prometheus reject the whole scrape.
+          const id = JSON.stringify(labelNames.map((l) => labels[l] ?? ''));
+          if (seen.has(id)) continue;
+          seen.add(id);
+          if (!budget.take(name)) continue;
+          this.set(labels, value);
+        }
+      },
+    });
   }
 
   /** A gauge computed at scrape time from current state, so series of vanished objects disappear by themselves. */
@@ -105,5 +159,30 @@ export class OperatorMetrics {
   anchoreRequest(e: { operation: string; status: number; durationMs: number }): void {
     this.anchoreRequests.inc({ operation: e.operation, code: String(e.status) });
     this.anchoreRequestDuration.observe({ operation: e.operation }, e.durationMs / 1000);
+  }
+}
+
+/** Counts findings series per scrape against a fixed budget. */
+export class SeriesBudget {
+  readonly max: number;
+  readonly #dropped: Counter<'metric'>;
+  #used = 0;
+  constructor(max: number, dropped: Counter<'metric'>) {
+    this.max = max;
+    this.#dropped = dropped;
+  }
+  begin(): void {
+    this.#used = 0;
+  }
+  take(metric: string): boolean {
+    if (this.#used >= this.max) {
+      this.#dropped.inc({ metric });
+      return false;
+    }
+    this.#used++;
+    return true;
+  }
+  get used(): number {
+    return this.#used;
   }
 }

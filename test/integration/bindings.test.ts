@@ -61,7 +61,8 @@ describe('policy bindings (real cluster)', () => {
   });
 
   it('when the CRDs are installed, then kubectl explain documents the fields', async () => {
-    const out = await kubectl(['explain', 'apb.spec.reevaluateInterval']);
+    // explain reads the OpenAPI v3 document, which the apiserver publishes for new CRDs asynchronously.
+    const out = await eventually(() => kubectl(['explain', 'apb.spec.reevaluateInterval']), 30_000, 500);
     expect(out).toContain('minimum 1m');
     expect(await kubectl(['explain', 'capb.spec.namespaceSelector'])).toContain('Selects namespaces by their labels');
   });
@@ -232,9 +233,12 @@ describe('policy bindings (real cluster)', () => {
       { vuln: 'CVE-2026-0003', severity: 'High', package: 'curl' },
     ]);
     await apply(apb(ns, 'vulns', { mode: 'analyze', images: { include: ['ghcr.io/**'] } }));
+    await eventually(async () => cond(await getApb(ns, 'vulns'), 'Ready')?.status === 'True', 20_000, 250);
+    // The metrics already read this image's vulnerabilities (shared cache, 1h window): ask for a fresh read.
+    await kubectl(['annotate', 'apb', 'vulns', '-n', ns, 'anchore.io/reevaluate=now', '--overwrite']);
     const b = await eventually(async () => {
       const x = await getApb(ns, 'vulns');
-      return cond(x, 'Ready')?.status === 'True' ? x : undefined;
+      return x.status?.results?.[0]?.findings === 3 ? x : undefined;
     }, 20_000, 250);
     expect(cond(b, 'Ready')?.reason).toBe('Analyzed');
     expect(cond(b, 'Compliant')).toBeUndefined();

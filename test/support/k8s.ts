@@ -1,7 +1,7 @@
 // Small helpers the integration and e2e suites use to drive the cluster the way a user does: with kubectl.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -138,4 +138,12 @@ export async function ensureCrds(): Promise<void> {
   const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'deploy', 'crds');
   await kubectl(['apply', '--server-side', '--force-conflicts', '-f', dir]);
   await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/anchorepolicybindings.anchore.io', 'crd/clusteranchorepolicybindings.anchore.io']);
+  // Established is not yet "in discovery": wait until kubectl can resolve the short names, clearing its cache of
+  // the earlier miss each time.
+  await eventually(async () => {
+    rmSync(discoveryCache, { recursive: true, force: true });
+    mkdirSync(discoveryCache, { recursive: true });
+    const r = await kubectlRaw(['api-resources', '--api-group=anchore.io', '-o', 'name']);
+    return r.stdout.includes('anchorepolicybindings') && r.stdout.includes('clusteranchorepolicybindings');
+  }, 30_000, 250);
 }

@@ -1,0 +1,125 @@
+import { SEVERITIES } from '../anchore/anchore.port.ts';
+import type { BindingInfo } from '../crds/types.ts';
+import type { Store } from '../kube/cluster.port.ts';
+import { METRIC, type OperatorMetrics } from '../telemetry/metrics.ts';
+import type { BindingController } from './binding.controller.ts';
+import type { ImageController } from './image.controller.ts';
+import type { VulnerabilityController } from './vulnerability.controller.ts';
+
+export interface FindingsSources {
+  metrics: OperatorMetrics;
+  images: ImageController;
+  vulnerabilities: VulnerabilityController;
+  bindings: BindingController;
+  bindingStores: Array<Store<BindingInfo>>;
+  queues: Array<{ name: string; depth: number; delayedCount: number }>;
+  /** Per-CVE series (off by default: cardinality). */
+  cveSeries: boolean;
+  isLeader: () => boolean;
+}
+
+/**
+ * Registers the findings and freshness gauges. Every value is read from the operator's state at scrape time, so the
+ * series of a deleted workload, an image no longer running or a deleted binding disappear by themselves. Labels carry
+ * only bounded names (namespaces, workloads, images that run now); never uids, timestamps or error text.
+ */
+export function registerFindingsMetrics(src: FindingsSources): void {
+  const { metrics, images, vulnerabilities, bindings } = src;
+  // A binding not evaluated yet counts from operator start, not from 1970 (no stale alert at every restart).
+  const startedAt = Date.now();
+
+  metrics.stateGauge(METRIC.queueDepthGauge, 'Keys waiting in each work queue (ready, and delayed for backoff/requeue)', ['queue', 'state'], function* () {
+    for (const q of src.queues) {
+      yield [{ queue: q.name, state: 'ready' }, q.depth];
+      yield [{ queue: q.name, state: 'delayed' }, q.delayedCount];
+    }
+  });
+  metrics.stateGauge(METRIC.leader, '1 when this replica does the work (always 1 until leader election is enabled)', [], () => [[{}, src.isLeader() ? 1 : 0]]);
+
+  const running = function* () {
+    for (const [key, v] of vulnerabilities.entries()) {
+      const img = images.running.get(key);
+      if (img) yield { img, v };
+    }
+  };
+  metrics.findingsGauge(METRIC.imageVulnerabilities, 'Vulnerabilities of each running image, by severity', ['account', 'image', 'digest', 'severity'], function* () {
+    for (const { img, v } of running()) {
+      for (const severity of SEVERITIES) yield [{ account: img.account, image: img.image.tag, digest: img.image.digest ?? '', severity }, v.bySeverity[severity]];
+    }
+  });
+  metrics.findingsGauge(METRIC.imageFixableVulnerabilities, 'Vulnerabilities with a fix available, of each running image, by severity', ['account', 'image', 'digest', 'severity'], function* () {
+    for (const { img, v } of running()) {
+      for (const severity of SEVERITIES) yield [{ account: img.account, image: img.image.tag, digest: img.image.digest ?? '', severity }, v.fixableBySeverity[severity]];
+    }
+  });
+  metrics.findingsGauge(METRIC.workloadVulnerabilities, 'Vulnerabilities across the distinct images a workload runs, by severity', ['namespace', 'kind', 'workload', 'severity'], function* () {
+    for (const { workload, keys } of images.workloadImages().values()) {
+      const totals = Object.fromEntries(SEVERITIES.map((s) => [s, 0])) as Record<string, number>;
+      let known = false;
+      for (const k of keys) {
+        const v = vulnerabilities.get(k);
+        if (!v) continue;
+        known = true;
+        for (const s of SEVERITIES) totals[s] = (totals[s] ?? 0) + v.bySeverity[s];
+      }
+      if (!known) continue;
+      for (const severity of SEVERITIES) yield [{ namespace: workload.namespace, kind: workload.kind, workload: workload.name, severity }, totals[severity] ?? 0];
+    }
+  });
+  if (src.cveSeries) {
+    metrics.findingsGauge(METRIC.vulnerabilityInfo, 'One series per filtered CVE in a running image (opt-in: METRICS_CVE_SERIES)', ['image', 'digest', 'vuln_id', 'severity', 'package', 'fix'], function* () {
+      for (const { img, v } of running()) {
+        for (const c of v.cves ?? []) yield [{ image: img.image.tag, digest: img.image.digest ?? '', vuln_id: c.id, severity: c.severity, package: c.package, fix: c.fix ?? '' }, 1];
+      }
+    });
+  }
+
+  const allBindings = function* () {
+    for (const store of src.bindingStores) yield* store.list();
+  };
+  const labelsOf = (b: BindingInfo) => ({ kind: b.kind, namespace: b.namespace ?? '', binding: b.name });
+  metrics.findingsGauge(METRIC.bindingImages, 'Images covered by each binding, by result (from its status summary)', ['kind', 'namespace', 'binding', 'result'], function* () {
+    for (const b of allBindings()) {
+      const s = b.status.summary;
+      if (!s) continue;
+      for (const [result, n] of [['pass', s.passed], ['fail', s.failed], ['warn', s.warned], ['pending', s.pending], ['error', s.errors]] as const) {
+        yield [{ ...labelsOf(b), result }, n];
+      }
+    }
+  });
+  metrics.findingsGauge(METRIC.bindingReady, '1 when the binding is Ready (evaluated), 0 otherwise', ['kind', 'namespace', 'binding', 'reason'], function* () {
+    for (const b of allBindings()) {
+      const c = b.status.conditions?.find((x) => x.type === 'Ready');
+      if (c) yield [{ ...labelsOf(b), reason: c.reason }, c.status === 'True' ? 1 : 0];
+    }
+  });
+  metrics.findingsGauge(METRIC.bindingCompliant, '1 when every image the binding covers passes its policy, 0 when any fails', ['kind', 'namespace', 'binding'], function* () {
+    for (const b of allBindings()) {
+      const c = b.status.conditions?.find((x) => x.type === 'Compliant');
+      if (c) yield [labelsOf(b), c.status === 'True' ? 1 : 0];
+    }
+  });
+  metrics.findingsGauge(METRIC.workloadPolicyFailures, 'Images of a workload that fail the policy of a binding', ['binding_kind', 'binding_namespace', 'binding', 'namespace', 'kind', 'workload'], function* () {
+    for (const b of allBindings()) {
+      for (const { workload, failed } of bindings.failuresByWorkload.get(b.key)?.values() ?? []) {
+        yield [{ binding_kind: b.kind, binding_namespace: b.namespace ?? '', binding: b.name, namespace: workload.namespace, kind: workload.kind, workload: workload.name }, failed];
+      }
+    }
+  });
+  metrics.findingsGauge(METRIC.bindingLastEvaluation, 'Unix time of the last complete evaluation of each binding by this process', ['kind', 'namespace', 'binding'], function* () {
+    for (const b of allBindings()) {
+      const t = bindings.lastEvaluated.get(b.key);
+      if (t !== undefined) yield [labelsOf(b), t / 1000];
+    }
+  });
+  metrics.stateGauge(METRIC.oldestEvaluationAge, 'Age of the stalest binding evaluation (seconds); 0 without bindings', [], () => {
+    let oldest = Infinity;
+    let any = false;
+    for (const b of allBindings()) {
+      if (b.spec.suspend) continue;
+      any = true;
+      oldest = Math.min(oldest, bindings.lastEvaluated.get(b.key) ?? startedAt);
+    }
+    return [[{}, any ? (Date.now() - oldest) / 1000 : 0]];
+  });
+}

@@ -1,0 +1,81 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { type AnchoreSimulator, startSimulator } from '../anchore-sim/index.ts';
+import { apply, deployment, digestOf, eventually, kubectl, namespaceManifest, uniqueName, waitForRunningPods } from '../support/k8s.ts';
+import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
+import { type Sample, scrape, valueOf } from '../support/prometheus.ts';
+
+/* Findings metrics from a live scrape of a known scenario (real cluster, simulator). */
+describe('findings metrics (real cluster)', () => {
+  let sim: AnchoreSimulator;
+  let operator: TestOperator;
+  const ns = uniqueName('metrics');
+  let nginx = '';
+  let redis = '';
+
+  beforeAll(async () => {
+    // Slow analysis leaves time to plant known vulnerabilities before Anchore "finishes".
+    sim = await startSimulator({ config: { analysis: { queued_ms: 500, analyzing_ms: 1500 } } });
+    await apply(namespaceManifest(ns));
+    operator = await startTestOperator(operatorEnv(sim.url, { CLUSTER_NAME: uniqueName('m'), NAMESPACES_INCLUDE: ns }));
+    await apply(deployment(ns, 'shop', 2, [{ name: 'web', image: 'nginx:1.27' }, { name: 'cache', image: 'redis:7.2' }]));
+    await apply(deployment(ns, 'edge', 1, [{ name: 'web', image: 'nginx:1.27' }]));
+    const pods = await waitForRunningPods(ns, 'app=shop', 2);
+    nginx = digestOf(pods[0]?.containers.find((c) => c.name === 'web')?.imageID ?? '') ?? '';
+    redis = digestOf(pods[0]?.containers.find((c) => c.name === 'cache')?.imageID ?? '') ?? '';
+    sim.setVulnerabilities(nginx, [
+      { vuln: 'CVE-A', severity: 'Critical', fix: '1.27.1', package: 'openssl' },
+      { vuln: 'CVE-B', severity: 'High', package: 'zlib' },
+      { vuln: 'CVE-C', severity: 'High', fix: '2', package: 'curl' },
+    ]);
+    sim.setVulnerabilities(redis, [{ vuln: 'CVE-D', severity: 'Medium', package: 'libc' }]);
+    sim.setVerdict(nginx, { status: 'fail', final_action: 'stop' });
+    sim.setVerdict(redis, { status: 'pass', final_action: 'go' });
+    await apply(JSON.stringify({ apiVersion: 'anchore.io/v1alpha1', kind: 'AnchorePolicyBinding', metadata: { name: 'shop', namespace: ns }, spec: { podSelector: { matchLabels: { app: 'shop' } } } }));
+  });
+  afterAll(async () => {
+    await operator?.stop();
+    await sim?.stop();
+    await kubectl(['delete', 'namespace', ns, '--wait=false', '--ignore-not-found']);
+  });
+
+  const scrapeUntil = (cond: (s: Sample[]) => boolean) =>
+    eventually(async () => {
+      const s = await scrape(operator.op.metricsPort);
+      return cond(s) ? s : undefined;
+    }, 30_000, 250);
+
+  it('when images, vulnerabilities and verdicts are known, then a scrape shows exactly those values', async () => {
+    const s = await scrapeUntil((x) => valueOf(x, 'anchore_operator_binding_images', { binding: 'shop', result: 'fail' }) === 1 && valueOf(x, 'anchore_operator_image_vulnerabilities', { digest: redis, severity: 'Medium' }) === 1);
+    const img = (digest: string, severity: string) => valueOf(s, 'anchore_operator_image_vulnerabilities', { account: 'admin', digest, severity });
+    expect([img(nginx, 'Critical'), img(nginx, 'High'), img(nginx, 'Medium'), img(nginx, 'Low')]).toEqual([1, 2, 0, 0]);
+    expect(valueOf(s, 'anchore_operator_image_vulnerabilities', { digest: nginx, severity: 'Critical', image: 'docker.io/library/nginx:1.27' })).toBe(1);
+    expect(valueOf(s, 'anchore_operator_image_fixable_vulnerabilities', { digest: nginx, severity: 'High' })).toBe(1);
+    expect(valueOf(s, 'anchore_operator_image_fixable_vulnerabilities', { digest: nginx, severity: 'Critical' })).toBe(1);
+    const wl = (workload: string, severity: string) => valueOf(s, 'anchore_operator_workload_vulnerabilities', { namespace: ns, kind: 'Deployment', workload, severity });
+    expect([wl('shop', 'Critical'), wl('shop', 'High'), wl('shop', 'Medium')]).toEqual([1, 2, 1]);
+    expect([wl('edge', 'Critical'), wl('edge', 'Medium')]).toEqual([1, 0]);
+    const b = { kind: 'AnchorePolicyBinding', namespace: ns, binding: 'shop' };
+    expect(['pass', 'fail', 'warn', 'pending', 'error'].map((result) => valueOf(s, 'anchore_operator_binding_images', { ...b, result }))).toEqual([1, 1, 0, 0, 0]);
+    expect(valueOf(s, 'anchore_operator_binding_compliant', b)).toBe(0);
+    expect(valueOf(s, 'anchore_operator_binding_ready', b)).toBe(1);
+    expect(valueOf(s, 'anchore_operator_workload_policy_failed_images', { binding: 'shop', namespace: ns, kind: 'Deployment', workload: 'shop' })).toBe(1);
+    expect(valueOf(s, 'anchore_operator_workload_policy_failed_images', { binding: 'shop', workload: 'edge' })).toBeUndefined();
+    expect(valueOf(s, 'anchore_operator_binding_last_evaluation_timestamp_seconds', b)).toBeGreaterThan(Date.now() / 1000 - 60);
+    expect(valueOf(s, 'anchore_operator_images', { account: 'admin', analysis_status: 'analyzed' })).toBe(2);
+    expect(valueOf(s, 'anchore_operator_leader')).toBe(1);
+    // No label set appears twice (a duplicate would make Prometheus reject the scrape).
+    const ids = s.map((x) => `${x.name}${JSON.stringify(Object.entries(x.labels).sort())}`);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('when a workload is deleted, then its series disappear', async () => {
+    await kubectl(['delete', 'deployment', 'edge', '-n', ns]);
+    const s = await scrapeUntil((x) => valueOf(x, 'anchore_operator_workload_vulnerabilities', { workload: 'edge', severity: 'Critical' }) === undefined);
+    expect(s.some((x) => x.labels['workload'] === 'edge')).toBe(false);
+    // Still running elsewhere: the image series stay.
+    expect(valueOf(s, 'anchore_operator_image_vulnerabilities', { digest: nginx, severity: 'Critical' })).toBe(1);
+    await kubectl(['delete', 'deployment', 'shop', '-n', ns]);
+    const gone = await scrapeUntil((x) => valueOf(x, 'anchore_operator_image_vulnerabilities', { digest: nginx, severity: 'Critical' }) === undefined);
+    expect(gone.some((x) => x.name === 'anchore_operator_image_vulnerabilities')).toBe(false);
+  });
+});
