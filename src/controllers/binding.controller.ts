@@ -20,7 +20,7 @@ import {
 } from '../kube/cluster.port.ts';
 import { StallError, WaitError, errorMessage } from '../runtime/errors.ts';
 import { type HandleResult, WorkQueue } from '../runtime/workqueue.ts';
-import type { Logger } from '../telemetry/logger.ts';
+import { type Logger, nextReconcileId } from '../telemetry/logger.ts';
 import type { OperatorMetrics } from '../telemetry/metrics.ts';
 import { boundResults, conditionsFor, mergeConditions, parseDuration, sameStatus, summarize } from './binding-status.ts';
 import type { EvaluationCache } from './evaluation-cache.ts';
@@ -230,6 +230,8 @@ export class BindingController {
       return;
     }
     const now = new Date();
+    const log = this.#log.child({ kind: b.kind, namespace: b.namespace, name: b.name, reconcileId: nextReconcileId() });
+    log.debug({ generation: b.generation }, 'reconciling binding');
     if (b.spec.suspend) {
       const status: BindingStatus = {
         ...b.status,
@@ -350,7 +352,8 @@ export class BindingController {
     if (policy) status.policy = { id: policy.policy_id, name: policy.name, active: !b.spec.policyId };
     if (accounts.size === 1) status.account = [...accounts][0] as string;
     else if (b.spec.account) status.account = b.spec.account;
-    await this.#write(b, status);
+    const written = await this.#write(b, status);
+    log.debug({ ...summary, written, requeueMs }, 'binding evaluated');
     if (!unavailable && s.pending === 0) this.lastEvaluated.set(key, now.getTime());
     const failures = new Map<string, { workload: WorkloadRef; failed: number }>();
     results.forEach((r, i) => {
@@ -438,13 +441,15 @@ export class BindingController {
     throw new StallError(p.reason, p.message);
   }
 
-  async #write(b: BindingInfo, status: BindingStatus): Promise<void> {
-    if (sameStatus(b.status, status)) return;
+  /** Writes status when it changed; true when it wrote. */
+  async #write(b: BindingInfo, status: BindingStatus): Promise<boolean> {
+    if (sameStatus(b.status, status)) return false;
     try {
       await this.#o.writer.patchStatus(b, status);
       this.#o.metrics.reconcileTotal.inc({ controller: 'binding-status', result: 'written' });
+      return true;
     } catch (err) {
-      if ((err as { status?: number }).status === 404) return; // deleted meanwhile
+      if ((err as { status?: number }).status === 404) return false; // deleted meanwhile
       throw err;
     }
   }

@@ -4,7 +4,7 @@ import { type ClusterStores, type PodInfo, resolveWorkload, workloadKey } from '
 import { type BackoffPolicy, backoffDelay } from '../runtime/backoff.ts';
 import { WaitError, errorMessage } from '../runtime/errors.ts';
 import { WorkQueue } from '../runtime/workqueue.ts';
-import type { Logger } from '../telemetry/logger.ts';
+import { type Logger, nextReconcileId } from '../telemetry/logger.ts';
 import { METRIC, type OperatorMetrics } from '../telemetry/metrics.ts';
 import { type ImageUse, RunningImages, imageKey } from './running-images.ts';
 import type { Scope } from './scope.ts';
@@ -160,6 +160,7 @@ export class ImageController {
       this.#firstSeen.delete(key);
       return;
     }
+    const log = this.#log.child({ account: img.account, image: img.image.tag, reconcileId: nextReconcileId() });
     await this.#loadAccount(img.account);
     let entry = this.#catalog.get(key) ?? this.#fromTagIndex(key, img.account, img.image.tag);
     if (!entry) {
@@ -177,7 +178,7 @@ export class ImageController {
       const seen = this.#firstSeen.get(key);
       if (seen !== undefined) this.#o.metrics.registrationLatency.observe((Date.now() - seen) / 1000);
       this.#firstSeen.delete(key);
-      this.#log.info({ account: img.account, tag: img.image.tag, digest: added.image_digest, workload: workloadKey(img.firstWorkload) }, 'image registered with Anchore');
+      log.info({ digest: added.image_digest, workload: workloadKey(img.firstWorkload) }, 'image registered with Anchore');
       if (!FINAL.has(entry.analysis)) throw this.#waitForAnalysis(key, entry);
     }
     if (FINAL.has(entry.analysis)) return this.#final(key, entry);

@@ -46,3 +46,11 @@ export function createLogger(cfg: LoggerConfig, destination?: DestinationStream)
   }
   return pino(opts);
 }
+
+let reconcileSeq = 0;
+
+/** A short id unique in this process, to tie together the log lines of one reconcile. */
+export function nextReconcileId(): string {
+  reconcileSeq = (reconcileSeq + 1) % Number.MAX_SAFE_INTEGER;
+  return reconcileSeq.toString(36);
+}

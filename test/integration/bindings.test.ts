@@ -19,7 +19,7 @@ interface Binding {
     conditions?: Array<{ type: string; status: string; reason: string; message: string; lastTransitionTime: string }>;
     summary?: Record<string, number>;
     policy?: { id: string; name: string };
-    results?: Array<{ image: string; digest?: string; result: string; workloads?: string[]; topFindings?: unknown[] }>;
+    results?: Array<{ image: string; digest?: string; result: string; findings?: number; workloads?: string[]; topFindings?: unknown[] }>;
     truncated?: boolean;
   };
 }

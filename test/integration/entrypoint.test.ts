@@ -85,8 +85,8 @@ describe('entry point (node src/main.ts)', () => {
     }
   });
 
-  it('when started correctly, then it becomes ready, registers running images, and exits 0 on SIGTERM', async () => {
-    const r = run(operatorEnv(sim.url, { ANCHORE_PASSWORD: SECRET, CLUSTER_NAME: uniqueName('entry'), LOG_LEVEL: 'debug', NAMESPACES_INCLUDE: ns }));
+  it('when started correctly (OAuth, debug logs), then it becomes ready, registers running images, never logs a credential, and exits 0 on SIGTERM', async () => {
+    const r = run(operatorEnv(sim.url, { ANCHORE_PASSWORD: SECRET, ANCHORE_AUTH_MODE: 'oauth', CLUSTER_NAME: uniqueName('entry'), LOG_LEVEL: 'trace', NAMESPACES_INCLUDE: ns }));
     try {
       const port = await readyPort(r);
       await eventually(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, 30_000, 200);
@@ -98,7 +98,13 @@ describe('entry point (node src/main.ts)', () => {
       expect(await r.exit).toBe(0);
       const out = r.stdout.join('') + r.stderr.join('');
       expect(out).toContain('work queues stopped');
+      expect(out).toContain('"reconcileId"');
+      expect(sim.requests({ path: '/v2/oauth/token' }).length).toBeGreaterThan(0);
+      // The password, its Basic-auth encoding, and any bearer token the simulator issued never reach the log.
       expect(out).not.toContain(SECRET);
+      expect(out).not.toContain(Buffer.from(`admin:${SECRET}`).toString('base64'));
+      expect(out).not.toMatch(/bearer\s+[A-Za-z0-9._~+/-]{8,}/i);
+      expect(out).not.toMatch(/authorization/i);
     } finally {
       r.child.kill('SIGKILL');
     }
