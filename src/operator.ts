@@ -105,6 +105,10 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     },
   });
   storesRef = stores;
+  // Counters exist from the start (at 0), so dashboards and rate() see them before the first restart.
+  for (const r of stores.all) {
+    for (const reason of ['timeout', 'closed', 'error', 'gone', 'watchdog', 'relist']) metrics.watchRestarts.inc({ resource: r.resource, reason }, 0);
+  }
   metrics.stateGauge('anchore_operator_watch_cached_objects', 'Objects held in each informer cache', ['resource'], () =>
     stores.all.map((r) => [{ resource: r.resource }, r.size] as [{ resource: string }, number]),
   );

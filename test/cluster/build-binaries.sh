@@ -9,7 +9,7 @@ K8S_VERSION="${K8S_VERSION:-v1.36.3}"     # newest minor that builds with Go 1.2
 ETCD_VERSION="${ETCD_VERSION:-v3.6.8}"    # the etcd client version k8s 1.36 uses
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 HELM_VERSION="${HELM_VERSION:-v3.21.4}"
-PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-}" # promtool; optional (metrics issue)
+PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v0.310.0}" # promtool: Prometheus 3.10 (3.x is published as module v0.3xx)
 
 CACHE="${ANCHORE_OPERATOR_CACHE:-$HOME/.cache/anchore-operator}"
 WORK="$CACHE/build"
@@ -117,8 +117,26 @@ go_install kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok kwok
 # Without these ldflags helm assumes Kubernetes v1.20 for `template`/`lint` capabilities.
 go_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm helm \
   "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$k8s_minor -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$k8s_minor"
-if [[ -n "$PROMETHEUS_VERSION" ]]; then
-  go_install promtool "$PROMETHEUS_VERSION" github.com/prometheus/prometheus/cmd/promtool promtool
+PROMTOOL_DIR="$CACHE/bin/promtool-$PROMETHEUS_VERSION"
+if [[ -x "$PROMTOOL_DIR/promtool" ]]; then
+  log "promtool $PROMETHEUS_VERSION: cached in $PROMTOOL_DIR"
+else
+  log "promtool $PROMETHEUS_VERSION: building github.com/prometheus/prometheus/cmd/promtool into $PROMTOOL_DIR"
+  w="$WORK/promtool-$PROMETHEUS_VERSION"; rm -rf "$w"; mkdir -p "$w"
+  # `go install …@version` is refused (prometheus's go.mod has replace/exclude directives), so build from a wrapper
+  # module that copies its replace lines. remove_all_sd leaves out the service-discovery plugins promtool does not
+  # need, whose newest dependency pins (e.g. hashicorp/nomad/api pseudo-versions) the module proxy does not serve.
+  { printf 'module anchore-operator.local/promtool-build\n\ngo 1.26.0\n\nrequire github.com/prometheus/prometheus %s\n\n' "$PROMETHEUS_VERSION"
+    curl -fsS "${GOPROXY_URL:-https://proxy.golang.org}/github.com/prometheus/prometheus/@v/$PROMETHEUS_VERSION.mod" | grep -E '^replace ' || true
+  } > "$w/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/prometheus/prometheus/cmd/promtool"\n' > "$w/tools.go"
+  prom_mod="${PROMETHEUS_VERSION#v0.}"   # v0.310.0 is Prometheus 3.10.0
+  prom_semver="3.$(( ${prom_mod%%.*} - 300 )).${prom_mod#*.}"
+  (cd "$w" && with_progress "go mod tidy (promtool)" go mod tidy -e >/dev/null && mkdir -p "$PROMTOOL_DIR.tmp" && \
+    with_progress "promtool" go build -tags remove_all_sd -trimpath \
+      -ldflags "-s -w -X github.com/prometheus/common/version.Version=$prom_semver" -o "$PROMTOOL_DIR.tmp/promtool" github.com/prometheus/prometheus/cmd/promtool)
+  rm -rf "$PROMTOOL_DIR"; mv "$PROMTOOL_DIR.tmp" "$PROMTOOL_DIR"
+  log "promtool $PROMETHEUS_VERSION: done"
 fi
 
 log "all binaries ready under $CACHE/bin"
@@ -131,4 +149,5 @@ KUBECTL=$K8S_DIR/kubectl
 ETCD=$ETCD_DIR/etcd
 KWOK=$CACHE/bin/kwok-$KWOK_VERSION/kwok
 HELM=$CACHE/bin/helm-$HELM_VERSION/helm
+PROMTOOL=$CACHE/bin/promtool-$PROMETHEUS_VERSION/promtool
 ENV

@@ -1,10 +1,23 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { cachedBinaries } from '../cluster/local-cluster.ts';
 import { type AnchoreSimulator, startSimulator } from '../anchore-sim/index.ts';
 import { apply, deployment, digestOf, eventually, kubectl, namespaceManifest, uniqueName, waitForRunningPods } from '../support/k8s.ts';
 import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
 import { type Sample, scrape, valueOf } from '../support/prometheus.ts';
 
 /* Findings metrics from a live scrape of a known scenario (real cluster, simulator). */
+const monitoring = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'deploy', 'monitoring');
+
+/** Metric names an expression text references (histogram series map to their family). */
+function referencedMetrics(text: string): Set<string> {
+  const names = new Set<string>();
+  for (const m of text.matchAll(/anchore_operator_[a-z_]+/g)) names.add(m[0].replace(/_(bucket|sum|count)$/, ''));
+  return names;
+}
 describe('findings metrics (real cluster)', () => {
   let sim: AnchoreSimulator;
   let operator: TestOperator;
@@ -66,6 +79,34 @@ describe('findings metrics (real cluster)', () => {
     // No label set appears twice (a duplicate would make Prometheus reject the scrape).
     const ids = s.map((x) => `${x.name}${JSON.stringify(Object.entries(x.labels).sort())}`);
     expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('when the dashboard and the alert rules are read, then every metric they reference is in a live scrape of this scenario', async () => {
+    const dashboard = readFileSync(join(monitoring, 'grafana-dashboard.json'), 'utf8');
+    const rules = readFileSync(join(monitoring, 'prometheus-rules.yaml'), 'utf8');
+    const wanted = new Set([...referencedMetrics(dashboard), ...referencedMetrics(rules)]);
+    expect(wanted.size).toBeGreaterThan(10);
+    const s = await scrape(operator.op.metricsPort);
+    const present = new Set(s.map((x) => x.name.replace(/_(bucket|sum|count)$/, '')));
+    expect([...wanted].filter((n) => !present.has(n))).toEqual([]);
+  });
+
+  it('when promtool checks the live scrape, the rules and their unit tests, then everything passes', async () => {
+    const promtool = cachedBinaries()?.['PROMTOOL'];
+    expect(promtool).toBeDefined();
+    const text = await (await fetch(`http://127.0.0.1:${operator.op.metricsPort}/metrics`)).text();
+    // promtool exits non-zero on lint findings; ours must have none. prom-client's default process metrics include
+    // three gauges named *_total (nodejs_active_{handles,requests,resources}_total) that we cannot rename.
+    let lint = '';
+    try {
+      lint = execFileSync(promtool as string, ['check', 'metrics'], { input: text, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+    } catch (err) {
+      lint = `${(err as { stdout?: string }).stdout ?? ''}${(err as { stderr?: string }).stderr ?? ''}`;
+    }
+    const findings = lint.split('\n').filter((l) => l.trim() && !/^anchore_operator_nodejs_active_(handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/.test(l.trim()));
+    expect(findings).toEqual([]);
+    expect(execFileSync(promtool as string, ['check', 'rules', join(monitoring, 'prometheus-rules.yaml')], { encoding: 'utf8' })).toContain('SUCCESS: 7 rules found');
+    expect(execFileSync(promtool as string, ['test', 'rules', join(monitoring, 'tests', 'rules.test.yaml')], { encoding: 'utf8' })).toContain('SUCCESS');
   });
 
   it('when a workload is deleted, then its series disappear', async () => {
