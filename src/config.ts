@@ -45,6 +45,7 @@ export interface Config {
     cveSeries: boolean;
     cveMinSeverity: 'Critical' | 'High' | 'Medium' | 'Low' | 'Negligible' | 'Unknown';
     cveFixableOnly: boolean;
+    reports: { enabled: boolean; metrics: string[]; intervalMs: number };
   };
   kube: { kubeconfig?: string; resyncMs: number; watchdogMs: number };
   http: { bindAddress: string; healthPort: number; metricsPort: number };
@@ -96,6 +97,9 @@ export const SETTINGS: ReadonlyArray<{ name: string; default: string; help: stri
   { name: 'METRICS_CVE_SERIES', default: 'false', help: 'Export one series per CVE (high cardinality; filtered by the next two settings)' },
   { name: 'METRICS_CVE_MIN_SEVERITY', default: 'Critical', help: 'Per-CVE series only at or above this severity' },
   { name: 'METRICS_CVE_FIXABLE_ONLY', default: 'true', help: 'Per-CVE series only for vulnerabilities with a fix' },
+  { name: 'REPORTS_METRICS_ENABLED', default: 'false', help: "Export Anchore's own account metrics from its Reports GraphQL API (POST /v2/reports/graphql)" },
+  { name: 'REPORTS_METRICS', default: 'vulnerabilities.*', help: 'Comma-separated globs on the Reports metric ids to export' },
+  { name: 'REPORTS_INTERVAL_SECONDS', default: '300', help: 'How often the Reports metrics are read' },
   { name: 'KUBECONFIG', default: '(in-cluster)', help: 'Kubeconfig path when running outside the cluster' },
   { name: 'RESYNC_INTERVAL_SECONDS', default: '600', help: 'Full relist of every watched resource (recovers missed events)' },
   { name: 'WATCH_WATCHDOG_SECONDS', default: '300', help: 'Relist a resource whose watch was silent this long' },
@@ -237,6 +241,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       cveSeries: r.bool('METRICS_CVE_SERIES', false),
       cveMinSeverity: r.oneOf('METRICS_CVE_MIN_SEVERITY', ['Critical', 'High', 'Medium', 'Low', 'Negligible', 'Unknown'], 'Critical'),
       cveFixableOnly: r.bool('METRICS_CVE_FIXABLE_ONLY', true),
+      reports: {
+        enabled: r.bool('REPORTS_METRICS_ENABLED', false),
+        metrics: r.list('REPORTS_METRICS').length ? r.list('REPORTS_METRICS') : ['vulnerabilities.*'],
+        intervalMs: r.int('REPORTS_INTERVAL_SECONDS', 300, 30, 86_400) * 1000,
+      },
     },
     kube: {
       resyncMs: r.int('RESYNC_INTERVAL_SECONDS', 600, 0, 86_400) * 1000,

@@ -6,6 +6,7 @@ import { BindingController } from './controllers/binding.controller.ts';
 import { EvaluationCache } from './controllers/evaluation-cache.ts';
 import { registerFindingsMetrics } from './controllers/findings-metrics.ts';
 import { ImageController } from './controllers/image.controller.ts';
+import { ReportsController } from './controllers/reports.controller.ts';
 import { VulnerabilityController } from './controllers/vulnerability.controller.ts';
 import { IntegrationController } from './controllers/integration.controller.ts';
 import { InventoryController } from './controllers/inventory.controller.ts';
@@ -179,6 +180,16 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     cveSeries: cfg.metrics.cveSeries,
     isLeader: () => true,
   });
+  const reports = cfg.metrics.reports.enabled
+    ? new ReportsController({
+        anchore,
+        accounts: () => scope.staticAccounts,
+        metrics: cfg.metrics.reports.metrics,
+        intervalMs: cfg.metrics.reports.intervalMs,
+        log,
+        operatorMetrics: metrics,
+      })
+    : undefined;
   const integration = cfg.integration.enabled
     ? new IntegrationController({
         anchore,
@@ -201,6 +212,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     stopped = true;
     stores.stop();
     integration?.stop();
+    reports?.stop();
     bindings.stop();
     const [img, inv, bnd] = await Promise.all([
       images.queue.shutdown(cfg.shutdownDrainMs),
@@ -227,6 +239,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
   if (cfg.metrics.vulnerabilities) vulnerabilities.start();
   if (cfg.inventory.enabled) inventory.start();
   integration?.start();
+  reports?.start();
   metrics.ready.set(1);
   log.info('operator ready');
 

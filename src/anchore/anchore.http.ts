@@ -16,6 +16,8 @@ import type {
   PolicyCheck,
   PolicyFinding,
   PolicyRecord,
+  ReportMetricInfo,
+  ReportMetricPoint,
   ServerVersion,
   Severity,
   Vulnerability,
@@ -295,6 +297,58 @@ export class AnchoreHttpClient implements AnchoreApi {
       out.push(vuln);
     }
     return out;
+  }
+
+  async reportMetrics(account: string): Promise<ReportMetricInfo[]> {
+    const out: ReportMetricInfo[] = [];
+    await this.#graphqlPages(
+      account,
+      'query Metrics($nextToken: String) { metrics(nextToken: $nextToken) { pageInfo { nextToken count } results { id name description metricType } } }',
+      {},
+      'metrics',
+      (r) => {
+        if (typeof r['id'] === 'string') out.push({ id: r['id'], name: String(r['name'] ?? r['id']), metricType: String(r['metricType'] ?? '') });
+      },
+    );
+    return out;
+  }
+
+  async reportMetricData(account: string, metricId: string, start: Date, end: Date): Promise<ReportMetricPoint[]> {
+    const out: ReportMetricPoint[] = [];
+    const iso = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, '');
+    await this.#graphqlPages(
+      account,
+      'query MetricData($filter: MetricDataFilter, $nextToken: String) { metricData(filter: $filter, nextToken: $nextToken) { pageInfo { nextToken count } results { collectedAt value } } }',
+      { filter: { metricId, start: iso(start), end: iso(end) } },
+      'metricData',
+      (r) => {
+        const v = typeof r['value'] === 'number' ? r['value'] : Number(r['value']);
+        if (typeof r['collectedAt'] === 'string' && Number.isFinite(v)) out.push({ collectedAt: r['collectedAt'], value: v });
+      },
+    );
+    return out;
+  }
+
+  /** Follows pageInfo.nextToken to the end (at most 1000 pages: a server that never stops is an error, not a loop). */
+  async #graphqlPages(account: string, query: string, variables: Record<string, unknown>, field: string, each: (r: Record<string, unknown>) => void): Promise<void> {
+    let nextToken: string | undefined;
+    for (let pages = 0; pages < 1000; pages++) {
+      const res = await this.#call('reports_graphql', 'POST', '/v2/reports/graphql', { account, json: { query, variables: { ...variables, nextToken } } });
+      const body = asObject(res.body, 'reports_graphql');
+      const errors = Array.isArray(body['errors']) ? (body['errors'] as Array<{ message?: unknown }>) : [];
+      if (errors.length) {
+        const msg = errors.map((e) => String(e.message ?? 'error')).join('; ').slice(0, 300);
+        throw new AnchoreError(/unknown metric/i.test(msg) ? 'not-found' : 'rejected', 'reports_graphql', `reports_graphql: ${msg}`);
+      }
+      const data = body['data'] && typeof body['data'] === 'object' ? ((body['data'] as Record<string, unknown>)[field] as Record<string, unknown> | null) : null;
+      if (!data || typeof data !== 'object') throw protocolError('reports_graphql', `no data.${field} in the response`);
+      for (const r of Array.isArray(data['results']) ? data['results'] : []) if (r && typeof r === 'object') each(r as Record<string, unknown>);
+      const pageInfo = data['pageInfo'] as Record<string, unknown> | undefined;
+      const token = pageInfo?.['nextToken'];
+      if (typeof token !== 'string' || !token) return;
+      nextToken = token;
+    }
+    throw protocolError('reports_graphql', 'more than 1000 pages; giving up');
   }
 
   get username(): string {

@@ -125,6 +125,17 @@ export interface Vulnerability {
   fix?: string;
 }
 
+export interface ReportMetricInfo {
+  id: string;
+  name: string;
+  metricType: string;
+}
+
+export interface ReportMetricPoint {
+  collectedAt: string;
+  value: number;
+}
+
 /** Account scoping: every call that acts on account data takes the account it acts as (x-anchore-account). */
 export interface AnchoreApi {
   version(): Promise<ServerVersion>;
@@ -144,4 +155,8 @@ export interface AnchoreApi {
   checkImage(account: string, digest: string, tag: string, policyId?: string): Promise<PolicyCheck>;
   /** GET /v2/images/{digest}/vuln/all (vendor_only default). */
   vulnerabilities(account: string, digest: string): Promise<Vulnerability[]>;
+  /** Reports API (POST /v2/reports/graphql): the metric catalogue, all pages. */
+  reportMetrics(account: string): Promise<ReportMetricInfo[]>;
+  /** Reports API: the points of one metric in [start, end], all pages. */
+  reportMetricData(account: string, metricId: string, start: Date, end: Date): Promise<ReportMetricPoint[]>;
 }

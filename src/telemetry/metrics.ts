@@ -35,6 +35,8 @@ export const METRIC = {
   bindingLastEvaluation: 'anchore_operator_binding_last_evaluation_timestamp_seconds',
   oldestEvaluationAge: 'anchore_operator_evaluation_oldest_age_seconds',
   workloadPolicyFailures: 'anchore_operator_workload_policy_failed_images',
+  reportMetric: 'anchore_operator_anchore_report_metric',
+  reportMetricCollected: 'anchore_operator_anchore_report_metric_collected_timestamp_seconds',
 } as const;
 
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];

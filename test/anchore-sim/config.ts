@@ -44,6 +44,7 @@ export function defaultConfig(): SimConfig {
     stored_evaluations: false,
     empty_full_tag_404: false,
     manifest_lists: {},
+    reports_page_size: 3,
   };
 }
 
@@ -194,6 +195,7 @@ export function resolveConfig(input: SimConfigInput = {}): SimConfig {
     stored_evaluations: bool(pick('stored_evaluations'), 'stored_evaluations'),
     empty_full_tag_404: bool(pick('empty_full_tag_404'), 'empty_full_tag_404'),
     manifest_lists: { ...(manifestLists as Record<string, string>) },
+    reports_page_size: num(pick('reports_page_size'), 'reports_page_size', 1),
   };
 }
 

@@ -1,6 +1,7 @@
 // All simulator state in one place, independent of HTTP: the route handlers and the programmatic test API both
 // drive this object, so what a test sets through a hook is exactly what the HTTP surface serves.
 import { AuthRegistry } from './auth.ts';
+import { reportMetricCatalogue } from './reports.ts';
 import { ApiError, ErrorShaper } from './errors.ts';
 import { FaultEngine } from './faults.ts';
 import { computeVerdict, filterVulnerabilities, generateVulnerabilities, vulnerabilitiesFromInputs } from './findings.ts';
@@ -107,6 +108,21 @@ export class SimulatorCore {
     return override === undefined
       ? generateVulnerabilities(this.config.seed, rec.image_digest, detectedAt)
       : vulnerabilitiesFromInputs(this.config.seed, rec.image_digest, override, detectedAt);
+  }
+
+  /** Current values of the Reports API metrics for an account (vulnerabilities by severity across analysed tags). */
+  reportValues(account: string): Record<string, number> {
+    const values: Record<string, number> = {};
+    for (const m of reportMetricCatalogue()) values[m.id] = 0;
+    for (const rec of this.images.list(account, { image_status: 'all' })) {
+      if (rec.analysis_status !== 'analyzed') continue;
+      values['tags.analyzed.all'] = (values['tags.analyzed.all'] ?? 0) + rec.image_detail.length;
+      for (const v of this.vulnerabilityList(rec)) {
+        const id = `vulnerabilities.tags.all.${String(v.severity).toLowerCase()}`;
+        if (id in values) values[id] = (values[id] ?? 0) + rec.image_detail.length;
+      }
+    }
+    return values;
   }
 
   /** GET /v2/images/{digest}/vuln */

@@ -8,6 +8,7 @@ import { ApiError } from './errors.ts';
 import { assertDigestParam } from './images.ts';
 import { validateInventory } from './inventory.ts';
 import { buildOpenApi } from './openapi.ts';
+import { type GraphqlBody, answerReportsGraphql } from './reports.ts';
 
 /** What a handler gets. */
 export interface RouteContext {
@@ -198,6 +199,14 @@ export function buildRoutes(core: SimulatorCore): RouteDef[] {
         requireMedia(ctx, 'application/json');
         core.inventory.accept(ctx.account, validateInventory(ctx.json()), ctx.now, ctx.raw.length);
         return { status: 201 };
+      },
+    },
+    {
+      method: 'POST', path: '/v2/reports/graphql', operationId: 'reports_graphql', summary: 'Query the Reports GraphQL API (metrics, metricData)', tag: 'Reports', auth: true,
+      action: 'listImages', requestBody: 'json', responses: [200, 400, 403, 415, 500],
+      handler: (ctx) => {
+        requireMedia(ctx, 'application/json');
+        return ok(answerReportsGraphql(ctx.json() as GraphqlBody, core.reportValues(ctx.account), ctx.now, core.config.reports_page_size));
       },
     },
     {

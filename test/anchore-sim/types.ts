@@ -73,6 +73,8 @@ export interface SimConfig {
    * image under the platform digest with `parent_digest` set to the list digest.
    */
   manifest_lists: Record<string, string>;
+  /** Page size of the Reports GraphQL API (small by default, so clients must follow nextToken). */
+  reports_page_size: number;
 }
 
 /** What callers may pass: any subset, with `analysis` merged key by key. */
