@@ -16,7 +16,7 @@ import { createClusterStores, type RunningStores } from './kube/stores.ts';
 import { KubeBindingStatusWriter, KubeEventRecorder } from './kube/writer.ts';
 import { errorMessage } from './runtime/errors.ts';
 import type { Logger } from './telemetry/logger.ts';
-import { OperatorMetrics } from './telemetry/metrics.ts';
+import { METRIC, OperatorMetrics } from './telemetry/metrics.ts';
 import { startHealthServer, startMetricsServer } from './telemetry/server.ts';
 import { VERSION } from './version.ts';
 
@@ -110,7 +110,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
   for (const r of stores.all) {
     for (const reason of ['timeout', 'closed', 'error', 'gone', 'watchdog', 'relist']) metrics.watchRestarts.inc({ resource: r.resource, reason }, 0);
   }
-  metrics.stateGauge('anchore_operator_watch_cached_objects', 'Objects held in each informer cache', ['resource'], () =>
+  metrics.stateGauge(METRIC.watchObjects, 'Objects held in each informer cache', ['resource'], () =>
     stores.all.map((r) => [{ resource: r.resource }, r.size] as [{ resource: string }, number]),
   );
 

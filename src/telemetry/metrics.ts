@@ -25,6 +25,7 @@ export const METRIC = {
   queueDepthGauge: 'anchore_operator_workqueue_depth',
   leader: 'anchore_operator_leader',
   seriesDropped: 'anchore_operator_metrics_series_dropped_total',
+  seriesBudget: 'anchore_operator_metrics_series_budget',
   imageVulnerabilities: 'anchore_operator_image_vulnerabilities',
   imageFixableVulnerabilities: 'anchore_operator_image_fixable_vulnerabilities',
   workloadVulnerabilities: 'anchore_operator_workload_vulnerabilities',
@@ -91,7 +92,7 @@ export class OperatorMetrics {
     // Registered before any findings gauge, so its collect() runs first in every scrape and resets the budget.
     const budget = this.budget;
     new Gauge({
-      name: 'anchore_operator_metrics_series_budget',
+      name: METRIC.seriesBudget,
       help: 'The findings series budget (METRICS_MAX_SERIES)',
       registers: r,
       collect() {

@@ -109,6 +109,23 @@ describe('findings metrics (real cluster)', () => {
     expect(execFileSync(promtool as string, ['test', 'rules', join(monitoring, 'tests', 'rules.test.yaml')], { encoding: 'utf8' })).toContain('SUCCESS');
   });
 
+  it('when the series budget is small, then a second operator exports at most that many findings series and counts the rest', async () => {
+    const capped = await startTestOperator(operatorEnv(sim.url, { CLUSTER_NAME: uniqueName('cap'), NAMESPACES_INCLUDE: ns, METRICS_MAX_SERIES: '5', INVENTORY_ENABLED: 'false', INTEGRATION_ENABLED: 'false' }));
+    try {
+      const findings = new Set(['anchore_operator_image_vulnerabilities', 'anchore_operator_image_fixable_vulnerabilities', 'anchore_operator_workload_vulnerabilities', 'anchore_operator_binding_images', 'anchore_operator_binding_ready', 'anchore_operator_binding_compliant', 'anchore_operator_workload_policy_failed_images', 'anchore_operator_binding_last_evaluation_timestamp_seconds']);
+      const s = await eventually(async () => {
+        const x = await scrape(capped.op.metricsPort);
+        return x.some((m) => m.name === 'anchore_operator_metrics_series_dropped_total' && m.value > 0) ? x : undefined;
+      }, 30_000, 250);
+      expect(s.filter((m) => findings.has(m.name))).toHaveLength(5);
+      expect(valueOf(s, 'anchore_operator_metrics_series_budget')).toBe(5);
+      const dropped = s.filter((m) => m.name === 'anchore_operator_metrics_series_dropped_total').reduce((a, m) => a + m.value, 0);
+      expect(dropped).toBeGreaterThan(0);
+    } finally {
+      await capped.stop();
+    }
+  });
+
   it('when a workload is deleted, then its series disappear', async () => {
     await kubectl(['delete', 'deployment', 'edge', '-n', ns]);
     const s = await scrapeUntil((x) => valueOf(x, 'anchore_operator_workload_vulnerabilities', { workload: 'edge', severity: 'Critical' }) === undefined);
