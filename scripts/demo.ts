@@ -57,6 +57,7 @@ async function main(): Promise<void> {
       BIND_ADDRESS: '127.0.0.1',
       HEALTH_PORT: '0',
       METRICS_PORT: '0',
+      LOG_LEVEL: 'info',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -115,6 +116,7 @@ async function main(): Promise<void> {
     );
     print(sim);
     process.stdout.write(`Policy bindings (kubectl get apb -A):\n${kubectl(['get', 'apb', '-A'])}\n`);
+    await checkMonitoring(logFile);
     if (once) return void (await stopAll(0));
     say('running; Ctrl-C to stop. Try: kubectl --kubeconfig ' + cluster.kubeconfig + ' scale deploy/storefront -n demo-shop --replicas=5');
     let lastCount = sim.images('admin').length;
@@ -130,6 +132,33 @@ async function main(): Promise<void> {
     process.stdout.write(readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n') + '\n');
     await stopAll(1);
   }
+}
+
+/**
+ * Scrapes the operator and checks that every metric the shipped Grafana dashboard and alert rules reference is
+ * present in this scenario, so the monitoring files cannot drift from what the operator exports.
+ */
+async function checkMonitoring(logFile: string): Promise<void> {
+  const line = await until(
+    'metrics server',
+    () => readFileSync(logFile, 'utf8').split('\n').find((l) => l.includes('metrics server listening')),
+    30_000,
+  );
+  const port = (JSON.parse(line) as { port: number }).port;
+  const referenced = (file: string): string[] =>
+    [...readFileSync(join(root, 'deploy', 'monitoring', file), 'utf8').matchAll(/anchore_operator_[a-z_]+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, ''));
+  const wanted = [...new Set([...referenced('grafana-dashboard.json'), ...referenced('prometheus-rules.yaml')])].sort();
+  const present = await until(
+    'findings metrics',
+    async () => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const names = new Set(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => (/^[a-z_:]+/.exec(l)?.[0] ?? '').replace(/_(bucket|sum|count)$/, '')));
+      return wanted.every((w) => names.has(w)) ? names : undefined;
+    },
+    30_000,
+  ).catch(() => undefined);
+  if (!present) throw new Error('metrics referenced by deploy/monitoring are missing from the operator scrape');
+  process.stdout.write(`Monitoring: all ${wanted.length} metrics referenced by deploy/monitoring (dashboard + alert rules) are in the live scrape on :${port}\n`);
 }
 
 function print(sim: AnchoreSimulator): void {
