@@ -107,6 +107,15 @@ export class OperatorMetrics {
    * remaining series of this scrape are dropped and counted in anchore_operator_metrics_series_dropped_total.
    */
   findingsGauge<L extends string>(name: string, help: string, labelNames: L[], read: () => Iterable<[Partial<Record<L, string>>, number]>): Gauge<L> {
+    return this.#computedGauge(name, help, labelNames, read, true);
+  }
+
+  /** A gauge computed at scrape time from current state, so series of vanished objects disappear by themselves. */
+  stateGauge<L extends string>(name: string, help: string, labelNames: L[], read: () => Iterable<[Partial<Record<L, string>>, number]>): Gauge<L> {
+    return this.#computedGauge(name, help, labelNames, read, false);
+  }
+
+  #computedGauge<L extends string>(name: string, help: string, labelNames: L[], read: () => Iterable<[Partial<Record<L, string>>, number]>, budgeted: boolean): Gauge<L> {
     const budget = this.budget;
     return new Gauge<L>({
       name,
@@ -121,23 +130,9 @@ export class OperatorMetrics {
           const id = JSON.stringify(labelNames.map((l) => labels[l] ?? ''));
           if (seen.has(id)) continue;
           seen.add(id);
-          if (!budget.take(name)) continue;
+          if (budgeted && !budget.take(name)) continue;
           this.set(labels, value);
         }
-      },
-    });
-  }
-
-  /** A gauge computed at scrape time from current state, so series of vanished objects disappear by themselves. */
-  stateGauge<L extends string>(name: string, help: string, labelNames: L[], read: () => Iterable<[Partial<Record<L, string>>, number]>): Gauge<L> {
-    return new Gauge<L>({
-      name,
-      help,
-      labelNames,
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        for (const [labels, value] of read()) this.set(labels, value);
       },
     });
   }

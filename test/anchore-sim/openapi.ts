@@ -2,15 +2,19 @@
 // what a test asked to hide through openapi_missing, to exercise the operator's capability check).
 import type { SimConfig } from './types.ts';
 
-/** The route facts the OpenAPI document needs (structurally a subset of RouteDef). */
+/** The route facts the OpenAPI document needs; RouteDef extends it with the handler. */
 export interface OpenApiRouteInfo {
   method: string;
+  /** Full path with `{param}` segments, e.g. /v2/images/{image_digest}. */
   path: string;
+  /** Published in /v2/openapi.json when set (and not listed in openapi_missing). */
   operationId?: string;
   summary: string;
   tag: string;
   auth: boolean;
+  /** RBAC action; routes with one honour x-anchore-account. */
   action?: string;
+  /** Part of /v2/system/integrations (gated by integrations_enabled). */
   integration?: boolean;
   queryParams?: string[];
   requestBody?: 'json' | 'form';

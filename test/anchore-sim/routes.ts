@@ -7,7 +7,7 @@ import { boolParam } from './core.ts';
 import { ApiError } from './errors.ts';
 import { assertDigestParam } from './images.ts';
 import { validateInventory } from './inventory.ts';
-import { buildOpenApi } from './openapi.ts';
+import { type OpenApiRouteInfo, buildOpenApi } from './openapi.ts';
 import { type GraphqlBody, answerReportsGraphql } from './reports.ts';
 
 /** What a handler gets. */
@@ -40,23 +40,9 @@ export interface Reply {
   headers?: Record<string, string>;
 }
 
-/** One route of the Anchore API. */
-export interface RouteDef {
+/** One route of the Anchore API: what /v2/openapi.json publishes about it, plus its handler. */
+export interface RouteDef extends OpenApiRouteInfo {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
-  /** Full path with `{param}` segments, e.g. /v2/images/{image_digest}. */
-  path: string;
-  /** Published in /v2/openapi.json when set (and not listed in openapi_missing). */
-  operationId?: string;
-  summary: string;
-  tag: string;
-  auth: boolean;
-  /** RBAC action; routes with one honour x-anchore-account. */
-  action?: string;
-  /** Part of /v2/system/integrations (gated by integrations_enabled). */
-  integration?: boolean;
-  queryParams?: string[];
-  requestBody?: 'json' | 'form';
-  responses: number[];
   handler(ctx: RouteContext): Reply;
 }
 
