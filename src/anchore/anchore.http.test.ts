@@ -175,12 +175,8 @@ describe('AnchoreHttpClient against the simulator', () => {
     await Promise.all(Array.from({ length: 9 }, () => c.listImages('admin')));
     const reqs = sim.requests({ path: '/v2/images' });
     expect(reqs).toHaveLength(9);
-    let maxOverlap = 0;
-    for (const r of reqs) {
-      const overlap = reqs.filter((o) => o.time < r.time + r.durationMs - 5 && r.time < o.time + o.durationMs - 5).length;
-      maxOverlap = Math.max(maxOverlap, overlap);
-    }
-    expect(maxOverlap).toBeLessThanOrEqual(3);
+    // The simulator counts the requests it is serving at each arrival, so this is exact whatever the machine's load.
+    expect(Math.max(...reqs.map((r) => r.inFlight))).toBe(3);
   });
 
   it('when an inventory is posted, then Anchore receives it under the account and answers 201', async () => {

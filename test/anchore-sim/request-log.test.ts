@@ -3,7 +3,7 @@ import { RequestLog } from './request-log.ts';
 import type { RecordedRequest } from './types.ts';
 
 function entry(log: RequestLog, path: string, body?: unknown): RecordedRequest {
-  return { seq: log.takeSeq(), time: 0, method: 'GET', path, query: {}, account: undefined, user: undefined, status: 200, body, durationMs: 0 };
+  return { seq: log.takeSeq(), time: 0, method: 'GET', path, query: {}, account: undefined, user: undefined, status: 200, body, durationMs: 0, inFlight: 1 };
 }
 
 describe('request log', () => {

@@ -75,6 +75,8 @@ class SimServer {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly logLine: ((line: string) => void) | undefined;
   private stopped = false;
+  /** API requests being served right now (control endpoints excluded). */
+  private inFlight = 0;
   private handle: AnchoreSimulator | undefined;
 
   constructor(core: SimulatorCore, opts: SimulatorOptions) {
@@ -149,6 +151,8 @@ class SimServer {
     }
 
     const seq = this.core.log.takeSeq();
+    this.inFlight++;
+    let done = false;
     const media = mediaType(headerValue(req.headers['content-type']));
     const parsed = raw === undefined ? { value: undefined, jsonOk: false, form: undefined } : parseBody(raw, media);
     const authorization = headerValue(req.headers.authorization);
@@ -162,8 +166,11 @@ class SimServer {
       status: 0,
       body: parsed.value,
       durationMs: 0,
+      inFlight: this.inFlight,
     };
     const finish = (status: number, note = ''): void => {
+      if (!done) this.inFlight--;
+      done = true;
       record.status = status;
       record.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       this.core.log.push(record, raw?.length ?? 0);
@@ -173,7 +180,10 @@ class SimServer {
     const decision: FaultDecision = this.core.faults.decide(method, path, time);
     if (decision.latencyMs > 0) {
       await this.sleep(decision.latencyMs);
-      if (this.stopped) return;
+      if (this.stopped) {
+        this.inFlight--;
+        return;
+      }
     }
     switch (decision.action.kind) {
       case 'reset':

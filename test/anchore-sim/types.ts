@@ -96,6 +96,8 @@ export interface RecordedRequest {
   /** Parsed JSON (or form) request body; the raw text when it did not parse; undefined when empty. */
   body: unknown;
   durationMs: number;
+  /** API requests (this one included) the simulator was serving when this one arrived: an exact concurrency gauge. */
+  inFlight: number;
 }
 
 /** A fault-injection rule. Rules apply in order; several can add latency, the first terminal one wins. */
