@@ -58,6 +58,10 @@ async function main(): Promise<void> {
       HEALTH_PORT: '0',
       METRICS_PORT: '0',
       LOG_LEVEL: 'info',
+      // One replica, but elected as in a real install: the Lease shows who works.
+      LEADER_ELECTION: 'true',
+      LEADER_ELECTION_NAMESPACE: 'default',
+      LEADER_ELECTION_ID: 'anchore-operator-demo',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

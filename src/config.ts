@@ -1,10 +1,23 @@
 import { readFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import type { AnchoreAuth } from './anchore/auth.ts';
 import type { MissingTagPolicy } from './discovery/container-image.ts';
 import { compileGlobs } from './discovery/glob.ts';
 import { parseLabelSelectorString } from './discovery/label-selector.ts';
+import { validateLeaderTimings } from './runtime/leader.ts';
+
+const SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+/** The pod's namespace when running in a cluster (the service account mount), else undefined. */
+function inClusterNamespace(): string | undefined {
+  try {
+    return readFileSync(SERVICE_ACCOUNT_NAMESPACE_FILE, 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Invalid configuration: main prints `message` as one line and exits 2. */
 export class ConfigError extends Error {
@@ -48,7 +61,17 @@ export interface Config {
     reports: { enabled: boolean; metrics: string[]; intervalMs: number };
   };
   kube: { kubeconfig?: string; resyncMs: number; watchdogMs: number };
-  http: { bindAddress: string; healthPort: number; metricsPort: number };
+  http: { bindAddress: string; healthPort: number; metricsPort: number; metricsTls?: { certFile: string; keyFile: string } };
+  leaderElection: {
+    enabled: boolean;
+    namespace: string;
+    leaseName: string;
+    /** Pod name plus a random suffix: unique per process. */
+    identity: string;
+    leaseDurationMs: number;
+    renewDeadlineMs: number;
+    retryPeriodMs: number;
+  };
   log: { level: string; pretty: boolean };
   shutdownDrainMs: number;
 }
@@ -106,6 +129,15 @@ export const SETTINGS: ReadonlyArray<{ name: string; default: string; help: stri
   { name: 'BIND_ADDRESS', default: '0.0.0.0', help: 'Address of the health and metrics servers' },
   { name: 'HEALTH_PORT', default: '8081', help: '/healthz and /readyz' },
   { name: 'METRICS_PORT', default: '8080', help: '/metrics' },
+  { name: 'METRICS_SECURE', default: 'false', help: 'Serve /metrics over HTTPS; callers need a bearer token allowed to GET /metrics (TokenReview + SubjectAccessReview)' },
+  { name: 'METRICS_CERT_FILE / METRICS_KEY_FILE', default: '', help: 'PEM certificate and key for METRICS_SECURE (reloaded when the files change)' },
+  { name: 'LEADER_ELECTION', default: 'true', help: 'Elect one working replica on a coordination.k8s.io Lease; the others serve health and metrics' },
+  { name: 'LEADER_ELECTION_NAMESPACE', default: '(POD_NAMESPACE, in-cluster namespace, or default)', help: 'Namespace of the Lease' },
+  { name: 'LEADER_ELECTION_ID', default: 'anchore-operator', help: 'Name of the Lease' },
+  { name: 'LEASE_DURATION_SECONDS', default: '15', help: 'A follower takes over a lease not renewed for this long (client-go default)' },
+  { name: 'RENEW_DEADLINE_SECONDS', default: '10', help: 'The leader stops working when it could not renew for this long' },
+  { name: 'RETRY_PERIOD_SECONDS', default: '2', help: 'Interval of lease renewals and acquisition attempts' },
+  { name: 'POD_NAME / POD_NAMESPACE', default: '(hostname)', help: 'Set from the downward API: instance id, lease identity, namespace for Events and the Lease' },
   { name: 'LOG_LEVEL', default: 'info', help: 'trace | debug | info | warn | error' },
   { name: 'LOG_PRETTY', default: 'false', help: 'Human-readable logs instead of JSON' },
   { name: 'SHUTDOWN_DRAIN_SECONDS', default: '20', help: 'On SIGTERM, wait this long for in-flight work' },
@@ -256,10 +288,36 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       healthPort: r.int('HEALTH_PORT', 8081, 0, 65535),
       metricsPort: r.int('METRICS_PORT', 8080, 0, 65535),
     },
+    leaderElection: {
+      enabled: r.bool('LEADER_ELECTION', true),
+      namespace: r.string('LEADER_ELECTION_NAMESPACE') || env['POD_NAMESPACE'] || inClusterNamespace() || 'default',
+      leaseName: r.string('LEADER_ELECTION_ID') || 'anchore-operator',
+      identity: `${podName}_${randomUUID().slice(0, 8)}`,
+      leaseDurationMs: r.int('LEASE_DURATION_SECONDS', 15, 2, 3600) * 1000,
+      renewDeadlineMs: r.int('RENEW_DEADLINE_SECONDS', 10, 1, 3600) * 1000,
+      retryPeriodMs: r.int('RETRY_PERIOD_SECONDS', 2, 1, 600) * 1000,
+    },
     log: { level: r.oneOf('LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], 'info'), pretty: r.bool('LOG_PRETTY', false) },
     shutdownDrainMs: r.int('SHUTDOWN_DRAIN_SECONDS', 20, 0, 600) * 1000,
   };
   if (caFile) cfg.anchore.caFile = caFile;
+  if (cfg.leaderElection.enabled) {
+    const problem = validateLeaderTimings(cfg.leaderElection);
+    if (problem) throw new ConfigError(`LEASE_DURATION_SECONDS / RENEW_DEADLINE_SECONDS / RETRY_PERIOD_SECONDS: ${problem}`);
+  }
+  if (r.bool('METRICS_SECURE', false)) {
+    const certFile = r.string('METRICS_CERT_FILE');
+    const keyFile = r.string('METRICS_KEY_FILE');
+    if (!certFile || !keyFile) throw new ConfigError('METRICS_SECURE needs METRICS_CERT_FILE and METRICS_KEY_FILE (PEM certificate and key)');
+    for (const [name, file] of [['METRICS_CERT_FILE', certFile], ['METRICS_KEY_FILE', keyFile]] as const) {
+      try {
+        readFileSync(file);
+      } catch (err) {
+        throw new ConfigError(`${name} ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? err})`);
+      }
+    }
+    cfg.http.metricsTls = { certFile, keyFile };
+  }
   if (labelSelector) cfg.namespaces.labelSelector = labelSelector;
   const override = r.string('MISSING_REGISTRY_OVERRIDE');
   if (override) cfg.images.registryOverride = override;

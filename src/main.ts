@@ -1,6 +1,6 @@
 /**
- * Entry point. Exit codes: 0 clean shutdown, 1 fatal runtime/startup error, 2 invalid configuration — each with a
- * one-line cause on stderr (and in the JSON log when the logger is up).
+ * Entry point. Exit codes: 0 clean shutdown, 1 fatal runtime/startup error or leader election lost, 2 invalid
+ * configuration — each with a one-line cause on stderr (and in the JSON log when the logger is up).
  */
 import { ConfigError, describeConfig, loadConfig } from './config.ts';
 import { FatalStartupError, type RunningOperator, startOperator } from './operator.ts';
@@ -22,6 +22,7 @@ async function main(): Promise<number> {
   log.info({ version: VERSION, config: describeConfig(cfg) }, 'anchore-operator starting');
   let op: RunningOperator | undefined;
   let stopping = false;
+  let onLost = (): void => {};
   const stopped = new Promise<number>((resolve) => {
     const onSignal = (sig: string): void => {
       if (stopping) return;
@@ -32,10 +33,18 @@ async function main(): Promise<number> {
     };
     process.once('SIGTERM', () => onSignal('SIGTERM'));
     process.once('SIGINT', () => onSignal('SIGINT'));
+    // Another replica may already lead: finish stopping (drained queues, closed servers) and exit 1 so the pod restarts
+    // as a follower, as client-go based controllers do.
+    onLost = () => {
+      if (stopping) return;
+      stopping = true;
+      process.stderr.write('anchore-operator: leader election lost: could not renew the lease within the renew deadline\n');
+      (op ? op.stop() : Promise.resolve()).then(() => resolve(1), () => resolve(1));
+    };
   });
   try {
     // A signal while we still wait for Anchore or the caches ends the wait.
-    op = await Promise.race([startOperator(cfg, { log }), stopped.then(() => undefined)]);
+    op = await Promise.race([startOperator(cfg, { log, onLeadershipLost: () => onLost() }), stopped.then(() => undefined)]);
     if (!op) return stopped;
   } catch (err) {
     if (stopping) return stopped;

@@ -11,10 +11,14 @@ import { VulnerabilityController } from './controllers/vulnerability.controller.
 import { IntegrationController } from './controllers/integration.controller.ts';
 import { InventoryController } from './controllers/inventory.controller.ts';
 import { Scope } from './controllers/scope.ts';
+import { KubeAccessReviewer } from './kube/access-review.ts';
 import { KubeClient } from './kube/client.ts';
+import { KubeLeaseLock } from './kube/lease.ts';
 import { createClusterStores, type RunningStores } from './kube/stores.ts';
 import { KubeBindingStatusWriter, KubeEventRecorder } from './kube/writer.ts';
+import { systemClock } from './runtime/clock.ts';
 import { errorMessage } from './runtime/errors.ts';
+import { LeaderElector } from './runtime/leader.ts';
 import type { Logger } from './telemetry/logger.ts';
 import { METRIC, OperatorMetrics } from './telemetry/metrics.ts';
 import { startHealthServer, startMetricsServer } from './telemetry/server.ts';
@@ -38,7 +42,11 @@ export interface RunningOperator {
   readonly anchore: AnchoreApi;
   readonly healthPort: number;
   readonly metricsPort: number;
+  /** undefined when leader election is off (this replica always works). */
+  readonly elector: LeaderElector | undefined;
   isReady(): boolean;
+  /** True while this replica does the work (always, without leader election). */
+  isLeader(): boolean;
   /** Stops watches, drains queues up to the configured deadline, closes servers and connections. */
   stop(): Promise<void>;
 }
@@ -48,6 +56,11 @@ export interface OperatorDeps {
   metrics?: OperatorMetrics;
   /** Replaces the HTTP client (tests); production always uses AnchoreHttpClient. */
   anchore?: AnchoreApi;
+  /**
+   * Called once when this replica lost the lease. Work has already stopped (queues cut without draining, so nothing
+   * more reaches Anchore or the apiserver); the caller should finish stopping and exit non-zero, as client-go does.
+   */
+  onLeadershipLost?(): void;
 }
 
 /**
@@ -72,7 +85,17 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
       { name: 'caches', ok: () => storesRef?.synced() ?? false, detail: () => 'informer caches not synced yet' },
     ],
   });
-  const metricsServer = await startMetricsServer({ host: cfg.http.bindAddress, port: cfg.http.metricsPort, registry: metrics.registry, log });
+  const kube = new KubeClient({ ...(cfg.kube.kubeconfig ? { kubeconfig: cfg.kube.kubeconfig } : {}), userAgent: `anchore-operator/${VERSION}` });
+  const metricsServer = await startMetricsServer({
+    host: cfg.http.bindAddress,
+    port: cfg.http.metricsPort,
+    registry: metrics.registry,
+    log,
+    ...(cfg.http.metricsTls ? { tls: cfg.http.metricsTls, access: new KubeAccessReviewer(kube) } : {}),
+  }).catch(async (err: unknown) => {
+    await Promise.allSettled([health.close(), kube.close()]);
+    throw err;
+  });
   metrics.ready.set(0);
 
   const http =
@@ -93,7 +116,6 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
       : undefined;
   const anchore: AnchoreApi = deps.anchore ?? (http as AnchoreHttpClient);
 
-  const kube = new KubeClient({ ...(cfg.kube.kubeconfig ? { kubeconfig: cfg.kube.kubeconfig } : {}), userAgent: `anchore-operator/${VERSION}` });
   const stores = createClusterStores({
     client: kube,
     log: log.child({ component: 'informer' }),
@@ -178,7 +200,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     bindingStores: [stores.bindings, stores.clusterBindings],
     queues: [images.queue, inventory.queue, bindings.queue, vulnerabilities.queue],
     cveSeries: cfg.metrics.cveSeries,
-    isLeader: () => true,
+    isLeader: () => isLeader(),
   });
   const reports = cfg.metrics.reports.enabled
     ? new ReportsController({
@@ -207,20 +229,57 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     : undefined;
 
   let stopped = false;
+  let working = false;
+  const queues = [images.queue, inventory.queue, bindings.queue, vulnerabilities.queue];
+  /** Starts the controllers: at once without leader election, else when this replica becomes the leader. */
+  const startWork = (): void => {
+    if (working || stopped) return;
+    working = true;
+    images.start();
+    bindings.start();
+    if (cfg.metrics.vulnerabilities) vulnerabilities.start();
+    if (cfg.inventory.enabled) inventory.start();
+    integration?.start();
+    reports?.start();
+    log.info(elector ? 'leading: controllers started' : 'controllers started');
+  };
+  /** Stops the controllers and waits up to `drainMs` for work in flight. */
+  const stopWork = async (drainMs: number): Promise<void> => {
+    integration?.stop();
+    reports?.stop();
+    bindings.stop();
+    const [img, inv, bnd] = await Promise.all(queues.map((q) => q.shutdown(drainMs)));
+    log.info({ imagesDrained: img!.drained, inventoryDrained: inv!.drained, bindingsDrained: bnd!.drained }, 'work queues stopped');
+  };
+  const le = cfg.leaderElection;
+  const elector = le.enabled
+    ? new LeaderElector({
+        lock: new KubeLeaseLock(kube, le.namespace, le.leaseName),
+        identity: le.identity,
+        leaseDurationMs: le.leaseDurationMs,
+        renewDeadlineMs: le.renewDeadlineMs,
+        retryPeriodMs: le.retryPeriodMs,
+        clock: systemClock,
+        log: log.child({ component: 'leader-election' }),
+        onStartedLeading: startWork,
+        onStoppedLeading: () => {
+          // Stop at once: past the renew deadline another replica may take the lease, and two must never work.
+          log.error({ lease: `${le.namespace}/${le.leaseName}`, identity: le.identity }, 'leader election lost; stopping work and exiting');
+          void stopWork(0).finally(() => deps.onLeadershipLost?.());
+        },
+      })
+    : undefined;
+  function isLeader(): boolean {
+    return elector ? elector.isLeader() : working;
+  }
+
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
     stores.stop();
-    integration?.stop();
-    reports?.stop();
-    bindings.stop();
-    const [img, inv, bnd] = await Promise.all([
-      images.queue.shutdown(cfg.shutdownDrainMs),
-      inventory.queue.shutdown(cfg.shutdownDrainMs),
-      bindings.queue.shutdown(cfg.shutdownDrainMs),
-      vulnerabilities.queue.shutdown(cfg.shutdownDrainMs),
-    ]);
-    log.info({ imagesDrained: img.drained, inventoryDrained: inv.drained, bindingsDrained: bnd.drained }, 'work queues stopped');
+    await stopWork(cfg.shutdownDrainMs);
+    // Release the lease only after the work drained, so the next leader does not overlap with it.
+    await elector?.stop();
     await Promise.allSettled([health.close(), metricsServer.close(), kube.close(), http?.close()]);
   };
 
@@ -234,12 +293,12 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     await stop();
     throw err;
   }
-  images.start();
-  bindings.start();
-  if (cfg.metrics.vulnerabilities) vulnerabilities.start();
-  if (cfg.inventory.enabled) inventory.start();
-  integration?.start();
-  reports?.start();
+  if (elector) {
+    log.info({ lease: `${le.namespace}/${le.leaseName}`, identity: le.identity }, 'campaigning for leadership');
+    elector.start();
+  } else {
+    startWork();
+  }
   metrics.ready.set(1);
   log.info('operator ready');
 
@@ -256,7 +315,9 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     anchore,
     healthPort: health.port,
     metricsPort: metricsServer.port,
+    elector,
     isReady: ready,
+    isLeader,
     stop,
   };
 }

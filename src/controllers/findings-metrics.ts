@@ -34,7 +34,7 @@ export function registerFindingsMetrics(src: FindingsSources): void {
       yield [{ queue: q.name, state: 'delayed' }, q.delayedCount];
     }
   });
-  metrics.stateGauge(METRIC.leader, '1 when this replica does the work (always 1 until leader election is enabled)', [], () => [[{}, src.isLeader() ? 1 : 0]]);
+  metrics.stateGauge(METRIC.leader, '1 on the replica that holds the leader Lease and does the work (the only replica when leader election is off)', [], () => [[{}, src.isLeader() ? 1 : 0]]);
 
   const running = function* () {
     for (const [key, v] of vulnerabilities.entries()) {

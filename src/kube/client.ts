@@ -111,7 +111,7 @@ export class KubeClient {
   async request<T = unknown>(
     method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
     path: string,
-    opts: { query?: Record<string, string | number | boolean | undefined>; body?: unknown; contentType?: string; accept?: string } = {},
+    opts: { query?: Record<string, string | number | boolean | undefined>; body?: unknown; contentType?: string; accept?: string; timeoutMs?: number } = {},
   ): Promise<T> {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
@@ -130,7 +130,7 @@ export class KubeClient {
       headers,
       body,
       dispatcher: await this.kc.sharedAgent(),
-      signal: AbortSignal.timeout(this.#timeoutMs),
+      signal: AbortSignal.timeout(opts.timeoutMs ?? this.#timeoutMs),
     });
     const text = await res.body.text();
     if (res.statusCode >= 200 && res.statusCode < 300) return (text ? JSON.parse(text) : undefined) as T;

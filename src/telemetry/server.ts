@@ -1,4 +1,6 @@
-import { createServer, type Server } from 'node:http';
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Registry } from 'prom-client';
 import type { Logger } from './logger.ts';
 
@@ -47,22 +49,103 @@ export async function startHealthServer(opts: { host: string; port: number; chec
   return { port, close: () => new Promise((r) => server.close(() => r())) };
 }
 
-export async function startMetricsServer(opts: { host: string; port: number; registry: Registry; log: Logger }): Promise<{ port: number; close(): Promise<void> }> {
-  const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+/** Bearer-token access check for /metrics (TokenReview + SubjectAccessReview in production). */
+export interface MetricsAccess {
+  review(token: string, path: string, verb: string): Promise<{ authenticated: boolean; allowed: boolean; user?: string; reason?: string }>;
+}
+
+export interface MetricsServerOptions {
+  host: string;
+  port: number;
+  registry: Registry;
+  log: Logger;
+  /** Serve HTTPS with this PEM pair (re-read when the files change, so rotated certificates are picked up). */
+  tls?: { certFile: string; keyFile: string };
+  /** Require a bearer token allowed to GET /metrics. */
+  access?: MetricsAccess;
+  /** How often the certificate files are checked for changes. */
+  certPollMs?: number;
+}
+
+/**
+ * /metrics on its own port. In secure mode (TLS + access) every scrape must carry a bearer token that the apiserver
+ * authenticates and that may `get` the non-resource URL /metrics: 401 without or with a bad token, 403 without the
+ * permission, 503 when the apiserver cannot be asked.
+ */
+export async function startMetricsServer(opts: MetricsServerOptions): Promise<{ port: number; close(): Promise<void> }> {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (path !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
     }
-    opts.registry.metrics().then(
-      (body) => res.writeHead(200, { 'content-type': opts.registry.contentType }).end(body),
+    const serve = (): void => {
+      opts.registry.metrics().then(
+        (body) => res.writeHead(200, { 'content-type': opts.registry.contentType }).end(body),
+        (err: unknown) => {
+          opts.log.error({ err: String(err) }, 'metrics collection failed');
+          res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics collection failed\n');
+        },
+      );
+    };
+    if (!opts.access) return serve();
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    if (!m) {
+      res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer' }).end('Unauthorized: a bearer token is required\n');
+      return;
+    }
+    opts.access.review(m[1]!, path, 'get').then(
+      (d) => {
+        if (!d.authenticated) {
+          res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer' }).end('Unauthorized\n');
+        } else if (!d.allowed) {
+          opts.log.debug({ user: d.user, reason: d.reason }, 'metrics scrape forbidden');
+          res.writeHead(403, { 'content-type': 'text/plain' }).end(`Forbidden: ${d.reason ?? 'not allowed'}\n`);
+        } else {
+          serve();
+        }
+      },
       (err: unknown) => {
-        opts.log.error({ err: String(err) }, 'metrics collection failed');
-        res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics collection failed\n');
+        opts.log.warn({ err: String((err as Error)?.message ?? err) }, 'cannot check metrics access with the apiserver');
+        res.writeHead(503, { 'content-type': 'text/plain' }).end('cannot check access with the Kubernetes API\n');
       },
     );
-  });
+  };
+
+  let server: Server;
+  let stopWatching = (): void => {};
+  if (opts.tls) {
+    const { certFile, keyFile } = opts.tls;
+    const load = (): { cert: Buffer; key: Buffer } => ({ cert: readFileSync(certFile), key: readFileSync(keyFile) });
+    const https = createHttpsServer({ ...load(), minVersion: 'TLSv1.2' }, handler);
+    server = https;
+    const reload = (): void => {
+      try {
+        https.setSecureContext({ ...load(), minVersion: 'TLSv1.2' });
+        opts.log.info({ certFile }, 'metrics TLS certificate reloaded');
+      } catch (err) {
+        opts.log.warn({ certFile, err: String((err as Error).message) }, 'cannot reload the metrics TLS certificate; keeping the previous one');
+      }
+    };
+    const interval = opts.certPollMs ?? 30_000;
+    watchFile(certFile, { interval, persistent: false }, reload);
+    watchFile(keyFile, { interval, persistent: false }, reload);
+    stopWatching = () => {
+      unwatchFile(certFile, reload);
+      unwatchFile(keyFile, reload);
+    };
+  } else {
+    server = createServer(handler);
+  }
   const port = await listen(server, opts.port, opts.host);
-  opts.log.info({ port }, 'metrics server listening (/metrics)');
-  return { port, close: () => new Promise((r) => server.close(() => r())) };
+  opts.log.info({ port, tls: Boolean(opts.tls), auth: Boolean(opts.access) }, `metrics server listening (${opts.tls ? 'https' : 'http'} /metrics)`);
+  return {
+    port,
+    close: () =>
+      new Promise((r) => {
+        stopWatching();
+        server.close(() => r());
+        server.closeAllConnections?.();
+      }),
+  };
 }

@@ -33,6 +33,8 @@ export function operatorEnv(anchoreUrl: string, extra: Record<string, string> = 
     HEALTH_REPORT_INTERVAL_SECONDS: '30',
     SHUTDOWN_DRAIN_SECONDS: '5',
     LOG_LEVEL: 'debug',
+    // Suites run operators side by side in one namespace-less scope; the leader-election suites turn it on.
+    LEADER_ELECTION: 'false',
     ...extra,
   };
 }
