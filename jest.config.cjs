@@ -22,7 +22,8 @@ module.exports = {
       testEnvironment: 'node',
       extensionsToTreatAsEsm: ['.ts'],
       transform: { '^.+\\.ts$': swc },
-      testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
+      // The e2e suites (the Helm chart driven as a user would) share the cluster set-up of the integration suites.
+      testMatch: ['<rootDir>/test/integration/**/*.test.ts', '<rootDir>/test/e2e/**/*.test.ts'],
       globalSetup: '<rootDir>/test/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/support/global-teardown.ts',
     },
