@@ -1,0 +1,233 @@
+{{/*
+Chart name, truncated to 63 characters (a DNS label).
+*/}}
+{{- define "anchore-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name: the release name, plus the chart name unless the release name already contains it. Truncated to 63
+characters. Used as the prefix of every resource name.
+*/}}
+{{- define "anchore-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version, for the helm.sh/chart label.
+*/}}
+{{- define "anchore-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Standard labels on every resource.
+*/}}
+{{- define "anchore-operator.labels" -}}
+helm.sh/chart: {{ include "anchore-operator.chart" . }}
+{{ include "anchore-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "anchore-operator.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: anchore-operator
+{{- end }}
+
+{{/*
+Selector labels: stable for the life of a release (a Deployment's selector cannot change).
+*/}}
+{{- define "anchore-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "anchore-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+ServiceAccount name.
+*/}}
+{{- define "anchore-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "anchore-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the leader-election Lease.
+*/}}
+{{- define "anchore-operator.leaseName" -}}
+{{- .Values.leaderElection.leaseName | default (include "anchore-operator.fullname" .) }}
+{{- end }}
+
+{{/*
+Image tag: the value, or the chart's appVersion.
+*/}}
+{{- define "anchore-operator.imageTag" -}}
+{{- .Values.image.tag | default .Chart.AppVersion }}
+{{- end }}
+
+{{/*
+Image reference: repository:tag, or repository@digest when a digest pins it.
+*/}}
+{{- define "anchore-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (include "anchore-operator.imageTag" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the credentials Secret: the existing one, or the one this chart creates.
+*/}}
+{{- define "anchore-operator.credentialsSecretName" -}}
+{{- .Values.anchore.existingSecret.name | default (printf "%s-credentials" (include "anchore-operator.fullname" .)) }}
+{{- end }}
+
+{{/*
+Keys of the credentials Secret, as a dict {username, password, apiKey} ("" = not used). The chart's own Secret uses
+the same keys as the defaults of existingSecret, so the Deployment reads both the same way.
+*/}}
+{{- define "anchore-operator.credentialsKeys" -}}
+{{- $a := .Values.anchore }}
+{{- if $a.existingSecret.name }}
+{{- $apiKey := $a.existingSecret.apiKeyKey }}
+username: {{ ternary "" $a.existingSecret.usernameKey (ne $apiKey "") | quote }}
+password: {{ ternary "" $a.existingSecret.passwordKey (ne $apiKey "") | quote }}
+apiKey: {{ $apiKey | quote }}
+{{- else if $a.apiKey }}
+username: ""
+password: ""
+apiKey: apiKey
+{{- else }}
+username: ""
+password: password
+apiKey: ""
+{{- end }}
+{{- end }}
+
+{{/*
+Name and key of the ConfigMap holding the Anchore CA bundle, as "name/key", or "" when none.
+*/}}
+{{- define "anchore-operator.caConfigMap" -}}
+{{- if .Values.anchore.caBundle }}
+{{- printf "%s-anchore-ca/ca.crt" (include "anchore-operator.fullname" .) }}
+{{- else if .Values.anchore.caConfigMap }}
+{{- printf "%s/%s" .Values.anchore.caConfigMap .Values.anchore.caConfigMapKey }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the metrics Service (also the DNS name in the generated certificate).
+*/}}
+{{- define "anchore-operator.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "anchore-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Name of the Secret with the metrics serving certificate.
+*/}}
+{{- define "anchore-operator.metricsTlsSecretName" -}}
+{{- .Values.metrics.tls.existingSecret | default (printf "%s-metrics-tls" (include "anchore-operator.fullname" .)) }}
+{{- end }}
+
+{{/*
+Data of the generated metrics TLS Secret (tls.crt, tls.key, ca.crt, base64). An existing Secret of that name is
+reused (lookup), so upgrades keep the certificate; otherwise a self-signed one is generated for the Service's DNS
+names. Computed once per render and kept on the root context, so the Secret and the pod's checksum agree.
+*/}}
+{{- define "anchore-operator.metricsTlsData" -}}
+{{- if not (hasKey $ "anchoreOperatorMetricsTls") }}
+{{- $name := include "anchore-operator.metricsTlsSecretName" . }}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace $name }}
+{{- $data := dict }}
+{{- if and $existing (index ($existing.data | default dict) "tls.crt") (index ($existing.data | default dict) "tls.key") }}
+{{- $data = dict "tls.crt" (index $existing.data "tls.crt") "tls.key" (index $existing.data "tls.key") "ca.crt" (index $existing.data "ca.crt" | default (index $existing.data "tls.crt")) }}
+{{- else }}
+{{- $svc := include "anchore-operator.metricsServiceName" . }}
+{{- $ns := .Release.Namespace }}
+{{- $dns := list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) }}
+{{- $cert := genSelfSignedCert (printf "%s.%s.svc" $svc $ns) nil $dns (int .Values.metrics.tls.generatedValidityDays) }}
+{{- $data = dict "tls.crt" ($cert.Cert | b64enc) "tls.key" ($cert.Key | b64enc) "ca.crt" ($cert.Cert | b64enc) }}
+{{- end }}
+{{- $_ := set $ "anchoreOperatorMetricsTls" $data }}
+{{- end }}
+{{- toYaml (get $ "anchoreOperatorMetricsTls") }}
+{{- end }}
+
+{{/*
+Data of the credentials Secret the chart creates (base64), or nothing with an existing Secret.
+*/}}
+{{- define "anchore-operator.credentialsData" -}}
+{{- $a := .Values.anchore }}
+{{- if not $a.existingSecret.name }}
+{{- if $a.apiKey }}
+apiKey: {{ $a.apiKey | b64enc | quote }}
+{{- else }}
+password: {{ $a.password | b64enc | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Checks combinations of values the schema cannot express; fails the render with a message naming the values.
+*/}}
+{{- define "anchore-operator.validate" -}}
+{{- $a := .Values.anchore }}
+{{- $_ := required "clusterName is required: the name Anchore shows for this cluster (--set clusterName=prod-eu-1)" .Values.clusterName }}
+{{- $_ := required "anchore.url is required: the Anchore API base URL (--set anchore.url=https://anchore-api.anchore:8228)" $a.url }}
+{{- if not (regexMatch "^https?://[^/?#@[:space:]]+([/?#][^[:space:]]*)?$" $a.url) }}
+{{- fail (printf "anchore.url %q must be an http(s) URL without credentials" $a.url) }}
+{{- end }}
+{{- if $a.existingSecret.name }}
+{{- if and (not $a.existingSecret.apiKeyKey) (not $a.existingSecret.passwordKey) }}
+{{- fail "anchore.existingSecret: set passwordKey (with usernameKey or anchore.username) or apiKeyKey" }}
+{{- end }}
+{{- if and (not $a.existingSecret.apiKeyKey) (not $a.existingSecret.usernameKey) (not $a.username) }}
+{{- fail "anchore.existingSecret: the username comes from existingSecret.usernameKey or anchore.username; both are empty" }}
+{{- end }}
+{{- if and $a.existingSecret.apiKeyKey (eq $a.authMode "oauth") }}
+{{- fail "anchore.authMode oauth needs a username and password; API keys (existingSecret.apiKeyKey) always use basic" }}
+{{- end }}
+{{- else }}
+{{- if and $a.apiKey (or $a.username $a.password) }}
+{{- fail "set either anchore.apiKey or anchore.username/anchore.password, not both" }}
+{{- end }}
+{{- if and (not $a.apiKey) (or (not $a.username) (not $a.password)) }}
+{{- fail "Anchore credentials are required: anchore.existingSecret.name (recommended), or anchore.username and anchore.password, or anchore.apiKey" }}
+{{- end }}
+{{- if and $a.apiKey (eq $a.authMode "oauth") }}
+{{- fail "anchore.authMode oauth needs a username and password; anchore.apiKey always uses basic" }}
+{{- end }}
+{{- end }}
+{{- if and $a.caBundle $a.caConfigMap }}
+{{- fail "set either anchore.caBundle or anchore.caConfigMap, not both" }}
+{{- end }}
+{{- if and $a.caBundle (not (contains "-----BEGIN CERTIFICATE-----" $a.caBundle)) }}
+{{- fail "anchore.caBundle must be PEM (-----BEGIN CERTIFICATE-----)" }}
+{{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
+{{- fail "replicaCount > 1 needs leaderElection.enabled: replicas without an elected leader would all register and report the same images" }}
+{{- end }}
+{{- if ge (int .Values.shutdownDrainSeconds) (int .Values.terminationGracePeriodSeconds) }}
+{{- fail "shutdownDrainSeconds must be below terminationGracePeriodSeconds, or the kubelet kills the operator mid-drain" }}
+{{- end }}
+{{- $le := .Values.leaderElection }}
+{{- if and $le.enabled (or (le (int $le.leaseDurationSeconds) (int $le.renewDeadlineSeconds)) (le (int $le.renewDeadlineSeconds) (int $le.retryPeriodSeconds))) }}
+{{- fail "leaderElection needs leaseDurationSeconds > renewDeadlineSeconds > retryPeriodSeconds" }}
+{{- end }}
+{{- $sm := .Values.serviceMonitor }}
+{{- if and $sm.enabled .Values.metrics.secure (not $sm.tlsConfig.insecureSkipVerify) $sm.namespace (ne $sm.namespace .Release.Namespace) }}
+{{- fail "serviceMonitor.namespace must be the release namespace with metrics.secure: the ServiceMonitor trusts the CA in the metrics TLS Secret, which Prometheus reads from the ServiceMonitor's own namespace" }}
+{{- end }}
+{{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.egress.apiServer.cidrs) }}
+{{- fail "networkPolicy.egress.apiServer.cidrs is required when networkPolicy.enabled: the apiserver endpoint addresses (kubectl get endpointslice -n default -l kubernetes.io/service-name=kubernetes)" }}
+{{- end }}
+{{- end }}

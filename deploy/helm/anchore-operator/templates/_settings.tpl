@@ -1,0 +1,77 @@
+{{/*
+The operator's settings (src/config.ts SETTINGS) as environment variables, rendered into the ConfigMap the container
+reads with envFrom. Values that are empty are left out, so the operator's own default applies. Credentials, file
+paths and the downward API are set on the container itself (deployment.yaml).
+*/}}
+{{- define "anchore-operator.settings" -}}
+{{- $v := .Values }}
+{{- $s := dict }}
+{{- $_ := set $s "ANCHORE_URL" $v.anchore.url }}
+{{- $_ := set $s "ANCHORE_ACCOUNT" $v.anchore.account }}
+{{- $_ := set $s "ANCHORE_AUTH_MODE" $v.anchore.authMode }}
+{{- $_ := set $s "ANCHORE_INSECURE_SKIP_TLS_VERIFY" $v.anchore.insecureSkipTlsVerify }}
+{{- $_ := set $s "ANCHORE_TIMEOUT_SECONDS" $v.anchore.timeoutSeconds }}
+{{- $_ := set $s "ANCHORE_CONCURRENCY" $v.anchore.concurrency }}
+{{- $_ := set $s "ANCHORE_RATE_LIMIT" $v.anchore.rateLimit }}
+{{- $_ := set $s "ANCHORE_RATE_BURST" $v.anchore.rateBurst }}
+{{- $_ := set $s "CLUSTER_NAME" $v.clusterName }}
+{{- $_ := set $s "NAMESPACES_INCLUDE" (join "," $v.namespaces.include) }}
+{{- $_ := set $s "NAMESPACES_EXCLUDE" (join "," $v.namespaces.exclude) }}
+{{- $_ := set $s "NAMESPACE_LABEL_SELECTOR" $v.namespaces.labelSelector }}
+{{- $_ := set $s "IMAGES_EXCLUDE" (join "," $v.images.exclude) }}
+{{- $_ := set $s "MISSING_TAG_POLICY" $v.images.missingTagPolicy }}
+{{- $_ := set $s "MISSING_REGISTRY_OVERRIDE" $v.images.missingRegistryOverride }}
+{{- $routes := list }}
+{{- range $account, $namespaces := $v.accounts.routes }}
+{{- $routes = append $routes (printf "%s:%s" $account (join "," $namespaces)) }}
+{{- end }}
+{{- $_ := set $s "ACCOUNT_ROUTES" (join ";" $routes) }}
+{{- $_ := set $s "ACCOUNT_NAMESPACE_LABEL" $v.accounts.namespaceLabel }}
+{{- $_ := set $s "INVENTORY_ENABLED" $v.inventory.enabled }}
+{{- $_ := set $s "INVENTORY_INTERVAL_SECONDS" $v.inventory.intervalSeconds }}
+{{- $_ := set $s "INVENTORY_DEBOUNCE_MS" $v.inventory.debounceMs }}
+{{- $_ := set $s "INVENTORY_MIN_INTERVAL_MS" $v.inventory.minIntervalMs }}
+{{- $_ := set $s "INVENTORY_BATCH_BYTES" $v.inventory.batchBytes }}
+{{- $_ := set $s "INTEGRATION_ENABLED" $v.integration.enabled }}
+{{- $_ := set $s "HEALTH_REPORT_INTERVAL_SECONDS" $v.integration.healthReportIntervalSeconds }}
+{{- $_ := set $s "INTEGRATION_ID" $v.integration.id }}
+{{- $_ := set $s "REGISTRATION_WORKERS" $v.registration.workers }}
+{{- $_ := set $s "ANALYSIS_POLL_MAX_SECONDS" $v.registration.analysisPollMaxSeconds }}
+{{- $_ := set $s "BINDING_WORKERS" $v.bindings.workers }}
+{{- $_ := set $s "EVALUATION_CONCURRENCY" $v.bindings.evaluationConcurrency }}
+{{- $_ := set $s "POLICY_POLL_SECONDS" $v.bindings.policyPollSeconds }}
+{{- $_ := set $s "EVENT_NAMESPACE" ($v.bindings.eventNamespace | default .Release.Namespace) }}
+{{- $_ := set $s "METRICS_MAX_SERIES" $v.metrics.maxSeries }}
+{{- $_ := set $s "METRICS_VULNERABILITIES" $v.metrics.vulnerabilities }}
+{{- $_ := set $s "VULNERABILITY_REFRESH_SECONDS" $v.metrics.vulnerabilityRefreshSeconds }}
+{{- $_ := set $s "METRICS_CVE_SERIES" $v.metrics.cveSeries }}
+{{- $_ := set $s "METRICS_CVE_MIN_SEVERITY" $v.metrics.cveMinSeverity }}
+{{- $_ := set $s "METRICS_CVE_FIXABLE_ONLY" $v.metrics.cveFixableOnly }}
+{{- $_ := set $s "REPORTS_METRICS_ENABLED" $v.metrics.reports.enabled }}
+{{- $_ := set $s "REPORTS_METRICS" (join "," $v.metrics.reports.metrics) }}
+{{- $_ := set $s "REPORTS_INTERVAL_SECONDS" $v.metrics.reports.intervalSeconds }}
+{{- $_ := set $s "METRICS_SECURE" $v.metrics.secure }}
+{{- $_ := set $s "RESYNC_INTERVAL_SECONDS" $v.kube.resyncIntervalSeconds }}
+{{- $_ := set $s "WATCH_WATCHDOG_SECONDS" $v.kube.watchWatchdogSeconds }}
+{{- $_ := set $s "LEADER_ELECTION" $v.leaderElection.enabled }}
+{{- if $v.leaderElection.enabled }}
+{{- $_ := set $s "LEADER_ELECTION_NAMESPACE" .Release.Namespace }}
+{{- $_ := set $s "LEADER_ELECTION_ID" (include "anchore-operator.leaseName" .) }}
+{{- $_ := set $s "LEASE_DURATION_SECONDS" $v.leaderElection.leaseDurationSeconds }}
+{{- $_ := set $s "RENEW_DEADLINE_SECONDS" $v.leaderElection.renewDeadlineSeconds }}
+{{- $_ := set $s "RETRY_PERIOD_SECONDS" $v.leaderElection.retryPeriodSeconds }}
+{{- end }}
+{{- $_ := set $s "BIND_ADDRESS" "0.0.0.0" }}
+{{- $_ := set $s "HEALTH_PORT" 8081 }}
+{{- $_ := set $s "METRICS_PORT" 8080 }}
+{{- $_ := set $s "LOG_LEVEL" $v.logLevel }}
+{{- $_ := set $s "LOG_PRETTY" false }}
+{{- $_ := set $s "SHUTDOWN_DRAIN_SECONDS" $v.shutdownDrainSeconds }}
+{{- range $k, $val := $s }}
+{{- /* values files yield float64 numbers: print whole numbers without an exponent */}}
+{{- $str := ternary (toString (int64 $val)) (toString $val) (kindIs "float64" $val) }}
+{{- if ne $str "" }}
+{{ $k }}: {{ $str | quote }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,553 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { parse as parseYaml, parseAllDocuments, stringify } from 'yaml';
+import { checkChartDocs, valuesDocs } from '../../scripts/helm-docs.ts';
+import { SETTINGS } from '../../src/config.ts';
+import { type AnchoreSimulator, startSimulator } from '../anchore-sim/index.ts';
+import { apply, deployment, digestOf, ensureCrds, eventually, getJson, kubectl, kubectlRaw, namespaceManifest, testCluster, uniqueName, waitForRunningPods } from '../support/k8s.ts';
+
+/*
+ * The Helm chart (deploy/helm/anchore-operator): lint, schema, what it renders, server-side validation of every
+ * manifest against the real apiserver, and one real install whose RBAC the operator then runs under.
+ */
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const chart = join(root, 'deploy', 'helm', 'anchore-operator');
+const CI_VALUES = ['default-values.yaml', 'secure-values.yaml'];
+/** prometheus-operator kinds: their CRDs are not in the test cluster (see "monitoring objects" below). */
+const MONITORING_KINDS = new Set(['ServiceMonitor', 'PrometheusRule']);
+
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [k: string]: unknown;
+}
+interface Rule {
+  apiGroups?: string[];
+  resources?: string[];
+  resourceNames?: string[];
+  nonResourceURLs?: string[];
+  verbs: string[];
+}
+interface Container {
+  name: string;
+  image: string;
+  env?: Array<{ name: string; value?: string; valueFrom?: unknown }>;
+  envFrom?: unknown[];
+  ports?: Array<{ name: string; containerPort: number }>;
+  securityContext?: Record<string, unknown>;
+  livenessProbe?: { httpGet?: { path: string; port: string } };
+  readinessProbe?: { httpGet?: { path: string; port: string } };
+  resources?: unknown;
+  volumeMounts?: Array<{ name: string; mountPath: string }>;
+}
+interface PodSpec {
+  containers: Container[];
+  securityContext?: Record<string, unknown>;
+  automountServiceAccountToken?: boolean;
+  terminationGracePeriodSeconds?: number;
+  volumes?: Array<{ name: string; secret?: { secretName: string; items?: Array<{ key: string; path: string }> }; configMap?: { name: string } }>;
+}
+interface DeploymentObject extends K8sObject {
+  spec: { replicas: number; template: { metadata: { annotations?: Record<string, string> }; spec: PodSpec } };
+}
+
+interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(cmd: string, args: string[], input?: string): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = execFile(cmd, args, { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+    if (input !== undefined) child.stdin?.end(input);
+  });
+}
+
+/** helm warns about a group- or world-readable kubeconfig, which a developer's own cluster may well have. */
+const withoutKubeconfigWarning = (stderr: string): string => stderr.replace(/^WARNING: Kubernetes configuration file is (group|world)-readable.*\n/gm, '');
+const helmRaw = (args: string[]): Promise<RunResult> => run(testCluster().helm, [...args, '--kubeconfig', testCluster().kubeconfig]);
+const ciValues = (file: string): string[] => ['-f', join(chart, 'ci', file)];
+
+/** `helm template` → the parsed manifests; throws with helm's stderr when the render fails. */
+async function render(args: string[], namespace = 'anchore-system', release = 'rel'): Promise<K8sObject[]> {
+  const r = await helmRaw(['template', release, chart, '--namespace', namespace, ...args]);
+  if (r.code !== 0) throw new Error(`helm template failed: ${r.stderr}`);
+  return parseAllDocuments(r.stdout)
+    .map((d) => d.toJSON() as K8sObject | null)
+    .filter((o): o is K8sObject => o !== null);
+}
+
+function one<T extends K8sObject = K8sObject>(objs: K8sObject[], kind: string, name?: string): T {
+  const found = objs.filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
+  if (found.length !== 1) throw new Error(`expected one ${kind}${name ? ` ${name}` : ''}, found ${found.length}`);
+  return found[0] as T;
+}
+const container = (objs: K8sObject[]): Container => one<DeploymentObject>(objs, 'Deployment').spec.template.spec.containers[0] as Container;
+const clusterRoleRules = (objs: K8sObject[], name = 'rel-anchore-operator'): Rule[] => (one(objs, 'ClusterRole', name) as unknown as { rules: Rule[] }).rules;
+
+/** Exactly the requests src/kube/ makes; README.md's RBAC table gives the reason for each. */
+const BASE_RULES: Rule[] = [
+  { apiGroups: [''], resources: ['pods', 'namespaces', 'nodes'], verbs: ['list', 'watch'] },
+  { apiGroups: ['apps'], resources: ['replicasets'], verbs: ['list', 'watch'] },
+  { apiGroups: ['batch'], resources: ['jobs'], verbs: ['list', 'watch'] },
+  { apiGroups: ['anchore.io'], resources: ['anchorepolicybindings', 'clusteranchorepolicybindings'], verbs: ['list', 'watch'] },
+  { apiGroups: ['anchore.io'], resources: ['anchorepolicybindings/status', 'clusteranchorepolicybindings/status'], verbs: ['patch'] },
+  { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create'] },
+];
+const METRICS_AUTH_RULES: Rule[] = [
+  { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+  { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
+];
+
+describe('Helm chart: lint, schema and rendering', () => {
+  it.each(CI_VALUES)('when helm lint --strict runs with ci/%s, then it reports no failure', async (file) => {
+    const r = await helmRaw(['lint', '--strict', chart, ...ciValues(file)]);
+    expect(r.stderr + r.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
+    expect(r.code).toBe(0);
+  });
+
+  it.each([
+    ['replicaCount is a word', ['--set', 'replicaCount=two'], /replicaCount.*(integer|number)|(integer|number).*replicaCount/s],
+    ['an unknown top-level key', ['--set', 'replicas=2'], /additional propert(y|ies).*replicas|replicas.*not allowed/s],
+    ['metrics.secure is "yes"', ['--set', 'metrics.secure=yes'], /metrics.*secure.*boolean|boolean.*secure/s],
+    ['logLevel is not a level', ['--set', 'logLevel=verbose'], /logLevel/],
+    ['an unknown key under anchore', ['--set', 'anchore.passwd=x'], /additional propert(y|ies).*passwd|passwd.*not allowed/s],
+  ])('when %s, then values.schema.json rejects the values with a message', async (_name, args, message) => {
+    const r = await helmRaw(['template', 'rel', chart, ...ciValues('default-values.yaml'), ...args]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/values don't meet the specifications of the schema/);
+    expect(r.stderr).toMatch(message);
+  });
+
+  it.each([
+    ['clusterName is missing', ['--set', 'anchore.url=https://a:8228', '--set', 'anchore.existingSecret.name=s'], 'clusterName is required'],
+    ['anchore.url is missing', ['--set', 'clusterName=c', '--set', 'anchore.existingSecret.name=s'], 'anchore.url is required'],
+    ['no credentials are given', ['--set', 'clusterName=c', '--set', 'anchore.url=https://a:8228'], 'Anchore credentials are required'],
+    ['an API key and a password are both given', ['--set', 'clusterName=c', '--set', 'anchore.url=https://a:8228', '--set', 'anchore.apiKey=k', '--set', 'anchore.password=p'], 'not both'],
+    ['anchore.url carries credentials', ['--set', 'clusterName=c', '--set', 'anchore.url=https://user:pw@a:8228', '--set', 'anchore.existingSecret.name=s'], 'must be an http(s) URL without credentials'],
+    ['two replicas run without leader election', [...ciValues('default-values.yaml'), '--set', 'leaderElection.enabled=false'], 'replicaCount > 1 needs leaderElection.enabled'],
+    ['the NetworkPolicy has no apiserver CIDR', [...ciValues('default-values.yaml'), '--set', 'networkPolicy.enabled=true'], 'networkPolicy.egress.apiServer.cidrs is required'],
+  ])('when %s, then the render fails naming the value', async (_name, args, message) => {
+    const r = await helmRaw(['template', 'rel', chart, ...args]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(message);
+  });
+
+  it('when the cluster is older than Kubernetes 1.28, then the chart refuses it', async () => {
+    const r = await helmRaw(['template', 'rel', chart, ...ciValues('default-values.yaml'), '--kube-version', '1.27.0']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('kubeVersion');
+  });
+
+  it('when rendered, then every object carries the standard labels and the Deployment runs 2 replicas of the appVersion image', async () => {
+    const objs = await render(ciValues('default-values.yaml'));
+    const chartYaml = parseYaml(readFileSync(join(chart, 'Chart.yaml'), 'utf8')) as { version: string; appVersion: string; kubeVersion: string };
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+    expect(chartYaml.appVersion).toBe(pkg.version);
+    for (const o of objs) {
+      expect(o.metadata.labels).toMatchObject({
+        'app.kubernetes.io/name': 'anchore-operator',
+        'app.kubernetes.io/instance': 'rel',
+        'app.kubernetes.io/version': chartYaml.appVersion,
+        'app.kubernetes.io/managed-by': 'Helm',
+        'helm.sh/chart': `anchore-operator-${chartYaml.version}`,
+      });
+    }
+    const d = one<DeploymentObject>(objs, 'Deployment');
+    expect(d.spec.replicas).toBe(2);
+    expect(container(objs).image).toMatch(new RegExp(`:${chartYaml.appVersion.replace(/\./g, '\\.')}$`));
+    expect(one(objs, 'PodDisruptionBudget').spec).toMatchObject({ maxUnavailable: 1 });
+  });
+
+  it('when rendered, then the pod runs non-root with a read-only root filesystem, no privilege escalation, no capabilities and RuntimeDefault seccomp', async () => {
+    for (const file of CI_VALUES) {
+      const objs = await render(ciValues(file));
+      const pod = one<DeploymentObject>(objs, 'Deployment').spec.template.spec;
+      expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } });
+      expect(pod.containers[0]?.securityContext).toMatchObject({
+        runAsNonRoot: true,
+        runAsUser: 65532,
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'] },
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+      expect(pod.automountServiceAccountToken).toBe(true);
+      expect(pod.terminationGracePeriodSeconds).toBe(30);
+      const c = pod.containers[0] as Container;
+      expect(c.ports).toEqual([
+        { name: 'metrics', containerPort: 8080, protocol: 'TCP' },
+        { name: 'health', containerPort: 8081, protocol: 'TCP' },
+      ]);
+      expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'health' });
+      expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'health' });
+      expect(c.resources).toEqual({ requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '256Mi' } });
+    }
+  });
+
+  it('when rendered, then the credentials reach the operator as mounted files and the pod name and namespace from the downward API', async () => {
+    const existing = await render(ciValues('default-values.yaml'));
+    expect(existing.filter((o) => o.kind === 'Secret')).toHaveLength(0); // existingSecret: the chart creates none
+    let env = Object.fromEntries((container(existing).env ?? []).map((e) => [e.name, e]));
+    expect(env['POD_NAME']?.valueFrom).toEqual({ fieldRef: { fieldPath: 'metadata.name' } });
+    expect(env['POD_NAMESPACE']?.valueFrom).toEqual({ fieldRef: { fieldPath: 'metadata.namespace' } });
+    expect(env['ANCHORE_USERNAME']?.valueFrom).toEqual({ secretKeyRef: { name: 'anchore-operator-credentials', key: 'username' } });
+    expect(env['ANCHORE_PASSWORD_FILE']?.value).toBe('/etc/anchore-operator/credentials/password');
+    expect(env['ANCHORE_PASSWORD']).toBeUndefined();
+
+    const apiKey = await render([...ciValues('default-values.yaml'), '--set', 'anchore.existingSecret.apiKeyKey=token']);
+    env = Object.fromEntries((container(apiKey).env ?? []).map((e) => [e.name, e]));
+    expect(env['ANCHORE_API_KEY_FILE']?.value).toBe('/etc/anchore-operator/credentials/api-key');
+    expect(env['ANCHORE_USERNAME']).toBeUndefined();
+    const vol = one<DeploymentObject>(apiKey, 'Deployment').spec.template.spec.volumes?.find((v) => v.name === 'credentials');
+    expect(vol?.secret).toMatchObject({ secretName: 'anchore-operator-credentials', items: [{ key: 'token', path: 'api-key' }] });
+
+    // From values: the chart creates the Secret (the password only there) and the CA ConfigMap.
+    const secure = await render(ciValues('secure-values.yaml'));
+    const secret = one(secure, 'Secret', 'rel-anchore-operator-credentials') as K8sObject & { data: Record<string, string> };
+    expect(Buffer.from(secret.data['password'] as string, 'base64').toString()).toBe('not-a-real-password');
+    const text = stringify(secure.filter((o) => o.kind !== 'Secret'));
+    expect(text).not.toContain('not-a-real-password');
+    env = Object.fromEntries((container(secure).env ?? []).map((e) => [e.name, e]));
+    expect(env['ANCHORE_CA_FILE']?.value).toBe('/etc/anchore-operator/anchore-ca/ca.crt');
+    expect((one(secure, 'ConfigMap', 'rel-anchore-operator-anchore-ca') as K8sObject & { data: Record<string, string> }).data['ca.crt']).toContain('BEGIN CERTIFICATE');
+  });
+
+  it('when a setting changes, then the pod template checksum changes so the upgrade rolls the pods', async () => {
+    const checksums = async (args: string[]) => one<DeploymentObject>(await render([...ciValues('secure-values.yaml'), ...args]), 'Deployment').spec.template.metadata.annotations ?? {};
+    const base = await checksums([]);
+    expect(Object.keys(base).sort()).toEqual(['checksum/anchore-ca', 'checksum/config', 'checksum/credentials', 'checksum/metrics-tls']);
+    const changed = await checksums(['--set', 'logLevel=debug', '--set', 'anchore.password=rotated']);
+    expect(changed['checksum/config']).not.toBe(base['checksum/config']);
+    expect(changed['checksum/credentials']).not.toBe(base['checksum/credentials']);
+    expect(changed['checksum/anchore-ca']).toBe(base['checksum/anchore-ca']);
+  });
+
+  it('when rendered, then every environment variable is an operator setting, and the chart defaults are the operator defaults', async () => {
+    const known = new Set([...SETTINGS.flatMap((s) => s.name.split(' / ')), 'ANCHORE_RATE_BURST', 'POD_NAME', 'POD_NAMESPACE']);
+    const renders = [
+      await render(ciValues('default-values.yaml')),
+      await render(ciValues('secure-values.yaml')),
+      await render([
+        ...ciValues('default-values.yaml'),
+        ...['integration.id=x', 'images.missingRegistryOverride=registry.example', 'accounts.namespaceLabel=anchore.io/account', 'anchore.existingSecret.apiKeyKey=k'].flatMap((s) => ['--set', s]),
+      ]),
+    ];
+    const set = new Set<string>();
+    for (const objs of renders) {
+      for (const k of Object.keys((one(objs, 'ConfigMap', 'rel-anchore-operator') as K8sObject & { data: Record<string, string> }).data)) set.add(k);
+      for (const e of container(objs).env ?? []) set.add(e.name);
+    }
+    expect([...set].filter((n) => !known.has(n))).toEqual([]);
+    // Settings the chart leaves alone on purpose; any other new setting needs a value in the chart.
+    const notInChart = new Set(['KUBECONFIG', 'CONFIG_FILE']);
+    const missing = SETTINGS.filter((s) => !s.name.split(' / ').some((n) => set.has(n) || notInChart.has(n))).map((s) => s.name);
+    expect(missing).toEqual([]);
+
+    const data = (one(renders[0] as K8sObject[], 'ConfigMap', 'rel-anchore-operator') as K8sObject & { data: Record<string, string> }).data;
+    // The lease is named after the release (two releases must not share one); the operator's default is fixed.
+    const differOnPurpose = new Set(['LEADER_ELECTION_ID']);
+    for (const s of SETTINGS) {
+      const name = s.name.split(' / ')[0] as string;
+      if (differOnPurpose.has(name) || !(name in data) || s.default === '' || s.default.startsWith('(')) continue;
+      expect(`${name}=${data[name]}`).toBe(`${name}=${s.default}`);
+    }
+  });
+
+  it('when rendered, then the ClusterRole grants exactly what the operator calls: no wildcards, no Secrets; the review rules only with metrics.secure', async () => {
+    const plain = await render(ciValues('default-values.yaml'));
+    const secure = await render(ciValues('secure-values.yaml'));
+    expect(clusterRoleRules(plain)).toEqual(BASE_RULES);
+    expect(clusterRoleRules(secure)).toEqual([...BASE_RULES, ...METRICS_AUTH_RULES]);
+    expect(clusterRoleRules(plain, 'rel-anchore-operator-metrics-reader')).toEqual([{ nonResourceURLs: ['/metrics'], verbs: ['get'] }]);
+    for (const objs of [plain, secure]) {
+      for (const role of objs.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role')) {
+        for (const rule of (role as unknown as { rules: Rule[] }).rules) {
+          for (const list of [rule.apiGroups, rule.resources, rule.verbs, rule.resourceNames, rule.nonResourceURLs]) expect(list ?? []).not.toContain('*');
+          expect(rule.resources ?? []).not.toContain('secrets');
+        }
+      }
+    }
+    const role = one(plain, 'Role') as unknown as { metadata: { namespace: string }; rules: Rule[] };
+    expect(role.metadata.namespace).toBe('anchore-system');
+    expect(role.rules).toEqual([
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['rel-anchore-operator'], verbs: ['get', 'update'] },
+    ]);
+    const noElection = await render([...ciValues('default-values.yaml'), '--set', 'replicaCount=1', '--set', 'leaderElection.enabled=false']);
+    expect(noElection.filter((o) => o.kind === 'Role' || o.kind === 'RoleBinding')).toEqual([]);
+    expect(noElection.filter((o) => o.kind === 'PodDisruptionBudget')).toEqual([]);
+    expect((one(noElection, 'ConfigMap', 'rel-anchore-operator') as K8sObject & { data: Record<string, string> }).data['LEADER_ELECTION']).toBe('false');
+  });
+
+  it('when crds.install is false, then no CRD is rendered; when true, then the CRDs equal deploy/crds and are kept on uninstall', async () => {
+    expect((await render([...ciValues('default-values.yaml'), '--set', 'crds.install=false'])).filter((o) => o.kind === 'CustomResourceDefinition')).toEqual([]);
+    const crds = (await render(ciValues('default-values.yaml'))).filter((o) => o.kind === 'CustomResourceDefinition');
+    expect(crds.map((c) => c.metadata.name).sort()).toEqual(['anchorepolicybindings.anchore.io', 'clusteranchorepolicybindings.anchore.io']);
+    for (const crd of crds) {
+      const source = parseYaml(readFileSync(join(root, 'deploy', 'crds', `${crd.metadata.name}.yaml`), 'utf8')) as K8sObject;
+      expect(crd['spec']).toEqual(source['spec']);
+      expect(crd.metadata.annotations).toEqual({ ...source.metadata.annotations, 'helm.sh/resource-policy': 'keep' });
+    }
+  });
+
+  it("when the repo's CRDs, alert rules or dashboard change, then the chart's copies are checked to match (gen-crds --check)", async () => {
+    const r = await run(process.execPath, [join(root, 'scripts', 'gen-crds.ts'), '--check']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    for (const f of ['prometheus-rules.yaml', 'grafana-dashboard.json']) {
+      expect(readFileSync(join(chart, 'files', f), 'utf8')).toBe(readFileSync(join(root, 'deploy', 'monitoring', f), 'utf8'));
+    }
+  });
+
+  it('when values.yaml changes, then README.md documents every value in its table and values.schema.json declares it (helm-docs --check)', () => {
+    expect(checkChartDocs(chart)).toEqual([]);
+    const r = valuesDocs('# -- Documented.\na: 1\nb:\n  # -- Nested.\n  c: true\n  d: []\n# -- A map documented as one.\ne:\n  f: 1\n');
+    expect(r.rows.map((row) => [row.key, row.type, row.default])).toEqual([
+      ['a', 'int', '1'],
+      ['b.c', 'bool', 'true'],
+      ['e', 'object', '{"f":1}'],
+    ]);
+    expect(r.undocumented).toEqual(['b.d']);
+  });
+
+  it('when monitoring objects are rendered, then the ServiceMonitor scrapes the metrics Service over verified HTTPS and the rules and dashboard are the repo files', async () => {
+    // The prometheus-operator CRDs are not in the test cluster and their upstream schemas cannot be vendored here, so
+    // these two kinds are checked structurally instead of by the apiserver.
+    const objs = await render(ciValues('secure-values.yaml'), 'ops');
+    const svc = one(objs, 'Service') as K8sObject & { spec: { selector: Record<string, string>; ports: Array<{ name: string; port: number; appProtocol: string }> } };
+    const sm = one(objs, 'ServiceMonitor') as K8sObject & { spec: Record<string, unknown> & { endpoints: Array<Record<string, unknown>> } };
+    expect(sm.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(sm.metadata.labels?.['release']).toBe('kube-prometheus-stack');
+    expect(sm.spec['selector']).toEqual({ matchLabels: svc.spec.selector });
+    expect(sm.spec['namespaceSelector']).toEqual({ matchNames: ['ops'] });
+    expect(svc.spec.ports).toEqual([{ name: 'metrics', port: 8080, targetPort: 'metrics', protocol: 'TCP', appProtocol: 'https' }]);
+    expect(sm.spec.endpoints).toEqual([
+      {
+        port: 'metrics',
+        path: '/metrics',
+        interval: '30s',
+        honorLabels: false,
+        scheme: 'https',
+        bearerTokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+        tlsConfig: { insecureSkipVerify: false, serverName: 'rel-anchore-operator-metrics.ops.svc', ca: { secret: { name: 'rel-anchore-operator-metrics-tls', key: 'ca.crt' } } },
+      },
+    ]);
+    const tls = one(objs, 'Secret', 'rel-anchore-operator-metrics-tls') as K8sObject & { type: string; data: Record<string, string> };
+    expect(tls.type).toBe('kubernetes.io/tls');
+    expect(Object.keys(tls.data).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
+
+    const rule = one(objs, 'PrometheusRule') as K8sObject & { spec: unknown };
+    expect(rule.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(rule.spec).toEqual(parseYaml(readFileSync(join(root, 'deploy', 'monitoring', 'prometheus-rules.yaml'), 'utf8')));
+    const dash = one(objs, 'ConfigMap', 'rel-anchore-operator-dashboard') as K8sObject & { data: Record<string, string> };
+    expect(dash.metadata.labels?.['grafana_dashboard']).toBe('1');
+    expect(dash.metadata.annotations).toEqual({ grafana_folder: 'Security' });
+    expect(JSON.parse(dash.data['anchore-operator.json'] as string)).toEqual(JSON.parse(readFileSync(join(root, 'deploy', 'monitoring', 'grafana-dashboard.json'), 'utf8')));
+
+    const plain = await render(ciValues('default-values.yaml'));
+    expect(plain.filter((o) => MONITORING_KINDS.has(o.kind) || o.metadata.name.endsWith('-dashboard') || o.kind === 'NetworkPolicy')).toEqual([]);
+  });
+});
+
+describe('Helm chart against the real apiserver', () => {
+  const ns = uniqueName('helm');
+  /** Workloads for the operator to find; apart from ns, whose restricted Pod Security would refuse the test pods. */
+  const appNs = uniqueName('helm-app');
+  const release = uniqueName('ao');
+  const fullname = `${release}-anchore-operator`;
+  const sa = `system:serviceaccount:${ns}:${fullname}`;
+  const readerBinding = `${fullname}-reader-test`;
+  const tmp = mkdtempSync(join(tmpdir(), 'helm-chart-test-'));
+  const SIM_PASSWORD = 'helm-chart-test-pw-3c1e';
+  let sim: AnchoreSimulator;
+  let installed = false;
+
+  beforeAll(async () => {
+    await ensureCrds();
+    // The restricted Pod Security Standard is enforced here: the Deployment's pods are only created if they comply.
+    await apply(namespaceManifest(ns, { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/warn': 'restricted' }));
+    await apply(namespaceManifest(appNs));
+    sim = await startSimulator({ config: { accounts: [{ name: 'admin', users: [{ username: 'admin', password: SIM_PASSWORD }] }] } });
+  });
+  afterAll(async () => {
+    await sim?.stop();
+    if (installed) await helmRaw(['uninstall', release, '--namespace', ns, '--wait=false']);
+    await kubectlRaw(['delete', 'clusterrolebinding', readerBinding, '--ignore-not-found']);
+    await kubectl(['delete', 'namespace', ns, appNs, '--wait=false', '--ignore-not-found']);
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it.each(CI_VALUES)('when the manifests rendered with ci/%s are applied with --dry-run=server, then the apiserver accepts every one', async (file) => {
+    const objs = await render(ciValues(file), ns);
+    const serverChecked = objs.filter((o) => !MONITORING_KINDS.has(o.kind));
+    expect(serverChecked.length).toBeGreaterThan(10);
+    const r = await kubectlRaw(
+      ['apply', '--server-side', '--dry-run=server', '--force-conflicts', '--field-manager=helm-chart-test', '--validate=strict', '-f', '-'],
+      serverChecked.map((o) => stringify(o)).join('---\n'),
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split('\n')).toHaveLength(serverChecked.length);
+  });
+
+  it('when installed, then the pods pass the restricted Pod Security Standard, become available, and upgrades keep the generated metrics certificate', async () => {
+    await kubectl(['create', 'secret', 'generic', 'anchore-operator-credentials', '-n', ns, '--from-literal=username=admin', `--from-literal=password=${SIM_PASSWORD}`]);
+    const args = [...ciValues('default-values.yaml'), '--set', 'crds.install=false', '--set', 'metrics.secure=true', '--namespace', ns];
+    const install = await helmRaw(['install', release, chart, ...args]);
+    expect(withoutKubeconfigWarning(install.stderr)).toBe('');
+    expect(install.code).toBe(0);
+    installed = true;
+    expect(install.stdout).toContain(`kubectl -n ${ns} rollout status deployment/${fullname}`);
+    // Pod Security admission let both pods in. Under kwok they also become available; a real cluster (kind) has no
+    // operator image to pull yet, so there only admission is checked.
+    await eventually(async () => (await getJson<{ items: unknown[] }>(['pods', '-n', ns, '-l', `app.kubernetes.io/instance=${release}`])).items.length === 2, 60_000, 500);
+    if (testCluster().kind === 'local') {
+      await eventually(async () => (await getJson<{ status?: { availableReplicas?: number } }>(['deployment', fullname, '-n', ns])).status?.availableReplicas === 2, 60_000, 500);
+    }
+
+    const before = await getJson<{ data: Record<string, string> }>(['secret', `${fullname}-metrics-tls`, '-n', ns]);
+    const template = async () => (await getJson<DeploymentObject>(['deployment', fullname, '-n', ns])).spec.template.metadata.annotations ?? {};
+    const annotationsBefore = await template();
+    expect((await helmRaw(['upgrade', release, chart, ...args])).code).toBe(0);
+    const after = await getJson<{ data: Record<string, string> }>(['secret', `${fullname}-metrics-tls`, '-n', ns]);
+    expect(after.data['tls.crt']).toBe(before.data['tls.crt']);
+    expect(await template()).toEqual(annotationsBefore);
+
+    expect((await helmRaw(['upgrade', release, chart, ...args, '--set', 'logLevel=debug'])).code).toBe(0);
+    const changed = await template();
+    expect(changed['checksum/config']).not.toBe(annotationsBefore['checksum/config']);
+    expect(changed['checksum/metrics-tls']).toBe(annotationsBefore['checksum/metrics-tls']);
+  });
+
+  it.each([
+    ['list pods across namespaces', 'yes', ['list', 'pods', '-A']],
+    ['watch clusteranchorepolicybindings', 'yes', ['watch', 'clusteranchorepolicybindings.anchore.io']],
+    ['patch binding status', 'yes', ['patch', 'anchorepolicybindings.anchore.io', '--subresource=status', '-A']],
+    ['create TokenReviews (metrics.secure)', 'yes', ['create', 'tokenreviews.authentication.k8s.io']],
+    ['update its own Lease', 'yes', ['update', 'leases.coordination.k8s.io/{lease}', '-n', '{ns}']],
+    ['get any Secret', 'no', ['get', 'secrets', '-A']],
+    ['get a single pod', 'no', ['get', 'pods', '-A']],
+    ['delete pods', 'no', ['delete', 'pods', '-A']],
+    ['update bindings themselves', 'no', ['update', 'anchorepolicybindings.anchore.io', '-A']],
+    ['update another Lease in its namespace', 'no', ['update', 'leases.coordination.k8s.io/someone-else', '-n', '{ns}']],
+    ['create a Lease in another namespace', 'no', ['create', 'leases.coordination.k8s.io', '-n', 'default']],
+  ])('when the installed ServiceAccount asks to %s, then RBAC says %s', async (_what, answer, args) => {
+    const r = await kubectlRaw(['auth', 'can-i', ...args.map((a) => a.replace('{ns}', ns).replace('{lease}', fullname)), `--as=${sa}`]);
+    expect(r.stdout.trim()).toBe(answer);
+  });
+
+  it("when the operator runs with the chart's ServiceAccount token and settings, then it leads, registers images, writes binding status and serves authorized HTTPS metrics without a Forbidden", async () => {
+    const server = (await kubectl(['config', 'view', '--raw', '--minify', '-o', 'jsonpath={.clusters[0].cluster.server}'])).trim();
+    const caData = (await kubectl(['config', 'view', '--raw', '--minify', '-o', 'jsonpath={.clusters[0].cluster.certificate-authority-data}'])).trim();
+    const caFile = (await kubectl(['config', 'view', '--raw', '--minify', '-o', 'jsonpath={.clusters[0].cluster.certificate-authority}'])).trim();
+    const token = (await kubectl(['create', 'token', fullname, '-n', ns, '--duration=1h'])).trim();
+    const kubeconfig = join(tmp, 'kubeconfig');
+    writeFileSync(
+      kubeconfig,
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'c', cluster: { server, ...(caData ? { 'certificate-authority-data': caData } : { 'certificate-authority': caFile }) } }],
+        users: [{ name: 'sa', user: { token } }],
+        contexts: [{ name: 'sa', context: { cluster: 'c', user: 'sa' } }],
+        'current-context': 'sa',
+      }),
+    );
+    // The files the pod would mount: the password from the credentials Secret, the generated metrics certificate.
+    const tls = await getJson<{ data: Record<string, string> }>(['secret', `${fullname}-metrics-tls`, '-n', ns]);
+    for (const [key, file] of [['tls.crt', 'tls.crt'], ['tls.key', 'tls.key'], ['ca.crt', 'ca.crt']] as const) {
+      writeFileSync(join(tmp, file), Buffer.from(tls.data[key] as string, 'base64'));
+    }
+    writeFileSync(join(tmp, 'password'), `${SIM_PASSWORD}\n`);
+    const settings = (await getJson<{ data: Record<string, string> }>(['configmap', fullname, '-n', ns])).data;
+    const env: Record<string, string> = {
+      PATH: process.env['PATH'] ?? '',
+      HOME: process.env['HOME'] ?? '',
+      ...settings,
+      // What differs outside a pod: Anchore is the simulator, the servers bind to loopback on free ports, the scope
+      // is this suite's namespace (the cluster is shared), and the kubeconfig carries the ServiceAccount token.
+      ANCHORE_URL: sim.url,
+      BIND_ADDRESS: '127.0.0.1',
+      HEALTH_PORT: '0',
+      METRICS_PORT: '0',
+      NAMESPACES_INCLUDE: `${ns},${appNs}`,
+      CLUSTER_NAME: uniqueName('helm'),
+      KUBECONFIG: kubeconfig,
+      POD_NAME: 'chart-test-pod',
+      POD_NAMESPACE: ns,
+      ANCHORE_USERNAME: 'admin',
+      ANCHORE_PASSWORD_FILE: join(tmp, 'password'),
+      METRICS_CERT_FILE: join(tmp, 'tls.crt'),
+      METRICS_KEY_FILE: join(tmp, 'tls.key'),
+      INVENTORY_DEBOUNCE_MS: '200',
+      LOG_LEVEL: 'debug',
+    };
+    expect(settings['LEADER_ELECTION_ID']).toBe(fullname);
+    expect(settings['METRICS_SECURE']).toBe('true');
+    const child: ChildProcess = spawn(process.execPath, [join(root, 'src', 'main.ts')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: string[] = [];
+    child.stdout?.on('data', (d: Buffer) => out.push(d.toString()));
+    child.stderr?.on('data', (d: Buffer) => out.push(d.toString()));
+    const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+    const port = async (msg: string): Promise<number> => {
+      const line = await eventually(() => out.join('').split('\n').find((l) => l.includes(msg)), 30_000);
+      return (JSON.parse(line) as { port: number }).port;
+    };
+    try {
+      const healthPort = await port('health server listening');
+      await eventually(async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).status === 200, 30_000, 200);
+
+      // The Role: this replica took the Lease the chart named.
+      const lease = await eventually(async () => (await getJson<{ spec?: { holderIdentity?: string } }>(['lease', fullname, '-n', ns])).spec?.holderIdentity, 30_000, 250);
+      expect(lease).toMatch(/^chart-test-pod/);
+
+      // The ClusterRole: pods are seen and their images registered; a binding's status is written.
+      await apply(deployment(appNs, 'web', 1, [{ name: 'web', image: 'nginx:1.27' }]));
+      const [pod] = await waitForRunningPods(appNs, 'app=web', 1);
+      const digest = digestOf(pod?.containers[0]?.imageID ?? '');
+      await eventually(() => sim.images('admin').some((i) => i.image_digest === digest), 30_000, 250);
+      await apply(JSON.stringify({ apiVersion: 'anchore.io/v1alpha1', kind: 'AnchorePolicyBinding', metadata: { name: 'all', namespace: appNs }, spec: { mode: 'analyze' } }));
+      await eventually(async () => ((await getJson<{ status?: { conditions?: unknown[] } }>(['apb', 'all', '-n', appNs])).status?.conditions ?? []).length > 0, 30_000, 250);
+
+      // metrics.secure: the generated certificate verifies for the Service name; a token bound to the
+      // <fullname>-metrics-reader ClusterRole may scrape, another may not, and no token is turned away.
+      const metricsPort = await port('metrics server listening');
+      await kubectl(['create', 'serviceaccount', 'reader', '-n', ns]);
+      await kubectl(['create', 'serviceaccount', 'stranger', '-n', ns]);
+      await kubectl(['create', 'clusterrolebinding', readerBinding, `--clusterrole=${fullname}-metrics-reader`, `--serviceaccount=${ns}:reader`]);
+      const host = `${fullname}-metrics.${ns}.svc`;
+      const curl = async (bearer?: string): Promise<string> => {
+        const r = await run('curl', [
+          '-sS', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', join(tmp, 'ca.crt'), '--resolve', `${host}:${metricsPort}:127.0.0.1`,
+          ...(bearer ? ['-H', `Authorization: Bearer ${bearer}`] : []), `https://${host}:${metricsPort}/metrics`,
+        ]);
+        if (r.code !== 0) throw new Error(`curl failed (${r.code}): ${r.stderr}`);
+        return r.stdout;
+      };
+      const readerToken = (await kubectl(['create', 'token', 'reader', '-n', ns])).trim();
+      const strangerToken = (await kubectl(['create', 'token', 'stranger', '-n', ns])).trim();
+      await eventually(async () => (await curl(readerToken)) === '200', 15_000, 250);
+      expect(await curl(strangerToken)).toBe('403');
+      expect(await curl()).toBe('401');
+
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      const log = out.join('');
+      // A KubeApiError reads "<METHOD> <path>: 403 Forbidden: …": no apiserver call was denied.
+      expect(log).not.toMatch(/: 403 Forbidden/);
+      for (const secret of [readerToken, strangerToken, token]) expect(log).not.toContain(secret);
+      expect(log).not.toContain(SIM_PASSWORD);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});
