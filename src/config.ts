@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import type { AnchoreAuth } from './anchore/auth.ts';
@@ -301,6 +302,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownDrainMs: r.int('SHUTDOWN_DRAIN_SECONDS', 20, 0, 600) * 1000,
   };
   if (caFile) cfg.anchore.caFile = caFile;
+  if (cfg.log.pretty) {
+    try {
+      createRequire(import.meta.url).resolve('pino-pretty');
+    } catch {
+      throw new ConfigError('LOG_PRETTY=true needs the pino-pretty package, a development dependency that the production image leaves out; use JSON logs there');
+    }
+  }
   if (cfg.leaderElection.enabled) {
     const problem = validateLeaderTimings(cfg.leaderElection);
     if (problem) throw new ConfigError(`LEASE_DURATION_SECONDS / RENEW_DEADLINE_SECONDS / RETRY_PERIOD_SECONDS: ${problem}`);

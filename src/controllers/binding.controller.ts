@@ -229,6 +229,12 @@ export class BindingController {
       this.#forget(key);
       return;
     }
+    // A namespaced binding outside this operator's namespaces (NAMESPACES_INCLUDE/EXCLUDE, NAMESPACE_LABEL_SELECTOR)
+    // belongs to whoever watches that namespace: never write its status, or two installs would overwrite each other.
+    if (b.namespace !== undefined && !this.#o.scope.includesNamespace(this.#o.stores.namespaces.get(b.namespace))) {
+      this.#forget(key);
+      return;
+    }
     const now = new Date();
     const log = this.#log.child({ kind: b.kind, namespace: b.namespace, name: b.name, reconcileId: nextReconcileId() });
     log.debug({ generation: b.generation }, 'reconciling binding');

@@ -1,5 +1,6 @@
-import { KubeConfig, Watch } from '@kubernetes/client-node';
+import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
+import { type KubeEndpoint, loadKubeEndpoint } from './kubeconfig.ts';
 
 /** A Kubernetes API error with the apiserver's Status reason, e.g. NotFound, Conflict, Forbidden, Gone. */
 export class KubeApiError extends Error {
@@ -15,40 +16,6 @@ export class KubeApiError extends Error {
 
 export function isKubeError(err: unknown, status?: number): err is KubeApiError {
   return err instanceof KubeApiError && (status === undefined || err.status === status);
-}
-
-interface RequestContextLike {
-  setDispatcher(d: unknown): void;
-}
-
-/**
- * client-node 2.0.1 builds a new undici Agent on every call (a new TLS connection each time). This subclass hands
- * every request — generated APIs and Watch alike — one shared keep-alive Agent built from the same TLS material.
- */
-class SharedDispatcherKubeConfig extends KubeConfig {
-  #agent: Agent | undefined;
-
-  async sharedAgent(): Promise<Agent> {
-    if (this.#agent) return this.#agent;
-    const opts: { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized?: boolean; servername?: string } = {};
-    await this.applyToHTTPSOptions(opts as never);
-    const connect: Record<string, unknown> = { keepAlive: true, keepAliveInitialDelay: 30_000, timeout: 10_000 };
-    for (const k of ['ca', 'cert', 'key', 'rejectUnauthorized', 'servername'] as const) {
-      if (opts[k] !== undefined) connect[k] = opts[k];
-    }
-    // Watches hold a connection each; leave room for them beside ordinary requests.
-    this.#agent = new Agent({ connections: 64, keepAliveTimeout: 60_000, connect, headersTimeout: 60_000, bodyTimeout: 0 });
-    return this.#agent;
-  }
-
-  override async applySecurityAuthentication(context: Parameters<KubeConfig['applySecurityAuthentication']>[0]): Promise<void> {
-    await super.applySecurityAuthentication(context);
-    (context as unknown as RequestContextLike).setDispatcher(await this.sharedAgent());
-  }
-
-  async close(): Promise<void> {
-    await this.#agent?.close();
-  }
 }
 
 export interface KubeClientOptions {
@@ -74,36 +41,73 @@ export interface WatchHandle {
  * it is slow and memory-hungry at 10,000 pods) over the shared agent; watches use client-node's Watch.
  */
 export class KubeClient {
-  readonly kc: SharedDispatcherKubeConfig;
   readonly server: string;
+  readonly endpoint: KubeEndpoint;
   readonly #timeoutMs: number;
   readonly #userAgent: string;
+  #agent: Promise<Agent> | undefined;
   #headers: { value: Record<string, string>; at: number } | undefined;
+  /** client-node's KubeConfig, loaded only for exec / auth-provider users (see kubeconfig.ts). */
+  #plugin: Promise<{ applyToHTTPSOptions(o: unknown): Promise<void> }> | undefined;
 
   constructor(opts: KubeClientOptions = {}) {
-    const kc = new SharedDispatcherKubeConfig();
-    if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
-    else kc.loadFromDefault();
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error('no current cluster in the kubeconfig');
-    this.kc = kc;
-    this.server = cluster.server.replace(/\/+$/, '');
+    this.endpoint = loadKubeEndpoint(opts.kubeconfig);
+    this.server = this.endpoint.server;
     this.#timeoutMs = opts.requestTimeoutMs ?? 30_000;
     this.#userAgent = opts.userAgent ?? 'anchore-operator';
   }
 
   async close(): Promise<void> {
-    await this.kc.close();
+    await (await this.#agent)?.close();
   }
 
-  /** Auth headers, cached briefly: client-node re-reads token and CA files on every call. */
+  #pluginConfig(): Promise<{ applyToHTTPSOptions(o: unknown): Promise<void> }> {
+    const auth = this.endpoint.auth;
+    if (auth.type !== 'plugin') throw new Error('not a plugin user');
+    this.#plugin ??= import('@kubernetes/client-node').then(({ KubeConfig }) => {
+      const kc = new KubeConfig();
+      kc.loadFromFile(auth.kubeconfigPath);
+      kc.setCurrentContext(auth.context);
+      return kc;
+    });
+    return this.#plugin;
+  }
+
+  /** One keep-alive Agent for every request and watch of the process. */
+  #sharedAgent(): Promise<Agent> {
+    this.#agent ??= (async () => {
+      const connect: Record<string, unknown> = { keepAlive: true, keepAliveInitialDelay: 30_000, timeout: 10_000 };
+      const tls = this.endpoint.tls;
+      for (const k of ['ca', 'cert', 'key', 'servername'] as const) if (tls[k] !== undefined) connect[k] = tls[k];
+      connect['rejectUnauthorized'] = tls.rejectUnauthorized;
+      if (this.endpoint.auth.type === 'plugin') {
+        // Exec plugins may return client certificates too.
+        const o: { cert?: Buffer; key?: Buffer } = {};
+        await (await this.#pluginConfig()).applyToHTTPSOptions(o);
+        if (o.cert) connect['cert'] = o.cert;
+        if (o.key) connect['key'] = o.key;
+      }
+      // Watches hold a connection each; leave room for them beside ordinary requests.
+      return new Agent({ connections: 64, keepAliveTimeout: 60_000, connect, headersTimeout: 60_000, bodyTimeout: 0 });
+    })();
+    return this.#agent;
+  }
+
+  /** Auth headers, cached briefly (token files rotate; exec plugins are slow to call). */
   async #authHeaders(): Promise<Record<string, string>> {
     const now = Date.now();
     if (this.#headers && now - this.#headers.at < 5000) return this.#headers.value;
-    const opts: { headers?: Record<string, string>; auth?: string } = {};
-    await this.kc.applyToHTTPSOptions(opts as never);
-    const h: Record<string, string> = { ...(opts.headers ?? {}) };
-    if (opts.auth) h['authorization'] = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
+    const auth = this.endpoint.auth;
+    let h: Record<string, string> = {};
+    if (auth.type === 'token') h = { authorization: `Bearer ${auth.token}` };
+    else if (auth.type === 'tokenFile') h = { authorization: `Bearer ${readFileSync(auth.path, 'utf8').trim()}` };
+    else if (auth.type === 'basic') h = { authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` };
+    else if (auth.type === 'plugin') {
+      const opts: { headers?: Record<string, string>; auth?: string } = {};
+      await (await this.#pluginConfig()).applyToHTTPSOptions(opts);
+      h = { ...(opts.headers ?? {}) };
+      if (opts.auth) h['authorization'] = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
+    }
     this.#headers = { value: h, at: now };
     return h;
   }
@@ -129,7 +133,7 @@ export class KubeClient {
       method,
       headers,
       body,
-      dispatcher: await this.kc.sharedAgent(),
+      dispatcher: await this.#sharedAgent(),
       signal: AbortSignal.timeout(opts.timeoutMs ?? this.#timeoutMs),
     });
     const text = await res.body.text();
@@ -168,30 +172,93 @@ export class KubeClient {
   }
 
   /**
-   * Starts a watch. `onEvent` gets (type, object); `onDone` once when the stream ends for any reason (error, server
-   * close, 30 s of silence — client-node's inactivity timeout — or abort).
+   * Starts a watch. `onEvent` gets (type, object); `onDone` once when the stream ends for any reason: server close
+   * (null), an error, 30 s without a byte (an error named TimeoutError: the server sends bookmarks, so silence means a
+   * dead connection), or abort (AbortError). A non-200 answer ends it with an error carrying `statusCode`.
    */
   async watch(
     path: string,
     query: Record<string, string | number | boolean | undefined>,
     onEvent: (type: string, obj: unknown) => void,
     onDone: (err: unknown) => void,
-    opts: { metadataOnly?: boolean } = {},
+    opts: { metadataOnly?: boolean; inactivityMs?: number } = {},
   ): Promise<WatchHandle> {
-    const w = new Watch(this.kc);
-    let kc = this.kc;
-    if (opts.metadataOnly) {
-      // Watch has no header option; wrap the config so this watch asks for metadata only.
-      kc = Object.create(this.kc) as SharedDispatcherKubeConfig;
-      const base = this.kc;
-      kc.applySecurityAuthentication = async (ctx) => {
-        await base.applySecurityAuthentication(ctx);
-        ctx.setHeaderParam('Accept', 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json');
-      };
-      w.config = kc;
+    const url = new URL(this.server + path);
+    url.searchParams.set('watch', 'true');
+    for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
+    const controller = new AbortController();
+    const inactivityMs = opts.inactivityMs ?? 30_000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let done = false;
+    const finish = (err: unknown): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      controller.abort();
+      onDone(err);
+    };
+    const touch = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        const e = new Error(`watch ${path}: no data for ${inactivityMs} ms`);
+        e.name = 'TimeoutError';
+        finish(e);
+      }, inactivityMs);
+      timer.unref?.();
+    };
+    const handle: WatchHandle = {
+      abort: () => {
+        const e = new Error('watch aborted');
+        e.name = 'AbortError';
+        finish(e);
+      },
+    };
+    touch();
+    try {
+      const res = await request(url, {
+        method: 'GET',
+        headers: {
+          ...(await this.#authHeaders()),
+          accept: opts.metadataOnly ? 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json' : 'application/json',
+          'user-agent': this.#userAgent,
+        },
+        dispatcher: await this.#sharedAgent(),
+        signal: controller.signal,
+      });
+      if (res.statusCode !== 200) {
+        const text = await res.body.text().catch(() => '');
+        const e = new KubeApiError(res.statusCode, 'WatchFailed', `watch ${path}: HTTP ${res.statusCode}: ${text.slice(0, 300)}`) as KubeApiError & { statusCode: number };
+        e.statusCode = res.statusCode;
+        finish(e);
+        return handle;
+      }
+      let buf = '';
+      res.body.setEncoding('utf8');
+      res.body.on('data', (chunk: string) => {
+        if (done) return;
+        touch();
+        buf += chunk;
+        let i: number;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          if (!line.trim()) continue;
+          let ev: { type?: string; object?: unknown };
+          try {
+            ev = JSON.parse(line) as { type?: string; object?: unknown };
+          } catch {
+            continue; // a torn line cannot happen on a healthy stream; the relist recovers anything missed
+          }
+          if (typeof ev.type === 'string') onEvent(ev.type, ev.object);
+          if (done) return;
+        }
+      });
+      res.body.on('end', () => finish(null));
+      res.body.on('error', (err: Error) => finish(done ? null : err));
+    } catch (err) {
+      finish(err);
     }
-    const controller = await w.watch(path, query, (type, obj) => onEvent(type, obj), onDone);
-    return { abort: () => controller.abort() };
+    return handle;
   }
 
   async mergePatch<T>(path: string, patch: unknown, opts: { fieldManager?: string } = {}): Promise<T> {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok)
-# and helm from the Go module proxy, by module name, pinned. Binaries are cached by version outside the repo:
+# and helm from the Go module proxy, by module name, pinned, plus the statuscheck test tool (test/tools/statuscheck).
+# Binaries are cached by version (statuscheck: by a hash of its sources) outside the repo:
 #   ${ANCHORE_OPERATOR_CACHE:-~/.cache/anchore-operator}/bin/<component>-<version>/
 # A binary is rebuilt only when its version changes. Never commit what this produces.
 set -euo pipefail
@@ -16,6 +17,16 @@ WORK="$CACHE/build"
 mkdir -p "$CACHE/bin" "$WORK"
 START=$(date +%s)
 log() { printf '[build-binaries +%4ss] %s\n' "$(( $(date +%s) - START ))" "$*" >&2; }
+
+# One build at a time per cache: a second caller (cluster:up while cluster:build runs, parallel test runs) waits and
+# then finds everything cached, instead of both writing the same .tmp directories.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$CACHE/.build.lock"
+  if ! flock -n 9; then
+    log "another build is running on $CACHE; waiting for it"
+    flock 9
+  fi
+fi
 
 # Shows progress while a long go build runs, so a cold build is never silent.
 with_progress() {
@@ -139,6 +150,22 @@ else
   log "promtool $PROMETHEUS_VERSION: done"
 fi
 
+# statuscheck (test/tools/statuscheck): kstatus from sigs.k8s.io/cli-utils and Argo CD-style Lua health checks with
+# gopher-lua, for the GitOps status tests. Built from the repository's own module; cached by a hash of its sources.
+STATUSCHECK_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/../tools/statuscheck" && pwd)"
+statuscheck_hash=$(cat "$STATUSCHECK_SRC/go.mod" "$STATUSCHECK_SRC/go.sum" "$STATUSCHECK_SRC"/*.go | sha256sum | cut -c1-16)
+STATUSCHECK_DIR="$CACHE/bin/statuscheck-$statuscheck_hash"
+if [[ -x "$STATUSCHECK_DIR/statuscheck" ]]; then
+  log "statuscheck $statuscheck_hash: cached in $STATUSCHECK_DIR"
+else
+  log "statuscheck $statuscheck_hash: building $STATUSCHECK_SRC into $STATUSCHECK_DIR"
+  mkdir -p "$STATUSCHECK_DIR.tmp"
+  # -mod=readonly: go.mod/go.sum in the repository are used as they are, never rewritten by a build.
+  (cd "$STATUSCHECK_SRC" && GOFLAGS="-mod=readonly -buildvcs=false" with_progress "statuscheck" go build -trimpath -ldflags "-s -w" -o "$STATUSCHECK_DIR.tmp/statuscheck" .)
+  rm -rf "$STATUSCHECK_DIR"; mv "$STATUSCHECK_DIR.tmp" "$STATUSCHECK_DIR"
+  log "statuscheck $statuscheck_hash: done"
+fi
+
 log "all binaries ready under $CACHE/bin"
 # Machine-readable paths for the caller.
 cat > "$CACHE/bin/paths.env" <<ENV
@@ -150,4 +177,5 @@ ETCD=$ETCD_DIR/etcd
 KWOK=$CACHE/bin/kwok-$KWOK_VERSION/kwok
 HELM=$CACHE/bin/helm-$HELM_VERSION/helm
 PROMTOOL=$CACHE/bin/promtool-$PROMETHEUS_VERSION/promtool
+STATUSCHECK=$STATUSCHECK_DIR/statuscheck
 ENV

@@ -272,4 +272,20 @@ describe('policy bindings (real cluster)', () => {
     expect(b.status?.policy?.name).toBe('Strict');
     sim.setActivePolicy('admin', DEFAULT_POLICY_ID);
   });
+
+  it('when a binding lives in a namespace outside the operator\'s scope, then this operator never writes its status', async () => {
+    const outside = uniqueName('notmine');
+    await apply(namespaceManifest(outside));
+    try {
+      await apply(apb(outside, 'theirs', {}));
+      // A control binding in scope, applied after it, gets its status: the outside one had every chance.
+      await apply(apb(ns, 'control-scope', { podSelector: { matchLabels: { app: 'web' } } }));
+      await eventually(async () => cond(await getApb(ns, 'control-scope'), 'Ready')?.status === 'True', 30_000, 250);
+      await new Promise((r) => setTimeout(r, 1000));
+      expect((await getApb(outside, 'theirs')).status).toBeUndefined();
+    } finally {
+      await kubectl(['delete', 'anchorepolicybinding', 'control-scope', '-n', ns, '--ignore-not-found']);
+      await kubectl(['delete', 'namespace', outside, '--wait=false', '--ignore-not-found']);
+    }
+  });
 });
