@@ -33,8 +33,8 @@ const moduleDir = path.dirname(fileURLToPath(import.meta.url));
 
 /** Kubernetes version the fake nodes report when it cannot be read from the binary path (kube-<version>/). */
 const FALLBACK_KUBELET_VERSION = 'v1.36.3';
-/** Pods the whole fake fleet must hold (benchmarks create up to 10,000). */
-const FLEET_POD_CAPACITY = 10_000;
+/** Pods the whole fake fleet must hold: the benchmark's 10,000 plus its churn pods and the test suites' own. */
+const FLEET_POD_CAPACITY = 12_000;
 const NODE_ANNOTATION = 'kwok.x-k8s.io/node';
 const COMPONENTS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'] as const;
 type Component = (typeof COMPONENTS)[number];

@@ -1,0 +1,110 @@
+// The operator under benchmark: a child process started through the real entry point, measured from outside
+// (/proc for CPU and RSS, its /metrics for its own counters), so the benchmark process's work is never counted.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const CLK_TCK = 100; // getconf CLK_TCK on Linux
+
+/** CPU seconds (user + system) and RSS bytes of a process, from /proc. */
+export function procStats(pid: number): { cpuSeconds: number; rssBytes: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return { cpuSeconds: (utime + stime) / CLK_TCK, rssBytes: rssKb * 1024 };
+}
+
+export class OperatorProcess {
+  readonly healthPort: number;
+  readonly metricsPort: number;
+  readonly startedAt: number;
+  #child: ChildProcess;
+  #exit: Promise<number | null>;
+  exited = false;
+
+  private constructor(child: ChildProcess, healthPort: number, metricsPort: number) {
+    this.#child = child;
+    this.healthPort = healthPort;
+    this.metricsPort = metricsPort;
+    this.startedAt = Date.now();
+    this.#exit = new Promise((resolve) =>
+      child.on('exit', (code) => {
+        this.exited = true;
+        resolve(code);
+      }),
+    );
+  }
+
+  static async start(env: Record<string, string>, logFile: string, nodeArgs: string[] = []): Promise<OperatorProcess> {
+    const healthPort = await freePort();
+    const metricsPort = await freePort();
+    // The production entry point (tsc output, as in the container image), not src/ under type stripping.
+    const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'dist', 'main.js')], {
+      cwd: ROOT,
+      env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', ...env, HEALTH_PORT: String(healthPort), METRICS_PORT: String(metricsPort), BIND_ADDRESS: '127.0.0.1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out = createWriteStream(logFile, { flags: 'a' });
+    child.stdout?.pipe(out);
+    child.stderr?.pipe(out);
+    return new OperatorProcess(child, healthPort, metricsPort);
+  }
+
+  get pid(): number {
+    return this.#child.pid!;
+  }
+
+  stats(): { cpuSeconds: number; rssBytes: number } {
+    return procStats(this.pid);
+  }
+
+  async ready(): Promise<boolean> {
+    const res = await fetch(`http://127.0.0.1:${this.healthPort}/readyz`).catch(() => undefined);
+    return res?.status === 200;
+  }
+
+  async metrics(): Promise<string> {
+    const res = await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`);
+    return res.text();
+  }
+
+  /** Sum of a metric's samples whose label text contains every fragment given. */
+  async metricSum(name: string, ...fragments: string[]): Promise<number> {
+    const text = await this.metrics();
+    let sum = 0;
+    for (const line of text.split('\n')) {
+      if (!line.startsWith(name)) continue;
+      const rest = line.slice(name.length);
+      if (rest[0] !== '{' && rest[0] !== ' ') continue;
+      if (fragments.every((f) => rest.includes(f))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+    return sum;
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (!this.exited) this.#child.kill(signal);
+    const t = setTimeout(() => this.#child.kill('SIGKILL'), 30_000);
+    const code = await this.#exit;
+    clearTimeout(t);
+    return code;
+  }
+}

@@ -1,0 +1,43 @@
+// Figures for benchmark output: percentiles, medians, and the Markdown table printed after the JSON.
+
+export interface Percentiles {
+  n: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+/** Nearest-rank percentile of a sorted list. */
+function rank(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+export function percentiles(values: number[]): Percentiles {
+  const s = [...values].sort((a, b) => a - b);
+  const r = (x: number): number => Math.round(x);
+  return { n: s.length, p50: r(rank(s, 50)), p90: r(rank(s, 90)), p99: r(rank(s, 99)), max: r(s[s.length - 1] ?? Number.NaN) };
+}
+
+export function median(values: number[]): number {
+  return rank([...values].sort((a, b) => a - b), 50);
+}
+
+/** Flattens a result object into "scenario | figure | value" rows. */
+export function markdownTable(results: Record<string, unknown>): string {
+  const rows: string[] = ['| Scenario | Figure | Value |', '| --- | --- | --- |'];
+  const walk = (scenario: string, prefix: string, v: unknown): void => {
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      for (const [k, x] of Object.entries(v)) walk(scenario, prefix ? `${prefix}.${k}` : k, x);
+    } else {
+      rows.push(`| ${scenario} | ${prefix} | ${Array.isArray(v) ? v.join(', ') : String(v)} |`);
+    }
+  };
+  for (const [scenario, v] of Object.entries(results)) {
+    if (scenario === 'run' || scenario === 'params') continue;
+    walk(scenario, '', v);
+  }
+  return rows.join('\n');
+}
