@@ -6,6 +6,7 @@ import { BindingController } from './controllers/binding.controller.ts';
 import { EvaluationCache } from './controllers/evaluation-cache.ts';
 import { registerFindingsMetrics } from './controllers/findings-metrics.ts';
 import { ImageController } from './controllers/image.controller.ts';
+import { AnchoreReachability } from './controllers/reachability.ts';
 import { ReportsController } from './controllers/reports.controller.ts';
 import { VulnerabilityController } from './controllers/vulnerability.controller.ts';
 import { IntegrationController } from './controllers/integration.controller.ts';
@@ -111,10 +112,15 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
           burst: cfg.anchore.burst,
           userAgent: `anchore-operator/${VERSION}`,
           log: log.child({ component: 'anchore' }),
-          onRequest: (e) => metrics.anchoreRequest(e),
+          onRequest: (e) => {
+            metrics.anchoreRequest(e);
+            reachability?.observe(e);
+          },
         })
       : undefined;
   const anchore: AnchoreApi = deps.anchore ?? (http as AnchoreHttpClient);
+  // Assigned once the queues exist; the client reports every outcome to it.
+  let reachability: AnchoreReachability | undefined;
 
   const stores = createClusterStores({
     client: kube,
@@ -166,7 +172,8 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     log,
     metrics,
   });
-  const evaluations = new EvaluationCache(anchore, cfg.bindings.evaluationConcurrency);
+  const cveFilter = cfg.metrics.cveSeries ? { minSeverity: cfg.metrics.cveMinSeverity, fixableOnly: cfg.metrics.cveFixableOnly } : undefined;
+  const evaluations = new EvaluationCache(anchore, cfg.bindings.evaluationConcurrency, Date.now, cveFilter ? { cveFilter } : {});
   const events = new KubeEventRecorder({ client: kube, log, instance: cfg.integration.instanceId, clusterEventNamespace: cfg.bindings.eventNamespace });
   const bindings = new BindingController({
     stores,
@@ -188,7 +195,6 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     cache: evaluations,
     refreshMs: cfg.metrics.vulnerabilityRefreshMs,
     workers: 4,
-    ...(cfg.metrics.cveSeries ? { cveFilter: { minSeverity: cfg.metrics.cveMinSeverity, fixableOnly: cfg.metrics.cveFixableOnly } } : {}),
     log,
     metrics,
   });
@@ -227,6 +233,17 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
         log,
       })
     : undefined;
+
+  reachability = new AnchoreReachability({
+    probe: () => anchore.version(),
+    probeMs: 5_000,
+    clock: systemClock,
+    log: log.child({ component: 'anchore' }),
+    onRecovered: (downForMs) => {
+      const moved = [images.queue, inventory.queue, bindings.queue, vulnerabilities.queue].reduce((n, q) => n + q.retryFailedNow(), 0);
+      log.info({ downForMs, retriedNow: moved }, 'Anchore is back: retrying backed-off work now');
+    },
+  });
 
   let stopped = false;
   let working = false;
@@ -277,6 +294,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     if (stopped) return;
     stopped = true;
     stores.stop();
+    reachability?.stop();
     await stopWork(cfg.shutdownDrainMs);
     // Release the lease only after the work drained, so the next leader does not overlap with it.
     await elector?.stop();

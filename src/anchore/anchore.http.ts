@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
 import { type BackoffPolicy, backoffDelay } from '../runtime/backoff.ts';
 import { sleep } from '../runtime/clock.ts';
-import { Semaphore, TokenBucket } from '../runtime/limits.ts';
+import { type Priority, Semaphore, TokenBucket } from '../runtime/limits.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type {
   AddImageRequest,
@@ -372,7 +372,9 @@ export class AnchoreHttpClient implements AnchoreApi {
     let reauthenticated = false;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.#sem.run(() => this.#once(operation, method, path, opts));
+        // Registering a new image is what users wait for; polls and reads queue behind it.
+        const priority = operation === 'add_image' ? 'high' : 'normal';
+        return await this.#sem.run(() => this.#once(operation, method, path, opts, priority), priority);
       } catch (err) {
         if (!(err instanceof AnchoreError)) throw err;
         if (err.kind === 'auth' && err.status === 401 && this.#tokens && !opts.anonymous && !reauthenticated) {
@@ -390,8 +392,8 @@ export class AnchoreHttpClient implements AnchoreApi {
     }
   }
 
-  async #once(operation: string, method: string, path: string, opts: CallOptions): Promise<Response> {
-    await this.#bucket.take();
+  async #once(operation: string, method: string, path: string, opts: CallOptions, priority: Priority = 'normal'): Promise<Response> {
+    await this.#bucket.take(priority);
     const url = new URL(this.baseUrl + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = {

@@ -1,5 +1,9 @@
-import type { AnchoreApi, PolicyCheck, PolicyRecord, Vulnerability } from '../anchore/anchore.port.ts';
+import type { AnchoreApi, PolicyCheck, PolicyRecord } from '../anchore/anchore.port.ts';
 import { Semaphore } from '../runtime/limits.ts';
+import { type CveFilter, type VulnerabilitySummary, summariseVulnerabilities } from './vulnerability-summary.ts';
+
+/** Findings kept per evaluation: the status shows the top ones; the count says how many there were. */
+export const KEPT_FINDINGS = 5;
 
 interface Entry<T> {
   at: number;
@@ -17,19 +21,25 @@ export class EvaluationCache {
   readonly #sem: Semaphore;
   readonly #now: () => number;
   readonly #checks = new Map<string, Entry<PolicyCheck>>();
-  readonly #vulns = new Map<string, Entry<Vulnerability[]>>();
+  readonly #vulns = new Map<string, Entry<VulnerabilitySummary>>();
+  readonly #cveFilter: CveFilter | undefined;
   readonly #policies = new Map<string, Entry<PolicyRecord[]>>();
   /** Anchore calls actually made (for tests and metrics). */
   calls = 0;
 
-  constructor(anchore: AnchoreApi, concurrency: number, now: () => number = Date.now) {
+  constructor(anchore: AnchoreApi, concurrency: number, now: () => number = Date.now, opts: { cveFilter?: CveFilter } = {}) {
     this.#anchore = anchore;
+    this.#cveFilter = opts.cveFilter;
     this.#sem = new Semaphore(concurrency);
     this.#now = now;
   }
 
   check(account: string, policyId: string, digest: string, tag: string, maxAgeMs: number): Promise<PolicyCheck> {
-    return this.#get(this.#checks, `${account}|${policyId}|${digest}|${tag}`, maxAgeMs, () => this.#anchore.checkImage(account, digest, tag, policyId));
+    // Only what a binding shows is kept: the top findings (messages cut to 512 characters) and the count.
+    return this.#get(this.#checks, `${account}|${policyId}|${digest}|${tag}`, maxAgeMs, async () => {
+      const c = await this.#anchore.checkImage(account, digest, tag, policyId);
+      return { ...c, findings: c.findings.slice(0, KEPT_FINDINGS).map((f) => ({ ...f, message: f.message.slice(0, 512) })) };
+    });
   }
 
   /** The freshest evaluation time we hold for a key, if any (to tell a re-evaluation from the first one). */
@@ -37,8 +47,9 @@ export class EvaluationCache {
     return this.#checks.get(`${account}|${policyId}|${digest}|${tag}`)?.at;
   }
 
-  vulnerabilities(account: string, digest: string, maxAgeMs: number): Promise<Vulnerability[]> {
-    return this.#get(this.#vulns, `${account}|${digest}`, maxAgeMs, () => this.#anchore.vulnerabilities(account, digest));
+  /** Vulnerability counts of an image (and filtered per-CVE entries when enabled), never the full list. */
+  vulnerabilities(account: string, digest: string, maxAgeMs: number): Promise<VulnerabilitySummary> {
+    return this.#get(this.#vulns, `${account}|${digest}`, maxAgeMs, async () => summariseVulnerabilities(await this.#anchore.vulnerabilities(account, digest), this.#now(), this.#cveFilter));
   }
 
   policies(account: string, maxAgeMs: number): Promise<PolicyRecord[]> {

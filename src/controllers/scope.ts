@@ -68,7 +68,25 @@ export class Scope {
     return [...new Set([this.defaultAccount, ...this.#routes.map((r) => r.account)])];
   }
 
+  /**
+   * The same (spec image, imageID, status image) triple always resolves the same way, and a cluster runs far fewer
+   * distinct triples than containers: resolutions are memoised (bounded; cleared when full). Bindings re-select
+   * every pod of their scope on each reconcile, so this keeps image-reference parsing off the hot path.
+   */
+  readonly #resolved = new Map<string, ImageResolution>();
+  static readonly RESOLVE_MEMO_MAX = 50_000;
+
   resolveImage(c: PodContainer): ImageResolution {
+    const memoKey = `${c.image}\u0000${c.imageID ?? ''}\u0000${c.statusImage ?? ''}`;
+    const hit = this.#resolved.get(memoKey);
+    if (hit) return hit;
+    const r = this.#resolveImage(c);
+    if (this.#resolved.size >= Scope.RESOLVE_MEMO_MAX) this.#resolved.clear();
+    this.#resolved.set(memoKey, r);
+    return r;
+  }
+
+  #resolveImage(c: PodContainer): ImageResolution {
     const input: { specImage: string; imageID?: string; statusImage?: string } = { specImage: c.image };
     if (c.imageID) input.imageID = c.imageID;
     if (c.statusImage) input.statusImage = c.statusImage;

@@ -23,6 +23,17 @@ describe('Semaphore', () => {
     expect(order).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     expect(s.active).toBe(0);
   });
+
+  it('when high-priority callers arrive behind waiting normal ones, then they get the next free slots', async () => {
+    const s = new Semaphore(1);
+    const order: string[] = [];
+    const job = (name: string) => async () => {
+      order.push(name);
+      await new Promise((r) => setImmediate(r));
+    };
+    await Promise.all([s.run(job('n1')), s.run(job('n2')), s.run(job('n3')), s.run(job('h1'), 'high'), s.run(job('h2'), 'high')]);
+    expect(order).toEqual(['n1', 'h1', 'h2', 'n2', 'n3']);
+  });
 });
 
 describe('TokenBucket', () => {
@@ -43,6 +54,21 @@ describe('TokenBucket', () => {
     expect(times.slice(0, 5)).toEqual([0, 0, 0, 0, 0]);
     expect(times[14]).toBeGreaterThanOrEqual(1000);
     expect(times[14]).toBeLessThanOrEqual(1010);
+  });
+
+  it('when the bucket is empty, then a high-priority take is served before every waiting normal one', async () => {
+    const clock = { now: () => Date.now(), setTimeout: (f: () => void, ms: number) => setTimeout(f, ms), clearTimeout: () => undefined };
+    const b = new TokenBucket(10, 1, clock);
+    const order: string[] = [];
+    const all = Promise.all([
+      b.take().then(() => order.push('n0')),
+      b.take().then(() => order.push('n1')),
+      b.take().then(() => order.push('n2')),
+      b.take('high').then(() => order.push('h1')),
+    ]);
+    await jest.advanceTimersByTimeAsync(1000);
+    await all;
+    expect(order).toEqual(['n0', 'h1', 'n1', 'n2']);
   });
 });
 

@@ -1,10 +1,13 @@
 import { type Clock, systemClock } from './clock.ts';
 
 /** Bounds how many async operations run at once; waiters are served FIFO. */
+/** Callers marked `high` (e.g. registering a new image) go ahead of every waiting `normal` one. */
+export type Priority = 'high' | 'normal';
+
 export class Semaphore {
   readonly #limit: number;
   #active = 0;
-  readonly #waiters: Array<() => void> = [];
+  readonly #waiters: { high: Array<() => void>; normal: Array<() => void> } = { high: [], normal: [] };
 
   constructor(limit: number) {
     if (!(limit >= 1)) throw new RangeError(`semaphore limit must be >= 1, got ${limit}`);
@@ -16,19 +19,19 @@ export class Semaphore {
   }
 
   get waiting(): number {
-    return this.#waiters.length;
+    return this.#waiters.high.length + this.#waiters.normal.length;
   }
 
-  async run<T>(fn: () => Promise<T>): Promise<T> {
+  async run<T>(fn: () => Promise<T>, priority: Priority = 'normal'): Promise<T> {
     if (this.#active >= this.#limit) {
-      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+      await new Promise<void>((resolve) => this.#waiters[priority].push(resolve));
     } else {
       this.#active++;
     }
     try {
       return await fn();
     } finally {
-      const next = this.#waiters.shift();
+      const next = this.#waiters.high.shift() ?? this.#waiters.normal.shift();
       // Hand the slot straight to the next waiter so a burst of new callers cannot overtake it.
       if (next) next();
       else this.#active--;
@@ -43,7 +46,8 @@ export class TokenBucket {
   readonly #clock: Clock;
   #tokens: number;
   #last: number;
-  #queue: Promise<void> = Promise.resolve();
+  readonly #waiters: { high: Array<() => void>; normal: Array<() => void> } = { high: [], normal: [] };
+  #timer: unknown;
 
   constructor(ratePerSecond: number, burst: number, clock: Clock = systemClock) {
     if (!(ratePerSecond > 0)) throw new RangeError(`rate must be > 0, got ${ratePerSecond}`);
@@ -60,21 +64,30 @@ export class TokenBucket {
     return this.#tokens >= 1 ? 0 : Math.ceil(((1 - this.#tokens) / this.#rate) * 1000);
   }
 
-  take(): Promise<void> {
-    // Chain callers so tokens are handed out in arrival order.
-    const p = this.#queue.then(() => this.#takeOne());
-    this.#queue = p.catch(() => undefined);
-    return p;
+  /** Waits for a token; `high` callers are served before any waiting `normal` one, each class in arrival order. */
+  take(priority: Priority = 'normal'): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.#waiters[priority].push(resolve);
+      this.#pump();
+    });
   }
 
-  async #takeOne(): Promise<void> {
+  #pump(): void {
+    if (this.#timer !== undefined) return;
     for (;;) {
+      const next = this.#waiters.high[0] ?? this.#waiters.normal[0];
+      if (!next) return;
       const wait = this.delayMs();
-      if (wait === 0) {
-        this.#tokens -= 1;
+      if (wait > 0) {
+        this.#timer = this.#clock.setTimeout(() => {
+          this.#timer = undefined;
+          this.#pump();
+        }, wait);
         return;
       }
-      await new Promise<void>((resolve) => this.#clock.setTimeout(resolve, wait));
+      this.#tokens -= 1;
+      (this.#waiters.high.length ? this.#waiters.high : this.#waiters.normal).shift();
+      next();
     }
   }
 

@@ -236,4 +236,33 @@ describe('WorkQueue', () => {
     expect(q.depth).toBe(2000);
     expect(q.size).toBe(2000);
   });
+
+  it('when a dependency recovers, then keys waiting in failure backoff run at once while plain delayed keys keep their time', async () => {
+    let fail = true;
+    const seen: string[] = [];
+    const q = new WorkQueue<string>({
+      name: 't',
+      concurrency: 4,
+      backoff: { baseMs: 60_000, maxMs: 60_000, jitter: 0 },
+      handle: async (k) => {
+        seen.push(k);
+        if (k !== 'later' && fail) throw new Error('down');
+      },
+    });
+    q.start();
+    q.add('a');
+    q.add('b');
+    q.addAfter('later', 30_000);
+    await flush();
+    expect(seen).toEqual(['a', 'b']);
+    expect(q.delayedCount).toBe(3);
+    fail = false;
+    expect(q.retryFailedNow()).toBe(2);
+    await flush();
+    expect(seen).toEqual(['a', 'b', 'a', 'b']);
+    expect(q.delayedCount).toBe(1);
+    await jest.advanceTimersByTimeAsync(30_000);
+    expect(seen).toEqual(['a', 'b', 'a', 'b', 'later']);
+    await q.shutdown(0);
+  });
 });

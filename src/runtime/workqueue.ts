@@ -132,6 +132,22 @@ export class WorkQueue<K> {
     this.#arm();
   }
 
+  /**
+   * Runs every key that waits in failure backoff now (its failure count is kept, so a key that fails again backs off
+   * further). Used when a dependency that was down answers again: work should not sit out backoffs grown during the
+   * outage. Returns how many keys were moved.
+   */
+  retryFailedNow(): number {
+    if (this.#stopped) return 0;
+    let n = 0;
+    for (const key of [...this.#delayed.keys()]) {
+      if ((this.#failures.get(key) ?? 0) === 0) continue;
+      this.add(key);
+      n++;
+    }
+    return n;
+  }
+
   /** Drops a key's failure history (e.g. when its object was deleted). */
   forget(key: K): void {
     this.#failures.delete(key);

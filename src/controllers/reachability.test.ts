@@ -1,0 +1,59 @@
+import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import { systemClock } from '../runtime/clock.ts';
+import { createLogger } from '../telemetry/logger.ts';
+import { AnchoreReachability } from './reachability.ts';
+
+const log = createLogger({ level: 'silent', pretty: false });
+
+describe('AnchoreReachability', () => {
+  beforeEach(() => {
+    jest.useFakeTimers({ now: 1_000_000 });
+  });
+  afterEach(() => {
+    jest.useRealTimers();
+  });
+
+  it('when a call finds Anchore unavailable, then it probes every interval until a probe answers, then reports recovery once', async () => {
+    let up = false;
+    const probe = jest.fn(async () => {
+      if (!up) throw new Error('ECONNREFUSED');
+    });
+    const recovered: number[] = [];
+    const r = new AnchoreReachability({ probe, probeMs: 5_000, onRecovered: (ms) => recovered.push(ms), log, clock: systemClock });
+    r.observe({ status: 0, errorKind: 'unavailable' });
+    r.observe({ status: 503, errorKind: 'unavailable' });
+    expect(r.down).toBe(true);
+    await jest.advanceTimersByTimeAsync(15_000);
+    expect(probe).toHaveBeenCalledTimes(3);
+    up = true;
+    await jest.advanceTimersByTimeAsync(5_000);
+    expect(recovered).toEqual([20_000]);
+    expect(r.down).toBe(false);
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(probe).toHaveBeenCalledTimes(4);
+    r.stop();
+  });
+
+  it('when an ordinary call succeeds while down, then that is the recovery (no wait for the probe)', async () => {
+    const recovered: number[] = [];
+    const r = new AnchoreReachability({ probe: async () => Promise.reject(new Error('x')), probeMs: 5_000, onRecovered: (ms) => recovered.push(ms), log, clock: systemClock });
+    r.observe({ status: 0, errorKind: 'unavailable' });
+    await jest.advanceTimersByTimeAsync(1_000);
+    r.observe({ status: 200 });
+    expect(recovered).toEqual([1_000]);
+    r.observe({ status: 200 });
+    expect(recovered).toHaveLength(1);
+    r.stop();
+  });
+
+  it('when errors are not about reachability (auth, not found), then nothing changes', () => {
+    const onRecovered = jest.fn();
+    const r = new AnchoreReachability({ probe: async () => undefined, probeMs: 5_000, onRecovered, log, clock: systemClock });
+    r.observe({ status: 401, errorKind: 'auth' });
+    r.observe({ status: 404, errorKind: 'not-found' });
+    expect(r.down).toBe(false);
+    r.observe({ status: 200 });
+    expect(onRecovered).not.toHaveBeenCalled();
+    r.stop();
+  });
+});
