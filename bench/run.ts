@@ -41,6 +41,7 @@ interface Options {
   compare: boolean;
   keep: boolean;
   cpuProf: boolean;
+  heapProf: boolean;
   out?: string;
   small: boolean;
 }
@@ -48,8 +49,8 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   const small = argv.includes('--small');
   const o: Options = small
-    ? { pods: 300, images: 60, namespaces: 6, churnRate: 10, churnSeconds: 10, steadySeconds: 15, compare: false, keep: false, cpuProf: false, small }
-    : { pods: 10_000, images: 2_000, namespaces: 200, churnRate: 50, churnSeconds: 60, steadySeconds: 60, compare: false, keep: false, cpuProf: false, small };
+    ? { pods: 300, images: 60, namespaces: 6, churnRate: 10, churnSeconds: 10, steadySeconds: 15, compare: false, keep: false, cpuProf: false, heapProf: false, small }
+    : { pods: 10_000, images: 2_000, namespaces: 200, churnRate: 50, churnSeconds: 60, steadySeconds: 60, compare: false, keep: false, cpuProf: false, heapProf: false, small };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const num = (): number => {
@@ -66,6 +67,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--compare-k8s-inventory') o.compare = true;
     else if (a === '--keep') o.keep = true;
     else if (a === '--cpu-prof') o.cpuProf = true;
+    else if (a === '--heap-prof') o.heapProf = true;
     else if (a === '--out') o.out = argv[++i];
     else if (a !== '--small') throw new Error(`unknown option ${a}`);
   }
@@ -132,7 +134,11 @@ async function main(): Promise<void> {
     LOG_LEVEL: 'info',
   };
   const operatorLog = join(logDir, 'operator.log');
-  const nodeArgs = o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${logDir}`, '--heapsnapshot-signal=SIGUSR2'] : [];
+  const nodeArgs = [
+    ...(o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${logDir}`] : []),
+    // Sampling heap profile of what is still live when the process exits (after the steady-state window).
+    ...(o.heapProf ? ['--heap-prof', `--heap-prof-dir=${logDir}`] : []),
+  ];
   let op: OperatorProcess | undefined;
 
   try {
@@ -233,8 +239,12 @@ async function main(): Promise<void> {
     const window = (Date.now() - t0) / 1000;
     const b1 = await getBinding();
     const writes1 = await op.metricSum('anchore_operator_reconcile_total', 'controller="binding-status"', 'result="written"');
+    const heapUsed = await op.metricSum('anchore_operator_nodejs_heap_size_used_bytes');
+    const heapTotal = await op.metricSum('anchore_operator_nodejs_heap_size_total_bytes');
+    const external = await op.metricSum('anchore_operator_nodejs_external_memory_bytes');
     const steady = {
       windowSeconds: Math.round(window),
+      heapMiB: { used: Math.round(heapUsed / MiB), total: Math.round(heapTotal / MiB), external: Math.round(external / MiB) },
       rssMiB: { median: Math.round(median(rss) / MiB), max: Math.round(Math.max(...rss) / MiB) },
       cpuPercentOfOneCore: Math.round(((s1.cpuSeconds - s0.cpuSeconds) / window) * 10000) / 100,
       bindingStatusWrites: writes1 - writes0,

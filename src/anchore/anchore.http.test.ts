@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { type AnchoreSimulator, startSimulator } from '../../test/anchore-sim/index.ts';
 import { createLogger } from '../telemetry/logger.ts';
+import { OperatorMetrics } from '../telemetry/metrics.ts';
 import { AnchoreHttpClient, type AnchoreHttpConfig, normaliseBaseUrl, operationsInSpec, parseRetryAfter } from './anchore.http.ts';
 import { AnchoreError } from './errors.ts';
 
@@ -158,15 +159,172 @@ describe('AnchoreHttpClient against the simulator', () => {
     expect(sim.requests({ path: '/v2/images' })).toHaveLength(3);
   });
 
-  it.each([
-    ['an HTML login page', { htmlLogin: true }, /expected JSON.*login page/],
-    ['truncated JSON', { truncatedJson: true }, /not valid JSON/],
-    ['a connection reset', { reset: true }, /cannot reach Anchore/],
-  ])('when Anchore (or a proxy) answers with %s, then the error is kind unavailable with a clear message', async (_name, fault, re) => {
-    sim.setFaults([{ path: '/v2/images', ...fault }]);
+  it('when the connection is reset, then the error is kind unavailable with a clear message', async () => {
+    sim.setFaults([{ path: '/v2/images', reset: true }]);
     const e = await rejection(client(sim, { retry: { attempts: 1 } }).listImages('admin'));
     expect(e.kind).toBe('unavailable');
-    expect(e.message).toMatch(re);
+    expect(e.message).toMatch(/cannot reach Anchore/);
+  });
+
+  describe('hostile answers', () => {
+    /** A client whose attempts are recorded by the operator's real metrics (and as raw onRequest events). */
+    function metered(over: Partial<AnchoreHttpConfig> = {}) {
+      const metrics = new OperatorMetrics(undefined, { defaultMetrics: false });
+      const events: Array<{ operation: string; status: number; errorKind?: string }> = [];
+      const c = client(sim, {
+        retry: { attempts: 1 },
+        onRequest: (e) => {
+          events.push({ operation: e.operation, status: e.status, ...(e.errorKind ? { errorKind: e.errorKind } : {}) });
+          metrics.anchoreRequest(e);
+        },
+        ...over,
+      });
+      const series = async (): Promise<string[]> =>
+        (await metrics.registry.metrics()).split('\n').filter((l) => l.startsWith('anchore_operator_anchore_requests_total{'));
+      return { c, events, series };
+    }
+
+    const validImage = { image_digest: DIGEST, analysis_status: 'analyzed', image_status: 'active', image_detail: [] };
+
+    it.each([
+      ['an HTML login page', { htmlLogin: true }, /expected JSON but got text\/html.*login page/],
+      ['truncated JSON', { truncatedJson: true }, /not valid JSON \(\d+ bytes; truncated\?\)/],
+      ['an object where the list belongs (wrong types)', { wrongTypes: true }, /"items" is an object, not an array of images/],
+      ['a bare number', { body: 42 }, /expected a JSON object, got the number 42/],
+    ])('when GET /v2/images answers 200 with %s, then listImages fails with kind protocol, once in the metrics as code 200 error protocol, never as a success', async (_name, fault, re) => {
+      sim.setFaults([{ path: '/v2/images', ...fault }]);
+      const m = metered();
+      const e = await rejection(m.c.listImages('admin'));
+      expect(e.kind).toBe('protocol');
+      expect(e.retryable).toBe(true);
+      expect(e.message).toMatch(/^list_images: unexpected response: /);
+      expect(e.message).toMatch(re);
+      expect(m.events).toEqual([{ operation: 'list_images', status: 200, errorKind: 'protocol' }]);
+      expect(await m.series()).toEqual(['anchore_operator_anchore_requests_total{operation="list_images",code="200",error="protocol"} 1']);
+    });
+
+    it('when a malformed answer comes and goes, then the call is retried and the good answer is used', async () => {
+      sim.setFaults([{ path: '/v2/images', truncatedJson: true, count: 1 }]);
+      const m = metered({ retry: { attempts: 2, backoff: { baseMs: 10, maxMs: 10, jitter: 0 } } });
+      await expect(m.c.listImages('admin')).resolves.toEqual([]);
+      expect(m.events.map((e) => e.errorKind ?? 'ok')).toEqual(['protocol', 'ok']);
+      expect(await m.series()).toEqual([
+        'anchore_operator_anchore_requests_total{operation="list_images",code="200",error="protocol"} 1',
+        'anchore_operator_anchore_requests_total{operation="list_images",code="200"} 1',
+      ]);
+    });
+
+    it('when POST /v2/images answers with swapped types (a numeric image_digest), then addImage fails with kind protocol naming the field, and the metrics count it', async () => {
+      sim.setFaults([{ method: 'POST', path: '/v2/images', wrongTypes: true }]);
+      const m = metered();
+      const e = await rejection(m.c.addImage('admin', { tag: 'docker.io/library/nginx:1.25', digestPullString: `docker.io/library/nginx@${DIGEST}` }));
+      expect(e.kind).toBe('protocol');
+      expect(e.message).toBe('add_image: unexpected response: image_digest is the number 71, not a sha256 digest');
+      expect(await m.series()).toEqual(['anchore_operator_anchore_requests_total{operation="add_image",code="200",error="protocol"} 1']);
+    });
+
+    it.each([
+      ['an image without analysis_status', { image_digest: DIGEST }, /analysis_status of sha256:a+b+.* is missing, not a string/],
+      ['an image with a numeric analysis_status', { image_digest: DIGEST, analysis_status: 3 }, /analysis_status of .* is the number 3, not a string/],
+      ['an image whose image_digest is "latest"', { image_digest: 'latest', analysis_status: 'analyzed' }, /image_digest is the string "latest", not a sha256 digest/],
+      ['an empty list', [], /expected an image object, got missing/],
+      ['JSON null', null, /expected an image object, got null/],
+    ])('when POST /v2/images answers %s, then addImage fails with kind protocol', async (_name, body, re) => {
+      sim.setFaults([{ method: 'POST', path: '/v2/images', body }]);
+      const m = metered();
+      const e = await rejection(m.c.addImage('admin', { tag: 'docker.io/library/nginx:1.25', digestPullString: `docker.io/library/nginx@${DIGEST}` }));
+      expect(e.kind).toBe('protocol');
+      expect(e.message).toMatch(re);
+      expect(m.events).toEqual([{ operation: 'add_image', status: 200, errorKind: 'protocol' }]);
+    });
+
+    it('when the image list holds entries of the wrong types next to good ones, then the good ones are returned and the rest ignored with one warning', async () => {
+      const lines: string[] = [];
+      const warnLog = createLogger({ level: 'warn', pretty: false }, { write: (s: string) => void lines.push(s) });
+      sim.setFaults([{ path: '/v2/images', body: { items: [{ image_digest: 7, analysis_status: 'analyzed' }, 'junk', validImage] } }]);
+      const m = metered({ log: warnLog });
+      await expect(m.c.listImages('admin')).resolves.toEqual([expect.objectContaining({ image_digest: DIGEST, analysis_status: 'analyzed' })]);
+      expect(lines).toHaveLength(1);
+      expect(JSON.parse(lines[0] ?? '{}')).toMatchObject({ dropped: 2, example: 'image_digest is the number 7, not a sha256 digest', msg: expect.stringContaining('cannot read') });
+    });
+
+    it('when Anchore streams 200 MB of JSON, then the client stops at its 64 MiB default and fails with kind protocol saying so', async () => {
+      sim.setFaults([{ path: '/v2/images', hugeBodyBytes: 200 * 1024 * 1024 }]);
+      const m = metered();
+      const e = await rejection(m.c.listImages('admin'));
+      expect(e.kind).toBe('protocol');
+      expect(e.message).toBe('list_images: unexpected response: response body exceeds the 64 MiB limit (maxResponseBytes); stopped reading there');
+      expect(await m.series()).toEqual(['anchore_operator_anchore_requests_total{operation="list_images",code="200",error="protocol"} 1']);
+    });
+
+    it('when the body never ends, then the call fails at the configured maxResponseBytes instead of reading forever', async () => {
+      sim.setFaults([{ path: '/v2/images', hugeBodyBytes: Number.MAX_SAFE_INTEGER }]);
+      const t0 = Date.now();
+      const e = await rejection(metered({ maxResponseBytes: 1024 * 1024 }).c.listImages('admin'));
+      expect(e.kind).toBe('protocol');
+      expect(e.message).toMatch(/exceeds the 1 MiB limit \(maxResponseBytes\); stopped reading there/);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+    });
+
+    it('when the content-length announces more than maxResponseBytes, then the body is not read at all', async () => {
+      sim.setFaults([{ path: '/v2/images', body: { items: [], pad: 'x'.repeat(2 * 1024 * 1024) } }]);
+      const e = await rejection(metered({ maxResponseBytes: 1024 * 1024 }).c.listImages('admin'));
+      expect(e.kind).toBe('protocol');
+      expect(e.message).toMatch(/response body of 20971\d\d bytes \(content-length\) exceeds the 1 MiB limit \(maxResponseBytes\); not read/);
+    });
+
+    it('when an error answer is too large to read, then it is still classified by its status and Retry-After', async () => {
+      sim.setFaults([{ path: '/v2/images', status: 503, body: { message: 'x'.repeat(2 * 1024 * 1024) }, count: 1 }]);
+      const m = metered({ maxResponseBytes: 1024 * 1024 });
+      const e = await rejection(m.c.listImages('admin'));
+      expect({ kind: e.kind, status: e.status }).toEqual({ kind: 'unavailable', status: 503 });
+      expect(m.events).toEqual([{ operation: 'list_images', status: 503, errorKind: 'unavailable' }]);
+    });
+
+    it('when an image reports an analysis_status this client does not know, then it reads as unknown (not final) with one warning per value', async () => {
+      const lines: string[] = [];
+      const warnLog = createLogger({ level: 'warn', pretty: false }, { write: (s: string) => void lines.push(s) });
+      sim.setFaults([{ path: `/v2/images/${DIGEST}`, body: { ...validImage, analysis_status: 'queued_for_magic' } }]);
+      const m = metered({ log: warnLog });
+      await expect(m.c.getImage('admin', DIGEST)).resolves.toMatchObject({ image_digest: DIGEST, analysis_status: 'unknown' });
+      await expect(m.c.getImage('admin', DIGEST)).resolves.toMatchObject({ analysis_status: 'unknown' });
+      expect(lines).toHaveLength(1);
+      expect(JSON.parse(lines[0] ?? '{}')).toMatchObject({ analysis_status: 'queued_for_magic', digest: DIGEST, msg: expect.stringContaining('treating it as not final') });
+      expect(m.events.every((e) => e.errorKind === undefined)).toBe(true);
+    });
+
+    it.each([
+      ['final_action "maybe" with status pass', { status: 'pass', final_action: 'maybe' }, /final_action is the string "maybe", not go, warn or stop; the verdict cannot be read/],
+      ['no final_action', { status: 'pass' }, /final_action is missing/],
+      ['a numeric final_action', { status: 'fail', final_action: 1 }, /final_action is the number 1/],
+    ])('when a policy check answers %s, then checkImage fails with kind protocol instead of reading a verdict', async (_name, result, re) => {
+      sim.setFaults([{ path: `/v2/images/${DIGEST}/check`, body: { policy_id: 'p1', image_digest: DIGEST, evaluated_tag: 'docker.io/library/nginx:1.25', evaluations: [{ ...result, final_action_reason: 'policy_evaluation', details: { findings: [] } }] } }]);
+      const m = metered();
+      const e = await rejection(m.c.checkImage('admin', DIGEST, 'docker.io/library/nginx:1.25'));
+      expect(e.kind).toBe('protocol');
+      expect(e.message).toMatch(re);
+      expect(await m.series()).toEqual(['anchore_operator_anchore_requests_total{operation="get_image_policy_check_by_digest",code="200",error="protocol"} 1']);
+    });
+
+    it('when a policy check answers an unknown finding action, then the verdict is still read and that finding is marked unknown', async () => {
+      sim.setFaults([{ path: `/v2/images/${DIGEST}/check`, body: { policy_id: 'p1', evaluations: [{ status: 'fail', final_action: 'stop', details: { findings: [{ gate: 'g', trigger: 't', action: 'perhaps', message: 'm' }] } }] } }]);
+      await expect(metered().c.checkImage('admin', DIGEST, 'docker.io/library/nginx:1.25')).resolves.toMatchObject({
+        status: 'fail',
+        final_action: 'stop',
+        findings: [{ gate: 'g', trigger: 't', action: 'unknown', message: 'm' }],
+      });
+    });
+
+    it('when Anchore answers an error status, then the metrics carry its kind next to the code', async () => {
+      sim.setFaults([{ path: '/v2/images', status: 503, count: 1 }]);
+      const m = metered();
+      await rejection(m.c.listImages('admin'));
+      await rejection(m.c.getImage('admin', DIGEST));
+      expect((await m.series()).sort()).toEqual([
+        'anchore_operator_anchore_requests_total{operation="get_image",code="404",error="not-found"} 1',
+        'anchore_operator_anchore_requests_total{operation="list_images",code="503",error="unavailable"} 1',
+      ]);
+    });
   });
 
   it('when many calls are made, then no more than `concurrency` are in flight at Anchore', async () => {

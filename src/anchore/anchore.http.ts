@@ -39,6 +39,10 @@ export interface AnchoreHttpConfig {
   concurrency?: number;
   ratePerSecond?: number;
   burst?: number;
+  /**
+   * Largest response body read (default 64 MiB). A larger one — or a body that never ends — fails the call with a
+   * `protocol` error instead of growing the heap. Client option only; no setting exposes it.
+   */
   maxResponseBytes?: number;
   userAgent?: string;
   log: Logger;
@@ -46,7 +50,7 @@ export interface AnchoreHttpConfig {
   onRequest?: (e: { operation: string; status: number; durationMs: number; errorKind?: string }) => void;
 }
 
-interface CallOptions {
+interface CallOptions<T = unknown> {
   account?: string;
   query?: Record<string, string | boolean | undefined>;
   json?: unknown;
@@ -55,11 +59,16 @@ interface CallOptions {
   anonymous?: boolean;
   /** The response has no body worth parsing (201 empty). */
   expectEmpty?: boolean;
+  /**
+   * Reads the parsed 2xx body into the domain type, throwing a `protocol` AnchoreError when it cannot. It runs inside
+   * the attempt, so a malformed answer is retried and reported to onRequest as an error like any other failure.
+   */
+  read?: (body: unknown) => T;
 }
 
-interface Response {
+interface Response<T = unknown> {
   status: number;
-  body: unknown;
+  body: T;
 }
 
 /** Operations the operator uses, as (method, path below /v2). Used by the capability check. */
@@ -78,6 +87,9 @@ export const OPTIONAL_OPERATIONS = [
 ] as const;
 
 const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
+
+/** Operations served first by the rate limiter and the concurrency limit (see #call). */
+const URGENT_OPERATIONS = new Set(['add_image', 'post_kubernetes_inventory']);
 
 /** Anchore V2 over HTTP with undici: one keep-alive Agent for the process, bounded concurrency and rate. */
 export class AnchoreHttpClient implements AnchoreApi {
@@ -136,15 +148,16 @@ export class AnchoreHttpClient implements AnchoreApi {
   }
 
   async version(): Promise<ServerVersion> {
-    let res: Response;
+    const read = (b: unknown): Record<string, unknown> => asObject(b, 'version_check');
+    let res: Response<Record<string, unknown>>;
     try {
-      res = await this.#call('version_check', 'GET', '/v2/version', { anonymous: true });
+      res = await this.#call('version_check', 'GET', '/v2/version', { anonymous: true, read });
     } catch (err) {
       // k8s-inventory reads /version at the root; some deployments only route that one.
       if (!(err instanceof AnchoreError && err.kind === 'not-found')) throw err;
-      res = await this.#call('version_check', 'GET', '/version', { anonymous: true });
+      res = await this.#call('version_check', 'GET', '/version', { anonymous: true, read });
     }
-    const o = asObject(res.body, 'version_check');
+    const o = res.body;
     const sub = (k: string, f: string): string | undefined => {
       const v = o[k];
       if (v && typeof v === 'object') {
@@ -175,26 +188,39 @@ export class AnchoreHttpClient implements AnchoreApi {
   }
 
   async listImages(account: string): Promise<AnchoreImage[]> {
-    const res = await this.#call('list_images', 'GET', '/v2/images', { account, query: { image_status: 'active' } });
-    // V2 wraps the list in {items}; tolerate a bare array (V1 shape) as well.
-    const items = Array.isArray(res.body) ? res.body : asObject(res.body, 'list_images')['items'];
-    if (!Array.isArray(items)) throw protocolError('list_images', 'response has no "items" array');
+    const res = await this.#call('list_images', 'GET', '/v2/images', {
+      account,
+      query: { image_status: 'active' },
+      read: (body) => {
+        // V2 wraps the list in {items}; tolerate a bare array (V1 shape) as well.
+        const items = Array.isArray(body) ? body : asObject(body, 'list_images')['items'];
+        if (!Array.isArray(items)) throw protocolError('list_images', `"items" is ${describeValue(items)}, not an array of images`);
+        return items;
+      },
+    });
     const out: AnchoreImage[] = [];
-    for (const item of items) {
-      const img = toImage(item);
-      if (img) out.push(img);
+    let dropped = 0;
+    let example: string | undefined;
+    for (const item of res.body) {
+      const r = parseImage(item);
+      if (r.image) {
+        out.push(r.image);
+        if (r.unknownStatus !== undefined) this.#unknownStatus('list_images', r.image.image_digest, r.unknownStatus);
+      } else {
+        dropped++;
+        example ??= r.problem;
+      }
     }
+    // One unreadable entry must not hide the others; the operator re-adds (idempotently) what it could not read.
+    if (dropped) this.#cfg.log.warn({ operation: 'list_images', account, dropped, example }, 'Anchore listed images the operator cannot read; ignoring them');
     return out;
   }
 
   async getImage(account: string, digest: string): Promise<AnchoreImage> {
     assertDigest(digest, 'get_image');
-    const res = await this.#call('get_image', 'GET', `/v2/images/${digest}`, { account });
     // V1 returned a one-element list.
-    const body = Array.isArray(res.body) ? res.body[0] : res.body;
-    const img = toImage(body);
-    if (!img) throw protocolError('get_image', 'response is not an AnchoreImage');
-    return img;
+    const res = await this.#call('get_image', 'GET', `/v2/images/${digest}`, { account, read: (b) => this.#readImage(Array.isArray(b) ? b[0] : b, 'get_image') });
+    return res.body;
   }
 
   async addImage(account: string, req: AddImageRequest): Promise<AnchoreImage> {
@@ -206,11 +232,9 @@ export class AnchoreHttpClient implements AnchoreApi {
       account,
       json: body,
       query: { auto_subscribe: false, force: req.force ? true : undefined },
+      read: (b) => this.#readImage(Array.isArray(b) ? b[0] : b, 'add_image'),
     });
-    const raw = Array.isArray(res.body) ? res.body[0] : res.body;
-    const img = toImage(raw);
-    if (!img) throw protocolError('add_image', 'response is not an AnchoreImage');
-    return img;
+    return res.body;
   }
 
   async postKubernetesInventory(account: string, inventory: KubernetesInventory): Promise<void> {
@@ -222,10 +246,16 @@ export class AnchoreHttpClient implements AnchoreApi {
   }
 
   async registerIntegration(account: string, reg: IntegrationRegistration): Promise<string> {
-    const res = await this.#call('register_integration', 'POST', '/v2/system/integrations/registration', { account, json: reg });
-    const uuid = asObject(res.body, 'register_integration')['uuid'];
-    if (typeof uuid !== 'string' || !uuid) throw protocolError('register_integration', 'response has no uuid');
-    return uuid;
+    const res = await this.#call('register_integration', 'POST', '/v2/system/integrations/registration', {
+      account,
+      json: reg,
+      read: (b) => {
+        const uuid = asObject(b, 'register_integration')['uuid'];
+        if (typeof uuid !== 'string' || !uuid) throw protocolError('register_integration', 'response has no uuid');
+        return uuid;
+      },
+    });
+    return res.body;
   }
 
   async sendHealthReport(account: string, uuid: string, report: HealthReport): Promise<void> {
@@ -257,18 +287,30 @@ export class AnchoreHttpClient implements AnchoreApi {
   }
 
   async listPolicies(account: string): Promise<PolicyRecord[]> {
-    const res = await this.#call('list_policies', 'GET', '/v2/policies', { account, query: { detail: false } });
-    // A bare array in V2; tolerate {items} too.
-    const items = Array.isArray(res.body) ? res.body : asObject(res.body, 'list_policies')['items'];
-    if (!Array.isArray(items)) throw protocolError('list_policies', 'expected an array of policies');
-    return items.map(toPolicy).filter((p): p is PolicyRecord => p !== undefined);
+    const res = await this.#call('list_policies', 'GET', '/v2/policies', {
+      account,
+      query: { detail: false },
+      read: (b) => {
+        // A bare array in V2; tolerate {items} too.
+        const items = Array.isArray(b) ? b : asObject(b, 'list_policies')['items'];
+        if (!Array.isArray(items)) throw protocolError('list_policies', 'expected an array of policies');
+        return items;
+      },
+    });
+    return res.body.map(toPolicy).filter((p): p is PolicyRecord => p !== undefined);
   }
 
   async getPolicy(account: string, policyId: string): Promise<PolicyRecord> {
-    const res = await this.#call('get_policy', 'GET', `/v2/policies/${encodeURIComponent(policyId)}`, { account, query: { detail: false } });
-    const p = toPolicy(Array.isArray(res.body) ? res.body[0] : res.body);
-    if (!p) throw protocolError('get_policy', 'response is not a PolicyRecord');
-    return p;
+    const res = await this.#call('get_policy', 'GET', `/v2/policies/${encodeURIComponent(policyId)}`, {
+      account,
+      query: { detail: false },
+      read: (b) => {
+        const p = toPolicy(Array.isArray(b) ? b[0] : b);
+        if (!p) throw protocolError('get_policy', 'response is not a PolicyRecord');
+        return p;
+      },
+    });
+    return res.body;
   }
 
   async checkImage(account: string, digest: string, tag: string, policyId?: string): Promise<PolicyCheck> {
@@ -276,19 +318,27 @@ export class AnchoreHttpClient implements AnchoreApi {
     const res = await this.#call('get_image_policy_check_by_digest', 'GET', `/v2/images/${digest}/check`, {
       account,
       query: { tag, policy_id: policyId, detail: true, interactive: true },
+      read: (b) => {
+        const check = readPolicyCheck(b, digest, tag);
+        if (typeof check === 'string') throw protocolError('get_image_policy_check_by_digest', check);
+        return check;
+      },
     });
-    const check = toPolicyCheck(res.body, digest, tag);
-    if (!check) throw protocolError('get_image_policy_check_by_digest', 'response is not a PolicyEvaluation');
-    return check;
+    return res.body;
   }
 
   async vulnerabilities(account: string, digest: string): Promise<Vulnerability[]> {
     assertDigest(digest, 'get_image_vulnerabilities_by_type');
-    const res = await this.#call('get_image_vulnerabilities_by_type', 'GET', `/v2/images/${digest}/vuln/all`, { account });
-    const list = asObject(res.body, 'get_image_vulnerabilities_by_type')['vulnerabilities'];
-    if (!Array.isArray(list)) throw protocolError('get_image_vulnerabilities_by_type', 'response has no vulnerabilities array');
+    const res = await this.#call('get_image_vulnerabilities_by_type', 'GET', `/v2/images/${digest}/vuln/all`, {
+      account,
+      read: (b) => {
+        const list = asObject(b, 'get_image_vulnerabilities_by_type')['vulnerabilities'];
+        if (!Array.isArray(list)) throw protocolError('get_image_vulnerabilities_by_type', 'response has no vulnerabilities array');
+        return list;
+      },
+    });
     const out: Vulnerability[] = [];
-    for (const v of list) {
+    for (const v of res.body) {
       if (!v || typeof v !== 'object') continue;
       const o = v as Record<string, unknown>;
       const sev = typeof o['severity'] === 'string' ? normaliseSeverity(o['severity']) : 'Unknown';
@@ -333,15 +383,22 @@ export class AnchoreHttpClient implements AnchoreApi {
   async #graphqlPages(account: string, query: string, variables: Record<string, unknown>, field: string, each: (r: Record<string, unknown>) => void): Promise<void> {
     let nextToken: string | undefined;
     for (let pages = 0; pages < 1000; pages++) {
-      const res = await this.#call('reports_graphql', 'POST', '/v2/reports/graphql', { account, json: { query, variables: { ...variables, nextToken } } });
-      const body = asObject(res.body, 'reports_graphql');
-      const errors = Array.isArray(body['errors']) ? (body['errors'] as Array<{ message?: unknown }>) : [];
-      if (errors.length) {
-        const msg = errors.map((e) => String(e.message ?? 'error')).join('; ').slice(0, 300);
-        throw new AnchoreError(/unknown metric/i.test(msg) ? 'not-found' : 'rejected', 'reports_graphql', `reports_graphql: ${msg}`);
-      }
-      const data = body['data'] && typeof body['data'] === 'object' ? ((body['data'] as Record<string, unknown>)[field] as Record<string, unknown> | null) : null;
-      if (!data || typeof data !== 'object') throw protocolError('reports_graphql', `no data.${field} in the response`);
+      const res = await this.#call('reports_graphql', 'POST', '/v2/reports/graphql', {
+        account,
+        json: { query, variables: { ...variables, nextToken } },
+        read: (b) => {
+          const body = asObject(b, 'reports_graphql');
+          const errors = Array.isArray(body['errors']) ? (body['errors'] as Array<{ message?: unknown }>) : [];
+          if (errors.length) {
+            const msg = errors.map((e) => String(e?.message ?? 'error')).join('; ').slice(0, 300);
+            throw new AnchoreError(/unknown metric/i.test(msg) ? 'not-found' : 'rejected', 'reports_graphql', `reports_graphql: ${msg}`);
+          }
+          const data = body['data'] && typeof body['data'] === 'object' ? ((body['data'] as Record<string, unknown>)[field] as Record<string, unknown> | null) : null;
+          if (!data || typeof data !== 'object') throw protocolError('reports_graphql', `no data.${field} in the response`);
+          return data;
+        },
+      });
+      const data = res.body;
       for (const r of Array.isArray(data['results']) ? data['results'] : []) if (r && typeof r === 'object') each(r as Record<string, unknown>);
       const pageInfo = data['pageInfo'] as Record<string, unknown> | undefined;
       const token = pageInfo?.['nextToken'];
@@ -357,24 +414,52 @@ export class AnchoreHttpClient implements AnchoreApi {
   }
 
   async #fetchToken(form: Record<string, string>): Promise<TokenResponse> {
-    const res = await this.#call('get_oauth_token', 'POST', '/v2/oauth/token', { form, anonymous: true });
-    const o = asObject(res.body, 'get_oauth_token');
-    if (typeof o['access_token'] !== 'string') throw protocolError('get_oauth_token', 'token response has no access_token');
-    return {
-      access_token: o['access_token'],
-      expires_in: typeof o['expires_in'] === 'number' ? o['expires_in'] : undefined,
-      refresh_token: typeof o['refresh_token'] === 'string' ? o['refresh_token'] : undefined,
-    };
+    const res = await this.#call('get_oauth_token', 'POST', '/v2/oauth/token', {
+      form,
+      anonymous: true,
+      read: (b): TokenResponse => {
+        const o = asObject(b, 'get_oauth_token');
+        if (typeof o['access_token'] !== 'string') throw protocolError('get_oauth_token', 'token response has no access_token');
+        return {
+          access_token: o['access_token'],
+          expires_in: typeof o['expires_in'] === 'number' ? o['expires_in'] : undefined,
+          refresh_token: typeof o['refresh_token'] === 'string' ? o['refresh_token'] : undefined,
+        };
+      },
+    });
+    return res.body;
+  }
+
+  /** add_image and get_image must answer one readable image: its digest is what the operator records. */
+  #readImage(raw: unknown, operation: string): AnchoreImage {
+    const r = parseImage(raw);
+    if (!r.image) throw protocolError(operation, r.problem ?? 'response is not an AnchoreImage');
+    if (r.unknownStatus !== undefined) this.#unknownStatus(operation, r.image.image_digest, r.unknownStatus);
+    return r.image;
+  }
+
+  readonly #warnedStatuses = new Set<string>();
+
+  /** A newer Anchore may add analysis states: not final, so the image is polled again; said once per value. */
+  #unknownStatus(operation: string, digest: string, value: string): void {
+    if (this.#warnedStatuses.has(value) || this.#warnedStatuses.size >= 100) return;
+    this.#warnedStatuses.add(value);
+    this.#cfg.log.warn(
+      { operation, digest, analysis_status: value.slice(0, 100) },
+      'Anchore reported an analysis_status this operator does not know; treating it as not final and polling again',
+    );
   }
 
   /** One logical call: retries transient failures with backoff, honours Retry-After, re-authenticates once on 401. */
-  async #call(operation: string, method: string, path: string, opts: CallOptions): Promise<Response> {
+  async #call<T = unknown>(operation: string, method: string, path: string, opts: CallOptions<T>): Promise<Response<T>> {
     let reauthenticated = false;
     for (let attempt = 0; ; attempt++) {
       try {
-        // Registering a new image is what users wait for; polls and reads queue behind it.
-        const priority = operation === 'add_image' ? 'high' : 'normal';
-        return await this.#sem.run(() => this.#once(operation, method, path, opts, priority), priority);
+        // Registering a new image and reporting the inventory are what users wait for; polls and reads queue behind.
+        // The rate token is taken before a concurrency slot, so requests waiting for the rate never hold a slot.
+        const priority: Priority = URGENT_OPERATIONS.has(operation) ? 'high' : 'normal';
+        await this.#bucket.take(priority);
+        return await this.#sem.run(() => this.#once(operation, method, path, opts), priority);
       } catch (err) {
         if (!(err instanceof AnchoreError)) throw err;
         if (err.kind === 'auth' && err.status === 401 && this.#tokens && !opts.anonymous && !reauthenticated) {
@@ -392,7 +477,7 @@ export class AnchoreHttpClient implements AnchoreApi {
     }
   }
 
-  async #once(operation: string, method: string, path: string, opts: CallOptions, priority: Priority = 'normal'): Promise<Response> {
+  async #once<T>(operation: string, method: string, path: string, opts: CallOptions<T>, priority: Priority = 'normal'): Promise<Response<T>> {
     await this.#bucket.take(priority);
     const url = new URL(this.baseUrl + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
@@ -420,6 +505,7 @@ export class AnchoreHttpClient implements AnchoreApi {
     }
     const started = performance.now();
     let status = 0;
+    let out: Response<T>;
     try {
       const res = await request(url, {
         method: method as 'GET',
@@ -429,21 +515,36 @@ export class AnchoreHttpClient implements AnchoreApi {
         signal: AbortSignal.timeout(this.#requestMs),
       });
       status = res.statusCode;
-      const text = await readLimited(res.body, this.#maxBytes, operation);
-      const contentType = String(res.headers['content-type'] ?? '');
-      if (status >= 200 && status < 300) {
-        if (opts.expectEmpty || status === 204) return { status, body: undefined };
-        return { status, body: parseJsonBody(text, contentType, operation) };
+      const ok = status >= 200 && status < 300;
+      // An error answer too large to read is still classified by its status (and Retry-After), without its body.
+      const declared = Number(res.headers['content-length']);
+      if (declared > this.#maxBytes) {
+        res.body.destroy();
+        if (ok) throw protocolError(operation, `response body of ${declared} bytes (content-length) exceeds the ${formatBytes(this.#maxBytes)} limit (maxResponseBytes); not read`);
+        throw classify(operation, status, '', res.headers['retry-after']);
       }
-      if (status === 401 && token) this.#tokens?.invalidate(token);
-      throw classify(operation, status, text, res.headers['retry-after']);
+      let text: string;
+      try {
+        text = await readLimited(res.body, this.#maxBytes, operation);
+      } catch (err) {
+        if (!ok && err instanceof AnchoreError) throw classify(operation, status, '', res.headers['retry-after']);
+        throw err;
+      }
+      const contentType = String(res.headers['content-type'] ?? '');
+      if (!ok) {
+        if (status === 401 && token) this.#tokens?.invalidate(token);
+        throw classify(operation, status, text, res.headers['retry-after']);
+      }
+      const parsed = opts.expectEmpty || status === 204 ? undefined : parseJsonBody(text, contentType, operation);
+      out = { status, body: opts.read ? opts.read(parsed) : (parsed as T) };
     } catch (err) {
+      // Exactly one report per attempt: a 2xx whose body could not be read is an error, not a success.
       const e = err instanceof AnchoreError ? err : networkError(operation, err);
       this.#cfg.onRequest?.({ operation, status, durationMs: performance.now() - started, errorKind: e.kind });
       throw e;
-    } finally {
-      if (status >= 200 && status < 300) this.#cfg.onRequest?.({ operation, status, durationMs: performance.now() - started });
     }
+    this.#cfg.onRequest?.({ operation, status, durationMs: performance.now() - started });
+    return out;
   }
 }
 
@@ -467,6 +568,7 @@ function isLoopback(url: string): boolean {
   return h === 'localhost' || h.startsWith('127.') || h === '[::1]';
 }
 
+/** Reads at most `max` bytes; a longer (or endless) body is cut off there, the connection dropped. */
 async function readLimited(body: AsyncIterable<Buffer> & { destroy?: (e?: Error) => void }, max: number, operation: string): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -474,11 +576,27 @@ async function readLimited(body: AsyncIterable<Buffer> & { destroy?: (e?: Error)
     size += chunk.length;
     if (size > max) {
       body.destroy?.();
-      throw new AnchoreError('unavailable', operation, `response body exceeds ${max} bytes`);
+      throw protocolError(operation, `response body exceeds the ${formatBytes(max)} limit (maxResponseBytes); stopped reading there`);
     }
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+function formatBytes(n: number): string {
+  if (n >= 1024 * 1024 && n % (1024 * 1024) === 0) return `${n / (1024 * 1024)} MiB`;
+  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`;
+  return `${n} bytes`;
+}
+
+/** A short description of a JSON value for protocol-error messages (never a whole body). */
+function describeValue(v: unknown): string {
+  if (v === undefined) return 'missing';
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'object') return 'an object';
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}…` : v)}`;
+  return `the ${typeof v} ${String(v)}`;
 }
 
 function parseJsonBody(text: string, contentType: string, operation: string): unknown {
@@ -494,7 +612,7 @@ function parseJsonBody(text: string, contentType: string, operation: string): un
 }
 
 function protocolError(operation: string, message: string): AnchoreError {
-  return new AnchoreError('unavailable', operation, `${operation}: unexpected response: ${message}`);
+  return new AnchoreError('protocol', operation, `${operation}: unexpected response: ${message}`);
 }
 
 function classify(operation: string, status: number, text: string, retryAfter: string | string[] | undefined): AnchoreError {
@@ -527,7 +645,7 @@ export function parseRetryAfter(v: string | string[] | undefined): number | unde
 }
 
 function asObject(body: unknown, operation: string): Record<string, unknown> {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw protocolError(operation, 'expected a JSON object');
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw protocolError(operation, `expected a JSON object, got ${describeValue(body)}`);
   return body as Record<string, unknown>;
 }
 
@@ -535,13 +653,20 @@ function assertDigest(digest: string, operation: string): void {
   if (!DIGEST_RE.test(digest)) throw new AnchoreError('rejected', operation, `${operation}: "${digest}" is not a sha256 digest`);
 }
 
-/** Lenient AnchoreImage reader: unknown enum values become "unknown", wrong types are dropped, not thrown. */
-export function toImage(raw: unknown): AnchoreImage | undefined {
-  if (!raw || typeof raw !== 'object') return undefined;
+/**
+ * Reads an AnchoreImage. The two fields the operator acts on must be right: image_digest a sha256 digest (it is what
+ * gets recorded and polled) and analysis_status a string — else `problem` says what is wrong. An analysis_status
+ * string this operator does not know becomes "unknown" (not final: polled again) and is returned in `unknownStatus`.
+ * Optional fields of the wrong type are dropped.
+ */
+export function parseImage(raw: unknown): { image?: AnchoreImage; problem?: string; unknownStatus?: string } {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return { problem: `expected an image object, got ${describeValue(raw)}` };
   const o = raw as Record<string, unknown>;
   const digest = o['image_digest'];
-  if (typeof digest !== 'string' || !digest) return undefined;
+  if (typeof digest !== 'string' || !DIGEST_RE.test(digest)) return { problem: `image_digest is ${describeValue(digest)}, not a sha256 digest` };
   const status = o['analysis_status'];
+  if (typeof status !== 'string') return { problem: `analysis_status of ${digest} is ${describeValue(status)}, not a string` };
+  const known = ANALYSIS_STATUSES.includes(status as AnalysisStatus);
   const tags: string[] = [];
   if (Array.isArray(o['image_detail'])) {
     for (const d of o['image_detail']) {
@@ -552,7 +677,7 @@ export function toImage(raw: unknown): AnchoreImage | undefined {
   const str = (k: string): string | undefined => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
   const img: AnchoreImage = {
     image_digest: digest,
-    analysis_status: ANALYSIS_STATUSES.includes(status as AnalysisStatus) ? (status as AnalysisStatus) : 'unknown',
+    analysis_status: known ? (status as AnalysisStatus) : 'unknown',
     full_tags: tags,
   };
   const parent = str('parent_digest');
@@ -565,7 +690,7 @@ export function toImage(raw: unknown): AnchoreImage | undefined {
   if (created) img.created_at = created;
   const updated = str('last_updated');
   if (updated) img.last_updated = updated;
-  return img;
+  return known ? { image: img } : { image: img, unknownStatus: status };
 }
 
 function toPolicy(raw: unknown): PolicyRecord | undefined {
@@ -579,8 +704,12 @@ function toPolicy(raw: unknown): PolicyRecord | undefined {
 
 const ACTIONS = new Set(['go', 'warn', 'stop']);
 
-/** Reads a V2 PolicyEvaluation leniently; the V1 list shape `[{digest: {tag: [result]}}]` is accepted too. */
-export function toPolicyCheck(raw: unknown, digest: string, tag: string): PolicyCheck | undefined {
+/**
+ * Reads a V2 PolicyEvaluation; the V1 list shape `[{digest: {tag: [result]}}]` is accepted too. Returns what is wrong
+ * instead when the verdict cannot be read — in particular a final_action other than go, warn or stop: a verdict the
+ * operator does not understand must never count as a pass.
+ */
+export function readPolicyCheck(raw: unknown, digest: string, tag: string): PolicyCheck | string {
   let evaluation: Record<string, unknown> | undefined;
   let results: unknown[] | undefined;
   if (Array.isArray(raw)) {
@@ -591,13 +720,17 @@ export function toPolicyCheck(raw: unknown, digest: string, tag: string): Policy
     evaluation = raw as Record<string, unknown>;
     if (Array.isArray(evaluation['evaluations'])) results = evaluation['evaluations'] as unknown[];
   }
-  if (!results || results.length === 0) return undefined;
+  if (!results || results.length === 0) return 'response is not a PolicyEvaluation (no evaluations)';
   // KAC: any failing evaluation fails; otherwise the last one decides.
   const objs = results.filter((r): r is Record<string, unknown> => !!r && typeof r === 'object');
   const decisive = objs.find((r) => r['status'] === 'fail') ?? objs[objs.length - 1];
-  if (!decisive) return undefined;
+  if (!decisive) return 'response is not a PolicyEvaluation (no evaluation objects)';
   const status = decisive['status'] === 'pass' || decisive['status'] === 'fail' ? decisive['status'] : 'unknown';
-  const fa = String(decisive['final_action'] ?? '');
+  const rawAction = decisive['final_action'];
+  if (typeof rawAction !== 'string' || !ACTIONS.has(rawAction)) {
+    return `final_action is ${describeValue(rawAction)}, not go, warn or stop; the verdict cannot be read`;
+  }
+  const fa = rawAction;
   const findings: PolicyFinding[] = [];
   const details = decisive['details'];
   const rawFindings = details && typeof details === 'object' ? (details as Record<string, unknown>)['findings'] : undefined;
@@ -622,7 +755,7 @@ export function toPolicyCheck(raw: unknown, digest: string, tag: string): Policy
     image_digest: String(evaluation?.['image_digest'] ?? digest),
     evaluated_tag: String(evaluation?.['evaluated_tag'] ?? tag),
     status,
-    final_action: ACTIONS.has(fa) ? (fa as 'go') : 'unknown',
+    final_action: fa as 'go' | 'warn' | 'stop',
     final_action_reason: String(decisive['final_action_reason'] ?? ''),
     number_of_findings: typeof n === 'number' && n >= 0 ? n : findings.length,
     findings,

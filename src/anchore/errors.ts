@@ -1,12 +1,16 @@
 /**
  * Typed Anchore errors. Controllers decide what to do from `kind`, never from status codes or message text:
- * - unavailable: network error, timeout, 5xx, 429, a proxy's HTML page, truncated JSON — retry later.
+ * - unavailable: network error, timeout, 5xx, 429 — Anchore (or the path to it) is down; retry later.
+ * - protocol: Anchore answered 2xx, but not with what the API promises: a proxy's HTML login page, truncated or invalid
+ *   JSON, wrong types (a numeric image_digest, a missing analysis_status, an object where a list belongs), an unknown
+ *   final_action, a body larger than the client's limit. Retried with backoff like `unavailable` (a cut connection
+ *   heals), but it does not mean Anchore is unreachable, and a verdict that cannot be read is an error, never a pass.
  * - auth: 401 (bad credentials) or 403 (missing RBAC permission) — retrying will not help until credentials change.
  * - not-found: 404 on a resource (image, policy, account).
  * - rejected: Anchore refused the input (400, 409, 415, 422).
  * - unsupported: the server lacks an API this operator needs (V1 server, missing operation).
  */
-export type AnchoreErrorKind = 'unavailable' | 'auth' | 'not-found' | 'rejected' | 'unsupported';
+export type AnchoreErrorKind = 'unavailable' | 'protocol' | 'auth' | 'not-found' | 'rejected' | 'unsupported';
 
 export class AnchoreError extends Error {
   override readonly name = 'AnchoreError';
@@ -35,7 +39,7 @@ export class AnchoreError extends Error {
   }
 
   get retryable(): boolean {
-    return this.kind === 'unavailable';
+    return this.kind === 'unavailable' || this.kind === 'protocol';
   }
 }
 

@@ -139,6 +139,39 @@ describe('ImageController', () => {
     expect(sim.images('admin').map((i) => i.image_digest)).toEqual([d('redis')]);
   });
 
+  it('when Anchore reports an analysis_status it does not document, then the image is not final and is polled again until a known final state', async () => {
+    const finals: string[] = [];
+    const c = controller((k) => finals.push(k));
+    const digest = d('magic');
+    const magic = { image_digest: digest, analysis_status: 'queued_for_magic', image_status: 'active', image_detail: [] };
+    sim.setFaults([
+      { method: 'POST', path: '/v2/images', body: magic, count: 1 },
+      { method: 'GET', path: `/v2/images/${digest}`, body: magic, count: 3 },
+    ]);
+    stores.pods.put(aPod('shop', 'm', [aContainer('m', 'magic:1', { digest, repo: 'docker.io/library/magic' })]));
+    c.start();
+    await until(() => sim.requests({ method: 'GET', path: `/v2/images/${digest}` }).length >= 3, 15_000);
+    expect(finals).toEqual([]);
+    expect(c.catalog(`admin|${digest}`)?.analysis).toBe('unknown');
+    // The faulted POST created nothing; with the faults spent, polling finds 404, re-adds it, and follows it to analyzed.
+    await until(() => finals.length === 1, 15_000);
+    expect(c.catalog(`admin|${digest}`)?.analysis).toBe('analyzed');
+  });
+
+  it('when POST /v2/images answers with the wrong types, then registration fails and is retried, never recording a bad digest', async () => {
+    sim.setFaults([{ method: 'POST', path: '/v2/images', wrongTypes: true, count: 2 }]);
+    const finals: string[] = [];
+    const c = controller((k) => finals.push(k));
+    stores.pods.put(aPod('shop', 'w', [aContainer('w', 'nginx:1.25', { digest: d('nginx') })]));
+    c.start();
+    await until(() => finals.length === 1, 15_000);
+    expect(c.catalog(`admin|${d('nginx')}`)).toMatchObject({ digest: d('nginx'), analysis: 'analyzed' });
+    // The client retries a mangled answer: 2 of them, then a good one. Anchore did add the image the first time (only
+    // the answer was mangled), and a re-add of the same digest is idempotent there.
+    expect(sim.requests({ method: 'POST', path: '/v2/images' }).map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(sim.images('admin')).toHaveLength(1);
+  });
+
   it('when Anchore is briefly unavailable, then registration is retried and nothing is lost', async () => {
     sim.setFaults([{ method: 'POST', path: '/v2/images', status: 503, errorRate: 1, count: 8 }]);
     const finals: string[] = [];

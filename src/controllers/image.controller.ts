@@ -61,6 +61,7 @@ export class ImageController {
     this.queue = new WorkQueue<string>({
       name: 'image',
       concurrency: o.workers,
+      urgentReserve: Math.max(1, Math.floor(o.workers / 4)),
       handle: (key) => this.reconcile(key),
       backoff: { baseMs: 1000, maxMs: 60_000, jitter: 0.3 },
       onEvent: o.metrics.queueObserver('image', this.#log, 'image registration'),
@@ -143,8 +144,10 @@ export class ImageController {
     const started = this.running.setSource(source, uses);
     const now = Date.now();
     for (const k of started) {
-      if (!this.#firstSeen.has(k) && !this.#catalog.has(k)) this.#firstSeen.set(k, now);
-      this.queue.add(k);
+      const known = this.#catalog.has(k);
+      if (!this.#firstSeen.has(k) && !known) this.#firstSeen.set(k, now);
+      // New images are urgent: registration goes ahead of analysis polls (docs/performance.md, churn).
+      this.queue.add(k, { urgent: !known });
     }
   }
 

@@ -46,11 +46,13 @@ describe('AnchoreReachability', () => {
     r.stop();
   });
 
-  it('when errors are not about reachability (auth, not found), then nothing changes', () => {
+  it('when errors are not about reachability (auth, not found, a 200 that could not be read), then nothing changes', () => {
     const onRecovered = jest.fn();
     const r = new AnchoreReachability({ probe: async () => undefined, probeMs: 5_000, onRecovered, log, clock: systemClock });
     r.observe({ status: 401, errorKind: 'auth' });
     r.observe({ status: 404, errorKind: 'not-found' });
+    // A malformed answer: Anchore did answer, so backed-off work must not be released by a probe every 5 s.
+    r.observe({ status: 200, errorKind: 'protocol' });
     expect(r.down).toBe(false);
     r.observe({ status: 200 });
     expect(onRecovered).not.toHaveBeenCalled();

@@ -265,4 +265,41 @@ describe('WorkQueue', () => {
     expect(seen).toEqual(['a', 'b', 'a', 'b', 'later']);
     await q.shutdown(0);
   });
+
+  it('when urgent keys arrive behind a backlog, then they run next, on workers ordinary keys may not take', async () => {
+    const gates = new Map<string, { promise: Promise<void>; resolve: () => void }>();
+    const started: string[] = [];
+    const q = new WorkQueue<string>({
+      name: 't',
+      concurrency: 3,
+      urgentReserve: 1,
+      handle: async (k) => {
+        started.push(k);
+        const g = deferred();
+        gates.set(k, g);
+        await g.promise;
+      },
+    });
+    q.start();
+    for (const k of ['o1', 'o2', 'o3', 'o4']) q.add(k);
+    await flush();
+    // Only two ordinary keys may run: the third worker is kept for urgent work.
+    expect(started).toEqual(['o1', 'o2']);
+    q.add('u1', { urgent: true });
+    q.add('o4', { urgent: true }); // already queued as ordinary: promoted, runs once
+    await flush();
+    expect(started).toEqual(['o1', 'o2', 'u1']);
+    gates.get('o1')!.resolve();
+    await flush();
+    expect(started).toEqual(['o1', 'o2', 'u1', 'o4']);
+    gates.get('u1')!.resolve();
+    gates.get('o2')!.resolve();
+    await flush();
+    expect(started).toEqual(['o1', 'o2', 'u1', 'o4', 'o3']);
+    for (const g of gates.values()) g.resolve();
+    await flush();
+    expect(started.filter((k) => k === 'o4')).toHaveLength(1);
+    expect(q.depth).toBe(0);
+    await q.shutdown(0);
+  });
 });

@@ -24,6 +24,8 @@ export interface WorkQueueOptions<K> {
   concurrency: number;
   handle: (key: K) => Promise<HandleResult>;
   backoff?: BackoffPolicy;
+  /** Workers kept free of ordinary keys, for urgent ones (default 0). */
+  urgentReserve?: number;
   /** Optional global rate limit on handler starts. */
   rateLimit?: TokenBucket;
   clock?: Clock;
@@ -52,9 +54,12 @@ export class WorkQueue<K> {
   readonly #clock: Clock;
   readonly #backoff: BackoffPolicy;
   readonly #random: () => number;
-  // Ready keys in FIFO order; `#head` avoids O(n) shifts.
+  // Ready keys in FIFO order; `#head` avoids O(n) shifts. Entries whose key already ran are skipped when popped.
   #ready: K[] = [];
   #head = 0;
+  /** Urgent ready keys: served before #ready, and by workers held back from ordinary keys (`urgentReserve`). */
+  #urgent: K[] = [];
+  readonly #urgentSet = new Set<K>();
   /** Keys that are in #ready, or that must run again once their in-flight handler ends. */
   readonly #dirty = new Set<K>();
   readonly #processing = new Set<K>();
@@ -80,7 +85,9 @@ export class WorkQueue<K> {
 
   /** Keys ready to run (not counting delayed or in-flight ones). */
   get depth(): number {
-    return this.#ready.length - this.#head;
+    let n = 0;
+    for (const k of this.#dirty) if (!this.#processing.has(k)) n++;
+    return n;
   }
 
   /** Keys waiting for a delay (backoff or requeue) to pass. */
@@ -108,14 +115,29 @@ export class WorkQueue<K> {
     this.#pump();
   }
 
-  add(key: K): void {
+  /**
+   * Queues a key. `urgent` keys (e.g. a new image to register) go ahead of ordinary ones (e.g. analysis polls), and
+   * `urgentReserve` workers are kept for them, so a backlog of ordinary work cannot delay them.
+   */
+  add(key: K, opts: { urgent?: boolean } = {}): void {
     if (this.#stopped) return;
     this.#delayed.delete(key);
-    if (this.#dirty.has(key)) return;
+    if (this.#dirty.has(key)) {
+      if (opts.urgent && !this.#processing.has(key)) this.#pushUrgent(key);
+      return;
+    }
     this.#dirty.add(key);
     if (!this.#enqueuedAt.has(key)) this.#enqueuedAt.set(key, this.#clock.now());
     if (this.#processing.has(key)) return; // re-run once the current handler finishes
-    this.#ready.push(key);
+    if (opts.urgent) this.#pushUrgent(key);
+    else this.#ready.push(key);
+    this.#pump();
+  }
+
+  #pushUrgent(key: K): void {
+    if (this.#urgentSet.has(key)) return;
+    this.#urgentSet.add(key);
+    this.#urgent.push(key);
     this.#pump();
   }
 
@@ -176,13 +198,24 @@ export class WorkQueue<K> {
 
   #pump(): void {
     if (!this.#started || this.#stopped) return;
-    while (this.#running < this.#opts.concurrency && this.#head < this.#ready.length) {
-      const key = this.#ready[this.#head] as K;
-      this.#head++;
-      if (this.#head > 1024 && this.#head * 2 > this.#ready.length) {
-        this.#ready = this.#ready.slice(this.#head);
-        this.#head = 0;
+    const ordinaryLimit = Math.max(1, this.#opts.concurrency - (this.#opts.urgentReserve ?? 0));
+    while (this.#running < this.#opts.concurrency) {
+      let key: K;
+      if (this.#urgent.length > 0) {
+        key = this.#urgent.shift() as K;
+        this.#urgentSet.delete(key);
+      } else if (this.#running < ordinaryLimit && this.#head < this.#ready.length) {
+        key = this.#ready[this.#head] as K;
+        this.#head++;
+        if (this.#head > 1024 && this.#head * 2 > this.#ready.length) {
+          this.#ready = this.#ready.slice(this.#head);
+          this.#head = 0;
+        }
+      } else {
+        break;
       }
+      // A key can sit in both lists (queued, then marked urgent): only its first entry runs it.
+      if (!this.#dirty.has(key) || this.#processing.has(key)) continue;
       this.#dirty.delete(key);
       this.#processing.add(key);
       this.#running++;

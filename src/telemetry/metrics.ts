@@ -50,7 +50,7 @@ export class OperatorMetrics {
   readonly reconcileDuration: Histogram<'controller'>;
   readonly queueRetries: Counter<'queue'>;
   readonly queueWait: Histogram<'queue'>;
-  readonly anchoreRequests: Counter<'operation' | 'code'>;
+  readonly anchoreRequests: Counter<'operation' | 'code' | 'error'>;
   readonly anchoreRequestDuration: Histogram<'operation'>;
   readonly watchRestarts: Counter<'resource' | 'reason'>;
   readonly watchLastEvent: Gauge<'resource'>;
@@ -77,7 +77,7 @@ export class OperatorMetrics {
     this.reconcileDuration = new Histogram({ name: METRIC.reconcileDuration, help: 'Reconcile duration', labelNames: ['controller'], buckets: DURATION_BUCKETS, registers: r });
     this.queueRetries = new Counter({ name: METRIC.queueRetries, help: 'Keys requeued after a failure', labelNames: ['queue'], registers: r });
     this.queueWait = new Histogram({ name: METRIC.queueWait, help: 'Time a key waited in the queue before a worker took it', labelNames: ['queue'], buckets: DURATION_BUCKETS, registers: r });
-    this.anchoreRequests = new Counter({ name: METRIC.anchoreRequests, help: 'Anchore HTTP requests by operation and status code (0 = no response)', labelNames: ['operation', 'code'], registers: r });
+    this.anchoreRequests = new Counter({ name: METRIC.anchoreRequests, help: 'Anchore HTTP requests by operation, status code (0 = no response) and, for failed ones, error kind', labelNames: ['operation', 'code', 'error'], registers: r });
     this.anchoreRequestDuration = new Histogram({ name: METRIC.anchoreRequestDuration, help: 'Anchore HTTP request duration', labelNames: ['operation'], buckets: DURATION_BUCKETS, registers: r });
     this.watchRestarts = new Counter({ name: METRIC.watchRestarts, help: 'Watch restarts by resource and reason', labelNames: ['resource', 'reason'], registers: r });
     this.watchLastEvent = new Gauge({ name: METRIC.watchLastEvent, help: 'Unix time of the last watch event per resource', labelNames: ['resource'], registers: r });
@@ -153,9 +153,13 @@ export class OperatorMetrics {
     };
   }
 
-  /** Records one Anchore HTTP attempt (the client's onRequest hook). */
-  anchoreRequest(e: { operation: string; status: number; durationMs: number }): void {
-    this.anchoreRequests.inc({ operation: e.operation, code: String(e.status) });
+  /**
+   * Records one Anchore HTTP attempt (the client's onRequest hook). A failed attempt carries its AnchoreError kind in
+   * the `error` label — the only way to tell a 200 that was a proxy's login page or a malformed body (code="200",
+   * error="protocol") from a good one. Successful attempts have no `error` label.
+   */
+  anchoreRequest(e: { operation: string; status: number; durationMs: number; errorKind?: string }): void {
+    this.anchoreRequests.inc(e.errorKind ? { operation: e.operation, code: String(e.status), error: e.errorKind } : { operation: e.operation, code: String(e.status) });
     this.anchoreRequestDuration.observe({ operation: e.operation }, e.durationMs / 1000);
   }
 }

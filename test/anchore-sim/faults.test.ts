@@ -1,7 +1,9 @@
+import { request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { swapTypes } from './faults.ts';
 import { parseFaultRules, startSimulator } from './index.ts';
 import type { AnchoreSimulator, FaultRule } from './index.ts';
-import { call, tagSource } from './test-client.ts';
+import { call, digestOf, digestSource, tagSource } from './test-client.ts';
 
 let sim: AnchoreSimulator;
 
@@ -130,5 +132,65 @@ describe('fault injection', () => {
   it('when a rule is malformed, then setFaults throws', () => {
     expect(() => sim.setFaults([{ errorRate: 2 }])).toThrow(/errorRate/);
     expect(() => parseFaultRules([{ bogus: true }])).toThrow(/bogus/);
+    expect(() => parseFaultRules([{ hugeBodyBytes: 0 }])).toThrow(/hugeBodyBytes/);
+    expect(() => parseFaultRules([{ hugeBodyBytes: 1.5 }])).toThrow(/hugeBodyBytes/);
+    expect(() => parseFaultRules([{ wrongTypes: 'yes' }])).toThrow(/wrongTypes/);
+    expect(() => parseFaultRules([{ contentType: 'text/plain' }])).toThrow(/contentType needs body/);
+  });
+
+  it('when a body rule matches, then that literal body is served (JSON for values, as-is for strings) and nothing is created', async () => {
+    sim.setFaults([{ method: 'POST', path: '/v2/images', body: { image_digest: digestOf('a') }, count: 1 }, { path: '/v2/policies', body: 'plain words', contentType: 'text/plain', status: 202 }]);
+    const add = await call(sim.url, 'POST', '/v2/images', { json: tagSource('nginx:1') });
+    expect(add.status).toBe(200);
+    expect(add.headers['content-type']).toBe('application/json');
+    expect(add.body).toEqual({ image_digest: digestOf('a') });
+    expect(sim.images('admin')).toEqual([]);
+    const pol = await call(sim.url, 'GET', '/v2/policies');
+    expect({ status: pol.status, type: pol.headers['content-type'], text: pol.text }).toEqual({ status: 202, type: 'text/plain', text: 'plain words' });
+  });
+
+  it('when a hugeBodyBytes rule matches, then about that many bytes of a valid image list arrive without content-length', async () => {
+    sim.setFaults([{ path: '/v2/images', hugeBodyBytes: 300_000 }]);
+    const res = await call(sim.url, 'GET', '/v2/images');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-length']).toBeUndefined();
+    expect(Buffer.byteLength(res.text)).toBe(300_000);
+    expect(Array.isArray(res.body.items)).toBe(true);
+    expect(res.body.items.length).toBeGreaterThan(1000);
+  });
+
+  it('when a client hangs up on an endless hugeBodyBytes stream, then the simulator stops writing and keeps serving', async () => {
+    sim.setFaults([{ path: '/v2/images', hugeBodyBytes: Number.MAX_SAFE_INTEGER, count: 1 }]);
+    const res = await request(`${sim.url}/v2/images`, { headers: { authorization: `Basic ${Buffer.from('admin:foobar').toString('base64')}` } });
+    let got = 0;
+    for await (const chunk of res.body) {
+      got += (chunk as Buffer).length;
+      if (got > 2 * 1024 * 1024) break; // leaving the loop destroys the stream
+    }
+    expect(got).toBeGreaterThan(2 * 1024 * 1024);
+    // The stream's request is logged once it stopped writing; then the simulator answers normally.
+    const deadline = Date.now() + 5000;
+    while (sim.requests({ path: '/v2/images' }).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(sim.requests({ path: '/v2/images' }).map((r) => r.status)).toEqual([200]);
+    expect((await call(sim.url, 'GET', '/v2/images')).body).toEqual({ items: [] });
+  });
+
+  it('when a wrongTypes rule matches POST /v2/images and GET /v2/images, then the handler runs but the answers have a numeric image_digest and an object for the list', async () => {
+    sim.setFaults([{ path: '/v2/images', wrongTypes: true }]);
+    const digest = digestOf('b');
+    const add = await call(sim.url, 'POST', '/v2/images', { json: digestSource('docker.io/library/nginx', digest, 'docker.io/library/nginx:1') });
+    expect(add.status).toBe(200);
+    expect(add.body.image_digest).toBe(digest.length);
+    expect(typeof add.body.analysis_status).toBe('number');
+    expect(sim.images('admin').map((i) => i.image_digest)).toEqual([digest]);
+    const list = await call(sim.url, 'GET', '/v2/images');
+    expect(Array.isArray(list.body.items)).toBe(false);
+    expect(list.body.items['0'].image_digest).toBe(digest.length);
+    // Error answers pass unchanged.
+    expect((await call(sim.url, 'GET', `/v2/images/${digestOf('c')}`)).status).toBe(404);
+  });
+
+  it('when types are swapped, then strings become lengths, numbers strings, booleans yes/no and arrays objects, recursively', () => {
+    expect(swapTypes({ a: 'abc', b: 2, c: [true, false, null], d: { e: 'x' } })).toEqual({ a: 3, b: '2', c: { 0: 'yes', 1: 'no', 2: null }, d: { e: 1 } });
   });
 });

@@ -12,7 +12,10 @@ export interface FaultDecision {
     | { kind: 'error'; status: number; retryAfterSeconds?: number }
     | { kind: 'reset' }
     | { kind: 'htmlLogin' }
-    | { kind: 'truncatedJson' };
+    | { kind: 'truncatedJson' }
+    | { kind: 'body'; status: number; body: unknown; contentType: string }
+    | { kind: 'hugeBody'; bytes: number }
+    | { kind: 'wrongTypes' };
 }
 
 interface ActiveRule {
@@ -87,6 +90,9 @@ function terminalAction(rule: FaultRule): FaultDecision['action'] | undefined {
   if (rule.reset === true) return { kind: 'reset' };
   if (rule.htmlLogin === true) return { kind: 'htmlLogin' };
   if (rule.truncatedJson === true) return { kind: 'truncatedJson' };
+  if (rule.body !== undefined) return { kind: 'body', status: rule.status ?? 200, body: rule.body, contentType: rule.contentType ?? 'application/json' };
+  if (rule.hugeBodyBytes !== undefined) return { kind: 'hugeBody', bytes: rule.hugeBodyBytes };
+  if (rule.wrongTypes === true) return { kind: 'wrongTypes' };
   if (rule.outage !== undefined || rule.errorRate !== undefined || rule.status !== undefined || rule.retryAfterSeconds !== undefined) {
     const status = rule.status ?? (rule.outage !== undefined ? 503 : 500);
     return rule.retryAfterSeconds === undefined ? { kind: 'error', status } : { kind: 'error', status, retryAfterSeconds: rule.retryAfterSeconds };
@@ -94,7 +100,10 @@ function terminalAction(rule: FaultRule): FaultDecision['action'] | undefined {
   return undefined;
 }
 
-const RULE_KEYS = new Set(['method', 'path', 'latencyMs', 'errorRate', 'status', 'retryAfterSeconds', 'outage', 'reset', 'htmlLogin', 'truncatedJson', 'count']);
+const RULE_KEYS = new Set([
+  'method', 'path', 'latencyMs', 'errorRate', 'status', 'retryAfterSeconds', 'outage', 'reset', 'htmlLogin', 'truncatedJson',
+  'body', 'contentType', 'hugeBodyBytes', 'wrongTypes', 'count',
+]);
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -158,6 +167,18 @@ export function parseFaultRules(input: unknown): FaultRule[] {
     if (raw.reset !== undefined) rule.reset = flag(raw.reset, `${where}.reset`);
     if (raw.htmlLogin !== undefined) rule.htmlLogin = flag(raw.htmlLogin, `${where}.htmlLogin`);
     if (raw.truncatedJson !== undefined) rule.truncatedJson = flag(raw.truncatedJson, `${where}.truncatedJson`);
+    if (raw.body !== undefined) rule.body = raw.body;
+    if (raw.contentType !== undefined) {
+      if (typeof raw.contentType !== 'string' || raw.contentType === '') throw new FaultRuleError(`${where}.contentType must be a string`);
+      if (raw.body === undefined) throw new FaultRuleError(`${where}.contentType needs body`);
+      rule.contentType = raw.contentType;
+    }
+    if (raw.hugeBodyBytes !== undefined) {
+      const n = raw.hugeBodyBytes;
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) throw new FaultRuleError(`${where}.hugeBodyBytes must be a positive integer`);
+      rule.hugeBodyBytes = n;
+    }
+    if (raw.wrongTypes !== undefined) rule.wrongTypes = flag(raw.wrongTypes, `${where}.wrongTypes`);
     if (raw.count !== undefined) {
       const c = raw.count;
       if (typeof c !== 'number' || !Number.isInteger(c) || c < 1) throw new FaultRuleError(`${where}.count must be a positive integer`);
@@ -165,6 +186,19 @@ export function parseFaultRules(input: unknown): FaultRule[] {
     }
     return rule;
   });
+}
+
+/**
+ * The `wrongTypes` fault: the same document with every type swapped — strings become their length, numbers strings,
+ * booleans "yes"/"no", arrays objects keyed by index; null stays null.
+ */
+export function swapTypes(v: unknown): unknown {
+  if (typeof v === 'string') return v.length;
+  if (typeof v === 'number') return String(v);
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  if (Array.isArray(v)) return Object.fromEntries(v.map((x, i) => [String(i), swapTypes(x)]));
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, swapTypes(x)]));
+  return v;
 }
 
 /** JSON form of a rule (RegExp paths as "re:<source>", with the `\/` escapes RegExp adds undone), for the control API. */

@@ -9,7 +9,7 @@ import { resolveConfig } from './config.ts';
 import { handleControl } from './control.ts';
 import { SimulatorCore } from './core.ts';
 import { ApiError, NOT_FOUND_DETAIL, ProblemError, problemBody } from './errors.ts';
-import type { FaultDecision } from './faults.ts';
+import { type FaultDecision, swapTypes } from './faults.ts';
 import { buildRoutes, compileRoutes, matchRoute } from './routes.ts';
 import type { CompiledRoute, Reply, RouteContext } from './routes.ts';
 import type { Principal } from './auth.ts';
@@ -66,6 +66,44 @@ function parseBody(raw: Buffer, media: string): { value: unknown; jsonOk: boolea
   } catch {
     return { value: text, jsonOk: false, form: undefined };
   }
+}
+
+/**
+ * The `hugeBodyBytes` fault: about `bytes` of a plausible image list, in 64 KiB chunks with backpressure and no
+ * content-length. Stops early when the client hangs up or the simulator stops. Resolves with the bytes written.
+ */
+async function streamHugeBody(res: ServerResponse, bytes: number, stopped: () => boolean): Promise<number> {
+  const entry = `{"image_digest":"sha256:${'0'.repeat(64)}","analysis_status":"analyzed","image_status":"active"},`;
+  const chunk = Buffer.from(entry.repeat(Math.ceil((64 * 1024) / entry.length)));
+  const head = '{"items":[';
+  const tail = `${entry.slice(0, -1)}]}`;
+  res.writeHead(200, { 'content-type': 'application/json' });
+  let sent = 0;
+  const gone = (): boolean => res.destroyed || res.writableEnded || stopped();
+  const write = async (b: Buffer | string): Promise<void> => {
+    sent += Buffer.byteLength(b);
+    if (!res.write(b)) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.on('drain', done);
+        res.on('close', done);
+      });
+    }
+  };
+  await write(head);
+  while (!gone() && sent + chunk.length + tail.length <= bytes) await write(chunk);
+  if (gone()) return sent;
+  const rest = bytes - sent - tail.length;
+  if (rest > 0) await write(' '.repeat(rest)); // JSON allows whitespace between elements
+  if (!gone()) {
+    sent += tail.length;
+    res.end(tail);
+  }
+  return sent;
 }
 
 class SimServer {
@@ -195,6 +233,15 @@ class SimServer {
       case 'truncatedJson':
         this.send(res, { status: 200, text: TRUNCATED_SOURCE.slice(0, Math.floor(TRUNCATED_SOURCE.length / 2)), contentType: 'application/json' });
         return finish(200, ' [fault:truncatedJson]');
+      case 'body': {
+        const { status, body, contentType } = decision.action;
+        this.send(res, { status, text: typeof body === 'string' ? body : JSON.stringify(body), contentType });
+        return finish(status, ' [fault:body]');
+      }
+      case 'hugeBody': {
+        const sent = await streamHugeBody(res, decision.action.bytes, () => this.stopped);
+        return finish(200, ` [fault:hugeBody ${sent} bytes sent]`);
+      }
       case 'error': {
         const { status, retryAfterSeconds } = decision.action;
         const headers: Record<string, string> = retryAfterSeconds === undefined ? {} : { 'retry-after': String(retryAfterSeconds) };
@@ -202,6 +249,7 @@ class SimServer {
         return finish(status, ' [fault:error]');
       }
       case 'none':
+      case 'wrongTypes':
         break;
     }
 
@@ -233,8 +281,10 @@ class SimServer {
       }
     }
     if (requestId !== undefined) reply.headers = { ...reply.headers, 'anchore-request-id': requestId };
+    const mangled = decision.action.kind === 'wrongTypes' && reply.status >= 200 && reply.status < 300 && reply.json !== undefined;
+    if (mangled) reply = { ...reply, json: swapTypes(reply.json) };
     this.send(res, reply);
-    finish(reply.status);
+    finish(reply.status, mangled ? ' [fault:wrongTypes]' : '');
   }
 
   /** Finds the route for a request. @throws ProblemError 404/405 the way the framework answers. */

@@ -118,6 +118,26 @@ export interface FaultRule {
   htmlLogin?: boolean;
   /** Answer 200 application/json with a body cut in half. */
   truncatedJson?: boolean;
+  /**
+   * Answer with this literal body instead: a string is sent as it is, any other value as JSON. Status 200 unless
+   * `status` is given; content type application/json unless `contentType` is given.
+   */
+  body?: unknown;
+  /** Content type of a `body` reply. */
+  contentType?: string;
+  /**
+   * Answer 200 application/json with a body of about this many bytes (a valid-looking image list, streamed with no
+   * content-length, so a client only finds out by reading). Writing stops when the client hangs up, so a huge value
+   * is a never-ending stream.
+   */
+  hugeBodyBytes?: number;
+  /**
+   * Serve the request for real (the handler runs and state changes, as when only the answer gets mangled on the way
+   * back), then swap the types in a 2xx JSON reply: strings become their length, numbers strings, booleans "yes"/"no",
+   * arrays objects keyed by index. So POST /v2/images answers a numeric image_digest and GET /v2/images an object
+   * where the list belongs. The only fault that reaches the handlers.
+   */
+  wrongTypes?: boolean;
   /** Fire for at most this many requests, then expire. */
   count?: number;
 }

@@ -40,6 +40,8 @@ describe('Helm chart, end to end (real cluster)', () => {
   /** Every replica ever started (for the log checks at the end) and the bearer tokens they saw. */
   const everStarted: Replica[] = [];
   const tokens: string[] = [];
+  /** Metrics pages scraped during the run, checked for secrets at the end. */
+  const scraped: string[] = [];
   const values: Record<string, unknown> = {};
 
   const writeValues = (extra: Record<string, unknown> = {}): void => {
@@ -175,6 +177,7 @@ describe('Helm chart, end to end (real cluster)', () => {
       const failing = t.split('\n').find((l) => l.startsWith('anchore_operator_binding_images{') && l.includes('binding="web"') && l.includes('result="fail"'));
       return failing?.endsWith(' 1') ? t : undefined;
     }, 30_000, 500);
+    scraped.push(text);
     expect(text).toMatch(/^anchore_operator_leader 1$/m);
     expect(await follower.metrics()).toMatch(/^anchore_operator_leader 0$/m);
     // The inventory reached Anchore from the leader, for this cluster.
@@ -237,12 +240,26 @@ describe('Helm chart, end to end (real cluster)', () => {
       const token = (await kubectl(['create', 'token', 'prometheus', '-n', ns, '--duration=10m'])).trim();
       tokens.push(token);
       const leader = await leaderOf([r1!, r2!], token);
-      expect(await leader.metrics(token)).toMatch(/^anchore_operator_leader 1$/m);
+      const page = await leader.metrics(token);
+      scraped.push(page);
+      expect(page).toMatch(/^anchore_operator_leader 1$/m);
       await expect(leader.metrics()).rejects.toThrow(/HTTP 401/);
       const nobody = (await kubectl(['create', 'token', 'default', '-n', ns, '--duration=10m'])).trim();
       await expect(leader.metrics(nobody)).rejects.toThrow(/HTTP 403/);
     } finally {
       await kubectl(['delete', 'clusterrolebinding', `${release}-e2e-prometheus`, '--ignore-not-found']);
+    }
+  });
+
+  it('when Events, binding status and scraped metrics are read, then neither the Anchore password nor any bearer token appears', async () => {
+    const events = await kubectl(['get', 'events.events.k8s.io', '-n', app, '-o', 'json']);
+    const bindings = await kubectl(['get', 'anchorepolicybindings', '-n', app, '-o', 'json']);
+    expect(events).toContain('anchore');
+    expect(bindings).toContain('"observedGeneration"');
+    expect(scraped.length).toBeGreaterThanOrEqual(2);
+    for (const text of [events, bindings, ...scraped]) {
+      expect(text).not.toContain(SECRET);
+      for (const t of tokens) expect(text).not.toContain(t);
     }
   });
 
