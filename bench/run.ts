@@ -28,7 +28,7 @@ import {
   waitFor,
   watchRunning,
 } from './support/kube.ts';
-import { OperatorProcess, ROOT } from './support/operator.ts';
+import { OperatorProcess, ROOT, imageNodeFlags } from './support/operator.ts';
 import { type Percentiles, markdownTable, median, percentiles } from './support/stats.ts';
 
 interface Options {
@@ -121,7 +121,7 @@ async function main(): Promise<void> {
   const selector = `bench-run=${run}`;
   const nsNames = Array.from({ length: o.namespaces }, (_, i) => `bench-${run}-${i}`);
   const churnNs = `bench-${run}-churn`;
-  const results: Record<string, unknown> = { run, params: { ...o }, machine: { cpus: (await import('node:os')).cpus().length } };
+  const results: Record<string, unknown> = { run, params: { ...o, nodeFlags: imageNodeFlags() }, machine: { cpus: (await import('node:os')).cpus().length } };
   const env: Record<string, string> = {
     ANCHORE_URL: sim.url,
     ANCHORE_USERNAME: 'admin',

@@ -22,6 +22,13 @@ async function freePort(): Promise<number> {
 
 const CLK_TCK = 100; // getconf CLK_TCK on Linux
 
+/** The node flags of the container image's ENTRYPOINT, so the benchmark measures what production runs. */
+export function imageNodeFlags(): string[] {
+  const line = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').split('\n').filter((l) => l.startsWith('ENTRYPOINT')).at(-1);
+  const argv = line ? (JSON.parse(line.slice('ENTRYPOINT'.length).trim()) as string[]) : [];
+  return argv.slice(1, -1).filter((a) => a.startsWith('--'));
+}
+
 /** CPU seconds (user + system) and RSS bytes of a process, from /proc. */
 export function procStats(pid: number): { cpuSeconds: number; rssBytes: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -58,7 +65,7 @@ export class OperatorProcess {
     const healthPort = await freePort();
     const metricsPort = await freePort();
     // The production entry point (tsc output, as in the container image), not src/ under type stripping.
-    const child = spawn(process.execPath, [...nodeArgs, join(ROOT, 'dist', 'main.js')], {
+    const child = spawn(process.execPath, [...imageNodeFlags(), ...nodeArgs, join(ROOT, 'dist', 'main.js')], {
       cwd: ROOT,
       env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', ...env, HEALTH_PORT: String(healthPort), METRICS_PORT: String(metricsPort), BIND_ADDRESS: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe'],

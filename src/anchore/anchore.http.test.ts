@@ -327,6 +327,16 @@ describe('AnchoreHttpClient against the simulator', () => {
     });
   });
 
+  it('when calls exceed the rate limit, then each call costs one token: 21 calls at 20/s with a burst of 1 take about a second', async () => {
+    const c = client(sim, { ratePerSecond: 20, burst: 1 });
+    const t0 = Date.now();
+    await Promise.all(Array.from({ length: 21 }, () => c.listImages('admin')));
+    const ms = Date.now() - t0;
+    expect(ms).toBeGreaterThanOrEqual(950);
+    // Two tokens per call would need two seconds.
+    expect(ms).toBeLessThan(1_800);
+  });
+
   it('when many calls are made, then no more than `concurrency` are in flight at Anchore', async () => {
     sim.setFaults([{ path: '/v2/images', latencyMs: 100 }]);
     const c = client(sim, { concurrency: 3 });

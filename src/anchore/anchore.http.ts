@@ -477,8 +477,7 @@ export class AnchoreHttpClient implements AnchoreApi {
     }
   }
 
-  async #once<T>(operation: string, method: string, path: string, opts: CallOptions<T>, priority: Priority = 'normal'): Promise<Response<T>> {
-    await this.#bucket.take(priority);
+  async #once<T>(operation: string, method: string, path: string, opts: CallOptions<T>): Promise<Response<T>> {
     const url = new URL(this.baseUrl + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = {
