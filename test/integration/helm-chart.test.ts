@@ -189,7 +189,7 @@ describe('Helm chart: lint, schema and rendering', () => {
       ]);
       expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'health' });
       expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'health' });
-      expect(c.resources).toEqual({ requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '256Mi' } });
+      expect(c.resources).toEqual({ requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '512Mi' } });
     }
   });
 
