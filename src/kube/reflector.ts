@@ -231,7 +231,7 @@ export class Reflector<T extends Cached> {
           allowWatchBookmarks: true,
           labelSelector: this.#o.labelSelector,
           fieldSelector: this.#o.fieldSelector,
-          // Server-side timeout spreads reconnects; client-node also ends a watch after 30 s of silence.
+          // Server-side timeout spreads reconnects; the client also ends a watch after 30 s of silence.
           timeoutSeconds: 240 + Math.floor(Math.random() * 120),
         },
         (type, obj) => {
@@ -303,7 +303,7 @@ export class Reflector<T extends Cached> {
       return;
     }
     if (e.name === 'TimeoutError') {
-      // client-node's 30 s inactivity timeout on a quiet resource: a normal reconnect from the last resourceVersion.
+      // The client's 30 s inactivity timeout on a quiet resource: a normal reconnect from the last resourceVersion.
       this.#o.metrics?.watchRestart(this.resource, 'timeout');
       this.#failures = 0;
       void this.#startWatch(gen);
@@ -334,7 +334,9 @@ export class Reflector<T extends Cached> {
   }
 
   #nextBackoff(): number {
-    const d = backoffDelay(this.#o.backoff ?? { baseMs: 1000, maxMs: 30_000, jitter: 0.3 }, this.#failures);
+    // Capped at 5 s: after an apiserver outage the caches must catch up within seconds (changes made during the gap
+    // are registered within 10 s of recovery, docs/reliability.md); a few requests per resource every 5 s cost nothing.
+    const d = backoffDelay(this.#o.backoff ?? { baseMs: 500, maxMs: 5_000, jitter: 0.3 }, this.#failures);
     this.#failures++;
     return d;
   }
