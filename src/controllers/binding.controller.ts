@@ -461,7 +461,10 @@ export class BindingController {
     };
     await this.#write(b, status);
     const was = b.status.conditions?.find((c) => c.type === 'Ready');
-    if (was?.reason !== p.reason) this.#o.events.event(bindingRef(b), 'Warning', p.reason, 'Evaluate', p.message);
+    if (was?.reason !== p.reason) {
+      this.#o.events.event(bindingRef(b), 'Warning', p.reason, 'Evaluate', p.message);
+      this.#log.warn({ kind: b.kind, namespace: b.namespace, name: b.name, reason: p.reason, stalled: p.kind === 'stalled' }, `binding cannot be evaluated: ${p.message}`);
+    }
     if (p.kind === 'retrying') throw new WaitError(p.reason, p.message, p.retryMs);
     // Stalled: nothing to do until the spec changes — except things Anchore-side (a policy created, an account
     // added, credentials fixed), which a slow re-check picks up.
