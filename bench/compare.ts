@@ -4,7 +4,7 @@
 // K8S_INVENTORY_SRC); when it cannot be had, the result says exactly why instead of inventing a figure.
 import type { AnchoreSimulator } from '../test/anchore-sim/index.ts';
 import { K8sInventoryUnavailableError, ensureK8sInventory, startK8sInventory } from './support/k8s-inventory.ts';
-import { type KubeConnection, createNamespace, podBody, req, waitFor, watchRunning } from './support/kube.ts';
+import { type KubeConnection, createNamespace, digestOf, podBody, req, waitFor, watchRunning } from './support/kube.ts';
 import { percentiles } from './support/stats.ts';
 
 /** The k8s-inventory Helm chart's default (anchore/anchore-charts stable/k8s-inventory values.yaml). */
@@ -57,8 +57,7 @@ export async function compareWithK8sInventory(o: {
       await new Promise((r) => setTimeout(r, every));
     }
     await waitFor('compare pods Running', () => names.every((k) => watch.running.has(k)), 120_000, 200);
-    const digestOf = (id: string): string => /@(sha256:[a-f0-9]{64})$/.exec(id)?.[1] ?? '';
-    const pods = names.map((k) => ({ at: watch.running.get(k)!.at, digest: digestOf(watch.running.get(k)!.imageIDs[0] ?? '') }));
+    const pods = names.map((k) => ({ at: watch.running.get(k)!.at, digest: digestOf(watch.running.get(k)!.imageIDs[0] ?? '') ?? '' }));
     const firstReport = (cluster: string, digest: string, after: number): number | undefined =>
       o.sim.inventories('admin').find((r) => r.body.cluster_name === cluster && r.receivedAt >= after && JSON.stringify(r.body).includes(digest))?.receivedAt;
     // Wait out one more full polling period so every pod had its chance in a k8s-inventory report.

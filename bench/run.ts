@@ -22,6 +22,7 @@ import {
   createNamespace,
   deleteNamespaces,
   deploymentBody,
+  digestOf,
   parallel,
   podBody,
   req,
@@ -79,8 +80,6 @@ const say = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
 const sec = (ms: number): number => Math.round(ms / 10) / 100;
 const MiB = 1024 * 1024;
 
-/** Digest of an imageID "<repo>@sha256:<hex>". */
-const digestOf = (imageID: string): string | undefined => /@(sha256:[a-f0-9]{64})$/.exec(imageID)?.[1];
 
 /** First time (ms) the simulator received an add for each digest, and how many adds per digest. */
 function addsByDigest(sim: AnchoreSimulator): { first: Map<string, number>; count: Map<string, number> } {

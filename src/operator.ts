@@ -198,13 +198,14 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     log,
     metrics,
   });
+  const queues = [images.queue, inventory.queue, bindings.queue, vulnerabilities.queue];
   registerFindingsMetrics({
     metrics,
     images,
     vulnerabilities,
     bindings,
     bindingStores: [stores.bindings, stores.clusterBindings],
-    queues: [images.queue, inventory.queue, bindings.queue, vulnerabilities.queue],
+    queues,
     cveSeries: cfg.metrics.cveSeries,
     isLeader: () => isLeader(),
   });
@@ -240,14 +241,13 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     clock: systemClock,
     log: log.child({ component: 'anchore' }),
     onRecovered: (downForMs) => {
-      const moved = [images.queue, inventory.queue, bindings.queue, vulnerabilities.queue].reduce((n, q) => n + q.retryFailedNow(), 0);
+      const moved = queues.reduce((n, q) => n + q.retryFailedNow(), 0);
       log.info({ downForMs, retriedNow: moved }, 'Anchore is back: retrying backed-off work now');
     },
   });
 
   let stopped = false;
   let working = false;
-  const queues = [images.queue, inventory.queue, bindings.queue, vulnerabilities.queue];
   /** Starts the controllers: at once without leader election, else when this replica becomes the leader. */
   const startWork = (): void => {
     if (working || stopped) return;

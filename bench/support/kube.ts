@@ -6,6 +6,11 @@ import { type KubeConnection, connectionFromKubeconfig, kubeRequest } from '../.
 export type { KubeConnection };
 export { connectionFromKubeconfig };
 
+/** Digest of an imageID "<repo>@sha256:<hex>" (undefined for a bare config id). */
+export function digestOf(imageID: string): string | undefined {
+  return /@(sha256:[a-f0-9]{64})$/.exec(imageID)?.[1];
+}
+
 export async function req(conn: KubeConnection, method: string, path: string, body?: unknown, okStatuses: number[] = [200, 201, 202]): Promise<unknown> {
   for (let attempt = 0; ; attempt++) {
     const res = await kubeRequest(conn, method, path, body, { timeoutMs: 60_000 });

@@ -2,23 +2,11 @@
 // (/proc for CPU and RSS, its /metrics for its own counters), so the benchmark process's work is never counted.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePorts } from '../../test/cluster/local-cluster.ts';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const CLK_TCK = 100; // getconf CLK_TCK on Linux
 
@@ -62,8 +50,7 @@ export class OperatorProcess {
   }
 
   static async start(env: Record<string, string>, logFile: string, nodeArgs: string[] = []): Promise<OperatorProcess> {
-    const healthPort = await freePort();
-    const metricsPort = await freePort();
+    const [healthPort, metricsPort] = (await freePorts(2)) as [number, number];
     // The production entry point (tsc output, as in the container image), not src/ under type stripping.
     const child = spawn(process.execPath, [...imageNodeFlags(), ...nodeArgs, join(ROOT, 'dist', 'main.js')], {
       cwd: ROOT,

@@ -281,7 +281,7 @@ async function terminate(pid: number, graceMs: number): Promise<void> {
 }
 
 /** Free loopback ports; all listeners are held open together so the ports are distinct. */
-async function freePorts(n: number): Promise<number[]> {
+export async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
       const s = net.createServer();

@@ -4,11 +4,11 @@
 // plane (where kwok only pretends to run pods) and on kind alike.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { freePorts } from '../cluster/local-cluster.ts';
 import { eventually, getJson, kubectl, testCluster } from '../support/k8s.ts';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -104,18 +104,6 @@ async function configMapData(namespace: string, name: string): Promise<Record<st
   return decode(c.data, false);
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /** A kubeconfig for the ServiceAccount: the test cluster's server and CA, a short-lived TokenRequest token. */
 export async function serviceAccountKubeconfig(namespace: string, serviceAccount: string, dir: string): Promise<{ path: string; token: string }> {
   const token = (await kubectl(['create', 'token', serviceAccount, '-n', namespace, '--duration=1h'])).trim();
@@ -182,8 +170,7 @@ export async function processEnv(r: RenderedOperator, podName: string, dir: stri
     const m = mounts.find((x) => v === x.from || v.startsWith(`${x.from}/`));
     if (m) env[k] = m.to + v.slice(m.from.length);
   }
-  const healthPort = await freePort();
-  const metricsPort = await freePort();
+  const [healthPort, metricsPort] = (await freePorts(2)) as [number, number];
   env['HEALTH_PORT'] = String(healthPort);
   env['METRICS_PORT'] = String(metricsPort);
   env['BIND_ADDRESS'] = '127.0.0.1';

@@ -1,21 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { type AnchoreSimulator, startSimulator } from '../anchore-sim/index.ts';
-import { apply, eventually, kubectl, namespaceManifest, uniqueName, waitForRunningPods } from '../support/k8s.ts';
+import { apply, eventually, kubectl, namespaceManifest, podList, uniqueName, waitForRunningPods } from '../support/k8s.ts';
 import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
-
-/** N bare pods, each with its own image (so N new digests), applied in one request. */
-function podList(ns: string, prefix: string, n: number, label: string): string {
-  return JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'List',
-    items: Array.from({ length: n }, (_, i) => ({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: `${prefix}-${i}`, namespace: ns, labels: { batch: label } },
-      spec: { terminationGracePeriodSeconds: 0, containers: [{ name: 'app', image: `faults.registry.local/${label}/img-${i}:1.0` }] },
-    })),
-  });
-}
 
 const addsFor = (sim: AnchoreSimulator, label: string): Map<string, number> => {
   const m = new Map<string, number>();
@@ -51,7 +37,7 @@ describe('faults: Anchore outage, slowness and throttling (real cluster)', () =>
   it('when Anchore is down for 60 s while 500 new images start, then nothing crashes, the queue holds one entry per digest, and all 500 are registered within 30 s of recovery, once each', async () => {
     const label = 'outage';
     sim.setFaults([{ path: /.*/, status: 503 }]);
-    await apply(podList(ns, 'out', 500, label));
+    await apply(podList(ns, 'out', 500, label, 'faults.registry.local'));
     await waitForRunningPods(ns, `batch=${label}`, 500, 120_000);
     const downAt = Date.now();
     let maxQueued = 0;
@@ -78,7 +64,7 @@ describe('faults: Anchore outage, slowness and throttling (real cluster)', () =>
     const label = 'slow';
     sim.clearRequests();
     sim.setFaults([{ path: /^\/v2\//, latencyMs: 2_000 }]);
-    await apply(podList(ns, 'slow', 20, label));
+    await apply(podList(ns, 'slow', 20, label, 'faults.registry.local'));
     await eventually(() => addsFor(sim, label).size === 20, 90_000, 200);
     sim.clearFaults();
     const peak = Math.max(...sim.requests().map((r) => r.inFlight));
@@ -91,7 +77,7 @@ describe('faults: Anchore outage, slowness and throttling (real cluster)', () =>
     const label = 'throttled';
     sim.clearRequests();
     sim.setFaults([{ method: 'POST', path: '/v2/images', status: 429, retryAfterSeconds: 2, count: 10 }]);
-    await apply(podList(ns, 'thr', 10, label));
+    await apply(podList(ns, 'thr', 10, label, 'faults.registry.local'));
     await eventually(() => addsFor(sim, label).size === 10, 60_000, 200);
     const posts = sim.requests({ method: 'POST', path: '/v2/images' }).filter((r) => JSON.stringify(r.body).includes(`/${label}/`));
     const throttled = posts.filter((r) => r.status === 429);

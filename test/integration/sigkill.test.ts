@@ -3,25 +3,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { type AnchoreSimulator, startSimulator } from '../anchore-sim/index.ts';
-import { apply, digestOf, ensureCrds, eventually, kubectl, namespaceManifest, uniqueName, waitForRunningPods } from '../support/k8s.ts';
+import { apply, digestOf, ensureCrds, eventually, kubectl, namespaceManifest, podList, uniqueName, waitForRunningPods } from '../support/k8s.ts';
 import { operatorEnv } from '../support/operator.ts';
 import { scrape, valueOf } from '../support/prometheus.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-/** N bare pods, each with its own image (so N new digests), applied in one request. */
-function podList(ns: string, prefix: string, n: number, label: string): string {
-  return JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'List',
-    items: Array.from({ length: n }, (_, i) => ({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: `${prefix}-${i}`, namespace: ns, labels: { batch: label } },
-      spec: { terminationGracePeriodSeconds: 0, containers: [{ name: 'app', image: `sigkill.registry.local/${label}/img-${i}:1.0` }] },
-    })),
-  });
-}
 
 interface Proc {
   child: ChildProcess;
@@ -88,7 +74,7 @@ describe('SIGKILL mid-sync (real process, real cluster)', () => {
   });
 
   it('when the operator is SIGKILLed while registering 200 new images and started again, then every image is added exactly once (answers lost in the kill are not repeated) and the inventory holds all 200', async () => {
-    await apply(podList(ns, 'sk', 200, label));
+    await apply(podList(ns, 'sk', 200, label, 'sigkill.registry.local'));
     const pods = await waitForRunningPods(ns, `batch=${label}`, 200, 180_000);
     const digests = new Set(pods.map((p) => digestOf(p.containers[0]?.imageID ?? '')).filter((d): d is string => !!d));
     expect(digests.size).toBe(200);

@@ -121,6 +121,20 @@ export function deployment(namespace: string, name: string, replicas: number, co
   });
 }
 
+/** A List of `n` bare pods labelled batch=<label>, each with its own image (so `n` new digests), for one apply. */
+export function podList(ns: string, prefix: string, n: number, label: string, registry: string): string {
+  return JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'List',
+    items: Array.from({ length: n }, (_, i) => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: `${prefix}-${i}`, namespace: ns, labels: { batch: label } },
+      spec: { terminationGracePeriodSeconds: 0, containers: [{ name: 'app', image: `${registry}/${label}/img-${i}:1.0` }] },
+    })),
+  });
+}
+
 export function namespaceManifest(name: string, labels: Record<string, string> = {}): string {
   return JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
 }
