@@ -3,8 +3,9 @@
 // cluster_name. Needs the k8s-inventory binary (bench/build-k8s-inventory.sh, K8S_INVENTORY_BINARY or
 // K8S_INVENTORY_SRC); when it cannot be had, the result says exactly why instead of inventing a figure.
 import type { AnchoreSimulator } from '../test/anchore-sim/index.ts';
-import { K8sInventoryUnavailableError, ensureK8sInventory, startK8sInventory } from './support/k8s-inventory.ts';
+import { K8sInventoryUnavailableError, ensureK8sInventory, k8sInventoryVersion, startK8sInventory } from './support/k8s-inventory.ts';
 import { type KubeConnection, createNamespace, digestOf, podBody, req, waitFor, watchRunning } from './support/kube.ts';
+import type { ReportCollector } from './support/reports.ts';
 import { percentiles } from './support/stats.ts';
 
 /** The k8s-inventory Helm chart's default (anchore/anchore-charts stable/k8s-inventory values.yaml). */
@@ -13,6 +14,7 @@ export const K8S_INVENTORY_CHART_POLL_SECONDS = 60;
 export async function compareWithK8sInventory(o: {
   conn: KubeConnection;
   sim: AnchoreSimulator;
+  reports: ReportCollector;
   kubeconfig: string;
   run: string;
   label: Record<string, string>;
@@ -45,7 +47,7 @@ export async function compareWithK8sInventory(o: {
   });
   try {
     // Its first report (at start) marks it as running; pods start after it, spread over two polling periods.
-    await waitFor('k8s-inventory first report', () => o.sim.inventories('admin').some((r) => r.body.cluster_name === kiCluster), 120_000, 500);
+    await waitFor('k8s-inventory first report', () => o.reports.of(kiCluster).length > 0, 120_000, 500);
     const watch = await watchRunning(o.conn, `bench-run=${o.run}`);
     const n = o.pods ?? 40;
     const every = o.intervalMs ?? 3_000;
@@ -59,7 +61,7 @@ export async function compareWithK8sInventory(o: {
     await waitFor('compare pods Running', () => names.every((k) => watch.running.has(k)), 120_000, 200);
     const pods = names.map((k) => ({ at: watch.running.get(k)!.at, digest: digestOf(watch.running.get(k)!.imageIDs[0] ?? '') ?? '' }));
     const firstReport = (cluster: string, digest: string, after: number): number | undefined =>
-      o.sim.inventories('admin').find((r) => r.body.cluster_name === cluster && r.receivedAt >= after && JSON.stringify(r.body).includes(digest))?.receivedAt;
+      o.reports.of(cluster).find((r) => r.at >= after && r.digests.has(digest))?.at;
     // Wait out one more full polling period so every pod had its chance in a k8s-inventory report.
     await waitFor('k8s-inventory reports every pod', () => pods.every((p) => firstReport(kiCluster, p.digest, p.at) !== undefined), (K8S_INVENTORY_CHART_POLL_SECONDS + 30) * 1000, 1000);
     watch.stop();
@@ -67,7 +69,11 @@ export async function compareWithK8sInventory(o: {
     const theirs = pods.map((p) => (firstReport(kiCluster, p.digest, p.at) ?? Number.NaN) - p.at);
     const a = percentiles(ours.filter(Number.isFinite));
     const b = percentiles(theirs.filter(Number.isFinite));
+    const version = k8sInventoryVersion(binary);
     return {
+      // Where the agent came from: its own version output, plus K8S_INVENTORY_SOURCE_NOTE when the binary was built
+      // from something other than a tagged module (the proxy does not serve github.com/anchore/k8s-inventory here).
+      agent: { binary, version: version ? (/"version":\s*"([^"]*)"/.exec(version)?.[1] ?? version.split('\n')[0]) : 'unknown', sourceNote: process.env['K8S_INVENTORY_SOURCE_NOTE'] ?? '' },
       k8sInventoryPollSeconds: K8S_INVENTORY_CHART_POLL_SECONDS,
       pods: n,
       operatorInventoryMs: a,

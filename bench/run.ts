@@ -8,11 +8,15 @@
  *   npm run bench -- --compare-k8s-inventory   also run anchore/k8s-inventory beside it (scenario 7)
  *   options: --pods N --images N --namespaces N --churn-rate N --churn-seconds N --steady-seconds N --out FILE
  *            --keep (leave the namespaces) --cpu-prof (write a .cpuprofile of the operator to the log dir)
+ *            --heap-snapshot (a .heapsnapshot of the operator at the end of the steady-state window, in the log dir)
+ *            --skip policy,steady,restart (leave scenarios out, to iterate on churn)
+ *            --samples FILE (every churn pod's timestamps and every inventory report, for looking at the tail)
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { type AnchoreSimulator, startSimulator } from '../test/anchore-sim/index.ts';
 import { acquireTestCluster } from '../test/support/cluster.ts';
 import {
@@ -30,6 +34,7 @@ import {
   watchRunning,
 } from './support/kube.ts';
 import { OperatorProcess, ROOT, imageNodeFlags } from './support/operator.ts';
+import { ReportCollector } from './support/reports.ts';
 import { type Percentiles, markdownTable, median, percentiles } from './support/stats.ts';
 
 interface Options {
@@ -43,15 +48,21 @@ interface Options {
   keep: boolean;
   cpuProf: boolean;
   heapProf: boolean;
+  heapSnapshot: boolean;
   out?: string;
+  samples?: string;
+  skip: Set<string>;
   small: boolean;
 }
+
+/** Scenarios that --skip can leave out (cold start and churn always run: the others depend on them). */
+const SKIPPABLE = ['policy', 'steady', 'restart'];
 
 function parseArgs(argv: string[]): Options {
   const small = argv.includes('--small');
   const o: Options = small
-    ? { pods: 300, images: 60, namespaces: 6, churnRate: 10, churnSeconds: 10, steadySeconds: 15, compare: false, keep: false, cpuProf: false, heapProf: false, small }
-    : { pods: 10_000, images: 2_000, namespaces: 200, churnRate: 50, churnSeconds: 60, steadySeconds: 60, compare: false, keep: false, cpuProf: false, heapProf: false, small };
+    ? { pods: 300, images: 60, namespaces: 6, churnRate: 10, churnSeconds: 10, steadySeconds: 15, compare: false, keep: false, cpuProf: false, heapProf: false, heapSnapshot: false, skip: new Set<string>(), small }
+    : { pods: 10_000, images: 2_000, namespaces: 200, churnRate: 50, churnSeconds: 60, steadySeconds: 60, compare: false, keep: false, cpuProf: false, heapProf: false, heapSnapshot: false, skip: new Set<string>(), small };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const num = (): number => {
@@ -69,7 +80,15 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--keep') o.keep = true;
     else if (a === '--cpu-prof') o.cpuProf = true;
     else if (a === '--heap-prof') o.heapProf = true;
+    else if (a === '--heap-snapshot') o.heapSnapshot = true;
     else if (a === '--out') o.out = argv[++i];
+    else if (a === '--samples') o.samples = argv[++i];
+    else if (a === '--skip') {
+      for (const name of (argv[++i] ?? '').split(',')) {
+        if (!SKIPPABLE.includes(name)) throw new Error(`--skip takes a comma-separated list of ${SKIPPABLE.join(', ')}; got '${name}'`);
+        o.skip.add(name);
+      }
+    }
     else if (a !== '--small') throw new Error(`unknown option ${a}`);
   }
   if (o.images % o.namespaces !== 0 || o.pods % o.images !== 0) throw new Error('--images must be a multiple of --namespaces and --pods a multiple of --images');
@@ -96,15 +115,6 @@ function addsByDigest(sim: AnchoreSimulator): { first: Map<string, number>; coun
   return { first, count };
 }
 
-/** Digests in each inventory report of the cluster, in arrival order. */
-function inventoryDigests(sim: AnchoreSimulator, cluster: string, sinceIndex = 0): Array<{ at: number; digests: Set<string> }> {
-  return sim
-    .inventories('admin')
-    .slice(sinceIndex)
-    .filter((r) => r.body.cluster_name === cluster)
-    .map((r) => ({ at: r.receivedAt, digests: new Set(((r.body as { containers?: Array<{ image_digest?: string }> }).containers ?? []).map((c) => c.image_digest ?? '')) }));
-}
-
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   const run = `b${randomBytes(2).toString('hex')}`;
@@ -114,7 +124,13 @@ async function main(): Promise<void> {
   mkdirSync(logDir, { recursive: true });
   say(`run ${run}: ${o.pods} pods, ${o.images} images, ${o.namespaces} namespaces; logs in ${logDir}`);
 
-  const sim = await startSimulator({ config: { analysis: { queued_ms: 100, analyzing_ms: 500 } } });
+  const collector = new ReportCollector();
+  const sim = await startSimulator({
+    config: { analysis: { queued_ms: 100, analyzing_ms: 500 } },
+    // Inventory reports are read through onInventory; the request log keeps the small bodies (image adds).
+    retention: { requestBodyMaxBytes: MiB, inventoryReportBytes: 16 * MiB },
+    onInventory: (r) => collector.add(r),
+  });
   const clusterName = `bench-${run}`;
   const label = { 'bench-run': run };
   const selector = `bench-run=${run}`;
@@ -137,6 +153,7 @@ async function main(): Promise<void> {
     ...(o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${logDir}`] : []),
     // Sampling heap profile of what is still live when the process exits (after the steady-state window).
     ...(o.heapProf ? ['--heap-prof', `--heap-prof-dir=${logDir}`] : []),
+    ...(o.heapSnapshot ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${logDir}`] : []),
   ];
   let op: OperatorProcess | undefined;
 
@@ -175,8 +192,8 @@ async function main(): Promise<void> {
     for (const i of sim.images('admin')) expected.add(i.image_digest);
     let scanned = 0;
     await waitFor('inventory with every image', () => {
-      const reports = inventoryDigests(sim, clusterName, scanned);
-      scanned = sim.inventories('admin').length;
+      const reports = collector.of(clusterName, scanned);
+      scanned = collector.seen.length;
       if (reports.some((r) => [...expected].every((d) => r.digests.has(d)))) return true;
       // Batched reports: the union of the latest batch set also counts.
       return false;
@@ -185,7 +202,13 @@ async function main(): Promise<void> {
     results['coldStart'] = { readySeconds: sec(readyMs), allRegisteredSeconds: sec(registeredMs), inventorySentSeconds: sec(inventoryMs), uniqueImages: expected.size };
     say(`cold start: ready ${sec(readyMs)} s, all ${expected.size} images registered ${sec(registeredMs)} s, inventory ${sec(inventoryMs)} s`);
 
+    const bindingName = `bench-${run}`;
+    type Capb = { metadata: { generation: number; resourceVersion: string }; status?: { observedGeneration?: number; summary?: Record<string, number> } };
+    const getBinding = async (): Promise<Capb | undefined> =>
+      o.skip.has('policy') ? undefined : ((await req(conn, 'GET', `/apis/anchore.io/v1alpha1/clusteranchorepolicybindings/${bindingName}`)) as Capb);
+
     // --- 6. Policy evaluation: one cluster binding over every image.
+    if (!o.skip.has('policy')) {
     await waitFor('analysis complete in Anchore', () => sim.images('admin').every((i) => i.analysis_status === 'analyzed' || i.analysis_status === 'analysis_failed'), 600_000, 500);
     // The operator learns of finished analyses by polling each image with backoff (1 s doubling up to
     // ANALYSIS_POLL_MAX_SECONDS): measured separately, so the evaluation figure is about evaluation only.
@@ -194,18 +217,15 @@ async function main(): Promise<void> {
     results['analysisObserved'] = { secondsAfterAnchoreFinished: sec(Date.now() - t), sinceOperatorStartSeconds: sec(Date.now() - op.startedAt) };
     const checksBefore = sim.requests({ method: 'GET', path: /\/check$/ }).length;
     t = Date.now();
-    const bindingName = `bench-${run}`;
     await req(conn, 'POST', '/apis/anchore.io/v1alpha1/clusteranchorepolicybindings', {
       apiVersion: 'anchore.io/v1alpha1',
       kind: 'ClusterAnchorePolicyBinding',
       metadata: { name: bindingName },
       spec: { namespaceSelector: { matchLabels: label } },
     });
-    type Capb = { metadata: { generation: number; resourceVersion: string }; status?: { observedGeneration?: number; summary?: Record<string, number> } };
-    const getBinding = async (): Promise<Capb> => (await req(conn, 'GET', `/apis/anchore.io/v1alpha1/clusteranchorepolicybindings/${bindingName}`)) as Capb;
     let summary: Record<string, number> | undefined;
     await waitFor(`binding over ${o.images} images evaluated`, async () => {
-      const b = await getBinding();
+      const b = (await getBinding())!;
       summary = b.status?.summary;
       return b.status?.observedGeneration === b.metadata.generation && summary?.['images'] === o.images && summary['pending'] === 0;
     }, 600_000, 200, () => JSON.stringify(summary ?? {}));
@@ -213,9 +233,11 @@ async function main(): Promise<void> {
     const checks = sim.requests({ method: 'GET', path: /\/check$/ }).length - checksBefore;
     results['policyEvaluation'] = { images: o.images, allEvaluatedSeconds: sec(evalMs), checkCalls: checks, summary };
     say(`policy evaluation: ${o.images} images evaluated in ${sec(evalMs)} s with ${checks} /check calls`);
+    }
 
     // --- 5. Steady state: RSS, CPU, status writes, Anchore calls over a quiet window — after the first-time work
     // (vulnerability reads of every new image) is done.
+    if (!o.skip.has('steady')) {
     let lastCount = -1;
     await waitFor('work queues idle and Anchore quiet', async () => {
       const n = sim.requests().length;
@@ -247,21 +269,37 @@ async function main(): Promise<void> {
       rssMiB: { median: Math.round(median(rss) / MiB), max: Math.round(Math.max(...rss) / MiB) },
       cpuPercentOfOneCore: Math.round(((s1.cpuSeconds - s0.cpuSeconds) / window) * 10000) / 100,
       bindingStatusWrites: writes1 - writes0,
-      bindingResourceVersionMoved: b1.metadata.resourceVersion !== b0.metadata.resourceVersion,
+      bindingResourceVersionMoved: b0 && b1 ? b1.metadata.resourceVersion !== b0.metadata.resourceVersion : null,
       anchoreRequests: sim.requests().length - reqs0,
     };
     results['steadyState'] = steady;
+    if (o.heapSnapshot) {
+      // Written by the operator itself (V8 pauses it while it writes); taken after the RSS samples.
+      const before = new Set(readdirSync(logDir));
+      process.kill(op.pid, 'SIGUSR2');
+      let size = -1;
+      await waitFor('heap snapshot written', () => {
+        const file = readdirSync(logDir).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+        const now = file ? statSync(join(logDir, file)).size : -1;
+        const done = now > 0 && now === size; // unchanged for one poll: the operator finished writing it
+        size = now;
+        return done;
+      }, 120_000, 1000);
+      say(`heap snapshot in ${logDir}`);
+    }
     say(`steady state (${steady.windowSeconds} s): RSS median ${steady.rssMiB.median} MiB (max ${steady.rssMiB.max}), CPU ${steady.cpuPercentOfOneCore} % of a core, ${steady.bindingStatusWrites} status writes`);
+    }
 
     // --- 3. Restart with everything registered.
+    if (!o.skip.has('restart')) {
     const addsBeforeRestart = sim.requests({ method: 'POST', path: '/v2/images' }).length;
-    const invBefore = sim.inventories('admin').length;
+    const invBefore = collector.seen.length;
     await op.stop();
     t = Date.now();
     op = await OperatorProcess.start(env, operatorLog, nodeArgs);
     await waitFor('operator ready after restart', async () => (await op!.ready()) || op!.exited, 120_000, 100);
     const restartReadyMs = Date.now() - t;
-    await waitFor('inventory after restart', () => inventoryDigests(sim, clusterName, invBefore).length > 0, 120_000, 100);
+    await waitFor('inventory after restart', () => collector.of(clusterName, invBefore).length > 0, 120_000, 100);
     const restartInventoryMs = Date.now() - t;
     // Give the image controller time to go over every running image.
     await waitFor('image controller idle', async () => (await op!.metricSum('anchore_operator_workqueue_depth', 'queue="image"')) === 0, 120_000, 500);
@@ -269,10 +307,15 @@ async function main(): Promise<void> {
     const restartAdds = sim.requests({ method: 'POST', path: '/v2/images' }).length - addsBeforeRestart;
     results['restart'] = { readySeconds: sec(restartReadyMs), inventorySentSeconds: sec(restartInventoryMs), anchoreAddCalls: restartAdds };
     say(`restart: ready ${sec(restartReadyMs)} s, inventory ${sec(restartInventoryMs)} s, ${restartAdds} add calls`);
+    }
 
     // --- 2. Churn: new pods with new images at a fixed rate; each is deleted 5 s later.
     const watch = await watchRunning(conn, selector);
-    const invIndex = sim.inventories('admin').length;
+    // The pod watch and the simulator share this process: its event-loop delay bounds how far their timestamps can
+    // be off, so it is reported next to the latencies.
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
+    const invIndex = collector.seen.length;
     const created: Array<{ key: string; image: string; createdAt: number }> = [];
     const deleted: Array<{ key: string; deletedAt: number }> = [];
     const interval = 1000 / o.churnRate;
@@ -302,13 +345,17 @@ async function main(): Promise<void> {
       const d = digestOf(r.imageIDs[0] ?? '');
       if (d) churnDigests.set(d, { runningAt: r.at });
     }
-    await waitFor('churn images registered', () => [...churnDigests.keys()].every((d) => addsByDigest(sim).first.has(d)), 120_000, 200);
+    await waitFor('churn images registered', () => {
+      const first = addsByDigest(sim).first;
+      return [...churnDigests.keys()].every((d) => first.has(d));
+    }, 120_000, 200);
     // Inventory: the first report that contains the image (a pod alive ≥ 5 s is in at least one report).
     await new Promise((r) => setTimeout(r, 5_000));
+    loopDelay.disable();
     watch.stop();
     const adds = addsByDigest(sim);
     const regLatency = [...churnDigests].map(([d, v]) => adds.first.get(d)! - v.runningAt);
-    const reports = inventoryDigests(sim, clusterName, invIndex);
+    const reports = collector.of(clusterName, invIndex);
     const invLatency: number[] = [];
     for (const [d, v] of churnDigests) {
       const first = reports.find((r) => r.at >= v.runningAt && r.digests.has(d));
@@ -333,8 +380,26 @@ async function main(): Promise<void> {
       inventoryMs: percentiles(invLatency),
       inventoryMissing: churnDigests.size - invLatency.length,
       deletionInInventoryMs: percentiles(goneLatency),
+      benchEventLoopDelayMs: { p99: Math.round(loopDelay.percentile(99) / 1e6), max: Math.round(loopDelay.max / 1e6) },
     };
     results['churn'] = churn;
+    if (o.samples) {
+      // Raw timestamps (ms since the epoch, all taken in this process) to look at the tail: which pods were late,
+      // and what the inventory reports around them looked like.
+      const createdAt = new Map(created.map((c) => [c.key, c.createdAt]));
+      const invRequests = sim.requests({ method: 'POST', path: '/v2/kubernetes-inventory' }).filter((r) => r.time >= churnStart - 10_000);
+      writeFileSync(o.samples, JSON.stringify({
+        churnStart,
+        pods: [...watch.running].filter(([key]) => createdAt.has(key)).map(([key, r]) => {
+          const d = digestOf(r.imageIDs[0] ?? '');
+          return { key, createdAt: createdAt.get(key), runningAt: r.at, registeredAt: d ? adds.first.get(d) : undefined, inventoryAt: d ? reports.find((x) => x.at >= r.at && x.digests.has(d))?.at : undefined };
+        }),
+        inventories: invRequests.map((r) => ({ time: r.time, durationMs: r.durationMs, status: r.status })),
+        reports: reports.map((r) => ({ at: r.at, containers: r.containers })),
+        adds: sim.requests({ method: 'POST', path: '/v2/images' }).filter((r) => r.time >= churnStart - 10_000).map((r) => ({ time: r.time, durationMs: r.durationMs, status: r.status, inFlight: r.inFlight })),
+      }));
+      say(`churn samples written to ${o.samples}`);
+    }
     say(`churn: ${churn.podEventsPerSecond} pod events/s; Running → registered p50 ${churn.registrationMs.p50} ms p99 ${churn.registrationMs.p99} ms; → in inventory p50 ${churn.inventoryMs.p50} ms p99 ${churn.inventoryMs.p99} ms`);
 
     // --- 4. Anchore add calls per unique digest over the whole run.
@@ -347,7 +412,7 @@ async function main(): Promise<void> {
     };
 
     // --- 7. anchore/k8s-inventory beside the operator, same churn scenario (opt-in: it polls, so it takes minutes).
-    if (o.compare) results['k8sInventory'] = await (await import('./compare.ts')).compareWithK8sInventory({ conn, sim, kubeconfig: cluster.kubeconfig, run, label, operatorCluster: clusterName, logDir });
+    if (o.compare) results['k8sInventory'] = await (await import('./compare.ts')).compareWithK8sInventory({ conn, sim, reports: collector, kubeconfig: cluster.kubeconfig, run, label, operatorCluster: clusterName, logDir });
   } finally {
     await op?.stop();
     if (!o.keep) {

@@ -119,7 +119,9 @@ export function k8sInventoryConfig(opts: K8sInventoryOptions): string {
     'ignore-not-running': true,
     'missing-tag-policy': { policy: 'digest', tag: 'UNKNOWN' },
     kubernetes: { 'request-timeout-seconds': 60, 'request-batch-size': 100, 'worker-pool-size': 100 },
-    anchore: { url: opts.anchoreUrl.replace(/\/+$/, ''), user: opts.username, account: opts.account, http: { insecure: false, 'timeout-seconds': 10 } },
+    // The password comes from the environment; the agent only takes a key from there when the file (or a default)
+    // has it, so the file carries it empty.
+    anchore: { url: opts.anchoreUrl.replace(/\/+$/, ''), user: opts.username, password: '', account: opts.account, http: { insecure: false, 'timeout-seconds': 10 } },
     // Outside a cluster the agent cannot read its own Deployment; a fixed registration id keeps re-registrations of
     // the same benchmark cluster on one id (the instance id is still a fresh UUID per start).
     'anchore-registration': {

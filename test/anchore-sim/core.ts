@@ -12,7 +12,7 @@ import { InventoryStore } from './inventory.ts';
 import { PolicyStore, policyDocument } from './policies.ts';
 import { normalizeTag } from './refs.ts';
 import { RequestLog } from './request-log.ts';
-import type { AnchoreImageRecord, SimConfig, VerdictOverride, VulnerabilityInput } from './types.ts';
+import type { AnchoreImageRecord, SimConfig, VerdictOverride, VulnerabilityInput, SimRetention } from './types.ts';
 
 /** Evaluations kept per (account, digest, policy, tag) for `history=true` and stored-evaluation mode. */
 export const MAX_EVALUATIONS_PER_KEY = 20;
@@ -42,18 +42,20 @@ export class SimulatorCore {
   readonly auth: AuthRegistry;
   readonly images: ImageStore;
   readonly policies: PolicyStore;
-  readonly inventory = new InventoryStore();
+  readonly inventory: InventoryStore;
   readonly integrations: IntegrationStore;
-  readonly log = new RequestLog();
+  readonly log: RequestLog;
   readonly faults: FaultEngine;
   readonly errors: ErrorShaper;
   private readonly verdicts = new Map<string, VerdictOverride>();
   private readonly vulnOverrides = new Map<string, VulnerabilityInput[]>();
   private readonly evaluations = new Map<string, Array<Record<string, unknown>>>();
 
-  constructor(config: SimConfig, now: () => number = Date.now) {
+  constructor(config: SimConfig, now: () => number = Date.now, retention: SimRetention = {}) {
     this.config = config;
     this.now = now;
+    this.inventory = new InventoryStore(retention.inventoryReportBytes);
+    this.log = new RequestLog(undefined, retention.requestBodyBytes, retention.requestBodyMaxBytes);
     this.auth = new AuthRegistry(config, now);
     this.images = new ImageStore(config, now);
     this.policies = new PolicyStore(config, now);

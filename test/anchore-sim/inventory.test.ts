@@ -84,6 +84,31 @@ describe('POST /v2/kubernetes-inventory', () => {
   });
 });
 
+describe('retention', () => {
+  it('when reports exceed the retention budget, then the oldest are dropped, every one reached onInventory, and the store still answers', async () => {
+    const seen: string[] = [];
+    const small = await startSimulator({ retention: { inventoryReportBytes: 1000, requestBodyMaxBytes: 100 }, onInventory: (r) => seen.push(r.body.timestamp) });
+    try {
+      const stamps = ['2024-05-01T10:00:00Z', '2024-05-01T10:00:01Z', '2024-05-01T10:00:02Z', '2024-05-01T10:00:03Z'];
+      const images: Array<[string, string]> = Array.from({ length: 5 }, (_, i) => [`docker.io/app-${i}:1`, digestOf(`r${i}`)]);
+      for (const ts of stamps) expect((await call(small.url, 'POST', '/v2/kubernetes-inventory', { json: report('prod', { web: images }, ts) })).status).toBe(201);
+      expect(seen).toEqual(stamps);
+      const kept = small.inventories('admin').map((r) => r.body.timestamp);
+      expect(kept.length).toBeLessThan(stamps.length);
+      expect(kept.at(-1)).toBe(stamps.at(-1));
+      // Request bodies over the size cap are replaced by a note; the entries themselves stay.
+      const logged = small.requests({ path: '/v2/kubernetes-inventory' });
+      expect(logged).toHaveLength(stamps.length);
+      expect(logged.every((r) => typeof r.body === 'string' && r.body.includes('dropped from the request log'))).toBe(true);
+      const listed = await call(small.url, 'GET', '/v2/inventories');
+      expect(listed.status).toBe(200);
+      expect(listed.body.length ?? listed.body.items?.length).toBeGreaterThan(0);
+    } finally {
+      await small.stop();
+    }
+  });
+});
+
 describe('GET /v2/inventories', () => {
   it('when reports were posted, then items carry kubernetes type, cluster/namespace context, tag and digest', async () => {
     await postInventory(report('prod', { web: [['docker.io/nginx:1.25', digestOf('a')]], db: [['docker.io/postgres:16', digestOf('b')]] }));

@@ -66,6 +66,14 @@ export function validateInventory(body: unknown): KubernetesInventory {
 /** Stored reports and the inventory derived from them. */
 export class InventoryStore {
   private readonly accounts = new Map<string, AccountInventory>();
+  private readonly maxReportBytes: number;
+  /** Called with every accepted report (e.g. a benchmark keeping only what it measures). */
+  onReport: ((report: InventoryReport) => void) | undefined;
+
+  /** @param maxReportBytes raw bytes of reports kept per account (the newest report is always kept). */
+  constructor(maxReportBytes = MAX_REPORT_BYTES_PER_ACCOUNT) {
+    this.maxReportBytes = maxReportBytes;
+  }
 
   private bucket(account: string): AccountInventory {
     let b = this.accounts.get(account);
@@ -82,12 +90,14 @@ export class InventoryStore {
    */
   accept(account: string, inv: KubernetesInventory, now: number, bytes = 0): void {
     const b = this.bucket(account);
-    b.reports.push({ account, receivedAt: now, body: inv });
+    const report = { account, receivedAt: now, body: inv };
+    b.reports.push(report);
+    this.onReport?.(report);
     b.reportBytes.push(bytes);
     b.totalBytes += bytes;
     let drop = 0;
     let dropped = 0;
-    while (b.reports.length - drop > 1 && (b.reports.length - drop > MAX_REPORTS_PER_ACCOUNT || b.totalBytes - dropped > MAX_REPORT_BYTES_PER_ACCOUNT)) {
+    while (b.reports.length - drop > 1 && (b.reports.length - drop > MAX_REPORTS_PER_ACCOUNT || b.totalBytes - dropped > this.maxReportBytes)) {
       dropped += b.reportBytes[drop]!;
       drop++;
     }

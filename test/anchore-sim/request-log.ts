@@ -15,11 +15,14 @@ export interface RequestFilter {
 /** Default byte budget for the bodies kept in the log. */
 export const DEFAULT_BODY_BUDGET_BYTES = 256 * 1024 * 1024;
 
+const droppedNote = (bytes: number): string => `[body of ${bytes} bytes dropped from the request log to bound memory]`;
+
 /** Fixed-capacity ring of recorded requests, oldest first when listed. */
 export class RequestLog {
   private readonly buf: Array<RecordedRequest | undefined>;
   private readonly sizes: Float64Array;
   private readonly bodyBudget: number;
+  private readonly maxBody: number;
   private bodyBytes = 0;
   private start = 0;
   private size = 0;
@@ -28,8 +31,10 @@ export class RequestLog {
   /**
    * @param capacity entries kept.
    * @param bodyBudget bytes of request bodies kept; beyond it the oldest bodies are replaced by a short note.
+   * @param maxBody a larger body is never kept (replaced by the note at once).
    */
-  constructor(capacity = 100_000, bodyBudget = DEFAULT_BODY_BUDGET_BYTES) {
+  constructor(capacity = 100_000, bodyBudget = DEFAULT_BODY_BUDGET_BYTES, maxBody = Infinity) {
+    this.maxBody = maxBody;
     this.buf = new Array<RecordedRequest | undefined>(capacity);
     this.sizes = new Float64Array(capacity);
     this.bodyBudget = bodyBudget;
@@ -42,6 +47,10 @@ export class RequestLog {
 
   /** Appends an entry; `bodyBytes` is the raw size of its body (what counts against the budget). */
   push(entry: RecordedRequest, bodyBytes = 0): void {
+    if (bodyBytes > this.maxBody) {
+      entry.body = droppedNote(bodyBytes);
+      bodyBytes = 0;
+    }
     const cap = this.buf.length;
     let slot: number;
     if (this.size < cap) {
@@ -67,7 +76,7 @@ export class RequestLog {
       const bytes = this.sizes[slot]!;
       if (bytes === 0) continue;
       const entry = this.buf[slot];
-      if (entry !== undefined) entry.body = `[body of ${bytes} bytes dropped from the request log to bound memory]`;
+      if (entry !== undefined) entry.body = droppedNote(bytes);
       this.sizes[slot] = 0;
       this.bodyBytes -= bytes;
     }

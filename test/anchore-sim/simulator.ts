@@ -340,7 +340,8 @@ class SimServer {
  */
 export async function startSimulator(opts: SimulatorOptions = {}): Promise<AnchoreSimulator> {
   const config = resolveConfig(opts.config);
-  const core = new SimulatorCore(config);
+  const core = new SimulatorCore(config, Date.now, opts.retention);
+  core.inventory.onReport = opts.onInventory;
   const server = new SimServer(core, opts);
   const host = opts.host ?? '127.0.0.1';
   const address = await server.listen(opts.port ?? 0, host);

@@ -254,6 +254,23 @@ export interface SimulatorOptions {
   tls?: { cert: string; key: string };
   /** Called with one summary line per Anchore API request (control requests are not logged). */
   log?: (line: string) => void;
+  /** How much the simulator keeps in memory (defaults: 256 MiB each). */
+  retention?: SimRetention;
+  /** Called with every accepted inventory report, before any is dropped for the retention budget. */
+  onInventory?: (report: InventoryReport) => void;
+}
+
+/**
+ * Memory budgets. A 10,000-pod inventory is megabytes of JSON and several times that once parsed: a benchmark that
+ * keeps hundreds of them makes its own process pause for garbage collection, which then shows up as latency.
+ */
+export interface SimRetention {
+  /** Raw bytes of request bodies kept in the request log; older bodies are replaced by a note. */
+  requestBodyBytes?: number;
+  /** A request body larger than this is never kept in the request log (e.g. multi-megabyte inventories). */
+  requestBodyMaxBytes?: number;
+  /** Raw bytes of inventory reports kept per account; older reports are dropped (the newest is always kept). */
+  inventoryReportBytes?: number;
 }
 
 /** Filter for AnchoreSimulator.requests. */
