@@ -252,8 +252,13 @@ async function main(): Promise<void> {
     const s0 = op.stats();
     const t0 = Date.now();
     const rss: number[] = [];
+    const anon: number[] = [];
+    const file: number[] = [];
     while (Date.now() - t0 < o.steadySeconds * 1000) {
       rss.push(op.stats().rssBytes);
+      const split = op.rssSplit();
+      anon.push(split.anonBytes);
+      file.push(split.fileBytes);
       await new Promise((r) => setTimeout(r, 1000));
     }
     const s1 = op.stats();
@@ -266,7 +271,7 @@ async function main(): Promise<void> {
     const steady = {
       windowSeconds: Math.round(window),
       heapMiB: { used: Math.round(heapUsed / MiB), total: Math.round(heapTotal / MiB), external: Math.round(external / MiB) },
-      rssMiB: { median: Math.round(median(rss) / MiB), max: Math.round(Math.max(...rss) / MiB) },
+      rssMiB: { median: Math.round(median(rss) / MiB), max: Math.round(Math.max(...rss) / MiB), anonymousMedian: Math.round(median(anon) / MiB), fileBackedMedian: Math.round(median(file) / MiB) },
       cpuPercentOfOneCore: Math.round(((s1.cpuSeconds - s0.cpuSeconds) / window) * 10000) / 100,
       bindingStatusWrites: writes1 - writes0,
       bindingResourceVersionMoved: b0 && b1 ? b1.metadata.resourceVersion !== b0.metadata.resourceVersion : null,

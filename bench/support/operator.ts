@@ -28,6 +28,13 @@ export function procStats(pid: number): { cpuSeconds: number; rssBytes: number }
   return { cpuSeconds: (utime + stime) / CLK_TCK, rssBytes: rssKb * 1024 };
 }
 
+/** RSS split into anonymous memory (heaps) and file-backed pages (mostly the node binary), from smaps_rollup. */
+export function rssSplit(pid: number): { anonBytes: number; fileBytes: number } {
+  const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0) * 1024;
+  return { anonBytes: kb('Anonymous'), fileBytes: kb('Rss') - kb('Anonymous') };
+}
+
 export class OperatorProcess {
   readonly healthPort: number;
   readonly metricsPort: number;
@@ -69,6 +76,10 @@ export class OperatorProcess {
 
   stats(): { cpuSeconds: number; rssBytes: number } {
     return procStats(this.pid);
+  }
+
+  rssSplit(): { anonBytes: number; fileBytes: number } {
+    return rssSplit(this.pid);
   }
 
   async ready(): Promise<boolean> {

@@ -497,14 +497,22 @@ export class BindingController {
       if (r.result !== 'fail') continue;
       for (const w of r.workloads ?? []) {
         failing.add(w);
-        byWorkload.set(w, [...(byWorkload.get(w) ?? []), r.image]);
+        const imgs = byWorkload.get(w);
+        if (imgs) imgs.push(r.image);
+        else byWorkload.set(w, [r.image]);
       }
     }
     const prev = this.#failingWorkloads.get(b.key) ?? previouslyFailing(b.status);
+    // One pass over the groups, and only when a workload newly fails (under churn hundreds can at once; looking each
+    // up in every group was quadratic).
+    let refs: Map<string, ObjectRef | undefined> | undefined;
     for (const w of failing) {
       if (prev.has(w)) continue;
-      let ref: ObjectRef | undefined;
-      for (const g of groups.values()) if (g.workloads.has(w)) ref = g.workloads.get(w);
+      if (!refs) {
+        refs = new Map();
+        for (const g of groups.values()) for (const [k, ref] of g.workloads) refs.set(k, ref);
+      }
+      const ref = refs.get(w);
       if (!ref) continue;
       const imgs = byWorkload.get(w) ?? [];
       this.#o.events.event(ref, 'Warning', 'AnchorePolicyFailed', 'Evaluate', `${imgs.length} image(s) fail Anchore policy ${status.policy?.name ?? ''} (binding ${b.namespace ? `${b.namespace}/` : ''}${b.name}): ${imgs.slice(0, 3).join(', ')}`);

@@ -8,6 +8,7 @@ import { type Logger, nextReconcileId } from '../telemetry/logger.ts';
 import { METRIC, type OperatorMetrics } from '../telemetry/metrics.ts';
 import { type ImageUse, RunningImages, imageKey } from './running-images.ts';
 import type { Scope } from './scope.ts';
+import { intern } from '../runtime/intern.ts';
 
 /** What the operator knows Anchore holds for one image key. */
 export interface CatalogEntry {
@@ -236,7 +237,7 @@ export class ImageController {
     if (!p) {
       p = this.#o.anchore.listImages(account).then((images) => {
         for (const i of images) {
-          const k = `${account}|${i.image_digest}`;
+          const k = intern(`${account}|${i.image_digest}`);
           if (!this.#catalog.has(k)) this.#catalog.set(k, { digest: i.image_digest, analysis: i.analysis_status, polls: 0 });
           for (const t of i.full_tags) this.#tagIndex.set(`${account}|${t}`, i.image_digest);
         }

@@ -1,5 +1,6 @@
 import type { ResolvedImage } from '../discovery/container-image.ts';
 import type { WorkloadRef } from '../kube/cluster.port.ts';
+import { intern } from '../runtime/intern.ts';
 
 /** One image, in one account, as the cluster runs it. */
 export interface ImageUse {
@@ -21,7 +22,7 @@ export interface RunningImage {
 }
 
 export function imageKey(account: string, image: Pick<ResolvedImage, 'digest' | 'tag'>): string {
-  return image.digest ? `${account}|${image.digest}` : `${account}|tag:${image.tag}`;
+  return intern(image.digest ? `${account}|${image.digest}` : `${account}|tag:${image.tag}`);
 }
 
 /**

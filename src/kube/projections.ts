@@ -1,9 +1,11 @@
 import { type BindingInfo, type BindingKind, type BindingSpec, type BindingStatus, REEVALUATE_ANNOTATION } from '../crds/types.ts';
+import { intern } from '../runtime/intern.ts';
 import type { ContainerKind, NamespaceInfo, NodeInfo, OwnerInfo, OwnerRef, PodContainer, PodInfo } from './cluster.port.ts';
 
 /*
  * Slim projections: the cache keeps only what the operator uses. A full Pod with managedFields is often 5–20 KiB;
- * these are a few hundred bytes, which is what keeps 10,000 pods within the memory budget.
+ * these are a few hundred bytes, which is what keeps 10,000 pods within the memory budget. Values that repeat across
+ * objects (namespace, image references, node and owner names, label keys and values) are interned.
  */
 
 type Raw = Record<string, unknown>;
@@ -16,7 +18,7 @@ function labelsOf(meta: Raw): Record<string, string> {
   const l = meta['labels'];
   if (!l || typeof l !== 'object') return {};
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(l as Raw)) if (typeof v === 'string') out[k] = v;
+  for (const [k, v] of Object.entries(l as Raw)) if (typeof v === 'string') out[intern(k)] = intern(v);
   return out;
 }
 
@@ -25,7 +27,7 @@ function controllerOf(meta: Raw): OwnerRef | undefined {
     if (ref['controller'] === true) {
       const kind = str(ref['kind']);
       const name = str(ref['name']);
-      if (kind && name) return { kind, name, uid: str(ref['uid']) ?? '' };
+      if (kind && name) return { kind: intern(kind), name: intern(name), uid: intern(str(ref['uid']) ?? '') };
     }
   }
   return undefined;
@@ -36,7 +38,7 @@ function base(raw: unknown): { meta: Raw; key: string; name: string; namespace: 
   const name = str(meta['name']);
   const uid = str(meta['uid']);
   if (!name || !uid) return undefined;
-  const namespace = str(meta['namespace']);
+  const namespace = intern(str(meta['namespace']));
   return { meta, name, namespace, uid, rv: str(meta['resourceVersion']) ?? '', key: namespace ? `${namespace}/${name}` : name };
 }
 
@@ -62,11 +64,11 @@ export function projectPod(raw: unknown, opts: { runningOnly: boolean } = { runn
       const image = str(c['image']);
       if (!name || !image) continue;
       const s = statuses.get(name);
-      const pc: PodContainer = { name, kind, image };
+      const pc: PodContainer = { name: intern(name), kind, image: intern(image) };
       const imageID = str(s?.['imageID']);
-      if (imageID) pc.imageID = imageID;
+      if (imageID) pc.imageID = intern(imageID);
       const statusImage = str(s?.['image']);
-      if (statusImage) pc.statusImage = statusImage;
+      if (statusImage) pc.statusImage = intern(statusImage);
       const containerID = str(s?.['containerID']);
       if (containerID) pc.containerID = containerID;
       containers.push(pc);
@@ -85,7 +87,7 @@ export function projectPod(raw: unknown, opts: { runningOnly: boolean } = { runn
     containers,
   };
   const nodeName = str(spec['nodeName']);
-  if (nodeName) pod.nodeName = nodeName;
+  if (nodeName) pod.nodeName = intern(nodeName);
   const owner = controllerOf(b.meta);
   if (owner) pod.owner = owner;
   return pod;
@@ -119,7 +121,8 @@ export function projectNode(raw: unknown): NodeInfo | undefined {
 export function projectOwner(raw: unknown): OwnerInfo | undefined {
   const b = base(raw);
   if (!b || !b.namespace) return undefined;
-  const o: OwnerInfo = { key: b.key, resourceVersion: b.rv, uid: b.uid, name: b.name, namespace: b.namespace };
+  // Pods name their owner by uid and name: interned, both share one copy with this projection.
+  const o: OwnerInfo = { key: b.key, resourceVersion: b.rv, uid: intern(b.uid), name: intern(b.name), namespace: b.namespace };
   const owner = controllerOf(b.meta);
   if (owner) o.owner = owner;
   return o;
