@@ -92,6 +92,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     port: cfg.http.metricsPort,
     registry: metrics.registry,
     log,
+    afterScrape: () => metrics.releaseComputed(),
     ...(cfg.http.metricsTls ? { tls: cfg.http.metricsTls, access: new KubeAccessReviewer(kube) } : {}),
   }).catch(async (err: unknown) => {
     await Promise.allSettled([health.close(), kube.close()]);

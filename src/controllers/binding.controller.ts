@@ -28,6 +28,10 @@ import type { ImageController } from './image.controller.ts';
 import { type ImageUse, imageKey } from './running-images.ts';
 import type { Scope } from './scope.ts';
 
+/** Long loops (every pod, every image of a binding) let the event loop run after this many items. */
+const YIELD_EVERY = 500;
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 export interface BindingControllerOptions {
   stores: Pick<ClusterStores, 'pods' | 'namespaces' | 'replicaSets' | 'jobs'>;
   bindings: Store<BindingInfo>;
@@ -273,7 +277,7 @@ export class BindingController {
       throw err;
     }
 
-    const groups = this.#select(b, compiled);
+    const groups = await this.#select(b, compiled);
     this.#setImages(key, new Set(groups.keys()));
     // Images evaluated in an account other than the routed one must be registered there too.
     const demand: ImageUse[] = [];
@@ -296,45 +300,50 @@ export class BindingController {
     const fresh = this.#forceFresh.delete(key);
     const maxAgeMs = fresh ? 0 : compiled.intervalMs;
     let unavailable: string | undefined;
-    const results = await Promise.all(
-      groupList.map(async (g): Promise<BindingImageResult> => {
-        const base: BindingImageResult = { image: g.image.tag, result: 'pending', workloads: [...g.workloads.keys()].sort().slice(0, MAX_WORKLOADS_PER_RESULT) };
-        if (g.image.digest) base.digest = g.image.digest;
-        const entry = this.#o.images.catalog(g.key);
-        if (entry && !base.digest) base.digest = entry.digest;
-        if (!entry) return { ...base, reason: REASON.analysisPending, message: 'waiting for the image to be registered with Anchore' };
-        if (entry.analysis === 'analysis_failed') return { ...base, result: 'error', reason: 'AnalysisFailed', message: 'Anchore failed to analyse this image' };
-        if (entry.analysis !== 'analyzed') return { ...base, reason: REASON.analysisPending, message: `analysis ${entry.analysis}` };
-        try {
-          if (compiled.mode === 'analyze') {
-            const summary = await this.#o.cache.vulnerabilities(g.account, entry.digest, maxAgeMs);
-            const counts: Record<string, number> = {};
-            let total = 0;
-            for (const [sev, n] of Object.entries(summary.bySeverity)) {
-              if (n > 0) counts[sev] = n;
-              total += n;
-            }
-            return { ...base, result: 'pass', reason: 'Analyzed', findings: total, vulnerabilities: counts };
+    const evaluate = async (g: Group): Promise<BindingImageResult> => {
+      const base: BindingImageResult = { image: g.image.tag, result: 'pending', workloads: [...g.workloads.keys()].sort().slice(0, MAX_WORKLOADS_PER_RESULT) };
+      if (g.image.digest) base.digest = g.image.digest;
+      const entry = this.#o.images.catalog(g.key);
+      if (entry && !base.digest) base.digest = entry.digest;
+      if (!entry) return { ...base, reason: REASON.analysisPending, message: 'waiting for the image to be registered with Anchore' };
+      if (entry.analysis === 'analysis_failed') return { ...base, result: 'error', reason: 'AnalysisFailed', message: 'Anchore failed to analyse this image' };
+      if (entry.analysis !== 'analyzed') return { ...base, reason: REASON.analysisPending, message: `analysis ${entry.analysis}` };
+      try {
+        if (compiled.mode === 'analyze') {
+          const summary = await this.#o.cache.vulnerabilities(g.account, entry.digest, maxAgeMs);
+          const counts: Record<string, number> = {};
+          let total = 0;
+          for (const [sev, n] of Object.entries(summary.bySeverity)) {
+            if (n > 0) counts[sev] = n;
+            total += n;
           }
-          const policy = policies.get(g.account) as PolicyRecord;
-          const check = await this.#o.cache.check(g.account, policy.policy_id, entry.digest, g.image.tag, maxAgeMs);
-          let result: ImageResult = 'pass';
-          if (check.final_action === 'stop' || check.status === 'fail') result = 'fail';
-          else if (check.final_action === 'warn') result = compiled.failOn === 'warn' ? 'fail' : 'warn';
-          const out: BindingImageResult = { ...base, result, finalAction: check.final_action, reason: check.final_action_reason || 'policy_evaluation', findings: check.number_of_findings };
-          if (check.findings.length) out.topFindings = check.findings.slice(0, 5).map((f) => ({ gate: f.gate, trigger: f.trigger, action: f.action, message: f.message.slice(0, 512) }));
-          return out;
-        } catch (err) {
-          if (err instanceof AnchoreError && err.kind === 'unavailable') {
-            unavailable = err.message;
-            // Old results stay visible while Anchore is away.
-            return previous.get(`${base.image}@${base.digest ?? ''}`) ?? { ...base, message: 'Anchore unavailable; not evaluated yet' };
-          }
-          if (err instanceof AnchoreError && err.kind === 'not-found') return { ...base, reason: REASON.analysisPending, message: 'Anchore has no evaluation for this image yet' };
-          return { ...base, result: 'error', reason: 'EvaluationError', message: errorMessage(err).slice(0, 512) };
+          return { ...base, result: 'pass', reason: 'Analyzed', findings: total, vulnerabilities: counts };
         }
-      }),
-    );
+        const policy = policies.get(g.account) as PolicyRecord;
+        const check = await this.#o.cache.check(g.account, policy.policy_id, entry.digest, g.image.tag, maxAgeMs);
+        let result: ImageResult = 'pass';
+        if (check.final_action === 'stop' || check.status === 'fail') result = 'fail';
+        else if (check.final_action === 'warn') result = compiled.failOn === 'warn' ? 'fail' : 'warn';
+        const out: BindingImageResult = { ...base, result, finalAction: check.final_action, reason: check.final_action_reason || 'policy_evaluation', findings: check.number_of_findings };
+        if (check.findings.length) out.topFindings = check.findings.slice(0, 5).map((f) => ({ gate: f.gate, trigger: f.trigger, action: f.action, message: f.message.slice(0, 512) }));
+        return out;
+      } catch (err) {
+        if (err instanceof AnchoreError && err.kind === 'unavailable') {
+          unavailable = err.message;
+          // Old results stay visible while Anchore is away.
+          return previous.get(`${base.image}@${base.digest ?? ''}`) ?? { ...base, message: 'Anchore unavailable; not evaluated yet' };
+        }
+        if (err instanceof AnchoreError && err.kind === 'not-found') return { ...base, reason: REASON.analysisPending, message: 'Anchore has no evaluation for this image yet' };
+        return { ...base, result: 'error', reason: 'EvaluationError', message: errorMessage(err).slice(0, 512) };
+      }
+    };
+    // In slices, with the event loop free between them: thousands of cached results would otherwise be one long task
+    // that holds up everything else (image registration above all).
+    const results: BindingImageResult[] = [];
+    for (let i = 0; i < groupList.length; i += YIELD_EVERY) {
+      if (i > 0) await yieldToLoop();
+      results.push(...(await Promise.all(groupList.slice(i, i + YIELD_EVERY).map(evaluate))));
+    }
 
     const workloads = new Set<string>();
     for (const g of groups.values()) for (const w of g.workloads.keys()) workloads.add(w);
@@ -397,10 +406,12 @@ export class BindingController {
     return { requeueAfterMs: requeueMs };
   }
 
-  #select(b: BindingInfo, c: Compiled): Map<string, Group> {
+  async #select(b: BindingInfo, c: Compiled): Promise<Map<string, Group>> {
     const { stores, scope } = this.#o;
     const groups = new Map<string, Group>();
-    for (const pod of stores.pods.list()) {
+    let n = 0;
+    for (const pod of [...stores.pods.list()]) {
+      if (++n % YIELD_EVERY === 0) await yieldToLoop();
       if (b.namespace !== undefined && pod.namespace !== b.namespace) continue;
       const ns = stores.namespaces.get(pod.namespace);
       if (!scope.includesNamespace(ns) || !c.selects(pod)) continue;

@@ -4,7 +4,9 @@ import { KubeEventRecorder, microTime } from './writer.ts';
 
 const log = createLogger({ level: 'silent', pretty: false });
 
-function recorder(opts: { minIntervalMs?: number; repeatMs?: number } = {}): { rec: KubeEventRecorder; bodies: Array<Record<string, unknown>> } {
+const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+function recorder(opts: { minIntervalMs?: number; repeatMs?: number; ratePerSecond?: number; burst?: number; maxPending?: number } = {}): { rec: KubeEventRecorder; bodies: Array<Record<string, unknown>> } {
   const bodies: Array<Record<string, unknown>> = [];
   const client = {
     request: async (_m: string, _p: string, o?: { body?: unknown }) => {
@@ -18,9 +20,10 @@ function recorder(opts: { minIntervalMs?: number; repeatMs?: number } = {}): { r
 const dep = { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', namespace: 'shop' };
 
 describe('KubeEventRecorder', () => {
-  it('when an event is recorded, then it is a valid events.k8s.io/v1 Event with MicroTime and a client-go style name', () => {
+  it('when an event is recorded, then it is a valid events.k8s.io/v1 Event with MicroTime and a client-go style name', async () => {
     const { rec, bodies } = recorder();
     rec.event(dep, 'Warning', 'AnchorePolicyFailed', 'Evaluate', 'nginx fails');
+    await flush();
     const b = bodies[0] as { metadata: { name: string; namespace: string }; eventTime: string; reportingController: string; regarding: unknown };
     expect(b.metadata.name).toMatch(/^web\.[0-9a-f]+$/);
     expect(b.metadata.namespace).toBe('shop');
@@ -29,19 +32,31 @@ describe('KubeEventRecorder', () => {
     expect(b.regarding).toEqual(dep);
   });
 
-  it('when the same object and reason fire repeatedly, then only one event per interval goes out', () => {
+  it('when the same object and reason fire repeatedly, then only one event per interval goes out', async () => {
     const { rec, bodies } = recorder({ minIntervalMs: 60_000 });
     for (let i = 0; i < 50; i++) rec.event(dep, 'Warning', 'AnchorePolicyFailed', 'Evaluate', `note ${i}`);
     rec.event(dep, 'Normal', 'PolicyPassed', 'Evaluate', 'ok');
     rec.event({ ...dep, name: 'api' }, 'Warning', 'AnchorePolicyFailed', 'Evaluate', 'x');
+    await flush();
     expect(bodies).toHaveLength(3);
     expect(rec.suppressed).toBe(49);
   });
 
-  it('when a cluster-scoped object is the subject, then the event goes to the configured namespace', () => {
+  it('when a cluster-scoped object is the subject, then the event goes to the configured namespace', async () => {
     const { rec, bodies } = recorder();
     rec.event({ apiVersion: 'anchore.io/v1alpha1', kind: 'ClusterAnchorePolicyBinding', name: 'prod' }, 'Normal', 'PolicyPassed', 'Evaluate', 'ok');
+    await flush();
     expect((bodies[0] as { metadata: { namespace: string } }).metadata.namespace).toBe('default');
+  });
+
+  it('when hundreds of objects need an event at once, then writes are paced and the backlog beyond the cap is dropped and counted', async () => {
+    const { rec, bodies } = recorder({ ratePerSecond: 5, burst: 2, maxPending: 4 });
+    for (let i = 0; i < 10; i++) rec.event({ ...dep, name: `web-${i}` }, 'Warning', 'AnchorePolicyFailed', 'Evaluate', 'fails');
+    await flush();
+    expect(bodies).toHaveLength(2); // the burst
+    expect(rec.dropped).toBe(6);
+    await new Promise((r) => setTimeout(r, 600)); // 5/s: the other two of the four accepted follow
+    expect(bodies.map((b) => (b['regarding'] as { name: string }).name)).toEqual(['web-0', 'web-1', 'web-2', 'web-3']);
   });
 
   it('when a time is formatted, then it has microsecond precision', () => {

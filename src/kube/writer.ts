@@ -3,6 +3,7 @@ import type { BindingInfo, BindingStatus } from '../crds/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { BindingStatusWriter, EventRecorder, ObjectRef } from './cluster.port.ts';
 import type { KubeClient } from './client.ts';
+import { TokenBucket } from '../runtime/limits.ts';
 
 export function bindingPath(b: Pick<BindingInfo, 'kind' | 'name' | 'namespace'>): string {
   return b.kind === 'AnchorePolicyBinding'
@@ -42,10 +43,30 @@ export class KubeEventRecorder implements EventRecorder {
   readonly #last = new Map<string, { at: number; note: string }>();
   /** Namespace for events about cluster-scoped objects. */
   readonly #clusterEventNamespace: string;
+  /** Paces Event writes across all objects (client-go's recorder is paced by its client's QPS too). */
+  readonly #bucket: TokenBucket;
+  readonly #maxPending: number;
+  #pending = 0;
   sent = 0;
   suppressed = 0;
+  /** Events dropped because too many were waiting for the rate limit. */
+  dropped = 0;
 
-  constructor(opts: { client: Pick<KubeClient, 'request'>; log: Logger; instance: string; minIntervalMs?: number; repeatMs?: number; clusterEventNamespace?: string }) {
+  constructor(opts: {
+    client: Pick<KubeClient, 'request'>;
+    log: Logger;
+    instance: string;
+    minIntervalMs?: number;
+    repeatMs?: number;
+    clusterEventNamespace?: string;
+    /** Event writes per second, all objects together (default 10, burst 25). */
+    ratePerSecond?: number;
+    burst?: number;
+    /** Events waiting for the rate beyond this are dropped and counted (default 1,000). */
+    maxPending?: number;
+  }) {
+    this.#bucket = new TokenBucket(opts.ratePerSecond ?? 10, opts.burst ?? 25);
+    this.#maxPending = opts.maxPending ?? 1000;
     this.#client = opts.client;
     this.#log = opts.log;
     this.#instance = opts.instance;
@@ -79,9 +100,19 @@ export class KubeEventRecorder implements EventRecorder {
       reportingController: 'anchore.io/anchore-operator',
       reportingInstance: this.#instance.slice(0, 128),
     };
+    if (this.#pending >= this.#maxPending) {
+      // A burst (hundreds of workloads failing at once) must not flood the apiserver; Events are best effort.
+      if (this.dropped++ === 0) this.#log.warn({ maxPending: this.#maxPending, reason }, 'too many Kubernetes Events waiting; dropping (counted; said once)');
+      return;
+    }
     this.sent++;
-    this.#client.request('POST', `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/events`, { body }).catch((err: unknown) => {
-      this.#log.warn({ err: (err as Error).message, reason, object: key }, 'could not record event');
-    });
+    this.#pending++;
+    void this.#bucket
+      .take()
+      .then(() => this.#client.request('POST', `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/events`, { body }))
+      .catch((err: unknown) => {
+        this.#log.warn({ err: (err as Error).message, reason, object: key }, 'could not record event');
+      })
+      .finally(() => this.#pending--);
   }
 }

@@ -34,4 +34,14 @@ describe('OperatorMetrics findings gauges', () => {
     rows = [[{ w: 'b' }, 2]];
     expect(parse(await m.registry.metrics(), 't_s')).toEqual(['t_s{w="b"} 2']);
   });
+
+  it('when series are released after a scrape, then nothing is held between scrapes and the next scrape is whole', async () => {
+    const m = new OperatorMetrics(undefined, { defaultMetrics: false });
+    const g = m.findingsGauge('t_r', 'r', ['w'], () => [[{ w: 'a' }, 1], [{ w: 'b' }, 2]]);
+    const first = await m.registry.metrics();
+    m.releaseComputed();
+    // prom-client keeps a gauge's series in its hashMap between collections: released, it is empty.
+    expect(Object.keys((g as unknown as { hashMap: Record<string, unknown> }).hashMap)).toEqual([]);
+    expect(await m.registry.metrics()).toBe(first);
+  });
 });

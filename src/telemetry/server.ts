@@ -65,6 +65,8 @@ export interface MetricsServerOptions {
   access?: MetricsAccess;
   /** How often the certificate files are checked for changes. */
   certPollMs?: number;
+  /** Called after each scrape's text is produced (e.g. to drop series recomputed at every scrape). */
+  afterScrape?: () => void;
 }
 
 /**
@@ -81,7 +83,10 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<{ 
     }
     const serve = (): void => {
       opts.registry.metrics().then(
-        (body) => res.writeHead(200, { 'content-type': opts.registry.contentType }).end(body),
+        (body) => {
+          opts.afterScrape?.();
+          res.writeHead(200, { 'content-type': opts.registry.contentType }).end(body);
+        },
         (err: unknown) => {
           opts.log.error({ err: String(err) }, 'metrics collection failed');
           res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics collection failed\n');
