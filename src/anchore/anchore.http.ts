@@ -25,6 +25,7 @@ import type {
 import { ANALYSIS_STATUSES, SEVERITIES } from './anchore.port.ts';
 import { type AnchoreAuth, OAuthTokenManager, type TokenResponse, basicHeader } from './auth.ts';
 import { AnchoreError, parseErrorBody } from './errors.ts';
+import { jsonInSlices } from '../runtime/cooperative.ts';
 
 export interface AnchoreHttpConfig {
   /** Base URL, with or without a trailing `/v2`. */
@@ -54,6 +55,8 @@ interface CallOptions<T = unknown> {
   account?: string;
   query?: Record<string, string | boolean | undefined>;
   json?: unknown;
+  /** A JSON body already serialised (large documents, serialised without blocking the event loop). */
+  rawJson?: Buffer;
   form?: Record<string, string>;
   /** Skip auth (version, token endpoints). */
   anonymous?: boolean;
@@ -238,9 +241,11 @@ export class AnchoreHttpClient implements AnchoreApi {
   }
 
   async postKubernetesInventory(account: string, inventory: KubernetesInventory): Promise<void> {
+    // A 10,000-pod inventory is megabytes of JSON: serialised in slices, once for every attempt.
+    const rawJson = await jsonInSlices(inventory as unknown as Record<string, unknown>);
     await this.#call('post_kubernetes_inventory', 'POST', '/v2/kubernetes-inventory', {
       account,
-      json: inventory,
+      rawJson,
       expectEmpty: true,
     });
   }
@@ -494,8 +499,11 @@ export class AnchoreHttpClient implements AnchoreApi {
       }
     }
     if (opts.account) headers['x-anchore-account'] = opts.account;
-    let body: string | undefined;
-    if (opts.json !== undefined) {
+    let body: string | Buffer | undefined;
+    if (opts.rawJson !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = opts.rawJson;
+    } else if (opts.json !== undefined) {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(opts.json);
     } else if (opts.form) {

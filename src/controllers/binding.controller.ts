@@ -27,10 +27,8 @@ import type { EvaluationCache } from './evaluation-cache.ts';
 import type { ImageController } from './image.controller.ts';
 import { type ImageUse, imageKey } from './running-images.ts';
 import type { Scope } from './scope.ts';
+import { SLICE, yieldToLoop } from '../runtime/cooperative.ts';
 
-/** Long loops (every pod, every image of a binding) let the event loop run after this many items. */
-const YIELD_EVERY = 500;
-const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export interface BindingControllerOptions {
   stores: Pick<ClusterStores, 'pods' | 'namespaces' | 'replicaSets' | 'jobs'>;
@@ -340,9 +338,9 @@ export class BindingController {
     // In slices, with the event loop free between them: thousands of cached results would otherwise be one long task
     // that holds up everything else (image registration above all).
     const results: BindingImageResult[] = [];
-    for (let i = 0; i < groupList.length; i += YIELD_EVERY) {
+    for (let i = 0; i < groupList.length; i += SLICE) {
       if (i > 0) await yieldToLoop();
-      results.push(...(await Promise.all(groupList.slice(i, i + YIELD_EVERY).map(evaluate))));
+      results.push(...(await Promise.all(groupList.slice(i, i + SLICE).map(evaluate))));
     }
 
     const workloads = new Set<string>();
@@ -411,7 +409,7 @@ export class BindingController {
     const groups = new Map<string, Group>();
     let n = 0;
     for (const pod of [...stores.pods.list()]) {
-      if (++n % YIELD_EVERY === 0) await yieldToLoop();
+      if (++n % SLICE === 0) await yieldToLoop();
       if (b.namespace !== undefined && pod.namespace !== b.namespace) continue;
       const ns = stores.namespaces.get(pod.namespace);
       if (!scope.includesNamespace(ns) || !c.selects(pod)) continue;

@@ -107,7 +107,7 @@ export class InventoryController {
     if (sinceLast < this.#o.minIntervalMs) return { requeueAfterMs: this.#o.minIntervalMs - sinceLast };
     const started = performance.now();
     const now = new Date();
-    const batches = buildInventory(account, this.#o.stores, this.#o.scope, this.#o.clusterName, now, this.#o.batchBytes);
+    const batches = await buildInventory(account, this.#o.stores, this.#o.scope, this.#o.clusterName, now, this.#o.batchBytes);
     st.lastAttempt = now;
     st.batches = batches.length;
     st.lastSuccessfulIndex = -1;

@@ -19,12 +19,12 @@ function scope(extra: Partial<ConstructorParameters<typeof Scope>[0]> = {}): Sco
 describe('buildInventory', () => {
   const now = new Date('2026-01-02T03:04:05.678Z');
 
-  it('when pods run in a namespace, then the report carries namespace, pod, node and containers with tag and digest', () => {
+  it('when pods run in a namespace, then the report carries namespace, pod, node and containers with tag and digest', async () => {
     const s = memoryStores();
     s.namespaces.put(aNamespace('shop'));
     s.nodes.put(aNode('node-1'));
     s.pods.put(aPod('shop', 'web-1', [aContainer('web', 'nginx:1.25', { digest: digest('a') })], { node: 'node-1' }));
-    const [inv, ...rest] = buildInventory('admin', s, scope(), 'prod', now, 0);
+    const [inv, ...rest] = await buildInventory('admin', s, scope(), 'prod', now, 0);
     expect(rest).toEqual([]);
     expect(inv?.cluster_name).toBe('prod');
     expect(inv?.timestamp).toBe('2026-01-02T03:04:05Z');
@@ -37,41 +37,41 @@ describe('buildInventory', () => {
     ]);
   });
 
-  it('when a pod names a node that is not cached, then node_uid is stripped and no node is reported', () => {
+  it('when a pod names a node that is not cached, then node_uid is stripped and no node is reported', async () => {
     const s = memoryStores();
     s.namespaces.put(aNamespace('shop'));
     s.pods.put(aPod('shop', 'web-1', [aContainer('web', 'nginx:1.25')], { node: 'ghost' }));
-    const [inv] = buildInventory('admin', s, scope(), 'c', now, 0);
+    const [inv] = await buildInventory('admin', s, scope(), 'c', now, 0);
     expect(inv?.nodes).toEqual([]);
     expect(inv?.pods[0]).not.toHaveProperty('node_uid');
   });
 
-  it('when a container has no containerID yet, then it is left out (k8s-inventory referential integrity)', () => {
+  it('when a container has no containerID yet, then it is left out (k8s-inventory referential integrity)', async () => {
     const s = memoryStores();
     s.namespaces.put(aNamespace('shop'));
     s.pods.put(aPod('shop', 'web-1', [aContainer('web', 'nginx:1.25', { containerID: null }), aContainer('side', 'envoy:1')]));
-    const [inv] = buildInventory('admin', s, scope(), 'c', now, 0);
+    const [inv] = await buildInventory('admin', s, scope(), 'c', now, 0);
     expect(inv?.containers.map((c) => c.name)).toEqual(['side']);
   });
 
-  it('when a namespace is excluded or routed to another account, then its pods are not in this account report', () => {
+  it('when a namespace is excluded or routed to another account, then its pods are not in this account report', async () => {
     const s = memoryStores();
     for (const n of ['kube-system', 'team-a-web', 'shop']) s.namespaces.put(aNamespace(n));
     for (const n of ['kube-system', 'team-a-web', 'shop']) s.pods.put(aPod(n, 'p', [aContainer('c', 'nginx:1')]));
     const sc = scope({ namespaces: { exclude: ['kube-*'] }, routes: [{ account: 'team-a', namespaces: ['team-a-*'] }] });
-    expect(buildInventory('admin', s, sc, 'c', now, 0)[0]?.namespaces.map((n) => n.name)).toEqual(['shop']);
-    expect(buildInventory('team-a', s, sc, 'c', now, 0)[0]?.namespaces.map((n) => n.name)).toEqual(['team-a-web']);
+    expect((await buildInventory('admin', s, sc, 'c', now, 0))[0]?.namespaces.map((n) => n.name)).toEqual(['shop']);
+    expect((await buildInventory('team-a', s, sc, 'c', now, 0))[0]?.namespaces.map((n) => n.name)).toEqual(['team-a-web']);
   });
 
-  it('when an image is excluded by glob, then its containers are not reported', () => {
+  it('when an image is excluded by glob, then its containers are not reported', async () => {
     const s = memoryStores();
     s.namespaces.put(aNamespace('shop'));
     s.pods.put(aPod('shop', 'p', [aContainer('a', 'registry.k8s.io/pause:3.9'), aContainer('b', 'nginx:1')]));
-    const [inv] = buildInventory('admin', s, scope({ imageExclude: ['registry.k8s.io/**'] }), 'c', now, 0);
+    const [inv] = await buildInventory('admin', s, scope({ imageExclude: ['registry.k8s.io/**'] }), 'c', now, 0);
     expect(inv?.containers.map((c) => c.name)).toEqual(['b']);
   });
 
-  it('when a byte threshold is set, then batches split on namespace boundaries, stay under it and carry only their nodes', () => {
+  it('when a byte threshold is set, then batches split on namespace boundaries, stay under it and carry only their nodes', async () => {
     const s = memoryStores();
     for (let n = 0; n < 20; n++) {
       s.namespaces.put(aNamespace(`ns-${String(n).padStart(2, '0')}`));
@@ -81,7 +81,7 @@ describe('buildInventory', () => {
       }
     }
     const limit = 12_000;
-    const batches = buildInventory('admin', s, scope(), 'c', now, limit);
+    const batches = await buildInventory('admin', s, scope(), 'c', now, limit);
     expect(batches.length).toBeGreaterThan(1);
     const seen = new Set<string>();
     for (const b of batches) {

@@ -1,6 +1,7 @@
 import type { KubernetesInventory } from '../anchore/anchore.port.ts';
 import type { ClusterStores, NodeInfo, PodInfo } from '../kube/cluster.port.ts';
 import type { Scope } from './scope.ts';
+import { SLICE, yieldToLoop } from '../runtime/cooperative.ts';
 
 type Ns = KubernetesInventory['namespaces'][number];
 type Pod = KubernetesInventory['pods'][number];
@@ -25,23 +26,26 @@ export function inventoryTimestamp(d: Date): string {
  * Builds the runtime inventory of the namespaces that route to `account`, with k8s-inventory's referential integrity:
  * pods only with their namespace, containers only with their pod and a container id, node_uid only when the node is
  * in the report. Images the scope excludes or cannot resolve are left out. Split into batches of at most
- * `batchBytes` (0 = one batch), on namespace boundaries; each batch carries only the nodes it references.
+ * `batchBytes` (0 = one batch), on namespace boundaries; each batch carries only the nodes it references. Pods are
+ * gone through in slices with the event loop free between them.
  */
-export function buildInventory(
+export async function buildInventory(
   account: string,
   stores: Pick<ClusterStores, 'pods' | 'namespaces' | 'nodes'>,
   scope: Scope,
   clusterName: string,
   now: Date,
   batchBytes: number,
-): KubernetesInventory[] {
+): Promise<KubernetesInventory[]> {
   const fragments = new Map<string, Fragment>();
   for (const ns of stores.namespaces.list()) {
     if (!scope.includesNamespace(ns) || scope.accountFor(ns, ns.name) !== account || !ns.uid) continue;
     const namespace: Ns = { uid: ns.uid, name: ns.name, labels: ns.labels };
     fragments.set(ns.name, { namespace, pods: [], containers: [], nodeNames: new Set(), bytes: 0 });
   }
-  for (const p of stores.pods.list()) {
+  let n = 0;
+  for (const p of [...stores.pods.list()]) {
+    if (++n % SLICE === 0) await yieldToLoop();
     const f = fragments.get(p.namespace);
     if (!f || !p.uid) continue;
     addPod(f, p, stores.nodes, scope);
