@@ -77,7 +77,7 @@ export function kubeRequest(
   method: string,
   apiPath: string,
   body?: unknown,
-  opts: { contentType?: string; timeoutMs?: number } = {},
+  opts: { contentType?: string; timeoutMs?: number; agent?: https.Agent } = {},
 ): Promise<KubeResponse> {
   const url = new URL(conn.server + apiPath);
   const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
@@ -93,8 +93,9 @@ export function kubeRequest(
     if (conn.ca) options.ca = conn.ca;
     if (conn.cert) options.cert = conn.cert;
     if (conn.key) options.key = conn.key;
-    // A fresh agent per request: keep-alive sockets would keep short-lived CLI processes from exiting.
-    options.agent = false;
+    // A fresh agent per request unless the caller keeps one: keep-alive sockets would keep short-lived CLI processes
+    // from exiting.
+    options.agent = opts.agent ?? false;
   }
   return new Promise((resolve, reject) => {
     const req = (isHttps ? https : http).request(url, options, (res) => {
