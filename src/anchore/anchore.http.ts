@@ -26,6 +26,7 @@ import { ANALYSIS_STATUSES, SEVERITIES } from './anchore.port.ts';
 import { type AnchoreAuth, OAuthTokenManager, type TokenResponse, basicHeader } from './auth.ts';
 import { AnchoreError, parseErrorBody } from './errors.ts';
 import { jsonInSlices } from '../runtime/cooperative.ts';
+import { systemClock } from '../runtime/clock.ts';
 
 export interface AnchoreHttpConfig {
   /** Base URL, with or without a trailing `/v2`. */
@@ -131,7 +132,10 @@ export class AnchoreHttpClient implements AnchoreApi {
       connect,
     });
     this.#sem = new Semaphore(concurrency);
-    this.#bucket = new TokenBucket(cfg.ratePerSecond ?? 100, cfg.burst ?? 200);
+    // A quarter of the burst is kept for registration and the inventory (high priority): a sudden batch of new images
+    // is sent at once even while polls and reads use the sustained rate.
+    const burst = cfg.burst ?? 200;
+    this.#bucket = new TokenBucket(cfg.ratePerSecond ?? 100, burst, systemClock, { highReserve: Math.floor(burst / 4) });
     this.#attempts = Math.max(1, cfg.retry?.attempts ?? 4);
     this.#backoff = cfg.retry?.backoff ?? { baseMs: 250, maxMs: 5000, jitter: 1 };
     this.#maxRetryAfterMs = cfg.retry?.maxRetryAfterMs ?? 30_000;

@@ -70,6 +70,41 @@ describe('TokenBucket', () => {
     await all;
     expect(order).toEqual(['n0', 'h1', 'n1', 'n2']);
   });
+
+  it('when part of the burst is reserved, then normal callers leave it for a sudden batch of high ones, and still get the sustained rate', async () => {
+    const clock = { now: () => Date.now(), setTimeout: (f: () => void, ms: number) => setTimeout(f, ms), clearTimeout: (h: unknown) => clearTimeout(h as ReturnType<typeof setTimeout>) };
+    const b = new TokenBucket(10, 8, clock, { highReserve: 4 });
+    const normal: number[] = [];
+    const high: number[] = [];
+    const normals = Promise.all(Array.from({ length: 14 }, () => b.take().then(() => normal.push(Date.now()))));
+    await jest.advanceTimersByTimeAsync(0);
+    expect(normal).toEqual([0, 0, 0, 0]); // 8 tokens, 4 kept back
+    const highs = Promise.all(Array.from({ length: 4 }, () => b.take('high').then(() => high.push(Date.now()))));
+    await jest.advanceTimersByTimeAsync(0);
+    expect(high).toEqual([0, 0, 0, 0]); // the batch finds the reserve
+    await jest.advanceTimersByTimeAsync(3000);
+    await Promise.all([normals, highs]);
+    // The other 10 normal callers: the reserve refills first (0.4 s at 10/s), then one per 100 ms.
+    expect(normal).toHaveLength(14);
+    expect(normal[4]).toBeGreaterThanOrEqual(500);
+    expect(normal[4]).toBeLessThanOrEqual(510);
+    expect(normal[13]! - normal[4]!).toBeGreaterThanOrEqual(890);
+    expect(normal[13]! - normal[4]!).toBeLessThanOrEqual(910);
+  });
+
+  it('when a high caller arrives while normal ones wait for the reserve to refill, then it is served as soon as one token is there', async () => {
+    const clock = { now: () => Date.now(), setTimeout: (f: () => void, ms: number) => setTimeout(f, ms), clearTimeout: (h: unknown) => clearTimeout(h as ReturnType<typeof setTimeout>) };
+    const b = new TokenBucket(10, 4, clock, { highReserve: 3 });
+    const order: Array<[string, number]> = [];
+    void b.take().then(() => order.push(['n0', Date.now()]));
+    void b.take().then(() => order.push(['n1', Date.now()])); // needs 4 tokens: waits 100 ms
+    await jest.advanceTimersByTimeAsync(0);
+    for (let i = 0; i < 3; i++) void b.take('high').then(() => order.push([`h${i}`, Date.now()]));
+    void b.take('high').then(() => order.push(['h3', Date.now()])); // no token left: 100 ms
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(order.slice(0, 5)).toEqual([['n0', 0], ['h0', 0], ['h1', 0], ['h2', 0], ['h3', 100]]);
+    expect(order[5]?.[0]).toBe('n1');
+  });
 });
 
 describe('backoffDelay', () => {

@@ -39,20 +39,29 @@ export class Semaphore {
   }
 }
 
-/** Token bucket: `ratePerSecond` sustained, `burst` at once. `take()` waits for a token. */
+/**
+ * Token bucket: `ratePerSecond` sustained, `burst` at once. `take()` waits for a token.
+ *
+ * `highReserve` tokens of the burst are kept for `high` callers: a normal caller is served only while more than that
+ * many are left. Under steady load normal work still gets every token high work does not use, but a sudden burst of
+ * high work (dozens of new images at once) finds tokens waiting instead of queueing behind the sustained rate.
+ */
 export class TokenBucket {
   readonly #rate: number;
   readonly #burst: number;
+  readonly #reserve: number;
   readonly #clock: Clock;
   #tokens: number;
   #last: number;
   readonly #waiters: { high: Array<() => void>; normal: Array<() => void> } = { high: [], normal: [] };
   #timer: unknown;
+  #timerDue = Infinity;
 
-  constructor(ratePerSecond: number, burst: number, clock: Clock = systemClock) {
+  constructor(ratePerSecond: number, burst: number, clock: Clock = systemClock, opts: { highReserve?: number } = {}) {
     if (!(ratePerSecond > 0)) throw new RangeError(`rate must be > 0, got ${ratePerSecond}`);
     this.#rate = ratePerSecond;
     this.#burst = Math.max(1, burst);
+    this.#reserve = Math.max(0, Math.min(this.#burst - 1, Math.floor(opts.highReserve ?? 0)));
     this.#clock = clock;
     this.#tokens = this.#burst;
     this.#last = clock.now();
@@ -73,20 +82,28 @@ export class TokenBucket {
   }
 
   #pump(): void {
-    if (this.#timer !== undefined) return;
     for (;;) {
-      const next = this.#waiters.high[0] ?? this.#waiters.normal[0];
+      const high = this.#waiters.high.length > 0;
+      const next = high ? this.#waiters.high[0] : this.#waiters.normal[0];
       if (!next) return;
-      const wait = this.delayMs();
-      if (wait > 0) {
+      this.#refill();
+      const need = high ? 1 : 1 + this.#reserve;
+      if (this.#tokens < need) {
+        const wait = Math.ceil(((need - this.#tokens) / this.#rate) * 1000);
+        const due = this.#clock.now() + wait;
+        // A high caller may need a sooner wake-up than the normal one the timer was set for.
+        if (this.#timer !== undefined && this.#timerDue <= due) return;
+        if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+        this.#timerDue = due;
         this.#timer = this.#clock.setTimeout(() => {
           this.#timer = undefined;
+          this.#timerDue = Infinity;
           this.#pump();
         }, wait);
         return;
       }
       this.#tokens -= 1;
-      (this.#waiters.high.length ? this.#waiters.high : this.#waiters.normal).shift();
+      (high ? this.#waiters.high : this.#waiters.normal).shift();
       next();
     }
   }
