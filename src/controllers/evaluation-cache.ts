@@ -1,7 +1,7 @@
 import type { AnchoreApi, PolicyCheck, PolicyRecord } from '../anchore/anchore.port.ts';
 import { Semaphore } from '../runtime/limits.ts';
+import { digestKey } from './running-images.ts';
 import { type CveFilter, type VulnerabilitySummary, summariseVulnerabilities } from './vulnerability-summary.ts';
-import { intern } from '../runtime/intern.ts';
 
 /** Findings kept per evaluation: the status shows the top ones; the count says how many there were. */
 export const KEPT_FINDINGS = 5;
@@ -50,7 +50,7 @@ export class EvaluationCache {
 
   /** Vulnerability counts of an image (and filtered per-CVE entries when enabled), never the full list. */
   vulnerabilities(account: string, digest: string, maxAgeMs: number): Promise<VulnerabilitySummary> {
-    return this.#get(this.#vulns, intern(`${account}|${digest}`), maxAgeMs, async () => summariseVulnerabilities(await this.#anchore.vulnerabilities(account, digest), this.#now(), this.#cveFilter));
+    return this.#get(this.#vulns, digestKey(account, digest), maxAgeMs, async () => summariseVulnerabilities(await this.#anchore.vulnerabilities(account, digest), this.#now(), this.#cveFilter));
   }
 
   policies(account: string, maxAgeMs: number): Promise<PolicyRecord[]> {

@@ -6,9 +6,8 @@ import { WaitError, errorMessage } from '../runtime/errors.ts';
 import { WorkQueue } from '../runtime/workqueue.ts';
 import { type Logger, nextReconcileId } from '../telemetry/logger.ts';
 import { METRIC, type OperatorMetrics } from '../telemetry/metrics.ts';
-import { type ImageUse, RunningImages, imageKey } from './running-images.ts';
+import { type ImageUse, RunningImages, digestKey, imageKey } from './running-images.ts';
 import type { Scope } from './scope.ts';
-import { intern } from '../runtime/intern.ts';
 
 /** What the operator knows Anchore holds for one image key. */
 export interface CatalogEntry {
@@ -225,7 +224,7 @@ export class ImageController {
     if (!key.includes('|tag:')) return undefined;
     const digest = this.#tagIndex.get(`${account}|${tag}`);
     if (!digest) return undefined;
-    const known = this.#catalog.get(`${account}|${digest}`);
+    const known = this.#catalog.get(digestKey(account, digest));
     const entry: CatalogEntry = { digest, analysis: known?.analysis ?? 'unknown', polls: 0 };
     this.#catalog.set(key, entry);
     return entry;
@@ -237,7 +236,7 @@ export class ImageController {
     if (!p) {
       p = this.#o.anchore.listImages(account).then((images) => {
         for (const i of images) {
-          const k = intern(`${account}|${i.image_digest}`);
+          const k = digestKey(account, i.image_digest);
           if (!this.#catalog.has(k)) this.#catalog.set(k, { digest: i.image_digest, analysis: i.analysis_status, polls: 0 });
           for (const t of i.full_tags) this.#tagIndex.set(`${account}|${t}`, i.image_digest);
         }

@@ -22,7 +22,12 @@ export interface RunningImage {
 }
 
 export function imageKey(account: string, image: Pick<ResolvedImage, 'digest' | 'tag'>): string {
-  return intern(image.digest ? `${account}|${image.digest}` : `${account}|tag:${image.tag}`);
+  return image.digest ? digestKey(account, image.digest) : intern(`${account}|tag:${image.tag}`);
+}
+
+/** The key of an image known by its digest (what Anchore lists), interned: the same string as its `imageKey`. */
+export function digestKey(account: string, digest: string): string {
+  return intern(`${account}|${digest}`);
 }
 
 /**

@@ -1,9 +1,9 @@
 import { type Clock, systemClock } from './clock.ts';
 
-/** Bounds how many async operations run at once; waiters are served FIFO. */
 /** Callers marked `high` (e.g. registering a new image) go ahead of every waiting `normal` one. */
 export type Priority = 'high' | 'normal';
 
+/** Bounds how many async operations run at once; waiters are served FIFO within their priority. */
 export class Semaphore {
   readonly #limit: number;
   #active = 0;
@@ -65,12 +65,6 @@ export class TokenBucket {
     this.#clock = clock;
     this.#tokens = this.#burst;
     this.#last = clock.now();
-  }
-
-  /** Milliseconds until a token is available (0 if one is). Does not consume. */
-  delayMs(): number {
-    this.#refill();
-    return this.#tokens >= 1 ? 0 : Math.ceil(((1 - this.#tokens) / this.#rate) * 1000);
   }
 
   /** Waits for a token; `high` callers are served before any waiting `normal` one, each class in arrival order. */
