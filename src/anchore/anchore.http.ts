@@ -281,7 +281,7 @@ export class AnchoreHttpClient implements AnchoreApi {
         batches: a.errors.map((error, i) => ({ batch_index: i, send_timestamp: a.report_timestamp, error })),
       };
     }
-    await this.#call('receive_health_report', 'POST', `/v2/system/integrations/${encodeURIComponent(uuid)}/health-report`, {
+    await this.#call('handle_health_report', 'POST', `/v2/system/integrations/${encodeURIComponent(uuid)}/health-report`, {
       account,
       expectEmpty: true,
       json: {
@@ -337,12 +337,12 @@ export class AnchoreHttpClient implements AnchoreApi {
   }
 
   async vulnerabilities(account: string, digest: string): Promise<Vulnerability[]> {
-    assertDigest(digest, 'get_image_vulnerabilities_by_type');
-    const res = await this.#call('get_image_vulnerabilities_by_type', 'GET', `/v2/images/${digest}/vuln/all`, {
+    assertDigest(digest, 'get_image_vulnerabilities_by_digest');
+    const res = await this.#call('get_image_vulnerabilities_by_digest', 'GET', `/v2/images/${digest}/vuln/all`, {
       account,
       read: (b) => {
-        const list = asObject(b, 'get_image_vulnerabilities_by_type')['vulnerabilities'];
-        if (!Array.isArray(list)) throw protocolError('get_image_vulnerabilities_by_type', 'response has no vulnerabilities array');
+        const list = asObject(b, 'get_image_vulnerabilities_by_digest')['vulnerabilities'];
+        if (!Array.isArray(list)) throw protocolError('get_image_vulnerabilities_by_digest', 'response has no vulnerabilities array');
         return list;
       },
     });

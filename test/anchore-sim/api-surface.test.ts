@@ -7,8 +7,8 @@ import { call, digestOf } from './test-client.ts';
 
 const REQUIRED_OPERATION_IDS = [
   'ping', 'version_check', 'add_image', 'list_images', 'get_image', 'get_image_vulnerability_types',
-  'get_image_vulnerabilities_by_type', 'get_image_policy_check_by_digest', 'list_policies', 'get_policy',
-  'post_kubernetes_inventory', 'list_inventories', 'register_integration', 'receive_health_report', 'get_oauth_token',
+  'get_image_vulnerabilities_by_digest', 'get_image_policy_check_by_digest', 'list_policies', 'get_policy',
+  'post_kubernetes_inventory', 'list_inventories', 'register_integration', 'handle_health_report', 'get_oauth_token',
 ];
 
 function operationIds(doc: any): Map<string, string> {
@@ -139,7 +139,7 @@ describe('openapi.json', () => {
     try {
       const ids = operationIds((await call(old.url, 'GET', '/v2/openapi.json')).body);
       expect(ids.has('register_integration')).toBe(false);
-      expect(ids.has('receive_health_report')).toBe(false);
+      expect(ids.has('handle_health_report')).toBe(false);
       expect(ids.has('list_images')).toBe(true);
     } finally {
       await old.stop();

@@ -45,6 +45,7 @@ export function defaultConfig(): SimConfig {
     empty_full_tag_404: false,
     manifest_lists: {},
     reports_page_size: 3,
+    strict: true,
   };
 }
 
@@ -196,6 +197,7 @@ export function resolveConfig(input: SimConfigInput = {}): SimConfig {
     empty_full_tag_404: bool(pick('empty_full_tag_404'), 'empty_full_tag_404'),
     manifest_lists: { ...(manifestLists as Record<string, string>) },
     reports_page_size: num(pick('reports_page_size'), 'reports_page_size', 1),
+    strict: bool(pick('strict'), 'strict'),
   };
 }
 

@@ -12,7 +12,11 @@ import { InventoryStore } from './inventory.ts';
 import { PolicyStore, policyDocument } from './policies.ts';
 import { normalizeTag } from './refs.ts';
 import { RequestLog } from './request-log.ts';
+import type { ContractViolation } from './contract/contract.ts';
 import type { AnchoreImageRecord, SimConfig, VerdictOverride, VulnerabilityInput, SimRetention } from './types.ts';
+
+/** Contract violations kept. */
+export const MAX_CONTRACT_VIOLATIONS = 1000;
 
 /** Evaluations kept per (account, digest, policy, tag) for `history=true` and stored-evaluation mode. */
 export const MAX_EVALUATIONS_PER_KEY = 20;
@@ -47,6 +51,8 @@ export class SimulatorCore {
   readonly log: RequestLog;
   readonly faults: FaultEngine;
   readonly errors: ErrorShaper;
+  /** Contract violations seen in strict mode (bounded: the oldest are dropped). */
+  readonly contractViolations: ContractViolation[] = [];
   private readonly verdicts = new Map<string, VerdictOverride>();
   private readonly vulnOverrides = new Map<string, VulnerabilityInput[]>();
   private readonly evaluations = new Map<string, Array<Record<string, unknown>>>();
@@ -76,6 +82,13 @@ export class SimulatorCore {
     this.verdicts.clear();
     this.vulnOverrides.clear();
     this.evaluations.clear();
+    this.contractViolations.length = 0;
+  }
+
+  /** Records a contract violation (at most MAX_CONTRACT_VIOLATIONS are kept). */
+  recordViolation(v: ContractViolation): void {
+    this.contractViolations.push(v);
+    if (this.contractViolations.length > MAX_CONTRACT_VIOLATIONS) this.contractViolations.shift();
   }
 
   /** Sets (or, with undefined, removes) a verdict override; without an account it applies to every account. */
@@ -105,7 +118,7 @@ export class SimulatorCore {
   }
 
   private vulnerabilityList(rec: AnchoreImageRecord): VulnerabilityItem[] {
-    const detectedAt = rec.analyzed_at ?? rec.created_at;
+    const detectedAt = rec.analysis_status_detail.findLast((d) => d.to_status === 'analyzed')?.timestamp ?? rec.created_at;
     const override = this.vulnOverrides.get(rec.image_digest);
     return override === undefined
       ? generateVulnerabilities(this.config.seed, rec.image_digest, detectedAt)
@@ -174,10 +187,11 @@ export class SimulatorCore {
     if (!this.config.stored_evaluations || interactive) {
       const override = this.verdicts.get(`${account}\u0000${rec.image_digest}`) ?? this.verdicts.get(`*\u0000${rec.image_digest}`);
       const verdict = computeVerdict(this.config.seed, rec.image_digest, policy.policy_id, this.vulnerabilityList(rec), override);
-      const ts = isoSeconds(this.now());
+      const now = this.now();
+      const ts = isoSeconds(now);
       const remediations = verdict.findings
         .filter((f) => f.recommendation.startsWith('Upgrade'))
-        .map((f) => ({ trigger_ids: [f.trigger_id], suggestions: [{ type: 'package_upgrade', description: f.recommendation }] }));
+        .map((f) => ({ trigger_ids: [f.trigger_id], suggestions: [{ message: f.recommendation, preferred: true }] }));
       const result = {
         evaluation_time: ts,
         status: verdict.status,
@@ -188,7 +202,7 @@ export class SimulatorCore {
         image_denylisted: false,
         image_mapped_to_rule: true,
         evaluation_problems: [],
-        details: { policy: policyDocument(policy, ts), policy_action: verdict.final_action, findings: verdict.findings, remediations },
+        details: { policy: policyDocument(policy, now), policy_action: verdict.final_action, findings: verdict.findings, remediations },
       };
       if (stored === undefined) {
         stored = [];

@@ -165,6 +165,7 @@ export interface PolicyFinding {
   trigger: string;
   message: string;
   action: 'go' | 'warn' | 'stop';
+  policy_id: string;
   rule_id: string;
   recommendation: string;
   allowlisted: boolean;
@@ -186,6 +187,7 @@ function finding(v: VulnerabilityItem | undefined, index: number, action: 'go' |
       trigger: 'instruction',
       message: `Dockerfile directive 'USER' not found (simulated finding ${index + 1})`,
       action,
+      policy_id: policyId,
       rule_id: ruleId,
       recommendation: 'Run the container as a non-root user',
       allowlisted: false,
@@ -198,6 +200,7 @@ function finding(v: VulnerabilityItem | undefined, index: number, action: 'go' |
     trigger: 'package',
     message: `${v.severity.toUpperCase()} Vulnerability found in ${isOsPackageType(v.package_type) ? 'os' : 'non-os'} package type (${v.package_type}) - ${v.package} (${fixText})(${v.vuln} - ${v.url})`,
     action,
+    policy_id: policyId,
     rule_id: ruleId,
     recommendation: v.fix === 'None' ? 'No fix available yet' : `Upgrade ${v.package_name} to ${v.fix}`,
     allowlisted: false,

@@ -142,7 +142,8 @@ describe('analysis', () => {
     expect(seen.has('analyzing')).toBe(true);
     const rec = (await call(sim.url, 'GET', `/v2/images/${d}`)).body;
     expect(rec.analysis_status_detail.map((x: any) => `${x.from_status}>${x.to_status}`)).toEqual(['not_analyzed>analyzing', 'analyzing>analyzed']);
-    expect(rec.analyzed_at).toEqual(expect.any(String));
+    expect(rec.analysis_status_detail[1].source).toEqual({ host_id: expect.any(String), service_name: 'analyzer' });
+    expect(rec.image_content.metadata).toMatchObject({ dockerfile_mode: 'Guessed', layer_count: expect.any(Number) });
     expect(rec.last_updated).toBe(rec.analysis_status_detail[1].timestamp);
   });
 

@@ -8,6 +8,8 @@ import type { AnalysisStatus, AnchoreImageDetail, AnchoreImageRecord, SimConfig 
 
 interface ImageEntry {
   record: AnchoreImageRecord;
+  /** When the current analysis finished (ms), null while not analyzed: the analyzed_since filter reads it. */
+  analyzedAt: number | null;
   queuedAt: number;
   attempt: number;
   willFail: boolean;
@@ -30,6 +32,7 @@ export interface ImageListFilter {
 /** Error message of the engine when a dockerfile is sent for an existing image without force. */
 export const DOCKERFILE_WITHOUT_FORCE = 'Cannot specify dockerfile for an image that already exists unless using force=True';
 
+const DISTROS: ReadonlyArray<readonly [string, string]> = [['debian', '12'], ['alpine', '3.19'], ['ubuntu', '22.04'], ['rhel', '9']];
 const ANALYSIS_STATUSES = new Set<string>(['not_analyzed', 'analyzing', 'analyzed', 'analysis_failed']);
 const RFC3339_RE = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
 
@@ -62,7 +65,6 @@ interface ParsedAdd {
   dockerfile: string | undefined;
   tagDetectedAt: number | undefined;
   annotations: Record<string, string>;
-  imageType: string;
 }
 
 /** Image records of every account, indexed by digest and by full tag. */
@@ -103,7 +105,7 @@ export class ImageStore {
       if (req.dockerfile !== undefined && !force) throw bad(DOCKERFILE_WITHOUT_FORCE);
       const rec = existing.record;
       if (!rec.image_detail.some((d) => d.full_tag === req.fullTag)) {
-        rec.image_detail.push(this.detail(req, imageDigest, now));
+        rec.image_detail.push(this.detail(account, req, imageDigest, now));
         this.indexTag(b, req.fullTag, imageDigest);
         rec.last_updated = isoSeconds(now);
       }
@@ -126,13 +128,12 @@ export class ImageStore {
         image_status: 'active',
         analysis_status: 'not_analyzed',
         analysis_status_detail: [],
-        analyzed_at: null,
         created_at: ts,
         last_updated: ts,
-        image_type: req.imageType,
-        image_content: null,
-        image_detail: [this.detail(req, imageDigest, now)],
+        record_version: 'v1',
+        image_detail: [this.detail(account, req, imageDigest, now)],
       },
+      analyzedAt: null,
       queuedAt: now,
       attempt: 1,
       willFail: false,
@@ -184,7 +185,7 @@ export class ImageStore {
       const r = e.record;
       if (filter.analysis_status !== undefined && r.analysis_status !== filter.analysis_status) continue;
       if (filter.image_id !== undefined && !r.image_detail.some((d) => d.image_id === filter.image_id)) continue;
-      if (since !== undefined && (r.analyzed_at === null || Date.parse(r.analyzed_at) < since)) continue;
+      if (since !== undefined && (e.analyzedAt === null || e.analyzedAt < since)) continue;
       out.push(r);
     }
     return out;
@@ -239,7 +240,7 @@ export class ImageStore {
       return {
         fullTag, registry: ref.registry, repo: ref.repo, tag: ref.tag ?? 'latest',
         requestedDigest: `sha256:${sha256Hex(`${this.config.seed}\u0000${fullTag}`)}`,
-        sourceKind: 'tag', dockerfile, tagDetectedAt: undefined, annotations, imageType,
+        sourceKind: 'tag', dockerfile, tagDetectedAt: undefined, annotations,
       };
     }
 
@@ -255,15 +256,18 @@ export class ImageStore {
     }
     return {
       fullTag: fullTagOf(tagRef), registry: tagRef.registry, repo: tagRef.repo, tag: tagRef.tag ?? 'latest',
-      requestedDigest: ref.digest, sourceKind: 'digest', dockerfile, tagDetectedAt, annotations, imageType,
+      requestedDigest: ref.digest, sourceKind: 'digest', dockerfile, tagDetectedAt, annotations,
     };
   }
 
-  private detail(req: ParsedAdd, digest: string, now: number): AnchoreImageDetail {
+  private detail(account: string, req: ParsedAdd, digest: string, now: number): AnchoreImageDetail {
     const ts = isoSeconds(now);
     return {
       full_tag: req.fullTag,
       full_digest: `${req.registry}/${req.repo}@${digest}`,
+      account_name: account,
+      image_digest: digest,
+      dockerfile: req.dockerfile ?? null,
       registry: req.registry,
       repo: req.repo,
       tag: req.tag,
@@ -294,7 +298,7 @@ export class ImageStore {
 
   private requeue(entry: ImageEntry, now: number): void {
     const r = entry.record;
-    if (r.analysis_status !== 'not_analyzed') this.transition(entry, 'not_analyzed', now, 'api');
+    if (r.analysis_status !== 'not_analyzed') this.transition(entry, 'not_analyzed', now, 'apiext');
     entry.queuedAt = now;
     entry.attempt++;
     entry.willFail = this.decideFailure(entry);
@@ -310,28 +314,28 @@ export class ImageStore {
     }
   }
 
-  private transition(entry: ImageEntry, to: AnalysisStatus, at: number, source: string): void {
+  private transition(entry: ImageEntry, to: AnalysisStatus, at: number, service: 'apiext' | 'analyzer'): void {
     const r = entry.record;
     const ts = isoSeconds(at);
-    r.analysis_status_detail.push({ from_status: r.analysis_status, to_status: to, timestamp: ts, source });
+    r.analysis_status_detail.push({ from_status: r.analysis_status, to_status: to, timestamp: ts, source: { host_id: `anchore-sim-${service}`, service_name: service } });
     r.analysis_status = to;
     r.last_updated = ts;
     if (to === 'analyzed') {
-      r.analyzed_at = ts;
+      entry.analyzedAt = at;
       const h = parseInt(r.image_digest.slice(7, 15), 16);
       r.image_content = {
         metadata: {
           arch: 'amd64',
-          distro: ['debian', 'alpine', 'ubuntu', 'rhel'][h % 4],
-          distro_version: ['12', '3.19', '22.04', '9'][h % 4],
+          distro: DISTROS[h % DISTROS.length]![0],
+          distro_version: DISTROS[h % DISTROS.length]![1],
           dockerfile_mode: 'Guessed',
           image_size: 5_000_000 + (h % 200_000_000),
           layer_count: 1 + (h % 12),
         },
       };
     } else if (to === 'not_analyzed') {
-      r.analyzed_at = null;
-      r.image_content = null;
+      entry.analyzedAt = null;
+      delete r.image_content;
     }
   }
 }

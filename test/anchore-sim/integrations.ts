@@ -7,6 +7,10 @@ import type { IntegrationRecord } from './types.ts';
 /** The only integration type the V2 API accepts. */
 export const INTEGRATION_TYPE = 'k8s_inventory_agent';
 
+/** Bounds of health_report_interval (the spec's HealthReportInterval), in seconds. */
+export const MIN_HEALTH_REPORT_INTERVAL = 30;
+export const MAX_HEALTH_REPORT_INTERVAL = 600;
+
 /** Health reports kept per integration. */
 export const MAX_HEALTH_REPORTS = 1000;
 
@@ -37,7 +41,9 @@ export class IntegrationStore {
     }
     if (body.type !== INTEGRATION_TYPE) throw new ApiError(400, `Unsupported integration type: ${String(body.type)}. Must be ${INTEGRATION_TYPE}`);
     const interval = body.health_report_interval;
-    if (typeof interval !== 'number' || !Number.isInteger(interval) || interval <= 0) throw new ApiError(400, "'health_report_interval' must be a positive integer");
+    if (typeof interval !== 'number' || !Number.isInteger(interval) || interval < MIN_HEALTH_REPORT_INTERVAL || interval > MAX_HEALTH_REPORT_INTERVAL) {
+      throw new ApiError(400, `'health_report_interval' must be an integer from ${MIN_HEALTH_REPORT_INTERVAL} to ${MAX_HEALTH_REPORT_INTERVAL} (seconds), got ${JSON.stringify(interval)}`);
+    }
     const key = `${String(body.registration_id)}\u0000${String(body.registration_instance_id)}`;
     const ts = isoSeconds(now);
     const existing = this.byKey.get(key);
@@ -74,12 +80,12 @@ export class IntegrationStore {
     record.healthReports.push({ receivedAt: now, body });
     if (record.healthReports.length > MAX_HEALTH_REPORTS) record.healthReports.shift();
     const data = isObject(body.health_data) ? body.health_data : {};
-    const errors = Array.isArray(data.errors) ? data.errors : [];
+    const errors = Array.isArray(data.errors) ? data.errors.filter((e): e is string => typeof e === 'string') : [];
     const ts = isoSeconds(now);
     record.integration.last_seen = ts;
-    if (body.uptime !== undefined) record.integration.uptime = body.uptime;
-    record.integration.reported_status = errors.length > 0 ? { state: 'UNHEALTHY', reason: 'errors reported', details: { errors } } : { state: 'HEALTHY' };
-    record.integration.integration_status = { state: 'ACTIVE', updated_at: ts };
+    if (typeof body.uptime === 'number') record.integration.uptime = body.uptime;
+    record.integration.reported_status = errors.length > 0 ? { state: 'unhealthy', reason: 'errors reported', details: { errors } } : { state: 'healthy' };
+    record.integration.integration_status = { state: 'active', updated_at: ts };
   }
 
   /** Deep copies of every integration, in registration order. */
@@ -92,31 +98,28 @@ export class IntegrationStore {
     this.byKey.clear();
   }
 
+  /** The Integration object of the API: members the registration did not give are left out (the spec has no nulls). */
   private integrationOf(uuid: string, account: string, body: Record<string, unknown>, prev: Record<string, unknown> | undefined, ts: string): Record<string, unknown> {
-    const pick = (k: string): unknown => body[k];
+    const bound = Array.isArray(body.explicitly_account_bound) ? body.explicitly_account_bound.filter((a): a is string => typeof a === 'string') : [];
     const out: Record<string, unknown> = {
       uuid,
       type: body.type,
-      name: pick('name') ?? '',
-      description: pick('description') ?? '',
-      version: pick('version') ?? '',
-      reported_status: prev?.reported_status ?? null,
-      integration_status: { state: 'REGISTERED', updated_at: ts },
-      started_at: pick('started_at') ?? ts,
-      last_seen: prev?.last_seen ?? null,
-      uptime: pick('uptime') ?? null,
+      integration_status: { state: 'registered', updated_at: ts },
+      started_at: typeof body.started_at === 'string' ? body.started_at : ts,
       username: body.username,
       account_name: account,
-      explicitly_account_bound: pick('explicitly_account_bound') ?? [],
-      accounts: [account],
-      namespaces: pick('namespaces') ?? [],
-      configuration: pick('configuration') ?? null,
-      cluster_name: pick('cluster_name') ?? '',
-      namespace: pick('namespace') ?? '',
+      explicitly_account_bound: bound,
+      accounts: [...new Set([account, ...bound])],
+      namespaces: Array.isArray(body.namespaces) ? body.namespaces : [],
       health_report_interval: body.health_report_interval,
       registration_id: body.registration_id,
       registration_instance_id: body.registration_instance_id,
     };
+    for (const k of ['name', 'description', 'version', 'cluster_name', 'namespace', 'configuration', 'uptime'] as const) {
+      if (body[k] !== undefined && body[k] !== null) out[k] = body[k];
+    }
+    if (prev?.reported_status !== undefined) out.reported_status = prev.reported_status;
+    if (prev?.last_seen !== undefined) out.last_seen = prev.last_seen;
     return out;
   }
 }

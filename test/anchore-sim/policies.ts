@@ -74,28 +74,31 @@ export class PolicyStore {
       policy_source: 'local',
       created_at: ts,
       last_updated: ts,
-      policy: detail ? policyDocument(e.policy, ts) : null,
+      policy: detail ? policyDocument(e.policy, e.createdAt) : null,
     };
   }
 }
 
-/** A small but well-formed policy document (the `policy` member of a PolicyRecord and of evaluation details). */
-export function policyDocument(p: SimPolicy, lastUpdated: string): Record<string, unknown> {
+/**
+ * A small but well-formed policy document (the `policy` member of a PolicyRecord and of evaluation details). Rule
+ * actions are upper-case and `last_updated` is a number (epoch seconds), as the spec's Policy schema has them.
+ */
+export function policyDocument(p: SimPolicy, lastUpdatedMs: number): Record<string, unknown> {
   const ruleSetId = `${p.policy_id}-rules`;
   return {
     id: p.policy_id,
     name: p.name,
     version: '2',
     description: p.description ?? `${p.name} (simulated)`,
-    last_updated: lastUpdated,
+    last_updated: Math.floor(lastUpdatedMs / 1000),
     rule_sets: [
       {
         id: ruleSetId,
         name: `${p.name} rules`,
         version: '2',
         rules: [
-          { id: `${p.policy_id}-crit`, gate: 'vulnerabilities', trigger: 'package', action: 'stop', params: [{ name: 'severity', value: 'high' }, { name: 'severity_comparison', value: '>=' }] },
-          { id: `${p.policy_id}-med`, gate: 'vulnerabilities', trigger: 'package', action: 'warn', params: [{ name: 'severity', value: 'medium' }, { name: 'severity_comparison', value: '=' }] },
+          { id: `${p.policy_id}-crit`, gate: 'vulnerabilities', trigger: 'package', action: 'STOP', params: [{ name: 'severity', value: 'high' }, { name: 'severity_comparison', value: '>=' }] },
+          { id: `${p.policy_id}-med`, gate: 'vulnerabilities', trigger: 'package', action: 'WARN', params: [{ name: 'severity', value: 'medium' }, { name: 'severity_comparison', value: '=' }] },
         ],
       },
     ],

@@ -59,7 +59,7 @@ function requireMedia(ctx: RouteContext, media: string): void {
 function versionBody(core: SimulatorCore): Record<string, unknown> {
   const v = core.config.service_version;
   return {
-    service: { version: v, commit_sha: 'simulator', image_build_dt: '2025-01-01T00:00:00Z' },
+    service: { version: v },
     api: core.config.api_version === '' ? {} : { version: core.config.api_version },
     db: { schema_version: v.replace(/[^0-9]/g, '') },
   };
@@ -154,7 +154,7 @@ export function buildRoutes(core: SimulatorCore): RouteDef[] {
       handler: (ctx) => ok(core.vulnerabilityTypes(ctx.account, assertDigestParam(ctx.params.image_digest ?? ''))),
     },
     {
-      method: 'GET', path: '/v2/images/{image_digest}/vuln/{vuln_type}', operationId: 'get_image_vulnerabilities_by_type', summary: 'Vulnerabilities of an image', tag: 'Images', auth: true,
+      method: 'GET', path: '/v2/images/{image_digest}/vuln/{vuln_type}', operationId: 'get_image_vulnerabilities_by_digest', summary: 'Vulnerabilities of an image', tag: 'Images', auth: true,
       action: 'getImage', queryParams: ['force_refresh', 'include_vuln_description', 'vendor_only', 'base_digest'], responses: [200, 400, 403, 404, 500],
       handler: (ctx) => ok(core.vulnerabilities(ctx.account, assertDigestParam(ctx.params.image_digest ?? ''), ctx.params.vuln_type ?? '', ctx.query)),
     },
@@ -210,10 +210,10 @@ export function buildRoutes(core: SimulatorCore): RouteDef[] {
       },
     },
     {
-      method: 'POST', path: '/v2/system/integrations/{uuid}/health-report', operationId: 'receive_health_report', summary: 'Receive an integration health report', tag: 'Integrations', auth: true,
+      method: 'POST', path: '/v2/system/integrations/{integration_uuid}/health-report', operationId: 'handle_health_report', summary: 'Receive an integration health report', tag: 'Integrations', auth: true,
       action: 'reportHealth', integration: true, requestBody: 'json', responses: [201, 400, 403, 404, 500],
       handler: (ctx) => {
-        core.integrations.healthReport(ctx.params.uuid ?? '', ctx.json(), ctx.now);
+        core.integrations.healthReport(ctx.params.integration_uuid ?? '', ctx.json(), ctx.now);
         return { status: 201 };
       },
     },

@@ -6,6 +6,8 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { resolveConfig } from './config.ts';
+import { checkRequest, checkResponse, describeViolations } from './contract/contract.ts';
+import { OPERATION_BY_ID, type OperationContract } from './contract/operations.ts';
 import { handleControl } from './control.ts';
 import { SimulatorCore } from './core.ts';
 import { ApiError, NOT_FOUND_DETAIL, ProblemError, problemBody } from './errors.ts';
@@ -258,6 +260,7 @@ class SimServer {
       reply = this.errorReply(new ApiError(413, 'Request body too large'), requestId);
     } else {
       let principal: Principal | undefined;
+      let contract: OperationContract | undefined;
       try {
         const found = this.resolve(method, path);
         const route = found.route.def;
@@ -267,6 +270,18 @@ class SimServer {
           record.account = requestedAccount ?? principal.account;
         }
         const account = principal === undefined ? '' : route.action === undefined ? principal.account : this.core.auth.resolveAccount(principal, requestedAccount, route.action);
+        contract = this.core.config.strict && route.operationId !== undefined ? OPERATION_BY_ID.get(route.operationId) : undefined;
+        if (contract !== undefined) {
+          const form = media === 'application/x-www-form-urlencoded';
+          const violations = checkRequest(contract, {
+            params: found.params, query, contentType: media, bodyBytes: raw.length,
+            body: parsed.value, parsed: form || parsed.jsonOk,
+          });
+          if (violations.length > 0) {
+            this.core.recordViolation({ direction: 'request', operationId: contract.operationId, method, path, violations });
+            throw new ApiError(400, `Request does not follow the Anchore API spec: ${describeViolations(violations)}`, { contract_violations: violations });
+          }
+        }
         const ctx: RouteContext = {
           method, path, params: found.params, query, headers: req.headers, contentType: media, raw, principal, account, now: time,
           json: () => {
@@ -279,6 +294,7 @@ class SimServer {
       } catch (err) {
         reply = this.errorReply(err, requestId);
       }
+      if (contract !== undefined) reply = this.checkReply(contract, method, path, reply, requestId);
     }
     if (requestId !== undefined) reply.headers = { ...reply.headers, 'anchore-request-id': requestId };
     const mangled = decision.action.kind === 'wrongTypes' && reply.status >= 200 && reply.status < 300 && reply.json !== undefined;
@@ -304,6 +320,20 @@ class SimServer {
       throw new ProblemError(405, 'Method Not Allowed', 'The method is not allowed for the requested URL.', { allow: [...new Set(allowed)].join(', ') });
     }
     throw new ProblemError(404, 'Not Found', NOT_FOUND_DETAIL);
+  }
+
+  /**
+   * A reply of the simulator that breaks the published spec is a simulator bug: it is recorded, logged and answered
+   * 500 instead, so no test can come to rely on it (and `stop()` rejects, naming it).
+   */
+  private checkReply(contract: OperationContract, method: string, path: string, reply: Reply, requestId: string | undefined): Reply {
+    const body = reply.json !== undefined ? reply.json : reply.text;
+    const violations = checkResponse(contract, reply.status, body);
+    if (violations.length === 0) return reply;
+    this.core.recordViolation({ direction: 'response', operationId: contract.operationId, method, path, status: reply.status, violations });
+    const message = `simulator answer to ${contract.operationId} (${reply.status}) breaks the Anchore API spec: ${describeViolations(violations)}`;
+    this.logLine?.(message);
+    return { status: 500, json: this.core.errors.body(500, message, { contract_violations: violations }, requestId) };
   }
 
   private errorReply(err: unknown, requestId: string | undefined): Reply {
@@ -351,7 +381,13 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Ancho
   const handle: AnchoreSimulator = {
     url,
     config,
-    stop: () => server.stop(),
+    stop: async () => {
+      await server.stop();
+      const broken = core.contractViolations.filter((v) => v.direction === 'response');
+      if (broken.length > 0) {
+        throw new Error(`the simulator answered ${broken.length} time(s) against the Anchore API spec, first: ${broken[0]!.operationId} ${describeViolations(broken[0]!.violations)}`);
+      }
+    },
     requests: (filter = {}) => core.log.list(filter),
     clearRequests: () => core.log.clear(),
     setFaults: (rules) => core.faults.set(rules),
@@ -365,6 +401,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Ancho
     revokeCredentials: (username) => core.auth.revoke(username),
     expireTokens: (o = {}) => core.auth.expireTokens(o.includeRefresh === true),
     setVulnerabilities: (digest, vulns) => core.setVulnerabilities(digest, vulns),
+    contractViolations: () => structuredClone(core.contractViolations),
   };
   server.setHandle(handle);
   return handle;

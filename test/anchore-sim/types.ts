@@ -1,5 +1,6 @@
 // Shared shapes of the Anchore Enterprise V2 simulator. Anchore-facing shapes keep the API's snake_case field
 // names (they are what goes over the wire); simulator-only shapes (request log, fault rules) use camelCase.
+import type { ContractViolation } from './contract/contract.ts';
 
 /** A user that can authenticate with HTTP Basic or the OAuth password grant. */
 export interface SimUser {
@@ -75,6 +76,12 @@ export interface SimConfig {
   manifest_lists: Record<string, string>;
   /** Page size of the Reports GraphQL API (small by default, so clients must follow nextToken). */
   reports_page_size: number;
+  /**
+   * true (default): every request to an operation of the published spec is checked against it and answered 400 in
+   * the configured error shape on a violation, and every answer of the simulator is checked too (see
+   * contract/README.md). false: the handlers' own checks only.
+   */
+  strict: boolean;
 }
 
 /** What callers may pass: any subset, with `analysis` merged key by key. */
@@ -148,13 +155,22 @@ export type AnalysisStatus = 'not_analyzed' | 'analyzing' | 'analyzed' | 'analys
 export interface AnchoreImageDetail {
   full_tag: string;
   full_digest: string;
+  account_name: string;
+  image_digest: string;
   registry: string;
   repo: string;
   tag: string;
   image_id: string;
+  dockerfile: string | null;
   tag_detected_at: string;
   created_at: string;
   last_updated: string;
+}
+
+/** The service that made an analysis state change (the spec's ServiceReference). */
+export interface ServiceReference {
+  host_id: string;
+  service_name: string;
 }
 
 /** An entry of AnchoreImage.analysis_status_detail. */
@@ -162,10 +178,10 @@ export interface AnalysisStatusDetail {
   from_status: AnalysisStatus;
   to_status: AnalysisStatus;
   timestamp: string;
-  source: string;
+  source: ServiceReference;
 }
 
-/** The AnchoreImage shape served by GET /v2/images/{image_digest}. */
+/** The AnchoreImage shape served by GET /v2/images/{image_digest}: only members the spec defines. */
 export interface AnchoreImageRecord {
   image_digest: string;
   parent_digest: string;
@@ -174,11 +190,11 @@ export interface AnchoreImageRecord {
   image_status: 'active' | 'inactive' | 'disabled';
   analysis_status: AnalysisStatus;
   analysis_status_detail: AnalysisStatusDetail[];
-  analyzed_at: string | null;
   created_at: string;
   last_updated: string;
-  image_type: string;
-  image_content: { metadata: Record<string, unknown> } | null;
+  record_version: string;
+  /** Absent until the analysis produced it (the spec has no null here). */
+  image_content?: { metadata: { arch: string; distro: string; distro_version: string; dockerfile_mode: 'Guessed' | 'Actual'; image_size: number; layer_count: number } };
   image_detail: AnchoreImageDetail[];
 }
 
@@ -310,4 +326,9 @@ export interface AnchoreSimulator {
   expireTokens(opts?: { includeRefresh?: boolean }): void;
   /** Replaces the vulnerabilities reported for a digest (all accounts); undefined goes back to generated ones. */
   setVulnerabilities(digest: string, vulns: VulnerabilityInput[] | undefined): void;
+  /**
+   * Contract violations seen in strict mode, oldest first: requests that broke the published spec (answered 400) and
+   * answers of the simulator that would have (answered 500 instead; `stop()` then rejects).
+   */
+  contractViolations(): ContractViolation[];
 }
