@@ -438,3 +438,20 @@ class Reader {
     return routes;
   }
 }
+
+/**
+ * The settings sent as the integration registration's `configuration`, so Anchore's UI shows how this install is set
+ * up. Non-secret settings only, by construction (an allow-list): never credentials, the CA or the URL's query.
+ */
+export function integrationConfiguration(cfg: Config): Record<string, unknown> {
+  return {
+    anchore_account: cfg.anchore.account,
+    namespaces: { include: cfg.namespaces.include, exclude: cfg.namespaces.exclude, ...(cfg.namespaces.labelSelector ? { label_selector: cfg.namespaces.labelSelector } : {}) },
+    account_routes: cfg.accounts.routes.map((r) => ({ account: r.account, namespaces: r.namespaces })),
+    ...(cfg.accounts.namespaceLabel ? { account_namespace_label: cfg.accounts.namespaceLabel } : {}),
+    image_exclude: cfg.images.exclude,
+    missing_tag_policy: cfg.images.missingTagPolicy,
+    inventory: { enabled: cfg.inventory.enabled, interval_seconds: cfg.inventory.intervalMs / 1000, batch_bytes: cfg.inventory.batchBytes },
+    health_report_interval_seconds: cfg.integration.healthIntervalMs / 1000,
+  };
+}

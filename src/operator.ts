@@ -1,7 +1,7 @@
 import type { AnchoreApi } from './anchore/anchore.port.ts';
 import { AnchoreHttpClient } from './anchore/anchore.http.ts';
 import { AnchoreError } from './anchore/errors.ts';
-import type { Config } from './config.ts';
+import { type Config, integrationConfiguration } from './config.ts';
 import { BindingController } from './controllers/binding.controller.ts';
 import { EvaluationCache } from './controllers/evaluation-cache.ts';
 import { registerFindingsMetrics } from './controllers/findings-metrics.ts';
@@ -24,6 +24,7 @@ import type { Logger } from './telemetry/logger.ts';
 import { METRIC, OperatorMetrics } from './telemetry/metrics.ts';
 import { startHealthServer, startMetricsServer } from './telemetry/server.ts';
 import { VERSION } from './version.ts';
+import { MissingAccounts } from './controllers/missing-accounts.ts';
 
 /** A startup failure that retrying cannot fix (bad credentials, wrong API version): main exits 1 with this line. */
 export class FatalStartupError extends Error {
@@ -151,10 +152,12 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     routes: cfg.accounts.routes,
     ...(cfg.accounts.namespaceLabel ? { accountLabel: cfg.accounts.namespaceLabel } : {}),
   });
+  const missingAccounts = new MissingAccounts(log, metrics);
   const images = new ImageController({
     stores,
     scope,
     anchore,
+    missingAccounts,
     clusterName: cfg.clusterName,
     workers: cfg.registration.workers,
     analysisPollMaxMs: cfg.registration.analysisPollMaxMs,
@@ -170,6 +173,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     debounceMs: cfg.inventory.debounceMs,
     minIntervalMs: cfg.inventory.minIntervalMs,
     batchBytes: cfg.inventory.batchBytes,
+    missingAccounts,
     log,
     metrics,
   });
@@ -188,6 +192,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     events,
     workers: cfg.bindings.workers,
     policyPollMs: cfg.bindings.policyPollMs,
+    missingAccounts,
     log,
     metrics,
   });
@@ -231,6 +236,9 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
         ...(cfg.integration.namespace ? { namespace: cfg.integration.namespace } : {}),
         version: VERSION,
         healthIntervalMs: cfg.integration.healthIntervalMs,
+        accounts: scope.staticAccounts,
+        namespaces: cfg.namespaces.include,
+        configuration: integrationConfiguration(cfg),
         inventoryStatus: () => inventory.status(),
         log,
       })

@@ -363,12 +363,25 @@ describe('AnchoreHttpClient against the simulator', () => {
     const c = client(sim);
     const uuid = await c.registerIntegration('admin', {
       registration_id: 'r1', registration_instance_id: 'i1', type: 'k8s_inventory_agent', name: 'n', version: '0.1.0',
-      username: 'admin', health_report_interval: 60, cluster_name: 'c1',
+      username: 'admin', health_report_interval: 60, cluster_name: 'c1', started_at: '2026-12-06T00:00:00Z', uptime: 0.5,
+      explicitly_account_bound: ['admin', 'team-a'], namespaces: ['shop-*'], configuration: { inventory: { interval_seconds: 300 } },
     });
-    await c.sendHealthReport('admin', uuid, { uptime: 1, health_report_interval: 60, errors: [], accounts: {} });
+    const accounts = {
+      admin: { report_timestamp: '2026-12-06T00:00:01Z', batch_size: 2, last_successful_index: 2, has_errors: false, batches: [{ batch_index: 1, send_timestamp: '2026-12-06T00:00:01Z' }, { batch_index: 2, send_timestamp: '2026-12-06T00:00:01Z' }] },
+    };
+    await c.sendHealthReport('admin', uuid, { uptime: 1, health_report_interval: 60, errors: [], accounts });
     expect(sim.integrations()).toEqual([expect.objectContaining({ uuid })]);
-    const e = await rejection(c.sendHealthReport('admin', 'no-such-uuid', { uptime: 1, health_report_interval: 60, errors: [], accounts: {} }));
+    const [sent] = sim.integrations()[0]?.healthReports ?? [];
+    expect(sent?.body).toMatchObject({ health_data: { account_k8s_inventory_reports: { admin: { ...accounts.admin, account_name: 'admin', sent_as_user: 'admin' } } } });
+    expect(sim.contractViolations()).toEqual([]);
+    const e = await rejection(c.sendHealthReport('admin', '00000000-0000-4000-8000-000000000000', { uptime: 1, health_report_interval: 60, errors: [], accounts: {} }));
     expect(e.kind).toBe('not-found');
+  });
+
+  it('when x-anchore-account names an account Anchore does not have, then the error is kind account-not-found', async () => {
+    const e = await rejection(client(sim).listImages('no-such-account'));
+    expect(e.kind).toBe('account-not-found');
+    expect(e.status).toBe(404);
   });
 
   it('when the server publishes its openapi.json, then capabilities() names missing operations', async () => {

@@ -27,6 +27,7 @@ import { type AnchoreAuth, OAuthTokenManager, type TokenResponse, basicHeader } 
 import { AnchoreError, parseErrorBody } from './errors.ts';
 import { jsonInSlices } from '../runtime/cooperative.ts';
 import { systemClock } from '../runtime/clock.ts';
+import { formatTimestamp } from '../runtime/time.ts';
 
 export interface AnchoreHttpConfig {
   /** Base URL, with or without a trailing `/v2`. */
@@ -268,18 +269,10 @@ export class AnchoreHttpClient implements AnchoreApi {
   }
 
   async sendHealthReport(account: string, uuid: string, report: HealthReport): Promise<void> {
-    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const now = formatTimestamp(new Date());
     const accounts: Record<string, unknown> = {};
     for (const [name, a] of Object.entries(report.accounts)) {
-      accounts[name] = {
-        report_timestamp: a.report_timestamp,
-        account_name: name,
-        sent_as_user: this.username,
-        batch_size: a.batch_size,
-        last_successful_index: a.last_successful_index,
-        has_errors: a.has_errors,
-        batches: a.errors.map((error, i) => ({ batch_index: i, send_timestamp: a.report_timestamp, error })),
-      };
+      accounts[name] = { report_timestamp: a.report_timestamp, account_name: name, sent_as_user: this.username, batch_size: a.batch_size, last_successful_index: a.last_successful_index, has_errors: a.has_errors, batches: a.batches };
     }
     await this.#call('handle_health_report', 'POST', `/v2/system/integrations/${encodeURIComponent(uuid)}/health-report`, {
       account,
@@ -632,6 +625,9 @@ function classify(operation: string, status: number, text: string, retryAfter: s
   const opts = { status, detail: parsed.detail, retryAfterSeconds: parseRetryAfter(retryAfter) };
   if (status === 401) return new AnchoreError('auth', operation, `${operation}: Anchore rejected the credentials (401)${said}`, opts);
   if (status === 403) return new AnchoreError('auth', operation, `${operation}: permission denied (403)${said}`, opts);
+  if (status === 404 && /user account not found/i.test(parsed.message ?? '')) {
+    return new AnchoreError('account-not-found', operation, `${operation}: the Anchore account does not exist (404)${said}`, opts);
+  }
   if (status === 404) return new AnchoreError('not-found', operation, `${operation}: not found (404)${said}`, opts);
   if (status === 405) return new AnchoreError('unsupported', operation, `${operation}: method not allowed (405)${said}`, opts);
   if (status === 429 || status >= 500) {

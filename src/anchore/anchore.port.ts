@@ -55,27 +55,60 @@ export interface KubernetesInventory {
   containers: Array<{ id: string; name: string; image_tag: string; image_digest?: string; pod_uid: string }>;
 }
 
+/** IntegrationRegister (POST /v2/system/integrations/registration), every field the spec and k8s-inventory send. */
 export interface IntegrationRegistration {
+  /** Stable across restarts (k8s-inventory: the Deployment UID). */
   registration_id: string;
+  /** One per process (k8s-inventory: the pod name). */
   registration_instance_id: string;
   type: 'k8s_inventory_agent';
   name: string;
   description?: string;
   version: string;
+  /** RFC 3339. */
+  started_at: string;
+  /** Seconds since start. */
+  uptime: number;
   username: string;
-  health_report_interval: number;
+  /** Accounts the operator is statically configured to handle (the default account and every route's account). */
+  explicitly_account_bound: string[];
+  /** Namespaces the operator is statically configured to handle (names or globs; empty: all). */
+  namespaces: string[];
+  /** Non-secret settings only: never credentials. */
+  configuration?: Record<string, unknown>;
   cluster_name: string;
   namespace?: string;
-  namespaces?: string[];
-  configuration?: Record<string, unknown>;
+  /** Seconds, 30–600 (spec HealthReportInterval). */
+  health_report_interval: number;
+}
+
+/** One batch of an account's last inventory report (spec AccountK8sInventoryReportInfo.batches[]). */
+export interface InventoryBatchReport {
+  /** 1-based. */
+  batch_index: number;
+  send_timestamp: string;
+  /** Only when the batch failed. */
+  error?: string;
+}
+
+/** An account's last inventory report; the client adds `account_name` (the key) and `sent_as_user`. */
+export interface AccountInventoryReport {
+  report_timestamp: string;
+  /** Number of batches the report was split into (≥ 1). */
+  batch_size: number;
+  /** 1-based index of the last batch that arrived; -1 if none. */
+  last_successful_index: number;
+  has_errors: boolean;
+  /** Every batch sent, success or not. */
+  batches: InventoryBatchReport[];
 }
 
 export interface HealthReport {
   uptime: number;
   health_report_interval: number;
   errors: string[];
-  /** Per account: last inventory report state (k8s-inventory's health_data shape). */
-  accounts: Record<string, { report_timestamp: string; batch_size: number; last_successful_index: number; has_errors: boolean; errors: string[] }>;
+  /** Per account: its last inventory report (k8s-inventory's health_data.account_k8s_inventory_reports). */
+  accounts: Record<string, AccountInventoryReport>;
 }
 
 export interface CapabilityReport {

@@ -6,11 +6,13 @@
  *   final_action, a body larger than the client's limit. Retried with backoff like `unavailable` (a cut connection
  *   heals), but it does not mean Anchore is unreachable, and a verdict that cannot be read is an error, never a pass.
  * - auth: 401 (bad credentials) or 403 (missing RBAC permission) — retrying will not help until credentials change.
- * - not-found: 404 on a resource (image, policy, account).
+ * - not-found: 404 on a resource (image, policy).
+ * - account-not-found: 404 whose message says "User account not found" — the x-anchore-account names an account
+ *   Anchore does not have (how k8s-inventory recognises it too). Retrying helps only once someone creates it.
  * - rejected: Anchore refused the input (400, 409, 415, 422).
  * - unsupported: the server lacks an API this operator needs (V1 server, missing operation).
  */
-export type AnchoreErrorKind = 'unavailable' | 'protocol' | 'auth' | 'not-found' | 'rejected' | 'unsupported';
+export type AnchoreErrorKind = 'unavailable' | 'protocol' | 'auth' | 'not-found' | 'account-not-found' | 'rejected' | 'unsupported';
 
 export class AnchoreError extends Error {
   override readonly name = 'AnchoreError';

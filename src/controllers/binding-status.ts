@@ -1,5 +1,6 @@
 import type { BindingImageResult, BindingStatus, BindingSummary, Condition } from '../crds/types.ts';
 import { CONDITION } from '../crds/types.ts';
+import { formatTimestamp } from '../runtime/time.ts';
 
 /** Results kept in status, failing first. 100 results of ~600 bytes keep a binding far below etcd's 1.5 MiB. */
 export const MAX_RESULTS = 100;
@@ -49,7 +50,7 @@ export function mergeConditions(existing: readonly Condition[] | undefined, desi
   const prev = new Map((existing ?? []).map((c) => [c.type, c]));
   return desired.map((d) => {
     const p = prev.get(d.type);
-    const transition = p && p.status === d.status ? p.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const transition = p && p.status === d.status ? p.lastTransitionTime : formatTimestamp(now);
     return { type: d.type, status: d.status, observedGeneration: generation, lastTransitionTime: transition, reason: d.reason, message: d.message };
   });
 }

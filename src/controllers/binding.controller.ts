@@ -25,9 +25,11 @@ import type { OperatorMetrics } from '../telemetry/metrics.ts';
 import { boundResults, conditionsFor, mergeConditions, parseDuration, sameStatus, summarize } from './binding-status.ts';
 import type { EvaluationCache } from './evaluation-cache.ts';
 import type { ImageController } from './image.controller.ts';
+import { MISSING_ACCOUNT_RECHECK_MS, type MissingAccounts } from './missing-accounts.ts';
 import { type ImageUse, imageKey } from './running-images.ts';
 import type { Scope } from './scope.ts';
 import { SLICE, yieldToLoop } from '../runtime/cooperative.ts';
+import { formatTimestamp } from '../runtime/time.ts';
 
 
 export interface BindingControllerOptions {
@@ -45,6 +47,8 @@ export interface BindingControllerOptions {
   policyPollMs: number;
   log: Logger;
   metrics: OperatorMetrics;
+  /** Shared record of accounts Anchore says do not exist (log once, metric). */
+  missingAccounts?: MissingAccounts;
 }
 
 interface Group {
@@ -380,7 +384,7 @@ export class BindingController {
       observedGeneration: b.generation,
       conditions: mergeConditions(b.status.conditions, conditionsFor(outcome), b.generation, now),
       summary,
-      lastEvaluationTime: now.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      lastEvaluationTime: formatTimestamp(now),
       results: bounded.results,
     };
     if (bounded.truncated) status.truncated = true;
@@ -452,8 +456,9 @@ export class BindingController {
   #anchoreProblem(err: unknown, account: string): BindingProblem {
     if (err instanceof AnchoreError) {
       if (err.kind === 'unavailable') return new BindingProblem('retrying', REASON.anchoreUnavailable, `Anchore is unavailable: ${err.message}`, 10_000);
-      if (err.kind === 'not-found' || (err.kind === 'auth' && /account/i.test(err.message) && err.status === 404)) {
-        return new BindingProblem('stalled', REASON.accountNotFound, `Anchore account "${account}" does not exist: ${err.message}`, 5 * 60_000);
+      if (err.kind === 'account-not-found' || err.kind === 'not-found') {
+        if (err.kind === 'account-not-found') this.#o.missingAccounts?.missing(account, err.message);
+        return new BindingProblem('stalled', REASON.accountNotFound, `Anchore account "${account}" does not exist: ${err.message}; rechecked every ${MISSING_ACCOUNT_RECHECK_MS / 60_000} min`, MISSING_ACCOUNT_RECHECK_MS);
       }
       if (err.kind === 'auth') {
         return new BindingProblem('stalled', REASON.authFailed, `Anchore refused the operator for account "${account}": ${err.message}`, 5 * 60_000);

@@ -6,7 +6,8 @@ import { WaitError, errorMessage } from '../runtime/errors.ts';
 import { WorkQueue } from '../runtime/workqueue.ts';
 import { type Logger, nextReconcileId } from '../telemetry/logger.ts';
 import { METRIC, type OperatorMetrics } from '../telemetry/metrics.ts';
-import { type ImageUse, RunningImages, digestKey, imageKey } from './running-images.ts';
+import { type ImageUse, type RunningImage, RunningImages, digestKey, imageKey } from './running-images.ts';
+import { MISSING_ACCOUNT_RECHECK_MS, type MissingAccounts } from './missing-accounts.ts';
 import type { Scope } from './scope.ts';
 
 /** What the operator knows Anchore holds for one image key. */
@@ -26,6 +27,8 @@ export interface ImageControllerOptions {
   analysisPollMaxMs: number;
   log: Logger;
   metrics: OperatorMetrics;
+  /** Shared record of accounts Anchore says do not exist (log once, metric). */
+  missingAccounts?: MissingAccounts;
   /** Called when an image's analysis reaches a final state (analyzed, analysis_failed). */
   onAnalysisFinal?: (key: string, entry: CatalogEntry) => void;
 }
@@ -163,6 +166,17 @@ export class ImageController {
       this.#firstSeen.delete(key);
       return;
     }
+    try {
+      await this.#reconcile(key, img);
+    } catch (err) {
+      if (!(err instanceof AnchoreError && err.kind === 'account-not-found')) throw err;
+      // Nothing can be registered there until someone creates the account: no fast retry loop, one warning.
+      this.#o.missingAccounts?.missing(img.account, err.message);
+      throw new WaitError('AccountNotFound', `${key}: Anchore account "${img.account}" does not exist; trying again in ${MISSING_ACCOUNT_RECHECK_MS / 60_000} min`, MISSING_ACCOUNT_RECHECK_MS);
+    }
+  }
+
+  async #reconcile(key: string, img: RunningImage): Promise<void> {
     const log = this.#log.child({ account: img.account, image: img.image.tag, reconcileId: nextReconcileId() });
     await this.#loadAccount(img.account);
     let entry = this.#catalog.get(key) ?? this.#fromTagIndex(key, img.account, img.image.tag);
@@ -240,6 +254,7 @@ export class ImageController {
           if (!this.#catalog.has(k)) this.#catalog.set(k, { digest: i.image_digest, analysis: i.analysis_status, polls: 0 });
           for (const t of i.full_tags) this.#tagIndex.set(`${account}|${t}`, i.image_digest);
         }
+        this.#o.missingAccounts?.present(account);
         this.#log.info({ account, images: images.length }, 'learned the images Anchore already holds');
       });
       this.#accountsLoaded.set(account, p);

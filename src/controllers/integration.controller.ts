@@ -1,4 +1,5 @@
 import type { AnchoreApi, HealthReport } from '../anchore/anchore.port.ts';
+import { formatTimestamp } from '../runtime/time.ts';
 import { AnchoreError } from '../anchore/errors.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -14,8 +15,23 @@ export interface IntegrationOptions {
   namespace?: string;
   version: string;
   healthIntervalMs: number;
+  /** Accounts the operator is statically configured to handle (default account and route accounts). */
+  accounts: string[];
+  /** Namespaces it is statically configured to handle (names or globs; empty: all). */
+  namespaces: string[];
+  /** Non-secret settings sent as the registration's `configuration`. */
+  configuration?: Record<string, unknown>;
   inventoryStatus: () => InventoryStatus[];
   log: Logger;
+}
+
+/** The spec's HealthReportInterval range (seconds). */
+export const HEALTH_REPORT_INTERVAL_MIN_S = 30;
+export const HEALTH_REPORT_INTERVAL_MAX_S = 600;
+
+/** The interval as the spec types it: whole seconds within 30–600 (config enforces the range; tests tick faster). */
+export function healthReportIntervalSeconds(ms: number): number {
+  return Math.min(HEALTH_REPORT_INTERVAL_MAX_S, Math.max(HEALTH_REPORT_INTERVAL_MIN_S, Math.round(ms / 1000)));
 }
 
 /**
@@ -68,7 +84,7 @@ export class IntegrationController {
         // Anchore forgot our registration (e.g. restored database): register again next time.
         this.#uuid = undefined;
       }
-      this.#log.warn({ err: errorMessage(err) }, 'integration health report failed');
+      this.#log.warn({ err: errorMessage(err), account: this.#o.account }, this.#uuid ? 'integration health report failed' : 'integration registration failed');
     }
     if (this.#stopped) return;
     this.#timer = setTimeout(() => void this.#tick(), this.#o.healthIntervalMs);
@@ -84,32 +100,49 @@ export class IntegrationController {
       name: `anchore-operator-${o.clusterName}`,
       description: 'anchore-operator: event-driven Kubernetes runtime inventory and image registration',
       version: o.version,
+      started_at: formatTimestamp(new Date(this.#startedAt)),
+      uptime: this.#uptimeSeconds(),
       username: o.username,
-      health_report_interval: Math.max(1, Math.round(o.healthIntervalMs / 1000)),
+      explicitly_account_bound: [...new Set(o.accounts)].sort(),
+      namespaces: [...o.namespaces],
+      ...(o.configuration ? { configuration: o.configuration } : {}),
+      health_report_interval: healthReportIntervalSeconds(o.healthIntervalMs),
       cluster_name: o.clusterName,
       ...(o.namespace ? { namespace: o.namespace } : {}),
     });
     this.#log.info({ uuid: this.#uuid }, 'registered with Anchore as an integration');
   }
 
-  async #report(): Promise<void> {
-    const accounts: HealthReport['accounts'] = {};
-    const errors: string[] = [];
-    for (const s of this.#o.inventoryStatus()) {
-      accounts[s.account] = {
-        report_timestamp: (s.lastAttempt ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-        batch_size: s.batches,
-        last_successful_index: s.lastSuccessfulIndex,
-        has_errors: s.errors.length > 0,
-        errors: s.errors,
-      };
-      errors.push(...s.errors.map((e) => `${s.account}: ${e}`));
-    }
-    await this.#o.anchore.sendHealthReport(this.#o.account, this.#uuid as string, {
-      uptime: Math.round((Date.now() - this.#startedAt) / 1000),
-      health_report_interval: Math.max(1, Math.round(this.#o.healthIntervalMs / 1000)),
-      errors,
-      accounts,
-    });
+  #uptimeSeconds(): number {
+    return Math.round((Date.now() - this.#startedAt) / 100) / 10;
   }
+
+  /**
+   * One health report: per account, the batches of its last inventory report (1-based, every batch sent, `error`
+   * only on failed ones), as k8s-inventory reports them. Accounts never attempted yet are left out (the spec wants
+   * batch_size ≥ 1), as are the batches of a report still being sent.
+   */
+  async #report(): Promise<void> {
+    await this.#o.anchore.sendHealthReport(this.#o.account, this.#uuid as string, buildHealthReport(this.#o.inventoryStatus(), this.#uptimeSeconds(), healthReportIntervalSeconds(this.#o.healthIntervalMs)));
+  }
+}
+
+/** The health report for the inventory controller's per-account status. Exported for tests. */
+export function buildHealthReport(status: readonly InventoryStatus[], uptime: number, intervalSeconds: number): HealthReport {
+  const accounts: HealthReport['accounts'] = {};
+  const errors: string[] = [];
+  for (const s of status) {
+    if (s.lastAttempt === undefined || s.batchCount < 1 || s.batches.length === 0) continue;
+    const failed = s.batches.filter((b) => b.error !== undefined);
+    accounts[s.account] = {
+      report_timestamp: formatTimestamp(s.lastAttempt),
+      batch_size: s.batchCount,
+      last_successful_index: s.lastSuccessfulIndex,
+      has_errors: failed.length > 0 || s.batches.length < s.batchCount,
+      batches: s.batches.map((b) => ({ batch_index: b.index, send_timestamp: formatTimestamp(b.sentAt), ...(b.error === undefined ? {} : { error: b.error }) })),
+    };
+    for (const b of failed) errors.push(`account ${s.account} inventory batch ${b.index}/${s.batchCount}: ${b.error}`);
+    if (s.batches.length < s.batchCount) errors.push(`account ${s.account} inventory: ${s.batchCount - s.batches.length} of ${s.batchCount} batches not sent`);
+  }
+  return { uptime, health_report_interval: intervalSeconds, errors, accounts };
 }

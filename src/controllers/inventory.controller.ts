@@ -1,10 +1,12 @@
-import type { AnchoreApi } from '../anchore/anchore.port.ts';
+import type { AnchoreApi, KubernetesInventory } from '../anchore/anchore.port.ts';
+import { AnchoreError } from '../anchore/errors.ts';
 import type { ClusterStores, NamespaceInfo, PodInfo } from '../kube/cluster.port.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import { type HandleResult, WorkQueue } from '../runtime/workqueue.ts';
 import { type Logger, nextReconcileId } from '../telemetry/logger.ts';
 import type { OperatorMetrics } from '../telemetry/metrics.ts';
 import { buildInventory, inventoryTimestamp } from './inventory.ts';
+import { MissingAccounts } from './missing-accounts.ts';
 import type { Scope } from './scope.ts';
 
 export interface InventoryOptions {
@@ -18,6 +20,17 @@ export interface InventoryOptions {
   batchBytes: number;
   log: Logger;
   metrics: OperatorMetrics;
+  /** Shared record of accounts Anchore says do not exist; one is made here when not given. */
+  missingAccounts?: MissingAccounts;
+}
+
+/** One batch of the last report, as the integration health report lists it. */
+export interface InventoryBatchOutcome {
+  /** 1-based, as the spec and k8s-inventory count. */
+  index: number;
+  sentAt: Date;
+  /** Why the batch did not arrive in its account (absent: it did). */
+  error?: string;
 }
 
 /** Per-account outcome of the last report, for health reports and status. */
@@ -25,9 +38,14 @@ export interface InventoryStatus {
   account: string;
   lastAttempt?: Date;
   lastSuccess?: Date;
-  batches: number;
+  /** How many batches the last report was split into (0: never attempted). */
+  batchCount: number;
+  /** Every batch of the last report that was sent, in order. */
+  batches: InventoryBatchOutcome[];
+  /** 1-based index of the last batch Anchore accepted; -1 if none. */
   lastSuccessfulIndex: number;
-  errors: string[];
+  /** Set while `account` does not exist in Anchore and its inventory goes to this (default) account instead. */
+  sentToAccount?: string;
 }
 
 /**
@@ -42,10 +60,12 @@ export class InventoryController {
   readonly #status = new Map<string, InventoryStatus>();
   /** Accounts that were sent something, so an account that lost its last namespace still gets an (empty) report. */
   readonly #known = new Set<string>();
+  readonly #missing: MissingAccounts;
 
   constructor(o: InventoryOptions) {
     this.#o = o;
     this.#log = o.log.child({ controller: 'inventory' });
+    this.#missing = o.missingAccounts ?? new MissingAccounts(o.log);
     this.queue = new WorkQueue<string>({
       name: 'inventory',
       concurrency: 2,
@@ -100,8 +120,14 @@ export class InventoryController {
     for (const a of this.#known) this.queue.addAfter(a, this.#o.debounceMs);
   }
 
+  /**
+   * Sends one account's inventory in `batchBytes`-sized batches. Like k8s-inventory, a batch that fails does not stop
+   * the others (each batch holds whole namespaces, so the rest still land), except when Anchore is unreachable or
+   * refuses the credentials: then the remaining batches would fail the same way and are left for the retry. Any failed
+   * batch makes the whole report fail, so the queue retries it with backoff (each send is the full state).
+   */
   async reconcile(account: string): Promise<HandleResult> {
-    const st = this.#status.get(account) ?? { account, batches: 0, lastSuccessfulIndex: -1, errors: [] };
+    const st = this.#status.get(account) ?? { account, batchCount: 0, batches: [], lastSuccessfulIndex: -1 };
     this.#status.set(account, st);
     const sinceLast = st.lastSuccess ? Date.now() - st.lastSuccess.getTime() : Infinity;
     if (sinceLast < this.#o.minIntervalMs) return { requeueAfterMs: this.#o.minIntervalMs - sinceLast };
@@ -109,26 +135,60 @@ export class InventoryController {
     const now = new Date();
     const batches = await buildInventory(account, this.#o.stores, this.#o.scope, this.#o.clusterName, now, this.#o.batchBytes);
     st.lastAttempt = now;
-    st.batches = batches.length;
+    st.batchCount = batches.length;
+    st.batches = [];
     st.lastSuccessfulIndex = -1;
-    st.errors = [];
+    delete st.sentToAccount;
+    let failure: unknown;
     for (const [i, batch] of batches.entries()) {
+      const outcome: InventoryBatchOutcome = { index: i + 1, sentAt: new Date() };
+      st.batches.push(outcome);
       try {
-        await this.#o.anchore.postKubernetesInventory(account, batch);
-        st.lastSuccessfulIndex = i;
+        const fallback = await this.#send(account, batch);
+        if (fallback !== undefined) {
+          st.sentToAccount = fallback.account;
+          outcome.error = fallback.note;
+          this.#o.metrics.inventoryBatchFailures.inc({ account, reason: 'account_missing' });
+        }
+        st.lastSuccessfulIndex = outcome.index;
       } catch (err) {
-        st.errors.push(`batch ${i}: ${errorMessage(err)}`);
-        this.#o.metrics.inventoryReports.inc({ account, result: 'error' });
-        throw err;
+        outcome.error = errorMessage(err);
+        this.#o.metrics.inventoryBatchFailures.inc({ account, reason: 'error' });
+        failure ??= err;
+        if (err instanceof AnchoreError && (err.kind === 'unavailable' || err.kind === 'auth')) break;
       }
+    }
+    if (failure !== undefined) {
+      this.#o.metrics.inventoryReports.inc({ account, result: 'error' });
+      throw failure;
     }
     st.lastSuccess = now;
     this.#o.metrics.inventoryReports.inc({ account, result: 'success' });
     this.#o.metrics.inventoryLastSuccess.set({ account }, now.getTime() / 1000);
     this.#o.metrics.inventoryDuration.observe((performance.now() - started) / 1000);
     const counts = batches.reduce((a, b) => ({ ns: a.ns + b.namespaces.length, pods: a.pods + b.pods.length, containers: a.containers + b.containers.length }), { ns: 0, pods: 0, containers: 0 });
-    this.#log.debug({ account, reconcileId: nextReconcileId(), batches: batches.length, ...counts, timestamp: inventoryTimestamp(now) }, 'inventory sent');
+    this.#log.debug({ account, reconcileId: nextReconcileId(), batches: batches.length, ...counts, timestamp: inventoryTimestamp(now), ...(st.sentToAccount ? { sentToAccount: st.sentToAccount } : {}) }, 'inventory sent');
     return { requeueAfterMs: this.#o.intervalMs };
+  }
+
+  /**
+   * Posts one batch to its account. When Anchore says the account does not exist (404 "User account not found"), or
+   * refuses to let the operator act as it (403), the batch goes to the default account instead, as k8s-inventory
+   * does, so those namespaces stay in Anchore's runtime inventory; the real account is tried first again next time.
+   */
+  async #send(account: string, batch: KubernetesInventory): Promise<{ account: string; note: string } | undefined> {
+    const fallbackTo = this.#o.scope.defaultAccount;
+    try {
+      await this.#o.anchore.postKubernetesInventory(account, batch);
+      this.#missing.present(account);
+      return undefined;
+    } catch (err) {
+      const missing = err instanceof AnchoreError && (err.kind === 'account-not-found' || (err.kind === 'auth' && err.status === 403));
+      if (!missing || account === fallbackTo) throw err;
+      this.#missing.missing(account, err.message, fallbackTo);
+      await this.#o.anchore.postKubernetesInventory(fallbackTo, batch);
+      return { account: fallbackTo, note: `account "${account}" not usable (${err.message}); sent to account "${fallbackTo}" instead` };
+    }
   }
 }
 

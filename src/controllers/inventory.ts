@@ -2,6 +2,7 @@ import type { KubernetesInventory } from '../anchore/anchore.port.ts';
 import type { ClusterStores, NodeInfo, PodInfo } from '../kube/cluster.port.ts';
 import type { Scope } from './scope.ts';
 import { SLICE, yieldToLoop } from '../runtime/cooperative.ts';
+import { formatTimestamp } from '../runtime/time.ts';
 
 type Ns = KubernetesInventory['namespaces'][number];
 type Pod = KubernetesInventory['pods'][number];
@@ -18,9 +19,7 @@ interface Fragment {
 }
 
 /** RFC 3339 UTC without fractional seconds, as Anchore's examples show. */
-export function inventoryTimestamp(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
+export const inventoryTimestamp = formatTimestamp;
 
 /**
  * Builds the runtime inventory of the namespaces that route to `account`, with k8s-inventory's referential integrity:

@@ -22,6 +22,8 @@ export const METRIC = {
   inventoryReports: 'anchore_operator_inventory_reports_total',
   inventoryLastSuccess: 'anchore_operator_inventory_last_success_timestamp_seconds',
   inventoryDuration: 'anchore_operator_inventory_report_duration_seconds',
+  inventoryBatchFailures: 'anchore_operator_inventory_batch_failures_total',
+  accountMissing: 'anchore_operator_account_missing',
   queueDepthGauge: 'anchore_operator_workqueue_depth',
   leader: 'anchore_operator_leader',
   seriesDropped: 'anchore_operator_metrics_series_dropped_total',
@@ -58,6 +60,7 @@ export class OperatorMetrics {
   readonly registrationLatency: Histogram;
   readonly imagesSkipped: Counter<'reason'>;
   readonly inventoryReports: Counter<'account' | 'result'>;
+  readonly inventoryBatchFailures: Counter<'account' | 'reason'>;
   readonly inventoryLastSuccess: Gauge<'account'>;
   readonly inventoryDuration: Histogram;
   readonly seriesDropped: Counter<'metric'>;
@@ -86,6 +89,7 @@ export class OperatorMetrics {
     this.imagesSkipped = new Counter({ name: METRIC.imagesSkipped, help: 'Container images not registered, by reason (invalid, excluded, dropped)', labelNames: ['reason'], registers: r });
     this.inventoryReports = new Counter({ name: METRIC.inventoryReports, help: 'Runtime inventory reports by account and result', labelNames: ['account', 'result'], registers: r });
     this.inventoryLastSuccess = new Gauge({ name: METRIC.inventoryLastSuccess, help: 'Unix time of the last inventory report Anchore accepted', labelNames: ['account'], registers: r });
+    this.inventoryBatchFailures = new Counter({ name: METRIC.inventoryBatchFailures, help: 'Inventory batches Anchore did not accept in the account they belong to, by reason (account_missing: sent to the default account instead; error: not delivered)', labelNames: ['account', 'reason'], registers: r });
     this.inventoryDuration = new Histogram({ name: METRIC.inventoryDuration, help: 'Time to build and send one account inventory', buckets: DURATION_BUCKETS, registers: r });
     this.seriesDropped = new Counter({ name: METRIC.seriesDropped, help: 'Findings series not exported because the series budget (METRICS_MAX_SERIES) was reached, by metric', labelNames: ['metric'], registers: r });
     this.budget = new SeriesBudget(opts.maxSeries ?? 10_000, this.seriesDropped);

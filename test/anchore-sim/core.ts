@@ -155,7 +155,7 @@ export class SimulatorCore {
     const rec = this.analyzedImage(account, digest);
     return {
       image_digest: rec.image_digest,
-      base_digest: query.base_digest ?? null,
+      ...(query.base_digest === undefined ? {} : { base_digest: query.base_digest }),
       base_image_problems: [],
       vulnerability_type: vulnType,
       extended_support: false,

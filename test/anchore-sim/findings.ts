@@ -17,7 +17,8 @@ export interface VulnerabilityItem {
   package_path: string;
   purl: string;
   fix: string;
-  suggested_fix_version: string | null;
+  /** Absent when there is no fix (the spec types it as a string, never null). */
+  suggested_fix_version?: string;
   will_not_fix: boolean;
   url: string;
   feed: string;
@@ -27,9 +28,10 @@ export interface VulnerabilityItem {
   is_kev: boolean;
   epss: Array<{ cve: string; epss: number; percentile: number; date: string }>;
   detected_at: string;
-  fix_observed_at: string | null;
+  fix_observed_at?: string;
   inherited_from_base: boolean;
-  annotation_status: string | null;
+  /** VEX status; absent when the image has no VEX annotation (the simulator has none). */
+  annotation_status?: 'not_affected' | 'affected' | 'fixed' | 'under_investigation';
 }
 
 interface CvssScores {
@@ -85,7 +87,7 @@ function item(v: VulnerabilityInput & { package_version?: string }, detectedAt: 
   }
   const fix = v.fix ?? 'None';
   const s = scores(v.severity, r);
-  return {
+  const out: VulnerabilityItem = {
     vuln: v.vuln,
     severity: v.severity,
     package: `${name}-${version}`,
@@ -95,7 +97,6 @@ function item(v: VulnerabilityInput & { package_version?: string }, detectedAt: 
     package_path: os ? 'pkgdb' : `/usr/lib/${name}`,
     purl: `pkg:${purlType(packageType)}/${name}@${version}`,
     fix,
-    suggested_fix_version: fix === 'None' ? null : fix,
     will_not_fix: v.will_not_fix ?? false,
     url: `https://nvd.nist.gov/vuln/detail/${v.vuln}`,
     feed: 'vulnerabilities',
@@ -105,10 +106,13 @@ function item(v: VulnerabilityInput & { package_version?: string }, detectedAt: 
     is_kev: v.severity === 'Critical' && r() < 0.3,
     epss: [{ cve: v.vuln, epss: Math.round(r() * 1e4) / 1e4, percentile: Math.round(r() * 1e4) / 1e4, date: detectedAt.slice(0, 10) }],
     detected_at: detectedAt,
-    fix_observed_at: fix === 'None' ? null : detectedAt,
     inherited_from_base: false,
-    annotation_status: null,
   };
+  if (fix !== 'None') {
+    out.suggested_fix_version = fix;
+    out.fix_observed_at = detectedAt;
+  }
+  return out;
 }
 
 /** The deterministic vulnerability list of an image (all types, including will_not_fix ones). */

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { INTEGRATION_TYPE, startSimulator } from './index.ts';
 import type { AnchoreSimulator } from './index.ts';
-import { TEAM_A, call, digestOf } from './test-client.ts';
+import { TEAM_A, call, digestOf, uidOf } from './test-client.ts';
 
 let sim: AnchoreSimulator;
 
@@ -19,10 +19,10 @@ beforeEach(() => sim.reset());
 function report(cluster: string, namespaces: Record<string, Array<[string, string]>>, timestamp = '2024-05-01T10:00:00Z'): Record<string, unknown> {
   const body = { cluster_name: cluster, timestamp, namespaces: [] as unknown[], pods: [] as unknown[], containers: [] as unknown[], nodes: [] };
   for (const [ns, images] of Object.entries(namespaces)) {
-    body.namespaces.push({ uid: `ns-${ns}`, name: ns, labels: {}, annotations: {} });
+    body.namespaces.push({ uid: uidOf(`ns-${ns}`), name: ns, labels: {}, annotations: {} });
     images.forEach(([tag, digest], i) => {
-      body.pods.push({ uid: `pod-${ns}-${i}`, name: `p${i}`, namespace_uid: `ns-${ns}` });
-      body.containers.push({ id: `containerd://${ns}${i}`, name: 'c', image_tag: tag, image_digest: digest, pod_uid: `pod-${ns}-${i}` });
+      body.pods.push({ uid: uidOf(`pod-${ns}-${i}`), name: `p${i}`, namespace_uid: uidOf(`ns-${ns}`) });
+      body.containers.push({ id: `containerd://${ns}${i}`, name: 'c', image_tag: tag, image_digest: digest, pod_uid: uidOf(`pod-${ns}-${i}`) });
     });
   }
   return body;
@@ -60,7 +60,7 @@ describe('POST /v2/kubernetes-inventory', () => {
   });
 
   it('when a pod has no namespace_uid, then 400', async () => {
-    const res = await postInventory({ cluster_name: 'c', timestamp: '2024-01-01T00:00:00Z', pods: [{ uid: 'p', name: 'p' }] });
+    const res = await postInventory({ cluster_name: 'c', timestamp: '2024-01-01T00:00:00Z', pods: [{ uid: uidOf('p'), name: 'p' }] });
     expect(res.status).toBe(400);
   });
 
@@ -181,7 +181,7 @@ describe('integrations', () => {
 
   it('when a health report is sent for a known uuid, then 201 and it is recorded; for an unknown uuid, then 404', async () => {
     const reg = await call(sim.url, 'POST', '/v2/system/integrations/registration', { json: registration });
-    const health = { uuid: 'report-1', protocol_version: 1, timestamp: '2024-05-01T10:00:00Z', uptime: 12.5, health_report_interval: 60, health_data: { type: INTEGRATION_TYPE, version: 1, errors: [] } };
+    const health = { uuid: uidOf('report-1'), protocol_version: 1, timestamp: '2024-05-01T10:00:00Z', uptime: 12.5, health_report_interval: 60, health_data: { type: INTEGRATION_TYPE, version: 1, errors: [] } };
     const ok = await call(sim.url, 'POST', `/v2/system/integrations/${reg.body.uuid}/health-report`, { json: health });
     expect(ok.status).toBe(201);
     expect(ok.text).toBe('');

@@ -279,7 +279,9 @@ class SimServer {
           });
           if (violations.length > 0) {
             this.core.recordViolation({ direction: 'request', operationId: contract.operationId, method, path, violations });
-            throw new ApiError(400, `Request does not follow the Anchore API spec: ${describeViolations(violations)}`, { contract_violations: violations });
+            // The framework answers a body of the wrong media type with 415, everything else with 400.
+            const status = violations.some((v) => v.path === 'content-type') ? 415 : 400;
+            throw new ApiError(status, `Request does not follow the Anchore API spec: ${describeViolations(violations)}`, { contract_violations: violations });
           }
         }
         const ctx: RouteContext = {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 // A tiny HTTP client for the simulator's own tests: real requests over the network (undici), no mocks.
 import { request } from 'undici';
 import type { Dispatcher } from 'undici';
@@ -65,6 +66,12 @@ export async function call(baseUrl: string, method: string, path: string, opts: 
     parsed = undefined;
   }
   return { status: res.statusCode, headers: res.headers, text, body: parsed };
+}
+
+/** A deterministic lowercase UUID for a name, as Kubernetes UIDs look (the spec types inventory uids as UUIDs). */
+export function uidOf(name: string): string {
+  const h = createHash('sha256').update(name).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
 /** A valid digest made of one repeated hex character (e.g. digestOf('a')). */

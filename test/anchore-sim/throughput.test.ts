@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startSimulator } from './index.ts';
 import type { AnchoreSimulator } from './index.ts';
-import { call, digestSource } from './test-client.ts';
+import { call, digestSource, uidOf } from './test-client.ts';
 
 const IMAGES = 2000;
 const PODS = 10_000;
@@ -57,8 +57,8 @@ describe('throughput', () => {
   }, GENEROUS_MS + 10_000);
 
   it(`when an inventory of ${PODS} pods is posted, then it is accepted and queryable`, async () => {
-    const namespaces = Array.from({ length: 100 }, (_, n) => ({ uid: `ns-${n}`, name: `ns-${n}` }));
-    const pods = Array.from({ length: PODS }, (_, p) => ({ uid: `pod-${p}`, name: `pod-${p}`, namespace_uid: `ns-${p % 100}` }));
+    const namespaces = Array.from({ length: 100 }, (_, n) => ({ uid: uidOf(`ns-${n}`), name: `ns-${n}` }));
+    const pods = Array.from({ length: PODS }, (_, p) => ({ uid: uidOf(`pod-${p}`), name: `pod-${p}`, namespace_uid: uidOf(`ns-${p % 100}`) }));
     const containers = pods.map((p, c) => ({ id: `containerd://${c}`, name: 'app', image_tag: `registry.example.com/app${c % 200}:v${c % IMAGES}`, image_digest: digest((c % IMAGES) + 1), pod_uid: p.uid }));
     const started = Date.now();
     const res = await call(sim.url, 'POST', '/v2/kubernetes-inventory', { json: { cluster_name: 'bench', timestamp: '2024-01-01T00:00:00Z', namespaces, pods, containers } });

@@ -45,7 +45,7 @@ export const ErrorBody = {
     ApiErrorResponse,
     EngineErrorResponse,
     ProblemResponse,
-    { type: 'object', required: ['error'], properties: { error: str, ...ApiErrorResponse.properties, ...EngineErrorResponse.properties } },
+    { type: 'object', required: ['error'], properties: { error: str, error_description: str, ...ApiErrorResponse.properties, ...EngineErrorResponse.properties } },
   ],
 } as const satisfies Schema;
 
@@ -208,6 +208,11 @@ export const VendorDataObject = {
   properties: { id: str, cvss_v2: CvssScores, cvss_v3: CvssScores },
 } as const satisfies Schema;
 
+const EpssScore = {
+  type: 'object',
+  properties: { cve: str, epss: { type: 'number' }, percentile: { type: 'number' }, date: str },
+} as const satisfies Schema;
+
 export const PackageVulnerability = {
   type: 'object',
   properties: {
@@ -229,6 +234,12 @@ export const PackageVulnerability = {
     vendor_data: { type: 'array', items: VendorDataObject },
     detected_at: dateTime,
     fix_observed_at: dateTime,
+    // Added after 2.10.2 (the stored spec); fields and VEX enum from the 2.13.0 field list in the reference notes.
+    purl: str,
+    suggested_fix_version: str,
+    is_kev: bool,
+    epss: { type: 'array', items: EpssScore },
+    annotation_status: { type: 'string', enum: ['not_affected', 'affected', 'fixed', 'under_investigation'] },
   },
 } as const satisfies Schema;
 
@@ -241,6 +252,7 @@ export const ImagePackageVulnerabilityResponse = {
     base_digest: str,
     base_image_problems: { type: 'array', items: freeObject },
     vulnerability_type: str,
+    extended_support: bool,
     vulnerabilities: { type: 'array', items: ImagePackageVulnerability },
   },
 } as const satisfies Schema;
