@@ -5,12 +5,14 @@ import { sleep } from '../runtime/clock.ts';
 import { type Priority, Semaphore, TokenBucket } from '../runtime/limits.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type {
+  AccountInventoryReportBody,
   AddImageRequest,
   AnalysisStatus,
   AnchoreApi,
   AnchoreImage,
   CapabilityReport,
   HealthReport,
+  HealthReportBody,
   IntegrationRegistration,
   KubernetesInventory,
   PolicyCheck,
@@ -269,22 +271,10 @@ export class AnchoreHttpClient implements AnchoreApi {
   }
 
   async sendHealthReport(account: string, uuid: string, report: HealthReport): Promise<void> {
-    const now = formatTimestamp(new Date());
-    const accounts: Record<string, unknown> = {};
-    for (const [name, a] of Object.entries(report.accounts)) {
-      accounts[name] = { report_timestamp: a.report_timestamp, account_name: name, sent_as_user: this.username, batch_size: a.batch_size, last_successful_index: a.last_successful_index, has_errors: a.has_errors, batches: a.batches };
-    }
     await this.#call('handle_health_report', 'POST', `/v2/system/integrations/${encodeURIComponent(uuid)}/health-report`, {
       account,
       expectEmpty: true,
-      json: {
-        uuid: crypto.randomUUID(),
-        protocol_version: 1,
-        timestamp: now,
-        uptime: report.uptime,
-        health_report_interval: report.health_report_interval,
-        health_data: { type: 'k8s_inventory_agent', version: 1, errors: report.errors, account_k8s_inventory_reports: accounts },
-      },
+      json: healthReportBody(report, this.username, new Date(), crypto.randomUUID()),
     });
   }
 
@@ -601,6 +591,30 @@ function describeValue(v: unknown): string {
   if (typeof v === 'object') return 'an object';
   if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}…` : v)}`;
   return `the ${typeof v} ${String(v)}`;
+}
+
+/** The spec's HealthReport body for one report: every account's batches, each filed under its account name. */
+export function healthReportBody(report: HealthReport, username: string, now: Date, id: string): HealthReportBody {
+  const accounts: Record<string, AccountInventoryReportBody> = {};
+  for (const [name, a] of Object.entries(report.accounts)) {
+    accounts[name] = {
+      report_timestamp: a.report_timestamp,
+      account_name: name,
+      sent_as_user: username,
+      batch_size: a.batch_size,
+      last_successful_index: a.last_successful_index,
+      has_errors: a.has_errors,
+      batches: a.batches,
+    };
+  }
+  return {
+    uuid: id,
+    protocol_version: 1,
+    timestamp: formatTimestamp(now),
+    uptime: report.uptime,
+    health_report_interval: report.health_report_interval,
+    health_data: { type: 'k8s_inventory_agent', version: 1, errors: report.errors, account_k8s_inventory_reports: accounts },
+  };
 }
 
 function parseJsonBody(text: string, contentType: string, operation: string): unknown {

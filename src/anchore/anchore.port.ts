@@ -111,6 +111,27 @@ export interface HealthReport {
   accounts: Record<string, AccountInventoryReport>;
 }
 
+/** An account's report as the health report carries it (spec AccountK8sInventoryReportInfo). */
+export interface AccountInventoryReportBody extends AccountInventoryReport {
+  account_name: string;
+  sent_as_user: string;
+}
+
+/** The body of `POST /v2/system/integrations/{uuid}/health-report` (spec HealthReport). */
+export interface HealthReportBody {
+  uuid: string;
+  protocol_version: number;
+  timestamp: string;
+  uptime: number;
+  health_report_interval: number;
+  health_data: {
+    type: 'k8s_inventory_agent';
+    version: number;
+    errors: string[];
+    account_k8s_inventory_reports: Record<string, AccountInventoryReportBody>;
+  };
+}
+
 export interface CapabilityReport {
   /** False when the server publishes no openapi.json (then nothing else is known). */
   specAvailable: boolean;

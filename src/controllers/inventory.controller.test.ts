@@ -98,6 +98,26 @@ describe('InventoryController batches and missing accounts', () => {
     expect(report.errors).toEqual([]);
   });
 
+  it('when a health report is built while a report is being sent, then it tells the previous complete report, never a batch in flight', async () => {
+    let release: (() => void) | undefined;
+    let slow = false;
+    const { controller } = setup(async () => {
+      if (slow) await new Promise<void>((r) => (release = r));
+    }, ['a', 'b']);
+    await controller.reconcile('admin');
+    const before = buildHealthReport(controller.status(), 1, 60).accounts.admin;
+    slow = true;
+    const second = controller.reconcile('admin');
+    while (release === undefined) await new Promise((r) => setTimeout(r, 1));
+    // First batch of the second report in flight: the health report still shows the first report, consistent.
+    expect(buildHealthReport(controller.status(), 1, 60).accounts.admin).toEqual(before);
+    expect(before).toMatchObject({ batch_size: 2, last_successful_index: 2, has_errors: false });
+    slow = false;
+    release();
+    await second;
+    expect(buildHealthReport(controller.status(), 1, 60).accounts.admin).toMatchObject({ batch_size: 2, last_successful_index: 2, has_errors: false });
+  });
+
   it('when Anchore is unreachable, then the remaining batches are not sent and the report says so', async () => {
     let calls = 0;
     const { controller } = setup(async () => {

@@ -134,23 +134,23 @@ export class InventoryController {
     const started = performance.now();
     const now = new Date();
     const batches = await buildInventory(account, this.#o.stores, this.#o.scope, this.#o.clusterName, now, this.#o.batchBytes);
-    st.lastAttempt = now;
-    st.batchCount = batches.length;
-    st.batches = [];
-    st.lastSuccessfulIndex = -1;
-    delete st.sentToAccount;
+    // The outcome is built aside and published when the report is complete: a health report sent meanwhile tells
+    // the previous report, never half of this one (a batch in flight is neither a success nor an error yet).
+    const sent: InventoryBatchOutcome[] = [];
+    let lastSuccessfulIndex = -1;
+    let sentToAccount: string | undefined;
     let failure: unknown;
     for (const [i, batch] of batches.entries()) {
       const outcome: InventoryBatchOutcome = { index: i + 1, sentAt: new Date() };
-      st.batches.push(outcome);
+      sent.push(outcome);
       try {
         const fallback = await this.#send(account, batch);
         if (fallback !== undefined) {
-          st.sentToAccount = fallback.account;
+          sentToAccount = fallback.account;
           outcome.error = fallback.note;
           this.#o.metrics.inventoryBatchFailures.inc({ account, reason: 'account_missing' });
         }
-        st.lastSuccessfulIndex = outcome.index;
+        lastSuccessfulIndex = outcome.index;
       } catch (err) {
         outcome.error = errorMessage(err);
         this.#o.metrics.inventoryBatchFailures.inc({ account, reason: 'error' });
@@ -158,6 +158,12 @@ export class InventoryController {
         if (err instanceof AnchoreError && (err.kind === 'unavailable' || err.kind === 'auth')) break;
       }
     }
+    st.lastAttempt = now;
+    st.batchCount = batches.length;
+    st.batches = sent;
+    st.lastSuccessfulIndex = lastSuccessfulIndex;
+    if (sentToAccount === undefined) delete st.sentToAccount;
+    else st.sentToAccount = sentToAccount;
     if (failure !== undefined) {
       this.#o.metrics.inventoryReports.inc({ account, result: 'error' });
       throw failure;

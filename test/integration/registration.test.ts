@@ -118,6 +118,8 @@ describe('registration and inventory (real cluster)', () => {
 
   it('when registered as an integration, then Anchore has the registration and a health report', async () => {
     await eventually(() => sim.integrations().some((i) => JSON.stringify(i).includes(cluster)), 10_000);
-    await eventually(() => sim.requests({ method: 'POST', path: /health-report$/ }).some((r) => r.status === 201), 10_000);
+    await eventually(() => sim.requests({ method: 'POST', path: /health-report$/ }).some((r) => r.status === 201), 10_000).catch((err: unknown) => {
+      throw new Error(`${String(err)}; health reports: ${JSON.stringify(sim.requests({ method: 'POST', path: /health-report$/ }).map((r) => [r.status, r.body]))}; violations ${JSON.stringify(sim.contractViolations())}`);
+    });
   });
 });

@@ -1,7 +1,7 @@
 // Starts the operator in-process against the test cluster and a simulator, through the same config loader the entry
 // point uses (so env parsing is exercised too), and captures its JSON log.
 import { Writable } from 'node:stream';
-import { loadConfig } from '../../src/config.ts';
+import { type Config, loadConfig } from '../../src/config.ts';
 import { type RunningOperator, startOperator } from '../../src/operator.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { ensureCrds, testCluster } from './k8s.ts';
@@ -39,7 +39,11 @@ export function operatorEnv(anchoreUrl: string, extra: Record<string, string> = 
   };
 }
 
-export async function startTestOperator(env: Record<string, string>): Promise<TestOperator> {
+/**
+ * `tweak` may adjust the loaded config where a test needs what users cannot set (e.g. a health report every second:
+ * the spec's minimum of 30 s would make a suite wait).
+ */
+export async function startTestOperator(env: Record<string, string>, tweak?: (cfg: Config) => void): Promise<TestOperator> {
   await ensureCrds();
   const logs: string[] = [];
   const sink = new Writable({
@@ -49,6 +53,8 @@ export async function startTestOperator(env: Record<string, string>): Promise<Te
     },
   });
   const log = createLogger({ level: env['LOG_LEVEL'] ?? 'info', pretty: false }, sink);
-  const op = await startOperator(loadConfig(env), { log });
+  const cfg = loadConfig(env);
+  tweak?.(cfg);
+  const op = await startOperator(cfg, { log });
   return { op, logs, stop: () => op.stop() };
 }
