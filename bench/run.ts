@@ -145,7 +145,6 @@ async function main(): Promise<void> {
     KUBECONFIG: cluster.kubeconfig,
     NAMESPACES_INCLUDE: `bench-${run}-*`,
     LEADER_ELECTION: 'false',
-    EVENT_NAMESPACE: 'default',
     LOG_LEVEL: 'info',
   };
   const operatorLog = join(logDir, 'operator.log');

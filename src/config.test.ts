@@ -32,6 +32,10 @@ describe('loadConfig', () => {
     [{ ANCHORE_URL: '' }, 'ANCHORE_URL is required'],
     [{ ANCHORE_URL: 'ftp://x' }, 'not an http(s) URL'],
     [{ ANCHORE_URL: 'https://u:p@x' }, 'must not contain credentials'],
+    [{ ANCHORE_URL: 'https://anchore.example:8228/v1' }, 'ANCHORE_URL "https://anchore.example:8228/v1" ends in /v1, but the operator uses Anchore\'s V2 API: give the base URL (https://anchore.example:8228) or https://anchore.example:8228/v2'],
+    [{ ANCHORE_URL: 'https://proxy.example/anchore/v1/' }, 'give the base URL (https://proxy.example/anchore) or https://proxy.example/anchore/v2'],
+    [{ ANCHORE_URL: 'https://anchore.example?x=1' }, 'must not carry a query or fragment'],
+    [{ EVENT_NAMESPACE: 'anchore-system' }, 'EVENT_NAMESPACE is no longer a setting: Events about cluster-scoped bindings must be in namespace default'],
     [{ ANCHORE_PASSWORD: '' }, 'credentials are required'],
     [{ ANCHORE_API_KEY: 'k' }, 'not both'],
     [{ CLUSTER_NAME: '' }, 'CLUSTER_NAME is required'],
@@ -80,6 +84,19 @@ describe('loadConfig', () => {
     expect(c.log.level).toBe('warn');
     writeFileSync(f, 'CLUSTR_NAME: typo\n');
     expect(fails({ ...base, CONFIG_FILE: f })).toContain('unknown setting "CLUSTR_NAME"');
+  });
+
+  it.each([
+    ['KUBECONFIG', '/etc/kube/config', 'is read from the environment only'],
+    ['POD_NAME', 'op-0', 'is set by Kubernetes (downward API)'],
+    ['POD_NAMESPACE', 'anchore', 'is set by Kubernetes (downward API)'],
+  ])('when CONFIG_FILE sets %s (which it cannot honour), then it is refused saying why, not silently ignored', (key, value, why) => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const f = join(dir, 'c.yaml');
+    writeFileSync(f, `${key}: ${value}\n`);
+    const message = fails({ ...base, CONFIG_FILE: f });
+    expect(message.startsWith(`CONFIG_FILE ${f}: ${key} ${why}`)).toBe(true);
+    expect(message.endsWith('; remove it from the file')).toBe(true);
   });
 
   it('when the config is described for logging, then no credential appears', () => {

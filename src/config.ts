@@ -51,7 +51,7 @@ export interface Config {
   inventory: { enabled: boolean; intervalMs: number; debounceMs: number; minIntervalMs: number; batchBytes: number };
   integration: { enabled: boolean; healthIntervalMs: number; registrationId: string; instanceId: string; namespace?: string };
   registration: { workers: number; analysisPollMaxMs: number };
-  bindings: { workers: number; evaluationConcurrency: number; policyPollMs: number; eventNamespace: string };
+  bindings: { workers: number; evaluationConcurrency: number; policyPollMs: number };
   metrics: {
     maxSeries: number;
     vulnerabilities: boolean;
@@ -81,7 +81,7 @@ type Source = Record<string, unknown>;
 
 /** Every setting, its default and meaning: the README table is generated from the same words. */
 export const SETTINGS: ReadonlyArray<{ name: string; default: string; help: string }> = [
-  { name: 'ANCHORE_URL', default: '(required)', help: 'Anchore API base URL, with or without a trailing /v2, e.g. https://anchore:8228' },
+  { name: 'ANCHORE_URL', default: '(required)', help: 'Anchore API base URL, with or without a trailing /v2, e.g. https://anchore:8228 (a /v1 URL is refused)' },
   { name: 'ANCHORE_USERNAME', default: '', help: 'Username (Basic or OAuth). Needs permission to act as the routed accounts (x-anchore-account)' },
   { name: 'ANCHORE_PASSWORD / ANCHORE_PASSWORD_FILE', default: '', help: 'Password, or a file holding it (a mounted Secret)' },
   { name: 'ANCHORE_API_KEY / ANCHORE_API_KEY_FILE', default: '', help: 'API key (sent as Basic _api_key:<key>); instead of username/password' },
@@ -114,7 +114,6 @@ export const SETTINGS: ReadonlyArray<{ name: string; default: string; help: stri
   { name: 'BINDING_WORKERS', default: '4', help: 'Policy bindings reconciled in parallel' },
   { name: 'EVALUATION_CONCURRENCY', default: '8', help: 'Anchore policy checks / vulnerability reads in flight (shared by all bindings)' },
   { name: 'POLICY_POLL_SECONDS', default: '60', help: "How often each account's active policy is checked for a change (0 = never)" },
-  { name: 'EVENT_NAMESPACE', default: '(POD_NAMESPACE or default)', help: 'Namespace for Events about cluster-scoped bindings' },
   { name: 'METRICS_MAX_SERIES', default: '10000', help: 'Budget of findings series per scrape; beyond it series are dropped and counted' },
   { name: 'METRICS_VULNERABILITIES', default: 'true', help: 'Read vulnerability counts of every running analysed image for the findings metrics' },
   { name: 'VULNERABILITY_REFRESH_SECONDS', default: '3600', help: 'How often each image\'s vulnerability counts are read again' },
@@ -142,8 +141,16 @@ export const SETTINGS: ReadonlyArray<{ name: string; default: string; help: stri
   { name: 'LOG_LEVEL', default: 'info', help: 'trace | debug | info | warn | error' },
   { name: 'LOG_PRETTY', default: 'false', help: 'Human-readable logs instead of JSON' },
   { name: 'SHUTDOWN_DRAIN_SECONDS', default: '20', help: 'On SIGTERM, wait this long for in-flight work' },
-  { name: 'CONFIG_FILE', default: '', help: 'YAML file with any of these keys; environment variables win' },
+  { name: 'CONFIG_FILE', default: '', help: 'YAML file with any of these keys except KUBECONFIG, POD_NAME, POD_NAMESPACE (environment only); environment variables win' },
 ];
+
+/** Settings only the environment can give (read before the file, or set by Kubernetes): refused in CONFIG_FILE. */
+const ENV_ONLY: ReadonlyMap<string, string> = new Map([
+  ['KUBECONFIG', 'is read from the environment only (the Kubernetes client loads it before any setting)'],
+  ['POD_NAME', 'is set by Kubernetes (downward API), not by the config file'],
+  ['POD_NAMESPACE', 'is set by Kubernetes (downward API), not by the config file'],
+  ['CONFIG_FILE', 'cannot name another config file'],
+]);
 
 /** Reads CONFIG_FILE (if set) and the environment; throws ConfigError naming the first bad setting. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -167,10 +174,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     file = (parsed ?? {}) as Source;
     const known = new Set(SETTINGS.flatMap((s) => s.name.split(' / ')).concat(['ANCHORE_RATE_BURST']));
     for (const k of Object.keys(file)) {
+      if (ENV_ONLY.has(k)) throw new ConfigError(`CONFIG_FILE ${env['CONFIG_FILE']}: ${k} ${ENV_ONLY.get(k)}; remove it from the file`);
       if (!known.has(k)) throw new ConfigError(`CONFIG_FILE ${env['CONFIG_FILE']}: unknown setting "${k}"`);
     }
   }
   const r = new Reader(env, file);
+  // Removed setting: the apiserver accepts Events about cluster-scoped objects only in namespace default.
+  const eventNs = env['EVENT_NAMESPACE'];
+  if (eventNs && eventNs !== 'default') {
+    throw new ConfigError(`EVENT_NAMESPACE is no longer a setting: Events about cluster-scoped bindings must be in namespace default (the apiserver refuses them elsewhere); unset it`);
+  }
 
   const url = r.string('ANCHORE_URL');
   if (!url) throw new ConfigError('ANCHORE_URL is required (e.g. https://anchore-api.anchore:8228)');
@@ -178,6 +191,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const u = new URL(url);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
     if (u.username || u.password) throw new ConfigError('ANCHORE_URL must not contain credentials; use ANCHORE_USERNAME/ANCHORE_PASSWORD');
+    if (u.search || u.hash) throw new ConfigError(`ANCHORE_URL "${url}" must not carry a query or fragment`);
+    const path = u.pathname.replace(/\/+$/, '');
+    if (/\/v1$/i.test(path)) {
+      throw new ConfigError(`ANCHORE_URL "${url}" ends in /v1, but the operator uses Anchore's V2 API: give the base URL (${u.origin}${path.slice(0, -3)}) or ${u.origin}${path.slice(0, -3)}/v2`);
+    }
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     throw new ConfigError(`ANCHORE_URL "${url}" is not an http(s) URL`);
@@ -265,7 +283,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       workers: r.int('BINDING_WORKERS', 4, 1, 64),
       evaluationConcurrency: r.int('EVALUATION_CONCURRENCY', 8, 1, 256),
       policyPollMs: r.int('POLICY_POLL_SECONDS', 60, 0, 86_400) * 1000,
-      eventNamespace: r.string('EVENT_NAMESPACE') || env['POD_NAMESPACE'] || 'default',
     },
     metrics: {
       maxSeries: r.int('METRICS_MAX_SERIES', 10_000, 0, 10_000_000),

@@ -179,7 +179,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
   });
   const cveFilter = cfg.metrics.cveSeries ? { minSeverity: cfg.metrics.cveMinSeverity, fixableOnly: cfg.metrics.cveFixableOnly } : undefined;
   const evaluations = new EvaluationCache(anchore, cfg.bindings.evaluationConcurrency, Date.now, cveFilter ? { cveFilter } : {});
-  const events = new KubeEventRecorder({ client: kube, log, instance: cfg.integration.instanceId, clusterEventNamespace: cfg.bindings.eventNamespace });
+  const events = new KubeEventRecorder({ client: kube, log, instance: cfg.integration.instanceId, metrics });
   const bindings = new BindingController({
     stores,
     bindings: stores.bindings,

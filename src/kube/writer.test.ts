@@ -1,5 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { createLogger } from '../telemetry/logger.ts';
+import { OperatorMetrics } from '../telemetry/metrics.ts';
+import { KubeApiError } from './client.ts';
 import { KubeEventRecorder, microTime } from './writer.ts';
 
 const log = createLogger({ level: 'silent', pretty: false });
@@ -18,6 +20,50 @@ function recorder(opts: { minIntervalMs?: number; repeatMs?: number; ratePerSeco
 }
 
 const dep = { apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', namespace: 'shop' };
+
+describe('KubeEventRecorder outcomes', () => {
+  const capb = { apiVersion: 'anchore.io/v1alpha1', kind: 'ClusterAnchorePolicyBinding', name: 'prod' };
+
+  it('when the object is cluster-scoped, then its Event goes to namespace default (the only one the apiserver accepts)', async () => {
+    const paths: string[] = [];
+    const bodies: Array<{ metadata: { namespace: string } }> = [];
+    const client = { request: async (_m: string, p: string, o?: { body?: unknown }) => { paths.push(p); bodies.push(o?.body as never); return undefined as never; } };
+    const rec = new KubeEventRecorder({ client, log, instance: 'pod-1' });
+    rec.event(capb, 'Warning', 'PolicyFailed', 'Evaluate', 'x');
+    await flush();
+    expect(paths).toEqual(['/apis/events.k8s.io/v1/namespaces/default/events']);
+    expect(bodies[0]?.metadata.namespace).toBe('default');
+  });
+
+  it('when the apiserver refuses an Event, then it is counted as rejected and logged with the cause, never silently lost', async () => {
+    const lines: string[] = [];
+    const warnLog = createLogger({ level: 'warn', pretty: false }, { write: (s: string) => void lines.push(s) });
+    const metrics = new OperatorMetrics(undefined, { defaultMetrics: false });
+    let fail: 'reject' | 'down' | undefined = 'reject';
+    const client = {
+      request: async () => {
+        if (fail === 'reject') throw new KubeApiError(422, 'Invalid', 'Event.events.k8s.io "prod.1" is invalid: metadata.namespace: does not match regarding');
+        if (fail === 'down') throw new Error('ECONNRESET');
+        return undefined as never;
+      },
+    };
+    const rec = new KubeEventRecorder({ client, log: warnLog, instance: 'pod-1', metrics, minIntervalMs: 0, repeatMs: 0 });
+    rec.event(capb, 'Warning', 'PolicyFailed', 'Evaluate', 'a');
+    await flush();
+    fail = 'down';
+    rec.event(capb, 'Warning', 'PolicyFailed', 'Evaluate', 'b');
+    await flush();
+    fail = undefined;
+    rec.event(capb, 'Warning', 'PolicyFailed', 'Evaluate', 'c');
+    await flush();
+    expect(rec.rejected).toBe(1);
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('anchore_operator_kube_events_total{result="rejected"} 1');
+    expect(text).toContain('anchore_operator_kube_events_total{result="failed"} 1');
+    expect(text).toContain('anchore_operator_kube_events_total{result="sent"} 1');
+    expect(lines.filter((l) => l.includes('the apiserver refused a Kubernetes Event') && l.includes('does not match regarding'))).toHaveLength(1);
+  });
+});
 
 describe('KubeEventRecorder', () => {
   it('when an event is recorded, then it is a valid events.k8s.io/v1 Event with MicroTime and a client-go style name', async () => {

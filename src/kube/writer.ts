@@ -2,7 +2,8 @@ import { API_VERSION, GROUP, VERSION } from '../crds/schema.ts';
 import type { BindingInfo, BindingStatus } from '../crds/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { BindingStatusWriter, EventRecorder, ObjectRef } from './cluster.port.ts';
-import type { KubeClient } from './client.ts';
+import { type KubeClient, isKubeError } from './client.ts';
+import type { OperatorMetrics } from '../telemetry/metrics.ts';
 import { TokenBucket } from '../runtime/limits.ts';
 
 export function bindingPath(b: Pick<BindingInfo, 'kind' | 'name' | 'namespace'>): string {
@@ -41,8 +42,7 @@ export class KubeEventRecorder implements EventRecorder {
   readonly #minIntervalMs: number;
   readonly #repeatMs: number;
   readonly #last = new Map<string, { at: number; note: string }>();
-  /** Namespace for events about cluster-scoped objects. */
-  readonly #clusterEventNamespace: string;
+  readonly #metrics: Pick<OperatorMetrics, 'kubeEvents'> | undefined;
   /** Paces Event writes across all objects (client-go's recorder is paced by its client's QPS too). */
   readonly #bucket: TokenBucket;
   readonly #maxPending: number;
@@ -51,6 +51,8 @@ export class KubeEventRecorder implements EventRecorder {
   suppressed = 0;
   /** Events dropped because too many were waiting for the rate limit. */
   dropped = 0;
+  /** Events the apiserver refused (4xx). */
+  rejected = 0;
 
   constructor(opts: {
     client: Pick<KubeClient, 'request'>;
@@ -58,7 +60,8 @@ export class KubeEventRecorder implements EventRecorder {
     instance: string;
     minIntervalMs?: number;
     repeatMs?: number;
-    clusterEventNamespace?: string;
+    /** Counts every Event by outcome (sent, rejected, failed, dropped, suppressed). */
+    metrics?: Pick<OperatorMetrics, 'kubeEvents'>;
     /** Event writes per second, all objects together (default 10, burst 25). */
     ratePerSecond?: number;
     burst?: number;
@@ -72,7 +75,7 @@ export class KubeEventRecorder implements EventRecorder {
     this.#instance = opts.instance;
     this.#minIntervalMs = opts.minIntervalMs ?? 60_000;
     this.#repeatMs = opts.repeatMs ?? 10 * 60_000;
-    this.#clusterEventNamespace = opts.clusterEventNamespace ?? 'default';
+    this.#metrics = opts.metrics;
   }
 
   event(regarding: ObjectRef, type: 'Normal' | 'Warning', reason: string, action: string, note: string): void {
@@ -81,11 +84,13 @@ export class KubeEventRecorder implements EventRecorder {
     const prev = this.#last.get(key);
     if (prev && (now - prev.at < this.#minIntervalMs || (prev.note === note && now - prev.at < this.#repeatMs))) {
       this.suppressed++;
+      this.#metrics?.kubeEvents.inc({ result: 'suppressed' });
       return;
     }
     this.#last.set(key, { at: now, note });
     if (this.#last.size > 10_000) this.#last.delete(this.#last.keys().next().value as string);
-    const namespace = regarding.namespace ?? this.#clusterEventNamespace;
+    // Events about cluster-scoped objects: the apiserver accepts them only in namespace default (events.k8s.io/v1 validation).
+    const namespace = regarding.namespace ?? 'default';
     const body = {
       apiVersion: 'events.k8s.io/v1',
       kind: 'Event',
@@ -103,6 +108,7 @@ export class KubeEventRecorder implements EventRecorder {
     if (this.#pending >= this.#maxPending) {
       // A burst (hundreds of workloads failing at once) must not flood the apiserver; Events are best effort.
       if (this.dropped++ === 0) this.#log.warn({ maxPending: this.#maxPending, reason }, 'too many Kubernetes Events waiting; dropping (counted; said once)');
+      this.#metrics?.kubeEvents.inc({ result: 'dropped' });
       return;
     }
     this.sent++;
@@ -110,8 +116,13 @@ export class KubeEventRecorder implements EventRecorder {
     void this.#bucket
       .take()
       .then(() => this.#client.request('POST', `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/events`, { body }))
+      .then(() => this.#metrics?.kubeEvents.inc({ result: 'sent' }))
       .catch((err: unknown) => {
-        this.#log.warn({ err: (err as Error).message, reason, object: key }, 'could not record event');
+        // 4xx: the apiserver refused this Event (validation, RBAC, a terminating namespace); anything else failed on the way.
+        const rejected = isKubeError(err) && err.status >= 400 && err.status < 500;
+        this.rejected += rejected ? 1 : 0;
+        this.#metrics?.kubeEvents.inc({ result: rejected ? 'rejected' : 'failed' });
+        this.#log.warn({ err: (err as Error).message, reason, object: key, namespace }, rejected ? 'the apiserver refused a Kubernetes Event' : 'could not record event');
       })
       .finally(() => this.#pending--);
   }

@@ -14,6 +14,7 @@ export const METRIC = {
   anchoreRequestDuration: 'anchore_operator_anchore_request_duration_seconds',
   watchRestarts: 'anchore_operator_watch_restarts_total',
   watchLastEvent: 'anchore_operator_watch_last_event_timestamp_seconds',
+  kubeEvents: 'anchore_operator_kube_events_total',
   watchObjects: 'anchore_operator_watch_cached_objects',
   imagesRegistered: 'anchore_operator_images_registered_total',
   registrationLatency: 'anchore_operator_image_registration_latency_seconds',
@@ -56,6 +57,7 @@ export class OperatorMetrics {
   readonly anchoreRequestDuration: Histogram<'operation'>;
   readonly watchRestarts: Counter<'resource' | 'reason'>;
   readonly watchLastEvent: Gauge<'resource'>;
+  readonly kubeEvents: Counter<'result'>;
   readonly imagesRegistered: Counter<'account'>;
   readonly registrationLatency: Histogram;
   readonly imagesSkipped: Counter<'reason'>;
@@ -84,6 +86,7 @@ export class OperatorMetrics {
     this.anchoreRequestDuration = new Histogram({ name: METRIC.anchoreRequestDuration, help: 'Anchore HTTP request duration', labelNames: ['operation'], buckets: DURATION_BUCKETS, registers: r });
     this.watchRestarts = new Counter({ name: METRIC.watchRestarts, help: 'Watch restarts by resource and reason', labelNames: ['resource', 'reason'], registers: r });
     this.watchLastEvent = new Gauge({ name: METRIC.watchLastEvent, help: 'Unix time of the last watch event per resource', labelNames: ['resource'], registers: r });
+    this.kubeEvents = new Counter({ name: METRIC.kubeEvents, help: 'Kubernetes Events by outcome: sent, rejected (the apiserver refused it), failed, dropped (too many waiting), suppressed (repeat)', labelNames: ['result'], registers: r });
     this.imagesRegistered = new Counter({ name: METRIC.imagesRegistered, help: 'Images added to Anchore (POST /v2/images) by account', labelNames: ['account'], registers: r });
     this.registrationLatency = new Histogram({ name: METRIC.registrationLatency, help: 'From first seeing an image running to Anchore accepting it', buckets: DURATION_BUCKETS, registers: r });
     this.imagesSkipped = new Counter({ name: METRIC.imagesSkipped, help: 'Container images not registered, by reason (invalid, excluded, dropped)', labelNames: ['reason'], registers: r });

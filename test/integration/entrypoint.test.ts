@@ -54,6 +54,12 @@ describe('entry point (node src/main.ts)', () => {
     expect(r.stderr.join('').trim()).toBe('anchore-operator: invalid configuration: ANCHORE_URL "not a url" is not an http(s) URL');
   });
 
+  it('when ANCHORE_URL names the V1 API, then it exits 2 at once with the cause instead of retrying "not reachable"', async () => {
+    const r = run({ ANCHORE_URL: `${sim.url}/v1`, CLUSTER_NAME: 'c', ANCHORE_USERNAME: 'admin', ANCHORE_PASSWORD: SECRET });
+    expect(await r.exit).toBe(2);
+    expect(r.stderr.join('').trim()).toBe(`anchore-operator: invalid configuration: ANCHORE_URL "${sim.url}/v1" ends in /v1, but the operator uses Anchore's V2 API: give the base URL (${sim.url}) or ${sim.url}/v2`);
+  });
+
   it('when Anchore rejects the credentials, then it exits 1 saying so, and the password is never printed', async () => {
     const r = run(operatorEnv(sim.url, { ANCHORE_PASSWORD: 'wrong-password-123', LOG_LEVEL: 'debug' }));
     expect(await r.exit).toBe(1);

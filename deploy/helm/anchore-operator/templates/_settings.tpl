@@ -40,7 +40,6 @@ paths and the downward API are set on the container itself (deployment.yaml).
 {{- $_ := set $s "BINDING_WORKERS" $v.bindings.workers }}
 {{- $_ := set $s "EVALUATION_CONCURRENCY" $v.bindings.evaluationConcurrency }}
 {{- $_ := set $s "POLICY_POLL_SECONDS" $v.bindings.policyPollSeconds }}
-{{- $_ := set $s "EVENT_NAMESPACE" ($v.bindings.eventNamespace | default .Release.Namespace) }}
 {{- $_ := set $s "METRICS_MAX_SERIES" $v.metrics.maxSeries }}
 {{- $_ := set $s "METRICS_VULNERABILITIES" $v.metrics.vulnerabilities }}
 {{- $_ := set $s "VULNERABILITY_REFRESH_SECONDS" $v.metrics.vulnerabilityRefreshSeconds }}
