@@ -26,6 +26,12 @@ describe('binding status', () => {
     expect(b.truncated).toBe(true);
   });
 
+  it('when compliance is unknown (the binding selects no image), then Compliant is Unknown, not True', () => {
+    const cs = conditionsFor({ kind: 'done', reason: 'NoMatchingImages', message: 'none', compliant: { ok: undefined, reason: 'NoMatchingImages', message: 'selects no running image' } });
+    expect(cs.find((c) => c.type === 'Compliant')).toEqual({ type: 'Compliant', status: 'Unknown', reason: 'NoMatchingImages', message: 'selects no running image' });
+    expect(cs.find((c) => c.type === 'Ready')?.status).toBe('True');
+  });
+
   it('when a condition keeps its status, then lastTransitionTime does not move; when it flips, it does', () => {
     const t1 = new Date('2026-01-01T00:00:00Z');
     const t2 = new Date('2026-01-01T01:00:00Z');

@@ -75,7 +75,7 @@ function stableJson(v: unknown): string {
 
 /** The kstatus condition set for an outcome (Ready, plus Reconciling or Stalled while they are true, plus Compliant). */
 export function conditionsFor(outcome:
-  | { kind: 'done'; reason: string; message: string; compliant?: { ok: boolean; reason: string; message: string } }
+  | { kind: 'done'; reason: string; message: string; compliant?: { ok: boolean | undefined; reason: string; message: string } }
   | { kind: 'progressing'; reason: string; message: string }
   | { kind: 'stalled'; reason: string; message: string }
   | { kind: 'retrying'; reason: string; message: string }): DesiredCondition[] {
@@ -83,7 +83,7 @@ export function conditionsFor(outcome:
     case 'done': {
       const out: DesiredCondition[] = [{ type: CONDITION.ready, status: 'True', reason: outcome.reason, message: outcome.message }];
       if (outcome.compliant) {
-        out.push({ type: CONDITION.compliant, status: outcome.compliant.ok ? 'True' : 'False', reason: outcome.compliant.reason, message: outcome.compliant.message });
+        out.push({ type: CONDITION.compliant, status: outcome.compliant.ok === undefined ? 'Unknown' : outcome.compliant.ok ? 'True' : 'False', reason: outcome.compliant.reason, message: outcome.compliant.message });
       }
       return out;
     }

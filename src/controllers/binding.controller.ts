@@ -371,7 +371,9 @@ export class BindingController {
         ...(compiled.mode === 'evaluate'
           ? {
               compliant:
-                s.failed > 0
+                s.images === 0
+                  ? { ok: undefined, reason: REASON.noImages, message: 'This binding selects no running image (check its selectors and images filter): nothing passes or fails' }
+                  : s.failed > 0
                   ? { ok: false, reason: REASON.policyFailed, message: `${s.failed} image(s) fail policy ${policy?.name ?? ''}`.trim() }
                   : s.errors > 0
                     ? { ok: false, reason: REASON.evaluationErrors, message: `${s.errors} image(s) could not be evaluated` }

@@ -96,7 +96,8 @@ export function registerFindingsMetrics(src: FindingsSources): void {
   metrics.findingsGauge(METRIC.bindingCompliant, '1 when every image the binding covers passes its policy, 0 when any fails', ['kind', 'namespace', 'binding'], function* () {
     for (const b of allBindings()) {
       const c = b.status.conditions?.find((x) => x.type === 'Compliant');
-      if (c) yield [labelsOf(b), c.status === 'True' ? 1 : 0];
+      // Unknown (the binding selects no image) is neither compliant nor failing: no series.
+      if (c && c.status !== 'Unknown') yield [labelsOf(b), c.status === 'True' ? 1 : 0];
     }
   });
   metrics.findingsGauge(METRIC.workloadPolicyFailures, 'Images of a workload that fail the policy of a binding', ['binding_kind', 'binding_namespace', 'binding', 'namespace', 'kind', 'workload'], function* () {

@@ -190,7 +190,13 @@ const printerColumns = [
   { name: 'Passed', type: 'integer', jsonPath: '.status.summary.passed' },
   { name: 'Failed', type: 'integer', jsonPath: '.status.summary.failed' },
   { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+  { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', description: 'Why the binding is (not) Ready' },
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  // -o wide only.
+  { name: 'Warned', type: 'integer', jsonPath: '.status.summary.warned', priority: 1 },
+  { name: 'Pending', type: 'integer', jsonPath: '.status.summary.pending', priority: 1 },
+  { name: 'Errors', type: 'integer', jsonPath: '.status.summary.errors', priority: 1 },
+  { name: 'Message', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].message', priority: 1 },
 ];
 
 function crd(opts: { kind: string; plural: string; shortName: string; scope: 'Namespaced' | 'Cluster'; description: string; extraSpec: Record<string, Schema>; extraValidations?: unknown[] }): Schema {

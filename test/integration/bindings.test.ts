@@ -107,11 +107,14 @@ describe('policy bindings (real cluster)', () => {
     expect((await eventsFor(ns, 'api')).some((e) => e.reason === 'AnchorePolicyFailed')).toBe(false);
   });
 
-  it('when kubectl get apb runs, then the printer columns show policy, mode, counts and Ready', async () => {
+  it('when kubectl get apb runs, then the printer columns show policy, mode, counts, Ready and its reason, and -o wide the rest', async () => {
     const out = await kubectl(['get', 'apb', 'all', '-n', ns]);
     const [header, row] = out.trim().split('\n');
-    expect(header?.split(/\s+/)).toEqual(['NAME', 'POLICY', 'MODE', 'IMAGES', 'PASSED', 'FAILED', 'READY', 'AGE']);
-    expect(row).toMatch(/^all\s+Default bundle\s+evaluate\s+3\s+2\s+1\s+True\s+/);
+    expect(header?.split(/\s+/)).toEqual(['NAME', 'POLICY', 'MODE', 'IMAGES', 'PASSED', 'FAILED', 'READY', 'REASON', 'AGE']);
+    expect(row).toMatch(/^all\s+Default bundle\s+evaluate\s+3\s+2\s+1\s+True\s+Evaluated\s+/);
+    const [wideHeader, wideRow] = (await kubectl(['get', 'apb', 'all', '-n', ns, '-o', 'wide'])).trim().split('\n');
+    expect(wideHeader?.split(/\s+/)).toEqual(['NAME', 'POLICY', 'MODE', 'IMAGES', 'PASSED', 'FAILED', 'READY', 'REASON', 'AGE', 'WARNED', 'PENDING', 'ERRORS', 'MESSAGE']);
+    expect(wideRow).toMatch(/\s0\s+0\s+0\s+3 image\(s\) in 2 workload\(s\): 2 passed, 1 failed/);
     expect(await kubectl(['get', 'anchore', '-n', ns, '-o', 'name'])).toContain('anchorepolicybinding.anchore.io/all');
   });
 
@@ -214,6 +217,9 @@ describe('policy bindings (real cluster)', () => {
       }, 20_000, 250);
       expect(empty.status?.summary?.['images']).toBe(0);
       expect(cond(empty, 'Ready')?.reason).toBe('NoMatchingImages');
+      // Not "Compliant: all 0 pass": it says it selects nothing.
+      expect(cond(empty, 'Compliant')).toMatchObject({ status: 'Unknown', reason: 'NoMatchingImages', message: expect.stringContaining('selects no running image') });
+      expect((await kubectl(['get', 'capb', capbName])).split('\n')[1]).toMatch(/\sTrue\s+NoMatchingImages\s/);
       await kubectl(['label', 'namespace', labelled, `tier=${capbName}`]);
       const picked = await eventually(async () => {
         const x = await getJson<Binding>(['capb', capbName]);
