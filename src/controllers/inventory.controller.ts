@@ -2,10 +2,11 @@ import type { AnchoreApi, KubernetesInventory } from '../anchore/anchore.port.ts
 import { AnchoreError } from '../anchore/errors.ts';
 import type { ClusterStores, NamespaceInfo, PodInfo } from '../kube/cluster.port.ts';
 import { errorMessage } from '../runtime/errors.ts';
+import { formatTimestamp } from '../runtime/time.ts';
 import { type HandleResult, WorkQueue } from '../runtime/workqueue.ts';
 import { type Logger, nextReconcileId } from '../telemetry/logger.ts';
 import type { OperatorMetrics } from '../telemetry/metrics.ts';
-import { buildInventory, inventoryTimestamp } from './inventory.ts';
+import { buildInventory } from './inventory.ts';
 import { MissingAccounts } from './missing-accounts.ts';
 import type { Scope } from './scope.ts';
 
@@ -173,7 +174,7 @@ export class InventoryController {
     this.#o.metrics.inventoryLastSuccess.set({ account }, now.getTime() / 1000);
     this.#o.metrics.inventoryDuration.observe((performance.now() - started) / 1000);
     const counts = batches.reduce((a, b) => ({ ns: a.ns + b.namespaces.length, pods: a.pods + b.pods.length, containers: a.containers + b.containers.length }), { ns: 0, pods: 0, containers: 0 });
-    this.#log.debug({ account, reconcileId: nextReconcileId(), batches: batches.length, ...counts, timestamp: inventoryTimestamp(now), ...(st.sentToAccount ? { sentToAccount: st.sentToAccount } : {}) }, 'inventory sent');
+    this.#log.debug({ account, reconcileId: nextReconcileId(), batches: batches.length, ...counts, timestamp: formatTimestamp(now), ...(st.sentToAccount ? { sentToAccount: st.sentToAccount } : {}) }, 'inventory sent');
     return { requeueAfterMs: this.#o.intervalMs };
   }
 

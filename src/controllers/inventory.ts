@@ -18,9 +18,6 @@ interface Fragment {
   bytes: number;
 }
 
-/** RFC 3339 UTC without fractional seconds, as Anchore's examples show. */
-export const inventoryTimestamp = formatTimestamp;
-
 /**
  * Builds the runtime inventory of the namespaces that route to `account`, with k8s-inventory's referential integrity:
  * pods only with their namespace, containers only with their pod and a container id, node_uid only when the node is
@@ -49,7 +46,7 @@ export async function buildInventory(
     if (!f || !p.uid) continue;
     addPod(f, p, stores.nodes, scope);
   }
-  const timestamp = inventoryTimestamp(now);
+  const timestamp = formatTimestamp(now);
   const nodeOf = (name: string): Node | undefined => {
     const n = stores.nodes.get(name);
     return n ? toNode(n) : undefined;
