@@ -423,7 +423,7 @@ export class BindingController {
       const workload = resolveWorkload(pod, stores);
       const wk = workloadKey(workload);
       for (const container of pod.containers) {
-        const r = scope.resolveImage(container);
+        const r = scope.resolveRunning(container);
         if (r.kind !== 'image' || !c.covers(r.image)) continue;
         const key = imageKey(account, r.image);
         let g = groups.get(key);

@@ -43,14 +43,14 @@ describe('ImageController', () => {
     sim.reset();
   });
 
-  function controller(final?: (key: string) => void, extra: Partial<ConstructorParameters<typeof Scope>[0]> = {}): ImageController {
+  function controller(final?: (key: string) => void, extra: Partial<ConstructorParameters<typeof Scope>[0]> = {}, pollMaxMs = 100): ImageController {
     const c = new ImageController({
       stores,
       scope: new Scope({ namespaces: { exclude: ['kube-system'] }, imageExclude: [], imagePolicy: { missingTagPolicy: 'digest' }, defaultAccount: 'admin', routes: [], ...extra }),
       anchore,
       clusterName: 'c1',
       workers: 4,
-      analysisPollMaxMs: 100,
+      analysisPollMaxMs: pollMaxMs,
       log,
       metrics: new OperatorMetrics(undefined, { defaultMetrics: false }),
       ...(final ? { onAnalysisFinal: final } : {}),
@@ -116,7 +116,8 @@ describe('ImageController', () => {
   it('when no digest is known, then the image is added by tag once and found by tag after a restart', async () => {
     const finals: string[] = [];
     const c = controller((k) => finals.push(k));
-    stores.pods.put(aPod('shop', 'a', [aContainer('a', 'alpine:3.20')]));
+    // A locally built image: the kubelet reports a config id, not a registry digest.
+    stores.pods.put(aPod('shop', 'a', [{ ...aContainer('a', 'alpine:3.20'), imageID: d('alpine-config') }]));
     c.start();
     await until(() => finals.length === 1);
     expect(sim.requests({ method: 'POST', path: '/v2/images' })[0]?.body).toMatchObject({ source: { tag: { pull_string: 'docker.io/library/alpine:3.20' } } });
@@ -180,5 +181,111 @@ describe('ImageController', () => {
     c.start();
     await until(() => finals.length === 1, 15_000);
     expect(sim.images('admin')).toHaveLength(1);
+  });
+  it('when a multi-arch image (kubelet reports the manifest-list digest) was registered, then a restart adds nothing', async () => {
+    const list = d('nginx-index');
+    const platform = d('nginx-amd64');
+    sim.config.manifest_lists[list] = platform;
+    try {
+      const finals: string[] = [];
+      const first = controller((k) => finals.push(k));
+      stores.pods.put(aPod('shop', 'a', [aContainer('a', 'nginx:1.27', { digest: list })]));
+      first.start();
+      await until(() => finals.length === 1);
+      expect(sim.images('admin').map((i) => [i.image_digest, i.parent_digest])).toEqual([[platform, list]]);
+      expect(first.catalog(`admin|${list}`)?.digest).toBe(platform);
+      await first.queue.shutdown(1000);
+      sim.clearRequests();
+      const again: string[] = [];
+      const second = controller((k) => again.push(k));
+      second.start();
+      await until(() => again.length === 1);
+      expect(sim.requests({ method: 'POST', path: '/v2/images' })).toHaveLength(0);
+      // Policy checks and vulnerability reads go to the platform digest Anchore stores.
+      expect(second.catalog(`admin|${list}`)).toMatchObject({ digest: platform, analysis: 'analyzed' });
+    } finally {
+      delete sim.config.manifest_lists[list];
+    }
+  });
+
+  it('when one digest runs under two tags, then each tag is added to Anchore (by digest), once, and a restart adds nothing', async () => {
+    const finals: string[] = [];
+    const c = controller((k) => finals.push(k));
+    stores.pods.put(aPod('shop', 'a', [aContainer('a', 'nginx:1.25', { digest: d('nginx') })]));
+    stores.pods.put(aPod('shop', 'b', [aContainer('b', 'nginx:stable', { digest: d('nginx') })]));
+    stores.pods.put(aPod('shop', 'c', [aContainer('c', 'nginx:stable', { digest: d('nginx') })]));
+    c.start();
+    await until(() => finals.length >= 1 && (sim.images('admin')[0]?.image_detail.length ?? 0) === 2);
+    const posts = sim.requests({ method: 'POST', path: '/v2/images' });
+    expect(posts.map((p) => (p.body as { source: { digest: { tag: string } } }).source.digest.tag).sort()).toEqual(['docker.io/library/nginx:1.25', 'docker.io/library/nginx:stable']);
+    expect(sim.images('admin').map((i) => i.image_detail.map((x) => x.full_tag).sort())).toEqual([['docker.io/library/nginx:1.25', 'docker.io/library/nginx:stable']]);
+    // A third tag appearing later is added too.
+    stores.pods.put(aPod('shop', 'd', [aContainer('d', 'nginx:latest', { digest: d('nginx') })]));
+    await until(() => sim.requests({ method: 'POST', path: '/v2/images' }).length === 3);
+    await c.queue.shutdown(1000);
+    sim.clearRequests();
+    const again: string[] = [];
+    controller((k) => again.push(k)).start();
+    await until(() => again.length === 1);
+    expect(sim.requests({ method: 'POST', path: '/v2/images' })).toHaveLength(0);
+  });
+
+  it('when pods churn while an image is being analysed, then the analysis-poll backoff holds', async () => {
+    const digest = d('slow');
+    const analyzing = { image_digest: digest, analysis_status: 'analyzing', image_status: 'active', image_detail: [] };
+    sim.setFaults([{ method: 'GET', path: `/v2/images/${digest}`, body: analyzing, count: 10_000 }]);
+    const c = controller(undefined, {}, 60_000);
+    stores.pods.put(aPod('shop', 'p0', [aContainer('p', 'slow:1', { digest, repo: 'docker.io/library/slow' })]));
+    c.start();
+    await until(() => sim.requests({ method: 'POST', path: '/v2/images' }).length === 1);
+    // 400 pods come and go over ~2 s (a rollout, a crash-looping Job): none changes what must be polled.
+    for (let i = 1; i <= 400; i++) {
+      stores.pods.put(aPod('shop', `p${i}`, [aContainer('p', 'slow:1', { digest, repo: 'docker.io/library/slow' })]));
+      if (i > 2) stores.pods.remove(`shop/p${i - 2}`);
+      if (i % 20 === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    // Backoff 1 s, 2 s (±20 %) after the add: at most 2 polls in ~2.5 s (hundreds before).
+    expect(sim.requests({ method: 'GET', path: `/v2/images/${digest}` }).length).toBeLessThanOrEqual(2);
+    expect(c.catalog(`admin|${digest}`)?.analysis).toBe('analyzing');
+  });
+
+  it('when a container is still pulling (empty imageID) beside one running the same tag by digest, then the image is added once, by digest', async () => {
+    const finals: string[] = [];
+    const c = controller((k) => finals.push(k));
+    stores.pods.put(aPod('shop', 'a', [aContainer('a', 'nginx:1.25', { digest: d('nginx') })]));
+    stores.pods.put(aPod('shop', 'b', [aContainer('b', 'nginx:1.25')])); // imageID "" while pulling
+    c.start();
+    await until(() => finals.length === 1);
+    await new Promise((r) => setTimeout(r, 200));
+    // The pull ends: the kubelet reports the digest.
+    stores.pods.put(aPod('shop', 'b', [aContainer('b', 'nginx:1.25', { digest: d('nginx') })]));
+    await new Promise((r) => setTimeout(r, 200));
+    const posts = sim.requests({ method: 'POST', path: '/v2/images' });
+    expect(posts).toHaveLength(1);
+    expect(posts[0]?.body).toMatchObject({ source: { digest: { pull_string: `docker.io/library/nginx@${d('nginx')}` } } });
+    expect([...c.running.keys()]).toEqual([`admin|${d('nginx')}`]);
+  });
+
+  it('when Anchore no longer holds an analysed image (404 seen by a reader), then it is registered again and followed to analyzed', async () => {
+    const finals: string[] = [];
+    const c = controller((k) => finals.push(k));
+    stores.pods.put(aPod('shop', 'a', [aContainer('a', 'nginx:1.25', { digest: d('nginx') })]));
+    c.start();
+    await until(() => finals.length === 1);
+    expect(sim.deleteImage('admin', d('nginx'))).toBe(true);
+    sim.clearRequests();
+    expect(c.recheck(`admin|${d('nginx')}`)).toBe(true);
+    await until(() => sim.requests({ method: 'POST', path: '/v2/images' }).length === 1);
+    expect(c.reRegistering(`admin|${d('nginx')}`) || finals.length === 2).toBe(true);
+    await until(() => finals.length === 2);
+    expect(c.reRegistering(`admin|${d('nginx')}`)).toBe(false);
+    expect(sim.images('admin').map((i) => i.analysis_status)).toEqual(['analyzed']);
+    // A recheck of an image Anchore still holds reads it and adds nothing.
+    sim.clearRequests();
+    c.recheck(`admin|${d('nginx')}`);
+    await until(() => sim.requests({ method: 'GET', path: `/v2/images/${d('nginx')}` }).length === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(sim.requests({ method: 'POST', path: '/v2/images' })).toHaveLength(0);
   });
 });

@@ -16,6 +16,12 @@ export interface CatalogEntry {
   analysis: AnalysisStatus | 'unknown';
   /** Polls since the last status change, for the poll backoff. */
   polls: number;
+  /** Tags Anchore holds for this digest (its policy mappings are per tag: every running tag is added). */
+  tags: Set<string>;
+  /** When the next analysis poll is due (pod churn must not bring it forward). */
+  nextPollAt?: number;
+  /** Someone saw Anchore answer 404 for this image: read it again, and register it again if it is gone. */
+  verify?: boolean;
 }
 
 export interface ImageControllerOptions {
@@ -50,7 +56,10 @@ export class ImageController {
   /** Tag → digest per account, from Anchore's list (to find images that were added by tag). */
   readonly #tagIndex = new Map<string, string>();
   readonly #accountsLoaded = new Map<string, Promise<void>>();
+  readonly #accountState = new Map<string, 'loading' | 'loaded' | { failed: string }>();
   readonly #firstSeen = new Map<string, number>();
+  /** Keys found deleted from Anchore, until registered and analysed again. */
+  readonly #vanished = new Set<string>();
   readonly #pollBackoff: BackoffPolicy;
   readonly #log: Logger;
   readonly #finalListeners: Array<(key: string, entry: CatalogEntry) => void> = [];
@@ -107,7 +116,7 @@ export class ImageController {
     const workload = resolveWorkload(pod, stores);
     const uses: ImageUse[] = [];
     for (const c of pod.containers) {
-      const r = scope.resolveImage(c);
+      const r = scope.resolveRunning(c);
       if (r.kind !== 'image') {
         metrics.imagesSkipped.inc({ reason: r.kind });
         if (r.kind === 'invalid') this.#log.debug({ pod: pod.key, container: c.name, reason: r.reason }, 'container image not usable');
@@ -147,11 +156,42 @@ export class ImageController {
     const started = this.running.setSource(source, uses);
     const now = Date.now();
     for (const k of started) {
-      const known = this.#catalog.has(k);
-      if (!this.#firstSeen.has(k) && !known) this.#firstSeen.set(k, now);
+      const entry = this.#catalog.get(k);
+      if (!this.#firstSeen.has(k) && !entry) this.#firstSeen.set(k, now);
+      // A poll is already scheduled and every running tag is registered: another pod running the image changes
+      // nothing, so it must not bring the poll forward (pod churn would otherwise poll Anchore hundreds of times).
+      if (entry?.nextPollAt !== undefined && entry.nextPollAt > now && !this.#missingTag(k, entry)) {
+        this.queue.addAfter(k, entry.nextPollAt - now);
+        continue;
+      }
       // New images are urgent: registration goes ahead of analysis polls (docs/performance.md, churn).
-      this.queue.add(k, { urgent: !known });
+      this.queue.add(k, { urgent: !entry });
     }
+  }
+
+  /** A running tag of this image that Anchore does not hold yet. */
+  #missingTag(key: string, entry: CatalogEntry): string | undefined {
+    for (const tag of this.running.get(key)?.tags.keys() ?? []) if (!entry.tags.has(tag)) return tag;
+    return undefined;
+  }
+
+  /**
+   * Anchore answered 404 for this image (a check or a vulnerability read): read it again and, if Anchore no longer
+   * holds it, register it again. True when the image is one the operator follows.
+   */
+  recheck(key: string): boolean {
+    const entry = this.#catalog.get(key);
+    if (!entry || !this.running.get(key)) return false;
+    if (!entry.verify) {
+      entry.verify = true;
+      this.queue.add(key, { urgent: true });
+    }
+    return true;
+  }
+
+  /** Whether Anchore was asked what an account holds yet ('failed': it could not be asked; the message says why). */
+  accountState(account: string): 'unknown' | 'loading' | 'loaded' | { failed: string } {
+    return this.#accountState.get(account) ?? 'unknown';
   }
 
   #namespaceChanged(name: string): void {
@@ -180,36 +220,46 @@ export class ImageController {
     const log = this.#log.child({ account: img.account, image: img.image.tag, reconcileId: nextReconcileId() });
     await this.#loadAccount(img.account);
     let entry = this.#catalog.get(key) ?? this.#fromTagIndex(key, img.account, img.image.tag);
+    const added = !entry;
     if (!entry) {
-      const added = await this.#o.anchore.addImage(img.account, {
-        tag: img.image.tag,
-        ...(img.image.pullString ? { digestPullString: img.image.pullString } : {}),
-        annotations: {
-          'anchore-operator/cluster': this.#o.clusterName,
-          'anchore-operator/workload': workloadKey(img.firstWorkload),
-        },
-      });
-      entry = { digest: added.image_digest, analysis: added.analysis_status, polls: 0 };
+      const res = await this.#add(img, img.image);
+      entry = { digest: res.image_digest, analysis: res.analysis_status, polls: 0, tags: new Set([img.image.tag]) };
       this.#catalog.set(key, entry);
       this.#o.metrics.imagesRegistered.inc({ account: img.account });
       const seen = this.#firstSeen.get(key);
       if (seen !== undefined) this.#o.metrics.registrationLatency.observe((Date.now() - seen) / 1000);
       this.#firstSeen.delete(key);
-      log.info({ digest: added.image_digest, workload: workloadKey(img.firstWorkload) }, 'image registered with Anchore');
-      if (!FINAL.has(entry.analysis)) throw this.#waitForAnalysis(key, entry);
+      log.info({ digest: res.image_digest, workload: workloadKey(img.firstWorkload) }, 'image registered with Anchore');
     }
-    if (FINAL.has(entry.analysis)) return this.#final(key, entry);
+    // One digest running under several tags: Anchore maps policies per tag, so each tag is added (by digest).
+    for (let tag = this.#missingTag(key, entry); tag !== undefined; tag = this.#missingTag(key, entry)) {
+      const use = img.tags.get(tag)?.image ?? img.image;
+      await this.#add(img, use);
+      entry.tags.add(tag);
+      log.info({ digest: entry.digest, tag }, 'image registered with Anchore under another running tag');
+    }
+    if (FINAL.has(entry.analysis) && !entry.verify) return this.#final(key, entry);
+    if (added) throw this.#waitForAnalysis(key, entry);
+    if (entry.nextPollAt !== undefined && entry.nextPollAt - Date.now() > 50 && !entry.verify) {
+      // Woken before the poll is due (an image re-entering the running set): keep the backoff.
+      throw new WaitError('AnalysisPending', `${key}: analysis ${entry.analysis}; poll not due yet`, entry.nextPollAt - Date.now());
+    }
     let fresh: AnchoreImage;
     try {
       fresh = await this.#o.anchore.getImage(img.account, entry.digest);
     } catch (err) {
       if (err instanceof AnchoreError && err.kind === 'not-found') {
-        // Deleted from Anchore behind our back: register it again.
+        // Deleted from Anchore behind our back: register it again (bindings say so meanwhile).
         this.#catalog.delete(key);
+        this.#catalog.delete(digestKey(img.account, entry.digest));
+        for (const t of entry.tags) if (this.#tagIndex.get(`${img.account}|${t}`) === entry.digest) this.#tagIndex.delete(`${img.account}|${t}`);
+        this.#vanished.add(key);
+        log.warn({ digest: entry.digest }, 'Anchore no longer holds the image; registering it again');
         throw new WaitError('ImageVanished', `image ${entry.digest} is no longer in Anchore; re-adding`, 0);
       }
       throw err;
     }
+    delete entry.verify;
     if (fresh.analysis_status !== entry.analysis) {
       entry.analysis = fresh.analysis_status;
       entry.polls = 0;
@@ -218,12 +268,31 @@ export class ImageController {
     throw this.#waitForAnalysis(key, entry);
   }
 
+  /** Whether the image was found deleted from Anchore and is being registered again. */
+  reRegistering(key: string): boolean {
+    return this.#vanished.has(key);
+  }
+
+  #add(img: RunningImage, image: RunningImage['image']): Promise<AnchoreImage> {
+    return this.#o.anchore.addImage(img.account, {
+      tag: image.tag,
+      ...(image.pullString ? { digestPullString: image.pullString } : {}),
+      annotations: {
+        'anchore-operator/cluster': this.#o.clusterName,
+        'anchore-operator/workload': workloadKey(img.firstWorkload),
+      },
+    });
+  }
+
   #waitForAnalysis(key: string, entry: CatalogEntry): WaitError {
     const delay = backoffDelay(this.#pollBackoff, entry.polls++);
+    entry.nextPollAt = Date.now() + delay;
     return new WaitError('AnalysisPending', `${key}: analysis ${entry.analysis}; polling again in ${delay} ms`, delay);
   }
 
   #final(key: string, entry: CatalogEntry): void {
+    delete entry.nextPollAt;
+    this.#vanished.delete(key);
     if (entry.analysis === 'analysis_failed') this.#log.warn({ key, digest: entry.digest }, 'Anchore failed to analyse the image');
     this.#o.onAnalysisFinal?.(key, entry);
     for (const l of this.#finalListeners) l(key, entry);
@@ -239,7 +308,7 @@ export class ImageController {
     const digest = this.#tagIndex.get(`${account}|${tag}`);
     if (!digest) return undefined;
     const known = this.#catalog.get(digestKey(account, digest));
-    const entry: CatalogEntry = { digest, analysis: known?.analysis ?? 'unknown', polls: 0 };
+    const entry: CatalogEntry = { digest, analysis: known?.analysis ?? 'unknown', polls: 0, tags: new Set([tag]) };
     this.#catalog.set(key, entry);
     return entry;
   }
@@ -248,17 +317,29 @@ export class ImageController {
   #loadAccount(account: string): Promise<void> {
     let p = this.#accountsLoaded.get(account);
     if (!p) {
+      this.#accountState.set(account, 'loading');
       p = this.#o.anchore.listImages(account).then((images) => {
         for (const i of images) {
+          const entry = (): CatalogEntry => ({ digest: i.image_digest, analysis: i.analysis_status, polls: 0, tags: new Set(i.full_tags) });
           const k = digestKey(account, i.image_digest);
-          if (!this.#catalog.has(k)) this.#catalog.set(k, { digest: i.image_digest, analysis: i.analysis_status, polls: 0 });
+          if (!this.#catalog.has(k)) this.#catalog.set(k, entry());
+          // A multi-arch image is stored under its platform digest; the kubelet reports the manifest list's digest,
+          // which Anchore keeps as parent_digest. Both name the same image.
+          if (i.parent_digest && i.parent_digest !== i.image_digest) {
+            const pk = digestKey(account, i.parent_digest);
+            if (!this.#catalog.has(pk)) this.#catalog.set(pk, entry());
+          }
           for (const t of i.full_tags) this.#tagIndex.set(`${account}|${t}`, i.image_digest);
         }
+        this.#accountState.set(account, 'loaded');
         this.#o.missingAccounts?.present(account);
         this.#log.info({ account, images: images.length }, 'learned the images Anchore already holds');
       });
       this.#accountsLoaded.set(account, p);
-      p.catch(() => this.#accountsLoaded.delete(account));
+      p.catch((err: unknown) => {
+        this.#accountsLoaded.delete(account);
+        this.#accountState.set(account, { failed: errorMessage(err) });
+      });
     }
     return p;
   }

@@ -14,11 +14,15 @@ export interface ImageUse {
 export interface RunningImage {
   key: string;
   account: string;
+  /** The image as first seen (its tag is the one the image was first registered under). */
   image: ResolvedImage;
   /** The workload that first ran it (for the registration annotation). */
   firstWorkload: WorkloadRef;
-  /** Pods currently running it. */
-  pods: number;
+  /**
+   * Every tag it runs under, with the sources using that tag. One digest can run under several tags, and Anchore's
+   * policy mappings are per tag, so each running tag is registered and evaluated.
+   */
+  tags: Map<string, { image: ResolvedImage; sources: number }>;
 }
 
 export function imageKey(account: string, image: Pick<ResolvedImage, 'digest' | 'tag'>): string {
@@ -31,34 +35,50 @@ export function digestKey(account: string, digest: string): string {
 }
 
 /**
- * The set of images running right now, reference-counted by pod. Pod events replace a pod's whole contribution
- * (level-based), so a missed or duplicated event cannot skew the counts.
+ * The set of images running right now, reference-counted by source (a pod, or a binding's demand) and tag. Sources
+ * replace their whole contribution (level-based), so a missed or duplicated event cannot skew the counts.
  */
 export class RunningImages {
+  /** Source → the (key, tag) pairs it uses, as "key\0tag". */
   readonly #bySource = new Map<string, string[]>();
   readonly #images = new Map<string, RunningImage>();
 
-  /** Sets the images a source (a pod, or a binding's demand) uses; empty/undefined when it is gone. Returns keys that started being used. */
+  /**
+   * Sets the images a source uses; empty/undefined when it is gone. Returns the keys that need work: images that
+   * started running (no source used them before) and images running under a tag none used before.
+   */
   setSource(sourceKey: string, uses: readonly ImageUse[] | undefined): string[] {
     const before = new Set(this.#bySource.get(sourceKey));
     const after = new Map<string, ImageUse>();
-    for (const u of uses ?? []) if (!after.has(u.key)) after.set(u.key, u);
-    const started: string[] = [];
-    for (const [k, u] of after) {
-      if (before.has(k)) continue;
-      const existing = this.#images.get(k);
-      if (existing) existing.pods++;
-      else this.#images.set(k, { key: k, account: u.account, image: u.image, firstWorkload: u.workload, pods: 1 });
-      started.push(k);
+    for (const u of uses ?? []) {
+      const id = `${u.key}\u0000${u.image.tag}`;
+      if (!after.has(id)) after.set(id, u);
     }
-    for (const k of before) {
-      if (after.has(k)) continue;
-      const img = this.#images.get(k);
-      if (img && --img.pods <= 0) this.#images.delete(k);
+    const started = new Set<string>();
+    for (const [id, u] of after) {
+      if (before.has(id)) continue;
+      let img = this.#images.get(u.key);
+      if (!img) this.#images.set(u.key, (img = { key: u.key, account: u.account, image: u.image, firstWorkload: u.workload, tags: new Map() }));
+      const t = img.tags.get(u.image.tag);
+      if (t) t.sources++;
+      else {
+        img.tags.set(u.image.tag, { image: u.image, sources: 1 });
+        started.add(u.key);
+      }
+    }
+    for (const id of before) {
+      if (after.has(id)) continue;
+      const sep = id.indexOf('\u0000');
+      const key = id.slice(0, sep);
+      const img = this.#images.get(key);
+      const t = img?.tags.get(id.slice(sep + 1));
+      if (!img || !t || --t.sources > 0) continue;
+      img.tags.delete(id.slice(sep + 1));
+      if (img.tags.size === 0) this.#images.delete(key);
     }
     if (after.size) this.#bySource.set(sourceKey, [...after.keys()]);
     else this.#bySource.delete(sourceKey);
-    return started;
+    return [...started];
   }
 
   get(key: string): RunningImage | undefined {

@@ -17,6 +17,8 @@ export type ImageResolution =
   | { kind: 'image'; image: ResolvedImage }
   | { kind: 'excluded' }
   | { kind: 'dropped' }
+  /** The kubelet has not reported what the container runs yet (imageID empty: still pulling) and the spec names no digest. */
+  | { kind: 'pulling' }
   | { kind: 'invalid'; reason: string };
 
 /**
@@ -74,6 +76,18 @@ export class Scope {
    * every pod of their scope on each reconcile, so this keeps image-reference parsing off the hot path.
    */
   readonly #resolved = new Map<string, ImageResolution>();
+
+  /**
+   * The image as registration and evaluation see it: like `resolveImage`, but a container whose imageID is still
+   * empty (the image is being pulled) and whose spec names no digest is 'pulling'. Registering it by tag now would
+   * add it a second time, by digest, once the kubelet reports what it actually runs.
+   */
+  resolveRunning(c: PodContainer): ImageResolution {
+    const r = this.resolveImage(c);
+    if (r.kind === 'image' && !c.imageID && !r.image.digest) return { kind: 'pulling' };
+    return r;
+  }
+
   static readonly RESOLVE_MEMO_MAX = 50_000;
 
   resolveImage(c: PodContainer): ImageResolution {

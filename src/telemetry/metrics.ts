@@ -89,7 +89,7 @@ export class OperatorMetrics {
     this.kubeEvents = new Counter({ name: METRIC.kubeEvents, help: 'Kubernetes Events by outcome: sent, rejected (the apiserver refused it), failed, dropped (too many waiting), suppressed (repeat)', labelNames: ['result'], registers: r });
     this.imagesRegistered = new Counter({ name: METRIC.imagesRegistered, help: 'Images added to Anchore (POST /v2/images) by account', labelNames: ['account'], registers: r });
     this.registrationLatency = new Histogram({ name: METRIC.registrationLatency, help: 'From first seeing an image running to Anchore accepting it', buckets: DURATION_BUCKETS, registers: r });
-    this.imagesSkipped = new Counter({ name: METRIC.imagesSkipped, help: 'Container images not registered, by reason (invalid, excluded, dropped)', labelNames: ['reason'], registers: r });
+    this.imagesSkipped = new Counter({ name: METRIC.imagesSkipped, help: 'Container images not registered, by reason (invalid, excluded, dropped, pulling)', labelNames: ['reason'], registers: r });
     this.inventoryReports = new Counter({ name: METRIC.inventoryReports, help: 'Runtime inventory reports by account and result', labelNames: ['account', 'result'], registers: r });
     this.inventoryLastSuccess = new Gauge({ name: METRIC.inventoryLastSuccess, help: 'Unix time of the last inventory report Anchore accepted', labelNames: ['account'], registers: r });
     this.inventoryBatchFailures = new Counter({ name: METRIC.inventoryBatchFailures, help: 'Inventory batches Anchore did not accept in the account they belong to, by reason (account_missing: sent to the default account instead; error: not delivered)', labelNames: ['account', 'reason'], registers: r });

@@ -196,6 +196,19 @@ export class ImageStore {
     return this.list(account, { image_status: 'all' }).map((r) => structuredClone(r));
   }
 
+  /** Removes an image and its tags, as `DELETE /v2/images/{digest}?force=true` ends up; false when there was none. */
+  remove(account: string, digest: string): boolean {
+    const b = this.accounts.get(account);
+    const entry = b?.byDigest.get(digest.toLowerCase());
+    if (b === undefined || entry === undefined) return false;
+    b.byDigest.delete(entry.record.image_digest);
+    for (const [tag, set] of b.byTag) {
+      set.delete(entry.record.image_digest);
+      if (set.size === 0) b.byTag.delete(tag);
+    }
+    return true;
+  }
+
   /** Number of images of an account. */
   count(account: string): number {
     return this.accounts.get(account)?.byDigest.size ?? 0;

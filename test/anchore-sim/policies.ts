@@ -52,6 +52,29 @@ export class PolicyStore {
     for (const e of list) e.policy.active = e.policy.policy_id === policyId;
   }
 
+  /** Deletes a policy (an admin removing it in Anchore); false when there was none. */
+  remove(account: string, policyId: string): boolean {
+    const list = this.byAccount.get(account);
+    const i = list?.findIndex((e) => e.policy.policy_id === policyId) ?? -1;
+    if (list === undefined || i < 0) return false;
+    list.splice(i, 1);
+    return true;
+  }
+
+  /**
+   * Adds (or replaces) a policy, inactive unless `active` is set (then the only active one).
+   * @throws Error for an unknown account.
+   */
+  put(account: string, policy: SimPolicy): void {
+    const list = this.byAccount.get(account);
+    if (list === undefined) throw new Error(`unknown account "${account}"`);
+    const i = list.findIndex((e) => e.policy.policy_id === policy.policy_id);
+    const entry = { policy: { ...policy, active: false }, createdAt: this.startedAt };
+    if (i >= 0) list[i] = entry;
+    else list.push(entry);
+    if (policy.active === true) this.setActive(account, policy.policy_id);
+  }
+
   /** PolicyRecord objects for GET /v2/policies. */
   records(account: string, detail: boolean): Array<Record<string, unknown>> {
     return (this.byAccount.get(account) ?? []).map((e) => this.record(account, e, detail));

@@ -318,6 +318,12 @@ export interface AnchoreSimulator {
   integrations(): IntegrationRecord[];
   /** Overrides the /check verdict of a digest (in one account, or all); undefined removes the override. */
   setVerdict(digest: string, verdict: VerdictOverride | undefined, account?: string): void;
+  /** Deletes an image from an account (as an admin's `DELETE /v2/images/{digest}?force=true`); false when absent. */
+  deleteImage(account: string, digest: string): boolean;
+  /** Deletes a policy from an account; false when absent. */
+  deletePolicy(account: string, policyId: string): boolean;
+  /** Adds or replaces a policy in an account (inactive unless `active`). @throws Error for an unknown account. */
+  putPolicy(account: string, policy: SimPolicy): void;
   /** Makes a policy the account's only active one. @throws Error for an unknown account or policy. */
   setActivePolicy(account: string, policyId: string): void;
   /** From now on, any auth as this user (password, API key it owns, tokens) answers 401. */
