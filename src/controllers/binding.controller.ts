@@ -1,7 +1,7 @@
 import type { AnchoreApi, PolicyRecord } from '../anchore/anchore.port.ts';
 import { AnchoreError } from '../anchore/errors.ts';
 import type { BindingImageResult, BindingInfo, BindingStatus, ImageResult } from '../crds/types.ts';
-import { REASON } from '../crds/types.ts';
+import { CONDITION, REASON } from '../crds/types.ts';
 import type { ResolvedImage } from '../discovery/container-image.ts';
 import { compileGlobs } from '../discovery/glob.ts';
 import { compileImageExclusions } from '../discovery/image-filter.ts';
@@ -69,6 +69,8 @@ interface Compiled {
 
 const DEFAULT_INTERVAL_MS = 3_600_000;
 const MAX_WORKLOADS_PER_RESULT = 10;
+/** How often a binding stalled on PolicyNotFound reads the account's policies again (one list call). */
+const POLICY_NOT_FOUND_RECHECK_MS = 15_000;
 
 /** Thrown by policy resolution: carries the condition reason and whether retrying later may help. */
 class BindingProblem extends Error {
@@ -145,9 +147,11 @@ export class BindingController {
       },
       delete: (n) => this.#namespaceTouched(n.name),
     });
-    o.images.onAnalysisFinal((key) => {
+    const imageChanged = (key: string): void => {
       for (const b of this.#byImage.get(key) ?? []) this.queue.addAfter(b, 100);
-    });
+    };
+    o.images.onAnalysisFinal(imageChanged);
+    o.images.onVanished(imageChanged);
   }
 
   start(): void {
@@ -288,26 +292,42 @@ export class BindingController {
 
     const accounts = new Set([...groups.values()].map((g) => g.account));
     const policies = new Map<string, PolicyRecord>();
-    if (compiled.mode === 'evaluate') {
-      try {
-        for (const account of accounts) policies.set(account, await this.#resolvePolicy(b, account));
-      } catch (err) {
-        if (err instanceof BindingProblem) return this.#problem(b, err, now);
-        throw err;
+    try {
+      // What Anchore already holds must be known before judging: after a restart or failover an image missing from a
+      // catalog not loaded yet is not an image waiting for analysis, and saying so would rewrite every binding and
+      // re-announce every verdict (one shared list call per account).
+      for (const account of accounts) {
+        try {
+          await this.#o.images.ensureAccount(account);
+        } catch (err) {
+          throw this.#anchoreProblem(err, account);
+        }
       }
+      if (compiled.mode === 'evaluate') {
+        for (const account of accounts) policies.set(account, await this.#resolvePolicy(b, account));
+      }
+    } catch (err) {
+      if (err instanceof BindingProblem) return this.#problem(b, err, now);
+      throw err;
     }
 
     const previous = new Map((b.status.results ?? []).map((r) => [`${r.image}@${r.digest ?? ''}`, r]));
     const groupList = [...groups.values()];
-    const fresh = this.#forceFresh.delete(key);
+    // Kept until an evaluation completes: a forced re-evaluation that meets an unavailable Anchore is retried fresh,
+    // never satisfied later from the cached verdict it was meant to replace.
+    const fresh = this.#forceFresh.has(key);
     const maxAgeMs = fresh ? 0 : compiled.intervalMs;
     let unavailable: string | undefined;
+    /** Accounts whose policy Anchore answered 404 for during this evaluation (perhaps deleted). */
+    const policyGone = new Set<string>();
     const evaluate = async (g: Group): Promise<BindingImageResult> => {
       const base: BindingImageResult = { image: g.image.tag, result: 'pending', workloads: [...g.workloads.keys()].sort().slice(0, MAX_WORKLOADS_PER_RESULT) };
       if (g.image.digest) base.digest = g.image.digest;
       const entry = this.#o.images.catalog(g.key);
       if (entry && !base.digest) base.digest = entry.digest;
+      if (!entry && this.#o.images.reRegistering(g.key)) return { ...base, reason: REASON.imageNotInAnchore, message: 'Anchore no longer holds this image; registering it again' };
       if (!entry) return { ...base, reason: REASON.analysisPending, message: 'waiting for the image to be registered with Anchore' };
+      if (this.#o.images.reRegistering(g.key) && entry.analysis !== 'analyzed') return { ...base, reason: REASON.imageNotInAnchore, message: `Anchore no longer held this image; registered again, analysis ${entry.analysis}` };
       if (entry.analysis === 'analysis_failed') return { ...base, result: 'error', reason: 'AnalysisFailed', message: 'Anchore failed to analyse this image' };
       if (entry.analysis !== 'analyzed') return { ...base, reason: REASON.analysisPending, message: `analysis ${entry.analysis}` };
       try {
@@ -335,7 +355,12 @@ export class BindingController {
           // Old results stay visible while Anchore is away.
           return previous.get(`${base.image}@${base.digest ?? ''}`) ?? { ...base, message: 'Anchore unavailable; not evaluated yet' };
         }
-        if (err instanceof AnchoreError && err.kind === 'not-found') return { ...base, reason: REASON.analysisPending, message: 'Anchore has no evaluation for this image yet' };
+        if (err instanceof AnchoreError && err.kind === 'not-found') {
+          // A 404 names no culprit (the image, its analysis, the policy): the image is read again, the policy list too.
+          this.#o.images.recheck(g.key);
+          if (compiled.mode === 'evaluate') policyGone.add(g.account);
+          return { ...base, reason: REASON.analysisPending, message: 'Anchore has no evaluation for this image; checking that it still holds the image' };
+        }
         return { ...base, result: 'error', reason: 'EvaluationError', message: errorMessage(err).slice(0, 512) };
       }
     };
@@ -345,6 +370,15 @@ export class BindingController {
     for (let i = 0; i < groupList.length; i += SLICE) {
       if (i > 0) await yieldToLoop();
       results.push(...(await Promise.all(groupList.slice(i, i + SLICE).map(evaluate))));
+    }
+
+    if (policyGone.size) {
+      try {
+        for (const account of policyGone) await this.#resolvePolicy(b, account, true);
+      } catch (err) {
+        if (err instanceof BindingProblem) return this.#problem(b, err, now);
+        throw err;
+      }
     }
 
     const workloads = new Set<string>();
@@ -360,7 +394,10 @@ export class BindingController {
       outcome = { kind: 'retrying', reason: REASON.anchoreUnavailable, message: `Anchore is unavailable; showing the last known results. ${unavailable}` };
       requeueMs = 10_000;
     } else if (s.pending > 0) {
-      outcome = { kind: 'progressing', reason: REASON.analysisPending, message: `Waiting for Anchore to analyse ${s.pending} image(s). ${counts}` };
+      const gone = results.filter((r) => r.reason === REASON.imageNotInAnchore).length;
+      outcome = gone
+        ? { kind: 'progressing', reason: REASON.imageNotInAnchore, message: `Anchore no longer holds ${gone} image(s); registering them again. ${counts}` }
+        : { kind: 'progressing', reason: REASON.analysisPending, message: `Waiting for Anchore to analyse ${s.pending} image(s). ${counts}` };
       requeueMs = 15_000;
     } else {
       const reason = s.images === 0 ? REASON.noImages : compiled.mode === 'analyze' ? REASON.analyzed : REASON.evaluated;
@@ -395,6 +432,7 @@ export class BindingController {
     else if (b.spec.account) status.account = b.spec.account;
     const written = await this.#write(b, status);
     log.debug({ ...summary, written, requeueMs }, 'binding evaluated');
+    if (!unavailable) this.#forceFresh.delete(key);
     if (!unavailable && s.pending === 0) this.lastEvaluated.set(key, now.getTime());
     const failures = new Map<string, { workload: WorkloadRef; failed: number }>();
     results.forEach((r, i) => {
@@ -437,20 +475,29 @@ export class BindingController {
     return groups;
   }
 
-  async #resolvePolicy(b: BindingInfo, account: string): Promise<PolicyRecord> {
+  /**
+   * The policy the binding evaluates against in an account. Read fresh (not from the 60 s cache) when forced, when
+   * a check just answered 404, and while the binding is stalled on PolicyNotFound: a deleted policy is reported at
+   * once and a restored one picked up within POLICY_NOT_FOUND_RECHECK_MS.
+   */
+  async #resolvePolicy(b: BindingInfo, account: string, fresh = false): Promise<PolicyRecord> {
     let list: PolicyRecord[];
+    const ready = b.status.conditions?.find((c) => c.type === CONDITION.ready);
+    const stalled = ready?.reason === REASON.policyNotFound && b.status.observedGeneration === b.generation;
+    // Stalled bindings share a list up to 5 s old: fifty of them re-checking cost one call, not fifty.
+    const maxAgeMs = fresh || this.#forceFresh.has(b.key) ? 0 : stalled ? 5_000 : 60_000;
     try {
-      list = await this.#o.cache.policies(account, this.#forceFresh.has(b.key) ? 0 : 60_000);
+      list = await this.#o.cache.policies(account, maxAgeMs);
     } catch (err) {
       throw this.#anchoreProblem(err, account);
     }
     if (b.spec.policyId) {
       const p = list.find((x) => x.policy_id === b.spec.policyId);
-      if (!p) throw new BindingProblem('stalled', REASON.policyNotFound, `Anchore account "${account}" has no policy with id "${b.spec.policyId}"`, 5 * 60_000);
+      if (!p) throw new BindingProblem('stalled', REASON.policyNotFound, `Anchore account "${account}" has no policy with id "${b.spec.policyId}"; rechecked every ${POLICY_NOT_FOUND_RECHECK_MS / 1000} s`, POLICY_NOT_FOUND_RECHECK_MS);
       return p;
     }
     const active = list.find((x) => x.active);
-    if (!active) throw new BindingProblem('stalled', REASON.policyNotFound, `Anchore account "${account}" has no active policy; set spec.policyId or activate one`, 5 * 60_000);
+    if (!active) throw new BindingProblem('stalled', REASON.policyNotFound, `Anchore account "${account}" has no active policy; set spec.policyId or activate one (rechecked every ${POLICY_NOT_FOUND_RECHECK_MS / 1000} s)`, POLICY_NOT_FOUND_RECHECK_MS);
     this.#activePolicy.set(account, active.policy_id);
     return active;
   }

@@ -56,13 +56,13 @@ export class ImageController {
   /** Tag → digest per account, from Anchore's list (to find images that were added by tag). */
   readonly #tagIndex = new Map<string, string>();
   readonly #accountsLoaded = new Map<string, Promise<void>>();
-  readonly #accountState = new Map<string, 'loading' | 'loaded' | { failed: string }>();
   readonly #firstSeen = new Map<string, number>();
   /** Keys found deleted from Anchore, until registered and analysed again. */
   readonly #vanished = new Set<string>();
   readonly #pollBackoff: BackoffPolicy;
   readonly #log: Logger;
   readonly #finalListeners: Array<(key: string, entry: CatalogEntry) => void> = [];
+  readonly #vanishedListeners: Array<(key: string) => void> = [];
   /** Each running pod's resolved image uses (for per-workload metrics without re-resolving at scrape time). */
   readonly #podUses = new Map<string, ImageUse[]>();
 
@@ -104,7 +104,20 @@ export class ImageController {
 
   /** Anchore's state of an image key, if known. */
   catalog(key: string): CatalogEntry | undefined {
-    return this.#catalog.get(key);
+    const entry = this.#catalog.get(key);
+    if (entry || !key.includes('|tag:')) return entry;
+    // A tag-only key (no digest known) that Anchore listed: what the image reconcile will adopt.
+    const bar = key.indexOf('|tag:');
+    const digest = this.#tagIndex.get(`${key.slice(0, bar)}|${key.slice(bar + 5)}`);
+    return digest ? this.#catalog.get(digestKey(key.slice(0, bar), digest)) : undefined;
+  }
+
+  /**
+   * Resolves once Anchore's image list for the account is known (one shared list call). Bindings wait for it before
+   * judging: after a restart an image missing from an unloaded catalog is not an image waiting for analysis.
+   */
+  ensureAccount(account: string): Promise<void> {
+    return this.#loadAccount(account);
   }
 
   /** Images used by a pod, as the operator resolves them (scope, account, workload). */
@@ -189,11 +202,6 @@ export class ImageController {
     return true;
   }
 
-  /** Whether Anchore was asked what an account holds yet ('failed': it could not be asked; the message says why). */
-  accountState(account: string): 'unknown' | 'loading' | 'loaded' | { failed: string } {
-    return this.#accountState.get(account) ?? 'unknown';
-  }
-
   #namespaceChanged(name: string): void {
     for (const p of this.#o.stores.pods.list()) if (p.namespace === name) this.#podChanged(p.key, p);
   }
@@ -255,6 +263,7 @@ export class ImageController {
         for (const t of entry.tags) if (this.#tagIndex.get(`${img.account}|${t}`) === entry.digest) this.#tagIndex.delete(`${img.account}|${t}`);
         this.#vanished.add(key);
         log.warn({ digest: entry.digest }, 'Anchore no longer holds the image; registering it again');
+        for (const l of this.#vanishedListeners) l(key);
         throw new WaitError('ImageVanished', `image ${entry.digest} is no longer in Anchore; re-adding`, 0);
       }
       throw err;
@@ -298,6 +307,11 @@ export class ImageController {
     for (const l of this.#finalListeners) l(key, entry);
   }
 
+  /** Subscribes to images found deleted from Anchore (bindings say so while they are registered again). */
+  onVanished(listener: (key: string) => void): void {
+    this.#vanishedListeners.push(listener);
+  }
+
   /** Subscribes to images reaching a final analysis state (bindings re-evaluate then). */
   onAnalysisFinal(listener: (key: string, entry: CatalogEntry) => void): void {
     this.#finalListeners.push(listener);
@@ -317,7 +331,6 @@ export class ImageController {
   #loadAccount(account: string): Promise<void> {
     let p = this.#accountsLoaded.get(account);
     if (!p) {
-      this.#accountState.set(account, 'loading');
       p = this.#o.anchore.listImages(account).then((images) => {
         for (const i of images) {
           const entry = (): CatalogEntry => ({ digest: i.image_digest, analysis: i.analysis_status, polls: 0, tags: new Set(i.full_tags) });
@@ -331,14 +344,12 @@ export class ImageController {
           }
           for (const t of i.full_tags) this.#tagIndex.set(`${account}|${t}`, i.image_digest);
         }
-        this.#accountState.set(account, 'loaded');
         this.#o.missingAccounts?.present(account);
         this.#log.info({ account, images: images.length }, 'learned the images Anchore already holds');
       });
       this.#accountsLoaded.set(account, p);
-      p.catch((err: unknown) => {
+      p.catch(() => {
         this.#accountsLoaded.delete(account);
-        this.#accountState.set(account, { failed: errorMessage(err) });
       });
     }
     return p;

@@ -92,6 +92,8 @@ export const REASON = {
   evaluated: 'Evaluated',
   analyzed: 'Analyzed',
   analysisPending: 'AnalysisPending',
+  /** Anchore answered 404 for an image it had: it is being registered again. */
+  imageNotInAnchore: 'ImageNotInAnchore',
   progressing: 'Progressing',
   policyNotFound: 'PolicyNotFound',
   accountNotFound: 'AccountNotFound',

@@ -1,0 +1,171 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { ADMIN_ACCOUNT, type AnchoreSimulator, DEFAULT_POLICY_ID, startSimulator } from '../anchore-sim/index.ts';
+import { apply, deployment, digestOf, eventually, getJson, kubectl, namespaceManifest, uniqueName, waitForRunningPods } from '../support/k8s.ts';
+import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
+
+/*
+ * Issue 14: what a demanding admin meets in real clusters — restarts, images deleted from Anchore, policies deleted
+ * and restored, forced re-evaluations that meet an outage — against the real apiserver, the simulator as Anchore.
+ */
+
+interface Binding {
+  metadata: { resourceVersion: string; generation: number };
+  status?: {
+    observedGeneration?: number;
+    conditions?: Array<{ type: string; status: string; reason: string; message: string; lastTransitionTime: string }>;
+    summary?: Record<string, number>;
+    results?: Array<{ image: string; digest?: string; result: string; reason?: string; message?: string }>;
+  };
+}
+interface KubeEvent {
+  metadata: { name: string; resourceVersion: string };
+  reason: string;
+  type: string;
+  note: string;
+  regarding: { kind: string; name: string };
+  series?: { count: number };
+}
+
+const apb = (ns: string, name: string, spec: Record<string, unknown>): string =>
+  JSON.stringify({ apiVersion: 'anchore.io/v1alpha1', kind: 'AnchorePolicyBinding', metadata: { name, namespace: ns }, spec });
+const cond = (b: Binding, type: string) => b.status?.conditions?.find((c) => c.type === type);
+const getApb = (ns: string, name: string) => getJson<Binding>(['anchorepolicybinding', name, '-n', ns]);
+const events = async (ns: string): Promise<KubeEvent[]> => (await getJson<{ items: KubeEvent[] }>(['events.events.k8s.io', '-n', ns])).items;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const ready = (ns: string, name: string, timeoutMs = 30_000) =>
+  eventually(async () => {
+    const b = await getApb(ns, name);
+    return cond(b, 'Ready')?.status === 'True' && b.status?.observedGeneration === b.metadata.generation ? b : undefined;
+  }, timeoutMs, 200);
+
+describe('real-world correctness (real cluster)', () => {
+  let sim: AnchoreSimulator;
+  let operator: TestOperator | undefined;
+  const ns = uniqueName('rw');
+  const digests: Record<string, string> = {};
+  const env = () => operatorEnv(sim.url, { CLUSTER_NAME: uniqueName('rw'), NAMESPACES_INCLUDE: ns });
+
+  beforeAll(async () => {
+    sim = await startSimulator({ config: { analysis: { queued_ms: 50, analyzing_ms: 150 }, policies: { admin: [{ policy_id: DEFAULT_POLICY_ID, name: 'Default bundle', active: true }, { policy_id: 'strict', name: 'Strict' }] } } });
+    await apply(namespaceManifest(ns));
+    await apply(deployment(ns, 'web', 2, [{ name: 'nginx', image: 'nginx:1.27' }, { name: 'sidecar', image: 'envoyproxy/envoy:v1.31.0' }]));
+    for (const p of await waitForRunningPods(ns, 'app=web', 2)) for (const c of p.containers) digests[c.name] = digestOf(c.imageID) ?? '';
+    sim.setVerdict(digests['nginx'] as string, { status: 'pass', final_action: 'go' });
+    sim.setVerdict(digests['sidecar'] as string, { status: 'fail', final_action: 'stop', findings: 2 });
+    operator = await startTestOperator(env());
+  });
+  afterAll(async () => {
+    await operator?.stop();
+    await sim?.stop();
+    await kubectl(['delete', 'namespace', ns, '--wait=false', '--ignore-not-found']);
+  });
+
+  it('when the operator restarts, then no binding is rewritten and no Event is announced again', async () => {
+    await apply(apb(ns, 'steady', { podSelector: { matchLabels: { app: 'web' } } }));
+    await apply(apb(ns, 'steady-strict', { podSelector: { matchLabels: { app: 'web' } }, policyId: 'strict' }));
+    const before = [await ready(ns, 'steady'), await ready(ns, 'steady-strict')];
+    expect(cond(before[0] as Binding, 'Compliant')?.reason).toBe('PolicyFailed');
+    // The verdict Events of the first run have been recorded.
+    await eventually(async () => (await events(ns)).some((e) => e.reason === 'AnchorePolicyFailed' && e.regarding.name === 'web'), 10_000);
+    await sleep(1500);
+    const eventsBefore = (await events(ns)).map((e) => `${e.metadata.name}@${e.metadata.resourceVersion}`).sort();
+
+    await operator?.stop();
+    // A slow image list (a big account) widens the window in which bindings were judged against an empty catalog.
+    sim.setFaults([{ method: 'GET', path: /^\/v2\/images$/, latencyMs: 1500 }]);
+    sim.clearRequests();
+    operator = await startTestOperator(env());
+    const op = operator;
+    // Both bindings evaluated by the new process (it asked Anchore for their verdicts again).
+    await eventually(() => op.op.bindings.lastEvaluated.has(`apb/${ns}/steady`) && op.op.bindings.lastEvaluated.has(`apb/${ns}/steady-strict`), 30_000, 100);
+    expect(sim.requests({ path: /\/check$/ }).length).toBeGreaterThan(0);
+    await sleep(2000);
+    sim.clearFaults();
+    const after = [await getApb(ns, 'steady'), await getApb(ns, 'steady-strict')];
+    expect(after.map((b) => b.metadata.resourceVersion)).toEqual(before.map((b) => b.metadata.resourceVersion));
+    expect(after.map((b) => cond(b, 'Ready')?.lastTransitionTime)).toEqual(before.map((b) => cond(b, 'Ready')?.lastTransitionTime));
+    expect((await events(ns)).map((e) => `${e.metadata.name}@${e.metadata.resourceVersion}`).sort()).toEqual(eventsBefore);
+    // And nothing Anchore already held was added again.
+    expect(sim.requests({ method: 'POST', path: /^\/v2\/images$/ })).toHaveLength(0);
+  });
+
+  it('when Anchore loses an image, then the binding says so, the image is registered again and evaluated again', async () => {
+    await apply(apb(ns, 'lost', { podSelector: { matchLabels: { app: 'web' } } }));
+    await ready(ns, 'lost');
+    sim.config.analysis.analyzing_ms = 3000;
+    try {
+      expect(sim.deleteImage(ADMIN_ACCOUNT, digests['nginx'] as string)).toBe(true);
+      sim.clearRequests();
+      // A forced re-evaluation asks Anchore, which answers 404 for the deleted image.
+      await kubectl(['annotate', 'apb', 'lost', '-n', ns, 'anchore.io/reevaluate=lost-1', '--overwrite']);
+      const saying = await eventually(async () => {
+        const b = await getApb(ns, 'lost');
+        return cond(b, 'Ready')?.reason === 'ImageNotInAnchore' ? b : undefined;
+      }, 20_000, 100);
+      expect(cond(saying, 'Ready')?.status).toBe('False');
+      expect(cond(saying, 'Ready')?.message).toContain('Anchore no longer holds 1 image(s)');
+      expect(saying.status?.results?.find((r) => r.digest === digests['nginx'])).toMatchObject({ result: 'pending', reason: 'ImageNotInAnchore' });
+      const back = await ready(ns, 'lost', 30_000);
+      expect(back.status?.summary).toMatchObject({ images: 2, passed: 1, failed: 1, pending: 0 });
+      const adds = sim.requests({ method: 'POST', path: /^\/v2\/images$/ });
+      expect(adds).toHaveLength(1);
+      expect(operator?.logs.join('')).toContain('Anchore no longer holds the image; registering it again');
+    } finally {
+      sim.config.analysis.analyzing_ms = 150;
+    }
+  });
+
+  it('when a binding\'s policy is deleted and restored, then PolicyNotFound follows at once and recovery within 20 s', async () => {
+    sim.putPolicy(ADMIN_ACCOUNT, { policy_id: 'doomed', name: 'Doomed' });
+    await apply(apb(ns, 'doomed', { podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['first', 'second'] }] }, policyId: 'doomed' }));
+    await apply(deployment(ns, 'first', 1, [{ name: 'c', image: 'busybox:1.36' }]));
+    await waitForRunningPods(ns, 'app=first', 1);
+    await ready(ns, 'doomed');
+    expect(sim.deletePolicy(ADMIN_ACCOUNT, 'doomed')).toBe(true);
+    // A new image under the binding: its first check meets the deleted policy (the 60 s policy list still has it).
+    const t0 = Date.now();
+    await apply(deployment(ns, 'second', 1, [{ name: 'c', image: 'redis:7.4' }]));
+    const stalled = await eventually(async () => {
+      const b = await getApb(ns, 'doomed');
+      return cond(b, 'Stalled')?.reason === 'PolicyNotFound' ? b : undefined;
+    }, 20_000, 100);
+    const toStalled = Date.now() - t0;
+    expect(cond(stalled, 'Ready')?.message).toContain('no policy with id "doomed"');
+    // Once the new pod has settled (no pod events left to wake the binding), the policy comes back.
+    await waitForRunningPods(ns, 'app=second', 1);
+    await sleep(3000);
+    expect(cond(await getApb(ns, 'doomed'), 'Stalled')?.reason).toBe('PolicyNotFound');
+    sim.putPolicy(ADMIN_ACCOUNT, { policy_id: 'doomed', name: 'Doomed' });
+    const t1 = Date.now();
+    const back = await ready(ns, 'doomed', 45_000);
+    const toRecovered = Date.now() - t1;
+    expect(back.status?.summary).toMatchObject({ images: 2, pending: 0 });
+    process.stdout.write(`[measure] policy deleted → PolicyNotFound: ${toStalled} ms; policy restored → Ready: ${toRecovered} ms\n`);
+    expect(toStalled).toBeLessThan(15_000);
+    expect(toRecovered).toBeLessThan(25_000);
+  }, 90_000);
+
+  it('when a forced re-evaluation meets an Anchore outage, then it is retried against Anchore, never answered from the cache', async () => {
+    await apply(apb(ns, 'forced', { podSelector: { matchLabels: { app: 'web' } } }));
+    const first = await ready(ns, 'forced');
+    expect(first.status?.summary).toMatchObject({ passed: 1, failed: 1 });
+    // Anchore's verdict changes; a forced re-evaluation is asked for while /check is down for 3 s.
+    sim.setVerdict(digests['sidecar'] as string, { status: 'pass', final_action: 'go' });
+    try {
+      const outageEnds = Date.now() + 3000;
+      sim.setFaults([{ path: /\/check$/, outage: { untilMs: outageEnds } }]);
+      await kubectl(['annotate', 'apb', 'forced', '-n', ns, 'anchore.io/reevaluate=forced-1', '--overwrite']);
+      await eventually(async () => cond(await getApb(ns, 'forced'), 'Ready')?.reason === 'AnchoreUnavailable', 10_000, 100);
+      const after = await eventually(async () => {
+        const b = await getApb(ns, 'forced');
+        return cond(b, 'Ready')?.status === 'True' ? b : undefined;
+      }, 30_000, 200);
+      // The retry asked Anchore (after the outage) and shows the new verdict, not the cached one.
+      expect(after.status?.summary).toMatchObject({ passed: 2, failed: 0 });
+      expect(sim.requests({ path: /\/check$/ }).some((r) => r.status === 200 && r.time >= outageEnds)).toBe(true);
+    } finally {
+      sim.clearFaults();
+      sim.setVerdict(digests['sidecar'] as string, { status: 'fail', final_action: 'stop', findings: 2 });
+    }
+  });
+});
