@@ -262,7 +262,10 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     if (working || stopped) return;
     working = true;
     images.start();
-    bindings.start();
+    // Bindings announce verdicts: first learn which Events already stand, so a restart or a failover repeats none.
+    void events.seed().finally(() => {
+      if (working && !stopped) bindings.start();
+    });
     if (cfg.metrics.vulnerabilities) vulnerabilities.start();
     if (cfg.inventory.enabled) inventory.start();
     integration?.start();

@@ -69,6 +69,8 @@ interface Compiled {
 
 const DEFAULT_INTERVAL_MS = 3_600_000;
 const MAX_WORKLOADS_PER_RESULT = 10;
+/** More workloads than this newly failing in one evaluation: also one aggregate Event on the binding. */
+const AGGREGATE_EVENTS_ABOVE = 10;
 /** How often a binding stalled on PolicyNotFound reads the account's policies again (one list call). */
 const POLICY_NOT_FOUND_RECHECK_MS = 15_000;
 
@@ -444,7 +446,7 @@ export class BindingController {
       }
     });
     this.failuresByWorkload.set(key, failures);
-    this.#emitEvents(b, status, groups, results);
+    this.#emitEvents(b, status, groupList, results);
     return { requeueAfterMs: requeueMs };
   }
 
@@ -548,39 +550,43 @@ export class BindingController {
     }
   }
 
-  #emitEvents(b: BindingInfo, status: BindingStatus, groups: Map<string, Group>, results: BindingImageResult[]): void {
+  #emitEvents(b: BindingInfo, status: BindingStatus, groupList: readonly Group[], results: readonly BindingImageResult[]): void {
     const before = b.status.conditions?.find((c) => c.type === 'Compliant');
     const after = status.conditions?.find((c) => c.type === 'Compliant');
+    const binding = bindingRef(b);
     if (after && (before?.status !== after.status || before?.reason !== after.reason)) {
-      this.#o.events.event(bindingRef(b), after.status === 'True' ? 'Normal' : 'Warning', after.reason, 'Evaluate', after.message);
+      this.#o.events.event(binding, after.status === 'True' ? 'Normal' : 'Warning', after.reason, 'Evaluate', after.message);
     }
-    const failing = new Set<string>();
-    const byWorkload = new Map<string, string[]>();
-    for (const r of results) {
-      if (r.result !== 'fail') continue;
-      for (const w of r.workloads ?? []) {
-        failing.add(w);
-        const imgs = byWorkload.get(w);
-        if (imgs) imgs.push(r.image);
-        else byWorkload.set(w, [r.image]);
+    // Every failing workload, from the complete groups (the status keeps only a bounded list per image).
+    const byWorkload = new Map<string, { ref: ObjectRef | undefined; images: string[] }>();
+    results.forEach((r, i) => {
+      if (r.result !== 'fail') return;
+      for (const [wk, ref] of groupList[i]?.workloads ?? []) {
+        const f = byWorkload.get(wk);
+        if (f) f.images.push(r.image);
+        else byWorkload.set(wk, { ref, images: [r.image] });
       }
-    }
+    });
+    // After a restart the complete set is not known: the status names some, and the recorder knows which Events
+    // already stand (it read them on start), so none is announced again.
     const prev = this.#failingWorkloads.get(b.key) ?? previouslyFailing(b.status);
-    // One pass over the groups, and only when a workload newly fails (under churn hundreds can at once; looking each
-    // up in every group was quadratic).
-    let refs: Map<string, ObjectRef | undefined> | undefined;
-    for (const w of failing) {
-      if (prev.has(w)) continue;
-      if (!refs) {
-        refs = new Map();
-        for (const g of groups.values()) for (const [k, ref] of g.workloads) refs.set(k, ref);
-      }
-      const ref = refs.get(w);
-      if (!ref) continue;
-      const imgs = byWorkload.get(w) ?? [];
-      this.#o.events.event(ref, 'Warning', 'AnchorePolicyFailed', 'Evaluate', `${imgs.length} image(s) fail Anchore policy ${status.policy?.name ?? ''} (binding ${b.namespace ? `${b.namespace}/` : ''}${b.name}): ${imgs.slice(0, 3).join(', ')}`);
+    const policy = status.policy?.name ?? '';
+    const from = `binding ${b.namespace ? `${b.namespace}/` : ''}${b.name}`;
+    const newly: string[] = [];
+    for (const [wk, f] of byWorkload) {
+      if (prev.has(wk) || !f.ref) continue;
+      newly.push(wk);
+      // Sorted: the same failure reads the same after a restart (so a standing Event is recognised).
+      f.images.sort();
+      // Paced and coalesced by the recorder, never dropped for being many (src/kube/writer.ts).
+      this.#o.events.event(f.ref, 'Warning', 'AnchorePolicyFailed', 'Evaluate', `${f.images.length} image(s) fail Anchore policy ${policy} (${from}): ${f.images.slice(0, 3).join(', ')}${f.images.length > 3 ? ', …' : ''}`, binding);
     }
-    this.#failingWorkloads.set(b.key, failing);
+    if (newly.length > AGGREGATE_EVENTS_ABOVE) {
+      // Many at once: one Event on the binding says how many, and which first.
+      newly.sort();
+      this.#o.events.event(binding, 'Warning', 'WorkloadsFailingPolicy', 'Evaluate', `${newly.length} workload(s) newly fail Anchore policy ${policy}, each told by an AnchorePolicyFailed Event: ${newly.slice(0, 5).join(', ')}, …`);
+    }
+    this.#failingWorkloads.set(b.key, new Set(byWorkload.keys()));
   }
 
   /** Housekeeping loop: polls active policies (when enabled) and prunes evaluations nothing can still use. */

@@ -134,8 +134,8 @@ export interface ObjectRef {
 }
 
 export interface EventRecorder {
-  /** Fire-and-forget; rate-limited per (object, reason). Never throws. */
-  event(regarding: ObjectRef, type: 'Normal' | 'Warning', reason: string, action: string, note: string): void;
+  /** Fire-and-forget; rate-limited per (object, reason); `related`: a second object involved (the binding). Never throws. */
+  event(regarding: ObjectRef, type: 'Normal' | 'Warning', reason: string, action: string, note: string, related?: ObjectRef): void;
 }
 
 export interface BindingStatusWriter {

@@ -120,6 +120,7 @@ describe('Helm chart, end to end (real cluster)', () => {
       ['patch', `anchorepolicybindings.${GROUP}`, '--subresource=status', '-n', app],
       ['patch', `clusteranchorepolicybindings.${GROUP}`, '--subresource=status'],
       ['create', 'events.events.k8s.io', '-n', app],
+      ['list', 'events.events.k8s.io', '--all-namespaces'],
       ['create', 'leases.coordination.k8s.io', '-n', ns],
       ['get', `leases.coordination.k8s.io/${leaseName}`, '-n', ns],
       ['update', `leases.coordination.k8s.io/${leaseName}`, '-n', ns],

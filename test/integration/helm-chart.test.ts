@@ -100,7 +100,7 @@ const BASE_RULES: Rule[] = [
   { apiGroups: ['batch'], resources: ['jobs'], verbs: ['list', 'watch'] },
   { apiGroups: ['anchore.io'], resources: ['anchorepolicybindings', 'clusteranchorepolicybindings'], verbs: ['list', 'watch'] },
   { apiGroups: ['anchore.io'], resources: ['anchorepolicybindings/status', 'clusteranchorepolicybindings/status'], verbs: ['patch'] },
-  { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create'] },
+  { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'list'] },
 ];
 const METRICS_AUTH_RULES: Rule[] = [
   { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },

@@ -89,6 +89,33 @@ describe('real-world correctness (real cluster)', () => {
     expect(sim.requests({ method: 'POST', path: /^\/v2\/images$/ })).toHaveLength(0);
   });
 
+  it('when 14 workloads run a failing image, then every one gets AnchorePolicyFailed, the binding an aggregate, and a restart repeats none', async () => {
+    const names = Array.from({ length: 14 }, (_, i) => `many-${String(i).padStart(2, '0')}`);
+    for (const n of names) await apply(deployment(ns, n, 1, [{ name: 'envoy', image: 'envoyproxy/envoy:v1.31.0' }]));
+    for (const n of names) await waitForRunningPods(ns, `app=${n}`, 1);
+    await apply(apb(ns, 'many', { podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: names }] } }));
+    const b = await ready(ns, 'many');
+    expect(b.status?.summary).toMatchObject({ workloads: 14, images: 1, failed: 1 });
+    const told = await eventually(async () => {
+      const list = (await events(ns)).filter((e) => e.reason === 'AnchorePolicyFailed' && names.includes(e.regarding.name));
+      return new Set(list.map((e) => e.regarding.name)).size === names.length ? list : undefined;
+    }, 20_000, 250);
+    expect(told.every((e) => e.note.includes('binding') && e.note.includes('envoyproxy/envoy:v1.31.0'))).toBe(true);
+    const aggregate = await eventually(async () => (await events(ns)).find((e) => e.reason === 'WorkloadsFailingPolicy' && e.regarding.name === 'many'), 10_000, 250);
+    expect(aggregate.note).toContain('14 workload(s) newly fail');
+    await sleep(1000);
+    const standing = (await events(ns)).map((e) => e.metadata.name).sort();
+
+    // A restart: the status names only 10 workloads of the image; the other 4 Events stand and are not repeated.
+    await operator?.stop();
+    operator = await startTestOperator(env());
+    const op = operator;
+    await eventually(() => op.op.bindings.lastEvaluated.has(`apb/${ns}/many`), 30_000, 100);
+    await sleep(2000);
+    expect((await events(ns)).map((e) => e.metadata.name).sort()).toEqual(standing);
+    expect(op.logs.join('')).toContain('learned the Kubernetes Events already recorded');
+  }, 120_000);
+
   it('when Anchore loses an image, then the binding says so, the image is registered again and evaluated again', async () => {
     await apply(apb(ns, 'lost', { podSelector: { matchLabels: { app: 'web' } } }));
     await ready(ns, 'lost');
