@@ -53,6 +53,12 @@ describe('loadConfig', () => {
     expect(msg).not.toContain('s3cret-pw');
   });
 
+  it('when INSTALL_ID is not set, then the Lease namespace/name names the install; a set one wins, whitespace is refused', () => {
+    expect(loadConfig({ ...base, POD_NAMESPACE: 'ops', LEADER_ELECTION_ID: 'r1' }).bindings.installId).toBe('ops/r1');
+    expect(loadConfig({ ...base, INSTALL_ID: 'team-a' }).bindings.installId).toBe('team-a');
+    expect(() => loadConfig({ ...base, INSTALL_ID: 'team a' })).toThrow(/INSTALL_ID "team a": at most 253 characters, no whitespace/);
+  });
+
   it('when an API key is given, then API-key auth is used', () => {
     const c = loadConfig({ ANCHORE_URL: 'http://a', CLUSTER_NAME: 'c', ANCHORE_API_KEY: 'key-1' });
     expect(c.anchore.auth).toEqual({ type: 'apikey', key: 'key-1' });

@@ -51,7 +51,13 @@ export interface Config {
   inventory: { enabled: boolean; intervalMs: number; debounceMs: number; minIntervalMs: number; batchBytes: number };
   integration: { enabled: boolean; healthIntervalMs: number; registrationId: string; instanceId: string; namespace?: string };
   registration: { workers: number; analysisPollMaxMs: number };
-  bindings: { workers: number; evaluationConcurrency: number; policyPollMs: number };
+  bindings: {
+    workers: number;
+    evaluationConcurrency: number;
+    policyPollMs: number;
+    /** This install's name on the ClusterAnchorePolicyBindings it owns (status.install). */
+    installId: string;
+  };
   metrics: {
     maxSeries: number;
     vulnerabilities: boolean;
@@ -131,6 +137,7 @@ export const SETTINGS: ReadonlyArray<{ name: string; default: string; help: stri
   { name: 'METRICS_PORT', default: '8080', help: '/metrics' },
   { name: 'METRICS_SECURE', default: 'false', help: 'Serve /metrics over HTTPS; callers need a bearer token allowed to GET /metrics (TokenReview + SubjectAccessReview)' },
   { name: 'METRICS_CERT_FILE / METRICS_KEY_FILE', default: '', help: 'PEM certificate and key for METRICS_SECURE (reloaded when the files change)' },
+  { name: 'INSTALL_ID', default: '(LEADER_ELECTION_NAMESPACE/LEADER_ELECTION_ID)', help: 'Names this install on the ClusterAnchorePolicyBindings it owns (status.install): another install leaves them alone; the anchore.io/install annotation hands one over' },
   { name: 'LEADER_ELECTION', default: 'true', help: 'Elect one working replica on a coordination.k8s.io Lease; the others serve health and metrics' },
   { name: 'LEADER_ELECTION_NAMESPACE', default: '(POD_NAMESPACE, in-cluster namespace, or default)', help: 'Namespace of the Lease' },
   { name: 'LEADER_ELECTION_ID', default: 'anchore-operator', help: 'Name of the Lease' },
@@ -283,6 +290,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       workers: r.int('BINDING_WORKERS', 4, 1, 64),
       evaluationConcurrency: r.int('EVALUATION_CONCURRENCY', 8, 1, 256),
       policyPollMs: r.int('POLICY_POLL_SECONDS', 60, 0, 86_400) * 1000,
+      installId: '',
     },
     metrics: {
       maxSeries: r.int('METRICS_MAX_SERIES', 10_000, 0, 10_000_000),
@@ -351,6 +359,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const kubeconfig = env['KUBECONFIG'];
   if (kubeconfig) cfg.kube.kubeconfig = kubeconfig;
   if (env['POD_NAMESPACE']) cfg.integration.namespace = env['POD_NAMESPACE'];
+  // Two installs in one cluster never share a Lease (namespace + name), so that pair names an install by default.
+  cfg.bindings.installId = r.string('INSTALL_ID') || `${cfg.leaderElection.namespace}/${cfg.leaderElection.leaseName}`;
+  if (cfg.bindings.installId.length > 253 || /\s/.test(cfg.bindings.installId)) {
+    throw new ConfigError(`INSTALL_ID "${cfg.bindings.installId.slice(0, 300)}": at most 253 characters, no whitespace`);
+  }
   return cfg;
 }
 

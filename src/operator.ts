@@ -192,6 +192,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     events,
     workers: cfg.bindings.workers,
     policyPollMs: cfg.bindings.policyPollMs,
+    installId: cfg.bindings.installId,
     missingAccounts,
     log,
     metrics,

@@ -1,7 +1,7 @@
 import type { AnchoreApi, PolicyRecord } from '../anchore/anchore.port.ts';
 import { AnchoreError } from '../anchore/errors.ts';
 import type { BindingImageResult, BindingInfo, BindingStatus, ImageResult } from '../crds/types.ts';
-import { CONDITION, REASON } from '../crds/types.ts';
+import { CONDITION, INSTALL_ANNOTATION, REASON } from '../crds/types.ts';
 import type { ResolvedImage } from '../discovery/container-image.ts';
 import { compileGlobs } from '../discovery/glob.ts';
 import { compileImageExclusions } from '../discovery/image-filter.ts';
@@ -47,6 +47,8 @@ export interface BindingControllerOptions {
   policyPollMs: number;
   log: Logger;
   metrics: OperatorMetrics;
+  /** This install's INSTALL_ID: the owner named on the cluster bindings it writes (status.install). */
+  installId: string;
   /** Shared record of accounts Anchore says do not exist (log once, metric). */
   missingAccounts?: MissingAccounts;
 }
@@ -109,6 +111,8 @@ export class BindingController {
   readonly failuresByWorkload = new Map<string, Map<string, { workload: WorkloadRef; failed: number }>>();
   /** Bindings whose next evaluation must bypass cached results (reevaluate annotation changed). */
   readonly #forceFresh = new Set<string>();
+  /** Cluster bindings another install owns (logged once each). */
+  readonly #foreign = new Set<string>();
   /** How long each binding's last reconcile took, for coalescing churn. */
   readonly #reconcileMs = new Map<string, number>();
   #pollTimer: ReturnType<typeof setTimeout> | undefined;
@@ -132,9 +136,12 @@ export class BindingController {
           if (a.reevaluateToken !== b.reevaluateToken) {
             this.#forceFresh.add(b.key);
             this.queue.add(b.key);
-          } else if (a.generation !== b.generation) this.queue.add(b.key);
+          } else if (a.generation !== b.generation || a.installAnnotation !== b.installAnnotation || a.status.install !== b.status.install) this.queue.add(b.key);
         },
-        delete: (b) => this.#forget(b.key),
+        delete: (b) => {
+          this.#foreign.delete(b.key);
+          this.#forget(b.key);
+        },
       });
     }
     const podChanged = (a: PodInfo | undefined, b: PodInfo | undefined): void => {
@@ -166,6 +173,18 @@ export class BindingController {
   stop(): void {
     this.#stopped = true;
     if (this.#pollTimer) clearTimeout(this.#pollTimer);
+  }
+
+  /**
+   * Whether this install evaluates the binding and writes its status. A namespaced binding outside this operator's
+   * namespaces (NAMESPACES_INCLUDE/EXCLUDE, NAMESPACE_LABEL_SELECTOR) belongs to whoever watches that namespace. A
+   * cluster binding has one owner: the install its anchore.io/install annotation names, else the one named in its
+   * status.install (the first to claim it), else none yet — this install claims it with its first write.
+   */
+  owns(b: BindingInfo): boolean {
+    if (b.namespace !== undefined) return this.#o.scope.includesNamespace(this.#o.stores.namespaces.get(b.namespace));
+    const owner = b.installAnnotation ?? b.status.install;
+    return owner === undefined || owner === this.#o.installId;
   }
 
   #get(key: string): BindingInfo | undefined {
@@ -259,12 +278,15 @@ export class BindingController {
       this.#forget(key);
       return;
     }
-    // A namespaced binding outside this operator's namespaces (NAMESPACES_INCLUDE/EXCLUDE, NAMESPACE_LABEL_SELECTOR)
-    // belongs to whoever watches that namespace: never write its status, or two installs would overwrite each other.
-    if (b.namespace !== undefined && !this.#o.scope.includesNamespace(this.#o.stores.namespaces.get(b.namespace))) {
+    if (!this.owns(b)) {
+      if (b.kind === 'ClusterAnchorePolicyBinding' && !this.#foreign.has(key)) {
+        this.#foreign.add(key);
+        this.#log.info({ kind: b.kind, name: b.name, owner: b.installAnnotation ?? b.status.install, install: this.#o.installId }, `another install owns this cluster binding; leaving it alone (annotate it ${INSTALL_ANNOTATION}=${this.#o.installId} to hand it over)`);
+      }
       this.#forget(key);
       return;
     }
+    this.#foreign.delete(key);
     const now = new Date();
     const log = this.#log.child({ kind: b.kind, namespace: b.namespace, name: b.name, reconcileId: nextReconcileId() });
     log.debug({ generation: b.generation }, 'reconciling binding');
@@ -537,15 +559,20 @@ export class BindingController {
     throw new StallError(p.reason, p.message);
   }
 
-  /** Writes status when it changed; true when it wrote. */
+  /** Writes status when it changed; true when it wrote. A cluster binding's status names its owner (this install). */
   async #write(b: BindingInfo, status: BindingStatus): Promise<boolean> {
+    const claim = b.kind === 'ClusterAnchorePolicyBinding' && b.status.install !== this.#o.installId;
+    if (b.kind === 'ClusterAnchorePolicyBinding') status.install = this.#o.installId;
     if (sameStatus(b.status, status)) return false;
     try {
-      await this.#o.writer.patchStatus(b, status);
+      // Claiming: only if nobody wrote since we read it (two installs claiming at once: one wins, the other yields).
+      await this.#o.writer.patchStatus(b, status, claim ? { ifResourceVersion: b.resourceVersion } : {});
       this.#o.metrics.reconcileTotal.inc({ controller: 'binding-status', result: 'written' });
       return true;
     } catch (err) {
-      if ((err as { status?: number }).status === 404) return false; // deleted meanwhile
+      const code = (err as { status?: number }).status;
+      if (code === 404) return false; // deleted meanwhile
+      if (code === 409 && claim) throw new WaitError('ClaimConflict', `cluster binding ${b.name} changed while this install claimed it; reading it again`, 500);
       throw err;
     }
   }

@@ -75,7 +75,8 @@ export function registerFindingsMetrics(src: FindingsSources): void {
   }
 
   const allBindings = function* () {
-    for (const store of src.bindingStores) yield* store.list();
+    // Only what this install owns: another install's bindings are its to export.
+    for (const store of src.bindingStores) for (const b of store.list()) if (bindings.owns(b)) yield b;
   };
   const labelsOf = (b: BindingInfo) => ({ kind: b.kind, namespace: b.namespace ?? '', binding: b.name });
   metrics.findingsGauge(METRIC.bindingImages, 'Images covered by each binding, by result (from its status summary)', ['kind', 'namespace', 'binding', 'result'], function* () {

@@ -145,6 +145,7 @@ const statusSchema: Schema = {
       properties: { id: str('policy_id'), name: str('Policy name in Anchore.'), active: { type: 'boolean', description: "True when it was resolved as the account's active policy." } },
     },
     account: str('The Anchore account actually used.'),
+    install: str('ClusterAnchorePolicyBinding: the operator install (its INSTALL_ID) that owns this status; other installs leave the binding alone. The anchore.io/install annotation hands it over.'),
     lastEvaluationTime: str('When the last evaluation round finished.', { format: 'date-time' }),
     truncated: { type: 'boolean', description: 'True when results lists only part of the images (failing first).' },
     results: {

@@ -59,6 +59,8 @@ export interface BindingStatus {
   summary?: BindingSummary;
   policy?: { id: string; name: string; active: boolean };
   account?: string;
+  /** ClusterAnchorePolicyBinding: the install (INSTALL_ID) that owns this status. */
+  install?: string;
   lastEvaluationTime?: string;
   truncated?: boolean;
   results?: BindingImageResult[];
@@ -78,12 +80,17 @@ export interface BindingInfo {
   generation: number;
   /** Value of the anchore.io/reevaluate annotation: changing it re-evaluates now, bypassing cached evaluations. */
   reevaluateToken?: string;
+  /** Value of the anchore.io/install annotation: the install that must own this cluster binding. */
+  installAnnotation?: string;
   spec: BindingSpec;
   status: BindingStatus;
 }
 
 /** Annotate a binding with a new value of this key to re-evaluate it now (nothing is deleted to rescan). */
 export const REEVALUATE_ANNOTATION = 'anchore.io/reevaluate';
+
+/** Names the install (its INSTALL_ID) that owns a ClusterAnchorePolicyBinding; set it to hand one over. */
+export const INSTALL_ANNOTATION = 'anchore.io/install';
 
 /** Condition types and reasons: constants in one place (docs/api.md lists them). */
 export const CONDITION = { ready: 'Ready', reconciling: 'Reconciling', stalled: 'Stalled', compliant: 'Compliant' } as const;

@@ -139,8 +139,11 @@ export interface EventRecorder {
 }
 
 export interface BindingStatusWriter {
-  /** Writes `status` to the binding's status subresource. Throws on API errors (404 when the binding is gone). */
-  patchStatus(binding: BindingInfo, status: BindingStatus): Promise<void>;
+  /**
+   * Writes `status` to the binding's status subresource. Throws on API errors (404 when the binding is gone; 409
+   * when `ifResourceVersion` is given and the binding changed since: a claim must not overwrite another's).
+   */
+  patchStatus(binding: BindingInfo, status: BindingStatus, opts?: { ifResourceVersion?: string }): Promise<void>;
 }
 
 const WORKLOAD_API: Record<string, string> = {

@@ -1,4 +1,4 @@
-import { type BindingInfo, type BindingKind, type BindingSpec, type BindingStatus, REEVALUATE_ANNOTATION } from '../crds/types.ts';
+import { type BindingInfo, type BindingKind, type BindingSpec, type BindingStatus, INSTALL_ANNOTATION, REEVALUATE_ANNOTATION } from '../crds/types.ts';
 import { intern } from '../runtime/intern.ts';
 import type { ContainerKind, NamespaceInfo, NodeInfo, OwnerInfo, OwnerRef, PodContainer, PodInfo } from './cluster.port.ts';
 
@@ -149,6 +149,8 @@ export function projectBinding(kind: BindingKind) {
     if (b.namespace) info.namespace = b.namespace;
     const token = str(obj(b.meta['annotations'])[REEVALUATE_ANNOTATION]);
     if (token) info.reevaluateToken = token;
+    const install = str(obj(b.meta['annotations'])[INSTALL_ANNOTATION]);
+    if (install) info.installAnnotation = install;
     return info;
   };
 }

@@ -19,10 +19,13 @@ export class KubeBindingStatusWriter implements BindingStatusWriter {
     this.#client = client;
   }
 
-  async patchStatus(binding: BindingInfo, status: BindingStatus): Promise<void> {
+  async patchStatus(binding: BindingInfo, status: BindingStatus, opts: { ifResourceVersion?: string } = {}): Promise<void> {
     const patch: Record<string, unknown> = { ...status };
     for (const k of Object.keys(binding.status ?? {})) if (!(k in status) || (status as Record<string, unknown>)[k] === undefined) patch[k] = null;
-    await this.#client.mergePatch(`${bindingPath(binding)}/status`, { apiVersion: API_VERSION, status: patch }, { fieldManager: 'anchore-operator' });
+    const body: Record<string, unknown> = { apiVersion: API_VERSION, status: patch };
+    // A resourceVersion in a merge patch is a precondition: the apiserver answers 409 if the object changed since.
+    if (opts.ifResourceVersion) body['metadata'] = { resourceVersion: opts.ifResourceVersion };
+    await this.#client.mergePatch(`${bindingPath(binding)}/status`, body, { fieldManager: 'anchore-operator' });
   }
 }
 

@@ -116,6 +116,58 @@ describe('real-world correctness (real cluster)', () => {
     expect(op.logs.join('')).toContain('learned the Kubernetes Events already recorded');
   }, 120_000);
 
+  it('when two installs with different namespace scopes see one cluster binding, then one owns it, the other leaves it alone, and an annotation hands it over', async () => {
+    const nsB = uniqueName('rwb');
+    const capb = uniqueName('shared');
+    await apply(namespaceManifest(nsB));
+    let other: TestOperator | undefined;
+    try {
+      await apply(deployment(nsB, 'cache', 1, [{ name: 'redis', image: 'redis:7.4' }]));
+      await waitForRunningPods(nsB, 'app=cache', 1);
+      const getCapb = () => getJson<Binding & { status?: { install?: string } }>(['clusteranchorepolicybinding', capb]);
+      const installA = `it/${ns}`;
+      const installB = `it/${nsB}`;
+      // The suite's operator (scope: ns) is install A; a second install watches only nsB.
+      await operator?.stop();
+      operator = await startTestOperator({ ...env(), INSTALL_ID: installA });
+      await apply(JSON.stringify({ apiVersion: 'anchore.io/v1alpha1', kind: 'ClusterAnchorePolicyBinding', metadata: { name: capb }, spec: { namespaces: [ns, nsB] } }));
+      const owned = await eventually(async () => {
+        const b = await getCapb();
+        return cond(b, 'Ready')?.status === 'True' ? b : undefined;
+      }, 30_000, 200);
+      expect(owned.status?.install).toBe(installA);
+      const imagesA = owned.status?.summary?.['images'];
+      other = await startTestOperator(operatorEnv(sim.url, { CLUSTER_NAME: uniqueName('rwb'), NAMESPACES_INCLUDE: nsB, INSTALL_ID: installB }));
+      const b2 = other;
+      await eventually(() => b2.logs.join('').includes('another install owns this cluster binding'), 15_000, 100);
+      // Pod churn in B's namespace wakes B's reconciles: still, B never writes.
+      await apply(deployment(nsB, 'cache2', 1, [{ name: 'redis', image: 'redis:7.4' }]));
+      await waitForRunningPods(nsB, 'app=cache2', 1);
+      await sleep(3000);
+      const still = await getCapb();
+      expect(still.metadata.resourceVersion).toBe(owned.metadata.resourceVersion);
+      expect(still.status?.install).toBe(installA);
+
+      // Handover: the annotation names B. A lets go; B claims it and reports its own namespaces.
+      await kubectl(['annotate', 'clusteranchorepolicybinding', capb, `anchore.io/install=${installB}`]);
+      const handed = await eventually(async () => {
+        const b = await getCapb();
+        return b.status?.install === installB && cond(b, 'Ready')?.status === 'True' ? b : undefined;
+      }, 20_000, 200);
+      expect(handed.status?.summary?.['images']).toBe(1);
+      expect(handed.status?.summary?.['images']).not.toBe(imagesA);
+      await sleep(2000);
+      const settled = await getCapb();
+      expect(settled.metadata.resourceVersion).toBe(handed.metadata.resourceVersion);
+      expect(settled.status?.install).toBe(installB);
+      expect(operator?.logs.join('')).toContain('another install owns this cluster binding');
+    } finally {
+      await other?.stop();
+      await kubectl(['delete', 'clusteranchorepolicybinding', capb, '--ignore-not-found', '--wait=false']);
+      await kubectl(['delete', 'namespace', nsB, '--wait=false', '--ignore-not-found']);
+    }
+  }, 120_000);
+
   it('when Anchore loses an image, then the binding says so, the image is registered again and evaluated again', async () => {
     await apply(apb(ns, 'lost', { podSelector: { matchLabels: { app: 'web' } } }));
     await ready(ns, 'lost');

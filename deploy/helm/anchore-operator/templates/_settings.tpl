@@ -52,6 +52,8 @@ paths and the downward API are set on the container itself (deployment.yaml).
 {{- $_ := set $s "METRICS_SECURE" $v.metrics.secure }}
 {{- $_ := set $s "RESYNC_INTERVAL_SECONDS" $v.kube.resyncIntervalSeconds }}
 {{- $_ := set $s "WATCH_WATCHDOG_SECONDS" $v.kube.watchWatchdogSeconds }}
+{{- /* Names this release on the ClusterAnchorePolicyBindings it owns (status.install); unique per cluster. */}}
+{{- $_ := set $s "INSTALL_ID" (printf "%s/%s" .Release.Namespace (include "anchore-operator.fullname" .)) }}
 {{- $_ := set $s "LEADER_ELECTION" $v.leaderElection.enabled }}
 {{- if $v.leaderElection.enabled }}
 {{- $_ := set $s "LEADER_ELECTION_NAMESPACE" .Release.Namespace }}
