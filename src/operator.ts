@@ -153,6 +153,17 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     ...(cfg.accounts.namespaceLabel ? { accountLabel: cfg.accounts.namespaceLabel } : {}),
   });
   const missingAccounts = new MissingAccounts(log, metrics);
+  // Which namespaces a missing account strands (a mistyped account label shows up here, per account).
+  metrics.stateGauge(METRIC.namespacesAccountMissing, 'Namespaces in scope that route to an Anchore account that does not exist (their inventory goes to the default account)', ['account'], function* () {
+    if (missingAccounts.list().length === 0) return;
+    const counts = new Map<string, number>();
+    for (const ns of stores.namespaces.list()) {
+      if (!scope.includesNamespace(ns)) continue;
+      const account = scope.accountFor(ns, ns.name);
+      if (missingAccounts.isMissing(account)) counts.set(account, (counts.get(account) ?? 0) + 1);
+    }
+    for (const [account, n] of counts) yield [{ account }, n];
+  });
   const images = new ImageController({
     stores,
     scope,

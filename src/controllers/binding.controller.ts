@@ -56,6 +56,8 @@ export interface BindingControllerOptions {
 interface Group {
   key: string;
   account: string;
+  /** The namespace of the first pod seen running it (whose routing chose the account, without spec.account). */
+  namespace: string;
   image: ResolvedImage;
   workloads: Map<string, ObjectRef | undefined>;
   workloadRefs: Map<string, WorkloadRef>;
@@ -324,11 +326,11 @@ export class BindingController {
         try {
           await this.#o.images.ensureAccount(account);
         } catch (err) {
-          throw this.#anchoreProblem(err, account);
+          throw this.#anchoreProblem(err, account, b.spec.account ? undefined : [...groups.values()].find((g) => g.account === account)?.namespace);
         }
       }
       if (compiled.mode === 'evaluate') {
-        for (const account of accounts) policies.set(account, await this.#resolvePolicy(b, account));
+        for (const account of accounts) policies.set(account, await this.#resolvePolicy(b, account, false, b.spec.account ? undefined : [...groups.values()].find((g) => g.account === account)?.namespace));
       }
     } catch (err) {
       if (err instanceof BindingProblem) return this.#problem(b, err, now);
@@ -489,7 +491,7 @@ export class BindingController {
         if (r.kind !== 'image' || !c.covers(r.image)) continue;
         const key = imageKey(account, r.image);
         let g = groups.get(key);
-        if (!g) groups.set(key, (g = { key, account, image: r.image, workloads: new Map(), workloadRefs: new Map() }));
+        if (!g) groups.set(key, (g = { key, account, namespace: pod.namespace, image: r.image, workloads: new Map(), workloadRefs: new Map() }));
         if (!g.workloads.has(wk)) {
           g.workloads.set(wk, workloadObjectRef(workload));
           g.workloadRefs.set(wk, workload);
@@ -504,7 +506,7 @@ export class BindingController {
    * a check just answered 404, and while the binding is stalled on PolicyNotFound: a deleted policy is reported at
    * once and a restored one picked up within POLICY_NOT_FOUND_RECHECK_MS.
    */
-  async #resolvePolicy(b: BindingInfo, account: string, fresh = false): Promise<PolicyRecord> {
+  async #resolvePolicy(b: BindingInfo, account: string, fresh = false, routedFrom?: string): Promise<PolicyRecord> {
     let list: PolicyRecord[];
     const ready = b.status.conditions?.find((c) => c.type === CONDITION.ready);
     const stalled = ready?.reason === REASON.policyNotFound && b.status.observedGeneration === b.generation;
@@ -513,7 +515,7 @@ export class BindingController {
     try {
       list = await this.#o.cache.policies(account, maxAgeMs);
     } catch (err) {
-      throw this.#anchoreProblem(err, account);
+      throw this.#anchoreProblem(err, account, routedFrom);
     }
     if (b.spec.policyId) {
       const p = list.find((x) => x.policy_id === b.spec.policyId);
@@ -526,18 +528,35 @@ export class BindingController {
     return active;
   }
 
-  #anchoreProblem(err: unknown, account: string): BindingProblem {
+  /** `routedFrom`: a namespace whose routing chose the account (no spec.account), named in the message. */
+  #anchoreProblem(err: unknown, account: string, routedFrom?: string): BindingProblem {
     if (err instanceof AnchoreError) {
       if (err.kind === 'unavailable') return new BindingProblem('retrying', REASON.anchoreUnavailable, `Anchore is unavailable: ${err.message}`, 10_000);
       if (err.kind === 'account-not-found' || err.kind === 'not-found') {
         if (err.kind === 'account-not-found') this.#o.missingAccounts?.missing(account, err.message);
-        return new BindingProblem('stalled', REASON.accountNotFound, `Anchore account "${account}" does not exist: ${err.message}; rechecked every ${MISSING_ACCOUNT_RECHECK_MS / 60_000} min`, MISSING_ACCOUNT_RECHECK_MS);
+        const why = routedFrom === undefined ? '' : this.#routeText(routedFrom);
+        if (why) this.#warnNamespace(routedFrom as string, account, why);
+        return new BindingProblem('stalled', REASON.accountNotFound, `Anchore account "${account}" does not exist${why ? ` (${why})` : ''}: ${err.message}; rechecked every ${MISSING_ACCOUNT_RECHECK_MS / 60_000} min and at once when the namespace's labels change`, MISSING_ACCOUNT_RECHECK_MS);
       }
       if (err.kind === 'auth') {
         return new BindingProblem('stalled', REASON.authFailed, `Anchore refused the operator for account "${account}": ${err.message}`, 5 * 60_000);
       }
     }
     return new BindingProblem('retrying', REASON.anchoreUnavailable, errorMessage(err), 10_000);
+  }
+
+  #routeText(namespace: string): string {
+    const r = this.#o.scope.accountRoute(this.#o.stores.namespaces.get(namespace), namespace);
+    if (r.via === 'label') return `namespace ${namespace} names it in its label ${r.label}`;
+    if (r.via === 'route') return `ACCOUNT_ROUTES sends namespace ${namespace} there`;
+    return '';
+  }
+
+  /** A namespace whose own label names a missing account hears it too (a mistyped label is fixed there). */
+  #warnNamespace(namespace: string, account: string, why: string): void {
+    const ns = this.#o.stores.namespaces.get(namespace);
+    if (!ns || !why.includes('label')) return;
+    this.#o.events.event({ apiVersion: 'v1', kind: 'Namespace', name: namespace, ...(ns.uid ? { uid: ns.uid } : {}) }, 'Warning', 'AnchoreAccountNotFound', 'Route', `Anchore account "${account}" does not exist (${why}): its images are not evaluated, and its inventory goes to the default account until it exists or the label is fixed`);
   }
 
   async #problem(b: BindingInfo, p: BindingProblem, now: Date): Promise<HandleResult> {

@@ -57,12 +57,17 @@ export class Scope {
   }
 
   accountFor(ns: NamespaceInfo | undefined, name: string): string {
-    for (const r of this.#routes) if (r.match(name)) return r.account;
+    return this.accountRoute(ns, name).account;
+  }
+
+  /** The account a namespace routes to and why: an ACCOUNT_ROUTES entry, its ACCOUNT_NAMESPACE_LABEL label, or the default. */
+  accountRoute(ns: NamespaceInfo | undefined, name: string): { account: string; via: 'route' | 'label' | 'default'; label?: string } {
+    for (const r of this.#routes) if (r.match(name)) return { account: r.account, via: 'route' };
     if (this.#accountLabel) {
       const v = ns?.labels[this.#accountLabel];
-      if (v) return v;
+      if (v) return { account: v, via: 'label', label: this.#accountLabel };
     }
-    return this.defaultAccount;
+    return { account: this.defaultAccount, via: 'default' };
   }
 
   /** Every account the operator may write to that is known without looking at namespaces. */

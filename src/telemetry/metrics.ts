@@ -25,6 +25,7 @@ export const METRIC = {
   inventoryDuration: 'anchore_operator_inventory_report_duration_seconds',
   inventoryBatchFailures: 'anchore_operator_inventory_batch_failures_total',
   accountMissing: 'anchore_operator_account_missing',
+  namespacesAccountMissing: 'anchore_operator_namespaces_account_missing',
   queueDepthGauge: 'anchore_operator_workqueue_depth',
   leader: 'anchore_operator_leader',
   seriesDropped: 'anchore_operator_metrics_series_dropped_total',

@@ -12,6 +12,7 @@ interface Binding {
   metadata: { resourceVersion: string; generation: number };
   status?: {
     observedGeneration?: number;
+    account?: string;
     conditions?: Array<{ type: string; status: string; reason: string; message: string; lastTransitionTime: string }>;
     summary?: Record<string, number>;
     results?: Array<{ image: string; digest?: string; result: string; reason?: string; message?: string }>;
@@ -165,6 +166,51 @@ describe('real-world correctness (real cluster)', () => {
       await other?.stop();
       await kubectl(['delete', 'clusteranchorepolicybinding', capb, '--ignore-not-found', '--wait=false']);
       await kubectl(['delete', 'namespace', nsB, '--wait=false', '--ignore-not-found']);
+    }
+  }, 120_000);
+
+  it('when a namespace\'s account label is mistyped, then its inventory still lands, its binding and the namespace say why, and fixing the label recovers at once', async () => {
+    const nsT = uniqueName('rwt');
+    const teamSim = await startSimulator({
+      config: {
+        analysis: { queued_ms: 20, analyzing_ms: 50 },
+        accounts: [{ name: 'admin', users: [{ username: 'admin', password: 'foobar' }] }, { name: 'team-a', users: [] }],
+        policies: { admin: [{ policy_id: DEFAULT_POLICY_ID, name: 'Default bundle', active: true }], 'team-a': [{ policy_id: 'team-policy', name: 'Team policy', active: true }] },
+      },
+    });
+    let team: TestOperator | undefined;
+    try {
+      await apply(namespaceManifest(nsT, { 'anchore.io/account': 'tema-a' }));
+      await apply(deployment(nsT, 'svc', 1, [{ name: 'nginx', image: 'nginx:1.27' }]));
+      await waitForRunningPods(nsT, 'app=svc', 1);
+      team = await startTestOperator(operatorEnv(teamSim.url, { CLUSTER_NAME: uniqueName('rwt'), NAMESPACES_INCLUDE: nsT, ACCOUNT_NAMESPACE_LABEL: 'anchore.io/account' }));
+      const t = team;
+      await apply(apb(nsT, 'team', { podSelector: { matchLabels: { app: 'svc' } } }));
+      const stalled = await eventually(async () => {
+        const b = await getApb(nsT, 'team');
+        return cond(b, 'Stalled')?.reason === 'AccountNotFound' ? b : undefined;
+      }, 20_000, 200);
+      expect(cond(stalled, 'Ready')?.message).toContain(`Anchore account "tema-a" does not exist (namespace ${nsT} names it in its label anchore.io/account)`);
+      // The namespace's inventory is not lost: it lands in the default account meanwhile.
+      await eventually(() => teamSim.inventories('admin').some((r) => r.body.namespaces?.some((n) => n.name === nsT)), 20_000, 200);
+      // The namespace itself is told (cluster-scoped: its Event is in namespace default), and a gauge counts it.
+      const nsEvent = await eventually(async () => (await events('default')).find((e) => e.reason === 'AnchoreAccountNotFound' && e.regarding.name === nsT), 15_000, 200);
+      expect(nsEvent.regarding.kind).toBe('Namespace');
+      expect(await t.op.metrics.registry.metrics()).toMatch(new RegExp(`anchore_operator_namespaces_account_missing\\{account="tema-a"\\} 1`));
+
+      // The label is fixed: the binding recovers at once (not at its 5-minute recheck), and the inventory goes to team-a.
+      const t0 = Date.now();
+      await kubectl(['label', 'namespace', nsT, 'anchore.io/account=team-a', '--overwrite']);
+      const fixed = await ready(nsT, 'team', 20_000);
+      const recovered = Date.now() - t0;
+      expect(fixed.status?.account).toBe('team-a');
+      await eventually(() => teamSim.inventories('team-a').some((r) => r.body.namespaces?.some((n) => n.name === nsT)), 40_000, 200);
+      process.stdout.write(`[measure] account label fixed → binding Ready: ${recovered} ms\n`);
+      expect(recovered).toBeLessThan(15_000);
+    } finally {
+      await team?.stop();
+      await teamSim.stop();
+      await kubectl(['delete', 'namespace', nsT, '--wait=false', '--ignore-not-found']);
     }
   }, 120_000);
 
