@@ -310,7 +310,7 @@ export class BindingController {
     }
 
     const groups = await this.#select(b, compiled);
-    this.#setImages(key, new Set(groups.keys()));
+    this.#setImages(key, new Set([...groups.values()].map((g) => g.key)));
     // Images evaluated in an account other than the routed one must be registered there too.
     const demand: ImageUse[] = [];
     for (const g of groups.values()) demand.push({ key: g.key, account: g.account, image: g.image, workload: { kind: 'Binding', name: b.name, namespace: b.namespace ?? '' } });
@@ -490,8 +490,10 @@ export class BindingController {
         const r = scope.resolveRunning(container);
         if (r.kind !== 'image' || !c.covers(r.image)) continue;
         const key = imageKey(account, r.image);
-        let g = groups.get(key);
-        if (!g) groups.set(key, (g = { key, account, namespace: pod.namespace, image: r.image, workloads: new Map(), workloadRefs: new Map() }));
+        // One group per tag of a digest: Anchore maps policies per tag, so each running tag is checked.
+        const gk = r.image.digest ? `${key}\u0000${r.image.tag}` : key;
+        let g = groups.get(gk);
+        if (!g) groups.set(gk, (g = { key, account, namespace: pod.namespace, image: r.image, workloads: new Map(), workloadRefs: new Map() }));
         if (!g.workloads.has(wk)) {
           g.workloads.set(wk, workloadObjectRef(workload));
           g.workloadRefs.set(wk, workload);

@@ -214,6 +214,95 @@ describe('real-world correctness (real cluster)', () => {
     }
   }, 120_000);
 
+  it('when one digest runs under two tags, then both tags are added to Anchore and each is checked by the binding', async () => {
+    const digest = `sha256:${'1a'.repeat(32)}`;
+    for (const [name, image] of [['tag-a', 'nginx:1.27.3'], ['tag-b', 'nginx:stable']] as const) {
+      const d = JSON.parse(deployment(ns, name, 1, [{ name: 'nginx', image }]));
+      d.spec.template.metadata.annotations = { 'image-digest.kwok.anchore.local/nginx': digest };
+      await apply(JSON.stringify(d));
+    }
+    await waitForRunningPods(ns, 'app=tag-a', 1);
+    await waitForRunningPods(ns, 'app=tag-b', 1);
+    await apply(apb(ns, 'tags', { podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['tag-a', 'tag-b'] }] } }));
+    const b = await ready(ns, 'tags');
+    expect(b.status?.results?.map((r) => `${r.image}@${r.digest}`).sort()).toEqual([`docker.io/library/nginx:1.27.3@${digest}`, `docker.io/library/nginx:stable@${digest}`]);
+    const img = await eventually(() => sim.images(ADMIN_ACCOUNT).find((i) => i.image_digest === digest && i.image_detail.length === 2), 10_000, 100);
+    expect(img.image_detail.map((d) => d.full_tag).sort()).toEqual(['docker.io/library/nginx:1.27.3', 'docker.io/library/nginx:stable']);
+    const checkedTags = new Set(sim.requests({ path: new RegExp(`/v2/images/${digest}/check$`) }).map((r) => r.query['tag']));
+    expect([...checkedTags].sort()).toEqual(['docker.io/library/nginx:1.27.3', 'docker.io/library/nginx:stable']);
+  });
+
+  it('when a multi-arch image is registered and the operator restarts, then it is not added again', async () => {
+    const index = `sha256:${'2b'.repeat(32)}`;
+    const platform = `sha256:${'3c'.repeat(32)}`;
+    sim.config.manifest_lists[index] = platform;
+    const d = JSON.parse(deployment(ns, 'multiarch', 1, [{ name: 'app', image: 'ghcr.io/example/multiarch:1.0' }]));
+    d.spec.template.metadata.annotations = { 'image-digest.kwok.anchore.local/app': index };
+    await apply(JSON.stringify(d));
+    await waitForRunningPods(ns, 'app=multiarch', 1);
+    // Anchore keeps it under the platform digest, the manifest list's digest as parent_digest.
+    const stored = await eventually(() => sim.images(ADMIN_ACCOUNT).find((i) => i.parent_digest === index), 20_000, 100);
+    expect(stored.image_digest).toBe(platform);
+    await operator?.stop();
+    sim.clearRequests();
+    operator = await startTestOperator(env());
+    const op = operator;
+    await eventually(() => op.logs.join('').includes('learned the images Anchore already holds'), 20_000, 100);
+    await sleep(2000);
+    expect(sim.requests({ method: 'POST', path: /^\/v2\/images$/ }).map((r) => JSON.stringify(r.body))).toEqual([]);
+  });
+
+  it('when pods of an image still in analysis churn, then Anchore is polled on the backoff, not on every pod event', async () => {
+    sim.config.analysis.queued_ms = 60_000;
+    try {
+      await apply(deployment(ns, 'churn', 1, [{ name: 'app', image: 'ghcr.io/example/slow-analysis:1.0' }]));
+      const [pod] = await waitForRunningPods(ns, 'app=churn', 1);
+      const digest = digestOf(pod?.containers[0]?.imageID ?? '') as string;
+      await eventually(() => sim.images(ADMIN_ACCOUNT).some((i) => i.image_digest === digest), 10_000, 100);
+      const t0 = Date.now();
+      for (const replicas of [8, 1, 8, 1, 8]) {
+        await kubectl(['scale', 'deployment', 'churn', '-n', ns, `--replicas=${replicas}`]);
+        await sleep(1200);
+      }
+      const elapsed = Date.now() - t0;
+      const polls = sim.requests({ method: 'GET', path: `/v2/images/${digest}` }).filter((r) => r.time >= t0).length;
+      process.stdout.write(`[measure] ${elapsed} ms of pod churn on an image in analysis: ${polls} polls of GET /v2/images/{digest}\n`);
+      // Backoff from 1 s doubling: about log2(elapsed) polls, whatever the number of pod events.
+      expect(polls).toBeLessThanOrEqual(5);
+    } finally {
+      sim.config.analysis.queued_ms = 50;
+    }
+  }, 60_000);
+
+  it('when a container is still pulling (empty imageID), then its image is added once, by digest, when the kubelet reports it', async () => {
+    const podName = uniqueName('pulling');
+    const main = 'ghcr.io/example/pull-main:1.0';
+    const side = 'ghcr.io/example/pull-side:1.0';
+    const sideDigest = `sha256:${'4d'.repeat(32)}`;
+    // A pod on a node kwok does not manage: its status is what this test writes, as a kubelet would.
+    await apply(JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: podName, namespace: ns, labels: { app: 'pulling' } }, spec: { nodeName: 'not-a-kwok-node', containers: [{ name: 'main', image: main }, { name: 'side', image: side }] } }));
+    const status = (sideID: string) => ({
+      status: {
+        phase: 'Running',
+        containerStatuses: [
+          { name: 'main', image: main, imageID: `ghcr.io/example/pull-main@sha256:${'5e'.repeat(32)}`, ready: true, restartCount: 0, state: { running: { startedAt: new Date().toISOString() } } },
+          { name: 'side', image: side, imageID: sideID, ready: false, restartCount: 0, state: sideID ? { running: { startedAt: new Date().toISOString() } } : { waiting: { reason: 'ContainerCreating' } } },
+        ],
+      },
+    });
+    sim.clearRequests();
+    await kubectl(['patch', 'pod', podName, '-n', ns, '--subresource=status', '--type=merge', '-p', JSON.stringify(status(''))]);
+    await eventually(() => sim.requests({ method: 'POST', path: /^\/v2\/images$/ }).some((r) => JSON.stringify(r.body).includes('pull-main')), 10_000, 100);
+    await sleep(1500);
+    expect(sim.requests({ method: 'POST', path: /^\/v2\/images$/ }).filter((r) => JSON.stringify(r.body).includes('pull-side'))).toHaveLength(0);
+    await kubectl(['patch', 'pod', podName, '-n', ns, '--subresource=status', '--type=merge', '-p', JSON.stringify(status(`ghcr.io/example/pull-side@${sideDigest}`))]);
+    await eventually(() => sim.images(ADMIN_ACCOUNT).some((i) => i.image_digest === sideDigest), 10_000, 100);
+    await sleep(1000);
+    const sideAdds = sim.requests({ method: 'POST', path: /^\/v2\/images$/ }).filter((r) => JSON.stringify(r.body).includes('pull-side'));
+    expect(sideAdds.map((r) => (r.body as { source: Record<string, unknown> }).source)).toEqual([{ digest: { pull_string: `ghcr.io/example/pull-side@${sideDigest}`, tag: side } }]);
+    await kubectl(['delete', 'pod', podName, '-n', ns, '--grace-period=0', '--force', '--wait=false']);
+  });
+
   it('when Anchore loses an image, then the binding says so, the image is registered again and evaluated again', async () => {
     await apply(apb(ns, 'lost', { podSelector: { matchLabels: { app: 'web' } } }));
     await ready(ns, 'lost');
