@@ -79,8 +79,25 @@ export interface Config {
     renewDeadlineMs: number;
     retryPeriodMs: number;
   };
+  admission: AdmissionConfig;
   log: { level: string; pretty: boolean };
   shutdownDrainMs: number;
+}
+
+/** The validating admission webhook (docs/admission.md): served on every replica, leader or not. */
+export interface AdmissionConfig {
+  enabled: boolean;
+  port: number;
+  /** PEM pair for HTTPS (required when enabled; reloaded when the files change). */
+  tls?: { certFile: string; keyFile: string };
+  /** Longest wait for Anchore on a cache miss; must stay below the webhook's timeoutSeconds. */
+  deadlineMs: number;
+  /** Namespace names or globs never checked (the operator's own namespace is always exempt). */
+  exemptNamespaces: string[];
+  /** Register images Anchore does not hold, after answering a request that is not a dry run. */
+  registerUnknown: boolean;
+  /** The operator's own namespace (POD_NAMESPACE or the in-cluster one): always exempt. */
+  ownNamespace?: string;
 }
 
 type Source = Record<string, unknown>;
@@ -137,6 +154,12 @@ export const SETTINGS: ReadonlyArray<{ name: string; default: string; help: stri
   { name: 'METRICS_PORT', default: '8080', help: '/metrics' },
   { name: 'METRICS_SECURE', default: 'false', help: 'Serve /metrics over HTTPS; callers need a bearer token allowed to GET /metrics (TokenReview + SubjectAccessReview)' },
   { name: 'METRICS_CERT_FILE / METRICS_KEY_FILE', default: '', help: 'PEM certificate and key for METRICS_SECURE (reloaded when the files change)' },
+  { name: 'ADMISSION_ENABLED', default: 'false', help: 'Serve the validating admission webhook (on every replica, leader or not); bindings choose audit, warn or deny (docs/admission.md)' },
+  { name: 'ADMISSION_PORT', default: '9443', help: 'HTTPS port of the admission webhook (/validate)' },
+  { name: 'ADMISSION_CERT_FILE / ADMISSION_KEY_FILE', default: '', help: 'PEM certificate and key of the admission webhook (required with ADMISSION_ENABLED; reloaded when the files change)' },
+  { name: 'ADMISSION_DEADLINE_MS', default: '3000', help: "Longest wait for Anchore on a cache miss; keep it below the webhook's timeoutSeconds (the chart does)" },
+  { name: 'ADMISSION_EXEMPT_NAMESPACES', default: 'kube-system', help: "Comma-separated namespace names or globs never checked; the operator's own namespace (POD_NAMESPACE) always is" },
+  { name: 'ADMISSION_REGISTER_UNKNOWN', default: 'true', help: 'After answering a request that is not a dry run, register images Anchore does not hold yet (POST /v2/images)' },
   { name: 'INSTALL_ID', default: '(LEADER_ELECTION_NAMESPACE/LEADER_ELECTION_ID)', help: 'Names this install on the ClusterAnchorePolicyBindings it owns (status.install): another install leaves them alone; the anchore.io/install annotation hands one over' },
   { name: 'LEADER_ELECTION', default: 'true', help: 'Elect one working replica on a coordination.k8s.io Lease; the others serve health and metrics' },
   { name: 'LEADER_ELECTION_NAMESPACE', default: '(POD_NAMESPACE, in-cluster namespace, or default)', help: 'Namespace of the Lease' },
@@ -323,6 +346,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       renewDeadlineMs: r.int('RENEW_DEADLINE_SECONDS', 10, 1, 3600) * 1000,
       retryPeriodMs: r.int('RETRY_PERIOD_SECONDS', 2, 1, 600) * 1000,
     },
+    admission: {
+      enabled: r.bool('ADMISSION_ENABLED', false),
+      port: r.int('ADMISSION_PORT', 9443, 0, 65535),
+      deadlineMs: r.int('ADMISSION_DEADLINE_MS', 3000, 50, 29_000),
+      exemptNamespaces: r.raw('ADMISSION_EXEMPT_NAMESPACES') === undefined ? ['kube-system'] : r.list('ADMISSION_EXEMPT_NAMESPACES'),
+      registerUnknown: r.bool('ADMISSION_REGISTER_UNKNOWN', true),
+    },
     log: { level: r.oneOf('LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], 'info'), pretty: r.bool('LOG_PRETTY', false) },
     shutdownDrainMs: r.int('SHUTDOWN_DRAIN_SECONDS', 20, 0, 600) * 1000,
   };
@@ -351,6 +381,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
     cfg.http.metricsTls = { certFile, keyFile };
   }
+  const exempt = compileGlobs(cfg.admission.exemptNamespaces);
+  if (!exempt.ok) throw new ConfigError(`ADMISSION_EXEMPT_NAMESPACES: ${exempt.reason}`);
+  if (cfg.admission.enabled) {
+    const certFile = r.string('ADMISSION_CERT_FILE');
+    const keyFile = r.string('ADMISSION_KEY_FILE');
+    if (!certFile || !keyFile) throw new ConfigError('ADMISSION_ENABLED needs ADMISSION_CERT_FILE and ADMISSION_KEY_FILE (PEM certificate and key the apiserver trusts)');
+    for (const [name, file] of [['ADMISSION_CERT_FILE', certFile], ['ADMISSION_KEY_FILE', keyFile]] as const) {
+      try {
+        readFileSync(file);
+      } catch (err) {
+        throw new ConfigError(`${name} ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? err})`);
+      }
+    }
+    cfg.admission.tls = { certFile, keyFile };
+  }
   if (labelSelector) cfg.namespaces.labelSelector = labelSelector;
   const override = r.string('MISSING_REGISTRY_OVERRIDE');
   if (override) cfg.images.registryOverride = override;
@@ -359,6 +404,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const kubeconfig = env['KUBECONFIG'];
   if (kubeconfig) cfg.kube.kubeconfig = kubeconfig;
   if (env['POD_NAMESPACE']) cfg.integration.namespace = env['POD_NAMESPACE'];
+  const ownNamespace = env['POD_NAMESPACE'] || inClusterNamespace();
+  if (ownNamespace) cfg.admission.ownNamespace = ownNamespace;
   // Two installs in one cluster never share a Lease (namespace + name), so that pair names an install by default.
   cfg.bindings.installId = r.string('INSTALL_ID') || `${cfg.leaderElection.namespace}/${cfg.leaderElection.leaseName}`;
   if (cfg.bindings.installId.length > 253 || /\s/.test(cfg.bindings.installId)) {

@@ -25,6 +25,8 @@ import { METRIC, OperatorMetrics } from './telemetry/metrics.ts';
 import { startHealthServer, startMetricsServer } from './telemetry/server.ts';
 import { VERSION } from './version.ts';
 import { MissingAccounts } from './controllers/missing-accounts.ts';
+import { startAdmissionServer } from './admission/server.ts';
+import { AdmissionValidator } from './admission/validator.ts';
 
 /** A startup failure that retrying cannot fix (bad credentials, wrong API version): main exits 1 with this line. */
 export class FatalStartupError extends Error {
@@ -44,6 +46,8 @@ export interface RunningOperator {
   readonly anchore: AnchoreApi;
   readonly healthPort: number;
   readonly metricsPort: number;
+  /** The admission webhook's port and validator, when ADMISSION_ENABLED (served on every replica). */
+  readonly admission: { port: number; validator: AdmissionValidator } | undefined;
   /** undefined when leader election is off (this replica always works). */
   readonly elector: LeaderElector | undefined;
   isReady(): boolean;
@@ -314,15 +318,17 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     return elector ? elector.isLeader() : working;
   }
 
+  let admission: { port: number; validator: AdmissionValidator; close(): Promise<void> } | undefined;
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
+    admission?.validator.stop();
     stores.stop();
     reachability?.stop();
     await stopWork(cfg.shutdownDrainMs);
     // Release the lease only after the work drained, so the next leader does not overlap with it.
     await elector?.stop();
-    await Promise.allSettled([health.close(), metricsServer.close(), kube.close(), http?.close()]);
+    await Promise.allSettled([health.close(), metricsServer.close(), admission?.close(), kube.close(), http?.close()]);
   };
 
   try {
@@ -331,6 +337,35 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     log.info('starting informers');
     await stores.start();
     log.info({ pods: stores.pods.size, namespaces: stores.namespaces.size, nodes: stores.nodes.size }, 'caches synced');
+    if (cfg.admission.enabled && cfg.admission.tls) {
+      // Every replica answers admission from its own caches: admission never waits for leader election.
+      const validator = new AdmissionValidator({
+        bindings: stores.bindings,
+        clusterBindings: stores.clusterBindings,
+        namespaces: stores.namespaces,
+        scope,
+        owns: (b) => bindings.owns(b),
+        images,
+        cache: evaluations,
+        anchore,
+        events,
+        config: cfg.admission,
+        ...(cfg.admission.ownNamespace ? { ownNamespace: cfg.admission.ownNamespace } : {}),
+        clusterName: cfg.clusterName,
+        log,
+        metrics,
+      });
+      const server = await startAdmissionServer({
+        host: cfg.http.bindAddress,
+        port: cfg.admission.port,
+        ...cfg.admission.tls,
+        review: (r) => validator.review(r),
+        log,
+        metrics,
+      });
+      validator.start(scope.staticAccounts);
+      admission = { port: server.port, validator, close: () => server.close() };
+    }
   } catch (err) {
     await stop();
     throw err;
@@ -357,6 +392,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     anchore,
     healthPort: health.port,
     metricsPort: metricsServer.port,
+    admission: admission ? { port: admission.port, validator: admission.validator } : undefined,
     elector,
     isReady: ready,
     isLeader,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { BindingImageResult } from '../crds/types.ts';
-import { MAX_RESULTS, boundResults, conditionsFor, mergeConditions, parseDuration, sameStatus, summarize } from './binding-status.ts';
+import { MAX_RESULTS, boundResults, conditionsFor, mergeConditions, sameStatus, summarize } from './binding-status.ts';
+import { parseDuration } from '../runtime/time.ts';
 
 const r = (image: string, result: BindingImageResult['result'], extra: Partial<BindingImageResult> = {}): BindingImageResult => ({ image, result, ...extra });
 

@@ -3,9 +3,7 @@ import { AnchoreError } from '../anchore/errors.ts';
 import type { BindingImageResult, BindingInfo, BindingStatus, ImageResult } from '../crds/types.ts';
 import { CONDITION, INSTALL_ANNOTATION, REASON } from '../crds/types.ts';
 import type { ResolvedImage } from '../discovery/container-image.ts';
-import { compileGlobs } from '../discovery/glob.ts';
-import { compileImageExclusions } from '../discovery/image-filter.ts';
-import { compileLabelSelector } from '../discovery/label-selector.ts';
+import { type CompiledBinding, DEFAULT_REEVALUATE_MS, compileBinding } from '../model/binding-spec.ts';
 import {
   type BindingStatusWriter,
   type ClusterStores,
@@ -22,14 +20,14 @@ import { StallError, WaitError, errorMessage } from '../runtime/errors.ts';
 import { type HandleResult, WorkQueue } from '../runtime/workqueue.ts';
 import { type Logger, nextReconcileId } from '../telemetry/logger.ts';
 import type { OperatorMetrics } from '../telemetry/metrics.ts';
-import { boundResults, conditionsFor, mergeConditions, parseDuration, sameStatus, summarize } from './binding-status.ts';
+import { boundResults, conditionsFor, mergeConditions, sameStatus, summarize } from './binding-status.ts';
 import type { EvaluationCache } from './evaluation-cache.ts';
 import type { ImageController } from './image.controller.ts';
 import { MISSING_ACCOUNT_RECHECK_MS, type MissingAccounts } from './missing-accounts.ts';
 import { type ImageUse, imageKey } from './running-images.ts';
 import type { Scope } from './scope.ts';
 import { SLICE, yieldToLoop } from '../runtime/cooperative.ts';
-import { formatTimestamp } from '../runtime/time.ts';
+import { formatTimestamp, parseDuration } from '../runtime/time.ts';
 
 
 export interface BindingControllerOptions {
@@ -63,15 +61,9 @@ interface Group {
   workloadRefs: Map<string, WorkloadRef>;
 }
 
-interface Compiled {
-  intervalMs: number;
-  mode: 'evaluate' | 'analyze';
-  failOn: 'stop' | 'warn';
-  selects(pod: PodInfo): boolean;
-  covers(image: ResolvedImage): boolean;
-}
+type Compiled = CompiledBinding;
 
-const DEFAULT_INTERVAL_MS = 3_600_000;
+const DEFAULT_INTERVAL_MS = DEFAULT_REEVALUATE_MS;
 const MAX_WORKLOADS_PER_RESULT = 10;
 /** More workloads than this newly failing in one evaluation: also one aggregate Event on the binding. */
 const AGGREGATE_EVENTS_ABOVE = 10;
@@ -235,34 +227,9 @@ export class BindingController {
 
   /** Compiles a spec; invalid input is a StallError-worthy BindingProblem with a reason an admin can act on. */
   #compile(b: BindingInfo): Compiled {
-    const spec = b.spec;
-    const podSel = compileLabelSelector(spec.podSelector);
-    if (!podSel.ok) throw new BindingProblem('stalled', REASON.invalidSelector, `spec.podSelector: ${podSel.reason}`);
-    const intervalMs = spec.reevaluateInterval ? parseDuration(spec.reevaluateInterval) : DEFAULT_INTERVAL_MS;
-    if (intervalMs === undefined || intervalMs < 60_000) {
-      throw new BindingProblem('stalled', REASON.invalidSpec, `spec.reevaluateInterval "${spec.reevaluateInterval}" must be a duration of at least 1m`);
-    }
-    const include = spec.images?.include ?? [];
-    const inc = compileGlobs(include);
-    if (!inc.ok) throw new BindingProblem('stalled', REASON.invalidSpec, `spec.images.include: ${inc.reason}`);
-    const exc = compileImageExclusions(spec.images?.exclude ?? []);
-    if (!exc.ok) throw new BindingProblem('stalled', REASON.invalidSpec, `spec.images.exclude: ${exc.reason}`);
-    let nsMatch: (ns: string) => boolean = (ns) => ns === b.namespace;
-    if (b.kind === 'ClusterAnchorePolicyBinding') {
-      const nsSel = compileLabelSelector(spec.namespaceSelector);
-      if (!nsSel.ok) throw new BindingProblem('stalled', REASON.invalidSelector, `spec.namespaceSelector: ${nsSel.reason}`);
-      const names = compileGlobs(spec.namespaces ?? []);
-      if (!names.ok) throw new BindingProblem('stalled', REASON.invalidSpec, `spec.namespaces: ${names.reason}`);
-      const hasNames = (spec.namespaces ?? []).length > 0;
-      nsMatch = (ns) => (!hasNames || names.value(ns)) && nsSel.value(this.#o.stores.namespaces.get(ns)?.labels);
-    }
-    return {
-      intervalMs,
-      mode: spec.mode ?? 'evaluate',
-      failOn: spec.failOn ?? 'stop',
-      selects: (pod) => nsMatch(pod.namespace) && podSel.value(pod.labels),
-      covers: (img) => (include.length === 0 || inc.value(img.tag) || inc.value(img.repository)) && !exc.value(img),
-    };
+    const c = compileBinding(b, (ns) => this.#o.stores.namespaces.get(ns)?.labels);
+    if (!c.ok) throw new BindingProblem('stalled', c.problem.reason, c.problem.message);
+    return c.value;
   }
 
   async reconcile(key: string): Promise<HandleResult> {

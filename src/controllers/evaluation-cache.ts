@@ -43,6 +43,18 @@ export class EvaluationCache {
     });
   }
 
+  /** A held evaluation no older than `maxAgeMs`, without calling Anchore (admission answers from it). */
+  peekCheck(account: string, policyId: string, digest: string, tag: string, maxAgeMs: number): PolicyCheck | undefined {
+    const e = this.#checks.get(`${account}|${policyId}|${digest}|${tag}`);
+    return e?.value !== undefined && this.#now() - e.at < maxAgeMs ? e.value : undefined;
+  }
+
+  /** The account's policy list if one was read in the last `maxAgeMs`, without calling Anchore. */
+  peekPolicies(account: string, maxAgeMs: number): PolicyRecord[] | undefined {
+    const e = this.#policies.get(account);
+    return e?.value !== undefined && this.#now() - e.at < maxAgeMs ? e.value : undefined;
+  }
+
   /** The freshest evaluation time we hold for a key, if any (to tell a re-evaluation from the first one). */
   checkedAt(account: string, policyId: string, digest: string, tag: string): number | undefined {
     return this.#checks.get(`${account}|${policyId}|${digest}|${tag}`)?.at;

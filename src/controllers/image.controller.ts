@@ -113,6 +113,30 @@ export class ImageController {
   }
 
   /**
+   * The registry digest of a tag in an account without asking Anchore: what pods run under the tag, else what Anchore
+   * listed for it (admission resolves tag-only pod specs with it).
+   */
+  digestForTag(account: string, tag: string): string | undefined {
+    return this.running.digestOfTag(account, tag) ?? this.#tagIndex.get(`${account}|${tag}`);
+  }
+
+  /** Whether Anchore's image list of the account was read (the catalog and tag index describe it). */
+  accountLoaded(account: string): boolean {
+    return this.#accountsLoaded.has(account);
+  }
+
+  /**
+   * An image someone else registered (the admission webhook): recorded so that registering it when it runs is not a
+   * second add. Kept only if the account's list is loaded (otherwise the list will name it).
+   */
+  noteRegistered(account: string, image: AnchoreImage): void {
+    if (!this.#accountsLoaded.has(account)) return;
+    const k = digestKey(account, image.image_digest);
+    if (!this.#catalog.has(k)) this.#catalog.set(k, { digest: image.image_digest, analysis: image.analysis_status, polls: 0, tags: new Set(image.full_tags) });
+    for (const t of image.full_tags) this.#tagIndex.set(`${account}|${t}`, image.image_digest);
+  }
+
+  /**
    * Resolves once Anchore's image list for the account is known (one shared list call). Bindings wait for it before
    * judging: after a restart an image missing from an unloaded catalog is not an image waiting for analysis.
    */

@@ -42,6 +42,8 @@ export class RunningImages {
   /** Source → the (key, tag) pairs it uses, as "key\0tag". */
   readonly #bySource = new Map<string, string[]>();
   readonly #images = new Map<string, RunningImage>();
+  /** "account|tag" → keys of the digests running under that tag (admission resolves a tag to what runs). */
+  readonly #byTag = new Map<string, Set<string>>();
 
   /**
    * Sets the images a source uses; empty/undefined when it is gone. Returns the keys that need work: images that
@@ -64,6 +66,12 @@ export class RunningImages {
       else {
         img.tags.set(u.image.tag, { image: u.image, sources: 1 });
         started.add(u.key);
+        if (u.image.digest) {
+          const tk = `${u.account}|${u.image.tag}`;
+          let set = this.#byTag.get(tk);
+          if (!set) this.#byTag.set(tk, (set = new Set()));
+          set.add(u.key);
+        }
       }
     }
     for (const id of before) {
@@ -74,11 +82,26 @@ export class RunningImages {
       const t = img?.tags.get(id.slice(sep + 1));
       if (!img || !t || --t.sources > 0) continue;
       img.tags.delete(id.slice(sep + 1));
+      const tk = `${img.account}|${id.slice(sep + 1)}`;
+      const set = this.#byTag.get(tk);
+      if (set?.delete(key) && set.size === 0) this.#byTag.delete(tk);
       if (img.tags.size === 0) this.#images.delete(key);
     }
     if (after.size) this.#bySource.set(sourceKey, [...after.keys()]);
     else this.#bySource.delete(sourceKey);
     return [...started];
+  }
+
+  /**
+   * The digest running under a tag in an account, if any pod runs it. When several do (the tag moved while old pods
+   * still run), the most recently started one: what a new pod pulling the tag most likely gets.
+   */
+  digestOfTag(account: string, tag: string): string | undefined {
+    const set = this.#byTag.get(`${account}|${tag}`);
+    if (!set) return undefined;
+    let last: string | undefined;
+    for (const k of set) last = k;
+    return last === undefined ? undefined : this.#images.get(last)?.image.digest ?? last.slice(last.indexOf('|') + 1);
   }
 
   get(key: string): RunningImage | undefined {

@@ -89,6 +89,14 @@ function bindingSpecProperties(): Record<string, Schema> {
       maxLength: 32,
     }),
     suspend: { type: 'boolean', description: 'Stops evaluation; the last status stays as it was.', default: false },
+    enforcement: str(
+      'What the admission webhook (when the chart enables it) does with a workload whose image fails this binding: audit (default) records an Event on the binding and a metric, warn also returns an admission warning to the client, deny rejects the request with a message naming image, policy and reason.',
+      { enum: ['audit', 'warn', 'deny'], default: 'audit' },
+    ),
+    failurePolicy: str(
+      'How admission treats an image it cannot judge (not in Anchore, not analysed yet, Anchore unavailable or slower than the deadline): open (default) lets it through with a warning, closed treats it as failing (so with enforcement deny it is rejected).',
+      { enum: ['open', 'closed'], default: 'open' },
+    ),
   };
 }
 
@@ -197,6 +205,7 @@ const printerColumns = [
   { name: 'Warned', type: 'integer', jsonPath: '.status.summary.warned', priority: 1 },
   { name: 'Pending', type: 'integer', jsonPath: '.status.summary.pending', priority: 1 },
   { name: 'Errors', type: 'integer', jsonPath: '.status.summary.errors', priority: 1 },
+  { name: 'Enforcement', type: 'string', jsonPath: '.spec.enforcement', priority: 1, description: 'What admission does with failing images: audit, warn or deny' },
   { name: 'Message', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].message', priority: 1 },
 ];
 

@@ -3,6 +3,10 @@ import type { LabelSelector } from '../discovery/label-selector.ts';
 
 export type BindingMode = 'evaluate' | 'analyze';
 export type FailOn = 'stop' | 'warn';
+/** What the admission webhook does with a failing image: record it, warn the client, or reject the request. */
+export type Enforcement = 'audit' | 'warn' | 'deny';
+/** How admission treats an image it cannot judge: let it through, or count it as failing. */
+export type AdmissionFailurePolicy = 'open' | 'closed';
 
 export interface BindingSpec {
   policyId?: string;
@@ -13,6 +17,8 @@ export interface BindingSpec {
   failOn?: FailOn;
   reevaluateInterval?: string;
   suspend?: boolean;
+  enforcement?: Enforcement;
+  failurePolicy?: AdmissionFailurePolicy;
   /** ClusterAnchorePolicyBinding only. */
   namespaceSelector?: LabelSelector;
   /** ClusterAnchorePolicyBinding only. */
@@ -88,6 +94,12 @@ export interface BindingInfo {
 
 /** Annotate a binding with a new value of this key to re-evaluate it now (nothing is deleted to rescan). */
 export const REEVALUATE_ANNOTATION = 'anchore.io/reevaluate';
+
+/**
+ * On a Pod or pod template (or the workload itself): admit it whatever its images' verdicts. The value says why; every
+ * use is audited (an Event and anchore_operator_admission_breakglass_total).
+ */
+export const BREAKGLASS_ANNOTATION = 'anchore.io/admission-breakglass';
 
 /** Names the install (its INSTALL_ID) that owns a ClusterAnchorePolicyBinding; set it to hand one over. */
 export const INSTALL_ANNOTATION = 'anchore.io/install';

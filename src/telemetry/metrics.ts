@@ -40,10 +40,18 @@ export const METRIC = {
   bindingLastEvaluation: 'anchore_operator_binding_last_evaluation_timestamp_seconds',
   oldestEvaluationAge: 'anchore_operator_evaluation_oldest_age_seconds',
   workloadPolicyFailures: 'anchore_operator_workload_policy_failed_images',
+  admissionRequests: 'anchore_operator_admission_requests_total',
+  admissionDuration: 'anchore_operator_admission_duration_seconds',
+  admissionLookups: 'anchore_operator_admission_cache_lookups_total',
+  admissionViolations: 'anchore_operator_admission_policy_violations_total',
+  admissionUnjudged: 'anchore_operator_admission_unjudged_images_total',
+  admissionBreakglass: 'anchore_operator_admission_breakglass_total',
   reportMetric: 'anchore_operator_anchore_report_metric',
   reportMetricCollected: 'anchore_operator_anchore_report_metric_collected_timestamp_seconds',
 } as const;
 
+/** Admission answers in milliseconds on a cache hit: the buckets start well below the 5 ms goal. */
+const ADMISSION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 /** All of the operator's metrics, built on one registry that is passed in (no module-level singletons). */
@@ -67,6 +75,12 @@ export class OperatorMetrics {
   readonly inventoryLastSuccess: Gauge<'account'>;
   readonly inventoryDuration: Histogram;
   readonly seriesDropped: Counter<'metric'>;
+  readonly admissionRequests: Counter<'kind' | 'verdict'>;
+  readonly admissionDuration: Histogram<'lookup'>;
+  readonly admissionLookups: Counter<'result'>;
+  readonly admissionViolations: Counter<'enforcement'>;
+  readonly admissionUnjudged: Counter<'failure_policy' | 'reason'>;
+  readonly admissionBreakglass: Counter<'namespace'>;
   /** Series budget shared by the findings gauges (reset at the start of every scrape). */
   readonly budget: SeriesBudget;
 
@@ -96,6 +110,12 @@ export class OperatorMetrics {
     this.inventoryBatchFailures = new Counter({ name: METRIC.inventoryBatchFailures, help: 'Inventory batches Anchore did not accept in the account they belong to, by reason (account_missing: sent to the default account instead; error: not delivered)', labelNames: ['account', 'reason'], registers: r });
     this.inventoryDuration = new Histogram({ name: METRIC.inventoryDuration, help: 'Time to build and send one account inventory', buckets: DURATION_BUCKETS, registers: r });
     this.seriesDropped = new Counter({ name: METRIC.seriesDropped, help: 'Findings series not exported because the series budget (METRICS_MAX_SERIES) was reached, by metric', labelNames: ['metric'], registers: r });
+    this.admissionRequests = new Counter({ name: METRIC.admissionRequests, help: 'Admission reviews answered, by object kind and verdict (allowed, warned, denied, exempt, breakglass, error)', labelNames: ['kind', 'verdict'], registers: r });
+    this.admissionDuration = new Histogram({ name: METRIC.admissionDuration, help: 'Time to answer an admission review, by how its images were judged (hit: all from cache, miss: Anchore was asked, none: nothing to judge)', labelNames: ['lookup'], buckets: ADMISSION_BUCKETS, registers: r });
+    this.admissionLookups = new Counter({ name: METRIC.admissionLookups, help: 'Image verdicts admission needed, by where they came from: hit (evaluation cache or binding status, no Anchore call) or miss (one Anchore call)', labelNames: ['result'], registers: r });
+    this.admissionViolations = new Counter({ name: METRIC.admissionViolations, help: 'Images failing a binding at admission, by the binding enforcement (audit, warn, deny)', labelNames: ['enforcement'], registers: r });
+    this.admissionUnjudged = new Counter({ name: METRIC.admissionUnjudged, help: 'Images admission could not judge, by the binding failurePolicy and why (not_in_anchore, not_analyzed, anchore_unavailable, deadline)', labelNames: ['failure_policy', 'reason'], registers: r });
+    this.admissionBreakglass = new Counter({ name: METRIC.admissionBreakglass, help: 'Admission requests let through by the anchore.io/admission-breakglass annotation, by namespace', labelNames: ['namespace'], registers: r });
     this.budget = new SeriesBudget(opts.maxSeries ?? 10_000, this.seriesDropped);
     // Registered before any findings gauge, so its collect() runs first in every scrape and resets the budget.
     const budget = this.budget;

@@ -1,6 +1,5 @@
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { reloadingHttpsServer } from './https.ts';
 import type { Registry } from 'prom-client';
 import type { Logger } from './logger.ts';
 
@@ -11,7 +10,7 @@ export interface ReadinessCheck {
   detail?(): string;
 }
 
-function listen(server: Server, port: number, host: string): Promise<number> {
+export function listen(server: Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -120,25 +119,9 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<{ 
   let server: Server;
   let stopWatching = (): void => {};
   if (opts.tls) {
-    const { certFile, keyFile } = opts.tls;
-    const load = (): { cert: Buffer; key: Buffer } => ({ cert: readFileSync(certFile), key: readFileSync(keyFile) });
-    const https = createHttpsServer({ ...load(), minVersion: 'TLSv1.2' }, handler);
-    server = https;
-    const reload = (): void => {
-      try {
-        https.setSecureContext({ ...load(), minVersion: 'TLSv1.2' });
-        opts.log.info({ certFile }, 'metrics TLS certificate reloaded');
-      } catch (err) {
-        opts.log.warn({ certFile, err: String((err as Error).message) }, 'cannot reload the metrics TLS certificate; keeping the previous one');
-      }
-    };
-    const interval = opts.certPollMs ?? 30_000;
-    watchFile(certFile, { interval, persistent: false }, reload);
-    watchFile(keyFile, { interval, persistent: false }, reload);
-    stopWatching = () => {
-      unwatchFile(certFile, reload);
-      unwatchFile(keyFile, reload);
-    };
+    const tls = reloadingHttpsServer({ ...opts.tls, handler, log: opts.log, what: 'metrics', ...(opts.certPollMs ? { pollMs: opts.certPollMs } : {}) });
+    server = tls.server;
+    stopWatching = tls.stopWatching;
   } else {
     server = createServer(handler);
   }
