@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,17 +11,7 @@ import { startMetricsServer } from '../../src/telemetry/server.ts';
 import { type AnchoreSimulator, startSimulator } from '../anchore-sim/index.ts';
 import { apply, eventually, kubectl, namespaceManifest, uniqueName } from '../support/k8s.ts';
 import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
-
-/** A self-signed serving certificate for 127.0.0.1 (openssl, as the local cluster's PKI does). */
-function selfSigned(dir: string, cn: string): { certFile: string; keyFile: string; pem: string } {
-  const certFile = join(dir, 'tls.crt');
-  const keyFile = join(dir, 'tls.key');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', `/CN=${cn}`, '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', keyFile, '-out', certFile,
-  ], { stdio: 'ignore' });
-  return { certFile, keyFile, pem: readFileSync(certFile, 'utf8') };
-}
+import { selfSigned } from '../support/tls.ts';
 
 async function get(port: number, ca: string, token?: string): Promise<{ status: number; body: string }> {
   const dispatcher = new Agent({ connect: { ca } });
