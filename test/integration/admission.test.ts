@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Agent, request } from 'undici';
 import { type AnchoreSimulator, DEFAULT_POLICY_ID, startSimulator } from '../anchore-sim/index.ts';
 import { apply, deployment, digestOf, eventually, getJson, kubectl, kubectlRaw, namespaceManifest, uniqueName, waitForRunningPods } from '../support/k8s.ts';
 import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
@@ -169,6 +170,40 @@ describe('admission webhook (real kube-apiserver)', () => {
       const list = await getJson<{ items: Array<{ reason: string; note: string }> }>(['events.events.k8s.io', '-n', ns, '--field-selector', 'reason=AdmissionBreakglass']);
       return list.items.some((e) => e.note.includes('INC-4711'));
     }, 15_000, 250);
+  });
+
+  it('when a replica is not the leader, then it still answers admission (admission never waits for leader election)', async () => {
+    const lease = uniqueName('adm-lease');
+    const now = new Date().toISOString().replace('Z', '000Z');
+    await apply(JSON.stringify({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: lease, namespace: ns }, spec: { holderIdentity: 'another-replica', leaseDurationSeconds: 3600, acquireTime: now, renewTime: now } }));
+    const tls = selfSigned(mkdtempSync(join(dir, 'follower-')), 'anchore-operator-follower');
+    const follower = await startTestOperator(
+      operatorEnv(sim.url, {
+        CLUSTER_NAME: uniqueName('adm'),
+        NAMESPACES_INCLUDE: ns,
+        LEADER_ELECTION: 'true',
+        LEADER_ELECTION_NAMESPACE: ns,
+        LEADER_ELECTION_ID: lease,
+        ADMISSION_ENABLED: 'true',
+        ADMISSION_PORT: '0',
+        ADMISSION_CERT_FILE: tls.certFile,
+        ADMISSION_KEY_FILE: tls.keyFile,
+      }),
+    );
+    const agent = new Agent({ connect: { ca: tls.pem } });
+    try {
+      const object = JSON.parse(labelled(deployment(ns, 'via-follower', 1, [{ name: 'envoy', image: 'envoyproxy/envoy:v1.31.0' }]), 'gated')) as unknown;
+      const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'f-1', kind: { group: 'apps', version: 'v1', kind: 'Deployment' }, namespace: ns, name: 'via-follower', operation: 'CREATE', object, dryRun: true } });
+      const res = await request(`https://127.0.0.1:${follower.op.admission!.port}/validate`, { method: 'POST', body, dispatcher: agent, headers: { 'content-type': 'application/json' } });
+      const answer = (await res.body.json()) as { response: { uid: string; allowed: boolean; status?: { message: string } } };
+      expect(follower.op.isLeader()).toBe(false);
+      expect(answer.response.uid).toBe('f-1');
+      expect(answer.response.allowed).toBe(false);
+      expect(answer.response.status?.message).toContain('docker.io/envoyproxy/envoy:v1.31.0');
+    } finally {
+      await agent.close();
+      await follower.stop();
+    }
   });
 
   it('when admission has answered, then its metrics are scraped: requests by verdict, latency, cache lookups', async () => {
