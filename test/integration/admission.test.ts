@@ -14,6 +14,13 @@ import { selfSigned } from '../support/tls.ts';
  * other suite's pods ever reach it. The apiserver must be able to call 127.0.0.1 on this machine: true for the local
  * control plane; on kind the suite needs ADMISSION_TEST_HOST (see test/e2e/README.md).
  */
+const testHost = process.env['ADMISSION_TEST_HOST'];
+if (process.env['USE_EXISTING_CLUSTER'] === 'true' && !testHost) {
+  throw new Error('admission suite: set ADMISSION_TEST_HOST to an IP of this machine the cluster apiserver can reach (on kind: the docker network gateway, e.g. 172.18.0.1); see test/e2e/README.md');
+}
+/** Where the operator listens for the webhook: loopback, or every address when the apiserver is elsewhere (kind). */
+const listenEnv: Record<string, string> = testHost ? { BIND_ADDRESS: '0.0.0.0' } : {};
+const tlsIps = testHost ? [testHost] : [];
 const apb = (ns: string, name: string, spec: Record<string, unknown>): string =>
   JSON.stringify({ apiVersion: 'anchore.io/v1alpha1', kind: 'AnchorePolicyBinding', metadata: { name, namespace: ns }, spec });
 
@@ -31,7 +38,7 @@ function webhookConfig(name: string, port: number, caPem: string, namespaces: st
         failurePolicy: 'Fail',
         timeoutSeconds: 5,
         matchPolicy: 'Equivalent',
-        clientConfig: { url: `https://${process.env['ADMISSION_TEST_HOST'] ?? '127.0.0.1'}:${port}/validate`, caBundle: Buffer.from(caPem).toString('base64') },
+        clientConfig: { url: `https://${testHost ?? '127.0.0.1'}:${port}/validate`, caBundle: Buffer.from(caPem).toString('base64') },
         namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: namespaces }] },
         rules: [
           rule([''], ['pods']),
@@ -57,7 +64,7 @@ describe('admission webhook (real kube-apiserver)', () => {
   beforeAll(async () => {
     sim = await startSimulator({ config: { analysis: { queued_ms: 20, analyzing_ms: 50 }, policies: { admin: [{ policy_id: DEFAULT_POLICY_ID, name: 'Default bundle', active: true }] } } });
     await apply(namespaceManifest(ns));
-    const tls = selfSigned(dir, 'anchore-operator-admission');
+    const tls = selfSigned(dir, 'anchore-operator-admission', tlsIps);
     operator = await startTestOperator(
       operatorEnv(sim.url, {
         CLUSTER_NAME: uniqueName('adm'),
@@ -67,6 +74,7 @@ describe('admission webhook (real kube-apiserver)', () => {
         ADMISSION_CERT_FILE: tls.certFile,
         ADMISSION_KEY_FILE: tls.keyFile,
         ADMISSION_DEADLINE_MS: '2000',
+        ...listenEnv,
       }),
     );
     // Seed: two images running before any binding, so the operator registers them and the bindings evaluate them.
