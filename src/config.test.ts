@@ -110,4 +110,31 @@ describe('loadConfig', () => {
     expect(text).not.toContain('s3cret-pw');
     expect(text).toContain('"auth":"basic"');
   });
+
+  describe('admission', () => {
+    it('when nothing is set, then the webhook is off, kube-system exempt, a 3 s deadline and unknown images registered', () => {
+      const c = loadConfig({ ...base, POD_NAMESPACE: 'anchore-system' });
+      expect(c.admission).toEqual({ enabled: false, port: 9443, deadlineMs: 3000, exemptNamespaces: ['kube-system'], registerUnknown: true, ownNamespace: 'anchore-system' });
+    });
+
+    it('when it is enabled with a readable certificate and key, then they are used; the exempt list replaces the default', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'adm-cfg-'));
+      writeFileSync(join(dir, 'tls.crt'), 'x');
+      writeFileSync(join(dir, 'tls.key'), 'y');
+      const c = loadConfig({ ...base, ADMISSION_ENABLED: 'true', ADMISSION_CERT_FILE: join(dir, 'tls.crt'), ADMISSION_KEY_FILE: join(dir, 'tls.key'), ADMISSION_EXEMPT_NAMESPACES: 'kube-*,monitoring', ADMISSION_DEADLINE_MS: '1500' });
+      expect(c.admission.tls).toEqual({ certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') });
+      expect(c.admission.exemptNamespaces).toEqual(['kube-*', 'monitoring']);
+      expect(c.admission.deadlineMs).toBe(1500);
+    });
+
+    it.each([
+      [{ ADMISSION_ENABLED: 'true' }, 'ADMISSION_ENABLED needs ADMISSION_CERT_FILE and ADMISSION_KEY_FILE'],
+      [{ ADMISSION_ENABLED: 'true', ADMISSION_CERT_FILE: '/nope/tls.crt', ADMISSION_KEY_FILE: '/nope/tls.key' }, 'ADMISSION_CERT_FILE /nope/tls.crt: cannot read (ENOENT)'],
+      [{ ADMISSION_DEADLINE_MS: '30000' }, 'ADMISSION_DEADLINE_MS: 30000 is out of range 50..29000'],
+      [{ ADMISSION_EXEMPT_NAMESPACES: 'x'.repeat(2000) }, 'ADMISSION_EXEMPT_NAMESPACES: invalid glob pattern'],
+      [{ METRICS_SECURE: 'true' }, 'METRICS_SECURE needs METRICS_CERT_FILE and METRICS_KEY_FILE'],
+    ])('when %j, then the config is refused naming why', (env, message) => {
+      expect(fails({ ...base, ...env })).toContain(message);
+    });
+  });
 });

@@ -368,33 +368,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const problem = validateLeaderTimings(cfg.leaderElection);
     if (problem) throw new ConfigError(`LEASE_DURATION_SECONDS / RENEW_DEADLINE_SECONDS / RETRY_PERIOD_SECONDS: ${problem}`);
   }
-  if (r.bool('METRICS_SECURE', false)) {
-    const certFile = r.string('METRICS_CERT_FILE');
-    const keyFile = r.string('METRICS_KEY_FILE');
-    if (!certFile || !keyFile) throw new ConfigError('METRICS_SECURE needs METRICS_CERT_FILE and METRICS_KEY_FILE (PEM certificate and key)');
-    for (const [name, file] of [['METRICS_CERT_FILE', certFile], ['METRICS_KEY_FILE', keyFile]] as const) {
-      try {
-        readFileSync(file);
-      } catch (err) {
-        throw new ConfigError(`${name} ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? err})`);
-      }
-    }
-    cfg.http.metricsTls = { certFile, keyFile };
-  }
+  if (r.bool('METRICS_SECURE', false)) cfg.http.metricsTls = r.pemPair('METRICS', 'METRICS_SECURE needs METRICS_CERT_FILE and METRICS_KEY_FILE (PEM certificate and key)');
   const exempt = compileGlobs(cfg.admission.exemptNamespaces);
   if (!exempt.ok) throw new ConfigError(`ADMISSION_EXEMPT_NAMESPACES: ${exempt.reason}`);
   if (cfg.admission.enabled) {
-    const certFile = r.string('ADMISSION_CERT_FILE');
-    const keyFile = r.string('ADMISSION_KEY_FILE');
-    if (!certFile || !keyFile) throw new ConfigError('ADMISSION_ENABLED needs ADMISSION_CERT_FILE and ADMISSION_KEY_FILE (PEM certificate and key the apiserver trusts)');
-    for (const [name, file] of [['ADMISSION_CERT_FILE', certFile], ['ADMISSION_KEY_FILE', keyFile]] as const) {
-      try {
-        readFileSync(file);
-      } catch (err) {
-        throw new ConfigError(`${name} ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? err})`);
-      }
-    }
-    cfg.admission.tls = { certFile, keyFile };
+    cfg.admission.tls = r.pemPair('ADMISSION', 'ADMISSION_ENABLED needs ADMISSION_CERT_FILE and ADMISSION_KEY_FILE (PEM certificate and key the apiserver trusts)');
   }
   if (labelSelector) cfg.namespaces.labelSelector = labelSelector;
   const override = r.string('MISSING_REGISTRY_OVERRIDE');
@@ -455,6 +433,21 @@ class Reader {
     } catch (err) {
       throw new ConfigError(`${name}_FILE ${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? err})`);
     }
+  }
+
+  /** <PREFIX>_CERT_FILE and <PREFIX>_KEY_FILE, both set and readable; `missing` is the error when either is absent. */
+  pemPair(prefix: string, missing: string): { certFile: string; keyFile: string } {
+    const certFile = this.string(`${prefix}_CERT_FILE`);
+    const keyFile = this.string(`${prefix}_KEY_FILE`);
+    if (!certFile || !keyFile) throw new ConfigError(missing);
+    for (const [name, file] of [[`${prefix}_CERT_FILE`, certFile], [`${prefix}_KEY_FILE`, keyFile]] as const) {
+      try {
+        readFileSync(file);
+      } catch (err) {
+        throw new ConfigError(`${name} ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? err})`);
+      }
+    }
+    return { certFile, keyFile };
   }
 
   list(name: string): string[] {
