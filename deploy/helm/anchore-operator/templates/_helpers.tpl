@@ -163,6 +163,100 @@ names. Computed once per render and kept on the root context, so the Secret and 
 {{- end }}
 
 {{/*
+Name of the admission webhook Service (also the DNS name in the webhook certificate).
+*/}}
+{{- define "anchore-operator.webhookServiceName" -}}
+{{- printf "%s-webhook" (include "anchore-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Name of the Secret with the admission webhook's serving certificate: the existing one, the one cert-manager issues, or
+the one the chart generates. The last two differ, so switching to cert-manager never has Helm delete the Secret
+cert-manager just wrote.
+*/}}
+{{- define "anchore-operator.webhookTlsSecretName" -}}
+{{- if .Values.admission.tls.certManager.enabled }}
+{{- printf "%s-webhook-cert-manager-tls" (include "anchore-operator.fullname" .) }}
+{{- else }}
+{{- .Values.admission.tls.existingSecret | default (printf "%s-webhook-tls" (include "anchore-operator.fullname" .)) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Where the webhook certificate comes from: "existing", "cert-manager" or "generated".
+*/}}
+{{- define "anchore-operator.webhookTlsMode" -}}
+{{- if .Values.admission.tls.certManager.enabled }}cert-manager
+{{- else if .Values.admission.tls.existingSecret }}existing
+{{- else }}generated
+{{- end }}
+{{- end }}
+
+{{/*
+DNS names the webhook certificate must be valid for: the Service name in every form a client may use.
+*/}}
+{{- define "anchore-operator.webhookDnsNames" -}}
+{{- $svc := include "anchore-operator.webhookServiceName" . }}
+{{- $ns := .Release.Namespace }}
+{{- toJson (list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns)) }}
+{{- end }}
+
+{{/*
+Data of the generated webhook TLS Secret (tls.crt, tls.key, ca.crt, base64): a CA (genCA) and a serving certificate
+it signs for the Service's DNS names. An existing Secret of that name is reused (lookup), so upgrades keep both and
+the webhook's caBundle stays valid; otherwise new ones are generated. Computed once per render and kept on the root
+context, so the Secret, the caBundle and the pod's checksum agree.
+*/}}
+{{- define "anchore-operator.webhookTlsData" -}}
+{{- if not (hasKey $ "anchoreOperatorWebhookTls") }}
+{{- $name := include "anchore-operator.webhookTlsSecretName" . }}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace $name }}
+{{- $old := $existing.data | default dict }}
+{{- $data := dict }}
+{{- if and (index $old "tls.crt") (index $old "tls.key") (index $old "ca.crt") }}
+{{- $data = dict "tls.crt" (index $old "tls.crt") "tls.key" (index $old "tls.key") "ca.crt" (index $old "ca.crt") }}
+{{- else }}
+{{- $svc := include "anchore-operator.webhookServiceName" . }}
+{{- $days := int .Values.admission.tls.generatedValidityDays }}
+{{- $ca := genCA (printf "%s-ca" $svc) $days }}
+{{- $dns := include "anchore-operator.webhookDnsNames" . | fromJsonArray }}
+{{- $cert := genSignedCert (printf "%s.%s.svc" $svc .Release.Namespace) nil $dns $days $ca }}
+{{- $data = dict "tls.crt" ($cert.Cert | b64enc) "tls.key" ($cert.Key | b64enc) "ca.crt" ($ca.Cert | b64enc) }}
+{{- end }}
+{{- $_ := set $ "anchoreOperatorWebhookTls" $data }}
+{{- end }}
+{{- toYaml (get $ "anchoreOperatorWebhookTls") }}
+{{- end }}
+
+{{/*
+The webhook's clientConfig.caBundle (base64 PEM): the generated CA, or admission.tls.caBundle with an existing
+Secret. Empty with cert-manager, whose CA injector writes it.
+*/}}
+{{- define "anchore-operator.webhookCaBundle" -}}
+{{- $mode := include "anchore-operator.webhookTlsMode" . }}
+{{- if eq $mode "generated" }}
+{{- index (include "anchore-operator.webhookTlsData" . | fromYaml) "ca.crt" }}
+{{- else if eq $mode "existing" }}
+{{- .Values.admission.tls.caBundle | nospace }}
+{{- end }}
+{{- end }}
+
+{{/*
+Namespaces the apiserver never sends to the webhook (namespaceSelector NotIn): the release namespace, where the
+operator must always be able to start, and every exempt namespace given as a plain name. Globs cannot be expressed
+in a label selector; the operator exempts those itself.
+*/}}
+{{- define "anchore-operator.webhookSkippedNamespaces" -}}
+{{- $names := list .Release.Namespace }}
+{{- range .Values.admission.exemptNamespaces }}
+{{- if not (regexMatch "[*?]" .) }}
+{{- $names = append $names . }}
+{{- end }}
+{{- end }}
+{{- toJson ($names | uniq) }}
+{{- end }}
+
+{{/*
 Data of the credentials Secret the chart creates (base64), or nothing with an existing Secret.
 */}}
 {{- define "anchore-operator.credentialsData" -}}
@@ -226,6 +320,24 @@ Checks combinations of values the schema cannot express; fails the render with a
 {{- $sm := .Values.serviceMonitor }}
 {{- if and $sm.enabled .Values.metrics.secure (not $sm.tlsConfig.insecureSkipVerify) $sm.namespace (ne $sm.namespace .Release.Namespace) }}
 {{- fail "serviceMonitor.namespace must be the release namespace with metrics.secure: the ServiceMonitor trusts the CA in the metrics TLS Secret, which Prometheus reads from the ServiceMonitor's own namespace" }}
+{{- end }}
+{{- $adm := .Values.admission }}
+{{- if $adm.enabled }}
+{{- if has (int $adm.port) (list 8080 8081) }}
+{{- fail (printf "admission.port %d is taken by the metrics (8080) or health (8081) server" (int $adm.port)) }}
+{{- end }}
+{{- if and $adm.tls.certManager.enabled $adm.tls.existingSecret }}
+{{- fail "set either admission.tls.certManager.enabled or admission.tls.existingSecret, not both" }}
+{{- end }}
+{{- if and $adm.tls.certManager.enabled (not $adm.tls.certManager.issuerRef.name) }}
+{{- fail "admission.tls.certManager.issuerRef.name is required with admission.tls.certManager.enabled: the cert-manager Issuer or ClusterIssuer that signs the webhook certificate" }}
+{{- end }}
+{{- if and $adm.tls.existingSecret (not $adm.tls.caBundle) }}
+{{- fail "admission.tls.caBundle is required with admission.tls.existingSecret: the base64-encoded PEM CA that signed it (base64 -w0 ca.crt), which the apiserver verifies the webhook with" }}
+{{- end }}
+{{- if and $adm.tls.existingSecret (not (contains "-----BEGIN CERTIFICATE-----" (b64dec ($adm.tls.caBundle | nospace)))) }}
+{{- fail "admission.tls.caBundle must be base64-encoded PEM (base64 -w0 ca.crt), not the PEM itself" }}
+{{- end }}
 {{- end }}
 {{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.egress.apiServer.cidrs) }}
 {{- fail "networkPolicy.egress.apiServer.cidrs is required when networkPolicy.enabled: the apiserver endpoint addresses (kubectl get endpointslice -n default -l kubernetes.io/service-name=kubernetes)" }}

@@ -50,6 +50,16 @@ paths and the downward API are set on the container itself (deployment.yaml).
 {{- $_ := set $s "REPORTS_METRICS" (join "," $v.metrics.reports.metrics) }}
 {{- $_ := set $s "REPORTS_INTERVAL_SECONDS" $v.metrics.reports.intervalSeconds }}
 {{- $_ := set $s "METRICS_SECURE" $v.metrics.secure }}
+{{- $_ := set $s "ADMISSION_ENABLED" $v.admission.enabled }}
+{{- $_ := set $s "ADMISSION_PORT" $v.admission.port }}
+{{- /* Below the webhook's timeoutSeconds, leaving the rest of it for TLS, the network and answering: 2 s, or half of it
+when that is shorter. 5 s (the default) gives the operator's own default, 3000 ms. */}}
+{{- $timeout := int $v.admission.timeoutSeconds }}
+{{- $_ := set $s "ADMISSION_DEADLINE_MS" (max (sub (mul $timeout 1000) 2000) (mul $timeout 500)) }}
+{{- /* An empty value would mean the operator's default (kube-system): "none" is said with the release namespace, which
+is always exempt anyway. */}}
+{{- $_ := set $s "ADMISSION_EXEMPT_NAMESPACES" (join "," $v.admission.exemptNamespaces | default .Release.Namespace) }}
+{{- $_ := set $s "ADMISSION_REGISTER_UNKNOWN" $v.admission.registerUnknown }}
 {{- $_ := set $s "RESYNC_INTERVAL_SECONDS" $v.kube.resyncIntervalSeconds }}
 {{- $_ := set $s "WATCH_WATCHDOG_SECONDS" $v.kube.watchWatchdogSeconds }}
 {{- /* Names this release on the ClusterAnchorePolicyBindings it owns (status.install); unique per cluster. */}}
