@@ -1,12 +1,15 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { parse as parseYaml, parseAllDocuments, stringify } from 'yaml';
 import { checkChartDocs, valuesDocs } from '../../scripts/helm-docs.ts';
-import { SETTINGS } from '../../src/config.ts';
+import { REVIEWED_KINDS } from '../../src/admission/review.ts';
+import { SETTINGS, loadConfig } from '../../src/config.ts';
 import { type AnchoreSimulator, startSimulator } from '../anchore-sim/index.ts';
 import { apply, deployment, digestOf, ensureCrds, eventually, getJson, kubectl, kubectlRaw, namespaceManifest, testCluster, uniqueName, waitForRunningPods } from '../support/k8s.ts';
 
@@ -16,9 +19,11 @@ import { apply, deployment, digestOf, ensureCrds, eventually, getJson, kubectl, 
  */
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const chart = join(root, 'deploy', 'helm', 'anchore-operator');
-const CI_VALUES = ['default-values.yaml', 'secure-values.yaml'];
+const CI_VALUES = ['default-values.yaml', 'secure-values.yaml', 'admission-values.yaml'];
 /** prometheus-operator kinds: their CRDs are not in the test cluster (see "monitoring objects" below). */
 const MONITORING_KINDS = new Set(['ServiceMonitor', 'PrometheusRule']);
+/** Kinds the apiserver cannot check because their CRDs are not installed: those and cert-manager's Certificate. */
+const NOT_SERVER_CHECKED = new Set([...MONITORING_KINDS, 'Certificate']);
 
 interface K8sObject {
   apiVersion: string;
@@ -43,7 +48,7 @@ interface Container {
   livenessProbe?: { httpGet?: { path: string; port: string } };
   readinessProbe?: { httpGet?: { path: string; port: string } };
   resources?: unknown;
-  volumeMounts?: Array<{ name: string; mountPath: string }>;
+  volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
 }
 interface PodSpec {
   containers: Container[];
@@ -53,8 +58,31 @@ interface PodSpec {
   volumes?: Array<{ name: string; secret?: { secretName: string; items?: Array<{ key: string; path: string }> }; configMap?: { name: string } }>;
 }
 interface DeploymentObject extends K8sObject {
-  spec: { replicas: number; template: { metadata: { annotations?: Record<string, string> }; spec: PodSpec } };
+  spec: { replicas: number; selector: { matchLabels: Record<string, string> }; template: { metadata: { annotations?: Record<string, string> }; spec: PodSpec } };
 }
+interface WebhookRule {
+  apiGroups: string[];
+  apiVersions: string[];
+  resources: string[];
+  operations: string[];
+  scope: string;
+}
+interface Webhook {
+  name: string;
+  admissionReviewVersions: string[];
+  sideEffects: string;
+  timeoutSeconds: number;
+  failurePolicy: string;
+  matchPolicy: string;
+  clientConfig: { service: { name: string; namespace: string; path: string; port: number }; caBundle?: string };
+  namespaceSelector: { matchExpressions: Array<{ key: string; operator: string; values: string[] }> };
+  objectSelector?: unknown;
+  rules: WebhookRule[];
+}
+interface WebhookConfiguration extends K8sObject {
+  webhooks: Webhook[];
+}
+type Data = K8sObject & { type?: string; data: Record<string, string> };
 
 interface RunResult {
   code: number;
@@ -92,6 +120,16 @@ function one<T extends K8sObject = K8sObject>(objs: K8sObject[], kind: string, n
 }
 const container = (objs: K8sObject[]): Container => one<DeploymentObject>(objs, 'Deployment').spec.template.spec.containers[0] as Container;
 const clusterRoleRules = (objs: K8sObject[], name = 'rel-anchore-operator'): Rule[] => (one(objs, 'ClusterRole', name) as unknown as { rules: Rule[] }).rules;
+const settingsOf = (objs: K8sObject[]): Record<string, string> => (one(objs, 'ConfigMap', 'rel-anchore-operator') as Data).data;
+const envOf = (objs: K8sObject[]): Record<string, { name: string; value?: string; valueFrom?: unknown }> => Object.fromEntries((container(objs).env ?? []).map((e) => [e.name, e]));
+const webhookOf = (objs: K8sObject[]): Webhook => {
+  const hooks = one<WebhookConfiguration>(objs, 'ValidatingWebhookConfiguration').webhooks;
+  expect(hooks).toHaveLength(1);
+  return hooks[0] as Webhook;
+};
+/** Everything the chart renders only for the admission webhook. */
+const webhookObjects = (objs: K8sObject[]): K8sObject[] =>
+  objs.filter((o) => o.kind === 'ValidatingWebhookConfiguration' || o.kind === 'Certificate' || o.metadata.name.startsWith('rel-anchore-operator-webhook'));
 
 /** Exactly the requests src/kube/ makes; README.md's RBAC table gives the reason for each. */
 const BASE_RULES: Rule[] = [
@@ -120,6 +158,13 @@ describe('Helm chart: lint, schema and rendering', () => {
     ['metrics.secure is "yes"', ['--set', 'metrics.secure=yes'], /metrics.*secure.*boolean|boolean.*secure/s],
     ['logLevel is not a level', ['--set', 'logLevel=verbose'], /logLevel/],
     ['an unknown key under anchore', ['--set', 'anchore.passwd=x'], /additional propert(y|ies).*passwd|passwd.*not allowed/s],
+    ['admission.failurePolicy is Maybe', ['--set', 'admission.failurePolicy=Maybe'], /failurePolicy/],
+    ['admission.timeoutSeconds is 60, above the apiserver maximum of 30', ['--set', 'admission.timeoutSeconds=60'], /timeoutSeconds/],
+    ['admission.timeoutSeconds is 1, leaving Anchore no time', ['--set', 'admission.timeoutSeconds=1'], /timeoutSeconds/],
+    ['admission.enabled is "on"', ['--set', 'admission.enabled=on'], /enabled.*boolean|boolean.*enabled/s],
+    ['an exempt namespace holds a comma', ['--set-json', 'admission.exemptNamespaces=["a,b"]'], /exemptNamespaces/],
+    ['an unknown key under admission.tls', ['--set', 'admission.tls.ca=x'], /additional propert(y|ies).*\bca\b|\bca\b.*not allowed/s],
+    ['the webhook CA is PEM instead of base64', ['--set', 'admission.tls.caBundle=-----BEGIN CERTIFICATE-----'], /caBundle/],
   ])('when %s, then values.schema.json rejects the values with a message', async (_name, args, message) => {
     const r = await helmRaw(['template', 'rel', chart, ...ciValues('default-values.yaml'), ...args]);
     expect(r.code).not.toBe(0);
@@ -135,6 +180,11 @@ describe('Helm chart: lint, schema and rendering', () => {
     ['anchore.url carries credentials', ['--set', 'clusterName=c', '--set', 'anchore.url=https://user:pw@a:8228', '--set', 'anchore.existingSecret.name=s'], 'must be an http(s) URL without credentials'],
     ['two replicas run without leader election', [...ciValues('default-values.yaml'), '--set', 'leaderElection.enabled=false'], 'replicaCount > 1 needs leaderElection.enabled'],
     ['the NetworkPolicy has no apiserver CIDR', [...ciValues('default-values.yaml'), '--set', 'networkPolicy.enabled=true'], 'networkPolicy.egress.apiServer.cidrs is required'],
+    ['cert-manager is named without an issuer', [...ciValues('admission-values.yaml'), '--set', 'admission.tls.certManager.enabled=true'], 'admission.tls.certManager.issuerRef.name is required'],
+    ['an existing webhook Secret comes without its CA', [...ciValues('admission-values.yaml'), '--set', 'admission.tls.existingSecret=hook-tls'], 'admission.tls.caBundle is required'],
+    ['the webhook CA is base64 of something other than PEM', [...ciValues('admission-values.yaml'), '--set', 'admission.tls.existingSecret=hook-tls', '--set', `admission.tls.caBundle=${Buffer.from('not a certificate').toString('base64')}`], 'must be base64-encoded PEM'],
+    ['both cert-manager and an existing Secret are named', [...ciValues('admission-values.yaml'), '--set', 'admission.tls.existingSecret=hook-tls', '--set', 'admission.tls.caBundle=eA==', '--set', 'admission.tls.certManager.enabled=true', '--set', 'admission.tls.certManager.issuerRef.name=ca'], 'not both'],
+    ['the webhook port is the metrics port', [...ciValues('admission-values.yaml'), '--set', 'admission.port=8080'], 'admission.port 8080 is taken'],
   ])('when %s, then the render fails naming the value', async (_name, args, message) => {
     const r = await helmRaw(['template', 'rel', chart, ...args]);
     expect(r.code).not.toBe(0);
@@ -186,6 +236,7 @@ describe('Helm chart: lint, schema and rendering', () => {
       expect(c.ports).toEqual([
         { name: 'metrics', containerPort: 8080, protocol: 'TCP' },
         { name: 'health', containerPort: 8081, protocol: 'TCP' },
+        ...(file === 'admission-values.yaml' ? [{ name: 'webhook', containerPort: 9443, protocol: 'TCP' }] : []),
       ]);
       expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'health' });
       expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'health' });
@@ -236,6 +287,7 @@ describe('Helm chart: lint, schema and rendering', () => {
     const renders = [
       await render(ciValues('default-values.yaml')),
       await render(ciValues('secure-values.yaml')),
+      await render(ciValues('admission-values.yaml')),
       await render([
         ...ciValues('default-values.yaml'),
         ...['integration.id=x', 'images.missingRegistryOverride=registry.example', 'accounts.namespaceLabel=anchore.io/account', 'anchore.existingSecret.apiKeyKey=k'].flatMap((s) => ['--set', s]),
@@ -358,6 +410,240 @@ describe('Helm chart: lint, schema and rendering', () => {
   });
 });
 
+describe('Helm chart: the admission webhook (rendered and checked here; never registered in the shared test cluster)', () => {
+  const hookName = 'rel-anchore-operator-webhook';
+  const generated = (args: string[] = [], namespace = 'anchore-system'): Promise<K8sObject[]> => render([...ciValues('admission-values.yaml'), ...args], namespace);
+
+  it('when admission.enabled is left at false, then nothing of the webhook is rendered: no configuration, Service, Secret, port, mount or certificate setting', async () => {
+    for (const file of ['default-values.yaml', 'secure-values.yaml']) {
+      const objs = await render(ciValues(file));
+      expect(webhookObjects(objs)).toEqual([]);
+      const c = container(objs);
+      expect((c.ports ?? []).map((p) => p.name)).not.toContain('webhook');
+      expect((c.volumeMounts ?? []).map((m) => m.name)).not.toContain('admission-tls');
+      expect(Object.keys(envOf(objs)).filter((n) => n.startsWith('ADMISSION_'))).toEqual([]);
+      expect(Object.keys(one<DeploymentObject>(objs, 'Deployment').spec.template.metadata.annotations ?? {})).not.toContain('checksum/admission-tls');
+      expect(settingsOf(objs)['ADMISSION_ENABLED']).toBe('false');
+    }
+  });
+
+  it('when enabled, then one fully-qualified v1 webhook with NoneOnDryRun, the configured timeout and failurePolicy calls /validate on the webhook Service port 443', async () => {
+    const hook = webhookOf(await generated());
+    expect(hook.name).toBe('workloads.admission.anchore.io');
+    expect(hook.admissionReviewVersions).toEqual(['v1']);
+    expect(hook.sideEffects).toBe('NoneOnDryRun');
+    expect(hook.timeoutSeconds).toBe(10);
+    expect(hook.failurePolicy).toBe('Fail');
+    expect(hook.matchPolicy).toBe('Equivalent');
+    expect(hook.clientConfig.service).toEqual({ name: hookName, namespace: 'anchore-system', path: '/validate', port: 443 });
+    expect(hook.objectSelector).toBeUndefined();
+    // The defaults: Ignore (an unreachable operator must not stop the cluster) and 5 s.
+    const defaults = webhookOf(await generated(['--set', 'admission.failurePolicy=Ignore', '--set', 'admission.timeoutSeconds=5']));
+    expect([defaults.failurePolicy, defaults.timeoutSeconds]).toEqual(['Ignore', 5]);
+    const values = parseYaml(readFileSync(join(chart, 'values.yaml'), 'utf8')) as { admission: Record<string, unknown> };
+    expect(values.admission).toMatchObject({ enabled: false, port: 9443, timeoutSeconds: 5, failurePolicy: 'Ignore', exemptNamespaces: ['kube-system'], registerUnknown: true });
+  });
+
+  it('when enabled, then the rules send Pods (and pods/ephemeralcontainers) and every kind that makes pods, on CREATE and UPDATE: each kind the operator reviews', async () => {
+    const { rules } = webhookOf(await generated());
+    expect(rules).toEqual([
+      { apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' },
+      { apiGroups: [''], apiVersions: ['v1'], resources: ['pods/ephemeralcontainers'], operations: ['UPDATE'], scope: 'Namespaced' },
+      { apiGroups: ['apps'], apiVersions: ['v1'], resources: ['deployments', 'replicasets', 'statefulsets', 'daemonsets'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' },
+      { apiGroups: ['batch'], apiVersions: ['v1'], resources: ['jobs', 'cronjobs'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' },
+    ]);
+    // Tied to the code: every kind src/admission parses a pod template out of is sent to it, and nothing else.
+    const RESOURCE: Record<string, [string, string]> = {
+      Pod: ['', 'pods'],
+      Deployment: ['apps', 'deployments'],
+      ReplicaSet: ['apps', 'replicasets'],
+      StatefulSet: ['apps', 'statefulsets'],
+      DaemonSet: ['apps', 'daemonsets'],
+      Job: ['batch', 'jobs'],
+      CronJob: ['batch', 'cronjobs'],
+    };
+    expect([...REVIEWED_KINDS].sort()).toEqual(Object.keys(RESOURCE).sort());
+    for (const kind of REVIEWED_KINDS) {
+      const [group, resource] = RESOURCE[kind] as [string, string];
+      const rule = rules.find((r) => r.apiGroups.includes(group) && r.resources.includes(resource));
+      expect(`${kind}: ${rule?.operations.join(',')}`).toBe(`${kind}: CREATE,UPDATE`);
+    }
+    const covered = rules.flatMap((r) => r.resources);
+    expect(covered.filter((r) => !Object.values(RESOURCE).some(([, res]) => res === r))).toEqual(['pods/ephemeralcontainers']);
+  });
+
+  it('when enabled, then the namespaceSelector keeps the release namespace and the plainly named exempt namespaces (kube-system) away from the webhook; globs are left to the operator', async () => {
+    const selector = (objs: K8sObject[]) => webhookOf(objs).namespaceSelector;
+    expect(selector(await generated([], 'ops'))).toEqual({
+      matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['ops', 'kube-system', 'kube-public'] }],
+    });
+    const objs = await generated([], 'ops');
+    expect(settingsOf(objs)['ADMISSION_EXEMPT_NAMESPACES']).toBe('kube-system,kube-public,sandbox-*');
+    // The default list; a duplicate of the release namespace is listed once.
+    expect(selector(await generated(['--set-json', 'admission.exemptNamespaces=["kube-system","ops"]'], 'ops')).matchExpressions[0]?.values).toEqual(['ops', 'kube-system']);
+    // None exempt: the release namespace still is, and the setting says so rather than falling back to kube-system.
+    const none = await generated(['--set-json', 'admission.exemptNamespaces=[]'], 'ops');
+    expect(selector(none).matchExpressions[0]?.values).toEqual(['ops']);
+    expect(settingsOf(none)['ADMISSION_EXEMPT_NAMESPACES']).toBe('ops');
+  });
+
+  it('when enabled, then the settings reach the operator, which accepts them: ADMISSION_DEADLINE_MS stays below timeoutSeconds for every allowed timeout', async () => {
+    const objs = await generated();
+    const settings = settingsOf(objs);
+    expect(settings).toMatchObject({ ADMISSION_ENABLED: 'true', ADMISSION_PORT: '9443', ADMISSION_DEADLINE_MS: '8000', ADMISSION_REGISTER_UNKNOWN: 'true' });
+    const env = envOf(objs);
+    expect(env['ADMISSION_CERT_FILE']?.value).toBe('/etc/anchore-operator/admission-tls/tls.crt');
+    expect(env['ADMISSION_KEY_FILE']?.value).toBe('/etc/anchore-operator/admission-tls/tls.key');
+
+    const tmp = mkdtempSync(join(tmpdir(), 'helm-admission-'));
+    try {
+      const secret = one<Data>(objs, 'Secret', `${hookName}-tls`);
+      writeFileSync(join(tmp, 'tls.crt'), Buffer.from(secret.data['tls.crt'] as string, 'base64'));
+      writeFileSync(join(tmp, 'tls.key'), Buffer.from(secret.data['tls.key'] as string, 'base64'));
+      const operatorConfig = (data: Record<string, string>) =>
+        loadConfig({
+          ...data,
+          ANCHORE_USERNAME: 'u',
+          ANCHORE_PASSWORD: 'p',
+          ADMISSION_CERT_FILE: join(tmp, 'tls.crt'),
+          ADMISSION_KEY_FILE: join(tmp, 'tls.key'),
+          POD_NAMESPACE: 'anchore-system',
+        }).admission;
+      expect(operatorConfig(settings)).toMatchObject({
+        enabled: true,
+        port: 9443,
+        deadlineMs: 8000,
+        exemptNamespaces: ['kube-system', 'kube-public', 'sandbox-*'],
+        registerUnknown: true,
+        ownNamespace: 'anchore-system',
+        tls: { certFile: join(tmp, 'tls.crt'), keyFile: join(tmp, 'tls.key') },
+      });
+      for (const timeout of [2, 3, 4, 5, 6, 15, 30]) {
+        const objsAt = await generated(['--set', `admission.timeoutSeconds=${timeout}`, '--set', 'admission.registerUnknown=false', '--set', 'admission.port=8443']);
+        const deadline = Number(settingsOf(objsAt)['ADMISSION_DEADLINE_MS']);
+        expect(webhookOf(objsAt).timeoutSeconds).toBe(timeout);
+        // At least a second (or half the timeout) is left for TLS, the network and the answer.
+        expect(deadline).toBeLessThanOrEqual(timeout * 1000 - Math.min(2000, timeout * 500));
+        expect(deadline).toBeGreaterThanOrEqual(timeout * 500);
+        expect(operatorConfig(settingsOf(objsAt))).toMatchObject({ deadlineMs: deadline, registerUnknown: false, port: 8443 });
+        expect(container(objsAt).ports?.find((p) => p.name === 'webhook')?.containerPort).toBe(8443);
+      }
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('when enabled with a generated certificate, then the caBundle is the generated CA, which signed a serving certificate the apiserver can verify for the Service name', async () => {
+    const objs = await generated([], 'ops');
+    const secret = one<Data>(objs, 'Secret', `${hookName}-tls`);
+    expect(secret.type).toBe('kubernetes.io/tls');
+    expect(Object.keys(secret.data).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
+    const hook = webhookOf(objs);
+    expect(hook.clientConfig.caBundle).toBe(secret.data['ca.crt']);
+    const pem = (k: string): string => Buffer.from(secret.data[k] as string, 'base64').toString();
+    const ca = new X509Certificate(pem('ca.crt'));
+    const cert = new X509Certificate(pem('tls.crt'));
+    expect(ca.ca).toBe(true);
+    expect(cert.ca).toBe(false);
+    expect(cert.checkIssued(ca)).toBe(true);
+    expect(cert.verify(ca.publicKey)).toBe(true);
+    for (const host of [`${hookName}.ops.svc`, `${hookName}.ops.svc.cluster.local`, `${hookName}.ops`]) expect(cert.checkHost(host)).toBe(host);
+    expect(cert.checkHost(`${hookName}.other.svc`)).toBeUndefined();
+
+    // A TLS handshake as the apiserver makes it: trusting only the caBundle, verifying the Service's DNS name.
+    const server = createServer({ cert: pem('tls.crt'), key: pem('tls.key') }, (s) => s.end());
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const handshake = (servername: string) =>
+        new Promise<string>((res) => {
+          const sock = connect({ host: '127.0.0.1', port, servername, ca: Buffer.from(hook.clientConfig.caBundle as string, 'base64').toString() }, () => {
+            res('verified');
+            sock.end();
+          });
+          sock.on('error', (err: NodeJS.ErrnoException) => res(err.code ?? err.message));
+        });
+      expect(await handshake(`${hookName}.ops.svc`)).toBe('verified');
+      expect(await handshake('anchore.example')).toBe('ERR_TLS_CERT_ALTNAME_INVALID');
+    } finally {
+      await new Promise((res) => server.close(res));
+    }
+
+    // The pods mount exactly that Secret, read-only, and roll when it changes.
+    const d = one<DeploymentObject>(objs, 'Deployment');
+    const c = container(objs);
+    expect(c.volumeMounts?.find((m) => m.name === 'admission-tls')).toEqual({ name: 'admission-tls', mountPath: '/etc/anchore-operator/admission-tls', readOnly: true });
+    expect(d.spec.template.spec.volumes?.find((v) => v.name === 'admission-tls')?.secret).toMatchObject({
+      secretName: `${hookName}-tls`,
+      items: [
+        { key: 'tls.crt', path: 'tls.crt' },
+        { key: 'tls.key', path: 'tls.key' },
+      ],
+    });
+    expect(d.spec.template.metadata.annotations?.['checksum/admission-tls']).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('when enabled, then the webhook Service selects every replica (not only the leader), the NetworkPolicy lets the apiserver in, and RBAC gains nothing', async () => {
+    const objs = await generated();
+    const svc = one(objs, 'Service', hookName) as K8sObject & { spec: { type: string; selector: Record<string, string>; ports: unknown[] } };
+    expect(svc.spec.selector).toEqual(one<DeploymentObject>(objs, 'Deployment').spec.selector.matchLabels);
+    expect(svc.spec.type).toBe('ClusterIP');
+    expect(svc.spec.ports).toEqual([{ name: 'webhook', port: 443, targetPort: 'webhook', protocol: 'TCP', appProtocol: 'https' }]);
+    const np = one(objs, 'NetworkPolicy') as K8sObject & { spec: { ingress: Array<{ ports: unknown[]; from?: unknown[] }> } };
+    expect(np.spec.ingress).toContainEqual({ ports: [{ port: 'webhook', protocol: 'TCP' }] });
+    const narrowed = one(await generated(['--set-json', 'networkPolicy.ingress.webhookFrom=[{"ipBlock":{"cidr":"10.0.0.0/24"}}]']), 'NetworkPolicy') as typeof np;
+    expect(narrowed.spec.ingress).toContainEqual({ ports: [{ port: 'webhook', protocol: 'TCP' }], from: [{ ipBlock: { cidr: '10.0.0.0/24' } }] });
+    // Admission answers from the caches and records Events with the rules the operator already has.
+    expect(clusterRoleRules(objs)).toEqual(BASE_RULES);
+  });
+
+  it('when the certificate comes from cert-manager, then a Certificate for the Service names is rendered, its CA is injected by annotation, and the chart generates no Secret and no caBundle', async () => {
+    const objs = await generated(['--set', 'admission.tls.certManager.enabled=true', '--set', 'admission.tls.certManager.issuerRef.name=cluster-ca', '--set', 'admission.tls.certManager.issuerRef.kind=ClusterIssuer'], 'ops');
+    const cert = one(objs, 'Certificate') as K8sObject & { spec: Record<string, unknown> };
+    expect(cert.apiVersion).toBe('cert-manager.io/v1');
+    expect(cert.metadata).toMatchObject({ name: hookName, namespace: 'ops' });
+    expect(cert.spec).toEqual({
+      secretName: `${hookName}-cert-manager-tls`,
+      dnsNames: [hookName, `${hookName}.ops`, `${hookName}.ops.svc`, `${hookName}.ops.svc.cluster.local`],
+      duration: '2160h',
+      issuerRef: { name: 'cluster-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' },
+    });
+    const config = one<WebhookConfiguration>(objs, 'ValidatingWebhookConfiguration');
+    expect(config.metadata.annotations).toEqual({ 'cert-manager.io/inject-ca-from': `ops/${hookName}` });
+    expect(webhookOf(objs).clientConfig.caBundle).toBeUndefined();
+    expect(objs.filter((o) => o.kind === 'Secret')).toEqual([]);
+    const d = one<DeploymentObject>(objs, 'Deployment');
+    expect(d.spec.template.spec.volumes?.find((v) => v.name === 'admission-tls')?.secret?.secretName).toBe(`${hookName}-cert-manager-tls`);
+    expect(Object.keys(d.spec.template.metadata.annotations ?? {})).not.toContain('checksum/admission-tls');
+  });
+
+  it('when the certificate is an existing Secret, then the pods mount it, the caBundle is the one given, and nothing is generated', async () => {
+    const caBundle = Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString('base64');
+    const objs = await generated(['--set', 'admission.tls.existingSecret=my-webhook-tls', '--set', `admission.tls.caBundle=${caBundle}`]);
+    expect(webhookOf(objs).clientConfig.caBundle).toBe(caBundle);
+    expect(objs.filter((o) => o.kind === 'Secret' || o.kind === 'Certificate')).toEqual([]);
+    expect(one<WebhookConfiguration>(objs, 'ValidatingWebhookConfiguration').metadata.annotations).toBeUndefined();
+    const d = one<DeploymentObject>(objs, 'Deployment');
+    expect(d.spec.template.spec.volumes?.find((v) => v.name === 'admission-tls')?.secret?.secretName).toBe('my-webhook-tls');
+    expect(Object.keys(d.spec.template.metadata.annotations ?? {})).not.toContain('checksum/admission-tls');
+  });
+
+  it('when enabled, then NOTES.txt says where the webhook is, how it fails and how to try it with a dry run', async () => {
+    // crds.install=false: even a dry-run install refuses CRDs that exist in the cluster without this release's labels.
+    const notes = (file: string) => helmRaw(['install', 'rel', chart, '--namespace', 'ops', '--dry-run=client', '--set', 'crds.install=false', ...ciValues(file)]);
+    const r = await notes('admission-values.yaml');
+    expect(withoutKubeconfigWarning(r.stderr)).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('ValidatingWebhookConfiguration rel-anchore-operator');
+    expect(r.stdout).toContain(`https://${hookName}.ops.svc/validate`);
+    expect(r.stdout).toContain('failurePolicy Fail, timeout 10s; never called in: ops, kube-system, kube-public.');
+    expect(r.stdout).toContain('--dry-run=server');
+    const off = await notes('default-values.yaml');
+    expect(off.code).toBe(0);
+    expect(off.stdout).not.toContain('Admission webhook');
+  });
+});
+
 describe('Helm chart against the real apiserver', () => {
   const ns = uniqueName('helm');
   /** Workloads for the operator to find; apart from ns, whose restricted Pod Security would refuse the test pods. */
@@ -388,7 +674,7 @@ describe('Helm chart against the real apiserver', () => {
 
   it.each(CI_VALUES)('when the manifests rendered with ci/%s are applied with --dry-run=server, then the apiserver accepts every one', async (file) => {
     const objs = await render(ciValues(file), ns);
-    const serverChecked = objs.filter((o) => !MONITORING_KINDS.has(o.kind));
+    const serverChecked = objs.filter((o) => !NOT_SERVER_CHECKED.has(o.kind));
     expect(serverChecked.length).toBeGreaterThan(10);
     const r = await kubectlRaw(
       ['apply', '--server-side', '--dry-run=server', '--force-conflicts', '--field-manager=helm-chart-test', '--validate=strict', '-f', '-'],
@@ -399,6 +685,48 @@ describe('Helm chart against the real apiserver', () => {
     expect(r.stdout.trim().split('\n')).toHaveLength(serverChecked.length);
   });
 
+  // Only ever --dry-run=server: a webhook configuration really registered here would intercept the pods of every
+  // other suite sharing this cluster.
+  it.each([
+    ['a generated', []],
+    ['a cert-manager', ['--set', 'admission.tls.certManager.enabled=true', '--set', 'admission.tls.certManager.issuerRef.name=ca']],
+    ['an existing Secret', ['--set', 'admission.tls.existingSecret=hook-tls', '--set', `admission.tls.caBundle=${Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString('base64')}`]],
+  ])('when the ValidatingWebhookConfiguration with %s certificate is applied with --dry-run=server, then the apiserver accepts it and nothing is registered', async (_mode, args) => {
+    const objs = await render([...ciValues('admission-values.yaml'), ...args], ns);
+    const config = one<WebhookConfiguration>(objs, 'ValidatingWebhookConfiguration');
+    const r = await kubectlRaw(['apply', '--dry-run=server', '--validate=strict', '-o', 'json', '-f', '-'], stringify(config));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    // What the apiserver would store: our webhook, with its defaults filled in and nothing of ours dropped.
+    const stored = JSON.parse(r.stdout) as WebhookConfiguration;
+    expect(stored.webhooks[0]).toMatchObject(config.webhooks[0] as Webhook);
+    expect((await kubectlRaw(['get', 'validatingwebhookconfiguration', config.metadata.name])).stderr).toMatch(/NotFound/);
+  });
+
+  it('when the generated webhook Secret already exists, then a render against the cluster reuses it and its CA (lookup), so an upgrade neither rotates the certificate nor breaks the caBundle', async () => {
+    const args = ['--namespace', ns, '--dry-run=server', ...ciValues('admission-values.yaml')];
+    const first = await render(ciValues('admission-values.yaml'), ns);
+    const secret = one<Data>(first, 'Secret', 'rel-anchore-operator-webhook-tls');
+    await apply(stringify(secret));
+    try {
+      const again = async (): Promise<K8sObject[]> => {
+        const r = await helmRaw(['template', 'rel', chart, ...args]);
+        expect(withoutKubeconfigWarning(r.stderr)).toBe('');
+        return parseAllDocuments(r.stdout).map((d) => d.toJSON() as K8sObject).filter(Boolean);
+      };
+      for (const objs of [await again(), await again()]) {
+        expect(one<Data>(objs, 'Secret', 'rel-anchore-operator-webhook-tls').data).toEqual(secret.data);
+        expect(webhookOf(objs).clientConfig.caBundle).toBe(secret.data['ca.crt']);
+        const annotations = (o: K8sObject[]) => one<DeploymentObject>(o, 'Deployment').spec.template.metadata.annotations ?? {};
+        expect(annotations(objs)['checksum/admission-tls']).toBe(annotations(first)['checksum/admission-tls']);
+      }
+      // Without the Secret (offline, or a first install) a new CA is made each time.
+      expect(webhookOf(await render(ciValues('admission-values.yaml'), ns)).clientConfig.caBundle).not.toBe(secret.data['ca.crt']);
+    } finally {
+      await kubectlRaw(['delete', 'secret', 'rel-anchore-operator-webhook-tls', '-n', ns, '--ignore-not-found']);
+    }
+  });
+
   it('when installed, then the pods pass the restricted Pod Security Standard, become available, and upgrades keep the generated metrics certificate', async () => {
     await kubectl(['create', 'secret', 'generic', 'anchore-operator-credentials', '-n', ns, '--from-literal=username=admin', `--from-literal=password=${SIM_PASSWORD}`]);
     const args = [...ciValues('default-values.yaml'), '--set', 'crds.install=false', '--set', 'metrics.secure=true', '--namespace', ns];
@@ -407,6 +735,8 @@ describe('Helm chart against the real apiserver', () => {
     expect(install.code).toBe(0);
     installed = true;
     expect(install.stdout).toContain(`kubectl -n ${ns} rollout status deployment/${fullname}`);
+    // Admission is off by default: the install registered no webhook.
+    expect((await getJson<{ items: unknown[] }>(['validatingwebhookconfigurations', '-l', `app.kubernetes.io/instance=${release}`])).items).toEqual([]);
     // Pod Security admission let both pods in. Under kwok they also become available; a real cluster (kind) has no
     // operator image to pull yet, so there only admission is checked.
     await eventually(async () => (await getJson<{ items: unknown[] }>(['pods', '-n', ns, '-l', `app.kubernetes.io/instance=${release}`])).items.length === 2, 60_000, 500);
