@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { Agent, request } from 'undici';
+import { request } from 'node:https';
 import { selfSigned } from '../../test/support/tls.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { OperatorMetrics } from '../telemetry/metrics.ts';
@@ -33,7 +33,6 @@ describe('admission HTTPS server', () => {
   const metrics = new OperatorMetrics(undefined, { defaultMetrics: false });
   const seen: AdmissionRequest[] = [];
   let server: { port: number; close(): Promise<void> };
-  let agent: Agent;
 
   beforeAll(async () => {
     copyFileSync(a.certFile, live.certFile);
@@ -51,18 +50,23 @@ describe('admission HTTPS server', () => {
         return { uid: r.uid, allowed: false, status: { code: 403, message: 'no' } };
       },
     });
-    agent = new Agent({ connect: { rejectUnauthorized: false } });
   });
   afterAll(async () => {
-    await agent.close();
     await server.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const post = async (body: string, path = '/validate', method: 'POST' | 'GET' = 'POST') => {
-    const res = await request(`https://127.0.0.1:${server.port}${path}`, { method, body: method === 'POST' ? body : null, dispatcher: agent, headers: { 'content-type': 'application/json' } });
-    return { status: res.statusCode, text: await res.body.text() };
-  };
+  const post = (body: string, path = '/validate', method: 'POST' | 'GET' = 'POST'): Promise<{ status: number; text: string }> =>
+    new Promise((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: server.port, path, method, rejectUnauthorized: false, headers: { 'content-type': 'application/json' } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      });
+      req.on('error', reject);
+      req.end(method === 'POST' ? body : undefined);
+    });
 
   it('when an AdmissionReview is posted, then the validator answers it as an AdmissionReview echoing the uid', async () => {
     const r = await post(JSON.stringify(review('u-1')));
