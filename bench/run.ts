@@ -11,6 +11,8 @@
  *            --heap-snapshot (a .heapsnapshot of the operator at the end of the steady-state window, in the log dir)
  *            --skip policy,steady,restart (leave scenarios out, to iterate on churn)
  *            --samples FILE (every churn pod's timestamps and every inventory report, for looking at the tail)
+ *   npm run bench -- --admission [--small] ...   the admission webhook instead: latency at 50 requests/s, cache hit
+ *            and miss (bench/admission.ts lists its options)
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -116,6 +118,7 @@ function addsByDigest(sim: AnchoreSimulator): { first: Map<string, number>; coun
 }
 
 async function main(): Promise<void> {
+  if (process.argv.includes('--admission')) return (await import('./admission.ts')).runAdmissionBench(process.argv.slice(2));
   const o = parseArgs(process.argv.slice(2));
   const run = `b${randomBytes(2).toString('hex')}`;
   const cluster = await acquireTestCluster();
