@@ -131,7 +131,9 @@ describe('real-world correctness (real cluster)', () => {
       // The suite's operator (scope: ns) is install A; a second install watches only nsB.
       await operator?.stop();
       operator = await startTestOperator({ ...env(), INSTALL_ID: installA });
-      await apply(JSON.stringify({ apiVersion: 'anchore.io/v1alpha1', kind: 'ClusterAnchorePolicyBinding', metadata: { name: capb }, spec: { namespaces: [ns, nsB] } }));
+      // Named for install A from the start: the test cluster is shared (the demo, other suites' operators, a user's
+      // install on kind may run), and any install claims an unowned cluster binding first come, first served.
+      await apply(JSON.stringify({ apiVersion: 'anchore.io/v1alpha1', kind: 'ClusterAnchorePolicyBinding', metadata: { name: capb, annotations: { 'anchore.io/install': installA } }, spec: { namespaces: [ns, nsB] } }));
       const owned = await eventually(async () => {
         const b = await getCapb();
         return cond(b, 'Ready')?.status === 'True' ? b : undefined;
@@ -150,7 +152,7 @@ describe('real-world correctness (real cluster)', () => {
       expect(still.status?.install).toBe(installA);
 
       // Handover: the annotation names B. A lets go; B claims it and reports its own namespaces.
-      await kubectl(['annotate', 'clusteranchorepolicybinding', capb, `anchore.io/install=${installB}`]);
+      await kubectl(['annotate', 'clusteranchorepolicybinding', capb, `anchore.io/install=${installB}`, '--overwrite']);
       const handed = await eventually(async () => {
         const b = await getCapb();
         return b.status?.install === installB && cond(b, 'Ready')?.status === 'True' ? b : undefined;
