@@ -1,6 +1,7 @@
 // The admission benchmark's pure pieces: its options, the AdmissionReview bodies it sends, the images of its miss set,
 // an open-loop request generator, and the goal comparison. No I/O here except through the `send` callback.
 import { createHash } from 'node:crypto';
+import { rank } from './stats.ts';
 
 export interface AdmissionBenchOptions {
   /** Requests per second, open loop (each request leaves at its scheduled time, whatever the earlier ones do). */
@@ -177,12 +178,6 @@ export interface LatencySummary {
   p90: number;
   p99: number;
   max: number;
-}
-
-/** Nearest-rank percentile of a sorted list. */
-function rank(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
 const round2 = (x: number): number => Math.round(x * 100) / 100;

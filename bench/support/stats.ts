@@ -9,7 +9,7 @@ export interface Percentiles {
 }
 
 /** Nearest-rank percentile of a sorted list. */
-function rank(sorted: number[], p: number): number {
+export function rank(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[i]!;
