@@ -1,4 +1,4 @@
-// Native ESM jest with swc transforms (see ../shared/reference/dependencies.md §8). Source imports carry `.ts`
+// Native ESM jest with swc transforms (run with --experimental-vm-modules by scripts/test.ts). Source imports carry `.ts`
 // extensions (Node 24 runs them directly); swc keeps them and jest resolves them as files.
 /** @type {import('jest').Config} */
 const swc = ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2023' }, module: { type: 'es6' } }];

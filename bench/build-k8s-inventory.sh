@@ -21,8 +21,8 @@ set -euo pipefail
 K8S_INVENTORY_VERSION="${K8S_INVENTORY_VERSION:-v1.8.2}"
 MODULE=github.com/anchore/k8s-inventory
 BIN_NAME=anchore-k8s-inventory
-# The approved newer toolchain (see /work/.library/env/packages/go-partial.tsv header); used only when the machine's
-# Go is too old for the module's go.mod.
+# A newer Go toolchain the module proxy serves (GOTOOLCHAIN); used only when the machine's Go is too old for the
+# module's go.mod.
 FALLBACK_TOOLCHAIN="${K8S_INVENTORY_FALLBACK_TOOLCHAIN:-go1.27.3}"
 
 CACHE="${ANCHORE_OPERATOR_CACHE:-$HOME/.cache/anchore-operator}"
