@@ -1,7 +1,6 @@
 import { type BackoffPolicy, backoffDelay } from './backoff.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { StallError, WaitError } from './errors.ts';
-import type { TokenBucket } from './limits.ts';
 
 /** What a handler may return: nothing (done) or a request to look again later (periodic re-checks). */
 export type HandleResult = void | { requeueAfterMs?: number };
@@ -26,8 +25,6 @@ export interface WorkQueueOptions<K> {
   backoff?: BackoffPolicy;
   /** Workers kept free of ordinary keys, for urgent ones (default 0). */
   urgentReserve?: number;
-  /** Optional global rate limit on handler starts. */
-  rateLimit?: TokenBucket;
   clock?: Clock;
   random?: () => number;
   onEvent?: (event: QueueEvent<K>) => void;
@@ -232,7 +229,6 @@ export class WorkQueue<K> {
     let outcome: QueueOutcome = 'success';
     let error: unknown;
     try {
-      if (this.#opts.rateLimit) await this.#opts.rateLimit.take();
       const result = await this.#opts.handle(key);
       this.#failures.delete(key);
       if (result && result.requeueAfterMs !== undefined) {

@@ -7,7 +7,6 @@ export const METRIC = {
   ready: 'anchore_operator_ready',
   reconcileTotal: 'anchore_operator_reconcile_total',
   reconcileDuration: 'anchore_operator_reconcile_duration_seconds',
-  queueDepth: 'anchore_operator_workqueue_depth',
   queueRetries: 'anchore_operator_workqueue_retries_total',
   queueWait: 'anchore_operator_workqueue_wait_seconds',
   anchoreRequests: 'anchore_operator_anchore_requests_total',
