@@ -1,11 +1,5 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from '@jest/globals';
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+import { runBench } from '../support/bench.ts';
 
 /*
  * Keeps the admission benchmark working: `npm run bench -- --admission --small` (10 requests/s for 3 s per scenario)
@@ -14,38 +8,24 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
  */
 describe('admission benchmark harness (small)', () => {
   it('when the small admission benchmark runs, then hits cost no Anchore call, each miss one, and every figure is reported', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'bench-admission-small-'));
-    const out = join(dir, 'result.json');
-    try {
-      const code = await new Promise<number | null>((resolve) => {
-        const child = spawn(process.execPath, [join(root, 'bench', 'run.ts'), '--admission', '--small', '--out', out], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
-        let err = '';
-        child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-        child.on('exit', (c) => {
-          if (c !== 0) process.stderr.write(err.slice(-4000));
-          resolve(c);
-        });
-      });
-      expect(code).toBe(0);
-      type Scenario = { requests: number; latencyMs: { n: number; errors: number; p99: number }; lookups: { hit: number; miss: number }; checkCalls: { forRequestImages: number }; answers: { allowed: number; denied: number } };
-      const r = JSON.parse(readFileSync(out, 'utf8')) as Record<string, any>;
-      expect(Object.keys(r)).toEqual(expect.arrayContaining(['setup', 'binding', 'anchoreRoundTrip', 'hit', 'miss', 'goals', 'apiserverDryRunCreate']));
-      const hit = r['hit'] as Scenario;
-      const miss = r['miss'] as Scenario;
-      expect(hit.requests).toBe(30);
-      expect(hit.latencyMs).toMatchObject({ n: 30, errors: 0, p99: expect.any(Number) });
-      expect(hit.lookups).toEqual({ hit: 30, miss: 0 });
-      expect(hit.checkCalls.forRequestImages).toBe(0);
-      expect(miss.latencyMs).toMatchObject({ n: 30, errors: 0, p99: expect.any(Number) });
-      expect(miss.lookups).toEqual({ hit: 0, miss: 30 });
-      expect(miss.checkCalls.forRequestImages).toBe(30);
-      // One miss image in ten fails the policy under a deny binding.
-      expect(miss.answers).toEqual({ allowed: 27, denied: 3, errors: 0 });
-      expect(r['anchoreRoundTrip'].latencyMs).toMatchObject({ n: 20, errors: 0 });
-      expect(r['goals']).toMatchObject({ hit: { met: expect.any(Boolean) }, miss: { met: expect.any(Boolean) } });
-      expect(r['apiserverDryRunCreate'].lookups).toEqual({ hit: 3, miss: 3 });
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const { code, result } = await runBench<Record<string, any>>(['--admission', '--small']);
+    expect(code).toBe(0);
+    type Scenario = { requests: number; latencyMs: { n: number; errors: number; p99: number }; lookups: { hit: number; miss: number }; checkCalls: { forRequestImages: number }; answers: { allowed: number; denied: number } };
+    const r = result as Record<string, any>;
+    expect(Object.keys(r)).toEqual(expect.arrayContaining(['setup', 'binding', 'anchoreRoundTrip', 'hit', 'miss', 'goals', 'apiserverDryRunCreate']));
+    const hit = r['hit'] as Scenario;
+    const miss = r['miss'] as Scenario;
+    expect(hit.requests).toBe(30);
+    expect(hit.latencyMs).toMatchObject({ n: 30, errors: 0, p99: expect.any(Number) });
+    expect(hit.lookups).toEqual({ hit: 30, miss: 0 });
+    expect(hit.checkCalls.forRequestImages).toBe(0);
+    expect(miss.latencyMs).toMatchObject({ n: 30, errors: 0, p99: expect.any(Number) });
+    expect(miss.lookups).toEqual({ hit: 0, miss: 30 });
+    expect(miss.checkCalls.forRequestImages).toBe(30);
+    // One miss image in ten fails the policy under a deny binding.
+    expect(miss.answers).toEqual({ allowed: 27, denied: 3, errors: 0 });
+    expect(r['anchoreRoundTrip'].latencyMs).toMatchObject({ n: 20, errors: 0 });
+    expect(r['goals']).toMatchObject({ hit: { met: expect.any(Boolean) }, miss: { met: expect.any(Boolean) } });
+    expect(r['apiserverDryRunCreate'].lookups).toEqual({ hit: 3, miss: 3 });
   }, 600_000);
 });
