@@ -18,7 +18,7 @@ import { BREAKGLASS_ANNOTATION, type BindingInfo } from '../crds/types.ts';
 import type { ResolvedImage } from '../discovery/container-image.ts';
 import { compileGlobs } from '../discovery/glob.ts';
 import type { EventRecorder, NamespaceInfo, ObjectRef, Store } from '../kube/cluster.port.ts';
-import { type CompiledBinding, compileBinding } from '../model/binding-spec.ts';
+import { type CompiledBinding, bindingRef, checkVerdict, compileBinding } from '../model/binding-spec.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { OperatorMetrics } from '../telemetry/metrics.ts';
@@ -78,6 +78,11 @@ export class AdmissionValidator {
   readonly #log: Logger;
   /** Accounts admission judged in: their policy lists are kept fresh, so a miss costs one call, not two. */
   readonly #accounts = new Set<string>();
+  /**
+   * Each binding's compiled spec, per cached object: the informer replaces the object on every change, so an entry
+   * lives exactly as long as the version it was compiled from (no glob or selector compiling per request).
+   */
+  readonly #compiled = new WeakMap<BindingInfo, ReturnType<typeof compileBinding>>();
   #timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(o: AdmissionValidatorOptions) {
@@ -152,8 +157,10 @@ export class AdmissionValidator {
       const seen = new Set<string>();
       for (const c of containers) {
         const r = this.#o.scope.resolveImage({ name: c.name, kind: c.kind, image: c.image });
-        if (r.kind !== 'image' || !compiled.covers(r.image) || seen.has(r.image.tag + (r.image.digest ?? ''))) continue;
-        seen.add(r.image.tag + (r.image.digest ?? ''));
+        if (r.kind !== 'image' || !compiled.covers(r.image)) continue;
+        const id = `${r.image.tag}@${r.image.digest ?? ''}`;
+        if (seen.has(id)) continue;
+        seen.add(id);
         covered.push({ binding, compiled, account, image: r.image });
       }
     }
@@ -171,7 +178,7 @@ export class AdmissionValidator {
       if (j.lookup === 'miss') anyMiss = true;
       if (j.lookup !== 'none') this.#o.metrics.admissionLookups.inc({ result: j.lookup });
       const b = c.binding;
-      const from = `${b.kind === 'ClusterAnchorePolicyBinding' ? 'ClusterAnchorePolicyBinding' : `AnchorePolicyBinding ${b.namespace}/`}${b.kind === 'ClusterAnchorePolicyBinding' ? ` ${b.name}` : b.name}`;
+      const from = b.namespace === undefined ? `${b.kind} ${b.name}` : `${b.kind} ${b.namespace}/${b.name}`;
       let failing: string | undefined;
       if (j.verdict === 'fail') {
         failing = `image ${c.image.tag} fails Anchore policy ${j.policy ?? '(active)'} in account ${c.account}: ${j.detail}`;
@@ -221,7 +228,8 @@ export class AdmissionValidator {
       for (const b of store.list()) {
         if (b.spec.suspend || (b.namespace !== undefined && b.namespace !== w.namespace) || !this.#o.owns(b)) continue;
         // A binding whose spec does not compile is Stalled with its reason; it cannot judge anything.
-        const c = compileBinding(b, labels);
+        let c = this.#compiled.get(b);
+        if (!c) this.#compiled.set(b, (c = compileBinding(b, labels)));
         if (!c.ok || !c.value.selects({ namespace: w.namespace, labels: w.podLabels })) continue;
         out.push({ binding: b, compiled: c.value });
       }
@@ -323,9 +331,7 @@ export class AdmissionValidator {
 }
 
 function fromCheck(c: PolicyCheck, failOn: 'stop' | 'warn'): Omit<Judgement, 'lookup'> {
-  let verdict: ImageVerdict = 'pass';
-  if (c.final_action === 'stop' || c.status === 'fail') verdict = 'fail';
-  else if (c.final_action === 'warn') verdict = failOn === 'warn' ? 'fail' : 'warn';
+  const verdict: ImageVerdict = checkVerdict(c, failOn);
   const findings = c.findings.length ? `; ${c.findings.slice(0, 3).map((f) => `${f.gate}/${f.trigger}: ${f.message}`).join('; ')}` : '';
   return { verdict, detail: `final action ${c.final_action} (${c.final_action_reason || 'policy_evaluation'}), ${c.number_of_findings} finding(s)${findings}` };
 }
@@ -358,12 +364,6 @@ function unjudged(r: { ok: false; timeout: boolean; error?: unknown }): Omit<Jud
     return { verdict: 'unjudged', reason: 'not_analyzed', detail: `Anchore holds no evaluation of it (not added or not analysed yet): ${err.message}`.slice(0, 300) };
   }
   return { verdict: 'unjudged', reason: 'anchore_unavailable', detail: `Anchore could not be asked: ${errorMessage(err)}`.slice(0, 300) };
-}
-
-function bindingRef(b: BindingInfo): ObjectRef {
-  const ref: ObjectRef = { apiVersion: 'anchore.io/v1alpha1', kind: b.kind, name: b.name, uid: b.uid };
-  if (b.namespace) ref.namespace = b.namespace;
-  return ref;
 }
 
 /** What an Event about the reviewed object names: itself once named, else its controller, else its namespace. */

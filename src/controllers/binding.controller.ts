@@ -3,7 +3,7 @@ import { AnchoreError } from '../anchore/errors.ts';
 import type { BindingImageResult, BindingInfo, BindingStatus, ImageResult } from '../crds/types.ts';
 import { CONDITION, INSTALL_ANNOTATION, REASON } from '../crds/types.ts';
 import type { ResolvedImage } from '../discovery/container-image.ts';
-import { type CompiledBinding, DEFAULT_REEVALUATE_MS, compileBinding } from '../model/binding-spec.ts';
+import { type CompiledBinding, DEFAULT_REEVALUATE_MS, bindingRef, checkVerdict, compileBinding } from '../model/binding-spec.ts';
 import {
   type BindingStatusWriter,
   type ClusterStores,
@@ -63,7 +63,6 @@ interface Group {
 
 type Compiled = CompiledBinding;
 
-const DEFAULT_INTERVAL_MS = DEFAULT_REEVALUATE_MS;
 const MAX_WORKLOADS_PER_RESULT = 10;
 /** More workloads than this newly failing in one evaluation: also one aggregate Event on the binding. */
 const AGGREGATE_EVENTS_ABOVE = 10;
@@ -336,9 +335,7 @@ export class BindingController {
         }
         const policy = policies.get(g.account) as PolicyRecord;
         const check = await this.#o.cache.check(g.account, policy.policy_id, entry.digest, g.image.tag, maxAgeMs);
-        let result: ImageResult = 'pass';
-        if (check.final_action === 'stop' || check.status === 'fail') result = 'fail';
-        else if (check.final_action === 'warn') result = compiled.failOn === 'warn' ? 'fail' : 'warn';
+        const result: ImageResult = checkVerdict(check, compiled.failOn);
         const out: BindingImageResult = { ...base, result, finalAction: check.final_action, reason: check.final_action_reason || 'policy_evaluation', findings: check.number_of_findings };
         if (check.findings.length) out.topFindings = check.findings.slice(0, 5).map((f) => ({ gate: f.gate, trigger: f.trigger, action: f.action, message: f.message.slice(0, 512) }));
         return out;
@@ -612,7 +609,7 @@ export class BindingController {
   }
 
   async #poll(): Promise<void> {
-    let maxInterval = DEFAULT_INTERVAL_MS;
+    let maxInterval = DEFAULT_REEVALUATE_MS;
     for (const b of [...this.#o.bindings.list(), ...this.#o.clusterBindings.list()]) {
       const ms = b.spec.reevaluateInterval ? parseDuration(b.spec.reevaluateInterval) : undefined;
       if (ms && ms > maxInterval) maxInterval = ms;
@@ -636,12 +633,6 @@ export class BindingController {
       }
     }
   }
-}
-
-function bindingRef(b: BindingInfo): ObjectRef {
-  const ref: ObjectRef = { apiVersion: 'anchore.io/v1alpha1', kind: b.kind, name: b.name, uid: b.uid };
-  if (b.namespace) ref.namespace = b.namespace;
-  return ref;
 }
 
 function previouslyFailing(status: BindingStatus): Set<string> {

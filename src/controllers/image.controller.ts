@@ -120,20 +120,26 @@ export class ImageController {
     return this.running.digestOfTag(account, tag) ?? this.#tagIndex.get(`${account}|${tag}`);
   }
 
-  /** Whether Anchore's image list of the account was read (the catalog and tag index describe it). */
-  accountLoaded(account: string): boolean {
-    return this.#accountsLoaded.has(account);
-  }
-
   /**
    * An image someone else registered (the admission webhook): recorded so that registering it when it runs is not a
    * second add. Kept only if the account's list is loaded (otherwise the list will name it).
    */
   noteRegistered(account: string, image: AnchoreImage): void {
-    if (!this.#accountsLoaded.has(account)) return;
-    const k = digestKey(account, image.image_digest);
-    if (!this.#catalog.has(k)) this.#catalog.set(k, { digest: image.image_digest, analysis: image.analysis_status, polls: 0, tags: new Set(image.full_tags) });
-    for (const t of image.full_tags) this.#tagIndex.set(`${account}|${t}`, image.image_digest);
+    if (this.#accountsLoaded.has(account)) this.#learn(account, image);
+  }
+
+  /** Records an image Anchore holds: in the catalog (under its digest and its manifest list's) and the tag index. */
+  #learn(account: string, i: AnchoreImage): void {
+    const entry = (): CatalogEntry => ({ digest: i.image_digest, analysis: i.analysis_status, polls: 0, tags: new Set(i.full_tags) });
+    const k = digestKey(account, i.image_digest);
+    if (!this.#catalog.has(k)) this.#catalog.set(k, entry());
+    // A multi-arch image is stored under its platform digest; the kubelet reports the manifest list's digest,
+    // which Anchore keeps as parent_digest. Both name the same image.
+    if (i.parent_digest && i.parent_digest !== i.image_digest) {
+      const pk = digestKey(account, i.parent_digest);
+      if (!this.#catalog.has(pk)) this.#catalog.set(pk, entry());
+    }
+    for (const t of i.full_tags) this.#tagIndex.set(`${account}|${t}`, i.image_digest);
   }
 
   /**
@@ -356,18 +362,7 @@ export class ImageController {
     let p = this.#accountsLoaded.get(account);
     if (!p) {
       p = this.#o.anchore.listImages(account).then((images) => {
-        for (const i of images) {
-          const entry = (): CatalogEntry => ({ digest: i.image_digest, analysis: i.analysis_status, polls: 0, tags: new Set(i.full_tags) });
-          const k = digestKey(account, i.image_digest);
-          if (!this.#catalog.has(k)) this.#catalog.set(k, entry());
-          // A multi-arch image is stored under its platform digest; the kubelet reports the manifest list's digest,
-          // which Anchore keeps as parent_digest. Both name the same image.
-          if (i.parent_digest && i.parent_digest !== i.image_digest) {
-            const pk = digestKey(account, i.parent_digest);
-            if (!this.#catalog.has(pk)) this.#catalog.set(pk, entry());
-          }
-          for (const t of i.full_tags) this.#tagIndex.set(`${account}|${t}`, i.image_digest);
-        }
+        for (const i of images) this.#learn(account, i);
         this.#o.missingAccounts?.present(account);
         this.#log.info({ account, images: images.length }, 'learned the images Anchore already holds');
       });

@@ -101,7 +101,8 @@ export class RunningImages {
     if (!set) return undefined;
     let last: string | undefined;
     for (const k of set) last = k;
-    return last === undefined ? undefined : this.#images.get(last)?.image.digest ?? last.slice(last.indexOf('|') + 1);
+    // Only keys of images known by digest are indexed, and an image leaves the index with its last tag.
+    return last === undefined ? undefined : this.#images.get(last)?.image.digest;
   }
 
   get(key: string): RunningImage | undefined {

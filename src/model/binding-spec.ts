@@ -2,8 +2,11 @@
  * A binding's spec compiled once into the predicates both the binding controller and the admission webhook use: which
  * pods it selects (namespace + podSelector), which images it covers (include/exclude globs), and how it judges them.
  */
+import type { PolicyCheck } from '../anchore/anchore.port.ts';
 import type { BindingInfo, Enforcement, AdmissionFailurePolicy } from '../crds/types.ts';
+import { API_VERSION } from '../crds/schema.ts';
 import { REASON } from '../crds/types.ts';
+import type { ObjectRef } from '../kube/cluster.port.ts';
 import type { ResolvedImage } from '../discovery/container-image.ts';
 import { compileGlobs } from '../discovery/glob.ts';
 import { compileImageExclusions } from '../discovery/image-filter.ts';
@@ -68,4 +71,18 @@ export function compileBinding(b: BindingInfo, namespaceLabels: (ns: string) => 
       covers: (img) => (include.length === 0 || inc.value(img.tag) || inc.value(img.repository)) && !exc.value(img),
     },
   };
+}
+
+/** An image's verdict from Anchore's check: stop (or status fail) fails; warn fails only with failOn warn. */
+export function checkVerdict(check: Pick<PolicyCheck, 'final_action' | 'status'>, failOn: 'stop' | 'warn'): 'pass' | 'warn' | 'fail' {
+  if (check.final_action === 'stop' || check.status === 'fail') return 'fail';
+  if (check.final_action === 'warn') return failOn === 'warn' ? 'fail' : 'warn';
+  return 'pass';
+}
+
+/** The binding as the object an Event is about. */
+export function bindingRef(b: BindingInfo): ObjectRef {
+  const ref: ObjectRef = { apiVersion: API_VERSION, kind: b.kind, name: b.name, uid: b.uid };
+  if (b.namespace) ref.namespace = b.namespace;
+  return ref;
 }
