@@ -41,7 +41,7 @@ import {
   webhookConfiguration,
 } from './support/admission.ts';
 import { type KubeConnection, connectionFromKubeconfig, countRunning, createNamespace, deleteNamespaces, deploymentBody, digestOf, parallel, podBody, req, waitFor } from './support/kube.ts';
-import { OperatorProcess, ROOT, imageNodeFlags } from './support/operator.ts';
+import { OperatorProcess, ROOT, imageNodeFlags, waitForQuiet } from './support/operator.ts';
 import { markdownTable } from './support/stats.ts';
 
 const say = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
@@ -209,13 +209,7 @@ export async function runAdmissionBench(argv: string[]): Promise<void> {
     }, 300_000, 250, () => JSON.stringify(summary ?? {}));
     results['binding'] = { evaluatedSeconds: round2((Date.now() - t) / 1000), summary };
     // Quiet before measuring: no Anchore call for 2 s and the operator's queues empty.
-    let lastCount = -1;
-    await waitFor('operator idle and Anchore quiet', async () => {
-      const n = sim.requests().length;
-      const quiet = n === lastCount;
-      lastCount = n;
-      return quiet && (await op!.metricSum('anchore_operator_workqueue_depth', 'state="ready"')) === 0;
-    }, 300_000, 2000);
+    await waitForQuiet(op, () => sim.requests().length, 'operator idle and Anchore quiet', 300_000, 2000);
 
     // "One Anchore round trip": a fixed latency on every GET …/check, as a remote Anchore would have.
     sim.setFaults([{ method: 'GET', path: /\/check$/, latencyMs: o.checkLatencyMs }]);

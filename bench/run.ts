@@ -35,7 +35,7 @@ import {
   waitFor,
   watchRunning,
 } from './support/kube.ts';
-import { OperatorProcess, ROOT, imageNodeFlags } from './support/operator.ts';
+import { OperatorProcess, ROOT, imageNodeFlags, waitForQuiet } from './support/operator.ts';
 import { ReportCollector } from './support/reports.ts';
 import { type Percentiles, markdownTable, median, percentiles } from './support/stats.ts';
 
@@ -240,13 +240,7 @@ async function main(): Promise<void> {
     // --- 5. Steady state: RSS, CPU, status writes, Anchore calls over a quiet window — after the first-time work
     // (vulnerability reads of every new image) is done.
     if (!o.skip.has('steady')) {
-    let lastCount = -1;
-    await waitFor('work queues idle and Anchore quiet', async () => {
-      const n = sim.requests().length;
-      const quiet = n === lastCount;
-      lastCount = n;
-      return quiet && (await op!.metricSum('anchore_operator_workqueue_depth', 'state="ready"')) === 0;
-    }, 600_000, 3000);
+    await waitForQuiet(op, () => sim.requests().length, 'work queues idle and Anchore quiet', 600_000, 3000);
     await new Promise((r) => setTimeout(r, 5_000));
     const b0 = await getBinding();
     const writes0 = await op.metricSum('anchore_operator_reconcile_total', 'controller="binding-status"', 'result="written"');

@@ -5,6 +5,7 @@ import { createWriteStream, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePorts } from '../../test/cluster/local-cluster.ts';
+import { waitFor } from './kube.ts';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -112,4 +113,18 @@ export class OperatorProcess {
     clearTimeout(t);
     return code;
   }
+}
+
+/**
+ * Waits until the operator is idle before a measurement: no new Anchore request between two looks `intervalMs` apart
+ * (`anchoreRequests` counts them, e.g. the simulator's log) and no work queue holding a ready key.
+ */
+export async function waitForQuiet(op: OperatorProcess, anchoreRequests: () => number, what: string, timeoutMs: number, intervalMs: number): Promise<void> {
+  let lastCount = -1;
+  await waitFor(what, async () => {
+    const n = anchoreRequests();
+    const quiet = n === lastCount;
+    lastCount = n;
+    return quiet && (await op.metricSum('anchore_operator_workqueue_depth', 'state="ready"')) === 0;
+  }, timeoutMs, intervalMs);
 }
