@@ -24,6 +24,27 @@ module.exports = {
       to: { path: '^src/(anchore/.*\\.http\\.ts|kube/(?!.*\\.port\\.ts).*)$' },
     },
     {
+      name: 'controllers-never-import-controllers',
+      comment: 'A controller reaches shared state through src/model/ (ports and the image model), never through another controller.',
+      severity: 'error',
+      from: { path: '^src/controllers/', pathNot: '\\.test\\.ts$' },
+      to: { path: '^src/controllers/.+\\.controller\\.ts$' },
+    },
+    {
+      name: 'only-the-composition-root-knows-controllers',
+      comment: 'Admission, telemetry, the model and kube adapters use ports; only src/operator.ts wires controllers together.',
+      severity: 'error',
+      from: { path: '^src/', pathNot: ['^src/(controllers/|operator\\.ts$)', '\\.test\\.ts$'] },
+      to: { path: '^src/controllers/' },
+    },
+    {
+      name: 'model-is-pure',
+      comment: 'src/model/ is the shared domain model: no controllers, no Kubernetes or Anchore implementations (ports only).',
+      severity: 'error',
+      from: { path: '^src/model/' },
+      to: { path: '^src/(controllers|admission|telemetry/(?!logger|metrics)|anchore/.*\\.http|kube/(?!.*\\.port\\.ts))' },
+    },
+    {
       name: 'runtime-is-kind-agnostic',
       comment: 'src/runtime/ is generic machinery: no controllers, no Anchore.',
       severity: 'error',

@@ -1,9 +1,9 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { type AnchoreSimulator, startSimulator } from '../../test/anchore-sim/index.ts';
 import { AnchoreHttpClient } from '../anchore/anchore.http.ts';
-import { EvaluationCache } from '../controllers/evaluation-cache.ts';
+import { EvaluationCache } from '../model/evaluation-cache.ts';
 import { ImageController } from '../controllers/image.controller.ts';
-import { Scope } from '../controllers/scope.ts';
+import { Scope } from '../model/scope.ts';
 import type { BindingInfo, BindingSpec, BindingStatus } from '../crds/types.ts';
 import type { EventRecorder, ObjectRef } from '../kube/cluster.port.ts';
 import { createLogger } from '../telemetry/logger.ts';

@@ -10,10 +10,10 @@
 import type { AnchoreApi, PolicyCheck } from '../anchore/anchore.port.ts';
 import { AnchoreError } from '../anchore/errors.ts';
 import type { AdmissionConfig } from '../config.ts';
-import type { EvaluationCache } from '../controllers/evaluation-cache.ts';
-import type { ImageController } from '../controllers/image.controller.ts';
-import { imageKey } from '../controllers/running-images.ts';
-import type { Scope } from '../controllers/scope.ts';
+import type { EvaluationCache } from '../model/evaluation-cache.ts';
+import { imageKey } from '../model/image-keys.ts';
+import type { ImageRegistry } from '../model/images.port.ts';
+import type { Scope } from '../model/scope.ts';
 import { BREAKGLASS_ANNOTATION, type BindingInfo } from '../crds/types.ts';
 import type { ResolvedImage } from '../discovery/container-image.ts';
 import { compileGlobs } from '../discovery/glob.ts';
@@ -45,7 +45,7 @@ export interface AdmissionValidatorOptions {
   scope: Scope;
   /** Whether this install owns the binding (the binding controller's rule: namespace scope, cluster-binding owner). */
   owns(b: BindingInfo): boolean;
-  images: Pick<ImageController, 'digestForTag' | 'catalog' | 'noteRegistered'>;
+  images: Pick<ImageRegistry, 'digestForTag' | 'catalog' | 'noteRegistered'>;
   cache: EvaluationCache;
   anchore: Pick<AnchoreApi, 'addImage' | 'getImage'>;
   events: EventRecorder;

@@ -21,11 +21,12 @@ import { type HandleResult, WorkQueue } from '../runtime/workqueue.ts';
 import { type Logger, nextReconcileId } from '../telemetry/logger.ts';
 import type { OperatorMetrics } from '../telemetry/metrics.ts';
 import { boundResults, conditionsFor, mergeConditions, sameStatus, summarize } from './binding-status.ts';
-import type { EvaluationCache } from './evaluation-cache.ts';
-import type { ImageController } from './image.controller.ts';
-import { MISSING_ACCOUNT_RECHECK_MS, type MissingAccounts } from './missing-accounts.ts';
-import { type ImageUse, imageKey } from './running-images.ts';
-import type { Scope } from './scope.ts';
+import type { EvaluationCache } from '../model/evaluation-cache.ts';
+import type { ImageRegistry } from '../model/images.port.ts';
+import { MISSING_ACCOUNT_RECHECK_MS, type MissingAccounts } from '../model/missing-accounts.ts';
+import { imageKey } from '../model/image-keys.ts';
+import type { ImageUse } from '../model/running-images.ts';
+import type { Scope } from '../model/scope.ts';
 import { SLICE, yieldToLoop } from '../runtime/cooperative.ts';
 import { formatTimestamp, parseDuration } from '../runtime/time.ts';
 
@@ -35,7 +36,7 @@ export interface BindingControllerOptions {
   bindings: Store<BindingInfo>;
   clusterBindings: Store<BindingInfo>;
   scope: Scope;
-  images: ImageController;
+  images: ImageRegistry;
   cache: EvaluationCache;
   anchore: AnchoreApi;
   writer: BindingStatusWriter;

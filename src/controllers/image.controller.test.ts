@@ -5,7 +5,7 @@ import { createLogger } from '../telemetry/logger.ts';
 import { OperatorMetrics } from '../telemetry/metrics.ts';
 import { aContainer, aNamespace, aPod, hex64, memoryStores, type MemoryStores } from '../testing/factories.ts';
 import { ImageController } from './image.controller.ts';
-import { Scope } from './scope.ts';
+import { Scope } from '../model/scope.ts';
 
 const log = createLogger({ level: 'silent', pretty: false });
 const d = (s: string): string => `sha256:${hex64(s)}`;

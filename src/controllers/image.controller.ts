@@ -1,4 +1,4 @@
-import type { AnalysisStatus, AnchoreApi, AnchoreImage } from '../anchore/anchore.port.ts';
+import type { AnchoreApi, AnchoreImage } from '../anchore/anchore.port.ts';
 import { AnchoreError } from '../anchore/errors.ts';
 import { type ClusterStores, type PodInfo, resolveWorkload, workloadKey } from '../kube/cluster.port.ts';
 import { type BackoffPolicy, backoffDelay } from '../runtime/backoff.ts';
@@ -6,23 +6,12 @@ import { WaitError, errorMessage } from '../runtime/errors.ts';
 import { WorkQueue } from '../runtime/workqueue.ts';
 import { type Logger, nextReconcileId } from '../telemetry/logger.ts';
 import { METRIC, type OperatorMetrics } from '../telemetry/metrics.ts';
-import { type ImageUse, type RunningImage, RunningImages, digestKey, imageKey } from './running-images.ts';
-import { MISSING_ACCOUNT_RECHECK_MS, type MissingAccounts } from './missing-accounts.ts';
-import type { Scope } from './scope.ts';
-
-/** What the operator knows Anchore holds for one image key. */
-export interface CatalogEntry {
-  digest: string;
-  analysis: AnalysisStatus | 'unknown';
-  /** Polls since the last status change, for the poll backoff. */
-  polls: number;
-  /** Tags Anchore holds for this digest (its policy mappings are per tag: every running tag is added). */
-  tags: Set<string>;
-  /** When the next analysis poll is due (pod churn must not bring it forward). */
-  nextPollAt?: number;
-  /** Someone saw Anchore answer 404 for this image: read it again, and register it again if it is gone. */
-  verify?: boolean;
-}
+import { type CatalogEntry, FINAL_ANALYSIS, ImageCatalog } from '../model/image-catalog.ts';
+import { imageKey } from '../model/image-keys.ts';
+import type { ImageRegistry } from '../model/images.port.ts';
+import { MISSING_ACCOUNT_RECHECK_MS, type MissingAccounts } from '../model/missing-accounts.ts';
+import type { ImageUse, RunningImage } from '../model/running-images.ts';
+import type { Scope } from '../model/scope.ts';
 
 export interface ImageControllerOptions {
   stores: ClusterStores;
@@ -39,8 +28,6 @@ export interface ImageControllerOptions {
   onAnalysisFinal?: (key: string, entry: CatalogEntry) => void;
 }
 
-const FINAL: ReadonlySet<string> = new Set(['analyzed', 'analysis_failed']);
-
 /**
  * Registers every running image with Anchore exactly once and follows its analysis to a final state.
  *
@@ -48,23 +35,18 @@ const FINAL: ReadonlySet<string> = new Set(['analyzed', 'analysis_failed']);
  * running set and what Anchore is known to hold. Before the first registration in an account, one list call learns
  * what Anchore already has, so a restart adds nothing that is already there.
  */
-export class ImageController {
-  readonly running = new RunningImages();
+export class ImageController implements ImageRegistry {
   readonly queue: WorkQueue<string>;
+  /** The shared image model this controller keeps current. */
+  readonly model = new ImageCatalog();
+  readonly running = this.model.running;
   readonly #o: ImageControllerOptions;
-  readonly #catalog = new Map<string, CatalogEntry>();
-  /** Tag → digest per account, from Anchore's list (to find images that were added by tag). */
-  readonly #tagIndex = new Map<string, string>();
   readonly #accountsLoaded = new Map<string, Promise<void>>();
   readonly #firstSeen = new Map<string, number>();
-  /** Keys found deleted from Anchore, until registered and analysed again. */
-  readonly #vanished = new Set<string>();
   readonly #pollBackoff: BackoffPolicy;
   readonly #log: Logger;
   readonly #finalListeners: Array<(key: string, entry: CatalogEntry) => void> = [];
   readonly #vanishedListeners: Array<(key: string) => void> = [];
-  /** Each running pod's resolved image uses (for per-workload metrics without re-resolving at scrape time). */
-  readonly #podUses = new Map<string, ImageUse[]>();
 
   constructor(o: ImageControllerOptions) {
     this.#o = o;
@@ -92,7 +74,7 @@ export class ImageController {
       delete: (ns) => this.#namespaceChanged(ns.name),
     });
     o.metrics.stateGauge(METRIC.images, 'Running images known to the operator, by account and analysis status', ['account', 'analysis_status'], () =>
-      this.#countByStatus(),
+      this.model.countByStatus(),
     );
   }
 
@@ -104,12 +86,7 @@ export class ImageController {
 
   /** Anchore's state of an image key, if known. */
   catalog(key: string): CatalogEntry | undefined {
-    const entry = this.#catalog.get(key);
-    if (entry || !key.includes('|tag:')) return entry;
-    // A tag-only key (no digest known) that Anchore listed: what the image reconcile will adopt.
-    const bar = key.indexOf('|tag:');
-    const digest = this.#tagIndex.get(`${key.slice(0, bar)}|${key.slice(bar + 5)}`);
-    return digest ? this.#catalog.get(digestKey(key.slice(0, bar), digest)) : undefined;
+    return this.model.lookup(key);
   }
 
   /**
@@ -117,7 +94,7 @@ export class ImageController {
    * listed for it (admission resolves tag-only pod specs with it).
    */
   digestForTag(account: string, tag: string): string | undefined {
-    return this.running.digestOfTag(account, tag) ?? this.#tagIndex.get(`${account}|${tag}`);
+    return this.model.digestForTag(account, tag);
   }
 
   /**
@@ -125,21 +102,7 @@ export class ImageController {
    * second add. Kept only if the account's list is loaded (otherwise the list will name it).
    */
   noteRegistered(account: string, image: AnchoreImage): void {
-    if (this.#accountsLoaded.has(account)) this.#learn(account, image);
-  }
-
-  /** Records an image Anchore holds: in the catalog (under its digest and its manifest list's) and the tag index. */
-  #learn(account: string, i: AnchoreImage): void {
-    const entry = (): CatalogEntry => ({ digest: i.image_digest, analysis: i.analysis_status, polls: 0, tags: new Set(i.full_tags) });
-    const k = digestKey(account, i.image_digest);
-    if (!this.#catalog.has(k)) this.#catalog.set(k, entry());
-    // A multi-arch image is stored under its platform digest; the kubelet reports the manifest list's digest,
-    // which Anchore keeps as parent_digest. Both name the same image.
-    if (i.parent_digest && i.parent_digest !== i.image_digest) {
-      const pk = digestKey(account, i.parent_digest);
-      if (!this.#catalog.has(pk)) this.#catalog.set(pk, entry());
-    }
-    for (const t of i.full_tags) this.#tagIndex.set(`${account}|${t}`, i.image_digest);
+    if (this.#accountsLoaded.has(account)) this.model.learn(account, image);
   }
 
   /**
@@ -172,23 +135,12 @@ export class ImageController {
 
   #podChanged(key: string, pod: PodInfo | undefined): void {
     const uses = pod ? this.usesOf(pod) : undefined;
-    if (uses?.length) this.#podUses.set(key, uses);
-    else this.#podUses.delete(key);
+    this.model.setPodUses(key, uses);
     this.demand(key, uses);
   }
 
-  /** Top-level workloads with the image keys their running pods use. */
   workloadImages(): Map<string, { workload: ImageUse['workload']; keys: Set<string> }> {
-    const out = new Map<string, { workload: ImageUse['workload']; keys: Set<string> }>();
-    for (const uses of this.#podUses.values()) {
-      for (const u of uses) {
-        const wk = workloadKey(u.workload);
-        let w = out.get(wk);
-        if (!w) out.set(wk, (w = { workload: u.workload, keys: new Set() }));
-        w.keys.add(u.key);
-      }
-    }
-    return out;
+    return this.model.workloadImages();
   }
 
   /**
@@ -199,7 +151,7 @@ export class ImageController {
     const started = this.running.setSource(source, uses);
     const now = Date.now();
     for (const k of started) {
-      const entry = this.#catalog.get(k);
+      const entry = this.model.entry(k);
       if (!this.#firstSeen.has(k) && !entry) this.#firstSeen.set(k, now);
       // A poll is already scheduled and every running tag is registered: another pod running the image changes
       // nothing, so it must not bring the poll forward (pod churn would otherwise poll Anchore hundreds of times).
@@ -223,7 +175,7 @@ export class ImageController {
    * holds it, register it again. True when the image is one the operator follows.
    */
   recheck(key: string): boolean {
-    const entry = this.#catalog.get(key);
+    const entry = this.model.entry(key);
     if (!entry || !this.running.get(key)) return false;
     if (!entry.verify) {
       entry.verify = true;
@@ -257,12 +209,12 @@ export class ImageController {
   async #reconcile(key: string, img: RunningImage): Promise<void> {
     const log = this.#log.child({ account: img.account, image: img.image.tag, reconcileId: nextReconcileId() });
     await this.#loadAccount(img.account);
-    let entry = this.#catalog.get(key) ?? this.#fromTagIndex(key, img.account, img.image.tag);
+    let entry = this.model.entry(key) ?? this.model.adoptListedTag(key);
     const added = !entry;
     if (!entry) {
       const res = await this.#add(img, img.image);
       entry = { digest: res.image_digest, analysis: res.analysis_status, polls: 0, tags: new Set([img.image.tag]) };
-      this.#catalog.set(key, entry);
+      this.model.registered(key, entry);
       this.#o.metrics.imagesRegistered.inc({ account: img.account });
       const seen = this.#firstSeen.get(key);
       if (seen !== undefined) this.#o.metrics.registrationLatency.observe((Date.now() - seen) / 1000);
@@ -276,7 +228,7 @@ export class ImageController {
       entry.tags.add(tag);
       log.info({ digest: entry.digest, tag }, 'image registered with Anchore under another running tag');
     }
-    if (FINAL.has(entry.analysis) && !entry.verify) return this.#final(key, entry);
+    if (FINAL_ANALYSIS.has(entry.analysis) && !entry.verify) return this.#final(key, entry);
     if (added) throw this.#waitForAnalysis(key, entry);
     if (entry.nextPollAt !== undefined && entry.nextPollAt - Date.now() > 50 && !entry.verify) {
       // Woken before the poll is due (an image re-entering the running set): keep the backoff.
@@ -288,10 +240,7 @@ export class ImageController {
     } catch (err) {
       if (err instanceof AnchoreError && err.kind === 'not-found') {
         // Deleted from Anchore behind our back: register it again (bindings say so meanwhile).
-        this.#catalog.delete(key);
-        this.#catalog.delete(digestKey(img.account, entry.digest));
-        for (const t of entry.tags) if (this.#tagIndex.get(`${img.account}|${t}`) === entry.digest) this.#tagIndex.delete(`${img.account}|${t}`);
-        this.#vanished.add(key);
+        this.model.vanished(key, img.account, entry);
         log.warn({ digest: entry.digest }, 'Anchore no longer holds the image; registering it again');
         for (const l of this.#vanishedListeners) l(key);
         throw new WaitError('ImageVanished', `image ${entry.digest} is no longer in Anchore; re-adding`, 0);
@@ -303,13 +252,13 @@ export class ImageController {
       entry.analysis = fresh.analysis_status;
       entry.polls = 0;
     }
-    if (FINAL.has(entry.analysis)) return this.#final(key, entry);
+    if (FINAL_ANALYSIS.has(entry.analysis)) return this.#final(key, entry);
     throw this.#waitForAnalysis(key, entry);
   }
 
   /** Whether the image was found deleted from Anchore and is being registered again. */
   reRegistering(key: string): boolean {
-    return this.#vanished.has(key);
+    return this.model.reRegistering(key);
   }
 
   #add(img: RunningImage, image: RunningImage['image']): Promise<AnchoreImage> {
@@ -331,7 +280,7 @@ export class ImageController {
 
   #final(key: string, entry: CatalogEntry): void {
     delete entry.nextPollAt;
-    this.#vanished.delete(key);
+    this.model.settled(key);
     if (entry.analysis === 'analysis_failed') this.#log.warn({ key, digest: entry.digest }, 'Anchore failed to analyse the image');
     this.#o.onAnalysisFinal?.(key, entry);
     for (const l of this.#finalListeners) l(key, entry);
@@ -347,22 +296,12 @@ export class ImageController {
     this.#finalListeners.push(listener);
   }
 
-  #fromTagIndex(key: string, account: string, tag: string): CatalogEntry | undefined {
-    if (!key.includes('|tag:')) return undefined;
-    const digest = this.#tagIndex.get(`${account}|${tag}`);
-    if (!digest) return undefined;
-    const known = this.#catalog.get(digestKey(account, digest));
-    const entry: CatalogEntry = { digest, analysis: known?.analysis ?? 'unknown', polls: 0, tags: new Set([tag]) };
-    this.#catalog.set(key, entry);
-    return entry;
-  }
-
   /** One list call per account, shared by all concurrent reconciles; retried (by the queue) if it fails. */
   #loadAccount(account: string): Promise<void> {
     let p = this.#accountsLoaded.get(account);
     if (!p) {
       p = this.#o.anchore.listImages(account).then((images) => {
-        for (const i of images) this.#learn(account, i);
+        for (const i of images) this.model.learn(account, i);
         this.#o.missingAccounts?.present(account);
         this.#log.info({ account, images: images.length }, 'learned the images Anchore already holds');
       });
@@ -372,18 +311,5 @@ export class ImageController {
       });
     }
     return p;
-  }
-
-  *#countByStatus(): Iterable<[{ account: string; analysis_status: string }, number]> {
-    const counts = new Map<string, number>();
-    for (const img of this.running.values()) {
-      const status = this.#catalog.get(img.key)?.analysis ?? 'not_registered';
-      const k = `${img.account}\u0000${status}`;
-      counts.set(k, (counts.get(k) ?? 0) + 1);
-    }
-    for (const [k, n] of counts) {
-      const [account, analysis_status] = k.split('\u0000') as [string, string];
-      yield [{ account, analysis_status }, n];
-    }
   }
 }

@@ -3,7 +3,7 @@ import { formatTimestamp } from '../runtime/time.ts';
 import { AnchoreError } from '../anchore/errors.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import type { InventoryStatus } from './inventory.controller.ts';
+import type { InventoryStatus } from '../model/inventory-status.ts';
 
 export interface IntegrationOptions {
   anchore: AnchoreApi;

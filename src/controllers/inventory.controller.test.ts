@@ -6,8 +6,8 @@ import { aContainer, aNamespace, aPod, hex64, memoryStores } from '../testing/fa
 import { AnchoreError } from '../anchore/errors.ts';
 import { buildHealthReport } from './integration.controller.ts';
 import { InventoryController } from './inventory.controller.ts';
-import { MissingAccounts } from './missing-accounts.ts';
-import { Scope } from './scope.ts';
+import { MissingAccounts } from '../model/missing-accounts.ts';
+import { Scope } from '../model/scope.ts';
 
 const log = createLogger({ level: 'silent', pretty: false });
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -7,8 +7,9 @@ import { type HandleResult, WorkQueue } from '../runtime/workqueue.ts';
 import { type Logger, nextReconcileId } from '../telemetry/logger.ts';
 import type { OperatorMetrics } from '../telemetry/metrics.ts';
 import { buildInventory } from './inventory.ts';
-import { MissingAccounts } from './missing-accounts.ts';
-import type { Scope } from './scope.ts';
+import type { InventoryBatchOutcome, InventoryStatus } from '../model/inventory-status.ts';
+import { MissingAccounts } from '../model/missing-accounts.ts';
+import type { Scope } from '../model/scope.ts';
 
 export interface InventoryOptions {
   stores: ClusterStores;
@@ -23,30 +24,6 @@ export interface InventoryOptions {
   metrics: OperatorMetrics;
   /** Shared record of accounts Anchore says do not exist; one is made here when not given. */
   missingAccounts?: MissingAccounts;
-}
-
-/** One batch of the last report, as the integration health report lists it. */
-export interface InventoryBatchOutcome {
-  /** 1-based, as the spec and k8s-inventory count. */
-  index: number;
-  sentAt: Date;
-  /** Why the batch did not arrive in its account (absent: it did). */
-  error?: string;
-}
-
-/** Per-account outcome of the last report, for health reports and status. */
-export interface InventoryStatus {
-  account: string;
-  lastAttempt?: Date;
-  lastSuccess?: Date;
-  /** How many batches the last report was split into (0: never attempted). */
-  batchCount: number;
-  /** Every batch of the last report that was sent, in order. */
-  batches: InventoryBatchOutcome[];
-  /** 1-based index of the last batch Anchore accepted; -1 if none. */
-  lastSuccessfulIndex: number;
-  /** Set while `account` does not exist in Anchore and its inventory goes to this (default) account instead. */
-  sentToAccount?: string;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { aContainer, aNamespace, aNode, aPod, hex64, memoryStores } from '../testing/factories.ts';
 import { buildInventory } from './inventory.ts';
-import { Scope } from './scope.ts';
+import { Scope } from '../model/scope.ts';
 
 const digest = (s: string): string => `sha256:${hex64(s)}`;
 

@@ -1,6 +1,6 @@
 import type { KubernetesInventory } from '../anchore/anchore.port.ts';
 import type { ClusterStores, NodeInfo, PodInfo } from '../kube/cluster.port.ts';
-import type { Scope } from './scope.ts';
+import type { Scope } from '../model/scope.ts';
 import { SLICE, yieldToLoop } from '../runtime/cooperative.ts';
 import { formatTimestamp } from '../runtime/time.ts';
 

@@ -13,7 +13,7 @@ import type {
 } from '../../../src/anchore/anchore.port.ts';
 import { buildHealthReport, IntegrationController } from '../../../src/controllers/integration.controller.ts';
 import { buildInventory } from '../../../src/controllers/inventory.ts';
-import { Scope } from '../../../src/controllers/scope.ts';
+import { Scope } from '../../../src/model/scope.ts';
 import { createLogger } from '../../../src/telemetry/logger.ts';
 import { aContainer, aNamespace, aNode, aPod, hex64, memoryStores } from '../../../src/testing/factories.ts';
 import { healthReportConsistency } from './operations.ts';

@@ -1,6 +1,6 @@
 import type { ResolvedImage } from '../discovery/container-image.ts';
 import type { WorkloadRef } from '../kube/cluster.port.ts';
-import { intern } from '../runtime/intern.ts';
+import { tagKey } from './image-keys.ts';
 
 /** One image, in one account, as the cluster runs it. */
 export interface ImageUse {
@@ -23,15 +23,6 @@ export interface RunningImage {
    * policy mappings are per tag, so each running tag is registered and evaluated.
    */
   tags: Map<string, { image: ResolvedImage; sources: number }>;
-}
-
-export function imageKey(account: string, image: Pick<ResolvedImage, 'digest' | 'tag'>): string {
-  return image.digest ? digestKey(account, image.digest) : intern(`${account}|tag:${image.tag}`);
-}
-
-/** The key of an image known by its digest (what Anchore lists), interned: the same string as its `imageKey`. */
-export function digestKey(account: string, digest: string): string {
-  return intern(`${account}|${digest}`);
 }
 
 /**
@@ -67,7 +58,7 @@ export class RunningImages {
         img.tags.set(u.image.tag, { image: u.image, sources: 1 });
         started.add(u.key);
         if (u.image.digest) {
-          const tk = `${u.account}|${u.image.tag}`;
+          const tk = tagKey(u.account, u.image.tag);
           let set = this.#byTag.get(tk);
           if (!set) this.#byTag.set(tk, (set = new Set()));
           set.add(u.key);
@@ -82,7 +73,7 @@ export class RunningImages {
       const t = img?.tags.get(id.slice(sep + 1));
       if (!img || !t || --t.sources > 0) continue;
       img.tags.delete(id.slice(sep + 1));
-      const tk = `${img.account}|${id.slice(sep + 1)}`;
+      const tk = tagKey(img.account, id.slice(sep + 1));
       const set = this.#byTag.get(tk);
       if (set?.delete(key) && set.size === 0) this.#byTag.delete(tk);
       if (img.tags.size === 0) this.#images.delete(key);
@@ -97,7 +88,7 @@ export class RunningImages {
    * still run), the most recently started one: what a new pod pulling the tag most likely gets.
    */
   digestOfTag(account: string, tag: string): string | undefined {
-    const set = this.#byTag.get(`${account}|${tag}`);
+    const set = this.#byTag.get(tagKey(account, tag));
     if (!set) return undefined;
     let last: string | undefined;
     for (const k of set) last = k;

@@ -1,16 +1,31 @@
 import { SEVERITIES } from '../anchore/anchore.port.ts';
 import type { BindingInfo } from '../crds/types.ts';
-import type { Store } from '../kube/cluster.port.ts';
-import { METRIC, type OperatorMetrics } from '../telemetry/metrics.ts';
-import type { BindingController } from './binding.controller.ts';
-import type { ImageController } from './image.controller.ts';
-import type { VulnerabilityController } from './vulnerability.controller.ts';
+import type { Store, WorkloadRef } from '../kube/cluster.port.ts';
+import type { ImageRegistry } from '../model/images.port.ts';
+import type { VulnerabilitySummary } from '../model/vulnerability-summary.ts';
+import { METRIC, type OperatorMetrics } from './metrics.ts';
+
+/** What the findings gauges read of the binding controller's state. */
+export interface BindingFindings {
+  /** Whether this install evaluates the binding (another install exports its own). */
+  owns(b: BindingInfo): boolean;
+  /** Failing images per workload, per binding key, from the last evaluation. */
+  readonly failuresByWorkload: ReadonlyMap<string, ReadonlyMap<string, { workload: WorkloadRef; failed: number }>>;
+  /** Last complete evaluation time (ms) per binding key. */
+  readonly lastEvaluated: ReadonlyMap<string, number>;
+}
+
+/** What the findings gauges read of the vulnerability counts. */
+export interface VulnerabilityFindings {
+  get(key: string): VulnerabilitySummary | undefined;
+  entries(): Iterable<[string, VulnerabilitySummary]>;
+}
 
 export interface FindingsSources {
   metrics: OperatorMetrics;
-  images: ImageController;
-  vulnerabilities: VulnerabilityController;
-  bindings: BindingController;
+  images: Pick<ImageRegistry, 'running' | 'workloadImages'>;
+  vulnerabilities: VulnerabilityFindings;
+  bindings: BindingFindings;
   bindingStores: Array<Store<BindingInfo>>;
   queues: Array<{ name: string; depth: number; delayedCount: number }>;
   /** Per-CVE series (off by default: cardinality). */

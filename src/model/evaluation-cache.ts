@@ -1,6 +1,6 @@
 import type { AnchoreApi, PolicyCheck, PolicyRecord } from '../anchore/anchore.port.ts';
 import { Semaphore } from '../runtime/limits.ts';
-import { digestKey } from './running-images.ts';
+import { digestKey } from './image-keys.ts';
 import { type CveFilter, type VulnerabilitySummary, summariseVulnerabilities } from './vulnerability-summary.ts';
 
 /** Findings kept per evaluation: the status shows the top ones; the count says how many there were. */

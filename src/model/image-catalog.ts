@@ -1,0 +1,139 @@
+import type { AnalysisStatus, AnchoreImage } from '../anchore/anchore.port.ts';
+import { type WorkloadRef, workloadKey } from '../kube/cluster.port.ts';
+import { digestKey, parseImageKey, tagKey } from './image-keys.ts';
+import { type ImageUse, RunningImages } from './running-images.ts';
+
+/** What the operator knows Anchore holds for one image key. */
+export interface CatalogEntry {
+  digest: string;
+  analysis: AnalysisStatus | 'unknown';
+  /** Polls since the last status change, for the poll backoff. */
+  polls: number;
+  /** Tags Anchore holds for this digest (its policy mappings are per tag: every running tag is added). */
+  tags: Set<string>;
+  /** When the next analysis poll is due (pod churn must not bring it forward). */
+  nextPollAt?: number;
+  /** Someone saw Anchore answer 404 for this image: read it again, and register it again if it is gone. */
+  verify?: boolean;
+}
+
+export const FINAL_ANALYSIS: ReadonlySet<string> = new Set(['analyzed', 'analysis_failed']);
+
+/**
+ * The shared image model: the images that run (and which pods and workloads run them) and what Anchore holds for
+ * them. The image controller writes it; bindings, vulnerability counts, findings metrics and admission read it through
+ * the `ImageRegistry` port. No I/O here.
+ */
+export class ImageCatalog {
+  readonly running = new RunningImages();
+  readonly #entries = new Map<string, CatalogEntry>();
+  /** Tag key → digest, from Anchore's list (to find images that were added by tag). */
+  readonly #tagIndex = new Map<string, string>();
+  /** Keys found deleted from Anchore, until registered and analysed again. */
+  readonly #vanished = new Set<string>();
+  /** Each running pod's resolved image uses (per-workload metrics without re-resolving at scrape time). */
+  readonly #podUses = new Map<string, ImageUse[]>();
+
+  /** The entry filed under exactly this key. */
+  entry(key: string): CatalogEntry | undefined {
+    return this.#entries.get(key);
+  }
+
+  /** Anchore's state of an image key, if known; a tag-only key also finds what Anchore listed under the tag. */
+  lookup(key: string): CatalogEntry | undefined {
+    const entry = this.#entries.get(key);
+    if (entry) return entry;
+    const k = parseImageKey(key);
+    if (k.tag === undefined) return undefined;
+    const digest = this.#tagIndex.get(tagKey(k.account, k.tag));
+    return digest ? this.#entries.get(digestKey(k.account, digest)) : undefined;
+  }
+
+  /** Files a tag-only key under the digest Anchore listed for its tag (what registering it would find), if any. */
+  adoptListedTag(key: string): CatalogEntry | undefined {
+    const k = parseImageKey(key);
+    if (k.tag === undefined) return undefined;
+    const digest = this.#tagIndex.get(tagKey(k.account, k.tag));
+    if (!digest) return undefined;
+    const known = this.#entries.get(digestKey(k.account, digest));
+    const entry: CatalogEntry = { digest, analysis: known?.analysis ?? 'unknown', polls: 0, tags: new Set([k.tag]) };
+    this.#entries.set(key, entry);
+    return entry;
+  }
+
+  /** Records an image Anchore holds: under its digest and its manifest list's, and in the tag index. */
+  learn(account: string, i: AnchoreImage): void {
+    const entry = (): CatalogEntry => ({ digest: i.image_digest, analysis: i.analysis_status, polls: 0, tags: new Set(i.full_tags) });
+    const k = digestKey(account, i.image_digest);
+    if (!this.#entries.has(k)) this.#entries.set(k, entry());
+    // A multi-arch image is stored under its platform digest; the kubelet reports the manifest list's digest,
+    // which Anchore keeps as parent_digest. Both name the same image.
+    if (i.parent_digest && i.parent_digest !== i.image_digest) {
+      const pk = digestKey(account, i.parent_digest);
+      if (!this.#entries.has(pk)) this.#entries.set(pk, entry());
+    }
+    for (const t of i.full_tags) this.#tagIndex.set(tagKey(account, t), i.image_digest);
+  }
+
+  /** Records the image the operator just registered under a key. */
+  registered(key: string, entry: CatalogEntry): void {
+    this.#entries.set(key, entry);
+  }
+
+  /** Anchore no longer holds the image: forget what it held, and say so until it is registered and analysed again. */
+  vanished(key: string, account: string, entry: CatalogEntry): void {
+    this.#entries.delete(key);
+    this.#entries.delete(digestKey(account, entry.digest));
+    for (const t of entry.tags) if (this.#tagIndex.get(tagKey(account, t)) === entry.digest) this.#tagIndex.delete(tagKey(account, t));
+    this.#vanished.add(key);
+  }
+
+  /** The image reached a final analysis state again. */
+  settled(key: string): void {
+    this.#vanished.delete(key);
+  }
+
+  /** Whether the image was found deleted from Anchore and is being registered again. */
+  reRegistering(key: string): boolean {
+    return this.#vanished.has(key);
+  }
+
+  /** The registry digest of a tag in an account: what pods run under it, else what Anchore listed for it. */
+  digestForTag(account: string, tag: string): string | undefined {
+    return this.running.digestOfTag(account, tag) ?? this.#tagIndex.get(tagKey(account, tag));
+  }
+
+  /** Sets the images a running pod uses (none: it stopped). */
+  setPodUses(podKey: string, uses: ImageUse[] | undefined): void {
+    if (uses?.length) this.#podUses.set(podKey, uses);
+    else this.#podUses.delete(podKey);
+  }
+
+  /** Top-level workloads with the image keys their running pods use. */
+  workloadImages(): Map<string, { workload: WorkloadRef; keys: Set<string> }> {
+    const out = new Map<string, { workload: WorkloadRef; keys: Set<string> }>();
+    for (const uses of this.#podUses.values()) {
+      for (const u of uses) {
+        const wk = workloadKey(u.workload);
+        let w = out.get(wk);
+        if (!w) out.set(wk, (w = { workload: u.workload, keys: new Set() }));
+        w.keys.add(u.key);
+      }
+    }
+    return out;
+  }
+
+  /** Running images by account and analysis status (not_registered: Anchore does not hold it yet). */
+  *countByStatus(): Iterable<[{ account: string; analysis_status: string }, number]> {
+    const counts = new Map<string, number>();
+    for (const img of this.running.values()) {
+      const status = this.#entries.get(img.key)?.analysis ?? 'not_registered';
+      const k = `${img.account}\u0000${status}`;
+      counts.set(k, (counts.get(k) ?? 0) + 1);
+    }
+    for (const [k, n] of counts) {
+      const [account, analysis_status] = k.split('\u0000') as [string, string];
+      yield [{ account, analysis_status }, n];
+    }
+  }
+}
