@@ -14,7 +14,7 @@ import type { EvaluationCache } from '../model/evaluation-cache.ts';
 import { imageKey } from '../model/image-keys.ts';
 import type { ImageRegistry } from '../model/images.port.ts';
 import type { Scope } from '../model/scope.ts';
-import { BREAKGLASS_ANNOTATION, type BindingInfo } from '../crds/types.ts';
+import { BREAKGLASS_ANNOTATION, type BindingInfo, EVENT_REASON } from '../crds/types.ts';
 import type { ResolvedImage } from '../discovery/container-image.ts';
 import { compileGlobs } from '../discovery/glob.ts';
 import type { EventRecorder, NamespaceInfo, ObjectRef, Store } from '../kube/cluster.port.ts';
@@ -144,7 +144,7 @@ export class AdmissionValidator {
       const why = breakglass.trim() || '(no reason given)';
       this.#log.warn({ namespace, kind, name: w.name, user: req.userInfo?.username, reason: why, dryRun }, 'admission breakglass used: images not checked');
       if (!dryRun) {
-        this.#o.events.event(subjectRef(w), 'Warning', 'AdmissionBreakglass', 'Admit', `${kind} ${namespace}/${w.name} admitted without an Anchore policy check by the ${BREAKGLASS_ANNOTATION} annotation (user ${req.userInfo?.username ?? 'unknown'}): ${why}`.slice(0, 1024));
+        this.#o.events.event(subjectRef(w), 'Warning', EVENT_REASON.breakglass, 'Admit', `${kind} ${namespace}/${w.name} admitted without an Anchore policy check by the ${BREAKGLASS_ANNOTATION} annotation (user ${req.userInfo?.username ?? 'unknown'}): ${why}`.slice(0, 1024));
       }
       return done('breakglass', 'none', { allowed: true, warnings: [`anchore-operator: ${BREAKGLASS_ANNOTATION} is set (${why}); images were not checked and this use is audited`] });
     }
@@ -196,7 +196,7 @@ export class AdmissionValidator {
       if (c.compiled.enforcement === 'deny') denials.push(line);
       else if (c.compiled.enforcement === 'warn') warnings.push(`anchore-operator: ${line}`);
       if (!dryRun) {
-        const reason = c.compiled.enforcement === 'deny' ? 'AdmissionDenied' : c.compiled.enforcement === 'warn' ? 'AdmissionWarned' : 'AdmissionAudit';
+        const reason = c.compiled.enforcement === 'deny' ? EVENT_REASON.admissionDenied : c.compiled.enforcement === 'warn' ? EVENT_REASON.admissionWarned : EVENT_REASON.admissionAudit;
         const outcome = c.compiled.enforcement === 'deny' ? 'rejected' : 'admitted';
         this.#o.events.event(bindingRef(b), 'Warning', reason, 'Admit', `${kind} ${namespace}/${w.name} ${outcome}: ${failing}`.slice(0, 1024), subjectRef(w));
       }

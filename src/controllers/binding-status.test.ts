@@ -1,6 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import type { BindingImageResult } from '../crds/types.ts';
-import { MAX_RESULTS, boundResults, conditionsFor, mergeConditions, sameStatus, summarize } from './binding-status.ts';
+import { MAX_RESULTS, PENDING_RECHECK_MS, boundResults, conditionsFor, mergeConditions, sameStatus, summarize, summarizeBinding } from './binding-status.ts';
+import { StallError, WaitError } from '../runtime/errors.ts';
+import { aBinding } from '../testing/factories.ts';
 import { parseDuration } from '../runtime/time.ts';
 
 const r = (image: string, result: BindingImageResult['result'], extra: Partial<BindingImageResult> = {}): BindingImageResult => ({ image, result, ...extra });
@@ -62,5 +64,72 @@ describe('binding status', () => {
     ['1d', undefined],
   ])('when the duration is %s, then it parses to %s ms', (s, ms) => {
     expect(parseDuration(s)).toBe(ms);
+  });
+});
+
+describe('binding summarize step', () => {
+  const now = new Date('2026-12-07T10:00:00Z');
+  const earlier = { observedGeneration: 1, summary: { workloads: 1, images: 1, passed: 1, failed: 0, warned: 0, pending: 0, errors: 0 }, results: [r('a', 'pass')], conditions: [{ type: 'Ready', status: 'True' as const, reason: 'Evaluated', message: 'ok', lastTransitionTime: '2026-12-01T00:00:00Z' }] };
+  const policies = new Map([['admin', { policy_id: 'p1', name: 'Strict', active: true }]]);
+  const evaluated = (results: BindingImageResult[], extra: { unavailable?: string; mode?: 'evaluate' | 'analyze' } = {}) =>
+    ({ kind: 'evaluated', compiled: { mode: extra.mode ?? 'evaluate', intervalMs: 600_000 }, results, workloads: 2, accounts: new Set(['admin']), policies, ...(extra.unavailable ? { unavailable: extra.unavailable } : {}) }) as const;
+  const cond = (s: { conditions?: Array<{ type: string }> }, type: string) => s.conditions?.find((c) => c.type === type);
+
+  it('when every image passes, then Ready and Compliant are True, the policy and account are named and it looks again after the interval', () => {
+    const { status, requeueMs } = summarizeBinding(aBinding('b', 'shop', {}, earlier), evaluated([r('a', 'pass'), r('b', 'pass')]), now);
+    expect(cond(status, 'Ready')).toMatchObject({ status: 'True', reason: 'Evaluated', message: '2 image(s) in 2 workload(s): 2 passed, 0 failed, 0 warned, 0 pending, 0 errors', lastTransitionTime: '2026-12-01T00:00:00Z' });
+    expect(cond(status, 'Compliant')).toMatchObject({ status: 'True', reason: 'PolicyPassed' });
+    expect(status).toMatchObject({ observedGeneration: 1, policy: { id: 'p1', name: 'Strict', active: true }, account: 'admin', lastEvaluationTime: '2026-12-07T10:00:00Z' });
+    expect(requeueMs).toBe(600_000);
+  });
+
+  it('when an image fails, then Compliant is False with PolicyFailed naming the policy', () => {
+    const { status } = summarizeBinding(aBinding('b', 'shop', { policyId: 'p1' }), evaluated([r('a', 'fail'), r('b', 'pass')]), now);
+    expect(cond(status, 'Compliant')).toMatchObject({ status: 'False', reason: 'PolicyFailed', message: '1 image(s) fail policy Strict' });
+    expect(status.policy?.active).toBe(false);
+  });
+
+  it('when images wait for analysis, then Ready is False with Reconciling, and it looks again soon', () => {
+    const { status, requeueMs } = summarizeBinding(aBinding('b', 'shop'), evaluated([r('a', 'pending', { reason: 'AnalysisPending' })]), now);
+    expect(cond(status, 'Reconciling')).toMatchObject({ status: 'True', reason: 'AnalysisPending' });
+    expect(cond(status, 'Compliant')).toBeUndefined();
+    expect(requeueMs).toBe(PENDING_RECHECK_MS);
+  });
+
+  it('when nothing matches, then Ready says NoMatchingImages and Compliant is Unknown', () => {
+    const { status } = summarizeBinding(aBinding('b', 'shop'), evaluated([]), now);
+    expect(cond(status, 'Ready')).toMatchObject({ status: 'True', reason: 'NoMatchingImages' });
+    expect(cond(status, 'Compliant')).toMatchObject({ status: 'Unknown', reason: 'NoMatchingImages' });
+  });
+
+  it('when Anchore was unavailable, then the binding is retrying with the results it has', () => {
+    const { status, requeueMs } = summarizeBinding(aBinding('b', 'shop'), evaluated([r('a', 'pass')], { unavailable: 'HTTP 503' }), now);
+    expect(cond(status, 'Ready')).toMatchObject({ status: 'False', reason: 'AnchoreUnavailable' });
+    expect(status.results).toHaveLength(1);
+    expect(requeueMs).toBe(10_000);
+  });
+
+  it('when a step stalled or waits, then the earlier results stay and only the conditions say why', () => {
+    const b = aBinding('b', 'shop', {}, earlier);
+    const stalled = summarizeBinding(b, { kind: 'problem', error: new StallError('PolicyNotFound', 'no policy', 15_000) }, now);
+    expect(stalled.status.results).toEqual(earlier.results);
+    expect(cond(stalled.status, 'Stalled')).toMatchObject({ status: 'True', reason: 'PolicyNotFound', message: 'no policy' });
+    expect(cond(stalled.status, 'Ready')).toMatchObject({ status: 'False', lastTransitionTime: '2026-12-07T10:00:00Z' });
+    expect(stalled.requeueMs).toBeUndefined();
+    const waiting = summarizeBinding(b, { kind: 'problem', error: new WaitError('AnchoreUnavailable', 'down', 10_000) }, now);
+    expect(cond(waiting.status, 'Reconciling')).toMatchObject({ status: 'True', reason: 'AnchoreUnavailable' });
+    expect(cond(waiting.status, 'Stalled')).toBeUndefined();
+  });
+
+  it('when the binding is suspended, then Ready says Suspended and the results are kept', () => {
+    const { status } = summarizeBinding(aBinding('b', 'shop', { suspend: true }, earlier), { kind: 'suspended' }, now);
+    expect(cond(status, 'Ready')).toMatchObject({ status: 'True', reason: 'Suspended' });
+    expect(status.summary).toEqual(earlier.summary);
+  });
+
+  it('when analyze mode finishes, then Ready says Analyzed and there is no Compliant condition', () => {
+    const { status } = summarizeBinding(aBinding('b', 'shop', { mode: 'analyze' }), evaluated([r('a', 'pass')], { mode: 'analyze' }), now);
+    expect(cond(status, 'Ready')).toMatchObject({ reason: 'Analyzed' });
+    expect(cond(status, 'Compliant')).toBeUndefined();
   });
 });

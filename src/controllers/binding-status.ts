@@ -1,6 +1,97 @@
-import type { BindingImageResult, BindingStatus, BindingSummary, Condition } from '../crds/types.ts';
-import { CONDITION } from '../crds/types.ts';
+import type { PolicyRecord } from '../anchore/anchore.port.ts';
+import type { BindingImageResult, BindingInfo, BindingStatus, BindingSummary, Condition } from '../crds/types.ts';
+import { CONDITION, REASON } from '../crds/types.ts';
+import type { CompiledBinding } from '../model/binding-spec.ts';
+import { StallError, type WaitError } from '../runtime/errors.ts';
 import { formatTimestamp } from '../runtime/time.ts';
+import { ANCHORE_RETRY_MS } from './binding-policy.ts';
+
+/** How soon a binding with images waiting for analysis (or re-registration) is looked at again. */
+export const PENDING_RECHECK_MS = 15_000;
+
+/** How a binding reconcile ended, for the one status write at its end. */
+export type BindingOutcome =
+  | { kind: 'suspended' }
+  /** A step could not go on: WaitError (retrying) or StallError (needs a change), with the reason Ready shows. */
+  | { kind: 'problem'; error: WaitError | StallError }
+  | {
+      kind: 'evaluated';
+      compiled: Pick<CompiledBinding, 'mode' | 'intervalMs'>;
+      results: BindingImageResult[];
+      /** Distinct workloads running the selected images. */
+      workloads: number;
+      accounts: ReadonlySet<string>;
+      policies: ReadonlyMap<string, PolicyRecord>;
+      /** Anchore was unavailable for some image. */
+      unavailable?: string;
+    };
+
+/**
+ * The summarize step: the whole status a reconcile ends with, from its outcome (kstatus conditions, summary, bounded
+ * results), and when to look again. A problem or a suspension keeps the last results; only the conditions say why.
+ */
+export function summarizeBinding(b: BindingInfo, outcome: BindingOutcome, now: Date): { status: BindingStatus; requeueMs?: number } {
+  const withConditions = (desired: DesiredCondition[]): BindingStatus => ({
+    ...b.status,
+    observedGeneration: b.generation,
+    conditions: mergeConditions(b.status.conditions, desired, b.generation, now),
+  });
+  if (outcome.kind === 'suspended') {
+    return { status: withConditions(conditionsFor({ kind: 'done', reason: REASON.suspended, message: 'Evaluation is suspended (spec.suspend); the results shown are from before.' })) };
+  }
+  if (outcome.kind === 'problem') {
+    const e = outcome.error;
+    return { status: withConditions(conditionsFor({ kind: e instanceof StallError ? 'stalled' : 'retrying', reason: e.reason, message: e.message })) };
+  }
+  const { compiled, results, accounts, policies, unavailable } = outcome;
+  const s = summarize(results, outcome.workloads);
+  const policy = [...policies.values()][0];
+  const counts = `${s.images} image(s) in ${s.workloads} workload(s): ${s.passed} passed, ${s.failed} failed, ${s.warned} warned, ${s.pending} pending, ${s.errors} errors`;
+  let condition: Parameters<typeof conditionsFor>[0];
+  let requeueMs = compiled.intervalMs;
+  if (unavailable) {
+    condition = { kind: 'retrying', reason: REASON.anchoreUnavailable, message: `Anchore is unavailable; showing the last known results. ${unavailable}` };
+    requeueMs = ANCHORE_RETRY_MS;
+  } else if (s.pending > 0) {
+    const gone = results.filter((r) => r.reason === REASON.imageNotInAnchore).length;
+    condition = gone
+      ? { kind: 'progressing', reason: REASON.imageNotInAnchore, message: `Anchore no longer holds ${gone} image(s); registering them again. ${counts}` }
+      : { kind: 'progressing', reason: REASON.analysisPending, message: `Waiting for Anchore to analyse ${s.pending} image(s). ${counts}` };
+    requeueMs = PENDING_RECHECK_MS;
+  } else {
+    const reason = s.images === 0 ? REASON.noImages : compiled.mode === 'analyze' ? REASON.analyzed : REASON.evaluated;
+    condition = {
+      kind: 'done',
+      reason,
+      message: s.images === 0 ? 'No running image matches this binding.' : counts,
+      ...(compiled.mode === 'evaluate'
+        ? {
+            compliant:
+              s.images === 0
+                ? { ok: undefined, reason: REASON.noImages, message: 'This binding selects no running image (check its selectors and images filter): nothing passes or fails' }
+                : s.failed > 0
+                  ? { ok: false, reason: REASON.policyFailed, message: `${s.failed} image(s) fail policy ${policy?.name ?? ''}`.trim() }
+                  : s.errors > 0
+                    ? { ok: false, reason: REASON.evaluationErrors, message: `${s.errors} image(s) could not be evaluated` }
+                    : { ok: true, reason: REASON.policyPassed, message: `All ${s.images} image(s) pass` },
+          }
+        : {}),
+    };
+  }
+  const bounded = boundResults(results);
+  const status: BindingStatus = {
+    observedGeneration: b.generation,
+    conditions: mergeConditions(b.status.conditions, conditionsFor(condition), b.generation, now),
+    summary: s,
+    lastEvaluationTime: formatTimestamp(now),
+    results: bounded.results,
+  };
+  if (bounded.truncated) status.truncated = true;
+  if (policy) status.policy = { id: policy.policy_id, name: policy.name, active: !b.spec.policyId };
+  if (accounts.size === 1) status.account = [...accounts][0] as string;
+  else if (b.spec.account) status.account = b.spec.account;
+  return { status, requeueMs };
+}
 
 /** Results kept in status, failing first. 100 results of ~600 bytes keep a binding far below etcd's 1.5 MiB. */
 export const MAX_RESULTS = 100;

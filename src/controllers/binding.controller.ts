@@ -1,35 +1,22 @@
-import type { AnchoreApi, PolicyRecord } from '../anchore/anchore.port.ts';
-import { AnchoreError } from '../anchore/errors.ts';
-import type { BindingImageResult, BindingInfo, BindingStatus, ImageResult } from '../crds/types.ts';
-import { CONDITION, INSTALL_ANNOTATION, REASON } from '../crds/types.ts';
-import type { ResolvedImage } from '../discovery/container-image.ts';
-import { type CompiledBinding, DEFAULT_REEVALUATE_MS, bindingRef, checkVerdict, compileBinding } from '../model/binding-spec.ts';
-import {
-  type BindingStatusWriter,
-  type ClusterStores,
-  type EventRecorder,
-  type ObjectRef,
-  type PodInfo,
-  type Store,
-  type WorkloadRef,
-  resolveWorkload,
-  workloadKey,
-  workloadObjectRef,
-} from '../kube/cluster.port.ts';
+import type { AnchoreApi } from '../anchore/anchore.port.ts';
+import type { BindingImageResult, BindingInfo, BindingStatus } from '../crds/types.ts';
+import { CONDITION, EVENT_REASON, INSTALL_ANNOTATION } from '../crds/types.ts';
+import { type BindingStatusWriter, type ClusterStores, type EventRecorder, type ObjectRef, type PodInfo, type Store, type WorkloadRef } from '../kube/cluster.port.ts';
+import { type CompiledBinding, DEFAULT_REEVALUATE_MS, bindingRef, compileBinding } from '../model/binding-spec.ts';
+import type { EvaluationCache } from '../model/evaluation-cache.ts';
+import type { ImageRegistry } from '../model/images.port.ts';
+import type { MissingAccounts } from '../model/missing-accounts.ts';
+import type { ImageUse } from '../model/running-images.ts';
+import type { Scope } from '../model/scope.ts';
 import { StallError, WaitError, errorMessage } from '../runtime/errors.ts';
+import { parseDuration } from '../runtime/time.ts';
 import { type HandleResult, WorkQueue } from '../runtime/workqueue.ts';
 import { type Logger, nextReconcileId } from '../telemetry/logger.ts';
 import type { OperatorMetrics } from '../telemetry/metrics.ts';
-import { boundResults, conditionsFor, mergeConditions, sameStatus, summarize } from './binding-status.ts';
-import type { EvaluationCache } from '../model/evaluation-cache.ts';
-import type { ImageRegistry } from '../model/images.port.ts';
-import { MISSING_ACCOUNT_RECHECK_MS, type MissingAccounts } from '../model/missing-accounts.ts';
-import { imageKey } from '../model/image-keys.ts';
-import type { ImageUse } from '../model/running-images.ts';
-import type { Scope } from '../model/scope.ts';
-import { SLICE, yieldToLoop } from '../runtime/cooperative.ts';
-import { formatTimestamp, parseDuration } from '../runtime/time.ts';
-
+import { evaluateImages } from './binding-evaluate.ts';
+import { type PolicyDeps, resolvePolicies, resolvePolicy } from './binding-policy.ts';
+import { type ImageGroup, type Selection, selectImages } from './binding-select.ts';
+import { type BindingOutcome, sameStatus, summarizeBinding } from './binding-status.ts';
 
 export interface BindingControllerOptions {
   stores: Pick<ClusterStores, 'pods' | 'namespaces' | 'replicaSets' | 'jobs'>;
@@ -52,36 +39,8 @@ export interface BindingControllerOptions {
   missingAccounts?: MissingAccounts;
 }
 
-interface Group {
-  key: string;
-  account: string;
-  /** The namespace of the first pod seen running it (whose routing chose the account, without spec.account). */
-  namespace: string;
-  image: ResolvedImage;
-  workloads: Map<string, ObjectRef | undefined>;
-  workloadRefs: Map<string, WorkloadRef>;
-}
-
-type Compiled = CompiledBinding;
-
-const MAX_WORKLOADS_PER_RESULT = 10;
 /** More workloads than this newly failing in one evaluation: also one aggregate Event on the binding. */
 const AGGREGATE_EVENTS_ABOVE = 10;
-/** How often a binding stalled on PolicyNotFound reads the account's policies again (one list call). */
-const POLICY_NOT_FOUND_RECHECK_MS = 15_000;
-
-/** Thrown by policy resolution: carries the condition reason and whether retrying later may help. */
-class BindingProblem extends Error {
-  readonly reason: string;
-  readonly kind: 'stalled' | 'retrying';
-  readonly retryMs: number;
-  constructor(kind: 'stalled' | 'retrying', reason: string, message: string, retryMs = 0) {
-    super(message);
-    this.kind = kind;
-    this.reason = reason;
-    this.retryMs = retryMs;
-  }
-}
 
 /**
  * Reconciles AnchorePolicyBindings and ClusterAnchorePolicyBindings, level-based: from the caches, the binding's
@@ -109,12 +68,14 @@ export class BindingController {
   readonly #foreign = new Set<string>();
   /** How long each binding's last reconcile took, for coalescing churn. */
   readonly #reconcileMs = new Map<string, number>();
+  readonly #policyDeps: PolicyDeps;
   #pollTimer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
 
   constructor(o: BindingControllerOptions) {
     this.#o = o;
     this.#log = o.log.child({ controller: 'binding' });
+    this.#policyDeps = { ...o, onActivePolicy: (account, id) => this.#activePolicy.set(account, id) };
     this.queue = new WorkQueue<string>({
       name: 'binding',
       concurrency: o.workers,
@@ -225,13 +186,6 @@ export class BindingController {
     else this.#imagesOf.delete(binding);
   }
 
-  /** Compiles a spec; invalid input is a StallError-worthy BindingProblem with a reason an admin can act on. */
-  #compile(b: BindingInfo): Compiled {
-    const c = compileBinding(b, (ns) => this.#o.stores.namespaces.get(ns)?.labels);
-    if (!c.ok) throw new BindingProblem('stalled', c.problem.reason, c.problem.message);
-    return c.value;
-  }
-
   async reconcile(key: string): Promise<HandleResult> {
     const started = performance.now();
     try {
@@ -241,6 +195,11 @@ export class BindingController {
     }
   }
 
+  /**
+   * One reconcile, in a fixed shape (as Flux's reconcilers): ownership, then the steps select → policy → evaluate,
+   * each of which may end it with a WaitError or StallError; then one summarize-and-patch of status, whatever the
+   * outcome; then Events, metrics state and the requeue.
+   */
   async #reconcile(key: string): Promise<HandleResult> {
     const b = this.#get(key);
     if (!b) {
@@ -259,290 +218,75 @@ export class BindingController {
     const now = new Date();
     const log = this.#log.child({ kind: b.kind, namespace: b.namespace, name: b.name, reconcileId: nextReconcileId() });
     log.debug({ generation: b.generation }, 'reconciling binding');
-    if (b.spec.suspend) {
-      const status: BindingStatus = {
-        ...b.status,
-        observedGeneration: b.generation,
-        conditions: mergeConditions(b.status.conditions, conditionsFor({ kind: 'done', reason: REASON.suspended, message: 'Evaluation is suspended (spec.suspend); the results shown are from before.' }), b.generation, now),
-      };
-      await this.#write(b, status);
-      return;
-    }
-    let compiled: Compiled;
+
+    let outcome: BindingOutcome;
+    let selection: Selection | undefined;
     try {
-      compiled = this.#compile(b);
+      ({ outcome, selection } = await this.#steps(b));
     } catch (err) {
-      if (err instanceof BindingProblem) return this.#problem(b, err, now);
-      throw err;
+      if (!(err instanceof WaitError || err instanceof StallError)) throw err;
+      outcome = { kind: 'problem', error: err };
     }
 
-    const groups = await this.#select(b, compiled);
-    this.#setImages(key, new Set([...groups.values()].map((g) => g.key)));
-    // Images evaluated in an account other than the routed one must be registered there too.
-    const demand: ImageUse[] = [];
-    for (const g of groups.values()) demand.push({ key: g.key, account: g.account, image: g.image, workload: { kind: 'Binding', name: b.name, namespace: b.namespace ?? '' } });
-    this.#o.images.demand(`binding:${key}`, demand);
-
-    const accounts = new Set([...groups.values()].map((g) => g.account));
-    const policies = new Map<string, PolicyRecord>();
-    try {
-      // What Anchore already holds must be known before judging: after a restart or failover an image missing from a
-      // catalog not loaded yet is not an image waiting for analysis, and saying so would rewrite every binding and
-      // re-announce every verdict (one shared list call per account).
-      for (const account of accounts) {
-        try {
-          await this.#o.images.ensureAccount(account);
-        } catch (err) {
-          throw this.#anchoreProblem(err, account, b.spec.account ? undefined : [...groups.values()].find((g) => g.account === account)?.namespace);
-        }
-      }
-      if (compiled.mode === 'evaluate') {
-        for (const account of accounts) policies.set(account, await this.#resolvePolicy(b, account, false, b.spec.account ? undefined : [...groups.values()].find((g) => g.account === account)?.namespace));
-      }
-    } catch (err) {
-      if (err instanceof BindingProblem) return this.#problem(b, err, now);
-      throw err;
-    }
-
-    const previous = new Map((b.status.results ?? []).map((r) => [`${r.image}@${r.digest ?? ''}`, r]));
-    const groupList = [...groups.values()];
-    // Kept until an evaluation completes: a forced re-evaluation that meets an unavailable Anchore is retried fresh,
-    // never satisfied later from the cached verdict it was meant to replace.
-    const fresh = this.#forceFresh.has(key);
-    const maxAgeMs = fresh ? 0 : compiled.intervalMs;
-    let unavailable: string | undefined;
-    /** Accounts whose policy Anchore answered 404 for during this evaluation (perhaps deleted). */
-    const policyGone = new Set<string>();
-    const evaluate = async (g: Group): Promise<BindingImageResult> => {
-      const base: BindingImageResult = { image: g.image.tag, result: 'pending', workloads: [...g.workloads.keys()].sort().slice(0, MAX_WORKLOADS_PER_RESULT) };
-      if (g.image.digest) base.digest = g.image.digest;
-      const entry = this.#o.images.catalog(g.key);
-      if (entry && !base.digest) base.digest = entry.digest;
-      if (!entry && this.#o.images.reRegistering(g.key)) return { ...base, reason: REASON.imageNotInAnchore, message: 'Anchore no longer holds this image; registering it again' };
-      if (!entry) return { ...base, reason: REASON.analysisPending, message: 'waiting for the image to be registered with Anchore' };
-      if (this.#o.images.reRegistering(g.key) && entry.analysis !== 'analyzed') return { ...base, reason: REASON.imageNotInAnchore, message: `Anchore no longer held this image; registered again, analysis ${entry.analysis}` };
-      if (entry.analysis === 'analysis_failed') return { ...base, result: 'error', reason: 'AnalysisFailed', message: 'Anchore failed to analyse this image' };
-      if (entry.analysis !== 'analyzed') return { ...base, reason: REASON.analysisPending, message: `analysis ${entry.analysis}` };
-      try {
-        if (compiled.mode === 'analyze') {
-          const summary = await this.#o.cache.vulnerabilities(g.account, entry.digest, maxAgeMs);
-          const counts: Record<string, number> = {};
-          let total = 0;
-          for (const [sev, n] of Object.entries(summary.bySeverity)) {
-            if (n > 0) counts[sev] = n;
-            total += n;
-          }
-          return { ...base, result: 'pass', reason: 'Analyzed', findings: total, vulnerabilities: counts };
-        }
-        const policy = policies.get(g.account) as PolicyRecord;
-        const check = await this.#o.cache.check(g.account, policy.policy_id, entry.digest, g.image.tag, maxAgeMs);
-        const result: ImageResult = checkVerdict(check, compiled.failOn);
-        const out: BindingImageResult = { ...base, result, finalAction: check.final_action, reason: check.final_action_reason || 'policy_evaluation', findings: check.number_of_findings };
-        if (check.findings.length) out.topFindings = check.findings.slice(0, 5).map((f) => ({ gate: f.gate, trigger: f.trigger, action: f.action, message: f.message.slice(0, 512) }));
-        return out;
-      } catch (err) {
-        if (err instanceof AnchoreError && err.kind === 'unavailable') {
-          unavailable = err.message;
-          // Old results stay visible while Anchore is away.
-          return previous.get(`${base.image}@${base.digest ?? ''}`) ?? { ...base, message: 'Anchore unavailable; not evaluated yet' };
-        }
-        if (err instanceof AnchoreError && err.kind === 'not-found') {
-          // A 404 names no culprit (the image, its analysis, the policy): the image is read again, the policy list too.
-          this.#o.images.recheck(g.key);
-          if (compiled.mode === 'evaluate') policyGone.add(g.account);
-          return { ...base, reason: REASON.analysisPending, message: 'Anchore has no evaluation for this image; checking that it still holds the image' };
-        }
-        return { ...base, result: 'error', reason: 'EvaluationError', message: errorMessage(err).slice(0, 512) };
-      }
-    };
-    // In slices, with the event loop free between them: thousands of cached results would otherwise be one long task
-    // that holds up everything else (image registration above all).
-    const results: BindingImageResult[] = [];
-    for (let i = 0; i < groupList.length; i += SLICE) {
-      if (i > 0) await yieldToLoop();
-      results.push(...(await Promise.all(groupList.slice(i, i + SLICE).map(evaluate))));
-    }
-
-    if (policyGone.size) {
-      try {
-        for (const account of policyGone) await this.#resolvePolicy(b, account, true);
-      } catch (err) {
-        if (err instanceof BindingProblem) return this.#problem(b, err, now);
-        throw err;
-      }
-    }
-
-    const workloads = new Set<string>();
-    for (const g of groups.values()) for (const w of g.workloads.keys()) workloads.add(w);
-    const summary = summarize(results, workloads.size);
-    const bounded = boundResults(results);
-    const policy = [...policies.values()][0];
-    const s = summary;
-    const counts = `${s.images} image(s) in ${s.workloads} workload(s): ${s.passed} passed, ${s.failed} failed, ${s.warned} warned, ${s.pending} pending, ${s.errors} errors`;
-    let outcome: Parameters<typeof conditionsFor>[0];
-    let requeueMs = compiled.intervalMs;
-    if (unavailable) {
-      outcome = { kind: 'retrying', reason: REASON.anchoreUnavailable, message: `Anchore is unavailable; showing the last known results. ${unavailable}` };
-      requeueMs = 10_000;
-    } else if (s.pending > 0) {
-      const gone = results.filter((r) => r.reason === REASON.imageNotInAnchore).length;
-      outcome = gone
-        ? { kind: 'progressing', reason: REASON.imageNotInAnchore, message: `Anchore no longer holds ${gone} image(s); registering them again. ${counts}` }
-        : { kind: 'progressing', reason: REASON.analysisPending, message: `Waiting for Anchore to analyse ${s.pending} image(s). ${counts}` };
-      requeueMs = 15_000;
-    } else {
-      const reason = s.images === 0 ? REASON.noImages : compiled.mode === 'analyze' ? REASON.analyzed : REASON.evaluated;
-      outcome = {
-        kind: 'done',
-        reason,
-        message: s.images === 0 ? 'No running image matches this binding.' : counts,
-        ...(compiled.mode === 'evaluate'
-          ? {
-              compliant:
-                s.images === 0
-                  ? { ok: undefined, reason: REASON.noImages, message: 'This binding selects no running image (check its selectors and images filter): nothing passes or fails' }
-                  : s.failed > 0
-                  ? { ok: false, reason: REASON.policyFailed, message: `${s.failed} image(s) fail policy ${policy?.name ?? ''}`.trim() }
-                  : s.errors > 0
-                    ? { ok: false, reason: REASON.evaluationErrors, message: `${s.errors} image(s) could not be evaluated` }
-                    : { ok: true, reason: REASON.policyPassed, message: `All ${s.images} image(s) pass` },
-            }
-          : {}),
-      };
-    }
-    const status: BindingStatus = {
-      observedGeneration: b.generation,
-      conditions: mergeConditions(b.status.conditions, conditionsFor(outcome), b.generation, now),
-      summary,
-      lastEvaluationTime: formatTimestamp(now),
-      results: bounded.results,
-    };
-    if (bounded.truncated) status.truncated = true;
-    if (policy) status.policy = { id: policy.policy_id, name: policy.name, active: !b.spec.policyId };
-    if (accounts.size === 1) status.account = [...accounts][0] as string;
-    else if (b.spec.account) status.account = b.spec.account;
+    const { status, requeueMs } = summarizeBinding(b, outcome, now);
     const written = await this.#write(b, status);
-    log.debug({ ...summary, written, requeueMs }, 'binding evaluated');
-    if (!unavailable) this.#forceFresh.delete(key);
-    if (!unavailable && s.pending === 0) this.lastEvaluated.set(key, now.getTime());
-    const failures = new Map<string, { workload: WorkloadRef; failed: number }>();
-    results.forEach((r, i) => {
-      if (r.result !== 'fail') return;
-      for (const [wk, w] of groupList[i]?.workloadRefs ?? []) {
-        const f = failures.get(wk) ?? { workload: w, failed: 0 };
-        f.failed++;
-        failures.set(wk, f);
-      }
-    });
-    this.failuresByWorkload.set(key, failures);
-    this.#emitEvents(b, status, groupList, results);
+
+    if (outcome.kind === 'problem') return this.#problem(b, outcome.error);
+    if (outcome.kind === 'suspended' || !selection) return;
+    log.debug({ ...status.summary, written, requeueMs }, 'binding evaluated');
+    if (!outcome.unavailable) this.#forceFresh.delete(key);
+    if (!outcome.unavailable && status.summary?.pending === 0) this.lastEvaluated.set(key, now.getTime());
+    this.failuresByWorkload.set(key, failuresByWorkload(selection.groups, outcome.results));
+    this.#emitEvents(b, status, selection.groups, outcome.results);
     return { requeueAfterMs: requeueMs };
   }
 
-  async #select(b: BindingInfo, c: Compiled): Promise<Map<string, Group>> {
-    const { stores, scope } = this.#o;
-    const groups = new Map<string, Group>();
-    let n = 0;
-    for (const pod of [...stores.pods.list()]) {
-      if (++n % SLICE === 0) await yieldToLoop();
-      if (b.namespace !== undefined && pod.namespace !== b.namespace) continue;
-      const ns = stores.namespaces.get(pod.namespace);
-      if (!scope.includesNamespace(ns) || !c.selects(pod)) continue;
-      const account = b.spec.account ?? scope.accountFor(ns, pod.namespace);
-      const workload = resolveWorkload(pod, stores);
-      const wk = workloadKey(workload);
-      for (const container of pod.containers) {
-        const r = scope.resolveRunning(container);
-        if (r.kind !== 'image' || !c.covers(r.image)) continue;
-        const key = imageKey(account, r.image);
-        // One group per tag of a digest: Anchore maps policies per tag, so each running tag is checked.
-        const gk = r.image.digest ? `${key}\u0000${r.image.tag}` : key;
-        let g = groups.get(gk);
-        if (!g) groups.set(gk, (g = { key, account, namespace: pod.namespace, image: r.image, workloads: new Map(), workloadRefs: new Map() }));
-        if (!g.workloads.has(wk)) {
-          g.workloads.set(wk, workloadObjectRef(workload));
-          g.workloadRefs.set(wk, workload);
-        }
-      }
-    }
-    return groups;
+  /** The ordered steps. Each throws WaitError/StallError when the binding cannot be evaluated now. */
+  async #steps(b: BindingInfo): Promise<{ outcome: BindingOutcome; selection?: Selection }> {
+    if (b.spec.suspend) return { outcome: { kind: 'suspended' } };
+    const compiled = this.#compile(b);
+    const selection = await selectImages(this.#o, b, compiled);
+    this.#follow(b, selection);
+    const fresh = this.#forceFresh.has(b.key);
+    const policies = await resolvePolicies(this.#policyDeps, b, compiled, selection, fresh);
+    // Kept until an evaluation completes: a forced re-evaluation that meets an unavailable Anchore is retried fresh,
+    // never satisfied later from the cached verdict it was meant to replace.
+    const evaluation = await evaluateImages(this.#o, b, compiled, selection.groups, policies, fresh ? 0 : compiled.intervalMs);
+    // A 404 during evaluation may mean the policy was deleted: read the list again, fresh (may stall the binding).
+    for (const account of evaluation.policyGone) await resolvePolicy(this.#policyDeps, b, account, true);
+    return {
+      selection,
+      outcome: { kind: 'evaluated', compiled, results: evaluation.results, workloads: selection.workloads, accounts: selection.accounts, policies, ...(evaluation.unavailable ? { unavailable: evaluation.unavailable } : {}) },
+    };
+  }
+
+  /** Compiles a spec; invalid input stalls the binding with a reason an admin can act on. */
+  #compile(b: BindingInfo): CompiledBinding {
+    const c = compileBinding(b, (ns) => this.#o.stores.namespaces.get(ns)?.labels);
+    if (!c.ok) throw new StallError(c.problem.reason, c.problem.message);
+    return c.value;
   }
 
   /**
-   * The policy the binding evaluates against in an account. Read fresh (not from the 60 s cache) when forced, when
-   * a check just answered 404, and while the binding is stalled on PolicyNotFound: a deleted policy is reported at
-   * once and a restored one picked up within POLICY_NOT_FOUND_RECHECK_MS.
+   * Follows the selected images: re-evaluates when their analysis finishes, and declares them to the image loop
+   * (images evaluated in an account other than the routed one must be registered there too).
    */
-  async #resolvePolicy(b: BindingInfo, account: string, fresh = false, routedFrom?: string): Promise<PolicyRecord> {
-    let list: PolicyRecord[];
-    const ready = b.status.conditions?.find((c) => c.type === CONDITION.ready);
-    const stalled = ready?.reason === REASON.policyNotFound && b.status.observedGeneration === b.generation;
-    // Stalled bindings share a list up to 5 s old: fifty of them re-checking cost one call, not fifty.
-    const maxAgeMs = fresh || this.#forceFresh.has(b.key) ? 0 : stalled ? 5_000 : 60_000;
-    try {
-      list = await this.#o.cache.policies(account, maxAgeMs);
-    } catch (err) {
-      throw this.#anchoreProblem(err, account, routedFrom);
-    }
-    if (b.spec.policyId) {
-      const p = list.find((x) => x.policy_id === b.spec.policyId);
-      if (!p) throw new BindingProblem('stalled', REASON.policyNotFound, `Anchore account "${account}" has no policy with id "${b.spec.policyId}"; rechecked every ${POLICY_NOT_FOUND_RECHECK_MS / 1000} s`, POLICY_NOT_FOUND_RECHECK_MS);
-      return p;
-    }
-    const active = list.find((x) => x.active);
-    if (!active) throw new BindingProblem('stalled', REASON.policyNotFound, `Anchore account "${account}" has no active policy; set spec.policyId or activate one (rechecked every ${POLICY_NOT_FOUND_RECHECK_MS / 1000} s)`, POLICY_NOT_FOUND_RECHECK_MS);
-    this.#activePolicy.set(account, active.policy_id);
-    return active;
+  #follow(b: BindingInfo, sel: Selection): void {
+    this.#setImages(b.key, new Set(sel.groups.map((g) => g.key)));
+    const demand: ImageUse[] = sel.groups.map((g) => ({ key: g.key, account: g.account, image: g.image, workload: { kind: 'Binding', name: b.name, namespace: b.namespace ?? '' } }));
+    this.#o.images.demand(`binding:${b.key}`, demand);
   }
 
-  /** `routedFrom`: a namespace whose routing chose the account (no spec.account), named in the message. */
-  #anchoreProblem(err: unknown, account: string, routedFrom?: string): BindingProblem {
-    if (err instanceof AnchoreError) {
-      if (err.kind === 'unavailable') return new BindingProblem('retrying', REASON.anchoreUnavailable, `Anchore is unavailable: ${err.message}`, 10_000);
-      if (err.kind === 'account-not-found' || err.kind === 'not-found') {
-        if (err.kind === 'account-not-found') this.#o.missingAccounts?.missing(account, err.message);
-        const why = routedFrom === undefined ? '' : this.#routeText(routedFrom);
-        if (why) this.#warnNamespace(routedFrom as string, account, why);
-        return new BindingProblem('stalled', REASON.accountNotFound, `Anchore account "${account}" does not exist${why ? ` (${why})` : ''}: ${err.message}; rechecked every ${MISSING_ACCOUNT_RECHECK_MS / 60_000} min and at once when the namespace's labels change`, MISSING_ACCOUNT_RECHECK_MS);
-      }
-      if (err.kind === 'auth') {
-        return new BindingProblem('stalled', REASON.authFailed, `Anchore refused the operator for account "${account}": ${err.message}`, 5 * 60_000);
-      }
+  /** After the status says why: an Event and a log line when the reason is new, and the error for the work queue. */
+  #problem(b: BindingInfo, err: WaitError | StallError): never {
+    const was = b.status.conditions?.find((c) => c.type === CONDITION.ready);
+    if (was?.reason !== err.reason) {
+      this.#o.events.event(bindingRef(b), 'Warning', err.reason, 'Evaluate', err.message);
+      this.#log.warn({ kind: b.kind, namespace: b.namespace, name: b.name, reason: err.reason, stalled: err instanceof StallError }, `binding cannot be evaluated: ${err.message}`);
     }
-    return new BindingProblem('retrying', REASON.anchoreUnavailable, errorMessage(err), 10_000);
-  }
-
-  #routeText(namespace: string): string {
-    const r = this.#o.scope.accountRoute(this.#o.stores.namespaces.get(namespace), namespace);
-    if (r.via === 'label') return `namespace ${namespace} names it in its label ${r.label}`;
-    if (r.via === 'route') return `ACCOUNT_ROUTES sends namespace ${namespace} there`;
-    return '';
-  }
-
-  /** A namespace whose own label names a missing account hears it too (a mistyped label is fixed there). */
-  #warnNamespace(namespace: string, account: string, why: string): void {
-    const ns = this.#o.stores.namespaces.get(namespace);
-    if (!ns || !why.includes('label')) return;
-    this.#o.events.event({ apiVersion: 'v1', kind: 'Namespace', name: namespace, ...(ns.uid ? { uid: ns.uid } : {}) }, 'Warning', 'AnchoreAccountNotFound', 'Route', `Anchore account "${account}" does not exist (${why}): its images are not evaluated, and its inventory goes to the default account until it exists or the label is fixed`);
-  }
-
-  async #problem(b: BindingInfo, p: BindingProblem, now: Date): Promise<HandleResult> {
-    const status: BindingStatus = {
-      ...b.status,
-      observedGeneration: b.generation,
-      conditions: mergeConditions(b.status.conditions, conditionsFor({ kind: p.kind, reason: p.reason, message: p.message }), b.generation, now),
-    };
-    await this.#write(b, status);
-    const was = b.status.conditions?.find((c) => c.type === 'Ready');
-    if (was?.reason !== p.reason) {
-      this.#o.events.event(bindingRef(b), 'Warning', p.reason, 'Evaluate', p.message);
-      this.#log.warn({ kind: b.kind, namespace: b.namespace, name: b.name, reason: p.reason, stalled: p.kind === 'stalled' }, `binding cannot be evaluated: ${p.message}`);
-    }
-    if (p.kind === 'retrying') throw new WaitError(p.reason, p.message, p.retryMs);
     // Stalled: nothing to do until the spec changes — except things Anchore-side (a policy created, an account
-    // added, credentials fixed), which a slow re-check picks up.
-    if (p.retryMs > 0) throw new WaitError(p.reason, p.message, p.retryMs);
-    throw new StallError(p.reason, p.message);
+    // added, credentials fixed), which the error's slow recheck picks up.
+    throw err;
   }
 
   /** Writes status when it changed; true when it wrote. A cluster binding's status names its owner (this install). */
@@ -563,9 +307,9 @@ export class BindingController {
     }
   }
 
-  #emitEvents(b: BindingInfo, status: BindingStatus, groupList: readonly Group[], results: readonly BindingImageResult[]): void {
-    const before = b.status.conditions?.find((c) => c.type === 'Compliant');
-    const after = status.conditions?.find((c) => c.type === 'Compliant');
+  #emitEvents(b: BindingInfo, status: BindingStatus, groupList: readonly ImageGroup[], results: readonly BindingImageResult[]): void {
+    const before = b.status.conditions?.find((c) => c.type === CONDITION.compliant);
+    const after = status.conditions?.find((c) => c.type === CONDITION.compliant);
     const binding = bindingRef(b);
     if (after && (before?.status !== after.status || before?.reason !== after.reason)) {
       this.#o.events.event(binding, after.status === 'True' ? 'Normal' : 'Warning', after.reason, 'Evaluate', after.message);
@@ -592,12 +336,12 @@ export class BindingController {
       // Sorted: the same failure reads the same after a restart (so a standing Event is recognised).
       f.images.sort();
       // Paced and coalesced by the recorder, never dropped for being many (src/kube/writer.ts).
-      this.#o.events.event(f.ref, 'Warning', 'AnchorePolicyFailed', 'Evaluate', `${f.images.length} image(s) fail Anchore policy ${policy} (${from}): ${f.images.slice(0, 3).join(', ')}${f.images.length > 3 ? ', …' : ''}`, binding);
+      this.#o.events.event(f.ref, 'Warning', EVENT_REASON.policyFailed, 'Evaluate', `${f.images.length} image(s) fail Anchore policy ${policy} (${from}): ${f.images.slice(0, 3).join(', ')}${f.images.length > 3 ? ', …' : ''}`, binding);
     }
     if (newly.length > AGGREGATE_EVENTS_ABOVE) {
       // Many at once: one Event on the binding says how many, and which first.
       newly.sort();
-      this.#o.events.event(binding, 'Warning', 'WorkloadsFailingPolicy', 'Evaluate', `${newly.length} workload(s) newly fail Anchore policy ${policy}, each told by an AnchorePolicyFailed Event: ${newly.slice(0, 5).join(', ')}, …`);
+      this.#o.events.event(binding, 'Warning', EVENT_REASON.workloadsFailing, 'Evaluate', `${newly.length} workload(s) newly fail Anchore policy ${policy}, each told by an AnchorePolicyFailed Event: ${newly.slice(0, 5).join(', ')}, …`);
     }
     this.#failingWorkloads.set(b.key, new Set(byWorkload.keys()));
   }
@@ -634,6 +378,20 @@ export class BindingController {
       }
     }
   }
+}
+
+/** Failing images per workload, from the complete groups (the status keeps only a bounded list). */
+function failuresByWorkload(groups: readonly ImageGroup[], results: readonly BindingImageResult[]): Map<string, { workload: WorkloadRef; failed: number }> {
+  const failures = new Map<string, { workload: WorkloadRef; failed: number }>();
+  results.forEach((r, i) => {
+    if (r.result !== 'fail') return;
+    for (const [wk, w] of groups[i]?.workloadRefs ?? []) {
+      const f = failures.get(wk) ?? { workload: w, failed: 0 };
+      f.failed++;
+      failures.set(wk, f);
+    }
+  });
+  return failures;
 }
 
 function previouslyFailing(status: BindingStatus): Set<string> {

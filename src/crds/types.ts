@@ -126,3 +126,24 @@ export const REASON = {
   policyFailed: 'PolicyFailed',
   evaluationErrors: 'EvaluationErrors',
 } as const;
+
+/** Reasons of per-image results (status.results[].reason) the operator writes itself; Anchore's final_action_reason passes through. */
+export const RESULT_REASON = { analyzed: 'Analyzed', analysisFailed: 'AnalysisFailed', evaluationError: 'EvaluationError' } as const;
+
+/** Kubernetes Event reasons that are not condition reasons (Events about a binding's conditions reuse those). */
+export const EVENT_REASON = {
+  /** On a workload: some of its images newly fail a binding's policy. */
+  policyFailed: 'AnchorePolicyFailed',
+  /** On a binding: many workloads newly fail at once (each also has its own Event). */
+  workloadsFailing: 'WorkloadsFailingPolicy',
+  /** On a namespace whose label names an Anchore account that does not exist. */
+  accountNotFound: 'AnchoreAccountNotFound',
+  /** On a workload admitted by the breakglass annotation. */
+  breakglass: 'AdmissionBreakglass',
+  /** On a binding: admission rejected a workload its policy fails (enforcement deny). */
+  admissionDenied: 'AdmissionDenied',
+  /** On a binding: admission let a failing workload in with a warning (enforcement warn). */
+  admissionWarned: 'AdmissionWarned',
+  /** On a binding: admission let a failing workload in and recorded it (enforcement audit). */
+  admissionAudit: 'AdmissionAudit',
+} as const;

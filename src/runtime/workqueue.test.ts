@@ -148,6 +148,27 @@ describe('WorkQueue', () => {
     expect(events.map((e) => e.outcome)).toEqual(['stalled']);
   });
 
+  it('when a handler throws StallError with a recheck, then the key is looked at again only that slowly, without counting a failure', async () => {
+    const times: number[] = [];
+    const events: QueueEvent<string>[] = [];
+    const q = new WorkQueue<string>({
+      name: 't',
+      concurrency: 1,
+      backoff: { baseMs: 100, maxMs: 10_000, jitter: 0 },
+      handle: async () => {
+        times.push(Date.now());
+        if (times.length < 3) throw new StallError('PolicyNotFound', 'no such policy in Anchore', 15_000);
+      },
+      onEvent: (e) => events.push(e),
+    });
+    q.start();
+    q.add('a');
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(times.map((t) => t - 1_000_000)).toEqual([0, 15_000, 30_000]);
+    expect(events.map((e) => e.outcome)).toEqual(['stalled', 'stalled', 'success']);
+    expect(q.failures('a')).toBe(0);
+  });
+
   it('when addAfter is called repeatedly, then only the earliest time is kept and the key runs once', async () => {
     const times: number[] = [];
     const q = new WorkQueue<string>({ name: 't', concurrency: 1, handle: async () => void times.push(Date.now()) });

@@ -244,6 +244,7 @@ export class WorkQueue<K> {
       } else if (err instanceof StallError) {
         outcome = 'stalled';
         this.#failures.delete(key);
+        if (err.recheckAfterMs > 0) this.#requeueLater(key, err.recheckAfterMs);
       } else {
         outcome = 'error';
         const n = (this.#failures.get(key) ?? 0) + 1;

@@ -1,3 +1,4 @@
+import type { BindingInfo, BindingSpec, BindingStatus } from '../crds/types.ts';
 import type { ClusterStores, NamespaceInfo, NodeInfo, OwnerInfo, PodContainer, PodInfo } from '../kube/cluster.port.ts';
 import { MemoryStore } from './memory-store.ts';
 
@@ -48,4 +49,11 @@ export function memoryStores(): MemoryStores {
     replicaSets: new MemoryStore('replicasets'),
     jobs: new MemoryStore('jobs'),
   };
+}
+
+/** A namespaced AnchorePolicyBinding (or, without a namespace, a cluster one) as the stores project it. */
+export function aBinding(name: string, namespace: string | undefined, spec: BindingSpec = {}, status: BindingStatus = {}): BindingInfo {
+  const kind = namespace === undefined ? 'ClusterAnchorePolicyBinding' : 'AnchorePolicyBinding';
+  const key = namespace === undefined ? `capb/${name}` : `apb/${namespace}/${name}`;
+  return { key, resourceVersion: '1', kind, name, ...(namespace !== undefined ? { namespace } : {}), uid: uid(), generation: 1, spec, status };
 }
