@@ -5,6 +5,7 @@ import type { BindingStatusWriter, EventRecorder, ObjectRef } from './cluster.po
 import { type KubeClient, isKubeError } from './client.ts';
 import type { OperatorMetrics } from '../telemetry/metrics.ts';
 import { TokenBucket } from '../runtime/limits.ts';
+import { formatMicroTime } from '../runtime/time.ts';
 
 export function bindingPath(b: Pick<BindingInfo, 'kind' | 'name' | 'namespace'>): string {
   return b.kind === 'AnchorePolicyBinding'
@@ -27,11 +28,6 @@ export class KubeBindingStatusWriter implements BindingStatusWriter {
     if (opts.ifResourceVersion) body['metadata'] = { resourceVersion: opts.ifResourceVersion };
     await this.#client.mergePatch(`${bindingPath(binding)}/status`, body, { fieldManager: 'anchore-operator' });
   }
-}
-
-/** events.k8s.io/v1 MicroTime: the apiserver rejects millisecond precision. */
-export function microTime(d: Date): string {
-  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
 
 /** The reporting controller of every Event this operator writes (and what it lists on start). */
@@ -134,7 +130,7 @@ export class KubeEventRecorder implements EventRecorder {
       kind: 'Event',
       // client-go's naming (<object>.<hex time>): Event validation rejects a generateName ending in '.'.
       metadata: { name: `${regarding.name.slice(0, 200)}.${(BigInt(now) * 1_000_000n + BigInt(this.#seq++ % 1_000_000)).toString(16)}`, namespace },
-      eventTime: microTime(new Date(now)),
+      eventTime: formatMicroTime(new Date(now)),
       type,
       reason,
       action,
