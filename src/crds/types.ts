@@ -125,4 +125,24 @@ export const REASON = {
   policyPassed: 'PolicyPassed',
   policyFailed: 'PolicyFailed',
   evaluationErrors: 'EvaluationErrors',
+  /** results[].reason of an image Anchore could not analyse. */
+  analysisFailed: 'AnalysisFailed',
+  /** results[].reason of an image whose policy check failed (the message says why). */
+  evaluationError: 'EvaluationError',
+} as const;
+
+/** Reasons of the Kubernetes Events the operator writes besides condition changes (docs/api.md, Events). */
+export const EVENT_REASON = {
+  /** On a workload running an image that fails a binding's policy. */
+  policyFailed: 'AnchorePolicyFailed',
+  /** On a binding whose evaluation finds many workloads newly failing. */
+  workloadsFailing: 'WorkloadsFailingPolicy',
+  /** On a namespace routed to an Anchore account that does not exist. */
+  accountNotFound: 'AnchoreAccountNotFound',
+  /** On a binding, by its enforcement, when admission meets a failing image. */
+  admissionAudit: 'AdmissionAudit',
+  admissionWarned: 'AdmissionWarned',
+  admissionDenied: 'AdmissionDenied',
+  /** On the reviewed object admitted unchecked by the breakglass annotation. */
+  admissionBreakglass: 'AdmissionBreakglass',
 } as const;
