@@ -25,7 +25,7 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-export interface AccountRoute {
+interface AccountRoute {
   account: string;
   /** Namespace names or globs. */
   namespaces: string[];

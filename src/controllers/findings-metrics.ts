@@ -6,7 +6,7 @@ import type { BindingController } from './binding.controller.ts';
 import type { ImageController } from './image.controller.ts';
 import type { VulnerabilityController } from './vulnerability.controller.ts';
 
-export interface FindingsSources {
+interface FindingsSources {
   metrics: OperatorMetrics;
   images: ImageController;
   vulnerabilities: VulnerabilityController;

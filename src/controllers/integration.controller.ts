@@ -5,7 +5,7 @@ import { errorMessage } from '../runtime/errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { InventoryStatus } from './inventory.controller.ts';
 
-export interface IntegrationOptions {
+interface IntegrationOptions {
   anchore: AnchoreApi;
   account: string;
   username: string;

@@ -10,7 +10,7 @@ import { buildInventory } from './inventory.ts';
 import { MissingAccounts } from './missing-accounts.ts';
 import type { Scope } from './scope.ts';
 
-export interface InventoryOptions {
+interface InventoryOptions {
   stores: ClusterStores;
   scope: Scope;
   anchore: AnchoreApi;
@@ -26,7 +26,7 @@ export interface InventoryOptions {
 }
 
 /** One batch of the last report, as the integration health report lists it. */
-export interface InventoryBatchOutcome {
+interface InventoryBatchOutcome {
   /** 1-based, as the spec and k8s-inventory count. */
   index: number;
   sentAt: Date;

@@ -255,7 +255,7 @@ function crd(opts: { kind: string; plural: string; shortName: string; scope: 'Na
   };
 }
 
-export const ANCHORE_POLICY_BINDING = crd({
+const ANCHORE_POLICY_BINDING = crd({
   kind: 'AnchorePolicyBinding',
   plural: 'anchorepolicybindings',
   shortName: 'apb',
@@ -265,7 +265,7 @@ export const ANCHORE_POLICY_BINDING = crd({
   extraSpec: {},
 });
 
-export const CLUSTER_ANCHORE_POLICY_BINDING = crd({
+const CLUSTER_ANCHORE_POLICY_BINDING = crd({
   kind: 'ClusterAnchorePolicyBinding',
   plural: 'clusteranchorepolicybindings',
   shortName: 'capb',

@@ -1,8 +1,8 @@
 /** TypeScript shapes of the operator's custom resources (the schema is in schema.ts). */
 import type { LabelSelector } from '../discovery/label-selector.ts';
 
-export type BindingMode = 'evaluate' | 'analyze';
-export type FailOn = 'stop' | 'warn';
+type BindingMode = 'evaluate' | 'analyze';
+type FailOn = 'stop' | 'warn';
 /** What the admission webhook does with a failing image: record it, warn the client, or reject the request. */
 export type Enforcement = 'audit' | 'warn' | 'deny';
 /** How admission treats an image it cannot judge: let it through, or count it as failing. */

@@ -7,7 +7,7 @@ import type { OperatorMetrics } from '../telemetry/metrics.ts';
 import { TokenBucket } from '../runtime/limits.ts';
 import { formatMicroTime } from '../runtime/time.ts';
 
-export function bindingPath(b: Pick<BindingInfo, 'kind' | 'name' | 'namespace'>): string {
+function bindingPath(b: Pick<BindingInfo, 'kind' | 'name' | 'namespace'>): string {
   return b.kind === 'AnchorePolicyBinding'
     ? `/apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(b.namespace ?? '')}/anchorepolicybindings/${encodeURIComponent(b.name)}`
     : `/apis/${GROUP}/${VERSION}/clusteranchorepolicybindings/${encodeURIComponent(b.name)}`;
@@ -31,7 +31,7 @@ export class KubeBindingStatusWriter implements BindingStatusWriter {
 }
 
 /** The reporting controller of every Event this operator writes (and what it lists on start). */
-export const REPORTING_CONTROLLER = 'anchore.io/anchore-operator';
+const REPORTING_CONTROLLER = 'anchore.io/anchore-operator';
 /** How long the apiserver keeps Events by default (kube-apiserver --event-ttl). */
 const EVENT_TTL_MS = 3_600_000;
 

@@ -39,7 +39,7 @@ export class LeaseConflictError extends Error {
   override readonly name = 'LeaseConflictError';
 }
 
-export interface LeaderElectorOptions {
+interface LeaderElectorOptions {
   lock: LeaseLock;
   /** Unique per process (pod name + random suffix): a restarted pod must not believe it still holds the lease. */
   identity: string;
@@ -56,7 +56,7 @@ export interface LeaderElectorOptions {
 }
 
 /** client-go's JitterFactor: a candidate waits retryPeriod × [1, 1.2) between attempts. */
-export const JITTER_FACTOR = 1.2;
+const JITTER_FACTOR = 1.2;
 
 /** Checks client-go's constraints on the timings; returns the problem or undefined. */
 export function validateLeaderTimings(t: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number }): string | undefined {
