@@ -113,7 +113,6 @@ export const REASON = {
   analysisPending: 'AnalysisPending',
   /** Anchore answered 404 for an image it had: it is being registered again. */
   imageNotInAnchore: 'ImageNotInAnchore',
-  progressing: 'Progressing',
   policyNotFound: 'PolicyNotFound',
   accountNotFound: 'AccountNotFound',
   authFailed: 'AuthFailed',
