@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import type { AnchoreAuth } from './anchore/auth.ts';
+import { HEALTH_REPORT_INTERVAL_MAX_S, HEALTH_REPORT_INTERVAL_MIN_S } from './controllers/integration.controller.ts';
 import type { MissingTagPolicy } from './discovery/container-image.ts';
 import { compileGlobs } from './discovery/glob.ts';
 import { parseLabelSelectorString } from './discovery/label-selector.ts';
@@ -171,7 +172,7 @@ const SPEC = {
   INVENTORY_MIN_INTERVAL_MS: int(2000, 0, 3_600_000, "Never send one account's inventory more often than this"),
   INVENTORY_BATCH_BYTES: int(0, 0, 1 << 30, 'Split a report into batches of at most this many bytes, on namespace boundaries (0 = no limit)'),
   INTEGRATION_ENABLED: bool(true, 'Register as an Anchore integration and send health reports (Enterprise ≥ 5.11)'),
-  HEALTH_REPORT_INTERVAL_SECONDS: int(60, 30, 600, 'Health report interval (30–600)'),
+  HEALTH_REPORT_INTERVAL_SECONDS: int(60, HEALTH_REPORT_INTERVAL_MIN_S, HEALTH_REPORT_INTERVAL_MAX_S, `Health report interval (${HEALTH_REPORT_INTERVAL_MIN_S}–${HEALTH_REPORT_INTERVAL_MAX_S})`),
   INTEGRATION_ID: text('', 'Stable registration id (registration_instance_id is the pod name)', { shown: 'anchore-operator-<CLUSTER_NAME>' }),
   REGISTRATION_WORKERS: int(8, 1, 256, 'Images registered/polled in parallel'),
   ANALYSIS_POLL_MAX_SECONDS: int(60, 1, 3600, 'Longest wait between analysis-status polls of one image'),
