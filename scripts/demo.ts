@@ -8,6 +8,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CONDITION } from '../src/crds/types.ts';
 import { type AnchoreSimulator, startSimulator } from '../test/anchore-sim/index.ts';
 import { clusterStatus, startLocalCluster, stopLocalCluster } from '../test/cluster/local-cluster.ts';
 
@@ -114,7 +115,7 @@ async function main(): Promise<void> {
       'bindings Ready',
       () => {
         const list = JSON.parse(kubectl(['get', 'apb', '-A', '-o', 'json'])) as { items: Array<{ status?: { conditions?: Array<{ type: string; status: string }> } }> };
-        return list.items.length >= 2 && list.items.every((b) => b.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+        return list.items.length >= 2 && list.items.every((b) => b.status?.conditions?.some((c) => c.type === CONDITION.ready && c.status === 'True'));
       },
       120_000,
     );

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import type { AnchoreAuth } from './anchore/auth.ts';
+import { HEALTH_REPORT_INTERVAL_MAX_S, HEALTH_REPORT_INTERVAL_MIN_S } from './anchore/anchore.port.ts';
 import type { MissingTagPolicy } from './discovery/container-image.ts';
 import { compileGlobs } from './discovery/glob.ts';
 import { parseLabelSelectorString } from './discovery/label-selector.ts';
@@ -25,7 +26,7 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-export interface AccountRoute {
+interface AccountRoute {
   account: string;
   /** Namespace names or globs. */
   namespaces: string[];
@@ -102,77 +103,154 @@ export interface AdmissionConfig {
 
 type Source = Record<string, unknown>;
 
+/** What every setting shares: its meaning, and how the README table names it when the key alone would not. */
+interface Described {
+  help: string;
+  /** The table's Name cell, when the row covers more than the key (a pair of settings). */
+  label?: string;
+  /** The table's Default cell, when the loader works the default out (or there is none: the setting is required). */
+  shown?: string;
+  /** Accepted, but a neighbour's row describes it instead of a row of its own. */
+  unlisted?: true;
+}
+interface IntSetting extends Described { kind: 'int'; default: number; min: number; max: number }
+interface BoolSetting extends Described { kind: 'bool'; default: boolean }
+interface OneOfSetting<T extends string = string> extends Described { kind: 'oneOf'; allowed: readonly T[]; default: T }
+interface TextSetting extends Described { kind: 'text'; default: string }
+/** Comma-separated (or a YAML list). `clearable`: an empty value means none, else it means the default. */
+interface ListSetting extends Described { kind: 'list'; default: readonly string[]; clearable?: true }
+/** NAME, or NAME_FILE naming a file that holds it. */
+interface SecretSetting extends Described { kind: 'secret' }
+/** PREFIX_CERT_FILE and PREFIX_KEY_FILE. */
+interface PemSetting extends Described { kind: 'pem' }
+/** Read by the loader itself (the environment only, or a shape of its own). */
+interface OtherSetting extends Described { kind: 'other' }
+type Setting = IntSetting | BoolSetting | OneOfSetting | TextSetting | ListSetting | SecretSetting | PemSetting | OtherSetting;
+type More = Omit<Described, 'help'>;
+
+const int = (def: number, min: number, max: number, help: string, more?: More): IntSetting => ({ kind: 'int', default: def, min, max, help, ...more });
+const bool = (def: boolean, help: string): BoolSetting => ({ kind: 'bool', default: def, help });
+const oneOf = <const T extends string>(allowed: readonly T[], def: NoInfer<T>, help: string): OneOfSetting<T> => ({ kind: 'oneOf', allowed, default: def, help });
+const text = (def: string, help: string, more?: More): TextSetting => ({ kind: 'text', default: def, help, ...more });
+const list = (def: readonly string[], help: string, more?: More & { clearable?: true }): ListSetting => ({ kind: 'list', default: def, help, ...more });
+const secret = (help: string): SecretSetting => ({ kind: 'secret', help });
+const pem = (help: string): PemSetting => ({ kind: 'pem', help });
+const other = (help: string, more?: More): OtherSetting => ({ kind: 'other', help, ...more });
+
+/** Declared ahead: ANCHORE_RATE_LIMIT's row quotes its default. */
+const RATE_BURST = int(200, 1, 100_000, "Anchore requests at once (the rate limiter's bucket)", { unlisted: true });
+
+/**
+ * Every setting, declared once: the loader reads its default and range from here, and the README table (SETTINGS)
+ * is generated from the same words. In table order; the key is the environment variable (or the prefix of a pair).
+ */
+const SPEC = {
+  ANCHORE_URL: text('', 'Anchore API base URL, with or without a trailing /v2, e.g. https://anchore:8228 (a /v1 URL is refused)', { shown: '(required)' }),
+  ANCHORE_USERNAME: text('', 'Username (Basic or OAuth). Needs permission to act as the routed accounts (x-anchore-account)'),
+  ANCHORE_PASSWORD: secret('Password, or a file holding it (a mounted Secret)'),
+  ANCHORE_API_KEY: secret('API key (sent as Basic _api_key:<key>); instead of username/password'),
+  ANCHORE_AUTH_MODE: oneOf(['basic', 'oauth'], 'basic', 'basic | oauth (password grant, refreshed before expiry). API keys imply basic'),
+  ANCHORE_ACCOUNT: text('admin', 'Default Anchore account for namespaces no route claims'),
+  ANCHORE_CA_FILE: text('', 'PEM CA bundle used to verify Anchore TLS'),
+  ANCHORE_INSECURE_SKIP_TLS_VERIFY: bool(false, 'Disable TLS verification (testing only; logged as a warning)'),
+  ANCHORE_TIMEOUT_SECONDS: int(60, 1, 3600, 'Deadline of one Anchore HTTP request'),
+  ANCHORE_CONCURRENCY: int(16, 1, 1024, 'Maximum Anchore requests in flight'),
+  ANCHORE_RATE_LIMIT: int(100, 1, 100_000, `Anchore requests per second (sustained); ANCHORE_RATE_BURST (${RATE_BURST.default}) at once`),
+  ANCHORE_RATE_BURST: RATE_BURST,
+  CLUSTER_NAME: text('', 'Cluster name reported in the runtime inventory', { shown: '(required)' }),
+  NAMESPACES_INCLUDE: list([], 'Comma-separated namespace names or globs to watch', { shown: '(all)' }),
+  NAMESPACES_EXCLUDE: list([], 'Comma-separated namespace names or globs to ignore (wins over include)'),
+  NAMESPACE_LABEL_SELECTOR: text('', 'Only namespaces whose labels match this selector, e.g. anchore.io/scan!=false'),
+  IMAGES_EXCLUDE: list([], 'Comma-separated globs on the normalised image (docker.io/library/nginx:1.25) to ignore'),
+  MISSING_TAG_POLICY: oneOf(['digest', 'insert', 'drop'], 'digest', 'Images run by digest only: digest (tag = digest hex) | insert (tag UNKNOWN) | drop'),
+  MISSING_REGISTRY_OVERRIDE: text('', 'Registry for references that name none (instead of docker.io)'),
+  ACCOUNT_ROUTES: other('Namespace → account routes: "team-a:ns1,team-a-*;team-b:ns2" (or a YAML map in CONFIG_FILE)'),
+  ACCOUNT_NAMESPACE_LABEL: text('', 'Namespace label naming the account (used when no route matches)'),
+  INVENTORY_ENABLED: bool(true, 'Send the runtime inventory (POST /v2/kubernetes-inventory)'),
+  INVENTORY_INTERVAL_SECONDS: int(60, 5, 86_400, 'Heartbeat: resend the full inventory at least this often'),
+  INVENTORY_DEBOUNCE_MS: int(500, 0, 600_000, 'Wait this long after a change before sending'),
+  INVENTORY_MIN_INTERVAL_MS: int(2000, 0, 3_600_000, "Never send one account's inventory more often than this"),
+  INVENTORY_BATCH_BYTES: int(0, 0, 1 << 30, 'Split a report into batches of at most this many bytes, on namespace boundaries (0 = no limit)'),
+  INTEGRATION_ENABLED: bool(true, 'Register as an Anchore integration and send health reports (Enterprise ≥ 5.11)'),
+  HEALTH_REPORT_INTERVAL_SECONDS: int(60, HEALTH_REPORT_INTERVAL_MIN_S, HEALTH_REPORT_INTERVAL_MAX_S, `Health report interval (${HEALTH_REPORT_INTERVAL_MIN_S}–${HEALTH_REPORT_INTERVAL_MAX_S})`),
+  INTEGRATION_ID: text('', 'Stable registration id (registration_instance_id is the pod name)', { shown: 'anchore-operator-<CLUSTER_NAME>' }),
+  REGISTRATION_WORKERS: int(8, 1, 256, 'Images registered/polled in parallel'),
+  ANALYSIS_POLL_MAX_SECONDS: int(60, 1, 3600, 'Longest wait between analysis-status polls of one image'),
+  BINDING_WORKERS: int(4, 1, 64, 'Policy bindings reconciled in parallel'),
+  EVALUATION_CONCURRENCY: int(8, 1, 256, 'Anchore policy checks / vulnerability reads in flight (shared by all bindings)'),
+  POLICY_POLL_SECONDS: int(60, 0, 86_400, "How often each account's active policy is checked for a change (0 = never)"),
+  METRICS_MAX_SERIES: int(10_000, 0, 10_000_000, 'Budget of findings series per scrape; beyond it series are dropped and counted'),
+  METRICS_VULNERABILITIES: bool(true, 'Read vulnerability counts of every running analysed image for the findings metrics'),
+  VULNERABILITY_REFRESH_SECONDS: int(3600, 60, 7 * 86_400, "How often each image's vulnerability counts are read again"),
+  METRICS_CVE_SERIES: bool(false, 'Export one series per CVE (high cardinality; filtered by the next two settings)'),
+  METRICS_CVE_MIN_SEVERITY: oneOf(['Critical', 'High', 'Medium', 'Low', 'Negligible', 'Unknown'], 'Critical', 'Per-CVE series only at or above this severity'),
+  METRICS_CVE_FIXABLE_ONLY: bool(true, 'Per-CVE series only for vulnerabilities with a fix'),
+  REPORTS_METRICS_ENABLED: bool(false, "Export Anchore's own account metrics from its Reports GraphQL API (POST /v2/reports/graphql)"),
+  REPORTS_METRICS: list(['vulnerabilities.*'], 'Comma-separated globs on the Reports metric ids to export'),
+  REPORTS_INTERVAL_SECONDS: int(300, 30, 86_400, 'How often the Reports metrics are read'),
+  KUBECONFIG: other('Kubeconfig path when running outside the cluster', { shown: '(in-cluster)' }),
+  RESYNC_INTERVAL_SECONDS: int(600, 0, 86_400, 'Full relist of every watched resource (recovers missed events)'),
+  WATCH_WATCHDOG_SECONDS: int(300, 0, 86_400, 'Relist a resource whose watch was silent this long'),
+  BIND_ADDRESS: text('0.0.0.0', 'Address of the health and metrics servers'),
+  HEALTH_PORT: int(8081, 0, 65535, '/healthz and /readyz'),
+  METRICS_PORT: int(8080, 0, 65535, '/metrics'),
+  METRICS_SECURE: bool(false, 'Serve /metrics over HTTPS; callers need a bearer token allowed to GET /metrics (TokenReview + SubjectAccessReview)'),
+  METRICS: pem('PEM certificate and key for METRICS_SECURE (reloaded when the files change)'),
+  ADMISSION_ENABLED: bool(false, 'Serve the validating admission webhook (on every replica, leader or not); bindings choose audit, warn or deny (docs/admission.md)'),
+  ADMISSION_PORT: int(9443, 0, 65535, 'HTTPS port of the admission webhook (/validate)'),
+  ADMISSION: pem('PEM certificate and key of the admission webhook (required with ADMISSION_ENABLED; reloaded when the files change)'),
+  ADMISSION_DEADLINE_MS: int(3000, 50, 29_000, "Longest wait for Anchore on a cache miss; keep it below the webhook's timeoutSeconds (the chart does)"),
+  ADMISSION_EXEMPT_NAMESPACES: list(['kube-system'], "Comma-separated namespace names or globs never checked; the operator's own namespace (POD_NAMESPACE) always is", { clearable: true }),
+  ADMISSION_REGISTER_UNKNOWN: bool(true, 'After answering a request that is not a dry run, register images Anchore does not hold yet (POST /v2/images)'),
+  INSTALL_ID: text('', 'Names this install on the ClusterAnchorePolicyBindings it owns (status.install): another install leaves them alone; the anchore.io/install annotation hands one over', { shown: '(LEADER_ELECTION_NAMESPACE/LEADER_ELECTION_ID)' }),
+  LEADER_ELECTION: bool(true, 'Elect one working replica on a coordination.k8s.io Lease; the others serve health and metrics'),
+  LEADER_ELECTION_NAMESPACE: text('', 'Namespace of the Lease', { shown: '(POD_NAMESPACE, in-cluster namespace, or default)' }),
+  LEADER_ELECTION_ID: text('anchore-operator', 'Name of the Lease'),
+  LEASE_DURATION_SECONDS: int(15, 2, 3600, 'A follower takes over a lease not renewed for this long (client-go default)'),
+  RENEW_DEADLINE_SECONDS: int(10, 1, 3600, 'The leader stops working when it could not renew for this long'),
+  RETRY_PERIOD_SECONDS: int(2, 1, 600, 'Interval of lease renewals and acquisition attempts'),
+  POD_NAME: other('Set from the downward API: instance id, lease identity, namespace for Events and the Lease', { label: 'POD_NAME / POD_NAMESPACE', shown: '(hostname)' }),
+  LOG_LEVEL: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], 'info', 'trace | debug | info | warn | error'),
+  LOG_PRETTY: bool(false, 'Human-readable logs instead of JSON'),
+  SHUTDOWN_DRAIN_SECONDS: int(20, 0, 600, 'On SIGTERM, wait this long for in-flight work'),
+  CONFIG_FILE: other('YAML file with any of these keys except KUBECONFIG, POD_NAME, POD_NAMESPACE (environment only); environment variables win'),
+} satisfies Record<string, Setting>;
+
+type Spec = typeof SPEC;
+/** The settings of one kind, so the Reader is only asked to parse a setting the way it is declared. */
+type Named<K extends Setting['kind']> = { [N in keyof Spec]: Spec[N]['kind'] extends K ? N : never }[keyof Spec];
+
+/** The environment variables a declared setting stands for (a secret's _FILE twin, a PEM pair, a labelled pair). */
+function names(key: string, s: Setting): string[] {
+  if (s.kind === 'secret') return [key, `${key}_FILE`];
+  if (s.kind === 'pem') return [`${key}_CERT_FILE`, `${key}_KEY_FILE`];
+  return s.label ? s.label.split(' / ') : [key];
+}
+
+/** The table's Default cell: the typed default as a user would write it, unless the declaration says otherwise. */
+function defaultText(s: Setting): string {
+  if (s.shown !== undefined) return s.shown;
+  switch (s.kind) {
+    case 'int':
+    case 'bool':
+      return String(s.default);
+    case 'oneOf':
+    case 'text':
+      return s.default;
+    case 'list':
+      return s.default.join(',');
+    default:
+      return '';
+  }
+}
+
 /** Every setting, its default and meaning: the README table is generated from the same words. */
-export const SETTINGS: ReadonlyArray<{ name: string; default: string; help: string }> = [
-  { name: 'ANCHORE_URL', default: '(required)', help: 'Anchore API base URL, with or without a trailing /v2, e.g. https://anchore:8228 (a /v1 URL is refused)' },
-  { name: 'ANCHORE_USERNAME', default: '', help: 'Username (Basic or OAuth). Needs permission to act as the routed accounts (x-anchore-account)' },
-  { name: 'ANCHORE_PASSWORD / ANCHORE_PASSWORD_FILE', default: '', help: 'Password, or a file holding it (a mounted Secret)' },
-  { name: 'ANCHORE_API_KEY / ANCHORE_API_KEY_FILE', default: '', help: 'API key (sent as Basic _api_key:<key>); instead of username/password' },
-  { name: 'ANCHORE_AUTH_MODE', default: 'basic', help: 'basic | oauth (password grant, refreshed before expiry). API keys imply basic' },
-  { name: 'ANCHORE_ACCOUNT', default: 'admin', help: 'Default Anchore account for namespaces no route claims' },
-  { name: 'ANCHORE_CA_FILE', default: '', help: 'PEM CA bundle used to verify Anchore TLS' },
-  { name: 'ANCHORE_INSECURE_SKIP_TLS_VERIFY', default: 'false', help: 'Disable TLS verification (testing only; logged as a warning)' },
-  { name: 'ANCHORE_TIMEOUT_SECONDS', default: '60', help: 'Deadline of one Anchore HTTP request' },
-  { name: 'ANCHORE_CONCURRENCY', default: '16', help: 'Maximum Anchore requests in flight' },
-  { name: 'ANCHORE_RATE_LIMIT', default: '100', help: 'Anchore requests per second (sustained); ANCHORE_RATE_BURST (200) at once' },
-  { name: 'CLUSTER_NAME', default: '(required)', help: 'Cluster name reported in the runtime inventory' },
-  { name: 'NAMESPACES_INCLUDE', default: '(all)', help: 'Comma-separated namespace names or globs to watch' },
-  { name: 'NAMESPACES_EXCLUDE', default: '', help: 'Comma-separated namespace names or globs to ignore (wins over include)' },
-  { name: 'NAMESPACE_LABEL_SELECTOR', default: '', help: 'Only namespaces whose labels match this selector, e.g. anchore.io/scan!=false' },
-  { name: 'IMAGES_EXCLUDE', default: '', help: 'Comma-separated globs on the normalised image (docker.io/library/nginx:1.25) to ignore' },
-  { name: 'MISSING_TAG_POLICY', default: 'digest', help: 'Images run by digest only: digest (tag = digest hex) | insert (tag UNKNOWN) | drop' },
-  { name: 'MISSING_REGISTRY_OVERRIDE', default: '', help: 'Registry for references that name none (instead of docker.io)' },
-  { name: 'ACCOUNT_ROUTES', default: '', help: 'Namespace → account routes: "team-a:ns1,team-a-*;team-b:ns2" (or a YAML map in CONFIG_FILE)' },
-  { name: 'ACCOUNT_NAMESPACE_LABEL', default: '', help: 'Namespace label naming the account (used when no route matches)' },
-  { name: 'INVENTORY_ENABLED', default: 'true', help: 'Send the runtime inventory (POST /v2/kubernetes-inventory)' },
-  { name: 'INVENTORY_INTERVAL_SECONDS', default: '60', help: 'Heartbeat: resend the full inventory at least this often' },
-  { name: 'INVENTORY_DEBOUNCE_MS', default: '500', help: 'Wait this long after a change before sending' },
-  { name: 'INVENTORY_MIN_INTERVAL_MS', default: '2000', help: 'Never send one account\'s inventory more often than this' },
-  { name: 'INVENTORY_BATCH_BYTES', default: '0', help: 'Split a report into batches of at most this many bytes, on namespace boundaries (0 = no limit)' },
-  { name: 'INTEGRATION_ENABLED', default: 'true', help: 'Register as an Anchore integration and send health reports (Enterprise ≥ 5.11)' },
-  { name: 'HEALTH_REPORT_INTERVAL_SECONDS', default: '60', help: 'Health report interval (30–600)' },
-  { name: 'INTEGRATION_ID', default: 'anchore-operator-<CLUSTER_NAME>', help: 'Stable registration id (registration_instance_id is the pod name)' },
-  { name: 'REGISTRATION_WORKERS', default: '8', help: 'Images registered/polled in parallel' },
-  { name: 'ANALYSIS_POLL_MAX_SECONDS', default: '60', help: 'Longest wait between analysis-status polls of one image' },
-  { name: 'BINDING_WORKERS', default: '4', help: 'Policy bindings reconciled in parallel' },
-  { name: 'EVALUATION_CONCURRENCY', default: '8', help: 'Anchore policy checks / vulnerability reads in flight (shared by all bindings)' },
-  { name: 'POLICY_POLL_SECONDS', default: '60', help: "How often each account's active policy is checked for a change (0 = never)" },
-  { name: 'METRICS_MAX_SERIES', default: '10000', help: 'Budget of findings series per scrape; beyond it series are dropped and counted' },
-  { name: 'METRICS_VULNERABILITIES', default: 'true', help: 'Read vulnerability counts of every running analysed image for the findings metrics' },
-  { name: 'VULNERABILITY_REFRESH_SECONDS', default: '3600', help: 'How often each image\'s vulnerability counts are read again' },
-  { name: 'METRICS_CVE_SERIES', default: 'false', help: 'Export one series per CVE (high cardinality; filtered by the next two settings)' },
-  { name: 'METRICS_CVE_MIN_SEVERITY', default: 'Critical', help: 'Per-CVE series only at or above this severity' },
-  { name: 'METRICS_CVE_FIXABLE_ONLY', default: 'true', help: 'Per-CVE series only for vulnerabilities with a fix' },
-  { name: 'REPORTS_METRICS_ENABLED', default: 'false', help: "Export Anchore's own account metrics from its Reports GraphQL API (POST /v2/reports/graphql)" },
-  { name: 'REPORTS_METRICS', default: 'vulnerabilities.*', help: 'Comma-separated globs on the Reports metric ids to export' },
-  { name: 'REPORTS_INTERVAL_SECONDS', default: '300', help: 'How often the Reports metrics are read' },
-  { name: 'KUBECONFIG', default: '(in-cluster)', help: 'Kubeconfig path when running outside the cluster' },
-  { name: 'RESYNC_INTERVAL_SECONDS', default: '600', help: 'Full relist of every watched resource (recovers missed events)' },
-  { name: 'WATCH_WATCHDOG_SECONDS', default: '300', help: 'Relist a resource whose watch was silent this long' },
-  { name: 'BIND_ADDRESS', default: '0.0.0.0', help: 'Address of the health and metrics servers' },
-  { name: 'HEALTH_PORT', default: '8081', help: '/healthz and /readyz' },
-  { name: 'METRICS_PORT', default: '8080', help: '/metrics' },
-  { name: 'METRICS_SECURE', default: 'false', help: 'Serve /metrics over HTTPS; callers need a bearer token allowed to GET /metrics (TokenReview + SubjectAccessReview)' },
-  { name: 'METRICS_CERT_FILE / METRICS_KEY_FILE', default: '', help: 'PEM certificate and key for METRICS_SECURE (reloaded when the files change)' },
-  { name: 'ADMISSION_ENABLED', default: 'false', help: 'Serve the validating admission webhook (on every replica, leader or not); bindings choose audit, warn or deny (docs/admission.md)' },
-  { name: 'ADMISSION_PORT', default: '9443', help: 'HTTPS port of the admission webhook (/validate)' },
-  { name: 'ADMISSION_CERT_FILE / ADMISSION_KEY_FILE', default: '', help: 'PEM certificate and key of the admission webhook (required with ADMISSION_ENABLED; reloaded when the files change)' },
-  { name: 'ADMISSION_DEADLINE_MS', default: '3000', help: "Longest wait for Anchore on a cache miss; keep it below the webhook's timeoutSeconds (the chart does)" },
-  { name: 'ADMISSION_EXEMPT_NAMESPACES', default: 'kube-system', help: "Comma-separated namespace names or globs never checked; the operator's own namespace (POD_NAMESPACE) always is" },
-  { name: 'ADMISSION_REGISTER_UNKNOWN', default: 'true', help: 'After answering a request that is not a dry run, register images Anchore does not hold yet (POST /v2/images)' },
-  { name: 'INSTALL_ID', default: '(LEADER_ELECTION_NAMESPACE/LEADER_ELECTION_ID)', help: 'Names this install on the ClusterAnchorePolicyBindings it owns (status.install): another install leaves them alone; the anchore.io/install annotation hands one over' },
-  { name: 'LEADER_ELECTION', default: 'true', help: 'Elect one working replica on a coordination.k8s.io Lease; the others serve health and metrics' },
-  { name: 'LEADER_ELECTION_NAMESPACE', default: '(POD_NAMESPACE, in-cluster namespace, or default)', help: 'Namespace of the Lease' },
-  { name: 'LEADER_ELECTION_ID', default: 'anchore-operator', help: 'Name of the Lease' },
-  { name: 'LEASE_DURATION_SECONDS', default: '15', help: 'A follower takes over a lease not renewed for this long (client-go default)' },
-  { name: 'RENEW_DEADLINE_SECONDS', default: '10', help: 'The leader stops working when it could not renew for this long' },
-  { name: 'RETRY_PERIOD_SECONDS', default: '2', help: 'Interval of lease renewals and acquisition attempts' },
-  { name: 'POD_NAME / POD_NAMESPACE', default: '(hostname)', help: 'Set from the downward API: instance id, lease identity, namespace for Events and the Lease' },
-  { name: 'LOG_LEVEL', default: 'info', help: 'trace | debug | info | warn | error' },
-  { name: 'LOG_PRETTY', default: 'false', help: 'Human-readable logs instead of JSON' },
-  { name: 'SHUTDOWN_DRAIN_SECONDS', default: '20', help: 'On SIGTERM, wait this long for in-flight work' },
-  { name: 'CONFIG_FILE', default: '', help: 'YAML file with any of these keys except KUBECONFIG, POD_NAME, POD_NAMESPACE (environment only); environment variables win' },
-];
+export const SETTINGS: ReadonlyArray<{ name: string; default: string; help: string }> = Object.entries(SPEC as Record<string, Setting>)
+  .filter(([, s]) => !s.unlisted)
+  .map(([key, s]) => ({ name: names(key, s).join(' / '), default: defaultText(s), help: s.help }));
+
+/** Every key CONFIG_FILE may hold (before ENV_ONLY takes some away). */
+const KNOWN: ReadonlySet<string> = new Set(Object.entries(SPEC as Record<string, Setting>).flatMap(([key, s]) => names(key, s)));
 
 /** Settings only the environment can give (read before the file, or set by Kubernetes): refused in CONFIG_FILE. */
 const ENV_ONLY: ReadonlyMap<string, string> = new Map([
@@ -202,10 +280,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       throw new ConfigError(`CONFIG_FILE ${env['CONFIG_FILE']}: expected a map of settings`);
     }
     file = (parsed ?? {}) as Source;
-    const known = new Set(SETTINGS.flatMap((s) => s.name.split(' / ')).concat(['ANCHORE_RATE_BURST']));
     for (const k of Object.keys(file)) {
       if (ENV_ONLY.has(k)) throw new ConfigError(`CONFIG_FILE ${env['CONFIG_FILE']}: ${k} ${ENV_ONLY.get(k)}; remove it from the file`);
-      if (!known.has(k)) throw new ConfigError(`CONFIG_FILE ${env['CONFIG_FILE']}: unknown setting "${k}"`);
+      if (!KNOWN.has(k)) throw new ConfigError(`CONFIG_FILE ${env['CONFIG_FILE']}: unknown setting "${k}"`);
     }
   }
   const r = new Reader(env, file);
@@ -234,7 +311,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const apiKey = r.secret('ANCHORE_API_KEY');
   const username = r.string('ANCHORE_USERNAME');
   const password = r.secret('ANCHORE_PASSWORD');
-  const mode = r.oneOf('ANCHORE_AUTH_MODE', ['basic', 'oauth'], 'basic');
+  const mode = r.oneOf('ANCHORE_AUTH_MODE');
   let auth: AnchoreAuth;
   if (apiKey) {
     if (username || password) throw new ConfigError('set either ANCHORE_API_KEY or ANCHORE_USERNAME/ANCHORE_PASSWORD, not both');
@@ -274,87 +351,87 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!ie.ok) throw new ConfigError(`IMAGES_EXCLUDE: ${ie.reason}`);
 
   const routes = r.accountRoutes('ACCOUNT_ROUTES');
-  const healthSec = r.int('HEALTH_REPORT_INTERVAL_SECONDS', 60, 30, 600);
+  const healthSec = r.int('HEALTH_REPORT_INTERVAL_SECONDS');
   const podName = env['POD_NAME'] || hostname();
 
   const cfg: Config = {
     anchore: {
       url,
       auth,
-      account: r.string('ANCHORE_ACCOUNT') || 'admin',
-      insecureSkipTlsVerify: r.bool('ANCHORE_INSECURE_SKIP_TLS_VERIFY', false),
-      timeoutMs: r.int('ANCHORE_TIMEOUT_SECONDS', 60, 1, 3600) * 1000,
-      concurrency: r.int('ANCHORE_CONCURRENCY', 16, 1, 1024),
-      ratePerSecond: r.int('ANCHORE_RATE_LIMIT', 100, 1, 100_000),
-      burst: r.int('ANCHORE_RATE_BURST', 200, 1, 100_000),
+      account: r.string('ANCHORE_ACCOUNT'),
+      insecureSkipTlsVerify: r.bool('ANCHORE_INSECURE_SKIP_TLS_VERIFY'),
+      timeoutMs: r.int('ANCHORE_TIMEOUT_SECONDS') * 1000,
+      concurrency: r.int('ANCHORE_CONCURRENCY'),
+      ratePerSecond: r.int('ANCHORE_RATE_LIMIT'),
+      burst: r.int('ANCHORE_RATE_BURST'),
     },
     clusterName,
     namespaces: { include, exclude },
-    images: { exclude: imageExclude, missingTagPolicy: r.oneOf('MISSING_TAG_POLICY', ['digest', 'insert', 'drop'], 'digest') },
+    images: { exclude: imageExclude, missingTagPolicy: r.oneOf('MISSING_TAG_POLICY') },
     accounts: { routes },
     inventory: {
-      enabled: r.bool('INVENTORY_ENABLED', true),
-      intervalMs: r.int('INVENTORY_INTERVAL_SECONDS', 60, 5, 86_400) * 1000,
-      debounceMs: r.int('INVENTORY_DEBOUNCE_MS', 500, 0, 600_000),
-      minIntervalMs: r.int('INVENTORY_MIN_INTERVAL_MS', 2000, 0, 3_600_000),
-      batchBytes: r.int('INVENTORY_BATCH_BYTES', 0, 0, 1 << 30),
+      enabled: r.bool('INVENTORY_ENABLED'),
+      intervalMs: r.int('INVENTORY_INTERVAL_SECONDS') * 1000,
+      debounceMs: r.int('INVENTORY_DEBOUNCE_MS'),
+      minIntervalMs: r.int('INVENTORY_MIN_INTERVAL_MS'),
+      batchBytes: r.int('INVENTORY_BATCH_BYTES'),
     },
     integration: {
-      enabled: r.bool('INTEGRATION_ENABLED', true),
+      enabled: r.bool('INTEGRATION_ENABLED'),
       healthIntervalMs: healthSec * 1000,
       registrationId: r.string('INTEGRATION_ID') || `anchore-operator-${clusterName}`,
       instanceId: podName,
     },
     registration: {
-      workers: r.int('REGISTRATION_WORKERS', 8, 1, 256),
-      analysisPollMaxMs: r.int('ANALYSIS_POLL_MAX_SECONDS', 60, 1, 3600) * 1000,
+      workers: r.int('REGISTRATION_WORKERS'),
+      analysisPollMaxMs: r.int('ANALYSIS_POLL_MAX_SECONDS') * 1000,
     },
     bindings: {
-      workers: r.int('BINDING_WORKERS', 4, 1, 64),
-      evaluationConcurrency: r.int('EVALUATION_CONCURRENCY', 8, 1, 256),
-      policyPollMs: r.int('POLICY_POLL_SECONDS', 60, 0, 86_400) * 1000,
+      workers: r.int('BINDING_WORKERS'),
+      evaluationConcurrency: r.int('EVALUATION_CONCURRENCY'),
+      policyPollMs: r.int('POLICY_POLL_SECONDS') * 1000,
       installId: '',
     },
     metrics: {
-      maxSeries: r.int('METRICS_MAX_SERIES', 10_000, 0, 10_000_000),
-      vulnerabilities: r.bool('METRICS_VULNERABILITIES', true),
-      vulnerabilityRefreshMs: r.int('VULNERABILITY_REFRESH_SECONDS', 3600, 60, 7 * 86_400) * 1000,
-      cveSeries: r.bool('METRICS_CVE_SERIES', false),
-      cveMinSeverity: r.oneOf('METRICS_CVE_MIN_SEVERITY', ['Critical', 'High', 'Medium', 'Low', 'Negligible', 'Unknown'], 'Critical'),
-      cveFixableOnly: r.bool('METRICS_CVE_FIXABLE_ONLY', true),
+      maxSeries: r.int('METRICS_MAX_SERIES'),
+      vulnerabilities: r.bool('METRICS_VULNERABILITIES'),
+      vulnerabilityRefreshMs: r.int('VULNERABILITY_REFRESH_SECONDS') * 1000,
+      cveSeries: r.bool('METRICS_CVE_SERIES'),
+      cveMinSeverity: r.oneOf('METRICS_CVE_MIN_SEVERITY'),
+      cveFixableOnly: r.bool('METRICS_CVE_FIXABLE_ONLY'),
       reports: {
-        enabled: r.bool('REPORTS_METRICS_ENABLED', false),
-        metrics: r.list('REPORTS_METRICS').length ? r.list('REPORTS_METRICS') : ['vulnerabilities.*'],
-        intervalMs: r.int('REPORTS_INTERVAL_SECONDS', 300, 30, 86_400) * 1000,
+        enabled: r.bool('REPORTS_METRICS_ENABLED'),
+        metrics: r.list('REPORTS_METRICS'),
+        intervalMs: r.int('REPORTS_INTERVAL_SECONDS') * 1000,
       },
     },
     kube: {
-      resyncMs: r.int('RESYNC_INTERVAL_SECONDS', 600, 0, 86_400) * 1000,
-      watchdogMs: r.int('WATCH_WATCHDOG_SECONDS', 300, 0, 86_400) * 1000,
+      resyncMs: r.int('RESYNC_INTERVAL_SECONDS') * 1000,
+      watchdogMs: r.int('WATCH_WATCHDOG_SECONDS') * 1000,
     },
     http: {
-      bindAddress: r.string('BIND_ADDRESS') || '0.0.0.0',
-      healthPort: r.int('HEALTH_PORT', 8081, 0, 65535),
-      metricsPort: r.int('METRICS_PORT', 8080, 0, 65535),
+      bindAddress: r.string('BIND_ADDRESS'),
+      healthPort: r.int('HEALTH_PORT'),
+      metricsPort: r.int('METRICS_PORT'),
     },
     leaderElection: {
-      enabled: r.bool('LEADER_ELECTION', true),
+      enabled: r.bool('LEADER_ELECTION'),
       namespace: r.string('LEADER_ELECTION_NAMESPACE') || env['POD_NAMESPACE'] || inClusterNamespace() || 'default',
-      leaseName: r.string('LEADER_ELECTION_ID') || 'anchore-operator',
+      leaseName: r.string('LEADER_ELECTION_ID'),
       identity: `${podName}_${randomUUID().slice(0, 8)}`,
-      leaseDurationMs: r.int('LEASE_DURATION_SECONDS', 15, 2, 3600) * 1000,
-      renewDeadlineMs: r.int('RENEW_DEADLINE_SECONDS', 10, 1, 3600) * 1000,
-      retryPeriodMs: r.int('RETRY_PERIOD_SECONDS', 2, 1, 600) * 1000,
+      leaseDurationMs: r.int('LEASE_DURATION_SECONDS') * 1000,
+      renewDeadlineMs: r.int('RENEW_DEADLINE_SECONDS') * 1000,
+      retryPeriodMs: r.int('RETRY_PERIOD_SECONDS') * 1000,
     },
     admission: {
-      enabled: r.bool('ADMISSION_ENABLED', false),
-      port: r.int('ADMISSION_PORT', 9443, 0, 65535),
-      deadlineMs: r.int('ADMISSION_DEADLINE_MS', 3000, 50, 29_000),
-      exemptNamespaces: r.raw('ADMISSION_EXEMPT_NAMESPACES') === undefined ? ['kube-system'] : r.list('ADMISSION_EXEMPT_NAMESPACES'),
-      registerUnknown: r.bool('ADMISSION_REGISTER_UNKNOWN', true),
+      enabled: r.bool('ADMISSION_ENABLED'),
+      port: r.int('ADMISSION_PORT'),
+      deadlineMs: r.int('ADMISSION_DEADLINE_MS'),
+      exemptNamespaces: r.list('ADMISSION_EXEMPT_NAMESPACES'),
+      registerUnknown: r.bool('ADMISSION_REGISTER_UNKNOWN'),
     },
-    log: { level: r.oneOf('LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], 'info'), pretty: r.bool('LOG_PRETTY', false) },
-    shutdownDrainMs: r.int('SHUTDOWN_DRAIN_SECONDS', 20, 0, 600) * 1000,
+    log: { level: r.oneOf('LOG_LEVEL'), pretty: r.bool('LOG_PRETTY') },
+    shutdownDrainMs: r.int('SHUTDOWN_DRAIN_SECONDS') * 1000,
   };
   if (caFile) cfg.anchore.caFile = caFile;
   if (cfg.log.pretty) {
@@ -368,7 +445,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const problem = validateLeaderTimings(cfg.leaderElection);
     if (problem) throw new ConfigError(`LEASE_DURATION_SECONDS / RENEW_DEADLINE_SECONDS / RETRY_PERIOD_SECONDS: ${problem}`);
   }
-  if (r.bool('METRICS_SECURE', false)) cfg.http.metricsTls = r.pemPair('METRICS', 'METRICS_SECURE needs METRICS_CERT_FILE and METRICS_KEY_FILE (PEM certificate and key)');
+  if (r.bool('METRICS_SECURE')) cfg.http.metricsTls = r.pemPair('METRICS', 'METRICS_SECURE needs METRICS_CERT_FILE and METRICS_KEY_FILE (PEM certificate and key)');
   const exempt = compileGlobs(cfg.admission.exemptNamespaces);
   if (!exempt.ok) throw new ConfigError(`ADMISSION_EXEMPT_NAMESPACES: ${exempt.reason}`);
   if (cfg.admission.enabled) {
@@ -401,6 +478,7 @@ export function describeConfig(cfg: Config): Record<string, unknown> {
   };
 }
 
+/** Reads each setting the way SPEC declares it: its default, range or choices come from there. */
 class Reader {
   readonly #env: NodeJS.ProcessEnv;
   readonly #file: Source;
@@ -409,23 +487,27 @@ class Reader {
     this.#file = file;
   }
 
-  raw(name: string): unknown {
+  #raw(name: string): unknown {
     const e = this.#env[name];
     if (e !== undefined && e !== '') return e;
     return this.#file[name];
   }
 
-  string(name: string): string {
-    const v = this.raw(name);
+  #text(name: string): string {
+    const v = this.#raw(name);
     if (v === undefined || v === null) return '';
     if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') throw new ConfigError(`${name}: expected a string`);
     return String(v).trim();
   }
 
+  string(name: Named<'text'>): string {
+    return this.#text(name) || SPEC[name].default;
+  }
+
   /** NAME or NAME_FILE (a mounted Secret); trailing newlines in files are dropped. */
-  secret(name: string): string {
-    const direct = this.string(name);
-    const path = this.string(`${name}_FILE`);
+  secret(name: Named<'secret'>): string {
+    const direct = this.#text(name);
+    const path = this.#text(`${name}_FILE`);
     if (direct && path) throw new ConfigError(`set ${name} or ${name}_FILE, not both`);
     if (!path) return direct;
     try {
@@ -436,9 +518,9 @@ class Reader {
   }
 
   /** <PREFIX>_CERT_FILE and <PREFIX>_KEY_FILE, both set and readable; `missing` is the error when either is absent. */
-  pemPair(prefix: string, missing: string): { certFile: string; keyFile: string } {
-    const certFile = this.string(`${prefix}_CERT_FILE`);
-    const keyFile = this.string(`${prefix}_KEY_FILE`);
+  pemPair(prefix: Named<'pem'>, missing: string): { certFile: string; keyFile: string } {
+    const certFile = this.#text(`${prefix}_CERT_FILE`);
+    const keyFile = this.#text(`${prefix}_KEY_FILE`);
     if (!certFile || !keyFile) throw new ConfigError(missing);
     for (const [name, file] of [[`${prefix}_CERT_FILE`, certFile], [`${prefix}_KEY_FILE`, keyFile]] as const) {
       try {
@@ -450,17 +532,22 @@ class Reader {
     return { certFile, keyFile };
   }
 
-  list(name: string): string[] {
-    const v = this.raw(name);
-    if (Array.isArray(v)) return v.map((x) => String(x).trim()).filter(Boolean);
-    return this.string(name)
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean);
+  list(name: Named<'list'>): string[] {
+    const spec: ListSetting = SPEC[name];
+    const v = this.#raw(name);
+    if (v === undefined) return [...spec.default];
+    const items = Array.isArray(v)
+      ? v.map((x) => String(x).trim()).filter(Boolean)
+      : this.#text(name)
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
+    return items.length || spec.clearable ? items : [...spec.default];
   }
 
-  int(name: string, def: number, min: number, max: number): number {
-    const s = this.string(name);
+  int(name: Named<'int'>): number {
+    const { default: def, min, max } = SPEC[name];
+    const s = this.#text(name);
     if (!s) return def;
     if (!/^-?\d+$/.test(s)) throw new ConfigError(`${name}: "${s}" is not a whole number`);
     const n = Number(s);
@@ -468,23 +555,24 @@ class Reader {
     return n;
   }
 
-  bool(name: string, def: boolean): boolean {
-    const s = this.string(name).toLowerCase();
-    if (!s) return def;
+  bool(name: Named<'bool'>): boolean {
+    const s = this.#text(name).toLowerCase();
+    if (!s) return SPEC[name].default;
     if (['true', '1', 'yes', 'on'].includes(s)) return true;
     if (['false', '0', 'no', 'off'].includes(s)) return false;
     throw new ConfigError(`${name}: "${s}" is not a boolean (true/false)`);
   }
 
-  oneOf<T extends string>(name: string, allowed: readonly T[], def: T): T {
-    const s = this.string(name);
-    if (!s) return def;
-    if (!allowed.includes(s as T)) throw new ConfigError(`${name}: "${s}" must be one of ${allowed.join(', ')}`);
-    return s as T;
+  /** One of the declared choices, typed as the declaration's union (checked here, hence the cast). */
+  oneOf<N extends Named<'oneOf'>>(name: N): Spec[N]['default'] {
+    const spec: OneOfSetting = SPEC[name];
+    const s = this.#text(name) || spec.default;
+    if (!spec.allowed.includes(s)) throw new ConfigError(`${name}: "${s}" must be one of ${spec.allowed.join(', ')}`);
+    return s as Spec[N]['default'];
   }
 
-  accountRoutes(name: string): AccountRoute[] {
-    const v = this.raw(name);
+  accountRoutes(name: Named<'other'>): AccountRoute[] {
+    const v = this.#raw(name);
     if (v === undefined || v === null || v === '') return [];
     const routes: AccountRoute[] = [];
     if (typeof v === 'object' && !Array.isArray(v)) {

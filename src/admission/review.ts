@@ -26,7 +26,7 @@ export interface AdmissionResponse {
 }
 
 /** One container image of the object under review. */
-export interface SpecContainer {
+interface SpecContainer {
   name: string;
   kind: ContainerKind;
   image: string;

@@ -8,7 +8,7 @@ import { type AdmissionRequest, type AdmissionResponse, parseReview, reviewRespo
 /** An AdmissionReview of a Pod with many containers is a few hundred KiB at most; the apiserver caps at 3 MiB. */
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
-export interface AdmissionServerOptions {
+interface AdmissionServerOptions {
   host: string;
   port: number;
   certFile: string;

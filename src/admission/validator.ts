@@ -144,7 +144,7 @@ export class AdmissionValidator {
       const why = breakglass.trim() || '(no reason given)';
       this.#log.warn({ namespace, kind, name: w.name, user: req.userInfo?.username, reason: why, dryRun }, 'admission breakglass used: images not checked');
       if (!dryRun) {
-        this.#o.events.event(subjectRef(w), 'Warning', EVENT_REASON.breakglass, 'Admit', `${kind} ${namespace}/${w.name} admitted without an Anchore policy check by the ${BREAKGLASS_ANNOTATION} annotation (user ${req.userInfo?.username ?? 'unknown'}): ${why}`.slice(0, 1024));
+        this.#o.events.event(subjectRef(w), 'Warning', EVENT_REASON.admissionBreakglass, 'Admit', `${kind} ${namespace}/${w.name} admitted without an Anchore policy check by the ${BREAKGLASS_ANNOTATION} annotation (user ${req.userInfo?.username ?? 'unknown'}): ${why}`.slice(0, 1024));
       }
       return done('breakglass', 'none', { allowed: true, warnings: [`anchore-operator: ${BREAKGLASS_ANNOTATION} is set (${why}); images were not checked and this use is audited`] });
     }

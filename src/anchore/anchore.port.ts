@@ -103,6 +103,10 @@ export interface AccountInventoryReport {
   batches: InventoryBatchReport[];
 }
 
+/** The spec's HealthReportInterval range (seconds). */
+export const HEALTH_REPORT_INTERVAL_MIN_S = 30;
+export const HEALTH_REPORT_INTERVAL_MAX_S = 600;
+
 export interface HealthReport {
   uptime: number;
   health_report_interval: number;

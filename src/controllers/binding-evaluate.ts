@@ -1,7 +1,7 @@
 import type { PolicyRecord } from '../anchore/anchore.port.ts';
 import { AnchoreError } from '../anchore/errors.ts';
 import type { BindingImageResult, BindingInfo, ImageResult } from '../crds/types.ts';
-import { REASON, RESULT_REASON } from '../crds/types.ts';
+import { REASON } from '../crds/types.ts';
 import { type CompiledBinding, checkVerdict } from '../model/binding-spec.ts';
 import type { EvaluationCache } from '../model/evaluation-cache.ts';
 import type { ImageRegistry } from '../model/images.port.ts';
@@ -50,7 +50,7 @@ export async function evaluateImages(
     if (!entry && deps.images.reRegistering(g.key)) return { ...base, reason: REASON.imageNotInAnchore, message: 'Anchore no longer holds this image; registering it again' };
     if (!entry) return { ...base, reason: REASON.analysisPending, message: 'waiting for the image to be registered with Anchore' };
     if (deps.images.reRegistering(g.key) && entry.analysis !== 'analyzed') return { ...base, reason: REASON.imageNotInAnchore, message: `Anchore no longer held this image; registered again, analysis ${entry.analysis}` };
-    if (entry.analysis === 'analysis_failed') return { ...base, result: 'error', reason: RESULT_REASON.analysisFailed, message: 'Anchore failed to analyse this image' };
+    if (entry.analysis === 'analysis_failed') return { ...base, result: 'error', reason: REASON.analysisFailed, message: 'Anchore failed to analyse this image' };
     if (entry.analysis !== 'analyzed') return { ...base, reason: REASON.analysisPending, message: `analysis ${entry.analysis}` };
     try {
       if (c.mode === 'analyze') {
@@ -61,7 +61,7 @@ export async function evaluateImages(
           if (n > 0) counts[sev] = n;
           total += n;
         }
-        return { ...base, result: 'pass', reason: RESULT_REASON.analyzed, findings: total, vulnerabilities: counts };
+        return { ...base, result: 'pass', reason: REASON.analyzed, findings: total, vulnerabilities: counts };
       }
       const policy = policies.get(g.account) as PolicyRecord;
       const check = await deps.cache.check(g.account, policy.policy_id, entry.digest, g.image.tag, maxAgeMs);
@@ -81,7 +81,7 @@ export async function evaluateImages(
         if (c.mode === 'evaluate') out.policyGone.add(g.account);
         return { ...base, reason: REASON.analysisPending, message: 'Anchore has no evaluation for this image; checking that it still holds the image' };
       }
-      return { ...base, result: 'error', reason: RESULT_REASON.evaluationError, message: errorMessage(err).slice(0, 512) };
+      return { ...base, result: 'error', reason: REASON.evaluationError, message: errorMessage(err).slice(0, 512) };
     }
   };
   for (let i = 0; i < groups.length; i += SLICE) {

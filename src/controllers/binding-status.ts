@@ -96,7 +96,7 @@ export function summarizeBinding(b: BindingInfo, outcome: BindingOutcome, now: D
 /** Results kept in status, failing first. 100 results of ~600 bytes keep a binding far below etcd's 1.5 MiB. */
 export const MAX_RESULTS = 100;
 /** A hard byte budget for the results list, whatever the message sizes. */
-export const MAX_RESULTS_BYTES = 256 * 1024;
+const MAX_RESULTS_BYTES = 256 * 1024;
 
 const ORDER: Record<string, number> = { fail: 0, error: 1, warn: 2, pending: 3, pass: 4 };
 
@@ -126,7 +126,7 @@ export function boundResults(results: readonly BindingImageResult[]): { results:
   return { results: out, truncated: false };
 }
 
-export interface DesiredCondition {
+interface DesiredCondition {
   type: string;
   status: 'True' | 'False' | 'Unknown';
   reason: string;

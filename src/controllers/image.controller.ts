@@ -1,3 +1,4 @@
+import { REASON } from '../crds/types.ts';
 import type { AnchoreApi, AnchoreImage } from '../anchore/anchore.port.ts';
 import { AnchoreError } from '../anchore/errors.ts';
 import { type ClusterStores, type PodInfo, resolveWorkload, workloadKey } from '../kube/cluster.port.ts';
@@ -202,7 +203,7 @@ export class ImageController implements ImageRegistry {
       if (!(err instanceof AnchoreError && err.kind === 'account-not-found')) throw err;
       // Nothing can be registered there until someone creates the account: no fast retry loop, one warning.
       this.#o.missingAccounts?.missing(img.account, err.message);
-      throw new WaitError('AccountNotFound', `${key}: Anchore account "${img.account}" does not exist; trying again in ${MISSING_ACCOUNT_RECHECK_MS / 60_000} min`, MISSING_ACCOUNT_RECHECK_MS);
+      throw new WaitError(REASON.accountNotFound, `${key}: Anchore account "${img.account}" does not exist; trying again in ${MISSING_ACCOUNT_RECHECK_MS / 60_000} min`, MISSING_ACCOUNT_RECHECK_MS);
     }
   }
 
@@ -232,7 +233,7 @@ export class ImageController implements ImageRegistry {
     if (added) throw this.#waitForAnalysis(key, entry);
     if (entry.nextPollAt !== undefined && entry.nextPollAt - Date.now() > 50 && !entry.verify) {
       // Woken before the poll is due (an image re-entering the running set): keep the backoff.
-      throw new WaitError('AnalysisPending', `${key}: analysis ${entry.analysis}; poll not due yet`, entry.nextPollAt - Date.now());
+      throw new WaitError(REASON.analysisPending, `${key}: analysis ${entry.analysis}; poll not due yet`, entry.nextPollAt - Date.now());
     }
     let fresh: AnchoreImage;
     try {
@@ -275,7 +276,7 @@ export class ImageController implements ImageRegistry {
   #waitForAnalysis(key: string, entry: CatalogEntry): WaitError {
     const delay = backoffDelay(this.#pollBackoff, entry.polls++);
     entry.nextPollAt = Date.now() + delay;
-    return new WaitError('AnalysisPending', `${key}: analysis ${entry.analysis}; polling again in ${delay} ms`, delay);
+    return new WaitError(REASON.analysisPending, `${key}: analysis ${entry.analysis}; polling again in ${delay} ms`, delay);
   }
 
   #final(key: string, entry: CatalogEntry): void {

@@ -1,11 +1,11 @@
-import type { AnchoreApi, HealthReport } from '../anchore/anchore.port.ts';
+import { type AnchoreApi, HEALTH_REPORT_INTERVAL_MAX_S, HEALTH_REPORT_INTERVAL_MIN_S, type HealthReport } from '../anchore/anchore.port.ts';
 import { formatTimestamp } from '../runtime/time.ts';
 import { AnchoreError } from '../anchore/errors.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { InventoryStatus } from '../model/inventory-status.ts';
 
-export interface IntegrationOptions {
+interface IntegrationOptions {
   anchore: AnchoreApi;
   account: string;
   username: string;
@@ -24,10 +24,6 @@ export interface IntegrationOptions {
   inventoryStatus: () => InventoryStatus[];
   log: Logger;
 }
-
-/** The spec's HealthReportInterval range (seconds). */
-export const HEALTH_REPORT_INTERVAL_MIN_S = 30;
-export const HEALTH_REPORT_INTERVAL_MAX_S = 600;
 
 /** The interval as the spec types it: whole seconds within 30–600 (config enforces the range; tests tick faster). */
 export function healthReportIntervalSeconds(ms: number): number {

@@ -11,7 +11,7 @@ import type { InventoryBatchOutcome, InventoryStatus } from '../model/inventory-
 import { MissingAccounts } from '../model/missing-accounts.ts';
 import type { Scope } from '../model/scope.ts';
 
-export interface InventoryOptions {
+interface InventoryOptions {
   stores: ClusterStores;
   scope: Scope;
   anchore: AnchoreApi;

@@ -4,7 +4,7 @@ import { errorMessage } from '../runtime/errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { METRIC, type OperatorMetrics } from '../telemetry/metrics.ts';
 
-export interface ReportsOptions {
+interface ReportsOptions {
   anchore: AnchoreApi;
   accounts: () => string[];
   /** Globs on metric ids, e.g. "vulnerabilities.*". */

@@ -2,6 +2,8 @@
  * The schema source of truth for the operator's CRDs. deploy/crds/*.yaml is generated from this file by
  * `npm run gen:crds`; `npm run verify` fails when the committed YAML drifts from it.
  */
+import { CONDITION, REASON } from './types.ts';
+
 export const GROUP = 'anchore.io';
 export const VERSION = 'v1alpha1';
 export const API_VERSION = `${GROUP}/${VERSION}`;
@@ -108,7 +110,7 @@ const specValidations = [
 
 const conditions: Schema = {
   type: 'array',
-  description: 'kstatus conditions: Ready, Reconciling, Stalled.',
+  description: `kstatus conditions: ${CONDITION.ready}, ${CONDITION.reconciling}, ${CONDITION.stalled}.`,
   maxItems: 16,
   'x-kubernetes-list-type': 'map',
   'x-kubernetes-list-map-keys': ['type'],
@@ -168,7 +170,7 @@ const statusSchema: Schema = {
           digest: str('Registry digest.'),
           result: str('pass, fail, warn, pending or error.', { enum: ['pass', 'fail', 'warn', 'pending', 'error'] }),
           finalAction: str('Anchore final action: go, warn or stop.'),
-          reason: str('Why: policy_evaluation, allowlisted, denylisted, AnalysisPending, AnalysisFailed, …'),
+          reason: str(`Why: policy_evaluation, allowlisted, denylisted, ${REASON.analysisPending}, ${REASON.analysisFailed}, …`),
           findings: count('Number of policy findings (evaluate) or vulnerabilities (analyze).'),
           vulnerabilities: {
             type: 'object',
@@ -192,21 +194,24 @@ const statusSchema: Schema = {
   },
 };
 
+/** The Ready condition's fields, as a printer column's JSONPath. */
+const ready = (field: 'status' | 'reason' | 'message'): string => `.status.conditions[?(@.type=="${CONDITION.ready}")].${field}`;
+
 const printerColumns = [
   { name: 'Policy', type: 'string', jsonPath: '.status.policy.name', description: 'Policy in use' },
   { name: 'Mode', type: 'string', jsonPath: '.spec.mode' },
   { name: 'Images', type: 'integer', jsonPath: '.status.summary.images' },
   { name: 'Passed', type: 'integer', jsonPath: '.status.summary.passed' },
   { name: 'Failed', type: 'integer', jsonPath: '.status.summary.failed' },
-  { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
-  { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', description: 'Why the binding is (not) Ready' },
+  { name: CONDITION.ready, type: 'string', jsonPath: ready('status') },
+  { name: 'Reason', type: 'string', jsonPath: ready('reason'), description: `Why the binding is (not) ${CONDITION.ready}` },
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
   // -o wide only.
   { name: 'Warned', type: 'integer', jsonPath: '.status.summary.warned', priority: 1 },
   { name: 'Pending', type: 'integer', jsonPath: '.status.summary.pending', priority: 1 },
   { name: 'Errors', type: 'integer', jsonPath: '.status.summary.errors', priority: 1 },
   { name: 'Enforcement', type: 'string', jsonPath: '.spec.enforcement', priority: 1, description: 'What admission does with failing images: audit, warn or deny' },
-  { name: 'Message', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].message', priority: 1 },
+  { name: 'Message', type: 'string', jsonPath: ready('message'), priority: 1 },
 ];
 
 function crd(opts: { kind: string; plural: string; shortName: string; scope: 'Namespaced' | 'Cluster'; description: string; extraSpec: Record<string, Schema>; extraValidations?: unknown[] }): Schema {
@@ -250,7 +255,7 @@ function crd(opts: { kind: string; plural: string; shortName: string; scope: 'Na
   };
 }
 
-export const ANCHORE_POLICY_BINDING = crd({
+const ANCHORE_POLICY_BINDING = crd({
   kind: 'AnchorePolicyBinding',
   plural: 'anchorepolicybindings',
   shortName: 'apb',
@@ -260,7 +265,7 @@ export const ANCHORE_POLICY_BINDING = crd({
   extraSpec: {},
 });
 
-export const CLUSTER_ANCHORE_POLICY_BINDING = crd({
+const CLUSTER_ANCHORE_POLICY_BINDING = crd({
   kind: 'ClusterAnchorePolicyBinding',
   plural: 'clusteranchorepolicybindings',
   shortName: 'capb',

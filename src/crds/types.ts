@@ -1,8 +1,8 @@
 /** TypeScript shapes of the operator's custom resources (the schema is in schema.ts). */
 import type { LabelSelector } from '../discovery/label-selector.ts';
 
-export type BindingMode = 'evaluate' | 'analyze';
-export type FailOn = 'stop' | 'warn';
+type BindingMode = 'evaluate' | 'analyze';
+type FailOn = 'stop' | 'warn';
 /** What the admission webhook does with a failing image: record it, warn the client, or reject the request. */
 export type Enforcement = 'audit' | 'warn' | 'deny';
 /** How admission treats an image it cannot judge: let it through, or count it as failing. */
@@ -113,7 +113,6 @@ export const REASON = {
   analysisPending: 'AnalysisPending',
   /** Anchore answered 404 for an image it had: it is being registered again. */
   imageNotInAnchore: 'ImageNotInAnchore',
-  progressing: 'Progressing',
   policyNotFound: 'PolicyNotFound',
   accountNotFound: 'AccountNotFound',
   authFailed: 'AuthFailed',
@@ -125,25 +124,24 @@ export const REASON = {
   policyPassed: 'PolicyPassed',
   policyFailed: 'PolicyFailed',
   evaluationErrors: 'EvaluationErrors',
+  /** results[].reason of an image Anchore could not analyse. */
+  analysisFailed: 'AnalysisFailed',
+  /** results[].reason of an image whose policy check failed (the message says why). */
+  evaluationError: 'EvaluationError',
 } as const;
 
-/** Reasons of per-image results (status.results[].reason) the operator writes itself; Anchore's final_action_reason passes through. */
-export const RESULT_REASON = { analyzed: 'Analyzed', analysisFailed: 'AnalysisFailed', evaluationError: 'EvaluationError' } as const;
-
-/** Kubernetes Event reasons that are not condition reasons (Events about a binding's conditions reuse those). */
+/** Reasons of the Kubernetes Events the operator writes besides condition changes (docs/api.md, Events). */
 export const EVENT_REASON = {
-  /** On a workload: some of its images newly fail a binding's policy. */
+  /** On a workload running an image that fails a binding's policy. */
   policyFailed: 'AnchorePolicyFailed',
-  /** On a binding: many workloads newly fail at once (each also has its own Event). */
+  /** On a binding whose evaluation finds many workloads newly failing. */
   workloadsFailing: 'WorkloadsFailingPolicy',
-  /** On a namespace whose label names an Anchore account that does not exist. */
+  /** On a namespace routed to an Anchore account that does not exist. */
   accountNotFound: 'AnchoreAccountNotFound',
-  /** On a workload admitted by the breakglass annotation. */
-  breakglass: 'AdmissionBreakglass',
-  /** On a binding: admission rejected a workload its policy fails (enforcement deny). */
-  admissionDenied: 'AdmissionDenied',
-  /** On a binding: admission let a failing workload in with a warning (enforcement warn). */
-  admissionWarned: 'AdmissionWarned',
-  /** On a binding: admission let a failing workload in and recorded it (enforcement audit). */
+  /** On a binding, by its enforcement, when admission meets a failing image. */
   admissionAudit: 'AdmissionAudit',
+  admissionWarned: 'AdmissionWarned',
+  admissionDenied: 'AdmissionDenied',
+  /** On the reviewed object admitted unchecked by the breakglass annotation. */
+  admissionBreakglass: 'AdmissionBreakglass',
 } as const;

@@ -40,7 +40,7 @@ export interface ResolvedImage {
 }
 
 /** Tag used by the `insert` policy; the same placeholder k8s-inventory uses. */
-export const MISSING_TAG_PLACEHOLDER = 'UNKNOWN';
+const MISSING_TAG_PLACEHOLDER = 'UNKNOWN';
 /** Docker's implicit tag for a reference with neither tag nor digest. */
 const IMPLICIT_TAG = 'latest';
 

@@ -13,7 +13,7 @@ import { quote } from './quote.ts';
 /** Longest glob accepted; far beyond any sensible pattern, it bounds the NFA size. */
 export const MAX_GLOB_LENGTH = 1024;
 /** Most globs in one list; bounds per-value matching cost. */
-export const MAX_GLOBS = 1000;
+const MAX_GLOBS = 1000;
 
 // Token kinds.
 const LITERAL = 0;

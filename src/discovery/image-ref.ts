@@ -39,7 +39,7 @@ export interface NormaliseOptions {
 /** Longest reference accepted; anything longer is certainly not a real image and is rejected cheaply. */
 export const MAX_REFERENCE_LENGTH = 4096;
 /** distribution/reference's NameTotalLengthMax, applied to the normalised "registry/repository". */
-export const MAX_NAME_LENGTH = 255;
+const MAX_NAME_LENGTH = 255;
 const MAX_TAG_LENGTH = 128;
 
 const DOCKER_HUB = 'docker.io';
@@ -245,7 +245,7 @@ function checkPath(path: string): string | undefined {
 // Normalisation options
 
 /** @internal Resolved {@link NormaliseOptions}. */
-export interface Defaults {
+interface Defaults {
   registry: string;
   /** Repository prefix from an override with a path, "" or e.g. "hub/". */
   prefix: string;

@@ -27,7 +27,7 @@ export interface LabelSelector {
 export type LabelMatcher = (labels: Readonly<Record<string, string>> | undefined) => boolean;
 
 /** Longest selector string accepted (apiserver requests are bounded similarly in practice). */
-export const MAX_SELECTOR_LENGTH = 4096;
+const MAX_SELECTOR_LENGTH = 4096;
 
 type Operator = 'in' | 'notin' | '=' | '==' | '!=' | 'exists' | '!' | 'gt' | 'lt';
 

@@ -19,7 +19,7 @@ export interface NamespaceFilterConfig {
 }
 
 /** True when the namespace should be watched. */
-export type NamespaceFilter = (name: string, labels: Readonly<Record<string, string>> | undefined) => boolean;
+type NamespaceFilter = (name: string, labels: Readonly<Record<string, string>> | undefined) => boolean;
 
 /**
  * Compiles a namespace filter: excluded by `exclude` → false; else it must match `include` (when

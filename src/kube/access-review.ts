@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { KubeClient } from './client.ts';
 
 /** The verdict on one bearer token for one non-resource request. */
-export interface AccessDecision {
+interface AccessDecision {
   /** false: the token is not valid (401). */
   authenticated: boolean;
   /** false with authenticated: valid token, no permission (403). */

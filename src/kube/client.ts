@@ -18,7 +18,7 @@ export function isKubeError(err: unknown, status?: number): err is KubeApiError 
   return err instanceof KubeApiError && (status === undefined || err.status === status);
 }
 
-export interface KubeClientOptions {
+interface KubeClientOptions {
   /** Path to a kubeconfig; when absent: in-cluster config if running in a pod, else the default loading rules. */
   kubeconfig?: string;
   /** Per-request deadline for non-watch calls. */

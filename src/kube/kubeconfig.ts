@@ -8,9 +8,9 @@ import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 
-export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
-export interface TlsMaterial {
+interface TlsMaterial {
   ca?: Buffer;
   cert?: Buffer;
   key?: Buffer;
@@ -18,7 +18,7 @@ export interface TlsMaterial {
   servername?: string;
 }
 
-export type KubeAuth =
+type KubeAuth =
   | { type: 'none' }
   | { type: 'token'; token: string }
   /** Re-read periodically: kubelet rotates projected service-account tokens. */

@@ -4,12 +4,12 @@ import type { Logger } from '../telemetry/logger.ts';
 import type { KubeClient, WatchHandle } from './client.ts';
 
 /** Every cached object keeps these so the store can detect change; the rest is whatever the projection keeps. */
-export interface Cached {
+interface Cached {
   key: string;
   resourceVersion: string;
 }
 
-export interface ReflectorHandlers<T> {
+interface ReflectorHandlers<T> {
   add?(obj: T): void;
   update?(oldObj: T, newObj: T): void;
   delete?(obj: T): void;
@@ -21,7 +21,7 @@ export interface ReflectorMetrics {
   listed(resource: string, count: number, durationMs: number): void;
 }
 
-export interface ReflectorOptions<T extends Cached> {
+interface ReflectorOptions<T extends Cached> {
   /** Resource name for logs and metrics, e.g. "pods". */
   resource: string;
   client: KubeClient;
@@ -366,7 +366,7 @@ export class Reflector<T extends Cached> {
 }
 
 /** "namespace/name" or "name" from raw metadata. */
-export function keyOfRaw(raw: unknown): string | undefined {
+function keyOfRaw(raw: unknown): string | undefined {
   const m = (raw as { metadata?: { name?: string; namespace?: string } } | undefined)?.metadata;
   if (!m?.name) return undefined;
   return m.namespace ? `${m.namespace}/${m.name}` : m.name;

@@ -6,7 +6,7 @@ import { GROUP, VERSION } from '../crds/schema.ts';
 import type { BindingInfo } from '../crds/types.ts';
 import { Reflector, type ReflectorMetrics } from './reflector.ts';
 
-export interface StoresOptions {
+interface StoresOptions {
   client: KubeClient;
   log: Logger;
   metrics?: ReflectorMetrics;

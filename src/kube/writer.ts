@@ -5,8 +5,9 @@ import type { BindingStatusWriter, EventRecorder, ObjectRef } from './cluster.po
 import { type KubeClient, isKubeError } from './client.ts';
 import type { OperatorMetrics } from '../telemetry/metrics.ts';
 import { TokenBucket } from '../runtime/limits.ts';
+import { formatMicroTime } from '../runtime/time.ts';
 
-export function bindingPath(b: Pick<BindingInfo, 'kind' | 'name' | 'namespace'>): string {
+function bindingPath(b: Pick<BindingInfo, 'kind' | 'name' | 'namespace'>): string {
   return b.kind === 'AnchorePolicyBinding'
     ? `/apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(b.namespace ?? '')}/anchorepolicybindings/${encodeURIComponent(b.name)}`
     : `/apis/${GROUP}/${VERSION}/clusteranchorepolicybindings/${encodeURIComponent(b.name)}`;
@@ -29,13 +30,8 @@ export class KubeBindingStatusWriter implements BindingStatusWriter {
   }
 }
 
-/** events.k8s.io/v1 MicroTime: the apiserver rejects millisecond precision. */
-export function microTime(d: Date): string {
-  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
-}
-
 /** The reporting controller of every Event this operator writes (and what it lists on start). */
-export const REPORTING_CONTROLLER = 'anchore.io/anchore-operator';
+const REPORTING_CONTROLLER = 'anchore.io/anchore-operator';
 /** How long the apiserver keeps Events by default (kube-apiserver --event-ttl). */
 const EVENT_TTL_MS = 3_600_000;
 
@@ -134,7 +130,7 @@ export class KubeEventRecorder implements EventRecorder {
       kind: 'Event',
       // client-go's naming (<object>.<hex time>): Event validation rejects a generateName ending in '.'.
       metadata: { name: `${regarding.name.slice(0, 200)}.${(BigInt(now) * 1_000_000n + BigInt(this.#seq++ % 1_000_000)).toString(16)}`, namespace },
-      eventTime: microTime(new Date(now)),
+      eventTime: formatMicroTime(new Date(now)),
       type,
       reason,
       action,

@@ -27,7 +27,7 @@ export interface CompiledBinding {
 }
 
 /** Why a spec cannot be used: a condition reason and a message naming the field. */
-export interface SpecProblem {
+interface SpecProblem {
   reason: string;
   message: string;
 }

@@ -4,7 +4,7 @@ import { digestKey } from './image-keys.ts';
 import { type CveFilter, type VulnerabilitySummary, summariseVulnerabilities } from './vulnerability-summary.ts';
 
 /** Findings kept per evaluation: the status shows the top ones; the count says how many there were. */
-export const KEPT_FINDINGS = 5;
+const KEPT_FINDINGS = 5;
 
 interface Entry<T> {
   at: number;

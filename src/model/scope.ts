@@ -4,7 +4,7 @@ import { compileImageExclusions } from '../discovery/image-filter.ts';
 import { compileNamespaceFilter, type NamespaceFilterConfig } from '../discovery/namespace-filter.ts';
 import type { NamespaceInfo, PodContainer } from '../kube/cluster.port.ts';
 
-export interface ScopeConfig {
+interface ScopeConfig {
   namespaces: NamespaceFilterConfig;
   imageExclude: string[];
   imagePolicy: ImagePolicy;
@@ -13,7 +13,7 @@ export interface ScopeConfig {
   accountLabel?: string;
 }
 
-export type ImageResolution =
+type ImageResolution =
   | { kind: 'image'; image: ResolvedImage }
   | { kind: 'excluded' }
   | { kind: 'dropped' }

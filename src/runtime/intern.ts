@@ -42,7 +42,7 @@ export class Interner {
 }
 
 /** The process-wide pool for cached Kubernetes and Anchore identifiers. */
-export const pool = new Interner();
+const pool = new Interner();
 
 /** `pool.intern` for optional strings. */
 export function intern<T extends string | undefined>(s: T): T {

@@ -7,6 +7,7 @@
 // - on a clean shutdown the leader releases the lease (empty holder, 1 s duration) so a standby takes over at once.
 import type { Clock } from './clock.ts';
 import { errorMessage } from './errors.ts';
+import { formatMicroTime } from './time.ts';
 
 /** The lease fields leader election reads and writes (coordination.k8s.io/v1 LeaseSpec). */
 export interface LeaseRecord {
@@ -38,7 +39,7 @@ export class LeaseConflictError extends Error {
   override readonly name = 'LeaseConflictError';
 }
 
-export interface LeaderElectorOptions {
+interface LeaderElectorOptions {
   lock: LeaseLock;
   /** Unique per process (pod name + random suffix): a restarted pod must not believe it still holds the lease. */
   identity: string;
@@ -55,7 +56,7 @@ export interface LeaderElectorOptions {
 }
 
 /** client-go's JitterFactor: a candidate waits retryPeriod × [1, 1.2) between attempts. */
-export const JITTER_FACTOR = 1.2;
+const JITTER_FACTOR = 1.2;
 
 /** Checks client-go's constraints on the timings; returns the problem or undefined. */
 export function validateLeaderTimings(t: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number }): string | undefined {
@@ -63,11 +64,6 @@ export function validateLeaderTimings(t: { leaseDurationMs: number; renewDeadlin
   if (t.leaseDurationMs <= t.renewDeadlineMs) return 'the lease duration must be greater than the renew deadline';
   if (t.renewDeadlineMs <= JITTER_FACTOR * t.retryPeriodMs) return `the renew deadline must be greater than ${JITTER_FACTOR} × the retry period`;
   return undefined;
-}
-
-/** MicroTime as the apiserver writes it: RFC 3339 with six fractional digits. */
-export function microTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
 
 export class LeaderElector {
@@ -161,8 +157,8 @@ export class LeaderElector {
     const mine = (prev: LeaseRecord | undefined): LeaseRecord => ({
       holderIdentity: o.identity,
       leaseDurationSeconds: Math.ceil(o.leaseDurationMs / 1000),
-      acquireTime: prev !== undefined && prev.holderIdentity === o.identity && prev.acquireTime ? prev.acquireTime : microTime(now),
-      renewTime: microTime(now),
+      acquireTime: prev !== undefined && prev.holderIdentity === o.identity && prev.acquireTime ? prev.acquireTime : formatMicroTime(new Date(now)),
+      renewTime: formatMicroTime(new Date(now)),
       leaseTransitions: prev === undefined ? 0 : prev.holderIdentity === o.identity ? prev.leaseTransitions : prev.leaseTransitions + 1,
     });
     try {
@@ -206,7 +202,7 @@ export class LeaderElector {
     try {
       const current = await o.lock.get(o.renewDeadlineMs);
       if (current === undefined || current.record.holderIdentity !== o.identity) return;
-      const now = microTime(o.clock.now());
+      const now = formatMicroTime(new Date(o.clock.now()));
       await o.lock.update(
         { holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions: current.record.leaseTransitions },
         current.version,

@@ -3,6 +3,14 @@ export function formatTimestamp(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
+/**
+ * Kubernetes MicroTime: RFC 3339 in UTC with six fractional digits ("2026-12-06T04:43:49.123000Z"), as Lease times and
+ * events.k8s.io/v1 eventTime are written (the apiserver rejects an eventTime with millisecond precision).
+ */
+export function formatMicroTime(d: Date): string {
+  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
 /** Parses a Go duration ("1h30m", "90s"); undefined when invalid. */
 export function parseDuration(s: string): number | undefined {
   if (!/^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$/.test(s)) return undefined;

@@ -5,7 +5,7 @@ import { StallError, WaitError } from './errors.ts';
 /** What a handler may return: nothing (done) or a request to look again later (periodic re-checks). */
 export type HandleResult = void | { requeueAfterMs?: number };
 
-export type QueueOutcome = 'success' | 'requeue' | 'wait' | 'stalled' | 'error';
+type QueueOutcome = 'success' | 'requeue' | 'wait' | 'stalled' | 'error';
 
 export interface QueueEvent<K> {
   key: K;
@@ -18,7 +18,7 @@ export interface QueueEvent<K> {
   error?: unknown;
 }
 
-export interface WorkQueueOptions<K> {
+interface WorkQueueOptions<K> {
   name: string;
   concurrency: number;
   handle: (key: K) => Promise<HandleResult>;

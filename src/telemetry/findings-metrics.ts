@@ -1,5 +1,5 @@
 import { SEVERITIES } from '../anchore/anchore.port.ts';
-import type { BindingInfo } from '../crds/types.ts';
+import { type BindingInfo, CONDITION } from '../crds/types.ts';
 import type { Store, WorkloadRef } from '../kube/cluster.port.ts';
 import type { ImageRegistry } from '../model/images.port.ts';
 import type { VulnerabilitySummary } from '../model/vulnerability-summary.ts';
@@ -21,7 +21,7 @@ export interface VulnerabilityFindings {
   entries(): Iterable<[string, VulnerabilitySummary]>;
 }
 
-export interface FindingsSources {
+interface FindingsSources {
   metrics: OperatorMetrics;
   images: Pick<ImageRegistry, 'running' | 'workloadImages'>;
   vulnerabilities: VulnerabilityFindings;
@@ -105,13 +105,13 @@ export function registerFindingsMetrics(src: FindingsSources): void {
   });
   metrics.findingsGauge(METRIC.bindingReady, '1 when the binding is Ready (evaluated), 0 otherwise', ['kind', 'namespace', 'binding', 'reason'], function* () {
     for (const b of allBindings()) {
-      const c = b.status.conditions?.find((x) => x.type === 'Ready');
+      const c = b.status.conditions?.find((x) => x.type === CONDITION.ready);
       if (c) yield [{ ...labelsOf(b), reason: c.reason }, c.status === 'True' ? 1 : 0];
     }
   });
   metrics.findingsGauge(METRIC.bindingCompliant, '1 when every image the binding covers passes its policy, 0 when any fails', ['kind', 'namespace', 'binding'], function* () {
     for (const b of allBindings()) {
-      const c = b.status.conditions?.find((x) => x.type === 'Compliant');
+      const c = b.status.conditions?.find((x) => x.type === CONDITION.compliant);
       // Unknown (the binding selects no image) is neither compliant nor failing: no series.
       if (c && c.status !== 'Unknown') yield [labelsOf(b), c.status === 'True' ? 1 : 0];
     }

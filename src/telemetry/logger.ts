@@ -6,7 +6,7 @@ export type { Logger };
  * Paths redacted from every log line. pino's `*` matches exactly one level, so credentials are also kept out of
  * log objects by construction (config is logged through `describeConfig`, never whole).
  */
-export const REDACT_PATHS = [
+const REDACT_PATHS = [
   'password',
   'token',
   'apiKey',
@@ -26,7 +26,7 @@ export const REDACT_PATHS = [
   'config.anchore.apiKey',
 ];
 
-export interface LoggerConfig {
+interface LoggerConfig {
   level: string;
   pretty: boolean;
 }

@@ -204,7 +204,7 @@ export class OperatorMetrics {
 }
 
 /** Counts findings series per scrape against a fixed budget. */
-export class SeriesBudget {
+class SeriesBudget {
   readonly max: number;
   readonly #dropped: Counter<'metric'>;
   #used = 0;

@@ -3,7 +3,7 @@ import { reloadingHttpsServer } from './https.ts';
 import type { Registry } from 'prom-client';
 import type { Logger } from './logger.ts';
 
-export interface ReadinessCheck {
+interface ReadinessCheck {
   name: string;
   ok(): boolean;
   /** Why it is not ready, for the /readyz body. */
@@ -49,11 +49,11 @@ export async function startHealthServer(opts: { host: string; port: number; chec
 }
 
 /** Bearer-token access check for /metrics (TokenReview + SubjectAccessReview in production). */
-export interface MetricsAccess {
+interface MetricsAccess {
   review(token: string, path: string, verb: string): Promise<{ authenticated: boolean; allowed: boolean; user?: string; reason?: string }>;
 }
 
-export interface MetricsServerOptions {
+interface MetricsServerOptions {
   host: string;
   port: number;
   registry: Registry;
