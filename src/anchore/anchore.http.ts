@@ -27,12 +27,13 @@ import type {
 import { ANALYSIS_STATUSES, SEVERITIES } from './anchore.port.ts';
 import { type AnchoreAuth, OAuthTokenManager, type TokenResponse, basicHeader } from './auth.ts';
 import { AnchoreError, parseErrorBody } from './errors.ts';
+import { parseAnchoreUrl } from './url.ts';
 import { jsonInSlices } from '../runtime/cooperative.ts';
 import { systemClock } from '../runtime/clock.ts';
 import { formatTimestamp } from '../runtime/time.ts';
 
 export interface AnchoreHttpConfig {
-  /** Base URL, with or without a trailing `/v2`. */
+  /** Base URL, with or without a trailing `/v2` (checked by parseAnchoreUrl). */
   url: string;
   auth: AnchoreAuth;
   /** PEM CA bundle to verify Anchore's certificate (in addition to nothing: the system store is replaced). */
@@ -115,7 +116,7 @@ export class AnchoreHttpClient implements AnchoreApi {
 
   constructor(cfg: AnchoreHttpConfig) {
     this.#cfg = cfg;
-    this.baseUrl = normaliseBaseUrl(cfg.url);
+    this.baseUrl = parseAnchoreUrl(cfg.url);
     const t = cfg.timeouts ?? {};
     const connect: Record<string, unknown> = { timeout: t.connectMs ?? 5000 };
     if (cfg.caFile) connect['ca'] = readFileSync(cfg.caFile);
@@ -540,21 +541,6 @@ export class AnchoreHttpClient implements AnchoreApi {
     this.#cfg.onRequest?.({ operation, status, durationMs: performance.now() - started });
     return out;
   }
-}
-
-/** Strips a trailing slash and `/v2`, so both `https://a:8228` and `https://a:8228/v2/` work. */
-export function normaliseBaseUrl(raw: string): string {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    throw new Error(`ANCHORE_URL "${raw}" is not a valid URL`);
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`ANCHORE_URL "${raw}" must use http or https`);
-  if (u.username || u.password) throw new Error('ANCHORE_URL must not contain credentials; use ANCHORE_USERNAME/ANCHORE_PASSWORD');
-  let p = u.pathname.replace(/\/+$/, '');
-  if (p.endsWith('/v2')) p = p.slice(0, -3);
-  return `${u.protocol}//${u.host}${p}`;
 }
 
 function isLoopback(url: string): boolean {
