@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import type { AnchoreAuth } from './anchore/auth.ts';
 import { HEALTH_REPORT_INTERVAL_MAX_S, HEALTH_REPORT_INTERVAL_MIN_S } from './anchore/anchore.port.ts';
+import { AnchoreUrlError, parseAnchoreUrl } from './anchore/url.ts';
 import type { MissingTagPolicy } from './discovery/container-image.ts';
 import { compileGlobs } from './discovery/glob.ts';
 import { parseLabelSelectorString } from './discovery/label-selector.ts';
@@ -295,17 +296,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const url = r.string('ANCHORE_URL');
   if (!url) throw new ConfigError('ANCHORE_URL is required (e.g. https://anchore-api.anchore:8228)');
   try {
-    const u = new URL(url);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
-    if (u.username || u.password) throw new ConfigError('ANCHORE_URL must not contain credentials; use ANCHORE_USERNAME/ANCHORE_PASSWORD');
-    if (u.search || u.hash) throw new ConfigError(`ANCHORE_URL "${url}" must not carry a query or fragment`);
-    const path = u.pathname.replace(/\/+$/, '');
-    if (/\/v1$/i.test(path)) {
-      throw new ConfigError(`ANCHORE_URL "${url}" ends in /v1, but the operator uses Anchore's V2 API: give the base URL (${u.origin}${path.slice(0, -3)}) or ${u.origin}${path.slice(0, -3)}/v2`);
-    }
+    parseAnchoreUrl(url);
   } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    throw new ConfigError(`ANCHORE_URL "${url}" is not an http(s) URL`);
+    if (err instanceof AnchoreUrlError) throw new ConfigError(err.message);
+    throw err;
   }
 
   const apiKey = r.secret('ANCHORE_API_KEY');

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { type AnchoreSimulator, startSimulator } from '../../test/anchore-sim/index.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { OperatorMetrics } from '../telemetry/metrics.ts';
-import { AnchoreHttpClient, type AnchoreHttpConfig, normaliseBaseUrl, operationsInSpec, parseRetryAfter } from './anchore.http.ts';
+import { AnchoreHttpClient, type AnchoreHttpConfig } from './anchore.http.ts';
 import { AnchoreError } from './errors.ts';
 
 const log = createLogger({ level: 'silent', pretty: false });
@@ -478,30 +478,5 @@ describe('AnchoreHttpClient TLS', () => {
     const warnLog = createLogger({ level: 'warn', pretty: false }, { write: (s: string) => void lines.push(s) });
     await expect(client(sim, { insecureSkipTlsVerify: true, log: warnLog }).listImages('admin')).resolves.toEqual([]);
     expect(lines.join('')).toContain('TLS verification of Anchore is DISABLED');
-  });
-});
-
-describe('helpers', () => {
-  it.each([
-    ['https://a:8228', 'https://a:8228'],
-    ['https://a:8228/', 'https://a:8228'],
-    ['https://a:8228/v2', 'https://a:8228'],
-    ['https://a:8228/v2/', 'https://a:8228'],
-    ['http://gw/anchore/v2', 'http://gw/anchore'],
-  ])('when the URL is %s, then the base is %s', (raw, base) => {
-    expect(normaliseBaseUrl(raw)).toBe(base);
-  });
-
-  it('when Retry-After is seconds or a date, then it parses to seconds', () => {
-    expect(parseRetryAfter('7')).toBe(7);
-    expect(parseRetryAfter(new Date(Date.now() + 10_000).toUTCString())).toBeGreaterThanOrEqual(9);
-    expect(parseRetryAfter('soon')).toBeUndefined();
-  });
-
-  it('when a spec uses servers /v2 with bare paths or full /v2 paths, then operations are found either way', () => {
-    const a = operationsInSpec({ servers: [{ url: '/v2' }], paths: { '/images/{image_digest}': { get: {} } } });
-    const b = operationsInSpec({ paths: { '/v2/images/{digest}': { get: {} } } });
-    expect([...a]).toEqual(['GET /images/{}']);
-    expect([...b]).toEqual(['GET /images/{}']);
   });
 });

@@ -49,6 +49,11 @@ export function isAnchoreError(err: unknown, kind?: AnchoreErrorKind): err is An
   return err instanceof AnchoreError && (kind === undefined || err.kind === kind);
 }
 
+/** A 2xx answer that is not what the API promises (see `protocol` above); shared by the transport and the decoders. */
+export function protocolError(operation: string, message: string): AnchoreError {
+  return new AnchoreError('protocol', operation, `${operation}: unexpected response: ${message}`);
+}
+
 /** What an Anchore error body says, whichever of its shapes it uses. */
 export interface ParsedErrorBody {
   message: string | undefined;

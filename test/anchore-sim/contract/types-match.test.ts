@@ -4,7 +4,7 @@
 // - at run time: bodies built by the operator's own code (inventory builder, integration controller, health report
 //   builder) validate against the schemas with no extra members, and pass the health-report consistency rule.
 import { describe, expect, it } from '@jest/globals';
-import { healthReportBody } from '../../../src/anchore/anchore.http.ts';
+import { healthReportBody } from '../../../src/anchore/decode.ts';
 import type {
   AnchoreApi,
   HealthReportBody,
