@@ -19,6 +19,7 @@ import { createClusterStores, type RunningStores } from './kube/stores.ts';
 import { KubeBindingStatusWriter, KubeEventRecorder } from './kube/writer.ts';
 import { systemClock } from './runtime/clock.ts';
 import { errorMessage } from './runtime/errors.ts';
+import { ControllerSet } from './runtime/controller-set.ts';
 import { LeaderElector } from './runtime/leader.ts';
 import type { Logger } from './telemetry/logger.ts';
 import { METRIC, OperatorMetrics } from './telemetry/metrics.ts';
@@ -105,6 +106,8 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
   });
   metrics.ready.set(0);
 
+  // Created once the controllers exist (it retries their backed-off work); the client reports every outcome to it.
+  let reachability: AnchoreReachability | undefined;
   const http =
     deps.anchore === undefined
       ? new AnchoreHttpClient({
@@ -125,8 +128,6 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
         })
       : undefined;
   const anchore: AnchoreApi = deps.anchore ?? (http as AnchoreHttpClient);
-  // Assigned once the queues exist; the client reports every outcome to it.
-  let reachability: AnchoreReachability | undefined;
 
   const stores = createClusterStores({
     client: kube,
@@ -220,17 +221,6 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     log,
     metrics,
   });
-  const queues = [images.queue, inventory.queue, bindings.queue, vulnerabilities.queue];
-  registerFindingsMetrics({
-    metrics,
-    images,
-    vulnerabilities,
-    bindings,
-    bindingStores: [stores.bindings, stores.clusterBindings],
-    queues,
-    cveSeries: cfg.metrics.cveSeries,
-    isLeader: () => isLeader(),
-  });
   const reports = cfg.metrics.reports.enabled
     ? new ReportsController({
         anchore,
@@ -260,42 +250,29 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
       })
     : undefined;
 
+  // Started and stopped together: at once, or while this replica holds the lease.
+  const controllers = new ControllerSet(
+    [
+      { name: 'image', start: () => images.start(), queue: images.queue },
+      { name: 'inventory', enabled: cfg.inventory.enabled, start: () => inventory.start(), queue: inventory.queue },
+      // Bindings announce verdicts: first learn which Events already stand, so a restart or a failover repeats none.
+      { name: 'binding', after: () => events.seed(), start: () => bindings.start(), stop: () => bindings.stop(), queue: bindings.queue },
+      { name: 'vulnerability', enabled: cfg.metrics.vulnerabilities, start: () => vulnerabilities.start(), queue: vulnerabilities.queue },
+      ...(integration ? [{ name: 'integration', start: () => integration.start(), stop: () => integration.stop() }] : []),
+      ...(reports ? [{ name: 'reports', start: () => reports.start(), stop: () => reports.stop() }] : []),
+    ],
+    log,
+  );
   reachability = new AnchoreReachability({
     probe: () => anchore.version(),
     probeMs: 5_000,
     clock: systemClock,
     log: log.child({ component: 'anchore' }),
     onRecovered: (downForMs) => {
-      const moved = queues.reduce((n, q) => n + q.retryFailedNow(), 0);
+      const moved = controllers.retryFailedNow();
       log.info({ downForMs, retriedNow: moved }, 'Anchore is back: retrying backed-off work now');
     },
   });
-
-  let stopped = false;
-  let working = false;
-  /** Starts the controllers: at once without leader election, else when this replica becomes the leader. */
-  const startWork = (): void => {
-    if (working || stopped) return;
-    working = true;
-    images.start();
-    // Bindings announce verdicts: first learn which Events already stand, so a restart or a failover repeats none.
-    void events.seed().finally(() => {
-      if (working && !stopped) bindings.start();
-    });
-    if (cfg.metrics.vulnerabilities) vulnerabilities.start();
-    if (cfg.inventory.enabled) inventory.start();
-    integration?.start();
-    reports?.start();
-    log.info(elector ? 'leading: controllers started' : 'controllers started');
-  };
-  /** Stops the controllers and waits up to `drainMs` for work in flight. */
-  const stopWork = async (drainMs: number): Promise<void> => {
-    integration?.stop();
-    reports?.stop();
-    bindings.stop();
-    const [img, inv, bnd] = await Promise.all(queues.map((q) => q.shutdown(drainMs)));
-    log.info({ imagesDrained: img!.drained, inventoryDrained: inv!.drained, bindingsDrained: bnd!.drained }, 'work queues stopped');
-  };
   const le = cfg.leaderElection;
   const elector = le.enabled
     ? new LeaderElector({
@@ -306,18 +283,27 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
         retryPeriodMs: le.retryPeriodMs,
         clock: systemClock,
         log: log.child({ component: 'leader-election' }),
-        onStartedLeading: startWork,
+        onStartedLeading: () => controllers.start('leading: controllers started'),
         onStoppedLeading: () => {
           // Stop at once: past the renew deadline another replica may take the lease, and two must never work.
           log.error({ lease: `${le.namespace}/${le.leaseName}`, identity: le.identity }, 'leader election lost; stopping work and exiting');
-          void stopWork(0).finally(() => deps.onLeadershipLost?.());
+          void controllers.stop(0).finally(() => deps.onLeadershipLost?.());
         },
       })
     : undefined;
-  function isLeader(): boolean {
-    return elector ? elector.isLeader() : working;
-  }
+  const isLeader = (): boolean => (elector ? elector.isLeader() : controllers.working);
+  registerFindingsMetrics({
+    metrics,
+    images,
+    vulnerabilities,
+    bindings,
+    bindingStores: [stores.bindings, stores.clusterBindings],
+    queues: controllers.queues,
+    cveSeries: cfg.metrics.cveSeries,
+    isLeader,
+  });
 
+  let stopped = false;
   let admission: { port: number; validator: AdmissionValidator; close(): Promise<void> } | undefined;
   const stop = async (): Promise<void> => {
     if (stopped) return;
@@ -325,7 +311,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     admission?.validator.stop();
     stores.stop();
     reachability?.stop();
-    await stopWork(cfg.shutdownDrainMs);
+    await controllers.stop(cfg.shutdownDrainMs);
     // Release the lease only after the work drained, so the next leader does not overlap with it.
     await elector?.stop();
     await Promise.allSettled([health.close(), metricsServer.close(), admission?.close(), kube.close(), http?.close()]);
@@ -377,7 +363,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     log.info({ lease: `${le.namespace}/${le.leaseName}`, identity: le.identity }, 'campaigning for leadership');
     elector.start();
   } else {
-    startWork();
+    controllers.start();
   }
   metrics.ready.set(1);
   log.info('operator ready');

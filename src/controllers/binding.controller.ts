@@ -1,7 +1,7 @@
 import type { AnchoreApi } from '../anchore/anchore.port.ts';
 import type { BindingImageResult, BindingInfo, BindingStatus } from '../crds/types.ts';
 import { CONDITION, EVENT_REASON, INSTALL_ANNOTATION } from '../crds/types.ts';
-import { type BindingStatusWriter, type ClusterStores, type EventRecorder, type ObjectRef, type PodInfo, type Store, type WorkloadRef } from '../kube/cluster.port.ts';
+import { type BindingStatusWriter, type ClusterStores, type EventRecorder, type ObjectRef, type PodInfo, type Store, type WorkloadRef, changed } from '../kube/cluster.port.ts';
 import { type CompiledBinding, DEFAULT_REEVALUATE_MS, bindingRef, compileBinding } from '../model/binding-spec.ts';
 import type { EvaluationCache } from '../model/evaluation-cache.ts';
 import type { ImageRegistry } from '../model/images.port.ts';
@@ -100,14 +100,14 @@ export class BindingController {
       });
     }
     const podChanged = (a: PodInfo | undefined, b: PodInfo | undefined): void => {
-      if (a && b && JSON.stringify([a.labels, a.containers, a.owner]) === JSON.stringify([b.labels, b.containers, b.owner])) return;
+      if (a && b && !changed(a, b)) return;
       this.#namespaceTouched((b ?? a)?.namespace);
     };
     o.stores.pods.on({ add: (p) => podChanged(undefined, p), update: podChanged, delete: (p) => podChanged(p, undefined) });
     o.stores.namespaces.on({
       add: (n) => this.#namespaceTouched(n.name),
       update: (a, b) => {
-        if (JSON.stringify(a.labels) !== JSON.stringify(b.labels)) this.#namespaceTouched(b.name);
+        if (changed(a, b)) this.#namespaceTouched(b.name);
       },
       delete: (n) => this.#namespaceTouched(n.name),
     });

@@ -1,6 +1,6 @@
 import type { AnchoreApi, KubernetesInventory } from '../anchore/anchore.port.ts';
 import { AnchoreError } from '../anchore/errors.ts';
-import type { ClusterStores, NamespaceInfo, PodInfo } from '../kube/cluster.port.ts';
+import { type ClusterStores, type NamespaceInfo, type PodInfo, changed } from '../kube/cluster.port.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import { formatTimestamp } from '../runtime/time.ts';
 import { type HandleResult, WorkQueue } from '../runtime/workqueue.ts';
@@ -52,19 +52,19 @@ export class InventoryController {
       onEvent: o.metrics.queueObserver('inventory', this.#log, 'inventory report'),
     });
     const podChanged = (a: PodInfo | undefined, b: PodInfo | undefined): void => {
-      if (a && b && sameIgnoringVersion(a, b)) return;
+      if (a && b && !changed(a, b)) return;
       const p = (b ?? a) as PodInfo;
       this.#changed(this.#accountOfNamespace(p.namespace));
     };
     o.stores.pods.on({ add: (p) => podChanged(undefined, p), update: podChanged, delete: (p) => podChanged(p, undefined) });
     const nsChanged = (a: NamespaceInfo | undefined, b: NamespaceInfo | undefined): void => {
-      if (a && b && sameIgnoringVersion(a, b)) return;
+      if (a && b && !changed(a, b)) return;
       for (const ns of [a, b]) if (ns) this.#changed(o.scope.accountFor(ns, ns.name));
     };
     o.stores.namespaces.on({ add: (n) => nsChanged(undefined, n), update: nsChanged, delete: (n) => nsChanged(n, undefined) });
     o.stores.nodes.on({
       update: (a, b) => {
-        if (!sameIgnoringVersion(a, b)) this.#changedAll();
+        if (changed(a, b)) this.#changedAll();
       },
       delete: () => this.#changedAll(),
     });
@@ -174,8 +174,4 @@ export class InventoryController {
       return { account: fallbackTo, note: `account "${account}" not usable (${err.message}); sent to account "${fallbackTo}" instead` };
     }
   }
-}
-
-function sameIgnoringVersion<T extends { resourceVersion: string }>(a: T, b: T): boolean {
-  return JSON.stringify({ ...a, resourceVersion: '' }) === JSON.stringify({ ...b, resourceVersion: '' });
 }

@@ -101,6 +101,15 @@ export interface WorkloadRef {
   namespace: string;
 }
 
+/**
+ * Whether an update changed what the operator sees of an object (its projection), not only its resourceVersion: the
+ * one "has it changed" rule of every controller, so status-only churn (kubelet heartbeats, unrelated fields) wakes
+ * none of them.
+ */
+export function changed<T extends { resourceVersion: string }>(a: T, b: T): boolean {
+  return JSON.stringify({ ...a, resourceVersion: '' }) !== JSON.stringify({ ...b, resourceVersion: '' });
+}
+
 export function workloadKey(w: WorkloadRef): string {
   return `${w.namespace}/${w.kind}/${w.name}`;
 }
