@@ -24,8 +24,8 @@ import type { Logger } from '../telemetry/logger.ts';
 import type { OperatorMetrics } from '../telemetry/metrics.ts';
 import { type AdmissionRequest, type AdmissionResponse, REVIEWED_KINDS, type ReviewedWorkload, newContainers, workloadOf } from './review.ts';
 
-export type ImageVerdict = 'pass' | 'warn' | 'fail' | 'unjudged';
-export type UnjudgedReason = 'not_in_anchore' | 'not_analyzed' | 'anchore_unavailable' | 'deadline';
+type ImageVerdict = 'pass' | 'warn' | 'fail' | 'unjudged';
+type UnjudgedReason = 'not_in_anchore' | 'not_analyzed' | 'anchore_unavailable' | 'deadline';
 
 export interface Judgement {
   verdict: ImageVerdict;
@@ -38,7 +38,7 @@ export interface Judgement {
   policy?: string;
 }
 
-export interface AdmissionValidatorOptions {
+interface AdmissionValidatorOptions {
   bindings: Store<BindingInfo>;
   clusterBindings: Store<BindingInfo>;
   namespaces: Store<NamespaceInfo>;

@@ -40,13 +40,13 @@ import { jsonInSlices } from '../runtime/cooperative.ts';
 export type AnchoreHttpConfig = AnchoreTransportConfig;
 
 /** Operations the operator uses, as (method, path below /v2). Used by the capability check. */
-export const REQUIRED_OPERATIONS = [
+const REQUIRED_OPERATIONS = [
   'POST /images',
   'GET /images',
   'GET /images/{}',
   'POST /kubernetes-inventory',
 ] as const;
-export const OPTIONAL_OPERATIONS = [
+const OPTIONAL_OPERATIONS = [
   'GET /images/{}/check',
   'GET /images/{}/vuln/{}',
   'GET /policies',

@@ -83,7 +83,7 @@ export interface IntegrationRegistration {
 }
 
 /** One batch of an account's last inventory report (spec AccountK8sInventoryReportInfo.batches[]). */
-export interface InventoryBatchReport {
+interface InventoryBatchReport {
   /** 1-based. */
   batch_index: number;
   send_timestamp: string;
@@ -92,7 +92,7 @@ export interface InventoryBatchReport {
 }
 
 /** An account's last inventory report; the client adds `account_name` (the key) and `sent_as_user`. */
-export interface AccountInventoryReport {
+interface AccountInventoryReport {
   report_timestamp: string;
   /** Number of batches the report was split into (≥ 1). */
   batch_size: number;
@@ -150,7 +150,7 @@ export interface PolicyRecord {
   last_updated?: string;
 }
 
-export type FinalAction = 'go' | 'warn' | 'stop';
+type FinalAction = 'go' | 'warn' | 'stop';
 
 export interface PolicyFinding {
   gate: string;

@@ -24,7 +24,7 @@ export interface TokenResponse {
 }
 
 /** Fetches a token with the given form fields; throws AnchoreError. */
-export type TokenFetcher = (form: Record<string, string>) => Promise<TokenResponse>;
+type TokenFetcher = (form: Record<string, string>) => Promise<TokenResponse>;
 
 /**
  * Keeps one OAuth access token fresh. Concurrent callers share a single in-flight token request, so a burst of

@@ -45,10 +45,6 @@ export class AnchoreError extends Error {
   }
 }
 
-export function isAnchoreError(err: unknown, kind?: AnchoreErrorKind): err is AnchoreError {
-  return err instanceof AnchoreError && (kind === undefined || err.kind === kind);
-}
-
 /** A 2xx answer that is not what the API promises (see `protocol` above); shared by the transport and the decoders. */
 export function protocolError(operation: string, message: string): AnchoreError {
   return new AnchoreError('protocol', operation, `${operation}: unexpected response: ${message}`);

@@ -18,7 +18,7 @@ import { type PolicyDeps, resolvePolicies, resolvePolicy } from './binding-polic
 import { type ImageGroup, type Selection, selectImages } from './binding-select.ts';
 import { type BindingOutcome, sameStatus, summarizeBinding } from './binding-status.ts';
 
-export interface BindingControllerOptions {
+interface BindingControllerOptions {
   stores: Pick<ClusterStores, 'pods' | 'namespaces' | 'replicaSets' | 'jobs'>;
   bindings: Store<BindingInfo>;
   clusterBindings: Store<BindingInfo>;

@@ -14,7 +14,7 @@ import { MISSING_ACCOUNT_RECHECK_MS, type MissingAccounts } from '../model/missi
 import type { ImageUse, RunningImage } from '../model/running-images.ts';
 import type { Scope } from '../model/scope.ts';
 
-export interface ImageControllerOptions {
+interface ImageControllerOptions {
   stores: ClusterStores;
   scope: Scope;
   anchore: AnchoreApi;
