@@ -203,7 +203,6 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     scope,
     images,
     cache: evaluations,
-    anchore,
     writer: new KubeBindingStatusWriter(kube),
     events,
     workers: cfg.bindings.workers,

@@ -1,4 +1,3 @@
-import type { AnchoreApi } from '../anchore/anchore.port.ts';
 import type { BindingImageResult, BindingInfo, BindingStatus } from '../crds/types.ts';
 import { CONDITION, EVENT_REASON, INSTALL_ANNOTATION } from '../crds/types.ts';
 import { type BindingStatusWriter, type ClusterStores, type EventRecorder, type ObjectRef, type PodInfo, type Store, type WorkloadRef, changed } from '../kube/cluster.port.ts';
@@ -25,7 +24,6 @@ interface BindingControllerOptions {
   scope: Scope;
   images: ImageRegistry;
   cache: EvaluationCache;
-  anchore: AnchoreApi;
   writer: BindingStatusWriter;
   events: EventRecorder;
   workers: number;
