@@ -22,7 +22,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Agent, request } from 'undici';
-import { type AnchoreSimulator, DEFAULT_POLICY_ID, startSimulator } from '../test/anchore-sim/index.ts';
+import { DEFAULT_POLICY_ID, startSimulator } from '../test/anchore-sim/index.ts';
 import { addClusterUser, freePorts, releaseClusterUser } from '../test/cluster/local-cluster.ts';
 import { acquireTestCluster } from '../test/support/cluster.ts';
 import { selfSigned } from '../test/support/tls.ts';

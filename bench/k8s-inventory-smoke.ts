@@ -24,7 +24,7 @@ const { values: args } = parseArgs({
   },
 });
 const POLL_SECONDS = Number(args['poll-seconds']);
-const IMAGE = args.image!;
+const IMAGE = args.image;
 const T0 = Date.now();
 const say = (s: string): void => console.log(`[k8s-inventory-smoke +${((Date.now() - T0) / 1000).toFixed(1).padStart(5)}s] ${s}`);
 

@@ -9,7 +9,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isMap, isScalar, isSeq, type Node, parseDocument } from 'yaml';
+import { isMap, isScalar, type Node, parseDocument } from 'yaml';
 
 export interface ValueRow {
   key: string;
@@ -70,7 +70,7 @@ export function valuesDocs(text: string): ValuesDocs {
       }
     });
   };
-  walk(doc.contents as Node | null, '');
+  walk(doc.contents, '');
   return { rows, undocumented };
 }
 

@@ -1,6 +1,7 @@
 /**
- * The test command (`npm test`): type-check, the layering lint, then jest — unit tests and the integration suites
- * against a real Kubernetes API (the local control plane, or the cluster in $KUBECONFIG with USE_EXISTING_CLUSTER=true).
+ * The test command (`npm test`): type-check, ESLint, the layering lint, the generated-file and Prettier checks, then
+ * jest — unit tests and the integration suites against a real Kubernetes API (the local control plane, or the cluster
+ * in $KUBECONFIG with USE_EXISTING_CLUSTER=true). The static checks run unless jest arguments are given.
  *   node scripts/test.ts             everything
  *   node scripts/test.ts --unit      unit tests only (no cluster)
  *   node scripts/test.ts --integration [jest args…]
@@ -31,9 +32,11 @@ function step(title: string, cmd: string, cmdArgs: string[], env: NodeJS.Process
 
 if (!integrationOnly && rest.length === 0) {
   step('type-check (tsc --noEmit)', bin('tsc'), ['-p', 'tsconfig.json', '--noEmit']);
+  step('ESLint (eslint .)', bin('eslint'), ['.']);
   step('layering lint (dependency-cruiser)', bin('depcruise'), ['src', 'test', 'scripts', 'bench', '--config', '.dependency-cruiser.cjs']);
   step('generated CRDs and chart copies up to date (gen-crds --check)', process.execPath, [join(root, 'scripts', 'gen-crds.ts'), '--check']);
   step('chart values documented (helm-docs --check)', process.execPath, [join(root, 'scripts', 'helm-docs.ts'), '--check']);
+  step('formatting (prettier --check)', bin('prettier'), ['--check', '--log-level', 'warn', '.']);
 }
 const projects = unitOnly ? ['unit'] : integrationOnly ? ['integration'] : ['unit', 'integration'];
 step(

@@ -269,7 +269,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     try {
       text = readFileSync(env['CONFIG_FILE'], 'utf8');
     } catch (err) {
-      throw new ConfigError(`CONFIG_FILE ${env['CONFIG_FILE']}: cannot read (${(err as NodeJS.ErrnoException).code ?? err})`);
+      throw new ConfigError(`CONFIG_FILE ${env['CONFIG_FILE']}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
     }
     let parsed: unknown;
     try {
@@ -322,7 +322,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     try {
       readFileSync(caFile);
     } catch (err) {
-      throw new ConfigError(`ANCHORE_CA_FILE ${caFile}: cannot read (${(err as NodeJS.ErrnoException).code ?? err})`);
+      throw new ConfigError(`ANCHORE_CA_FILE ${caFile}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
     }
   }
 
@@ -507,7 +507,7 @@ class Reader {
     try {
       return readFileSync(path, 'utf8').replace(/[\r\n]+$/, '');
     } catch (err) {
-      throw new ConfigError(`${name}_FILE ${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? err})`);
+      throw new ConfigError(`${name}_FILE ${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
     }
   }
 
@@ -520,7 +520,7 @@ class Reader {
       try {
         readFileSync(file);
       } catch (err) {
-        throw new ConfigError(`${name} ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? err})`);
+        throw new ConfigError(`${name} ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
       }
     }
     return { certFile, keyFile };

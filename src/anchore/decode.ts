@@ -77,7 +77,7 @@ export function operationsInSpec(spec: unknown): Set<string> {
   for (const [p, item] of Object.entries(paths as Record<string, unknown>)) {
     if (!item || typeof item !== 'object') continue;
     const norm = p.replace(/^\/v2(?=\/|$)/, '').replace(/\{[^}]*\}/g, '{}') || '/';
-    for (const m of Object.keys(item as Record<string, unknown>)) {
+    for (const m of Object.keys(item)) {
       if (['get', 'post', 'put', 'delete', 'patch'].includes(m)) out.add(`${m.toUpperCase()} ${norm}`);
     }
   }
@@ -105,7 +105,7 @@ export function parseImage(raw: unknown): { image?: AnchoreImage; problem?: stri
       if (typeof t === 'string') tags.push(t);
     }
   }
-  const str = (k: string): string | undefined => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
+  const str = (k: string): string | undefined => (typeof o[k] === 'string' ? o[k] : undefined);
   const img: AnchoreImage = {
     image_digest: digest,
     analysis_status: known ? (status as AnalysisStatus) : 'unknown',

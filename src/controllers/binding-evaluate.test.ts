@@ -15,7 +15,7 @@ const policy: PolicyRecord = { policy_id: 'default', name: 'Default', active: tr
 function group(name: string, digest?: string, workloads = 1): ImageGroup {
   const tag = `docker.io/library/${name}:1`;
   const refs = new Map(Array.from({ length: workloads }, (_, i) => [`shop/Deployment/${name}-${String(i).padStart(2, '0')}`, undefined] as const));
-  return { key: `admin|${digest ?? `tag:${tag}`}`, account: 'admin', namespace: 'shop', image: { tag, repository: `docker.io/library/${name}`, ...(digest ? { digest } : {}) } as never, workloads: refs, workloadRefs: new Map() };
+  return { key: `admin|${digest ?? `tag:${tag}`}`, account: 'admin', namespace: 'shop', image: { tag, repository: `docker.io/library/${name}`, ...(digest ? { digest } : {}) }, workloads: refs, workloadRefs: new Map() };
 }
 
 const check = (over: Partial<PolicyCheck>): PolicyCheck => ({ policy_id: 'default', image_digest: '', evaluated_tag: '', status: 'pass', final_action: 'go', final_action_reason: 'policy_evaluation', number_of_findings: 0, findings: [], ...over });
@@ -24,7 +24,7 @@ function harness(catalog: Record<string, Partial<CatalogEntry>>, o: { check?: (d
   const rechecked: string[] = [];
   const deps: EvaluateDeps = {
     images: {
-      catalog: (k) => (catalog[k] ? ({ polls: 0, tags: new Set(), digest: '', analysis: 'analyzed', ...catalog[k] } as CatalogEntry) : undefined),
+      catalog: (k) => (catalog[k] ? ({ polls: 0, tags: new Set(), digest: '', analysis: 'analyzed', ...catalog[k] }) : undefined),
       reRegistering: (k) => o.gone?.includes(k) ?? false,
       recheck: (k) => rechecked.push(k) > 0,
     },

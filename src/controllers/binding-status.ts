@@ -88,7 +88,7 @@ export function summarizeBinding(b: BindingInfo, outcome: BindingOutcome, now: D
   };
   if (bounded.truncated) status.truncated = true;
   if (policy) status.policy = { id: policy.policy_id, name: policy.name, active: !b.spec.policyId };
-  if (accounts.size === 1) status.account = [...accounts][0] as string;
+  if (accounts.size === 1) status.account = [...accounts][0];
   else if (b.spec.account) status.account = b.spec.account;
   return { status, requeueMs };
 }

@@ -119,7 +119,7 @@ describe('parseImageReference', () => {
   });
 
   it.each([null, undefined, 42, {}, ['nginx']])('when given the non-string %p, then it fails instead of throwing', (input) => {
-    const r = parseImageReference(input as unknown as string);
+    const r = parseImageReference(input as string);
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.reason).toMatch(/expected a string/);
   });

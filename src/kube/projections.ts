@@ -1,4 +1,4 @@
-import { type BindingInfo, type BindingKind, type BindingSpec, type BindingStatus, INSTALL_ANNOTATION, REEVALUATE_ANNOTATION } from '../crds/types.ts';
+import { type BindingInfo, type BindingKind, INSTALL_ANNOTATION, REEVALUATE_ANNOTATION } from '../crds/types.ts';
 import { intern } from '../runtime/intern.ts';
 import type { ContainerKind, NamespaceInfo, NodeInfo, OwnerInfo, OwnerRef, PodContainer, PodInfo } from './cluster.port.ts';
 
@@ -135,7 +135,7 @@ export function projectBinding(kind: BindingKind) {
     if (!b) return undefined;
     if (kind === 'AnchorePolicyBinding' && !b.namespace) return undefined;
     const o = obj(raw);
-    const generation = typeof b.meta['generation'] === 'number' ? (b.meta['generation'] as number) : 0;
+    const generation = typeof b.meta['generation'] === 'number' ? b.meta['generation'] : 0;
     const info: BindingInfo = {
       key: kind === 'AnchorePolicyBinding' ? `apb/${b.key}` : `capb/${b.key}`,
       resourceVersion: b.rv,
@@ -143,8 +143,8 @@ export function projectBinding(kind: BindingKind) {
       name: b.name,
       uid: b.uid,
       generation,
-      spec: obj(o['spec']) as BindingSpec,
-      status: obj(o['status']) as BindingStatus,
+      spec: obj(o['spec']),
+      status: obj(o['status']),
     };
     if (b.namespace) info.namespace = b.namespace;
     const token = str(obj(b.meta['annotations'])[REEVALUATE_ANNOTATION]);

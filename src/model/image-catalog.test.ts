@@ -8,7 +8,7 @@ const list = `sha256:${'2'.repeat(64)}`;
 const tag = 'docker.io/library/nginx:1.25';
 
 function listed(over: Partial<AnchoreImage> = {}): AnchoreImage {
-  return { image_digest: platform, parent_digest: list, analysis_status: 'analyzed', image_status: 'active', full_tags: [tag], ...over } as AnchoreImage;
+  return { image_digest: platform, parent_digest: list, analysis_status: 'analyzed', image_status: 'active', full_tags: [tag], ...over };
 }
 
 describe('ImageCatalog', () => {

@@ -15,7 +15,7 @@ export function reloadingHttpsServer(opts: {
   /** Named in the log lines, e.g. "metrics". */
   what: string;
   pollMs?: number;
-}): { server: Server; stopWatching(): void } {
+}): { server: Server; stopWatching: () => void } {
   const { certFile, keyFile } = opts;
   const load = (): { cert: Buffer; key: Buffer } => ({ cert: readFileSync(certFile), key: readFileSync(keyFile) });
   const https = createHttpsServer({ ...load(), minVersion: 'TLSv1.2' }, opts.handler);

@@ -172,7 +172,7 @@ export class OperatorMetrics {
         }
       },
     });
-    this.#computed.push(gauge as unknown as Gauge<string>);
+    this.#computed.push(gauge);
     return gauge;
   }
 

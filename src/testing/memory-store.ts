@@ -27,7 +27,10 @@ export class MemoryStore<T extends { key: string; resourceVersion: string }> imp
   put(obj: T): void {
     const prev = this.#items.get(obj.key);
     this.#items.set(obj.key, obj);
-    for (const h of this.#handlers) prev ? h.update?.(prev, obj) : h.add?.(obj);
+    for (const h of this.#handlers) {
+      if (prev) h.update?.(prev, obj);
+      else h.add?.(obj);
+    }
   }
   remove(key: string): void {
     const prev = this.#items.get(key);

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfigFile, SimConfigError } from './config.ts';
 import { startSimulator } from './simulator.ts';
-import type { SimConfigInput, SimulatorOptions } from './types.ts';
+import type { SimulatorOptions } from './types.ts';
 
 const USAGE = 'usage: anchore-sim [--port 8228] [--host 127.0.0.1] [--config file.yaml] [--tls-cert cert.pem --tls-key key.pem] [--quiet]';
 
@@ -49,7 +49,7 @@ function parseCli(argv: string[]): SimulatorOptions & { quiet: boolean; help: bo
       throw new UsageError(`cannot read TLS files: ${(err as Error).message}`);
     }
   }
-  if (values.config !== undefined) opts.config = loadConfigFile(values.config) as SimConfigInput;
+  if (values.config !== undefined) opts.config = loadConfigFile(values.config);
   return opts;
 }
 

@@ -137,7 +137,7 @@ function parsePolicies(v: unknown, accounts: SimAccount[]): Record<string, SimPo
       if (p.description !== undefined) policy.description = str(p.description, `${where}.description`, true);
       return policy;
     });
-    if (out[account]!.filter((p) => p.active).length > 1) fail(`policies.${account}: more than one active policy`);
+    if (out[account].filter((p) => p.active).length > 1) fail(`policies.${account}: more than one active policy`);
   }
   return out;
 }
@@ -221,7 +221,7 @@ export function loadConfigFile(path: string): SimConfig {
   if (parsed === null || parsed === undefined) return resolveConfig({});
   if (!isObject(parsed)) fail(`config file ${path} must contain a mapping`);
   try {
-    return resolveConfig(parsed as SimConfigInput);
+    return resolveConfig(parsed);
   } catch (err) {
     if (err instanceof SimConfigError) fail(`${path}: ${err.message}`);
     throw err;

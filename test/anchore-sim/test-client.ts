@@ -57,7 +57,7 @@ export async function call(baseUrl: string, method: string, path: string, opts: 
     body = opts.raw;
     if (opts.contentType !== undefined) headers['content-type'] = opts.contentType;
   }
-  const res = await request(`${baseUrl}${path}`, { method: method as Dispatcher.HttpMethod, headers, body, ...(opts.dispatcher === undefined ? {} : { dispatcher: opts.dispatcher }) });
+  const res = await request(`${baseUrl}${path}`, { method, headers, body, ...(opts.dispatcher === undefined ? {} : { dispatcher: opts.dispatcher }) });
   const text = await res.body.text();
   let parsed: unknown;
   try {

@@ -63,7 +63,7 @@ describe('Helm chart, end to end (real cluster)', () => {
   };
   const leaderOf = async (set: Replica[], token?: string): Promise<Replica> =>
     eventually(async () => {
-      const states = await Promise.all(set.map((r) => (r.exited ? false : r.leads(token))));
+      const states = await Promise.all(set.map((r) => (r.exited ? Promise.resolve(false) : r.leads(token))));
       const leaders = set.filter((_, i) => states[i] === true);
       return leaders.length === 1 ? leaders[0] : undefined;
     }, 30_000, 250);

@@ -120,7 +120,7 @@ function one<T extends K8sObject = K8sObject>(objs: K8sObject[], kind: string, n
 }
 const container = (objs: K8sObject[]): Container => one<DeploymentObject>(objs, 'Deployment').spec.template.spec.containers[0] as Container;
 const clusterRoleRules = (objs: K8sObject[], name = 'rel-anchore-operator'): Rule[] => (one(objs, 'ClusterRole', name) as unknown as { rules: Rule[] }).rules;
-const settingsOf = (objs: K8sObject[]): Record<string, string> => (one(objs, 'ConfigMap', 'rel-anchore-operator') as Data).data;
+const settingsOf = (objs: K8sObject[]): Record<string, string> => one<Data>(objs, 'ConfigMap', 'rel-anchore-operator').data;
 const envOf = (objs: K8sObject[]): Record<string, { name: string; value?: string; valueFrom?: unknown }> => Object.fromEntries((container(objs).env ?? []).map((e) => [e.name, e]));
 const webhookOf = (objs: K8sObject[]): Webhook => {
   const hooks = one<WebhookConfiguration>(objs, 'ValidatingWebhookConfiguration').webhooks;
@@ -263,13 +263,13 @@ describe('Helm chart: lint, schema and rendering', () => {
 
     // From values: the chart creates the Secret (the password only there) and the CA ConfigMap.
     const secure = await render(ciValues('secure-values.yaml'));
-    const secret = one(secure, 'Secret', 'rel-anchore-operator-credentials') as K8sObject & { data: Record<string, string> };
+    const secret = one<K8sObject & { data: Record<string, string> }>(secure, 'Secret', 'rel-anchore-operator-credentials');
     expect(Buffer.from(secret.data['password'] as string, 'base64').toString()).toBe('not-a-real-password');
     const text = stringify(secure.filter((o) => o.kind !== 'Secret'));
     expect(text).not.toContain('not-a-real-password');
     env = Object.fromEntries((container(secure).env ?? []).map((e) => [e.name, e]));
     expect(env['ANCHORE_CA_FILE']?.value).toBe('/etc/anchore-operator/anchore-ca/ca.crt');
-    expect((one(secure, 'ConfigMap', 'rel-anchore-operator-anchore-ca') as K8sObject & { data: Record<string, string> }).data['ca.crt']).toContain('BEGIN CERTIFICATE');
+    expect(one<K8sObject & { data: Record<string, string> }>(secure, 'ConfigMap', 'rel-anchore-operator-anchore-ca').data['ca.crt']).toContain('BEGIN CERTIFICATE');
   });
 
   it('when a setting changes, then the pod template checksum changes so the upgrade rolls the pods', async () => {
@@ -295,7 +295,7 @@ describe('Helm chart: lint, schema and rendering', () => {
     ];
     const set = new Set<string>();
     for (const objs of renders) {
-      for (const k of Object.keys((one(objs, 'ConfigMap', 'rel-anchore-operator') as K8sObject & { data: Record<string, string> }).data)) set.add(k);
+      for (const k of Object.keys(one<K8sObject & { data: Record<string, string> }>(objs, 'ConfigMap', 'rel-anchore-operator').data)) set.add(k);
       for (const e of container(objs).env ?? []) set.add(e.name);
     }
     expect([...set].filter((n) => !known.has(n))).toEqual([]);
@@ -304,7 +304,7 @@ describe('Helm chart: lint, schema and rendering', () => {
     const missing = SETTINGS.filter((s) => !s.name.split(' / ').some((n) => set.has(n) || notInChart.has(n))).map((s) => s.name);
     expect(missing).toEqual([]);
 
-    const data = (one(renders[0] as K8sObject[], 'ConfigMap', 'rel-anchore-operator') as K8sObject & { data: Record<string, string> }).data;
+    const data = one<K8sObject & { data: Record<string, string> }>(renders[0] as K8sObject[], 'ConfigMap', 'rel-anchore-operator').data;
     // The lease is named after the release (two releases must not share one); the operator's default is fixed.
     const differOnPurpose = new Set(['LEADER_ELECTION_ID']);
     for (const s of SETTINGS) {
@@ -337,7 +337,7 @@ describe('Helm chart: lint, schema and rendering', () => {
     const noElection = await render([...ciValues('default-values.yaml'), '--set', 'replicaCount=1', '--set', 'leaderElection.enabled=false']);
     expect(noElection.filter((o) => o.kind === 'Role' || o.kind === 'RoleBinding')).toEqual([]);
     expect(noElection.filter((o) => o.kind === 'PodDisruptionBudget')).toEqual([]);
-    expect((one(noElection, 'ConfigMap', 'rel-anchore-operator') as K8sObject & { data: Record<string, string> }).data['LEADER_ELECTION']).toBe('false');
+    expect(one<K8sObject & { data: Record<string, string> }>(noElection, 'ConfigMap', 'rel-anchore-operator').data['LEADER_ELECTION']).toBe('false');
   });
 
   it('when crds.install is false, then no CRD is rendered; when true, then the CRDs equal deploy/crds and are kept on uninstall', async () => {
@@ -375,8 +375,8 @@ describe('Helm chart: lint, schema and rendering', () => {
     // The prometheus-operator CRDs are not in the test cluster and their upstream schemas cannot be vendored here, so
     // these two kinds are checked structurally instead of by the apiserver.
     const objs = await render(ciValues('secure-values.yaml'), 'ops');
-    const svc = one(objs, 'Service') as K8sObject & { spec: { selector: Record<string, string>; ports: Array<{ name: string; port: number; appProtocol: string }> } };
-    const sm = one(objs, 'ServiceMonitor') as K8sObject & { spec: Record<string, unknown> & { endpoints: Array<Record<string, unknown>> } };
+    const svc = one<K8sObject & { spec: { selector: Record<string, string>; ports: Array<{ name: string; port: number; appProtocol: string }> } }>(objs, 'Service');
+    const sm = one<K8sObject & { spec: Record<string, unknown> & { endpoints: Array<Record<string, unknown>> } }>(objs, 'ServiceMonitor');
     expect(sm.apiVersion).toBe('monitoring.coreos.com/v1');
     expect(sm.metadata.labels?.['release']).toBe('kube-prometheus-stack');
     expect(sm.spec['selector']).toEqual({ matchLabels: svc.spec.selector });
@@ -393,14 +393,14 @@ describe('Helm chart: lint, schema and rendering', () => {
         tlsConfig: { insecureSkipVerify: false, serverName: 'rel-anchore-operator-metrics.ops.svc', ca: { secret: { name: 'rel-anchore-operator-metrics-tls', key: 'ca.crt' } } },
       },
     ]);
-    const tls = one(objs, 'Secret', 'rel-anchore-operator-metrics-tls') as K8sObject & { type: string; data: Record<string, string> };
+    const tls = one<K8sObject & { type: string; data: Record<string, string> }>(objs, 'Secret', 'rel-anchore-operator-metrics-tls');
     expect(tls.type).toBe('kubernetes.io/tls');
     expect(Object.keys(tls.data).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
 
-    const rule = one(objs, 'PrometheusRule') as K8sObject & { spec: unknown };
+    const rule = one<K8sObject & { spec: unknown }>(objs, 'PrometheusRule');
     expect(rule.apiVersion).toBe('monitoring.coreos.com/v1');
     expect(rule.spec).toEqual(parseYaml(readFileSync(join(root, 'deploy', 'monitoring', 'prometheus-rules.yaml'), 'utf8')));
-    const dash = one(objs, 'ConfigMap', 'rel-anchore-operator-dashboard') as K8sObject & { data: Record<string, string> };
+    const dash = one<K8sObject & { data: Record<string, string> }>(objs, 'ConfigMap', 'rel-anchore-operator-dashboard');
     expect(dash.metadata.labels?.['grafana_dashboard']).toBe('1');
     expect(dash.metadata.annotations).toEqual({ grafana_folder: 'Security' });
     expect(JSON.parse(dash.data['anchore-operator.json'] as string)).toEqual(JSON.parse(readFileSync(join(root, 'deploy', 'monitoring', 'grafana-dashboard.json'), 'utf8')));
@@ -585,13 +585,13 @@ describe('Helm chart: the admission webhook (rendered and checked here; never re
 
   it('when enabled, then the webhook Service selects every replica (not only the leader), the NetworkPolicy lets the apiserver in, and RBAC gains nothing', async () => {
     const objs = await generated();
-    const svc = one(objs, 'Service', hookName) as K8sObject & { spec: { type: string; selector: Record<string, string>; ports: unknown[] } };
+    const svc = one<K8sObject & { spec: { type: string; selector: Record<string, string>; ports: unknown[] } }>(objs, 'Service', hookName);
     expect(svc.spec.selector).toEqual(one<DeploymentObject>(objs, 'Deployment').spec.selector.matchLabels);
     expect(svc.spec.type).toBe('ClusterIP');
     expect(svc.spec.ports).toEqual([{ name: 'webhook', port: 443, targetPort: 'webhook', protocol: 'TCP', appProtocol: 'https' }]);
-    const np = one(objs, 'NetworkPolicy') as K8sObject & { spec: { ingress: Array<{ ports: unknown[]; from?: unknown[] }> } };
+    const np = one<K8sObject & { spec: { ingress: Array<{ ports: unknown[]; from?: unknown[] }> } }>(objs, 'NetworkPolicy');
     expect(np.spec.ingress).toContainEqual({ ports: [{ port: 'webhook', protocol: 'TCP' }] });
-    const narrowed = one(await generated(['--set-json', 'networkPolicy.ingress.webhookFrom=[{"ipBlock":{"cidr":"10.0.0.0/24"}}]']), 'NetworkPolicy') as typeof np;
+    const narrowed = one<typeof np>(await generated(['--set-json', 'networkPolicy.ingress.webhookFrom=[{"ipBlock":{"cidr":"10.0.0.0/24"}}]']), 'NetworkPolicy');
     expect(narrowed.spec.ingress).toContainEqual({ ports: [{ port: 'webhook', protocol: 'TCP' }], from: [{ ipBlock: { cidr: '10.0.0.0/24' } }] });
     // Admission answers from the caches and records Events with the rules the operator already has.
     expect(clusterRoleRules(objs)).toEqual(BASE_RULES);
@@ -599,7 +599,7 @@ describe('Helm chart: the admission webhook (rendered and checked here; never re
 
   it('when the certificate comes from cert-manager, then a Certificate for the Service names is rendered, its CA is injected by annotation, and the chart generates no Secret and no caBundle', async () => {
     const objs = await generated(['--set', 'admission.tls.certManager.enabled=true', '--set', 'admission.tls.certManager.issuerRef.name=cluster-ca', '--set', 'admission.tls.certManager.issuerRef.kind=ClusterIssuer'], 'ops');
-    const cert = one(objs, 'Certificate') as K8sObject & { spec: Record<string, unknown> };
+    const cert = one<K8sObject & { spec: Record<string, unknown> }>(objs, 'Certificate');
     expect(cert.apiVersion).toBe('cert-manager.io/v1');
     expect(cert.metadata).toMatchObject({ name: hookName, namespace: 'ops' });
     expect(cert.spec).toEqual({
