@@ -81,18 +81,32 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
   const log = deps.log;
   const metrics = deps.metrics ?? new OperatorMetrics(undefined, { version: VERSION, maxSeries: cfg.metrics.maxSeries });
   let anchoreOk = false;
-  let storesRef: RunningStores | undefined;
-  const ready = (): boolean => anchoreOk && (storesRef?.synced() ?? false);
+  // Constructed only (no I/O until started): the health checks read the caches.
+  const kube = new KubeClient({ ...(cfg.kube.kubeconfig ? { kubeconfig: cfg.kube.kubeconfig } : {}), userAgent: `anchore-operator/${VERSION}` });
+  const stores = createClusterStores({
+    client: kube,
+    log: log.child({ component: 'informer' }),
+    relistIntervalMs: cfg.kube.resyncMs,
+    watchdogMs: cfg.kube.watchdogMs,
+    metrics: {
+      watchRestart: (resource, reason) => metrics.watchRestarts.inc({ resource, reason }),
+      event: (resource) => metrics.watchLastEvent.set({ resource }, Date.now() / 1000),
+      listed: (resource) => metrics.watchLastEvent.set({ resource }, Date.now() / 1000),
+    },
+  });
+  const ready = (): boolean => anchoreOk && stores.synced();
   const health = await startHealthServer({
     host: cfg.http.bindAddress,
     port: cfg.http.healthPort,
     log,
     checks: [
       { name: 'anchore', ok: () => anchoreOk, detail: () => 'Anchore has not answered the version check yet' },
-      { name: 'caches', ok: () => storesRef?.synced() ?? false, detail: () => 'informer caches not synced yet' },
+      { name: 'caches', ok: () => stores.synced(), detail: () => 'informer caches not synced yet' },
     ],
+  }).catch(async (err: unknown) => {
+    await kube.close();
+    throw err;
   });
-  const kube = new KubeClient({ ...(cfg.kube.kubeconfig ? { kubeconfig: cfg.kube.kubeconfig } : {}), userAgent: `anchore-operator/${VERSION}` });
   const metricsServer = await startMetricsServer({
     host: cfg.http.bindAddress,
     port: cfg.http.metricsPort,
@@ -106,8 +120,8 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
   });
   metrics.ready.set(0);
 
-  // Created once the controllers exist (it retries their backed-off work); the client reports every outcome to it.
-  let reachability: AnchoreReachability | undefined;
+  // Every Anchore request outcome goes to the metrics, and to the reachability tracker once the controllers exist.
+  const requestObservers: Array<(e: Parameters<OperatorMetrics['anchoreRequest']>[0]) => void> = [(e) => metrics.anchoreRequest(e)];
   const http =
     deps.anchore === undefined
       ? new AnchoreHttpClient({
@@ -122,25 +136,12 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
           userAgent: `anchore-operator/${VERSION}`,
           log: log.child({ component: 'anchore' }),
           onRequest: (e) => {
-            metrics.anchoreRequest(e);
-            reachability?.observe(e);
+            for (const observe of requestObservers) observe(e);
           },
         })
       : undefined;
   const anchore: AnchoreApi = deps.anchore ?? (http as AnchoreHttpClient);
 
-  const stores = createClusterStores({
-    client: kube,
-    log: log.child({ component: 'informer' }),
-    relistIntervalMs: cfg.kube.resyncMs,
-    watchdogMs: cfg.kube.watchdogMs,
-    metrics: {
-      watchRestart: (resource, reason) => metrics.watchRestarts.inc({ resource, reason }),
-      event: (resource) => metrics.watchLastEvent.set({ resource }, Date.now() / 1000),
-      listed: (resource) => metrics.watchLastEvent.set({ resource }, Date.now() / 1000),
-    },
-  });
-  storesRef = stores;
   // Counters exist from the start (at 0), so dashboards and rate() see them before the first restart.
   for (const r of stores.all) {
     for (const reason of ['timeout', 'closed', 'error', 'gone', 'watchdog', 'relist']) metrics.watchRestarts.inc({ resource: r.resource, reason }, 0);
@@ -262,7 +263,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     ],
     log,
   );
-  reachability = new AnchoreReachability({
+  const reachability = new AnchoreReachability({
     probe: () => anchore.version(),
     probeMs: 5_000,
     clock: systemClock,
@@ -272,6 +273,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
       log.info({ downForMs, retriedNow: moved }, 'Anchore is back: retrying backed-off work now');
     },
   });
+  requestObservers.push((e) => reachability.observe(e));
   const le = cfg.leaderElection;
   const elector = le.enabled
     ? new LeaderElector({
@@ -309,7 +311,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     stopped = true;
     admission?.validator.stop();
     stores.stop();
-    reachability?.stop();
+    reachability.stop();
     await controllers.stop(cfg.shutdownDrainMs);
     // Release the lease only after the work drained, so the next leader does not overlap with it.
     await elector?.stop();

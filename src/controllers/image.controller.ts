@@ -3,7 +3,7 @@ import type { AnchoreApi, AnchoreImage } from '../anchore/anchore.port.ts';
 import { AnchoreError } from '../anchore/errors.ts';
 import { type ClusterStores, type PodInfo, changed, resolveWorkload, workloadKey } from '../kube/cluster.port.ts';
 import { type BackoffPolicy, backoffDelay } from '../runtime/backoff.ts';
-import { WaitError, errorMessage } from '../runtime/errors.ts';
+import { WaitError } from '../runtime/errors.ts';
 import { WorkQueue } from '../runtime/workqueue.ts';
 import { type Logger, nextReconcileId } from '../telemetry/logger.ts';
 import { METRIC, type OperatorMetrics } from '../telemetry/metrics.ts';

@@ -117,7 +117,7 @@ export class InventoryController {
     const sent: InventoryBatchOutcome[] = [];
     let lastSuccessfulIndex = -1;
     let sentToAccount: string | undefined;
-    let failure: unknown;
+    let failure: Error | undefined;
     for (const [i, batch] of batches.entries()) {
       const outcome: InventoryBatchOutcome = { index: i + 1, sentAt: new Date() };
       sent.push(outcome);
@@ -132,7 +132,7 @@ export class InventoryController {
       } catch (err) {
         outcome.error = errorMessage(err);
         this.#o.metrics.inventoryBatchFailures.inc({ account, reason: 'error' });
-        failure ??= err;
+        failure ??= err instanceof Error ? err : new Error(String(err));
         if (err instanceof AnchoreError && (err.kind === 'unavailable' || err.kind === 'auth')) break;
       }
     }
