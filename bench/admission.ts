@@ -144,7 +144,9 @@ export async function runAdmissionBench(argv: string[]): Promise<void> {
     const hitTags = Array.from({ length: o.hitImages }, (_, i) => `bench.registry.local/${run}/hit-${i}:1.0`);
     await parallel(hitTags, 16, (image, i) => req(conn, 'POST', `/apis/apps/v1/namespaces/${ns}/deployments`, deploymentBody(ns, `hit-${i}`, 1, image, label)).then(() => undefined));
     await waitFor(`${o.hitImages} hit pods Running`, async () => (await countRunning(conn, `bench-run=${run}`)) >= o.hitImages, 300_000, 500);
-    const pods = (await req(conn, 'GET', `/api/v1/namespaces/${ns}/pods?labelSelector=bench-run%3D${run}`)) as { items: Array<{ spec: { containers: Array<{ image: string }> }; status: { containerStatuses?: Array<{ imageID?: string }> } }> };
+    const pods = (await req(conn, 'GET', `/api/v1/namespaces/${ns}/pods?labelSelector=bench-run%3D${run}`)) as {
+      items: Array<{ spec: { containers: Array<{ image: string }> }; status: { containerStatuses?: Array<{ imageID?: string }> } }>;
+    };
     const hitDigests = new Map<string, string>();
     for (const p of pods.items) {
       const d = digestOf(p.status.containerStatuses?.[0]?.imageID ?? '');
@@ -192,7 +194,13 @@ export async function runAdmissionBench(argv: string[]): Promise<void> {
     await waitFor('operator ready', async () => (await op!.ready()) || op!.exited, 120_000, 100);
     if (op.exited) throw new Error(`the operator exited; see ${join(logDir, 'operator.log')}`);
     const analysed = (): number => sim.images('admin').filter((i) => i.analysis_status === 'analyzed').length;
-    await waitFor('every image analysed in Anchore', () => analysed() >= o.hitImages + misses.length, 300_000, 200, () => `${analysed()}`);
+    await waitFor(
+      'every image analysed in Anchore',
+      () => analysed() >= o.hitImages + misses.length,
+      300_000,
+      200,
+      () => `${analysed()}`,
+    );
     t = Date.now();
     await req(conn, 'POST', `/apis/anchore.io/v1alpha1/namespaces/${ns}/anchorepolicybindings`, {
       apiVersion: 'anchore.io/v1alpha1',
@@ -202,11 +210,17 @@ export async function runAdmissionBench(argv: string[]): Promise<void> {
     });
     type Apb = { metadata: { generation: number }; status?: { observedGeneration?: number; summary?: Record<string, number> } };
     let summary: Record<string, number> | undefined;
-    await waitFor('the binding evaluated every hit image', async () => {
-      const b = (await req(conn, 'GET', `/apis/anchore.io/v1alpha1/namespaces/${ns}/anchorepolicybindings/gate`)) as Apb;
-      summary = b.status?.summary;
-      return b.status?.observedGeneration === b.metadata.generation && summary?.['images'] === o.hitImages && summary['pending'] === 0;
-    }, 300_000, 250, () => JSON.stringify(summary ?? {}));
+    await waitFor(
+      'the binding evaluated every hit image',
+      async () => {
+        const b = (await req(conn, 'GET', `/apis/anchore.io/v1alpha1/namespaces/${ns}/anchorepolicybindings/gate`)) as Apb;
+        summary = b.status?.summary;
+        return b.status?.observedGeneration === b.metadata.generation && summary?.['images'] === o.hitImages && summary['pending'] === 0;
+      },
+      300_000,
+      250,
+      () => JSON.stringify(summary ?? {}),
+    );
     results['binding'] = { evaluatedSeconds: round2((Date.now() - t) / 1000), summary };
     // Quiet before measuring: no Anchore call for 2 s and the operator's queues empty.
     await waitForQuiet(op, () => sim.requests().length, 'operator idle and Anchore quiet', 300_000, 2000);
@@ -219,7 +233,11 @@ export async function runAdmissionBench(argv: string[]): Promise<void> {
     const rt = await openLoop({ rate: o.rate, count: o.roundTrips, maxMs: (o.roundTrips / o.rate) * 1000 + 30_000 }, async (i) => {
       const [tag, digest] = hitList[i % hitList.length]!;
       const q = new URLSearchParams({ tag, policy_id: DEFAULT_POLICY_ID, detail: 'true', interactive: 'true' });
-      const res = await request(`${sim.url}/v2/images/${digest}/check?${q}`, { dispatcher: agent, headers: { authorization: ADMIN_AUTH, 'x-anchore-account': 'admin' }, signal: AbortSignal.timeout(10_000) });
+      const res = await request(`${sim.url}/v2/images/${digest}/check?${q}`, {
+        dispatcher: agent,
+        headers: { authorization: ADMIN_AUTH, 'x-anchore-account': 'admin' },
+        signal: AbortSignal.timeout(10_000),
+      });
       await res.body.text();
       if (res.statusCode !== 200) throw new Error(`GET /check: HTTP ${res.statusCode}`);
       return res.statusCode;
@@ -274,10 +292,12 @@ export async function runAdmissionBench(argv: string[]): Promise<void> {
         operatorMeanMs: { hit: mean('hit'), miss: mean('miss') },
         // The operator's own view of the same reviews (from its histogram): how many took longer than each bound
         // inside the process, from the parsed request to the answer, against the latency seen from here.
-        operatorReviewsOver: Object.fromEntries(OPERATOR_BOUNDS.map((b) => {
-          const n = c1.durCount[name] - c0.durCount[name];
-          return [`${Number(b) * 1000}ms`, n - ((c1.durLe[name][b] ?? 0) - (c0.durLe[name][b] ?? 0))];
-        })),
+        operatorReviewsOver: Object.fromEntries(
+          OPERATOR_BOUNDS.map((b) => {
+            const n = c1.durCount[name] - c0.durCount[name];
+            return [`${Number(b) * 1000}ms`, n - ((c1.durLe[name][b] ?? 0) - (c0.durLe[name][b] ?? 0))];
+          }),
+        ),
         clientRequestsOver: Object.fromEntries(OPERATOR_BOUNDS.map((b) => [`${Number(b) * 1000}ms`, samples.filter((x) => x.error === undefined && x.latencyMs > Number(b) * 1000).length])),
         lookups: { hit: c1.hit - c0.hit, miss: c1.miss - c0.miss },
         checkCalls: { forRequestImages: forRequests.length, other: checks.length - forRequests.length },
@@ -288,11 +308,18 @@ export async function runAdmissionBench(argv: string[]): Promise<void> {
         generator: { lateMs: lateness(samples), eventLoopDelayP99Ms: round2(eld.percentile(99) / 1e6), eventLoopDelayMaxMs: round2(eld.max / 1e6) },
       };
       const firstError = samples.find((s) => s.error)?.error;
-      say(`${name}: p50 ${lat.p50} ms, p90 ${lat.p90} ms, p99 ${lat.p99} ms, max ${lat.max} ms; lookups hit ${c1.hit - c0.hit} miss ${c1.miss - c0.miss}; /check calls ${forRequests.length} (+${checks.length - forRequests.length} other); errors ${lat.errors}${firstError ? ` (first: ${firstError})` : ''}`);
+      say(
+        `${name}: p50 ${lat.p50} ms, p90 ${lat.p90} ms, p99 ${lat.p99} ms, max ${lat.max} ms; lookups hit ${c1.hit - c0.hit} miss ${c1.miss - c0.miss}; /check calls ${forRequests.length} (+${checks.length - forRequests.length} other); errors ${lat.errors}${firstError ? ` (first: ${firstError})` : ''}`,
+      );
     };
 
     await scenario('hit', hitImage, hitImage, (i) => hitDigests.get(hitImage(i))!);
-    await scenario('miss', (i) => missRun[i]!.image, (i) => missWarm[i]!.image, (i) => missRun[i]!.digest);
+    await scenario(
+      'miss',
+      (i) => missRun[i]!.image,
+      (i) => missWarm[i]!.image,
+      (i) => missRun[i]!.digest,
+    );
     const hit = (results['hit'] as { latencyMs: { p99: number } }).latencyMs;
     const miss = (results['miss'] as { latencyMs: { p99: number } }).latencyMs;
     results['goals'] = compareWithGoals(hit.p99, miss.p99, roundTrip.p99);
@@ -313,16 +340,27 @@ export async function runAdmissionBench(argv: string[]): Promise<void> {
       kubectl(['apply', '-f', '-'], JSON.stringify(webhookConfiguration(webhook, admissionPort, tls.pem, [ns])));
       webhookRegistered = true;
       // The apiserver reads webhook configurations through an informer: wait until it calls ours.
-      await waitFor('the apiserver calls the webhook', async () => {
-        const before = await op!.metricSum('anchore_operator_admission_requests_total');
-        await req(conn, 'POST', `/api/v1/namespaces/${ns}/pods?dryRun=All`, podBody(ns, 'api-probe', hitImage(0), label));
-        return (await op!.metricSum('anchore_operator_admission_requests_total')) > before;
-      }, 60_000, 250);
+      await waitFor(
+        'the apiserver calls the webhook',
+        async () => {
+          const before = await op!.metricSum('anchore_operator_admission_requests_total');
+          await req(conn, 'POST', `/api/v1/namespaces/${ns}/pods?dryRun=All`, podBody(ns, 'api-probe', hitImage(0), label));
+          return (await op!.metricSum('anchore_operator_admission_requests_total')) > before;
+        },
+        60_000,
+        250,
+      );
       const c0 = await counters(op);
       const withHit = await rounds('hit', hitImage);
       const withMiss = await rounds('miss', (i) => missApi[i]!.image);
       const c1 = await counters(op);
-      results['apiserverDryRunCreate'] = { rounds: o.apiserverRounds, withoutWebhookMs: without, webhookHitMs: withHit, webhookMissMs: withMiss, lookups: { hit: c1.hit - c0.hit, miss: c1.miss - c0.miss } };
+      results['apiserverDryRunCreate'] = {
+        rounds: o.apiserverRounds,
+        withoutWebhookMs: without,
+        webhookHitMs: withHit,
+        webhookMissMs: withMiss,
+        lookups: { hit: c1.hit - c0.hit, miss: c1.miss - c0.miss },
+      };
       say(`apiserver dry-run create (sequential): without webhook p50 ${without.p50} ms; with webhook, hit p50 ${withHit.p50} ms, miss p50 ${withMiss.p50} ms`);
     }
   } finally {

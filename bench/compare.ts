@@ -60,8 +60,7 @@ export async function compareWithK8sInventory(o: {
     }
     await waitFor('compare pods Running', () => names.every((k) => watch.running.has(k)), 120_000, 200);
     const pods = names.map((k) => ({ at: watch.running.get(k)!.at, digest: digestOf(watch.running.get(k)!.imageIDs[0] ?? '') ?? '' }));
-    const firstReport = (cluster: string, digest: string, after: number): number | undefined =>
-      o.reports.of(cluster).find((r) => r.at >= after && r.digests.has(digest))?.at;
+    const firstReport = (cluster: string, digest: string, after: number): number | undefined => o.reports.of(cluster).find((r) => r.at >= after && r.digests.has(digest))?.at;
     // Wait out one more full polling period so every pod had its chance in a k8s-inventory report.
     await waitFor('k8s-inventory reports every pod', () => pods.every((p) => firstReport(kiCluster, p.digest, p.at) !== undefined), (K8S_INVENTORY_CHART_POLL_SECONDS + 30) * 1000, 1000);
     watch.stop();

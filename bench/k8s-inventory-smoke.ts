@@ -120,25 +120,41 @@ async function main(): Promise<number> {
     say(`namespace ${namespace} created`);
 
     agent = await startK8sInventory({
-      binary, kubeconfig, anchoreUrl: sim.url, username: 'admin', password: 'foobar', account: 'admin',
-      pollSeconds: POLL_SECONDS, namespaces: [namespace], clusterName: 'ki-smoke', workDir,
+      binary,
+      kubeconfig,
+      anchoreUrl: sim.url,
+      username: 'admin',
+      password: 'foobar',
+      account: 'admin',
+      pollSeconds: POLL_SECONDS,
+      namespaces: [namespace],
+      clusterName: 'ki-smoke',
+      workDir,
     });
     say(`anchore-k8s-inventory pid ${agent.pid}, polling every ${POLL_SECONDS} s`);
 
     // Steady state first: the agent checks /version, registers, then sends its first (empty) report.
     const s = sim;
     const first = await until('the first inventory report', 60_000 + 2 * POLL_SECONDS * 1000, () => s.inventories('admin')[0]);
-    say(`first report at +${((first.receivedAt - T0) / 1000).toFixed(1)}s: cluster_name=${first.body.cluster_name}, ${first.body.namespaces?.length ?? 0} namespace(s), ${first.body.containers?.length ?? 0} container(s)`);
+    say(
+      `first report at +${((first.receivedAt - T0) / 1000).toFixed(1)}s: cluster_name=${first.body.cluster_name}, ${first.body.namespaces?.length ?? 0} namespace(s), ${first.body.containers?.length ?? 0} container(s)`,
+    );
 
     watch = watchFirstRunning(namespace);
     const applyAt = Date.now();
-    await kubectl(['apply', '-f', '-'], JSON.stringify({
-      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace },
-      spec: {
-        replicas: 1, selector: { matchLabels: { app: 'web' } },
-        template: { metadata: { labels: { app: 'web' } }, spec: { terminationGracePeriodSeconds: 0, containers: [{ name: 'web', image: IMAGE }] } },
-      },
-    }));
+    await kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'web', namespace },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: 'web' } },
+          template: { metadata: { labels: { app: 'web' } }, spec: { terminationGracePeriodSeconds: 0, containers: [{ name: 'web', image: IMAGE }] } },
+        },
+      }),
+    );
     const pod = await watch.running;
     say(`pod ${pod.name} Running ${pod.at - applyAt} ms after kubectl apply`);
 
@@ -147,7 +163,9 @@ async function main(): Promise<number> {
     );
     const c = report.body.containers!.find((x) => x.pod_uid === pod.uid)!;
     say(`report received: image_tag=${c.image_tag} image_digest=${c.image_digest} id=${c.id}`);
-    say(`RESULT: the agent (${agentVersion}) reported ${IMAGE} ${report.receivedAt - pod.at} ms after the pod was Running (poll ${POLL_SECONDS} s; ${report.receivedAt - applyAt} ms after kubectl apply)`);
+    say(
+      `RESULT: the agent (${agentVersion}) reported ${IMAGE} ${report.receivedAt - pod.at} ms after the pod was Running (poll ${POLL_SECONDS} s; ${report.receivedAt - applyAt} ms after kubectl apply)`,
+    );
     ok = true;
   } catch (err) {
     say(`FAILED: ${(err as Error).message}`);

@@ -63,8 +63,36 @@ const SKIPPABLE = ['policy', 'steady', 'restart'];
 function parseArgs(argv: string[]): Options {
   const small = argv.includes('--small');
   const o: Options = small
-    ? { pods: 300, images: 60, namespaces: 6, churnRate: 10, churnSeconds: 10, steadySeconds: 15, compare: false, keep: false, cpuProf: false, heapProf: false, heapSnapshot: false, skip: new Set<string>(), small }
-    : { pods: 10_000, images: 2_000, namespaces: 200, churnRate: 50, churnSeconds: 60, steadySeconds: 60, compare: false, keep: false, cpuProf: false, heapProf: false, heapSnapshot: false, skip: new Set<string>(), small };
+    ? {
+        pods: 300,
+        images: 60,
+        namespaces: 6,
+        churnRate: 10,
+        churnSeconds: 10,
+        steadySeconds: 15,
+        compare: false,
+        keep: false,
+        cpuProf: false,
+        heapProf: false,
+        heapSnapshot: false,
+        skip: new Set<string>(),
+        small,
+      }
+    : {
+        pods: 10_000,
+        images: 2_000,
+        namespaces: 200,
+        churnRate: 50,
+        churnSeconds: 60,
+        steadySeconds: 60,
+        compare: false,
+        keep: false,
+        cpuProf: false,
+        heapProf: false,
+        heapSnapshot: false,
+        skip: new Set<string>(),
+        small,
+      };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const num = (): number => {
@@ -90,8 +118,7 @@ function parseArgs(argv: string[]): Options {
         if (!SKIPPABLE.includes(name)) throw new Error(`--skip takes a comma-separated list of ${SKIPPABLE.join(', ')}; got '${name}'`);
         o.skip.add(name);
       }
-    }
-    else if (a !== '--small') throw new Error(`unknown option ${a}`);
+    } else if (a !== '--small') throw new Error(`unknown option ${a}`);
   }
   if (o.images % o.namespaces !== 0 || o.pods % o.images !== 0) throw new Error('--images must be a multiple of --namespaces and --pods a multiple of --images');
   return o;
@@ -100,7 +127,6 @@ function parseArgs(argv: string[]): Options {
 const say = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
 const sec = (ms: number): number => Math.round(ms / 10) / 100;
 const MiB = 1024 * 1024;
-
 
 /** First time (ms) the simulator received an add for each digest, and how many adds per digest. */
 function addsByDigest(sim: AnchoreSimulator): { first: Map<string, number>; count: Map<string, number> } {
@@ -175,7 +201,13 @@ async function main(): Promise<void> {
     const deployments = nsNames.flatMap((ns, i) => Array.from({ length: perNs }, (_, j) => ({ ns, name: `app-${j}`, image: `bench.registry.local/${run}/team-${i}/app-${j}:1.0` })));
     await parallel(deployments, 32, (d) => req(conn, 'POST', `/apis/apps/v1/namespaces/${d.ns}/deployments`, deploymentBody(d.ns, d.name, replicas, d.image, label)).then(() => undefined));
     let running = 0;
-    await waitFor(`${o.pods} pods Running`, async () => (running = await countRunning(conn, selector)) >= o.pods, 900_000, 2000, () => `${running}/${o.pods}`);
+    await waitFor(
+      `${o.pods} pods Running`,
+      async () => (running = await countRunning(conn, selector)) >= o.pods,
+      900_000,
+      2000,
+      () => `${running}/${o.pods}`,
+    );
     results['setup'] = { podsRunningSeconds: sec(Date.now() - t) };
     say(`setup: ${o.pods} pods Running after ${sec(Date.now() - t)} s`);
 
@@ -189,17 +221,28 @@ async function main(): Promise<void> {
     await waitFor('operator ready', async () => (await op!.ready()) || op!.exited, 120_000, 100);
     if (op.exited) throw new Error(`the operator exited; see ${operatorLog}`);
     readyMs = Date.now() - t;
-    await waitFor(`${o.images} images registered`, () => sim.images('admin').length >= o.images, 600_000, 100, () => `${sim.images('admin').length}/${o.images}`);
+    await waitFor(
+      `${o.images} images registered`,
+      () => sim.images('admin').length >= o.images,
+      600_000,
+      100,
+      () => `${sim.images('admin').length}/${o.images}`,
+    );
     registeredMs = Date.now() - t;
     for (const i of sim.images('admin')) expected.add(i.image_digest);
     let scanned = 0;
-    await waitFor('inventory with every image', () => {
-      const reports = collector.of(clusterName, scanned);
-      scanned = collector.seen.length;
-      if (reports.some((r) => [...expected].every((d) => r.digests.has(d)))) return true;
-      // Batched reports: the union of the latest batch set also counts.
-      return false;
-    }, 600_000, 200);
+    await waitFor(
+      'inventory with every image',
+      () => {
+        const reports = collector.of(clusterName, scanned);
+        scanned = collector.seen.length;
+        if (reports.some((r) => [...expected].every((d) => r.digests.has(d)))) return true;
+        // Batched reports: the union of the latest batch set also counts.
+        return false;
+      },
+      600_000,
+      200,
+    );
     inventoryMs = Date.now() - t;
     results['coldStart'] = { readySeconds: sec(readyMs), allRegisteredSeconds: sec(registeredMs), inventorySentSeconds: sec(inventoryMs), uniqueImages: expected.size };
     say(`cold start: ready ${sec(readyMs)} s, all ${expected.size} images registered ${sec(registeredMs)} s, inventory ${sec(inventoryMs)} s`);
@@ -211,103 +254,116 @@ async function main(): Promise<void> {
 
     // --- 6. Policy evaluation: one cluster binding over every image.
     if (!o.skip.has('policy')) {
-    await waitFor('analysis complete in Anchore', () => sim.images('admin').every((i) => i.analysis_status === 'analyzed' || i.analysis_status === 'analysis_failed'), 600_000, 500);
-    // The operator learns of finished analyses by polling each image with backoff (1 s doubling up to
-    // ANALYSIS_POLL_MAX_SECONDS): measured separately, so the evaluation figure is about evaluation only.
-    t = Date.now();
-    await waitFor('operator sees every image analysed', async () => (await op!.metricSum('anchore_operator_images', 'analysis_status="analyzed"')) >= expected.size, 600_000, 500);
-    results['analysisObserved'] = { secondsAfterAnchoreFinished: sec(Date.now() - t), sinceOperatorStartSeconds: sec(Date.now() - op.startedAt) };
-    const checksBefore = sim.requests({ method: 'GET', path: /\/check$/ }).length;
-    t = Date.now();
-    await req(conn, 'POST', '/apis/anchore.io/v1alpha1/clusteranchorepolicybindings', {
-      apiVersion: 'anchore.io/v1alpha1',
-      kind: 'ClusterAnchorePolicyBinding',
-      metadata: { name: bindingName },
-      spec: { namespaceSelector: { matchLabels: label } },
-    });
-    let summary: Record<string, number> | undefined;
-    await waitFor(`binding over ${o.images} images evaluated`, async () => {
-      const b = (await getBinding())!;
-      summary = b.status?.summary;
-      return b.status?.observedGeneration === b.metadata.generation && summary?.['images'] === o.images && summary['pending'] === 0;
-    }, 600_000, 200, () => JSON.stringify(summary ?? {}));
-    const evalMs = Date.now() - t;
-    const checks = sim.requests({ method: 'GET', path: /\/check$/ }).length - checksBefore;
-    results['policyEvaluation'] = { images: o.images, allEvaluatedSeconds: sec(evalMs), checkCalls: checks, summary };
-    say(`policy evaluation: ${o.images} images evaluated in ${sec(evalMs)} s with ${checks} /check calls`);
+      await waitFor('analysis complete in Anchore', () => sim.images('admin').every((i) => i.analysis_status === 'analyzed' || i.analysis_status === 'analysis_failed'), 600_000, 500);
+      // The operator learns of finished analyses by polling each image with backoff (1 s doubling up to
+      // ANALYSIS_POLL_MAX_SECONDS): measured separately, so the evaluation figure is about evaluation only.
+      t = Date.now();
+      await waitFor('operator sees every image analysed', async () => (await op!.metricSum('anchore_operator_images', 'analysis_status="analyzed"')) >= expected.size, 600_000, 500);
+      results['analysisObserved'] = { secondsAfterAnchoreFinished: sec(Date.now() - t), sinceOperatorStartSeconds: sec(Date.now() - op.startedAt) };
+      const checksBefore = sim.requests({ method: 'GET', path: /\/check$/ }).length;
+      t = Date.now();
+      await req(conn, 'POST', '/apis/anchore.io/v1alpha1/clusteranchorepolicybindings', {
+        apiVersion: 'anchore.io/v1alpha1',
+        kind: 'ClusterAnchorePolicyBinding',
+        metadata: { name: bindingName },
+        spec: { namespaceSelector: { matchLabels: label } },
+      });
+      let summary: Record<string, number> | undefined;
+      await waitFor(
+        `binding over ${o.images} images evaluated`,
+        async () => {
+          const b = (await getBinding())!;
+          summary = b.status?.summary;
+          return b.status?.observedGeneration === b.metadata.generation && summary?.['images'] === o.images && summary['pending'] === 0;
+        },
+        600_000,
+        200,
+        () => JSON.stringify(summary ?? {}),
+      );
+      const evalMs = Date.now() - t;
+      const checks = sim.requests({ method: 'GET', path: /\/check$/ }).length - checksBefore;
+      results['policyEvaluation'] = { images: o.images, allEvaluatedSeconds: sec(evalMs), checkCalls: checks, summary };
+      say(`policy evaluation: ${o.images} images evaluated in ${sec(evalMs)} s with ${checks} /check calls`);
     }
 
     // --- 5. Steady state: RSS, CPU, status writes, Anchore calls over a quiet window — after the first-time work
     // (vulnerability reads of every new image) is done.
     if (!o.skip.has('steady')) {
-    await waitForQuiet(op, () => sim.requests().length, 'work queues idle and Anchore quiet', 600_000, 3000);
-    await new Promise((r) => setTimeout(r, 5_000));
-    const b0 = await getBinding();
-    const writes0 = await op.metricSum('anchore_operator_reconcile_total', 'controller="binding-status"', 'result="written"');
-    const reqs0 = sim.requests().length;
-    const s0 = op.stats();
-    const t0 = Date.now();
-    const rss: number[] = [];
-    const anon: number[] = [];
-    const file: number[] = [];
-    while (Date.now() - t0 < o.steadySeconds * 1000) {
-      rss.push(op.stats().rssBytes);
-      const split = op.rssSplit();
-      anon.push(split.anonBytes);
-      file.push(split.fileBytes);
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-    const s1 = op.stats();
-    const window = (Date.now() - t0) / 1000;
-    const b1 = await getBinding();
-    const writes1 = await op.metricSum('anchore_operator_reconcile_total', 'controller="binding-status"', 'result="written"');
-    const heapUsed = await op.metricSum('anchore_operator_nodejs_heap_size_used_bytes');
-    const heapTotal = await op.metricSum('anchore_operator_nodejs_heap_size_total_bytes');
-    const external = await op.metricSum('anchore_operator_nodejs_external_memory_bytes');
-    const steady = {
-      windowSeconds: Math.round(window),
-      heapMiB: { used: Math.round(heapUsed / MiB), total: Math.round(heapTotal / MiB), external: Math.round(external / MiB) },
-      rssMiB: { median: Math.round(median(rss) / MiB), max: Math.round(Math.max(...rss) / MiB), anonymousMedian: Math.round(median(anon) / MiB), fileBackedMedian: Math.round(median(file) / MiB) },
-      cpuPercentOfOneCore: Math.round(((s1.cpuSeconds - s0.cpuSeconds) / window) * 10000) / 100,
-      bindingStatusWrites: writes1 - writes0,
-      bindingResourceVersionMoved: b0 && b1 ? b1.metadata.resourceVersion !== b0.metadata.resourceVersion : null,
-      anchoreRequests: sim.requests().length - reqs0,
-    };
-    results['steadyState'] = steady;
-    if (o.heapSnapshot) {
-      // Written by the operator itself (V8 pauses it while it writes); taken after the RSS samples.
-      const before = new Set(readdirSync(logDir));
-      process.kill(op.pid, 'SIGUSR2');
-      let size = -1;
-      await waitFor('heap snapshot written', () => {
-        const file = readdirSync(logDir).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
-        const now = file ? statSync(join(logDir, file)).size : -1;
-        const done = now > 0 && now === size; // unchanged for one poll: the operator finished writing it
-        size = now;
-        return done;
-      }, 120_000, 1000);
-      say(`heap snapshot in ${logDir}`);
-    }
-    say(`steady state (${steady.windowSeconds} s): RSS median ${steady.rssMiB.median} MiB (max ${steady.rssMiB.max}), CPU ${steady.cpuPercentOfOneCore} % of a core, ${steady.bindingStatusWrites} status writes`);
+      await waitForQuiet(op, () => sim.requests().length, 'work queues idle and Anchore quiet', 600_000, 3000);
+      await new Promise((r) => setTimeout(r, 5_000));
+      const b0 = await getBinding();
+      const writes0 = await op.metricSum('anchore_operator_reconcile_total', 'controller="binding-status"', 'result="written"');
+      const reqs0 = sim.requests().length;
+      const s0 = op.stats();
+      const t0 = Date.now();
+      const rss: number[] = [];
+      const anon: number[] = [];
+      const file: number[] = [];
+      while (Date.now() - t0 < o.steadySeconds * 1000) {
+        rss.push(op.stats().rssBytes);
+        const split = op.rssSplit();
+        anon.push(split.anonBytes);
+        file.push(split.fileBytes);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      const s1 = op.stats();
+      const window = (Date.now() - t0) / 1000;
+      const b1 = await getBinding();
+      const writes1 = await op.metricSum('anchore_operator_reconcile_total', 'controller="binding-status"', 'result="written"');
+      const heapUsed = await op.metricSum('anchore_operator_nodejs_heap_size_used_bytes');
+      const heapTotal = await op.metricSum('anchore_operator_nodejs_heap_size_total_bytes');
+      const external = await op.metricSum('anchore_operator_nodejs_external_memory_bytes');
+      const steady = {
+        windowSeconds: Math.round(window),
+        heapMiB: { used: Math.round(heapUsed / MiB), total: Math.round(heapTotal / MiB), external: Math.round(external / MiB) },
+        rssMiB: { median: Math.round(median(rss) / MiB), max: Math.round(Math.max(...rss) / MiB), anonymousMedian: Math.round(median(anon) / MiB), fileBackedMedian: Math.round(median(file) / MiB) },
+        cpuPercentOfOneCore: Math.round(((s1.cpuSeconds - s0.cpuSeconds) / window) * 10000) / 100,
+        bindingStatusWrites: writes1 - writes0,
+        bindingResourceVersionMoved: b0 && b1 ? b1.metadata.resourceVersion !== b0.metadata.resourceVersion : null,
+        anchoreRequests: sim.requests().length - reqs0,
+      };
+      results['steadyState'] = steady;
+      if (o.heapSnapshot) {
+        // Written by the operator itself (V8 pauses it while it writes); taken after the RSS samples.
+        const before = new Set(readdirSync(logDir));
+        process.kill(op.pid, 'SIGUSR2');
+        let size = -1;
+        await waitFor(
+          'heap snapshot written',
+          () => {
+            const file = readdirSync(logDir).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+            const now = file ? statSync(join(logDir, file)).size : -1;
+            const done = now > 0 && now === size; // unchanged for one poll: the operator finished writing it
+            size = now;
+            return done;
+          },
+          120_000,
+          1000,
+        );
+        say(`heap snapshot in ${logDir}`);
+      }
+      say(
+        `steady state (${steady.windowSeconds} s): RSS median ${steady.rssMiB.median} MiB (max ${steady.rssMiB.max}), CPU ${steady.cpuPercentOfOneCore} % of a core, ${steady.bindingStatusWrites} status writes`,
+      );
     }
 
     // --- 3. Restart with everything registered.
     if (!o.skip.has('restart')) {
-    const addsBeforeRestart = sim.requests({ method: 'POST', path: '/v2/images' }).length;
-    const invBefore = collector.seen.length;
-    await op.stop();
-    t = Date.now();
-    op = await OperatorProcess.start(env, operatorLog, nodeArgs);
-    await waitFor('operator ready after restart', async () => (await op!.ready()) || op!.exited, 120_000, 100);
-    const restartReadyMs = Date.now() - t;
-    await waitFor('inventory after restart', () => collector.of(clusterName, invBefore).length > 0, 120_000, 100);
-    const restartInventoryMs = Date.now() - t;
-    // Give the image controller time to go over every running image.
-    await waitFor('image controller idle', async () => (await op!.metricSum('anchore_operator_workqueue_depth', 'queue="image"')) === 0, 120_000, 500);
-    await new Promise((r) => setTimeout(r, 2_000));
-    const restartAdds = sim.requests({ method: 'POST', path: '/v2/images' }).length - addsBeforeRestart;
-    results['restart'] = { readySeconds: sec(restartReadyMs), inventorySentSeconds: sec(restartInventoryMs), anchoreAddCalls: restartAdds };
-    say(`restart: ready ${sec(restartReadyMs)} s, inventory ${sec(restartInventoryMs)} s, ${restartAdds} add calls`);
+      const addsBeforeRestart = sim.requests({ method: 'POST', path: '/v2/images' }).length;
+      const invBefore = collector.seen.length;
+      await op.stop();
+      t = Date.now();
+      op = await OperatorProcess.start(env, operatorLog, nodeArgs);
+      await waitFor('operator ready after restart', async () => (await op!.ready()) || op!.exited, 120_000, 100);
+      const restartReadyMs = Date.now() - t;
+      await waitFor('inventory after restart', () => collector.of(clusterName, invBefore).length > 0, 120_000, 100);
+      const restartInventoryMs = Date.now() - t;
+      // Give the image controller time to go over every running image.
+      await waitFor('image controller idle', async () => (await op!.metricSum('anchore_operator_workqueue_depth', 'queue="image"')) === 0, 120_000, 500);
+      await new Promise((r) => setTimeout(r, 2_000));
+      const restartAdds = sim.requests({ method: 'POST', path: '/v2/images' }).length - addsBeforeRestart;
+      results['restart'] = { readySeconds: sec(restartReadyMs), inventorySentSeconds: sec(restartInventoryMs), anchoreAddCalls: restartAdds };
+      say(`restart: ready ${sec(restartReadyMs)} s, inventory ${sec(restartInventoryMs)} s, ${restartAdds} add calls`);
     }
 
     // --- 2. Churn: new pods with new images at a fixed rate; each is deleted 5 s later.
@@ -339,17 +395,28 @@ async function main(): Promise<void> {
     await Promise.all(inflight);
     const churnEvents = created.length + deleted.length;
     const churnSpan = (Date.now() - churnStart) / 1000;
-    await waitFor('churn pods Running', () => created.every((c) => watch.running.has(c.key)), 120_000, 200, () => `${watch.running.size}/${created.length}`);
+    await waitFor(
+      'churn pods Running',
+      () => created.every((c) => watch.running.has(c.key)),
+      120_000,
+      200,
+      () => `${watch.running.size}/${created.length}`,
+    );
     const churnDigests = new Map<string, { runningAt: number }>();
     for (const c of created) {
       const r = watch.running.get(c.key)!;
       const d = digestOf(r.imageIDs[0] ?? '');
       if (d) churnDigests.set(d, { runningAt: r.at });
     }
-    await waitFor('churn images registered', () => {
-      const first = addsByDigest(sim).first;
-      return [...churnDigests.keys()].every((d) => first.has(d));
-    }, 120_000, 200);
+    await waitFor(
+      'churn images registered',
+      () => {
+        const first = addsByDigest(sim).first;
+        return [...churnDigests.keys()].every((d) => first.has(d));
+      },
+      120_000,
+      200,
+    );
     // Inventory: the first report that contains the image (a pod alive ≥ 5 s is in at least one report).
     await new Promise((r) => setTimeout(r, 5_000));
     loopDelay.disable();
@@ -389,19 +456,35 @@ async function main(): Promise<void> {
       // and what the inventory reports around them looked like.
       const createdAt = new Map(created.map((c) => [c.key, c.createdAt]));
       const invRequests = sim.requests({ method: 'POST', path: '/v2/kubernetes-inventory' }).filter((r) => r.time >= churnStart - 10_000);
-      writeFileSync(o.samples, JSON.stringify({
-        churnStart,
-        pods: [...watch.running].filter(([key]) => createdAt.has(key)).map(([key, r]) => {
-          const d = digestOf(r.imageIDs[0] ?? '');
-          return { key, createdAt: createdAt.get(key), runningAt: r.at, registeredAt: d ? adds.first.get(d) : undefined, inventoryAt: d ? reports.find((x) => x.at >= r.at && x.digests.has(d))?.at : undefined };
+      writeFileSync(
+        o.samples,
+        JSON.stringify({
+          churnStart,
+          pods: [...watch.running]
+            .filter(([key]) => createdAt.has(key))
+            .map(([key, r]) => {
+              const d = digestOf(r.imageIDs[0] ?? '');
+              return {
+                key,
+                createdAt: createdAt.get(key),
+                runningAt: r.at,
+                registeredAt: d ? adds.first.get(d) : undefined,
+                inventoryAt: d ? reports.find((x) => x.at >= r.at && x.digests.has(d))?.at : undefined,
+              };
+            }),
+          inventories: invRequests.map((r) => ({ time: r.time, durationMs: r.durationMs, status: r.status })),
+          reports: reports.map((r) => ({ at: r.at, containers: r.containers })),
+          adds: sim
+            .requests({ method: 'POST', path: '/v2/images' })
+            .filter((r) => r.time >= churnStart - 10_000)
+            .map((r) => ({ time: r.time, durationMs: r.durationMs, status: r.status, inFlight: r.inFlight })),
         }),
-        inventories: invRequests.map((r) => ({ time: r.time, durationMs: r.durationMs, status: r.status })),
-        reports: reports.map((r) => ({ at: r.at, containers: r.containers })),
-        adds: sim.requests({ method: 'POST', path: '/v2/images' }).filter((r) => r.time >= churnStart - 10_000).map((r) => ({ time: r.time, durationMs: r.durationMs, status: r.status, inFlight: r.inFlight })),
-      }));
+      );
       say(`churn samples written to ${o.samples}`);
     }
-    say(`churn: ${churn.podEventsPerSecond} pod events/s; Running → registered p50 ${churn.registrationMs.p50} ms p99 ${churn.registrationMs.p99} ms; → in inventory p50 ${churn.inventoryMs.p50} ms p99 ${churn.inventoryMs.p99} ms`);
+    say(
+      `churn: ${churn.podEventsPerSecond} pod events/s; Running → registered p50 ${churn.registrationMs.p50} ms p99 ${churn.registrationMs.p99} ms; → in inventory p50 ${churn.inventoryMs.p50} ms p99 ${churn.inventoryMs.p99} ms`,
+    );
 
     // --- 4. Anchore add calls per unique digest over the whole run.
     const counts = [...adds.count.values()];
@@ -413,7 +496,10 @@ async function main(): Promise<void> {
     };
 
     // --- 7. anchore/k8s-inventory beside the operator, same churn scenario (opt-in: it polls, so it takes minutes).
-    if (o.compare) results['k8sInventory'] = await (await import('./compare.ts')).compareWithK8sInventory({ conn, sim, reports: collector, kubeconfig: cluster.kubeconfig, run, label, operatorCluster: clusterName, logDir });
+    if (o.compare)
+      results['k8sInventory'] = await (
+        await import('./compare.ts')
+      ).compareWithK8sInventory({ conn, sim, reports: collector, kubeconfig: cluster.kubeconfig, run, label, operatorCluster: clusterName, logDir });
   } finally {
     await op?.stop();
     if (!o.keep) {

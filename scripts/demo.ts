@@ -31,8 +31,7 @@ async function main(): Promise<void> {
   const wasRunning = (await clusterStatus()).running;
   say(wasRunning ? 'reusing the local control plane' : 'starting the local control plane (first run builds Kubernetes from Go modules: several minutes)');
   const cluster = await startLocalCluster({ log: (s) => say(s) });
-  const kubectl = (args: string[], input?: string): string =>
-    execFileSync(cluster.kubectl, ['--kubeconfig', cluster.kubeconfig, ...args], { encoding: 'utf8', ...(input ? { input } : {}) });
+  const kubectl = (args: string[], input?: string): string => execFileSync(cluster.kubectl, ['--kubeconfig', cluster.kubeconfig, ...args], { encoding: 'utf8', ...(input ? { input } : {}) });
 
   kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(root, 'deploy', 'crds')]);
   kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/anchorepolicybindings.anchore.io', 'crd/clusteranchorepolicybindings.anchore.io']);
@@ -101,11 +100,15 @@ async function main(): Promise<void> {
       120_000,
     );
     say(`${pods} sample pods Running`);
-    await until('images analyzed', () => {
-      if (operatorExit !== undefined) throw new Error(`operator exited with ${operatorExit}; see ${logFile}`);
-      const imgs = sim.images('admin');
-      return imgs.length >= 6 && imgs.every((i) => i.analysis_status === 'analyzed') ? imgs : undefined;
-    }, 120_000);
+    await until(
+      'images analyzed',
+      () => {
+        if (operatorExit !== undefined) throw new Error(`operator exited with ${operatorExit}; see ${logFile}`);
+        const imgs = sim.images('admin');
+        return imgs.length >= 6 && imgs.every((i) => i.analysis_status === 'analyzed') ? imgs : undefined;
+      },
+      120_000,
+    );
     await until('inventory', () => sim.inventories('admin').length > 0, 60_000);
     for (const f of ['anchorepolicybinding.yaml', 'anchorepolicybinding-analyze.yaml']) {
       kubectl(['apply', '-f', join(root, 'deploy', 'samples', f)]);
@@ -146,7 +149,10 @@ async function main(): Promise<void> {
 async function checkMonitoring(logFile: string): Promise<void> {
   const line = await until(
     'metrics server',
-    () => readFileSync(logFile, 'utf8').split('\n').find((l) => l.includes('metrics server listening')),
+    () =>
+      readFileSync(logFile, 'utf8')
+        .split('\n')
+        .find((l) => l.includes('metrics server listening')),
     30_000,
   );
   const port = (JSON.parse(line) as { port: number }).port;
@@ -157,7 +163,12 @@ async function checkMonitoring(logFile: string): Promise<void> {
     'findings metrics',
     async () => {
       const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      const names = new Set(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => (/^[a-z_:]+/.exec(l)?.[0] ?? '').replace(/_(bucket|sum|count)$/, '')));
+      const names = new Set(
+        text
+          .split('\n')
+          .filter((l) => l && !l.startsWith('#'))
+          .map((l) => (/^[a-z_:]+/.exec(l)?.[0] ?? '').replace(/_(bucket|sum|count)$/, '')),
+      );
       // The demo runs without the admission webhook: admission families are registered (declared by "# TYPE") but
       // have samples only once a review was answered, so declared is enough for them.
       for (const m of text.matchAll(/^# TYPE (anchore_operator_admission_\S+) /gm)) names.add(m[1] as string);
@@ -186,7 +197,12 @@ function print(sim: AnchoreSimulator): void {
     process.stdout.write(
       `\nLatest runtime inventory (cluster "${last.cluster_name}", ${inv.length} reports so far): ${last.namespaces?.length ?? 0} namespaces, ${last.pods?.length ?? 0} pods, ${last.containers?.length ?? 0} containers, ${last.nodes?.length ?? 0} nodes\n`,
     );
-    process.stdout.write(`namespaces: ${(last.namespaces ?? []).map((n) => n.name).sort().join(', ')}\n\n`);
+    process.stdout.write(
+      `namespaces: ${(last.namespaces ?? [])
+        .map((n) => n.name)
+        .sort()
+        .join(', ')}\n\n`,
+    );
   }
   const adds = sim.requests({ method: 'POST', path: '/v2/images' }).length;
   process.stdout.write(`POST /v2/images calls: ${adds} for ${imgs.length} unique images\n\n`);

@@ -33,7 +33,10 @@ function description(comment: string | null | undefined): { type?: string; text:
   const lines = comment.split('\n').map((l) => l.replace(/^ ?/, ''));
   const at = lines.map((l) => l.startsWith('-- ')).lastIndexOf(true);
   if (at < 0) return undefined;
-  const text = [lines[at]?.slice(3) ?? '', ...lines.slice(at + 1)].map((l) => l.trim()).filter(Boolean).join(' ');
+  const text = [lines[at]?.slice(3) ?? '', ...lines.slice(at + 1)]
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join(' ');
   const m = /^\(([a-z]+)\)\s+(.*)$/.exec(text);
   return m ? { type: m[1] as string, text: m[2] as string } : { text };
 }
@@ -77,11 +80,7 @@ export function valuesDocs(text: string): ValuesDocs {
 const cell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
 export function renderTable(rows: ValueRow[]): string {
-  return [
-    '| Key | Type | Default | Description |',
-    '| --- | --- | --- | --- |',
-    ...rows.map((r) => `| \`${r.key}\` | ${r.type} | \`${cell(r.default)}\` | ${cell(r.description)} |`),
-  ].join('\n');
+  return ['| Key | Type | Default | Description |', '| --- | --- | --- | --- |', ...rows.map((r) => `| \`${r.key}\` | ${r.type} | \`${cell(r.default)}\` | ${cell(r.description)} |`)].join('\n');
 }
 
 /** Replaces the table between the markers; throws when the markers are missing. */

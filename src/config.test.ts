@@ -32,7 +32,10 @@ describe('loadConfig', () => {
     [{ ANCHORE_URL: '' }, 'ANCHORE_URL is required'],
     [{ ANCHORE_URL: 'ftp://x' }, 'not an http(s) URL'],
     [{ ANCHORE_URL: 'https://u:p@x' }, 'must not contain credentials'],
-    [{ ANCHORE_URL: 'https://anchore.example:8228/v1' }, 'ANCHORE_URL "https://anchore.example:8228/v1" ends in /v1, but the operator uses Anchore\'s V2 API: give the base URL (https://anchore.example:8228) or https://anchore.example:8228/v2'],
+    [
+      { ANCHORE_URL: 'https://anchore.example:8228/v1' },
+      'ANCHORE_URL "https://anchore.example:8228/v1" ends in /v1, but the operator uses Anchore\'s V2 API: give the base URL (https://anchore.example:8228) or https://anchore.example:8228/v2',
+    ],
     [{ ANCHORE_URL: 'https://proxy.example/anchore/v1/' }, 'give the base URL (https://proxy.example/anchore) or https://proxy.example/anchore/v2'],
     [{ ANCHORE_URL: 'https://anchore.example?x=1' }, 'must not carry a query or fragment'],
     [{ EVENT_NAMESPACE: 'anchore-system' }, 'EVENT_NAMESPACE is no longer a setting: Events about cluster-scoped bindings must be in namespace default'],
@@ -121,7 +124,14 @@ describe('loadConfig', () => {
       const dir = mkdtempSync(join(tmpdir(), 'adm-cfg-'));
       writeFileSync(join(dir, 'tls.crt'), 'x');
       writeFileSync(join(dir, 'tls.key'), 'y');
-      const c = loadConfig({ ...base, ADMISSION_ENABLED: 'true', ADMISSION_CERT_FILE: join(dir, 'tls.crt'), ADMISSION_KEY_FILE: join(dir, 'tls.key'), ADMISSION_EXEMPT_NAMESPACES: 'kube-*,monitoring', ADMISSION_DEADLINE_MS: '1500' });
+      const c = loadConfig({
+        ...base,
+        ADMISSION_ENABLED: 'true',
+        ADMISSION_CERT_FILE: join(dir, 'tls.crt'),
+        ADMISSION_KEY_FILE: join(dir, 'tls.key'),
+        ADMISSION_EXEMPT_NAMESPACES: 'kube-*,monitoring',
+        ADMISSION_DEADLINE_MS: '1500',
+      });
       expect(c.admission.tls).toEqual({ certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') });
       expect(c.admission.exemptNamespaces).toEqual(['kube-*', 'monitoring']);
       expect(c.admission.deadlineMs).toBe(1500);

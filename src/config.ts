@@ -114,18 +114,43 @@ interface Described {
   /** Accepted, but a neighbour's row describes it instead of a row of its own. */
   unlisted?: true;
 }
-interface IntSetting extends Described { kind: 'int'; default: number; min: number; max: number }
-interface BoolSetting extends Described { kind: 'bool'; default: boolean }
-interface OneOfSetting<T extends string = string> extends Described { kind: 'oneOf'; allowed: readonly T[]; default: T }
-interface TextSetting extends Described { kind: 'text'; default: string }
+interface IntSetting extends Described {
+  kind: 'int';
+  default: number;
+  min: number;
+  max: number;
+}
+interface BoolSetting extends Described {
+  kind: 'bool';
+  default: boolean;
+}
+interface OneOfSetting<T extends string = string> extends Described {
+  kind: 'oneOf';
+  allowed: readonly T[];
+  default: T;
+}
+interface TextSetting extends Described {
+  kind: 'text';
+  default: string;
+}
 /** Comma-separated (or a YAML list). `clearable`: an empty value means none, else it means the default. */
-interface ListSetting extends Described { kind: 'list'; default: readonly string[]; clearable?: true }
+interface ListSetting extends Described {
+  kind: 'list';
+  default: readonly string[];
+  clearable?: true;
+}
 /** NAME, or NAME_FILE naming a file that holds it. */
-interface SecretSetting extends Described { kind: 'secret' }
+interface SecretSetting extends Described {
+  kind: 'secret';
+}
 /** PREFIX_CERT_FILE and PREFIX_KEY_FILE. */
-interface PemSetting extends Described { kind: 'pem' }
+interface PemSetting extends Described {
+  kind: 'pem';
+}
 /** Read by the loader itself (the environment only, or a shape of its own). */
-interface OtherSetting extends Described { kind: 'other' }
+interface OtherSetting extends Described {
+  kind: 'other';
+}
 type Setting = IntSetting | BoolSetting | OneOfSetting | TextSetting | ListSetting | SecretSetting | PemSetting | OtherSetting;
 type More = Omit<Described, 'help'>;
 
@@ -203,7 +228,9 @@ const SPEC = {
   ADMISSION_DEADLINE_MS: int(3000, 50, 29_000, "Longest wait for Anchore on a cache miss; keep it below the webhook's timeoutSeconds (the chart does)"),
   ADMISSION_EXEMPT_NAMESPACES: list(['kube-system'], "Comma-separated namespace names or globs never checked; the operator's own namespace (POD_NAMESPACE) always is", { clearable: true }),
   ADMISSION_REGISTER_UNKNOWN: bool(true, 'After answering a request that is not a dry run, register images Anchore does not hold yet (POST /v2/images)'),
-  INSTALL_ID: text('', 'Names this install on the ClusterAnchorePolicyBindings it owns (status.install): another install leaves them alone; the anchore.io/install annotation hands one over', { shown: '(LEADER_ELECTION_NAMESPACE/LEADER_ELECTION_ID)' }),
+  INSTALL_ID: text('', 'Names this install on the ClusterAnchorePolicyBindings it owns (status.install): another install leaves them alone; the anchore.io/install annotation hands one over', {
+    shown: '(LEADER_ELECTION_NAMESPACE/LEADER_ELECTION_ID)',
+  }),
   LEADER_ELECTION: bool(true, 'Elect one working replica on a coordination.k8s.io Lease; the others serve health and metrics'),
   LEADER_ELECTION_NAMESPACE: text('', 'Namespace of the Lease', { shown: '(POD_NAMESPACE, in-cluster namespace, or default)' }),
   LEADER_ELECTION_ID: text('anchore-operator', 'Name of the Lease'),
@@ -331,7 +358,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
   const include = r.list('NAMESPACES_INCLUDE');
   const exclude = r.list('NAMESPACES_EXCLUDE');
-  for (const [name, globs] of [['NAMESPACES_INCLUDE', include], ['NAMESPACES_EXCLUDE', exclude]] as const) {
+  for (const [name, globs] of [
+    ['NAMESPACES_INCLUDE', include],
+    ['NAMESPACES_EXCLUDE', exclude],
+  ] as const) {
     const c = compileGlobs(globs);
     if (!c.ok) throw new ConfigError(`${name}: ${c.reason}`);
   }
@@ -516,7 +546,10 @@ class Reader {
     const certFile = this.#text(`${prefix}_CERT_FILE`);
     const keyFile = this.#text(`${prefix}_KEY_FILE`);
     if (!certFile || !keyFile) throw new ConfigError(missing);
-    for (const [name, file] of [[`${prefix}_CERT_FILE`, certFile], [`${prefix}_KEY_FILE`, keyFile]] as const) {
+    for (const [name, file] of [
+      [`${prefix}_CERT_FILE`, certFile],
+      [`${prefix}_KEY_FILE`, keyFile],
+    ] as const) {
       try {
         readFileSync(file);
       } catch (err) {
@@ -575,10 +608,20 @@ class Reader {
         routes.push({ account, namespaces: list.map((s) => s.trim()).filter(Boolean) });
       }
     } else {
-      for (const part of String(v).split(';').map((s) => s.trim()).filter(Boolean)) {
+      for (const part of String(v)
+        .split(';')
+        .map((s) => s.trim())
+        .filter(Boolean)) {
         const i = part.indexOf(':');
         if (i <= 0) throw new ConfigError(`${name}: "${part}" must look like account:namespace,namespace`);
-        routes.push({ account: part.slice(0, i).trim(), namespaces: part.slice(i + 1).split(',').map((s) => s.trim()).filter(Boolean) });
+        routes.push({
+          account: part.slice(0, i).trim(),
+          namespaces: part
+            .slice(i + 1)
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean),
+        });
       }
     }
     for (const route of routes) {

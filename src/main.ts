@@ -39,7 +39,10 @@ async function main(): Promise<number> {
       if (stopping) return;
       stopping = true;
       process.stderr.write('anchore-operator: leader election lost: could not renew the lease within the renew deadline\n');
-      (op ? op.stop() : Promise.resolve()).then(() => resolve(1), () => resolve(1));
+      (op ? op.stop() : Promise.resolve()).then(
+        () => resolve(1),
+        () => resolve(1),
+      );
     };
   });
   try {

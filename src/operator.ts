@@ -146,9 +146,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
   for (const r of stores.all) {
     for (const reason of ['timeout', 'closed', 'error', 'gone', 'watchdog', 'relist']) metrics.watchRestarts.inc({ resource: r.resource, reason }, 0);
   }
-  metrics.stateGauge(METRIC.watchObjects, 'Objects held in each informer cache', ['resource'], () =>
-    stores.all.map((r) => [{ resource: r.resource }, r.size] as [{ resource: string }, number]),
-  );
+  metrics.stateGauge(METRIC.watchObjects, 'Objects held in each informer cache', ['resource'], () => stores.all.map((r) => [{ resource: r.resource }, r.size] as [{ resource: string }, number]));
 
   const scope = new Scope({
     namespaces: cfg.namespaces,
@@ -160,16 +158,21 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
   });
   const missingAccounts = new MissingAccounts(log, metrics);
   // Which namespaces a missing account strands (a mistyped account label shows up here, per account).
-  metrics.stateGauge(METRIC.namespacesAccountMissing, 'Namespaces in scope that route to an Anchore account that does not exist (their inventory goes to the default account)', ['account'], function* () {
-    if (missingAccounts.list().length === 0) return;
-    const counts = new Map<string, number>();
-    for (const ns of stores.namespaces.list()) {
-      if (!scope.includesNamespace(ns)) continue;
-      const account = scope.accountFor(ns, ns.name);
-      if (missingAccounts.isMissing(account)) counts.set(account, (counts.get(account) ?? 0) + 1);
-    }
-    for (const [account, n] of counts) yield [{ account }, n];
-  });
+  metrics.stateGauge(
+    METRIC.namespacesAccountMissing,
+    'Namespaces in scope that route to an Anchore account that does not exist (their inventory goes to the default account)',
+    ['account'],
+    function* () {
+      if (missingAccounts.list().length === 0) return;
+      const counts = new Map<string, number>();
+      for (const ns of stores.namespaces.list()) {
+        if (!scope.includesNamespace(ns)) continue;
+        const account = scope.accountFor(ns, ns.name);
+        if (missingAccounts.isMissing(account)) counts.set(account, (counts.get(account) ?? 0) + 1);
+      }
+      for (const [account, n] of counts) yield [{ account }, n];
+    },
+  );
   const images = new ImageController({
     stores,
     scope,
@@ -399,9 +402,7 @@ async function checkAnchore(anchore: AnchoreApi, account: string, log: Logger, s
     try {
       const v = await anchore.version();
       if (v.api !== '2') {
-        throw new FatalStartupError(
-          `Anchore at ANCHORE_URL reports API version ${v.api ? `"${v.api}"` : '(none)'}; this operator needs the V2 API (Anchore Enterprise 5.x)`,
-        );
+        throw new FatalStartupError(`Anchore at ANCHORE_URL reports API version ${v.api ? `"${v.api}"` : '(none)'}; this operator needs the V2 API (Anchore Enterprise 5.x)`);
       }
       const caps = await anchore.capabilities();
       if (!caps.specAvailable) log.warn('Anchore publishes no /v2/openapi.json; cannot check which operations it supports');

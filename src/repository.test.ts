@@ -7,7 +7,9 @@ const root = new URL('..', import.meta.url).pathname;
 
 describe('repository', () => {
   it('when a tracked file names a path, then it is inside the repository (no workplace paths such as ../shared or /work)', () => {
-    const files = execFileSync('git', ['ls-files'], { cwd: root, encoding: 'utf8' }).split('\n').filter((f) => f && f !== 'package-lock.json' && f !== 'src/repository.test.ts');
+    const files = execFileSync('git', ['ls-files'], { cwd: root, encoding: 'utf8' })
+      .split('\n')
+      .filter((f) => f && f !== 'package-lock.json' && f !== 'src/repository.test.ts');
     const outside = /\.\.\/shared\/|(^|[\s"'`(])\/work\//;
     const offenders: string[] = [];
     for (const f of files) {

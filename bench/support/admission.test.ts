@@ -24,7 +24,13 @@ describe('admission benchmark options', () => {
     expect(parseAdmissionArgs(['--admission', '--small'])).toMatchObject({ rate: 10, seconds: 3, small: true });
   });
   it('when options are given, then they override the defaults; unknown or non-integer ones throw', () => {
-    expect(parseAdmissionArgs(['--rate', '20', '--seconds', '5', '--check-latency-ms', '0', '--apiserver-rounds', '0', '--out', '/tmp/x.json'])).toMatchObject({ rate: 20, seconds: 5, checkLatencyMs: 0, apiserverRounds: 0, out: '/tmp/x.json' });
+    expect(parseAdmissionArgs(['--rate', '20', '--seconds', '5', '--check-latency-ms', '0', '--apiserver-rounds', '0', '--out', '/tmp/x.json'])).toMatchObject({
+      rate: 20,
+      seconds: 5,
+      checkLatencyMs: 0,
+      apiserverRounds: 0,
+      out: '/tmp/x.json',
+    });
     expect(() => parseAdmissionArgs(['--pods', '10'])).toThrow(/unknown option --pods/);
     expect(() => parseAdmissionArgs(['--rate', '0'])).toThrow(/--rate needs an integer ≥ 1/);
     expect(() => parseAdmissionArgs(['--rate', '2.5'])).toThrow(/integer/);
@@ -110,7 +116,11 @@ describe('summaries and goals', () => {
 
   it("when each request's own Anchore call is subtracted, then what is left is matched by digest, and unmatched or failed requests are left out", () => {
     const samples = [sample(0, 25), sample(1, 30), sample(2, 24, 'HTTP 500'), sample(3, 2)];
-    const calls = new Map([['d0', 21], ['d1', 20], ['d2', 20]]);
+    const calls = new Map([
+      ['d0', 21],
+      ['d1', 20],
+      ['d2', 20],
+    ]);
     expect(overOwnCall(samples, (i) => `d${i}`, calls)).toEqual({ n: 2, errors: 0, p50: 4, p90: 10, p99: 10, max: 10 });
   });
 

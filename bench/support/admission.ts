@@ -191,7 +191,10 @@ export function summarise(samples: ReadonlyArray<Sample<unknown>>, value: (s: Sa
 
 /** How late each request left against its schedule: how far the generator itself fell behind. */
 export function lateness(samples: ReadonlyArray<Sample<unknown>>): { p99: number; max: number } {
-  const v = samples.filter((s) => Number.isFinite(s.startedAt)).map((s) => s.startedAt - s.scheduledAt).sort((a, b) => a - b);
+  const v = samples
+    .filter((s) => Number.isFinite(s.startedAt))
+    .map((s) => s.startedAt - s.scheduledAt)
+    .sort((a, b) => a - b);
   return { p99: round2(rank(v, 99)), max: round2(v[v.length - 1] ?? Number.NaN) };
 }
 

@@ -3,8 +3,16 @@ import { parse } from 'yaml';
 import { k8sInventoryConfig } from './k8s-inventory.ts';
 
 const opts = {
-  binary: '/bin/false', kubeconfig: '/k/config', anchoreUrl: 'http://127.0.0.1:8228/', username: 'admin', password: 'secret-pass',
-  account: 'admin', pollSeconds: 60, clusterName: 'bench-x', workDir: '/tmp/x', namespaces: ['bench-x-cmp'],
+  binary: '/bin/false',
+  kubeconfig: '/k/config',
+  anchoreUrl: 'http://127.0.0.1:8228/',
+  username: 'admin',
+  password: 'secret-pass',
+  account: 'admin',
+  pollSeconds: 60,
+  clusterName: 'bench-x',
+  workDir: '/tmp/x',
+  namespaces: ['bench-x-cmp'],
 };
 
 describe('k8sInventoryConfig', () => {

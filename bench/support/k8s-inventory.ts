@@ -58,10 +58,12 @@ export async function ensureK8sInventory(): Promise<string> {
       const last = stdout.trim().split('\n').pop() ?? '';
       if (code === 0 && last !== '' && isExecutable(last)) resolve(last);
       else if (code === 3) {
-        reject(new K8sInventoryUnavailableError(
-          `github.com/anchore/k8s-inventory@${version} is not served by the Go module proxy on this machine (bench/build-k8s-inventory.sh exited 3). ` +
-            'Set K8S_INVENTORY_SRC=<checkout> for the build script, or K8S_INVENTORY_BINARY=<prebuilt anchore-k8s-inventory>.',
-        ));
+        reject(
+          new K8sInventoryUnavailableError(
+            `github.com/anchore/k8s-inventory@${version} is not served by the Go module proxy on this machine (bench/build-k8s-inventory.sh exited 3). ` +
+              'Set K8S_INVENTORY_SRC=<checkout> for the build script, or K8S_INVENTORY_BINARY=<prebuilt anchore-k8s-inventory>.',
+          ),
+        );
       } else reject(new Error(`bench/build-k8s-inventory.sh exited ${String(code)}${last ? `; last line: ${last}` : ''}`));
     });
   });

@@ -13,7 +13,10 @@ const CLK_TCK = 100; // getconf CLK_TCK on Linux
 
 /** The node flags of the container image's ENTRYPOINT, so the benchmark measures what production runs. */
 export function imageNodeFlags(): string[] {
-  const line = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').split('\n').filter((l) => l.startsWith('ENTRYPOINT')).at(-1);
+  const line = readFileSync(join(ROOT, 'Dockerfile'), 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('ENTRYPOINT'))
+    .at(-1);
   const argv = line ? (JSON.parse(line.slice('ENTRYPOINT'.length).trim()) as string[]) : [];
   return argv.slice(1, -1).filter((a) => a.startsWith('--'));
 }
@@ -121,10 +124,15 @@ export class OperatorProcess {
  */
 export async function waitForQuiet(op: OperatorProcess, anchoreRequests: () => number, what: string, timeoutMs: number, intervalMs: number): Promise<void> {
   let lastCount = -1;
-  await waitFor(what, async () => {
-    const n = anchoreRequests();
-    const quiet = n === lastCount;
-    lastCount = n;
-    return quiet && (await op.metricSum('anchore_operator_workqueue_depth', 'state="ready"')) === 0;
-  }, timeoutMs, intervalMs);
+  await waitFor(
+    what,
+    async () => {
+      const n = anchoreRequests();
+      const quiet = n === lastCount;
+      lastCount = n;
+      return quiet && (await op.metricSum('anchore_operator_workqueue_depth', 'state="ready"')) === 0;
+    },
+    timeoutMs,
+    intervalMs,
+  );
 }

@@ -19,7 +19,12 @@ export class ReportCollector {
   add(r: InventoryReport): void {
     if (r.account !== 'admin') return;
     const containers = (r.body as { containers?: Array<{ image_digest?: string }> }).containers ?? [];
-    this.seen.push({ at: r.receivedAt, cluster: r.body.cluster_name, containers: containers.length, digests: new Set(containers.map((c) => DIGEST.exec(c.image_digest ?? '')?.[0] ?? c.image_digest ?? '')) });
+    this.seen.push({
+      at: r.receivedAt,
+      cluster: r.body.cluster_name,
+      containers: containers.length,
+      digests: new Set(containers.map((c) => DIGEST.exec(c.image_digest ?? '')?.[0] ?? c.image_digest ?? '')),
+    });
   }
   /** Reports of the cluster from index `sinceIndex` on, in arrival order. */
   of(cluster: string, sinceIndex = 0): ReportSeen[] {

@@ -22,7 +22,10 @@ export function percentiles(values: number[]): Percentiles {
 }
 
 export function median(values: number[]): number {
-  return rank([...values].sort((a, b) => a - b), 50);
+  return rank(
+    [...values].sort((a, b) => a - b),
+    50,
+  );
 }
 
 /** Flattens a result object into "scenario | figure | value" rows. */

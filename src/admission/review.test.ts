@@ -3,7 +3,10 @@ import { newContainers, parseReview, reviewResponse, workloadOf } from './review
 
 const podSpec = {
   initContainers: [{ name: 'init', image: 'busybox:1.36' }],
-  containers: [{ name: 'app', image: 'nginx:1.25' }, { name: 'side', image: 'ghcr.io/acme/side@sha256:' + 'a'.repeat(64) }],
+  containers: [
+    { name: 'app', image: 'nginx:1.25' },
+    { name: 'side', image: 'ghcr.io/acme/side@sha256:' + 'a'.repeat(64) },
+  ],
   ephemeralContainers: [{ name: 'debug', image: 'alpine:3.20' }],
 };
 const template = { metadata: { labels: { app: 'web' }, annotations: { 'anchore.io/admission-breakglass': 'incident 42' } }, spec: podSpec };

@@ -11,7 +11,11 @@ import type { AdmissionRequest, AdmissionResponse } from './review.ts';
 import { startAdmissionServer } from './server.ts';
 
 const log = createLogger({ level: 'silent', pretty: false });
-const review = (uid: string, kind = 'Pod') => ({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid, kind: { group: '', version: 'v1', kind }, operation: 'CREATE', namespace: 'shop', object: {} } });
+const review = (uid: string, kind = 'Pod') => ({
+  apiVersion: 'admission.k8s.io/v1',
+  kind: 'AdmissionReview',
+  request: { uid, kind: { group: '', version: 'v1', kind }, operation: 'CREATE', namespace: 'shop', object: {} },
+});
 
 /** The subject CN of the certificate the server presents. */
 function presentedCn(port: number): Promise<string> {
@@ -85,7 +89,7 @@ describe('admission HTTPS server', () => {
   it('when the validator fails, then 500 (the webhook failurePolicy decides), never an allow', async () => {
     const r = await post(JSON.stringify(review('u-2', 'Boom')));
     expect(r.status).toBe(500);
-    expect((await metrics.registry.metrics())).toMatch(/admission_requests_total\{kind="other",verdict="error"\} 3/);
+    expect(await metrics.registry.metrics()).toMatch(/admission_requests_total\{kind="other",verdict="error"\} 3/);
   });
 
   it('when the certificate files are replaced, then the new certificate is served without a restart', async () => {

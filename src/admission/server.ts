@@ -73,7 +73,10 @@ export async function startAdmissionServer(opts: AdmissionServerOptions): Promis
       const r = parsed.request;
       opts.review(r).then(
         (answer) => {
-          log.debug({ uid: r.uid, kind: r.kind.kind, namespace: r.namespace, name: r.name, operation: r.operation, allowed: answer.allowed, warnings: answer.warnings?.length ?? 0 }, 'admission review answered');
+          log.debug(
+            { uid: r.uid, kind: r.kind.kind, namespace: r.namespace, name: r.name, operation: r.operation, allowed: answer.allowed, warnings: answer.warnings?.length ?? 0 },
+            'admission review answered',
+          );
           res.writeHead(200, { 'content-type': 'application/json' }).end(reviewResponse(answer));
         },
         (err: unknown) => {

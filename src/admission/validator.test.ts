@@ -25,14 +25,28 @@ function aBinding(name: string, spec: BindingSpec, opts: { namespace?: string; s
   return { key: `apb/${ns}/${name}`, resourceVersion: '1', kind: 'AnchorePolicyBinding', name, namespace: ns, uid: `b-${++uidSeq}`, generation: opts.generation ?? 1, spec, status: opts.status ?? {} };
 }
 
-function aReview(spec: { kind?: string; image?: string | string[]; init?: string; ephemeral?: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; dryRun?: boolean; operation?: 'CREATE' | 'UPDATE'; oldImage?: string }): AdmissionRequest {
+function aReview(spec: {
+  kind?: string;
+  image?: string | string[];
+  init?: string;
+  ephemeral?: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  dryRun?: boolean;
+  operation?: 'CREATE' | 'UPDATE';
+  oldImage?: string;
+}): AdmissionRequest {
   const images = Array.isArray(spec.image) ? spec.image : [spec.image ?? `docker.io/library/nginx@${BAD}`];
   const podSpec: Record<string, unknown> = { containers: images.map((image, i) => ({ name: `c${i}`, image })) };
   if (spec.init) podSpec['initContainers'] = [{ name: 'init', image: spec.init }];
   if (spec.ephemeral) podSpec['ephemeralContainers'] = [{ name: 'debug', image: spec.ephemeral }];
   const kind = spec.kind ?? 'Deployment';
   const meta = { name: 'web', namespace: spec.namespace ?? 'shop', labels: spec.labels ?? { app: 'web' }, annotations: spec.annotations ?? {} };
-  const object = kind === 'Pod' ? { apiVersion: 'v1', kind, metadata: meta, spec: podSpec } : { apiVersion: 'apps/v1', kind, metadata: { name: 'web', namespace: meta.namespace }, spec: { template: { metadata: { labels: meta.labels, annotations: meta.annotations }, spec: podSpec } } };
+  const object =
+    kind === 'Pod'
+      ? { apiVersion: 'v1', kind, metadata: meta, spec: podSpec }
+      : { apiVersion: 'apps/v1', kind, metadata: { name: 'web', namespace: meta.namespace }, spec: { template: { metadata: { labels: meta.labels, annotations: meta.annotations }, spec: podSpec } } };
   const req: AdmissionRequest = {
     uid: `req-${++uidSeq}`,
     kind: { group: kind === 'Pod' ? '' : 'apps', version: 'v1', kind },
@@ -74,7 +88,11 @@ describe('AdmissionValidator', () => {
   });
   beforeEach(async () => {
     sim.reset();
-    for (const [digest, repo] of [[BAD, 'nginx'], [GOOD, 'redis'], [WARN, 'busybox']] as const) {
+    for (const [digest, repo] of [
+      [BAD, 'nginx'],
+      [GOOD, 'redis'],
+      [WARN, 'busybox'],
+    ] as const) {
       await anchore.addImage('admin', { tag: `docker.io/library/${repo}:1`, digestPullString: `docker.io/library/${repo}@${digest}` });
     }
     sim.setVerdict(BAD, { status: 'fail', final_action: 'stop', findings: 2 });
@@ -121,7 +139,11 @@ describe('AdmissionValidator', () => {
   }
   const checks = (): number => sim.requests({ method: 'GET', path: /\/check$/ }).length;
   const adds = (): number => sim.requests({ method: 'POST', path: '/v2/images' }).length;
-  const metric = async (name: string): Promise<string> => (await metrics.registry.metrics()).split('\n').filter((l) => l.startsWith(name)).join('\n');
+  const metric = async (name: string): Promise<string> =>
+    (await metrics.registry.metrics())
+      .split('\n')
+      .filter((l) => l.startsWith(name))
+      .join('\n');
 
   it('when a deny binding covers an image that fails policy, then the request is rejected naming image, policy, binding and reason', async () => {
     bindings.put(aBinding('gate', { enforcement: 'deny' }));

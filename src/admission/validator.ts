@@ -144,7 +144,13 @@ export class AdmissionValidator {
       const why = breakglass.trim() || '(no reason given)';
       this.#log.warn({ namespace, kind, name: w.name, user: req.userInfo?.username, reason: why, dryRun }, 'admission breakglass used: images not checked');
       if (!dryRun) {
-        this.#o.events.event(subjectRef(w), 'Warning', EVENT_REASON.admissionBreakglass, 'Admit', `${kind} ${namespace}/${w.name} admitted without an Anchore policy check by the ${BREAKGLASS_ANNOTATION} annotation (user ${req.userInfo?.username ?? 'unknown'}): ${why}`.slice(0, 1024));
+        this.#o.events.event(
+          subjectRef(w),
+          'Warning',
+          EVENT_REASON.admissionBreakglass,
+          'Admit',
+          `${kind} ${namespace}/${w.name} admitted without an Anchore policy check by the ${BREAKGLASS_ANNOTATION} annotation (user ${req.userInfo?.username ?? 'unknown'}): ${why}`.slice(0, 1024),
+        );
       }
       return done('breakglass', 'none', { allowed: true, warnings: [`anchore-operator: ${BREAKGLASS_ANNOTATION} is set (${why}); images were not checked and this use is audited`] });
     }
@@ -304,7 +310,12 @@ export class AdmissionValidator {
     if (this.#now() - Date.parse(st.lastEvaluationTime) > compiled.intervalMs) return undefined;
     const r = st.results?.find((x) => x.digest === digest && x.image === tag);
     if (!r || (r.result !== 'pass' && r.result !== 'fail' && r.result !== 'warn')) return undefined;
-    const findings = r.topFindings?.length ? `; ${r.topFindings.slice(0, 3).map((f) => `${f.gate}/${f.trigger}: ${f.message}`).join('; ')}` : '';
+    const findings = r.topFindings?.length
+      ? `; ${r.topFindings
+          .slice(0, 3)
+          .map((f) => `${f.gate}/${f.trigger}: ${f.message}`)
+          .join('; ')}`
+      : '';
     return { verdict: r.result, detail: `final action ${r.finalAction ?? r.result}, ${r.findings ?? 0} finding(s)${findings}` };
   }
 
@@ -332,7 +343,12 @@ export class AdmissionValidator {
 
 function fromCheck(c: PolicyCheck, failOn: 'stop' | 'warn'): Omit<Judgement, 'lookup'> {
   const verdict: ImageVerdict = checkVerdict(c, failOn);
-  const findings = c.findings.length ? `; ${c.findings.slice(0, 3).map((f) => `${f.gate}/${f.trigger}: ${f.message}`).join('; ')}` : '';
+  const findings = c.findings.length
+    ? `; ${c.findings
+        .slice(0, 3)
+        .map((f) => `${f.gate}/${f.trigger}: ${f.message}`)
+        .join('; ')}`
+    : '';
   return { verdict, detail: `final action ${c.final_action} (${c.final_action_reason || 'policy_evaluation'}), ${c.number_of_findings} finding(s)${findings}` };
 }
 

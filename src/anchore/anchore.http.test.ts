@@ -179,8 +179,7 @@ describe('AnchoreHttpClient against the simulator', () => {
         },
         ...over,
       });
-      const series = async (): Promise<string[]> =>
-        (await metrics.registry.metrics()).split('\n').filter((l) => l.startsWith('anchore_operator_anchore_requests_total{'));
+      const series = async (): Promise<string[]> => (await metrics.registry.metrics()).split('\n').filter((l) => l.startsWith('anchore_operator_anchore_requests_total{'));
       return { c, events, series };
     }
 
@@ -298,7 +297,17 @@ describe('AnchoreHttpClient against the simulator', () => {
       ['no final_action', { status: 'pass' }, /final_action is missing/],
       ['a numeric final_action', { status: 'fail', final_action: 1 }, /final_action is the number 1/],
     ])('when a policy check answers %s, then checkImage fails with kind protocol instead of reading a verdict', async (_name, result, re) => {
-      sim.setFaults([{ path: `/v2/images/${DIGEST}/check`, body: { policy_id: 'p1', image_digest: DIGEST, evaluated_tag: 'docker.io/library/nginx:1.25', evaluations: [{ ...result, final_action_reason: 'policy_evaluation', details: { findings: [] } }] } }]);
+      sim.setFaults([
+        {
+          path: `/v2/images/${DIGEST}/check`,
+          body: {
+            policy_id: 'p1',
+            image_digest: DIGEST,
+            evaluated_tag: 'docker.io/library/nginx:1.25',
+            evaluations: [{ ...result, final_action_reason: 'policy_evaluation', details: { findings: [] } }],
+          },
+        },
+      ]);
       const m = metered();
       const e = await rejection(m.c.checkImage('admin', DIGEST, 'docker.io/library/nginx:1.25'));
       expect(e.kind).toBe('protocol');
@@ -307,7 +316,12 @@ describe('AnchoreHttpClient against the simulator', () => {
     });
 
     it('when a policy check answers an unknown finding action, then the verdict is still read and that finding is marked unknown', async () => {
-      sim.setFaults([{ path: `/v2/images/${DIGEST}/check`, body: { policy_id: 'p1', evaluations: [{ status: 'fail', final_action: 'stop', details: { findings: [{ gate: 'g', trigger: 't', action: 'perhaps', message: 'm' }] } }] } }]);
+      sim.setFaults([
+        {
+          path: `/v2/images/${DIGEST}/check`,
+          body: { policy_id: 'p1', evaluations: [{ status: 'fail', final_action: 'stop', details: { findings: [{ gate: 'g', trigger: 't', action: 'perhaps', message: 'm' }] } }] },
+        },
+      ]);
       await expect(metered().c.checkImage('admin', DIGEST, 'docker.io/library/nginx:1.25')).resolves.toMatchObject({
         status: 'fail',
         final_action: 'stop',
@@ -362,12 +376,31 @@ describe('AnchoreHttpClient against the simulator', () => {
   it('when the integration is registered and reports health, then Anchore records both', async () => {
     const c = client(sim);
     const uuid = await c.registerIntegration('admin', {
-      registration_id: 'r1', registration_instance_id: 'i1', type: 'k8s_inventory_agent', name: 'n', version: '0.1.0',
-      username: 'admin', health_report_interval: 60, cluster_name: 'c1', started_at: '2026-12-06T00:00:00Z', uptime: 0.5,
-      explicitly_account_bound: ['admin', 'team-a'], namespaces: ['shop-*'], configuration: { inventory: { interval_seconds: 300 } },
+      registration_id: 'r1',
+      registration_instance_id: 'i1',
+      type: 'k8s_inventory_agent',
+      name: 'n',
+      version: '0.1.0',
+      username: 'admin',
+      health_report_interval: 60,
+      cluster_name: 'c1',
+      started_at: '2026-12-06T00:00:00Z',
+      uptime: 0.5,
+      explicitly_account_bound: ['admin', 'team-a'],
+      namespaces: ['shop-*'],
+      configuration: { inventory: { interval_seconds: 300 } },
     });
     const accounts = {
-      admin: { report_timestamp: '2026-12-06T00:00:01Z', batch_size: 2, last_successful_index: 2, has_errors: false, batches: [{ batch_index: 1, send_timestamp: '2026-12-06T00:00:01Z' }, { batch_index: 2, send_timestamp: '2026-12-06T00:00:01Z' }] },
+      admin: {
+        report_timestamp: '2026-12-06T00:00:01Z',
+        batch_size: 2,
+        last_successful_index: 2,
+        has_errors: false,
+        batches: [
+          { batch_index: 1, send_timestamp: '2026-12-06T00:00:01Z' },
+          { batch_index: 2, send_timestamp: '2026-12-06T00:00:01Z' },
+        ],
+      },
     };
     await c.sendHealthReport('admin', uuid, { uptime: 1, health_report_interval: 60, errors: [], accounts });
     expect(sim.integrations()).toEqual([expect.objectContaining({ uuid })]);
@@ -453,8 +486,27 @@ describe('AnchoreHttpClient TLS', () => {
   let ca: string;
   beforeAll(async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tls-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
-      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
     ca = join(dir, 'cert.pem');
     sim = await startSimulator({ tls: { cert: readFileSync(ca, 'utf8'), key: readFileSync(join(dir, 'key.pem'), 'utf8') } });
   });

@@ -40,19 +40,8 @@ import { jsonInSlices } from '../runtime/cooperative.ts';
 export type AnchoreHttpConfig = AnchoreTransportConfig;
 
 /** Operations the operator uses, as (method, path below /v2). Used by the capability check. */
-const REQUIRED_OPERATIONS = [
-  'POST /images',
-  'GET /images',
-  'GET /images/{}',
-  'POST /kubernetes-inventory',
-] as const;
-const OPTIONAL_OPERATIONS = [
-  'GET /images/{}/check',
-  'GET /images/{}/vuln/{}',
-  'GET /policies',
-  'POST /system/integrations/registration',
-  'POST /system/integrations/{}/health-report',
-] as const;
+const REQUIRED_OPERATIONS = ['POST /images', 'GET /images', 'GET /images/{}', 'POST /kubernetes-inventory'] as const;
+const OPTIONAL_OPERATIONS = ['GET /images/{}/check', 'GET /images/{}/vuln/{}', 'GET /policies', 'POST /system/integrations/registration', 'POST /system/integrations/{}/health-report'] as const;
 
 /**
  * Anchore V2 over HTTP: each method is one endpoint (path, query, body) and the decoder of its answer. Transport,
@@ -265,10 +254,7 @@ export class AnchoreHttpClient implements AnchoreApi {
   #unknownStatus(operation: string, digest: string, value: string): void {
     if (this.#warnedStatuses.has(value) || this.#warnedStatuses.size >= 100) return;
     this.#warnedStatuses.add(value);
-    this.#cfg.log.warn(
-      { operation, digest, analysis_status: value.slice(0, 100) },
-      'Anchore reported an analysis_status this operator does not know; treating it as not final and polling again',
-    );
+    this.#cfg.log.warn({ operation, digest, analysis_status: value.slice(0, 100) }, 'Anchore reported an analysis_status this operator does not know; treating it as not final and polling again');
   }
 }
 

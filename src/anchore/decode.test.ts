@@ -278,7 +278,14 @@ describe('readPolicyCheck', () => {
   });
 
   it('when no result fails, then the last one decides and number_of_findings is taken as sent', () => {
-    const check = readPolicyCheck(evaluation([{ status: 'pass', final_action: 'stop' }, { status: 'pass', final_action: 'warn', number_of_findings: 9 }]), DIGEST, 't');
+    const check = readPolicyCheck(
+      evaluation([
+        { status: 'pass', final_action: 'stop' },
+        { status: 'pass', final_action: 'warn', number_of_findings: 9 },
+      ]),
+      DIGEST,
+      't',
+    );
     expect(check).toMatchObject({ status: 'pass', final_action: 'warn', number_of_findings: 9, findings: [] });
   });
 
@@ -333,9 +340,7 @@ describe('readVulnerabilities', () => {
     [{ vulnerabilities: {} }, 'response has no vulnerabilities array'],
     [[], 'expected a JSON object, got an array'],
   ])('when the answer is %p, then it is a protocol error: %s', (body, message) => {
-    expect(thrown(() => readVulnerabilities(body, 'get_image_vulnerabilities_by_digest')).message).toBe(
-      `get_image_vulnerabilities_by_digest: unexpected response: ${message}`,
-    );
+    expect(thrown(() => readVulnerabilities(body, 'get_image_vulnerabilities_by_digest')).message).toBe(`get_image_vulnerabilities_by_digest: unexpected response: ${message}`);
   });
 });
 

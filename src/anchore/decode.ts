@@ -292,7 +292,10 @@ export function readGraphqlPage(body: unknown, field: string, operation: string)
   const o = asObject(body, operation);
   const errors = Array.isArray(o['errors']) ? (o['errors'] as Array<{ message?: unknown }>) : [];
   if (errors.length) {
-    const msg = errors.map((e) => String(e?.message ?? 'error')).join('; ').slice(0, 300);
+    const msg = errors
+      .map((e) => String(e?.message ?? 'error'))
+      .join('; ')
+      .slice(0, 300);
     throw new AnchoreError(/unknown metric/i.test(msg) ? 'not-found' : 'rejected', operation, `${operation}: ${msg}`);
   }
   const data = o['data'] && typeof o['data'] === 'object' ? ((o['data'] as Record<string, unknown>)[field] as Record<string, unknown> | null) : null;
@@ -337,9 +340,7 @@ export function readTokenResponse(body: unknown, operation: string): TokenRespon
 
 /** POST /images: exactly one source type, a digest source when the digest is known (the tag rides along with it). */
 export function addImageBody(req: AddImageRequest): Record<string, unknown> {
-  const source = req.digestPullString
-    ? { digest: { pull_string: req.digestPullString, tag: req.tag } }
-    : { tag: { pull_string: req.tag } };
+  const source = req.digestPullString ? { digest: { pull_string: req.digestPullString, tag: req.tag } } : { tag: { pull_string: req.tag } };
   return { source, annotations: req.annotations ?? {}, image_type: 'docker' };
 }
 

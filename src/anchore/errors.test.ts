@@ -3,7 +3,11 @@ import { parseErrorBody } from './errors.ts';
 
 describe('parseErrorBody', () => {
   it.each([
-    ['the engine shape', '{"message":"Not authorized. Requires permissions: domain=a action=listImages target=","detail":{},"httpcode":403}', 'Not authorized. Requires permissions: domain=a action=listImages target='],
+    [
+      'the engine shape',
+      '{"message":"Not authorized. Requires permissions: domain=a action=listImages target=","detail":{},"httpcode":403}',
+      'Not authorized. Requires permissions: domain=a action=listImages target=',
+    ],
     ['the spec shape', '{"code":400,"error_type":"ValidationError","message":"tag is required","detail":{"field":"tag"}}', 'tag is required'],
     ['problem+json', '{"type":"about:blank","title":"Not Found","status":404,"detail":"The requested URL was not found on the server."}', 'Not Found: The requested URL was not found on the server.'],
     ['an OAuth error', '{"error":"invalid_grant"}', 'invalid_grant'],

@@ -26,12 +26,7 @@ export class AnchoreError extends Error {
   /** Anchore's own error detail, when it sent one. Never contains credentials. */
   readonly detail: unknown;
 
-  constructor(
-    kind: AnchoreErrorKind,
-    operation: string,
-    message: string,
-    opts: { status?: number; retryAfterSeconds?: number; detail?: unknown; cause?: unknown } = {},
-  ) {
+  constructor(kind: AnchoreErrorKind, operation: string, message: string, opts: { status?: number; retryAfterSeconds?: number; detail?: unknown; cause?: unknown } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.kind = kind;
     this.operation = operation;
@@ -78,17 +73,15 @@ export function parseErrorBody(body: string): ParsedErrorBody {
   const o = parsed as Record<string, unknown>;
   const str = (v: unknown): string | undefined => (typeof v === 'string' && v.trim() ? v.trim() : undefined);
   const message =
-    str(o['message']) ??
-    str(o['title'] && o['detail'] ? `${String(o['title'])}: ${String(o['detail'])}` : undefined) ??
-    str(o['title']) ??
-    str(o['detail']) ??
-    str(o['error']) ??
-    str(o['error_type']);
+    str(o['message']) ?? str(o['title'] && o['detail'] ? `${String(o['title'])}: ${String(o['detail'])}` : undefined) ?? str(o['title']) ?? str(o['detail']) ?? str(o['error']) ?? str(o['error_type']);
   const detail = typeof o['detail'] === 'object' ? o['detail'] : undefined;
   return { message: message === undefined ? undefined : excerpt(message), detail, requestId: str(o['anchore_request_id']) };
 }
 
 function excerpt(s: string): string {
-  const one = s.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim();
+  const one = s
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
   return one.length > 300 ? `${one.slice(0, 300)}…` : one;
 }

@@ -110,8 +110,7 @@ export class AnchoreTransport {
     if (auth.type === 'oauth') {
       this.#tokens = new OAuthTokenManager(auth, (form) => this.#fetchToken(form));
     } else {
-      this.#staticAuthHeader =
-        auth.type === 'apikey' ? basicHeader('_api_key', auth.key) : basicHeader(auth.username, auth.password);
+      this.#staticAuthHeader = auth.type === 'apikey' ? basicHeader('_api_key', auth.key) : basicHeader(auth.username, auth.password);
     }
   }
 

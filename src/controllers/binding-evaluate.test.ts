@@ -15,16 +15,33 @@ const policy: PolicyRecord = { policy_id: 'default', name: 'Default', active: tr
 function group(name: string, digest?: string, workloads = 1): ImageGroup {
   const tag = `docker.io/library/${name}:1`;
   const refs = new Map(Array.from({ length: workloads }, (_, i) => [`shop/Deployment/${name}-${String(i).padStart(2, '0')}`, undefined] as const));
-  return { key: `admin|${digest ?? `tag:${tag}`}`, account: 'admin', namespace: 'shop', image: { tag, repository: `docker.io/library/${name}`, ...(digest ? { digest } : {}) }, workloads: refs, workloadRefs: new Map() };
+  return {
+    key: `admin|${digest ?? `tag:${tag}`}`,
+    account: 'admin',
+    namespace: 'shop',
+    image: { tag, repository: `docker.io/library/${name}`, ...(digest ? { digest } : {}) },
+    workloads: refs,
+    workloadRefs: new Map(),
+  };
 }
 
-const check = (over: Partial<PolicyCheck>): PolicyCheck => ({ policy_id: 'default', image_digest: '', evaluated_tag: '', status: 'pass', final_action: 'go', final_action_reason: 'policy_evaluation', number_of_findings: 0, findings: [], ...over });
+const check = (over: Partial<PolicyCheck>): PolicyCheck => ({
+  policy_id: 'default',
+  image_digest: '',
+  evaluated_tag: '',
+  status: 'pass',
+  final_action: 'go',
+  final_action_reason: 'policy_evaluation',
+  number_of_findings: 0,
+  findings: [],
+  ...over,
+});
 
 function harness(catalog: Record<string, Partial<CatalogEntry>>, o: { check?: (digest: string, maxAgeMs: number) => Promise<PolicyCheck>; gone?: string[] } = {}) {
   const rechecked: string[] = [];
   const deps: EvaluateDeps = {
     images: {
-      catalog: (k) => (catalog[k] ? ({ polls: 0, tags: new Set(), digest: '', analysis: 'analyzed', ...catalog[k] }) : undefined),
+      catalog: (k) => (catalog[k] ? { polls: 0, tags: new Set(), digest: '', analysis: 'analyzed', ...catalog[k] } : undefined),
       reRegistering: (k) => o.gone?.includes(k) ?? false,
       recheck: (k) => rechecked.push(k) > 0,
     },
@@ -47,8 +64,18 @@ describe('binding evaluate step', () => {
   it('when images are in every analysis state, then each gets its result in group order', async () => {
     const groups = [group('passing', d('1')), group('failing', d('2')), group('analyzing', d('3')), group('broken', d('4')), group('unregistered', d('5'))];
     const h = harness(
-      { [`admin|${d('1')}`]: { digest: d('1') }, [`admin|${d('2')}`]: { digest: d('2') }, [`admin|${d('3')}`]: { digest: d('3'), analysis: 'analyzing' }, [`admin|${d('4')}`]: { digest: d('4'), analysis: 'analysis_failed' } },
-      { check: async (digest) => (digest === d('2') ? check({ status: 'fail', final_action: 'stop', number_of_findings: 3, findings: [{ gate: 'vulnerabilities', trigger: 'package', action: 'stop', message: 'CVE-1 critical' }] as never }) : check({})) },
+      {
+        [`admin|${d('1')}`]: { digest: d('1') },
+        [`admin|${d('2')}`]: { digest: d('2') },
+        [`admin|${d('3')}`]: { digest: d('3'), analysis: 'analyzing' },
+        [`admin|${d('4')}`]: { digest: d('4'), analysis: 'analysis_failed' },
+      },
+      {
+        check: async (digest) =>
+          digest === d('2')
+            ? check({ status: 'fail', final_action: 'stop', number_of_findings: 3, findings: [{ gate: 'vulnerabilities', trigger: 'package', action: 'stop', message: 'CVE-1 critical' }] as never })
+            : check({}),
+      },
     );
     const e = await run(h, groups);
     expect(e.results.map((r) => [r.result, r.reason])).toEqual([

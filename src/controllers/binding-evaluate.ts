@@ -49,7 +49,8 @@ export async function evaluateImages(
     if (entry && !base.digest) base.digest = entry.digest;
     if (!entry && deps.images.reRegistering(g.key)) return { ...base, reason: REASON.imageNotInAnchore, message: 'Anchore no longer holds this image; registering it again' };
     if (!entry) return { ...base, reason: REASON.analysisPending, message: 'waiting for the image to be registered with Anchore' };
-    if (deps.images.reRegistering(g.key) && entry.analysis !== 'analyzed') return { ...base, reason: REASON.imageNotInAnchore, message: `Anchore no longer held this image; registered again, analysis ${entry.analysis}` };
+    if (deps.images.reRegistering(g.key) && entry.analysis !== 'analyzed')
+      return { ...base, reason: REASON.imageNotInAnchore, message: `Anchore no longer held this image; registered again, analysis ${entry.analysis}` };
     if (entry.analysis === 'analysis_failed') return { ...base, result: 'error', reason: REASON.analysisFailed, message: 'Anchore failed to analyse this image' };
     if (entry.analysis !== 'analyzed') return { ...base, reason: REASON.analysisPending, message: `analysis ${entry.analysis}` };
     try {

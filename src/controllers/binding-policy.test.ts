@@ -61,8 +61,14 @@ describe('binding policy step', () => {
     const h = harness();
     const got = await run(h, {}, selection(['admin', 'team-a']));
     expect(h.loaded).toEqual(['admin', 'team-a']);
-    expect([...got].map(([a, p]) => [a, p.policy_id])).toEqual([['admin', 'default'], ['team-a', 'default']]);
-    expect(h.active).toEqual([['admin', 'default'], ['team-a', 'default']]);
+    expect([...got].map(([a, p]) => [a, p.policy_id])).toEqual([
+      ['admin', 'default'],
+      ['team-a', 'default'],
+    ]);
+    expect(h.active).toEqual([
+      ['admin', 'default'],
+      ['team-a', 'default'],
+    ]);
     expect(h.calls.map((c) => c.maxAgeMs)).toEqual([60_000, 60_000]);
   });
 
@@ -79,14 +85,21 @@ describe('binding policy step', () => {
     expect(err).toBeInstanceOf(StallError);
     expect(err).toMatchObject({ reason: 'PolicyNotFound', recheckAfterMs: POLICY_NOT_FOUND_RECHECK_MS });
     expect((err as Error).message).toContain('no policy with id "gone"');
-    await run(h, { policyId: 'gone' }, selection(['admin']), false, { observedGeneration: 1, conditions: [{ type: 'Ready', status: 'False', reason: 'PolicyNotFound', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }] }).catch(() => undefined);
+    await run(h, { policyId: 'gone' }, selection(['admin']), false, {
+      observedGeneration: 1,
+      conditions: [{ type: 'Ready', status: 'False', reason: 'PolicyNotFound', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }],
+    }).catch(() => undefined);
     await run(h, { policyId: 'strict' }, selection(['admin']), true);
     expect(h.calls.map((c) => c.maxAgeMs)).toEqual([60_000, 5_000, 0]);
   });
 
   it('when no policy is active, then it stalls naming the account', async () => {
     const h = harness({ list: async () => [{ policy_id: 'x', name: 'X', active: false }] });
-    await expect(run(h, {}, selection(['admin']))).rejects.toMatchObject({ name: 'StallError', reason: 'PolicyNotFound', message: expect.stringContaining('Anchore account "admin" has no active policy') });
+    await expect(run(h, {}, selection(['admin']))).rejects.toMatchObject({
+      name: 'StallError',
+      reason: 'PolicyNotFound',
+      message: expect.stringContaining('Anchore account "admin" has no active policy'),
+    });
   });
 
   it('when Anchore is unavailable, then it waits and retries', async () => {

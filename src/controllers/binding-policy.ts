@@ -66,11 +66,21 @@ export async function resolvePolicy(deps: PolicyDeps, b: BindingInfo, account: s
   }
   if (b.spec.policyId) {
     const p = list.find((x) => x.policy_id === b.spec.policyId);
-    if (!p) throw new StallError(REASON.policyNotFound, `Anchore account "${account}" has no policy with id "${b.spec.policyId}"; rechecked every ${POLICY_NOT_FOUND_RECHECK_MS / 1000} s`, POLICY_NOT_FOUND_RECHECK_MS);
+    if (!p)
+      throw new StallError(
+        REASON.policyNotFound,
+        `Anchore account "${account}" has no policy with id "${b.spec.policyId}"; rechecked every ${POLICY_NOT_FOUND_RECHECK_MS / 1000} s`,
+        POLICY_NOT_FOUND_RECHECK_MS,
+      );
     return p;
   }
   const active = list.find((x) => x.active);
-  if (!active) throw new StallError(REASON.policyNotFound, `Anchore account "${account}" has no active policy; set spec.policyId or activate one (rechecked every ${POLICY_NOT_FOUND_RECHECK_MS / 1000} s)`, POLICY_NOT_FOUND_RECHECK_MS);
+  if (!active)
+    throw new StallError(
+      REASON.policyNotFound,
+      `Anchore account "${account}" has no active policy; set spec.policyId or activate one (rechecked every ${POLICY_NOT_FOUND_RECHECK_MS / 1000} s)`,
+      POLICY_NOT_FOUND_RECHECK_MS,
+    );
   deps.onActivePolicy?.(account, active.policy_id);
   return active;
 }
@@ -86,7 +96,11 @@ export function anchoreProblem(deps: PolicyDeps, err: unknown, account: string, 
       if (err.kind === 'account-not-found') deps.missingAccounts?.missing(account, err.message);
       const why = routed === undefined ? '' : routeText(deps, routed);
       if (routed !== undefined && why) warnNamespace(deps, routed, account, why);
-      return new StallError(REASON.accountNotFound, `Anchore account "${account}" does not exist${why ? ` (${why})` : ''}: ${err.message}; rechecked every ${MISSING_ACCOUNT_RECHECK_MS / 60_000} min and at once when the namespace's labels change`, MISSING_ACCOUNT_RECHECK_MS);
+      return new StallError(
+        REASON.accountNotFound,
+        `Anchore account "${account}" does not exist${why ? ` (${why})` : ''}: ${err.message}; rechecked every ${MISSING_ACCOUNT_RECHECK_MS / 60_000} min and at once when the namespace's labels change`,
+        MISSING_ACCOUNT_RECHECK_MS,
+      );
     }
     if (err.kind === 'auth') return new StallError(REASON.authFailed, `Anchore refused the operator for account "${account}": ${err.message}`, 5 * 60_000);
   }
@@ -104,5 +118,11 @@ function routeText(deps: PolicyDeps, namespace: string): string {
 function warnNamespace(deps: PolicyDeps, namespace: string, account: string, why: string): void {
   const ns = deps.stores.namespaces.get(namespace);
   if (!ns || !why.includes('label')) return;
-  deps.events.event({ apiVersion: 'v1', kind: 'Namespace', name: namespace, ...(ns.uid ? { uid: ns.uid } : {}) }, 'Warning', EVENT_REASON.accountNotFound, 'Route', `Anchore account "${account}" does not exist (${why}): its images are not evaluated, and its inventory goes to the default account until it exists or the label is fixed`);
+  deps.events.event(
+    { apiVersion: 'v1', kind: 'Namespace', name: namespace, ...(ns.uid ? { uid: ns.uid } : {}) },
+    'Warning',
+    EVENT_REASON.accountNotFound,
+    'Route',
+    `Anchore account "${account}" does not exist (${why}): its images are not evaluated, and its inventory goes to the default account until it exists or the label is fixed`,
+  );
 }

@@ -11,13 +11,24 @@ const d = (c: string): string => `sha256:${c.repeat(64)}`;
 function cluster() {
   const stores = memoryStores();
   for (const ns of [aNamespace('shop', { team: 'a' }), aNamespace('lab', { team: 'b', 'anchore.io/account': 'lab-account' }), aNamespace('kube-system')]) stores.namespaces.put(ns);
-  stores.pods.put(aPod('shop', 'web-1', [aContainer('web', 'nginx:1.25', { digest: d('1') }), aContainer('side', 'redis:7', { digest: d('2'), repo: 'docker.io/library/redis' })], { owner: { kind: 'ReplicaSet', name: 'web-5d8' } }));
+  stores.pods.put(
+    aPod('shop', 'web-1', [aContainer('web', 'nginx:1.25', { digest: d('1') }), aContainer('side', 'redis:7', { digest: d('2'), repo: 'docker.io/library/redis' })], {
+      owner: { kind: 'ReplicaSet', name: 'web-5d8' },
+    }),
+  );
   stores.pods.put(aPod('shop', 'web-2', [aContainer('web', 'nginx:1.25', { digest: d('1') })], { owner: { kind: 'ReplicaSet', name: 'web-5d8' } }));
   stores.pods.put(aPod('shop', 'job-1', [aContainer('job', 'nginx:latest', { digest: d('1') })]));
   stores.pods.put(aPod('lab', 'tool', [aContainer('tool', 'busybox:1.36', { digest: d('4'), repo: 'docker.io/library/busybox' })]));
   stores.pods.put(aPod('kube-system', 'dns', [aContainer('dns', 'coredns:1.11', { digest: d('3') })]));
   stores.replicaSets.put({ key: 'shop/web-5d8', resourceVersion: '1', uid: 'rs', name: 'web-5d8', namespace: 'shop', owner: { kind: 'Deployment', name: 'web', uid: 'dep' } });
-  const scope = new Scope({ namespaces: { exclude: ['kube-system'] }, imageExclude: [], imagePolicy: { missingTagPolicy: 'digest' }, defaultAccount: 'admin', routes: [], accountLabel: 'anchore.io/account' });
+  const scope = new Scope({
+    namespaces: { exclude: ['kube-system'] },
+    imageExclude: [],
+    imagePolicy: { missingTagPolicy: 'digest' },
+    defaultAccount: 'admin',
+    routes: [],
+    accountLabel: 'anchore.io/account',
+  });
   return { stores, scope };
 }
 

@@ -23,7 +23,9 @@ describe('binding status', () => {
   });
 
   it('when results carry huge messages, then the byte budget still bounds the list', () => {
-    const big = Array.from({ length: 100 }, (_, i) => r(`i${i}`, 'error', { message: 'x'.repeat(1000) + i, topFindings: Array.from({ length: 5 }, () => ({ gate: 'g', trigger: 't', action: 'stop', message: 'm'.repeat(1000) })) }));
+    const big = Array.from({ length: 100 }, (_, i) =>
+      r(`i${i}`, 'error', { message: 'x'.repeat(1000) + i, topFindings: Array.from({ length: 5 }, () => ({ gate: 'g', trigger: 't', action: 'stop', message: 'm'.repeat(1000) })) }),
+    );
     const b = boundResults(big);
     expect(JSON.stringify(b.results).length).toBeLessThanOrEqual(256 * 1024);
     expect(b.truncated).toBe(true);
@@ -69,15 +71,33 @@ describe('binding status', () => {
 
 describe('binding summarize step', () => {
   const now = new Date('2026-12-07T10:00:00Z');
-  const earlier = { observedGeneration: 1, summary: { workloads: 1, images: 1, passed: 1, failed: 0, warned: 0, pending: 0, errors: 0 }, results: [r('a', 'pass')], conditions: [{ type: 'Ready', status: 'True' as const, reason: 'Evaluated', message: 'ok', lastTransitionTime: '2026-12-01T00:00:00Z' }] };
+  const earlier = {
+    observedGeneration: 1,
+    summary: { workloads: 1, images: 1, passed: 1, failed: 0, warned: 0, pending: 0, errors: 0 },
+    results: [r('a', 'pass')],
+    conditions: [{ type: 'Ready', status: 'True' as const, reason: 'Evaluated', message: 'ok', lastTransitionTime: '2026-12-01T00:00:00Z' }],
+  };
   const policies = new Map([['admin', { policy_id: 'p1', name: 'Strict', active: true }]]);
   const evaluated = (results: BindingImageResult[], extra: { unavailable?: string; mode?: 'evaluate' | 'analyze' } = {}) =>
-    ({ kind: 'evaluated', compiled: { mode: extra.mode ?? 'evaluate', intervalMs: 600_000 }, results, workloads: 2, accounts: new Set(['admin']), policies, ...(extra.unavailable ? { unavailable: extra.unavailable } : {}) }) as const;
+    ({
+      kind: 'evaluated',
+      compiled: { mode: extra.mode ?? 'evaluate', intervalMs: 600_000 },
+      results,
+      workloads: 2,
+      accounts: new Set(['admin']),
+      policies,
+      ...(extra.unavailable ? { unavailable: extra.unavailable } : {}),
+    }) as const;
   const cond = (s: { conditions?: Array<{ type: string }> }, type: string) => s.conditions?.find((c) => c.type === type);
 
   it('when every image passes, then Ready and Compliant are True, the policy and account are named and it looks again after the interval', () => {
     const { status, requeueMs } = summarizeBinding(aBinding('b', 'shop', {}, earlier), evaluated([r('a', 'pass'), r('b', 'pass')]), now);
-    expect(cond(status, 'Ready')).toMatchObject({ status: 'True', reason: 'Evaluated', message: '2 image(s) in 2 workload(s): 2 passed, 0 failed, 0 warned, 0 pending, 0 errors', lastTransitionTime: '2026-12-01T00:00:00Z' });
+    expect(cond(status, 'Ready')).toMatchObject({
+      status: 'True',
+      reason: 'Evaluated',
+      message: '2 image(s) in 2 workload(s): 2 passed, 0 failed, 0 warned, 0 pending, 0 errors',
+      lastTransitionTime: '2026-12-01T00:00:00Z',
+    });
     expect(cond(status, 'Compliant')).toMatchObject({ status: 'True', reason: 'PolicyPassed' });
     expect(status).toMatchObject({ observedGeneration: 1, policy: { id: 'p1', name: 'Strict', active: true }, account: 'admin', lastEvaluationTime: '2026-12-07T10:00:00Z' });
     expect(requeueMs).toBe(600_000);

@@ -158,23 +158,34 @@ export function sameStatus(a: BindingStatus | undefined, b: BindingStatus): bool
 function stableJson(v: unknown): string {
   return JSON.stringify(v, (_k, val: unknown) => {
     if (val && typeof val === 'object' && !Array.isArray(val)) {
-      return Object.fromEntries(Object.entries(val as Record<string, unknown>).filter(([, x]) => x !== undefined).sort(([x], [y]) => x.localeCompare(y)));
+      return Object.fromEntries(
+        Object.entries(val as Record<string, unknown>)
+          .filter(([, x]) => x !== undefined)
+          .sort(([x], [y]) => x.localeCompare(y)),
+      );
     }
     return val;
   });
 }
 
 /** The kstatus condition set for an outcome (Ready, plus Reconciling or Stalled while they are true, plus Compliant). */
-export function conditionsFor(outcome:
-  | { kind: 'done'; reason: string; message: string; compliant?: { ok: boolean | undefined; reason: string; message: string } }
-  | { kind: 'progressing'; reason: string; message: string }
-  | { kind: 'stalled'; reason: string; message: string }
-  | { kind: 'retrying'; reason: string; message: string }): DesiredCondition[] {
+export function conditionsFor(
+  outcome:
+    | { kind: 'done'; reason: string; message: string; compliant?: { ok: boolean | undefined; reason: string; message: string } }
+    | { kind: 'progressing'; reason: string; message: string }
+    | { kind: 'stalled'; reason: string; message: string }
+    | { kind: 'retrying'; reason: string; message: string },
+): DesiredCondition[] {
   switch (outcome.kind) {
     case 'done': {
       const out: DesiredCondition[] = [{ type: CONDITION.ready, status: 'True', reason: outcome.reason, message: outcome.message }];
       if (outcome.compliant) {
-        out.push({ type: CONDITION.compliant, status: outcome.compliant.ok === undefined ? 'Unknown' : outcome.compliant.ok ? 'True' : 'False', reason: outcome.compliant.reason, message: outcome.compliant.message });
+        out.push({
+          type: CONDITION.compliant,
+          status: outcome.compliant.ok === undefined ? 'Unknown' : outcome.compliant.ok ? 'True' : 'False',
+          reason: outcome.compliant.reason,
+          message: outcome.compliant.message,
+        });
       }
       return out;
     }
@@ -191,4 +202,3 @@ export function conditionsFor(outcome:
       ];
   }
 }
-

@@ -207,7 +207,10 @@ export class BindingController {
     if (!this.owns(b)) {
       if (b.kind === 'ClusterAnchorePolicyBinding' && !this.#foreign.has(key)) {
         this.#foreign.add(key);
-        this.#log.info({ kind: b.kind, name: b.name, owner: b.installAnnotation ?? b.status.install, install: this.#o.installId }, `another install owns this cluster binding; leaving it alone (annotate it ${INSTALL_ANNOTATION}=${this.#o.installId} to hand it over)`);
+        this.#log.info(
+          { kind: b.kind, name: b.name, owner: b.installAnnotation ?? b.status.install, install: this.#o.installId },
+          `another install owns this cluster binding; leaving it alone (annotate it ${INSTALL_ANNOTATION}=${this.#o.installId} to hand it over)`,
+        );
       }
       this.#forget(key);
       return;
@@ -254,7 +257,15 @@ export class BindingController {
     for (const account of evaluation.policyGone) await resolvePolicy(this.#policyDeps, b, account, true);
     return {
       selection,
-      outcome: { kind: 'evaluated', compiled, results: evaluation.results, workloads: selection.workloads, accounts: selection.accounts, policies, ...(evaluation.unavailable ? { unavailable: evaluation.unavailable } : {}) },
+      outcome: {
+        kind: 'evaluated',
+        compiled,
+        results: evaluation.results,
+        workloads: selection.workloads,
+        accounts: selection.accounts,
+        policies,
+        ...(evaluation.unavailable ? { unavailable: evaluation.unavailable } : {}),
+      },
     };
   }
 
@@ -334,12 +345,25 @@ export class BindingController {
       // Sorted: the same failure reads the same after a restart (so a standing Event is recognised).
       f.images.sort();
       // Paced and coalesced by the recorder, never dropped for being many (src/kube/writer.ts).
-      this.#o.events.event(f.ref, 'Warning', EVENT_REASON.policyFailed, 'Evaluate', `${f.images.length} image(s) fail Anchore policy ${policy} (${from}): ${f.images.slice(0, 3).join(', ')}${f.images.length > 3 ? ', …' : ''}`, binding);
+      this.#o.events.event(
+        f.ref,
+        'Warning',
+        EVENT_REASON.policyFailed,
+        'Evaluate',
+        `${f.images.length} image(s) fail Anchore policy ${policy} (${from}): ${f.images.slice(0, 3).join(', ')}${f.images.length > 3 ? ', …' : ''}`,
+        binding,
+      );
     }
     if (newly.length > AGGREGATE_EVENTS_ABOVE) {
       // Many at once: one Event on the binding says how many, and which first.
       newly.sort();
-      this.#o.events.event(binding, 'Warning', EVENT_REASON.workloadsFailing, 'Evaluate', `${newly.length} workload(s) newly fail Anchore policy ${policy}, each told by an AnchorePolicyFailed Event: ${newly.slice(0, 5).join(', ')}, …`);
+      this.#o.events.event(
+        binding,
+        'Warning',
+        EVENT_REASON.workloadsFailing,
+        'Evaluate',
+        `${newly.length} workload(s) newly fail Anchore policy ${policy}, each told by an AnchorePolicyFailed Event: ${newly.slice(0, 5).join(', ')}, …`,
+      );
     }
     this.#failingWorkloads.set(b.key, new Set(byWorkload.keys()));
   }

@@ -76,9 +76,7 @@ export class ImageController implements ImageRegistry {
       },
       delete: (ns) => this.#namespaceChanged(ns.name),
     });
-    o.metrics.stateGauge(METRIC.images, 'Running images known to the operator, by account and analysis status', ['account', 'analysis_status'], () =>
-      this.model.countByStatus(),
-    );
+    o.metrics.stateGauge(METRIC.images, 'Running images known to the operator, by account and analysis status', ['account', 'analysis_status'], () => this.model.countByStatus());
   }
 
   start(): void {

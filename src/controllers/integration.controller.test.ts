@@ -27,8 +27,17 @@ describe('IntegrationController', () => {
     const log = createLogger({ level: 'info', pretty: false }, { write: (s: string) => void lines.push(s) });
     anchore = new AnchoreHttpClient({ url: sim.url, auth: { type: 'basic', username: 'admin', password: 'foobar' }, log });
     ctl = new IntegrationController({
-      anchore, account: 'admin', username: 'admin', clusterName: 'c1', registrationId: 'reg-1', instanceId: 'pod-1',
-      version: '0.1.0', healthIntervalMs: 50, accounts: ['admin', 'team-a', 'admin'], namespaces: ['shop-*'], configuration: { inventory: { interval_seconds: 300 } },
+      anchore,
+      account: 'admin',
+      username: 'admin',
+      clusterName: 'c1',
+      registrationId: 'reg-1',
+      instanceId: 'pod-1',
+      version: '0.1.0',
+      healthIntervalMs: 50,
+      accounts: ['admin', 'team-a', 'admin'],
+      namespaces: ['shop-*'],
+      configuration: { inventory: { interval_seconds: 300 } },
       inventoryStatus: () => [
         { account: 'admin', batchCount: 1, batches: [{ index: 1, sentAt: new Date() }], lastSuccessfulIndex: 1, lastAttempt: new Date() },
         // Never attempted yet: not in the report (the spec wants batch_size ≥ 1).
@@ -46,15 +55,26 @@ describe('IntegrationController', () => {
     expect(c.uuid).toBeDefined();
     expect(sim?.integrations()).toHaveLength(1);
     expect(sim?.integrations()[0]?.registration).toMatchObject({
-      registration_id: 'reg-1', registration_instance_id: 'pod-1', type: 'k8s_inventory_agent', cluster_name: 'c1',
-      explicitly_account_bound: ['admin', 'team-a'], namespaces: ['shop-*'], configuration: { inventory: { interval_seconds: 300 } },
-      started_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/), uptime: expect.any(Number),
+      registration_id: 'reg-1',
+      registration_instance_id: 'pod-1',
+      type: 'k8s_inventory_agent',
+      cluster_name: 'c1',
+      explicitly_account_bound: ['admin', 'team-a'],
+      namespaces: ['shop-*'],
+      configuration: { inventory: { interval_seconds: 300 } },
+      started_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/),
+      uptime: expect.any(Number),
       // The spec's range, whatever the (test-fast) timer.
       health_report_interval: 30,
     });
     const report = sim?.integrations()[0]?.healthReports[0]?.body as { health_data: { account_k8s_inventory_reports: Record<string, unknown> } };
     expect(Object.keys(report.health_data.account_k8s_inventory_reports)).toEqual(['admin']);
-    expect(report.health_data.account_k8s_inventory_reports.admin).toMatchObject({ batch_size: 1, last_successful_index: 1, has_errors: false, batches: [{ batch_index: 1, send_timestamp: expect.any(String) }] });
+    expect(report.health_data.account_k8s_inventory_reports.admin).toMatchObject({
+      batch_size: 1,
+      last_successful_index: 1,
+      has_errors: false,
+      batches: [{ batch_index: 1, send_timestamp: expect.any(String) }],
+    });
     expect(sim?.contractViolations()).toEqual([]);
   });
 

@@ -119,7 +119,11 @@ export class IntegrationController {
    * batch_size ≥ 1), as are the batches of a report still being sent.
    */
   async #report(): Promise<void> {
-    await this.#o.anchore.sendHealthReport(this.#o.account, this.#uuid as string, buildHealthReport(this.#o.inventoryStatus(), this.#uptimeSeconds(), healthReportIntervalSeconds(this.#o.healthIntervalMs)));
+    await this.#o.anchore.sendHealthReport(
+      this.#o.account,
+      this.#uuid as string,
+      buildHealthReport(this.#o.inventoryStatus(), this.#uptimeSeconds(), healthReportIntervalSeconds(this.#o.healthIntervalMs)),
+    );
   }
 }
 

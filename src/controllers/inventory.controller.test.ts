@@ -30,8 +30,16 @@ describe('InventoryController timing', () => {
     } as unknown as AnchoreApi;
     const scope = new Scope({ namespaces: {}, imageExclude: [], imagePolicy: { missingTagPolicy: 'digest' }, defaultAccount: 'admin', routes: [] });
     controller = new InventoryController({
-      stores: s, scope, anchore, clusterName: 'c', intervalMs: 60_000, debounceMs: 50, minIntervalMs: 200, batchBytes: 0,
-      log, metrics: new OperatorMetrics(undefined, { defaultMetrics: false }),
+      stores: s,
+      scope,
+      anchore,
+      clusterName: 'c',
+      intervalMs: 60_000,
+      debounceMs: 50,
+      minIntervalMs: 200,
+      batchBytes: 0,
+      log,
+      metrics: new OperatorMetrics(undefined, { defaultMetrics: false }),
     });
     controller.start();
     // Churn: a new pod every 7 ms for 1.5 s, each deleted 300 ms later.
@@ -66,17 +74,32 @@ describe('InventoryController batches and missing accounts', () => {
     const missing = new MissingAccounts(log, metrics);
     const anchore = { postKubernetesInventory: post } as unknown as AnchoreApi;
     // batchBytes 1: every namespace is a batch of its own.
-    const controller = new InventoryController({ stores: s, scope, anchore, clusterName: 'c', intervalMs: 60_000, debounceMs: 10, minIntervalMs: 0, batchBytes: 1, log, metrics, missingAccounts: missing });
+    const controller = new InventoryController({
+      stores: s,
+      scope,
+      anchore,
+      clusterName: 'c',
+      intervalMs: 60_000,
+      debounceMs: 10,
+      minIntervalMs: 0,
+      batchBytes: 1,
+      log,
+      metrics,
+      missingAccounts: missing,
+    });
     return { controller, metrics, missing };
   }
 
   it('when one batch of several is refused, then the others are still sent, every batch is listed 1-based and the report fails', async () => {
     const sent: string[] = [];
-    const { controller } = setup(async (_a, inv) => {
-      const ns = inv.namespaces.map((n) => n.name).join();
-      if (ns === 'b') throw new AnchoreError('rejected', 'post_kubernetes_inventory', 'post_kubernetes_inventory: Anchore rejected the request (400)', { status: 400 });
-      sent.push(ns);
-    }, ['a', 'b', 'c']);
+    const { controller } = setup(
+      async (_a, inv) => {
+        const ns = inv.namespaces.map((n) => n.name).join();
+        if (ns === 'b') throw new AnchoreError('rejected', 'post_kubernetes_inventory', 'post_kubernetes_inventory: Anchore rejected the request (400)', { status: 400 });
+        sent.push(ns);
+      },
+      ['a', 'b', 'c'],
+    );
     await expect(controller.reconcile('admin')).rejects.toThrow('400');
     expect(sent).toEqual(['a', 'c']);
     const [st] = controller.status();
@@ -92,7 +115,10 @@ describe('InventoryController batches and missing accounts', () => {
     await controller.reconcile('admin');
     const report = buildHealthReport(controller.status(), 1, 60);
     expect(report.accounts.admin).toEqual({
-      report_timestamp: expect.any(String), batch_size: 4, last_successful_index: 4, has_errors: false,
+      report_timestamp: expect.any(String),
+      batch_size: 4,
+      last_successful_index: 4,
+      has_errors: false,
       batches: [1, 2, 3, 4].map((i) => ({ batch_index: i, send_timestamp: expect.any(String) })),
     });
     expect(report.errors).toEqual([]);
@@ -134,10 +160,16 @@ describe('InventoryController batches and missing accounts', () => {
   it('when the routed account does not exist, then its namespaces go to the default account, once-logged, counted, and the real account is tried again', async () => {
     let exists = false;
     const posts: Array<[string, string]> = [];
-    const { controller, metrics, missing } = setup(async (account, inv) => {
-      if (account === 'team-a' && !exists) throw new AnchoreError('account-not-found', 'post_kubernetes_inventory', 'post_kubernetes_inventory: the Anchore account does not exist (404): User account not found: team-a', { status: 404 });
-      posts.push([account, inv.namespaces.map((n) => n.name).join()]);
-    }, ['shop']);
+    const { controller, metrics, missing } = setup(
+      async (account, inv) => {
+        if (account === 'team-a' && !exists)
+          throw new AnchoreError('account-not-found', 'post_kubernetes_inventory', 'post_kubernetes_inventory: the Anchore account does not exist (404): User account not found: team-a', {
+            status: 404,
+          });
+        posts.push([account, inv.namespaces.map((n) => n.name).join()]);
+      },
+      ['shop'],
+    );
     await controller.reconcile('team-a');
     expect(posts).toEqual([['admin', 'shop']]);
     expect(controller.status()[0]).toMatchObject({ sentToAccount: 'admin', lastSuccessfulIndex: 1, batches: [{ index: 1, error: expect.stringContaining('sent to account "admin" instead') }] });

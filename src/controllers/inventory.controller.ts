@@ -151,7 +151,10 @@ export class InventoryController {
     this.#o.metrics.inventoryLastSuccess.set({ account }, now.getTime() / 1000);
     this.#o.metrics.inventoryDuration.observe((performance.now() - started) / 1000);
     const counts = batches.reduce((a, b) => ({ ns: a.ns + b.namespaces.length, pods: a.pods + b.pods.length, containers: a.containers + b.containers.length }), { ns: 0, pods: 0, containers: 0 });
-    this.#log.debug({ account, reconcileId: nextReconcileId(), batches: batches.length, ...counts, timestamp: formatTimestamp(now), ...(st.sentToAccount ? { sentToAccount: st.sentToAccount } : {}) }, 'inventory sent');
+    this.#log.debug(
+      { account, reconcileId: nextReconcileId(), batches: batches.length, ...counts, timestamp: formatTimestamp(now), ...(st.sentToAccount ? { sentToAccount: st.sentToAccount } : {}) },
+      'inventory sent',
+    );
     return { requeueAfterMs: this.#o.intervalMs };
   }
 

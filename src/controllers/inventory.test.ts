@@ -32,9 +32,7 @@ describe('buildInventory', () => {
     expect(inv?.nodes.map((n) => n.name)).toEqual(['node-1']);
     expect(inv?.pods[0]?.namespace_uid).toBe(s.namespaces.get('shop')?.uid);
     expect(inv?.pods[0]?.node_uid).toBe(s.nodes.get('node-1')?.uid);
-    expect(inv?.containers).toEqual([
-      expect.objectContaining({ name: 'web', image_tag: 'docker.io/library/nginx:1.25', image_digest: digest('a'), pod_uid: inv?.pods[0]?.uid }),
-    ]);
+    expect(inv?.containers).toEqual([expect.objectContaining({ name: 'web', image_tag: 'docker.io/library/nginx:1.25', image_digest: digest('a'), pod_uid: inv?.pods[0]?.uid })]);
   });
 
   it('when a pod names a node that is not cached, then node_uid is stripped and no node is reported', async () => {

@@ -261,7 +261,7 @@ const ANCHORE_POLICY_BINDING = crd({
   shortName: 'apb',
   scope: 'Namespaced',
   description:
-    "Binds an Anchore policy to workloads in this namespace: the operator evaluates every image those workloads run (GET /v2/images/{digest}/check) and reports the verdicts in status and as Events.",
+    'Binds an Anchore policy to workloads in this namespace: the operator evaluates every image those workloads run (GET /v2/images/{digest}/check) and reports the verdicts in status and as Events.',
   extraSpec: {},
 });
 
@@ -270,8 +270,7 @@ const CLUSTER_ANCHORE_POLICY_BINDING = crd({
   plural: 'clusteranchorepolicybindings',
   shortName: 'capb',
   scope: 'Cluster',
-  description:
-    'Binds an Anchore policy to workloads across namespaces (selected by namespaceSelector and/or namespaces; all namespaces in the operator scope when both are absent).',
+  description: 'Binds an Anchore policy to workloads across namespaces (selected by namespaceSelector and/or namespaces; all namespaces in the operator scope when both are absent).',
   extraSpec: {
     namespaceSelector: labelSelector('Selects namespaces by their labels.'),
     namespaces: {

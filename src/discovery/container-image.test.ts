@@ -141,14 +141,24 @@ describe('resolveContainerImage', () => {
 
   const failures: { name: string; input: Input; policy: unknown; reason: string }[] = [
     { name: 'there is no image anywhere', input: { specImage: '' }, policy: digestPolicy, reason: 'container has no image in its spec or status' },
-    { name: 'the spec image is invalid and there is no status image', input: { specImage: 'Nginx:1' }, policy: digestPolicy, reason: 'invalid image reference "Nginx:1": repository must be lowercase' },
+    {
+      name: 'the spec image is invalid and there is no status image',
+      input: { specImage: 'Nginx:1' },
+      policy: digestPolicy,
+      reason: 'invalid image reference "Nginx:1": repository must be lowercase',
+    },
     {
       name: 'both images are invalid',
       input: { specImage: 'Nginx:1', statusImage: `sha256:${HEX_A}` },
       policy: digestPolicy,
       reason: 'invalid image reference "Nginx:1": repository must be lowercase; the status image is unusable too: invalid image reference "sha256:',
     },
-    { name: 'only a broken status image exists', input: { specImage: '', statusImage: 'a b' }, policy: digestPolicy, reason: 'container has no spec image, and its status image is unusable: invalid image reference "a b"' },
+    {
+      name: 'only a broken status image exists',
+      input: { specImage: '', statusImage: 'a b' },
+      policy: digestPolicy,
+      reason: 'container has no spec image, and its status image is unusable: invalid image reference "a b"',
+    },
     { name: 'the policy is unknown', input: { specImage: 'nginx' }, policy: { missingTagPolicy: 'dummy' }, reason: 'invalid missing-tag policy "dummy"' },
     { name: 'the policy is missing', input: { specImage: 'nginx' }, policy: undefined, reason: 'invalid missing-tag policy "undefined"' },
     {
@@ -173,9 +183,7 @@ describe('resolveContainerImage', () => {
 describe('resolveContainerImage properties', () => {
   const hex = fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: 64, maxLength: 64 });
   const repo = fc.constantFrom('nginx', 'library/nginx', 'ghcr.io/o/a', 'localhost:5000/x/y', '[::1]/z', 'Bad', 'a b', '');
-  const specImage = fc
-    .tuple(repo, fc.option(fc.constantFrom('1', 'latest', 'v1.2', '-bad')), fc.option(hex))
-    .map(([r, t, d]) => `${r}${t === null ? '' : `:${t}`}${d === null ? '' : `@sha256:${d}`}`);
+  const specImage = fc.tuple(repo, fc.option(fc.constantFrom('1', 'latest', 'v1.2', '-bad')), fc.option(hex)).map(([r, t, d]) => `${r}${t === null ? '' : `:${t}`}${d === null ? '' : `@sha256:${d}`}`);
   const imageID = fc.oneof(
     fc.constant(''),
     hex.map((h) => `sha256:${h}`),

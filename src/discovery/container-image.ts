@@ -65,10 +65,7 @@ const POLICIES: ReadonlySet<string> = new Set<MissingTagPolicy>(['digest', 'inse
  * - An unparsable imageID is ignored rather than failing: the spec image alone still identifies
  *   the image, and the imageID is often empty while the image is being pulled.
  */
-export function resolveContainerImage(
-  input: { specImage: string; imageID?: string; statusImage?: string },
-  policy: ImagePolicy,
-): Result<ResolvedImage | null> {
+export function resolveContainerImage(input: { specImage: string; imageID?: string; statusImage?: string }, policy: ImagePolicy): Result<ResolvedImage | null> {
   if (input === null || typeof input !== 'object') return fail('cannot resolve container image: no container given');
   if (policy === null || typeof policy !== 'object' || !POLICIES.has(policy.missingTagPolicy)) {
     const given = policy === null || typeof policy !== 'object' ? String(policy) : String(policy.missingTagPolicy);
@@ -126,10 +123,7 @@ function hexOf(digest: string): string {
   return digest.slice(digest.indexOf(':') + 1);
 }
 
-function chooseReference(
-  input: { specImage: string; statusImage?: string },
-  opts: NormaliseOptions,
-): Result<ImageReference> {
+function chooseReference(input: { specImage: string; statusImage?: string }, opts: NormaliseOptions): Result<ImageReference> {
   const spec = nonEmpty(input.specImage) ? parseImageReference(input.specImage, opts) : undefined;
   if (spec?.ok) return spec;
   const status = nonEmpty(input.statusImage) ? parseImageReference(input.statusImage, opts) : undefined;

@@ -113,7 +113,7 @@ describe('compileGlobs', () => {
 /** Reference semantics via RegExp, safe only for the tiny inputs generated below. */
 function referenceMatch(pattern: string, value: string): boolean {
   let re = '^';
-  for (let i = 0; i < pattern.length; ) {
+  for (let i = 0; i < pattern.length;) {
     if (pattern[i] === '*') {
       let j = i;
       while (pattern[j] === '*') j++;
@@ -136,13 +136,9 @@ describe('compileGlobs properties', () => {
 
   it('when compared with a regular-expression reference on small inputs, then it agrees', () => {
     fc.assert(
-      fc.property(
-        fc.string({ unit: patternChars, minLength: 1, maxLength: 10 }),
-        fc.string({ unit: valueChars, maxLength: 12 }),
-        (pattern, value) => {
-          expect(matcher([pattern])(value)).toBe(referenceMatch(pattern, value));
-        },
-      ),
+      fc.property(fc.string({ unit: patternChars, minLength: 1, maxLength: 10 }), fc.string({ unit: valueChars, maxLength: 12 }), (pattern, value) => {
+        expect(matcher([pattern])(value)).toBe(referenceMatch(pattern, value));
+      }),
       { numRuns: 10_000 },
     );
   });

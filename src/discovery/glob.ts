@@ -42,7 +42,7 @@ function compileOne(pattern: string): CompiledGlob {
   const kinds: number[] = [];
   const chars: number[] = [];
   let minLength = 0;
-  for (let i = 0; i < pattern.length; ) {
+  for (let i = 0; i < pattern.length;) {
     const c = pattern.charCodeAt(i);
     if (c === 42 /* * */) {
       let j = i;

@@ -36,7 +36,11 @@ describe('compileImageExclusions', () => {
   });
 
   const invalid: { globs: unknown; reason: string }[] = [
-    { globs: ['nginx'], reason: 'invalid image exclusion "nginx": images are matched by normalised name such as "docker.io/library/nginx:1.25", so a pattern without \'/\' never matches; write e.g. "docker.io/library/nginx" or "**/nginx"' },
+    {
+      globs: ['nginx'],
+      reason:
+        'invalid image exclusion "nginx": images are matched by normalised name such as "docker.io/library/nginx:1.25", so a pattern without \'/\' never matches; write e.g. "docker.io/library/nginx" or "**/nginx"',
+    },
     { globs: ['nginx:*'], reason: 'never matches' },
     { globs: ['*'], reason: 'never matches' },
     { globs: ['docker.io/nginx'], reason: 'write "docker.io/library/nginx"' },

@@ -16,9 +16,7 @@ import { compileGlobs } from './glob.ts';
  * never match anything. Such patterns are rejected with the spelling that would work, rather than
  * silently excluding nothing.
  */
-export function compileImageExclusions(
-  globs: readonly string[],
-): Result<(resolved: { tag: string; repository: string; digest?: string }) => boolean> {
+export function compileImageExclusions(globs: readonly string[]): Result<(resolved: { tag: string; repository: string; digest?: string }) => boolean> {
   if (!Array.isArray(globs)) return fail('invalid image exclusions: expected a list of glob patterns');
   for (const g of globs) {
     if (typeof g !== 'string') continue; // compileGlobs reports it

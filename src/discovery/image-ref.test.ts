@@ -173,9 +173,7 @@ describe('parseDigest', () => {
 
 const alnum = fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789'), minLength: 1, maxLength: 6 });
 const separator = fc.constantFrom('.', '_', '__', '-', '--', '---');
-const pathComponent = fc
-  .tuple(alnum, fc.array(fc.tuple(separator, alnum), { maxLength: 3 }))
-  .map(([head, rest]) => head + rest.map(([s, a]) => s + a).join(''));
+const pathComponent = fc.tuple(alnum, fc.array(fc.tuple(separator, alnum), { maxLength: 3 })).map(([head, rest]) => head + rest.map(([s, a]) => s + a).join(''));
 const path = fc.array(pathComponent, { minLength: 1, maxLength: 4 }).map((cs) => cs.join('/'));
 const dnsLabel = fc.stringMatching(/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,6}[a-zA-Z0-9])?$/);
 const registry = fc.oneof(

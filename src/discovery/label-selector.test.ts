@@ -83,9 +83,9 @@ describe('parseLabelSelectorString', () => {
     { selector: 'a,', reason: "found end of string, expected a label key after ','" },
     { selector: 'a,,b', reason: "found ',', expected a label key after ','" },
     { selector: ',a', reason: "found ','" },
-    { selector: 'a b', reason: "found 'b' after key \"a\"" },
+    { selector: 'a b', reason: 'found \'b\' after key "a"' },
     { selector: 'a=b=c', reason: "found '=', expected ',' or end of string" },
-    { selector: 'a=(b)', reason: "found '(', expected a value for key \"a\"" },
+    { selector: 'a=(b)', reason: 'found \'(\', expected a value for key "a"' },
     { selector: '!a=b', reason: "found '=', expected ',' or end of string" },
     { selector: '!', reason: 'found end of string, expected a label key' },
     { selector: '!!a', reason: "found '!', expected a label key" },
@@ -95,7 +95,7 @@ describe('parseLabelSelectorString', () => {
     { selector: 'n>9223372036854775808', reason: 'must be a single integer' },
     { selector: 'a=b c', reason: "found 'c', expected ',' or end of string" },
     { selector: '-a', reason: 'label key "-a": the name part must consist of alphanumerics' },
-    { selector: 'a/b/c', reason: "label key \"a/b/c\" may contain at most one '/'" },
+    { selector: 'a/b/c', reason: 'label key "a/b/c" may contain at most one \'/\'' },
     { selector: '/a', reason: "the prefix before '/' must not be empty" },
     { selector: 'a/', reason: 'the name part must not be empty' },
     { selector: 'Example.com/a', reason: 'prefix must be a lowercase DNS subdomain' },
@@ -222,11 +222,7 @@ function reference(sel: LabelSelector, labels: Record<string, string>): boolean 
   for (const e of sel.matchExpressions ?? []) {
     const has = Object.hasOwn(labels, e.key);
     const value = labels[e.key] ?? '';
-    const ok =
-      e.operator === 'In' ? has && (e.values ?? []).includes(value)
-      : e.operator === 'NotIn' ? !has || !(e.values ?? []).includes(value)
-      : e.operator === 'Exists' ? has
-      : !has;
+    const ok = e.operator === 'In' ? has && (e.values ?? []).includes(value) : e.operator === 'NotIn' ? !has || !(e.values ?? []).includes(value) : e.operator === 'Exists' ? has : !has;
     if (!ok) return false;
   }
   return true;

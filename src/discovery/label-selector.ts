@@ -65,7 +65,7 @@ function checkDnsSubdomain(s: string): string | undefined {
     const label = dot === -1 ? s.slice(start) : s.slice(start, dot);
     if (label === '') return 'must be a lowercase DNS subdomain (no empty labels)';
     if (!isLowerAlnum(label.charCodeAt(0)) || !isLowerAlnum(label.charCodeAt(label.length - 1))) {
-      return "must be a lowercase DNS subdomain: labels start and end with a lowercase letter or digit";
+      return 'must be a lowercase DNS subdomain: labels start and end with a lowercase letter or digit';
     }
     for (let i = 1; i < label.length - 1; i++) {
       const c = label.charCodeAt(i);
@@ -280,9 +280,7 @@ function parseRequirements(s: string): Result<Requirement[]> {
         op = 'lt';
         break;
       default:
-        return fail(
-          `found ${show(opToken)} after key ${quote(key)}, expected one of '=', '==', '!=', 'in', 'notin', '>', '<', ',' or end of string`,
-        );
+        return fail(`found ${show(opToken)} after key ${quote(key)}, expected one of '=', '==', '!=', 'in', 'notin', '>', '<', ',' or end of string`);
     }
     const values: string[] = [];
     if (op === 'in' || op === 'notin') {

@@ -33,7 +33,11 @@ describe('compileNamespaceFilter', () => {
     { name: 'an include pattern is empty', cfg: { include: [''] }, reason: 'invalid namespace filter include: invalid glob pattern at index 0: it is empty' },
     { name: 'an exclude pattern is not a string', cfg: { exclude: [3] }, reason: 'invalid namespace filter exclude: invalid glob pattern at index 0: expected a string' },
     { name: 'include is not a list', cfg: { include: 'team-*' }, reason: 'invalid namespace filter include: invalid glob list' },
-    { name: 'the selector is malformed', cfg: { labelSelector: 'env in prod' }, reason: "invalid namespace filter labelSelector: invalid label selector \"env in prod\": found 'prod', expected '(' after 'in'" },
+    {
+      name: 'the selector is malformed',
+      cfg: { labelSelector: 'env in prod' },
+      reason: "invalid namespace filter labelSelector: invalid label selector \"env in prod\": found 'prod', expected '(' after 'in'",
+    },
     { name: 'the config is not an object', cfg: null, reason: 'invalid namespace filter: expected an object' },
   ];
 

@@ -57,24 +57,20 @@ export class KubeAccessReviewer {
       return { authenticated: false, allowed: false, reason: st.error ? 'token rejected by the apiserver' : 'token not authenticated' };
     }
     const user = st.user;
-    const sar = await this.#client.request<{ status?: { allowed?: boolean; denied?: boolean; reason?: string } }>(
-      'POST',
-      '/apis/authorization.k8s.io/v1/subjectaccessreviews',
-      {
-        body: {
-          apiVersion: 'authorization.k8s.io/v1',
-          kind: 'SubjectAccessReview',
-          spec: {
-            user: user.username,
-            ...(user.uid ? { uid: user.uid } : {}),
-            groups: user.groups ?? [],
-            ...(user.extra ? { extra: user.extra } : {}),
-            nonResourceAttributes: { path, verb },
-          },
+    const sar = await this.#client.request<{ status?: { allowed?: boolean; denied?: boolean; reason?: string } }>('POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', {
+      body: {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SubjectAccessReview',
+        spec: {
+          user: user.username,
+          ...(user.uid ? { uid: user.uid } : {}),
+          groups: user.groups ?? [],
+          ...(user.extra ? { extra: user.extra } : {}),
+          nonResourceAttributes: { path, verb },
         },
-        timeoutMs: 10_000,
       },
-    );
+      timeoutMs: 10_000,
+    });
     const allowed = sar.status?.allowed === true;
     return {
       authenticated: true,

@@ -151,10 +151,7 @@ export class KubeClient {
   }
 
   /** One page of a list. `metadataOnly` asks for PartialObjectMetadataList (far smaller for owners we only walk). */
-  async listPage<T>(
-    path: string,
-    opts: { labelSelector?: string; fieldSelector?: string; limit?: number; continueToken?: string; metadataOnly?: boolean },
-  ): Promise<ListPage<T>> {
+  async listPage<T>(path: string, opts: { labelSelector?: string; fieldSelector?: string; limit?: number; continueToken?: string; metadataOnly?: boolean }): Promise<ListPage<T>> {
     const res = await this.request<{ items?: T[]; metadata?: { resourceVersion?: string; continue?: string } }>('GET', path, {
       query: {
         labelSelector: opts.labelSelector,

@@ -2,7 +2,15 @@ import { describe, expect, it } from '@jest/globals';
 import { type PodInfo, changed } from './cluster.port.ts';
 
 describe('changed (the one "has it changed" rule)', () => {
-  const pod: PodInfo = { key: 'shop/web', resourceVersion: '1', uid: 'u', name: 'web', namespace: 'shop', labels: { app: 'web' }, containers: [{ name: 'web', kind: 'container', image: 'nginx:1.25' }] };
+  const pod: PodInfo = {
+    key: 'shop/web',
+    resourceVersion: '1',
+    uid: 'u',
+    name: 'web',
+    namespace: 'shop',
+    labels: { app: 'web' },
+    containers: [{ name: 'web', kind: 'container', image: 'nginx:1.25' }],
+  };
   it('when only the resourceVersion moved, then nothing changed', () => {
     expect(changed(pod, { ...pod, resourceVersion: '2' })).toBe(false);
   });

@@ -8,7 +8,11 @@ import { KubeconfigError, loadKubeEndpoint } from './kubeconfig.ts';
 const dir = mkdtempSync(join(tmpdir(), 'kubeconfig-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function write(name: string, user: Record<string, unknown>, cluster: Record<string, unknown> = { server: 'https://10.0.0.1:6443/', 'certificate-authority-data': Buffer.from('CA PEM').toString('base64') }): string {
+function write(
+  name: string,
+  user: Record<string, unknown>,
+  cluster: Record<string, unknown> = { server: 'https://10.0.0.1:6443/', 'certificate-authority-data': Buffer.from('CA PEM').toString('base64') },
+): string {
   const path = join(dir, name);
   writeFileSync(
     path,
@@ -16,7 +20,10 @@ function write(name: string, user: Record<string, unknown>, cluster: Record<stri
       apiVersion: 'v1',
       kind: 'Config',
       'current-context': 'c',
-      contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }, { name: 'other', context: { cluster: 'x', user: 'y' } }],
+      contexts: [
+        { name: 'c', context: { cluster: 'k', user: 'u' } },
+        { name: 'other', context: { cluster: 'x', user: 'y' } },
+      ],
       clusters: [{ name: 'k', cluster }],
       users: [{ name: 'u', user }],
     }),
@@ -37,7 +44,10 @@ describe('loadKubeEndpoint', () => {
     writeFileSync(join(dir, 'client.crt'), 'CERT');
     writeFileSync(join(dir, 'client.key'), 'KEY');
     writeFileSync(join(dir, 'ca.crt'), 'CAFILE');
-    const e = loadKubeEndpoint(write('certs.yaml', { 'client-certificate': 'client.crt', 'client-key': 'client.key' }, { server: 'https://a:1', 'certificate-authority': 'ca.crt', 'tls-server-name': 'kubernetes' }), {});
+    const e = loadKubeEndpoint(
+      write('certs.yaml', { 'client-certificate': 'client.crt', 'client-key': 'client.key' }, { server: 'https://a:1', 'certificate-authority': 'ca.crt', 'tls-server-name': 'kubernetes' }),
+      {},
+    );
     expect([e.tls.cert?.toString(), e.tls.key?.toString(), e.tls.ca?.toString(), e.tls.servername]).toEqual(['CERT', 'KEY', 'CAFILE', 'kubernetes']);
     expect(e.auth).toEqual({ type: 'none' });
   });

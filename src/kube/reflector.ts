@@ -145,8 +145,7 @@ export class Reflector<T extends Cached> {
       if (this.#stopped || gen !== this.#watchGen) return;
       const delay = this.#nextBackoff();
       const status = (err as { status?: number }).status;
-      const hint =
-        status === 404 ? 'the API does not serve this resource: is its CRD installed? (kubectl apply -f deploy/crds)' : status === 403 ? 'forbidden: check the operator RBAC' : undefined;
+      const hint = status === 404 ? 'the API does not serve this resource: is its CRD installed? (kubectl apply -f deploy/crds)' : status === 403 ? 'forbidden: check the operator RBAC' : undefined;
       this.#o.log.warn({ resource: this.resource, err: errorMessage(err), retryInMs: delay, why, ...(hint ? { hint } : {}) }, 'list failed; retrying');
       this.#later(() => void this.#listAndWatch('list-retry'), delay);
       return;
@@ -163,12 +162,15 @@ export class Reflector<T extends Cached> {
     const every = this.#o.relistIntervalMs ?? 0;
     if (this.#relistTimer) clearTimeout(this.#relistTimer);
     if (every <= 0 || this.#stopped) return;
-    this.#relistTimer = setTimeout(() => {
-      this.#relistTimer = undefined;
-      if (this.#stopped) return;
-      this.#o.metrics?.watchRestart(this.resource, 'relist');
-      void this.#listAndWatch('periodic relist');
-    }, every + Math.floor(Math.random() * every * 0.1));
+    this.#relistTimer = setTimeout(
+      () => {
+        this.#relistTimer = undefined;
+        if (this.#stopped) return;
+        this.#o.metrics?.watchRestart(this.resource, 'relist');
+        void this.#listAndWatch('periodic relist');
+      },
+      every + Math.floor(Math.random() * every * 0.1),
+    );
     this.#relistTimer.unref();
   }
 

@@ -8,7 +8,10 @@ const log = createLogger({ level: 'silent', pretty: false });
 
 const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
 
-function recorder(opts: { minIntervalMs?: number; repeatMs?: number; ratePerSecond?: number; burst?: number; maxBacklog?: number } = {}): { rec: KubeEventRecorder; bodies: Array<Record<string, unknown>> } {
+function recorder(opts: { minIntervalMs?: number; repeatMs?: number; ratePerSecond?: number; burst?: number; maxBacklog?: number } = {}): {
+  rec: KubeEventRecorder;
+  bodies: Array<Record<string, unknown>>;
+} {
   const bodies: Array<Record<string, unknown>> = [];
   const client = {
     request: async (_m: string, _p: string, o?: { body?: unknown }) => {
@@ -27,7 +30,13 @@ describe('KubeEventRecorder outcomes', () => {
   it('when the object is cluster-scoped, then its Event goes to namespace default (the only one the apiserver accepts)', async () => {
     const paths: string[] = [];
     const bodies: Array<{ metadata: { namespace: string } }> = [];
-    const client = { request: async (_m: string, p: string, o?: { body?: unknown }) => { paths.push(p); bodies.push(o?.body as never); return undefined as never; } };
+    const client = {
+      request: async (_m: string, p: string, o?: { body?: unknown }) => {
+        paths.push(p);
+        bodies.push(o?.body as never);
+        return undefined as never;
+      },
+    };
     const rec = new KubeEventRecorder({ client, log, instance: 'pod-1' });
     rec.event(capb, 'Warning', 'PolicyFailed', 'Evaluate', 'x');
     await flush();
@@ -126,7 +135,13 @@ describe('KubeEventRecorder', () => {
   it('when Events already stand in the apiserver (seed), then an identical one is not written again, a changed one is', async () => {
     const bodies: Array<Record<string, unknown>> = [];
     const gets: string[] = [];
-    const standing = { reportingController: 'anchore.io/anchore-operator', reason: 'AnchorePolicyFailed', note: 'nginx fails', eventTime: new Date(Date.now() - 120_000).toISOString(), regarding: { kind: 'Deployment', namespace: 'shop', name: 'web' } };
+    const standing = {
+      reportingController: 'anchore.io/anchore-operator',
+      reason: 'AnchorePolicyFailed',
+      note: 'nginx fails',
+      eventTime: new Date(Date.now() - 120_000).toISOString(),
+      regarding: { kind: 'Deployment', namespace: 'shop', name: 'web' },
+    };
     const other = { ...standing, reportingController: 'someone-else', regarding: { ...standing.regarding, name: 'api' } };
     const client = {
       request: async (m: string, p: string, o?: { body?: unknown }) => {

@@ -148,7 +148,8 @@ export class KubeEventRecorder implements EventRecorder {
       return;
     }
     if (this.#backlog.size >= this.#maxBacklog) {
-      if (this.dropped++ % 1000 === 0) this.#log.warn({ maxBacklog: this.#maxBacklog, reason, dropped: this.dropped }, 'Kubernetes Event backlog full; dropping (counted in anchore_operator_kube_events_total{result="dropped"})');
+      if (this.dropped++ % 1000 === 0)
+        this.#log.warn({ maxBacklog: this.#maxBacklog, reason, dropped: this.dropped }, 'Kubernetes Event backlog full; dropping (counted in anchore_operator_kube_events_total{result="dropped"})');
       this.#metrics?.kubeEvents.inc({ result: 'dropped' });
       return;
     }

@@ -36,7 +36,10 @@ interface SpecProblem {
  * Compiles a binding's spec. `namespaceLabels` reads a namespace's labels (cluster bindings' namespaceSelector); the
  * answer of a namespace not in the cache is undefined, which no non-empty selector matches.
  */
-export function compileBinding(b: BindingInfo, namespaceLabels: (ns: string) => Readonly<Record<string, string>> | undefined): { ok: true; value: CompiledBinding } | { ok: false; problem: SpecProblem } {
+export function compileBinding(
+  b: BindingInfo,
+  namespaceLabels: (ns: string) => Readonly<Record<string, string>> | undefined,
+): { ok: true; value: CompiledBinding } | { ok: false; problem: SpecProblem } {
   const spec = b.spec;
   const bad = (reason: string, message: string) => ({ ok: false as const, problem: { reason, message } });
   const podSel = compileLabelSelector(spec.podSelector);

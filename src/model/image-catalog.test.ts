@@ -51,7 +51,10 @@ describe('ImageCatalog', () => {
     const workload = { kind: 'Deployment', name: 'web', namespace: 'shop' };
     const known = { key: digestKey('admin', platform), account: 'admin', image: { tag, digest: platform }, workload };
     const unknown = { key: imageKey('admin', { tag: 'docker.io/library/redis:7' }), account: 'admin', image: { tag: 'docker.io/library/redis:7' }, workload };
-    for (const [pod, uses] of [['shop/web-1', [known, unknown]], ['shop/web-2', [known]]] as const) {
+    for (const [pod, uses] of [
+      ['shop/web-1', [known, unknown]],
+      ['shop/web-2', [known]],
+    ] as const) {
       c.setPodUses(pod, [...uses] as never);
       c.running.setSource(pod, [...uses] as never);
     }

@@ -73,7 +73,10 @@ describe('ControllerSet', () => {
 
   it('when a dependency is back, then every queue retries its backed-off work', () => {
     const qs = [queue('image'), queue('binding')];
-    const set = new ControllerSet(qs.map((q) => ({ name: q.name, start: () => undefined, queue: q })), silent);
+    const set = new ControllerSet(
+      qs.map((q) => ({ name: q.name, start: () => undefined, queue: q })),
+      silent,
+    );
     expect(set.retryFailedNow()).toBe(2);
     expect(set.queues.map((q) => q.name)).toEqual(['image', 'binding']);
   });

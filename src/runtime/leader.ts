@@ -203,11 +203,7 @@ export class LeaderElector {
       const current = await o.lock.get(o.renewDeadlineMs);
       if (current === undefined || current.record.holderIdentity !== o.identity) return;
       const now = formatMicroTime(new Date(o.clock.now()));
-      await o.lock.update(
-        { holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions: current.record.leaseTransitions },
-        current.version,
-        o.renewDeadlineMs,
-      );
+      await o.lock.update({ holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions: current.record.leaseTransitions }, current.version, o.renewDeadlineMs);
       o.log.info({ lease: o.lock.describe() }, 'released the lease');
     } catch (err) {
       o.log.warn({ lease: o.lock.describe(), err: errorMessage(err) }, 'could not release the lease; a standby takes over when it expires');

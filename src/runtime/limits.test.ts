@@ -60,12 +60,7 @@ describe('TokenBucket', () => {
     const clock = { now: () => Date.now(), setTimeout: (f: () => void, ms: number) => setTimeout(f, ms), clearTimeout: () => undefined };
     const b = new TokenBucket(10, 1, clock);
     const order: string[] = [];
-    const all = Promise.all([
-      b.take().then(() => order.push('n0')),
-      b.take().then(() => order.push('n1')),
-      b.take().then(() => order.push('n2')),
-      b.take('high').then(() => order.push('h1')),
-    ]);
+    const all = Promise.all([b.take().then(() => order.push('n0')), b.take().then(() => order.push('n1')), b.take().then(() => order.push('n2')), b.take('high').then(() => order.push('h1'))]);
     await jest.advanceTimersByTimeAsync(1000);
     await all;
     expect(order).toEqual(['n0', 'h1', 'n1', 'n2']);
@@ -102,7 +97,13 @@ describe('TokenBucket', () => {
     for (let i = 0; i < 3; i++) void b.take('high').then(() => order.push([`h${i}`, Date.now()]));
     void b.take('high').then(() => order.push(['h3', Date.now()])); // no token left: 100 ms
     await jest.advanceTimersByTimeAsync(1000);
-    expect(order.slice(0, 5)).toEqual([['n0', 0], ['h0', 0], ['h1', 0], ['h2', 0], ['h3', 100]]);
+    expect(order.slice(0, 5)).toEqual([
+      ['n0', 0],
+      ['h0', 0],
+      ['h1', 0],
+      ['h2', 0],
+      ['h3', 100],
+    ]);
     expect(order[5]?.[0]).toBe('n1');
   });
 });

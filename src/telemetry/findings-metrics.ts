@@ -82,11 +82,16 @@ export function registerFindingsMetrics(src: FindingsSources): void {
     }
   });
   if (src.cveSeries) {
-    metrics.findingsGauge(METRIC.vulnerabilityInfo, 'One series per filtered CVE in a running image (opt-in: METRICS_CVE_SERIES)', ['image', 'digest', 'vuln_id', 'severity', 'package', 'fix'], function* () {
-      for (const { img, v } of running()) {
-        for (const c of v.cves ?? []) yield [{ image: img.image.tag, digest: img.image.digest ?? '', vuln_id: c.id, severity: c.severity, package: c.package, fix: c.fix ?? '' }, 1];
-      }
-    });
+    metrics.findingsGauge(
+      METRIC.vulnerabilityInfo,
+      'One series per filtered CVE in a running image (opt-in: METRICS_CVE_SERIES)',
+      ['image', 'digest', 'vuln_id', 'severity', 'package', 'fix'],
+      function* () {
+        for (const { img, v } of running()) {
+          for (const c of v.cves ?? []) yield [{ image: img.image.tag, digest: img.image.digest ?? '', vuln_id: c.id, severity: c.severity, package: c.package, fix: c.fix ?? '' }, 1];
+        }
+      },
+    );
   }
 
   const allBindings = function* () {
@@ -98,7 +103,13 @@ export function registerFindingsMetrics(src: FindingsSources): void {
     for (const b of allBindings()) {
       const s = b.status.summary;
       if (!s) continue;
-      for (const [result, n] of [['pass', s.passed], ['fail', s.failed], ['warn', s.warned], ['pending', s.pending], ['error', s.errors]] as const) {
+      for (const [result, n] of [
+        ['pass', s.passed],
+        ['fail', s.failed],
+        ['warn', s.warned],
+        ['pending', s.pending],
+        ['error', s.errors],
+      ] as const) {
         yield [{ ...labelsOf(b), result }, n];
       }
     }
@@ -116,13 +127,18 @@ export function registerFindingsMetrics(src: FindingsSources): void {
       if (c && c.status !== 'Unknown') yield [labelsOf(b), c.status === 'True' ? 1 : 0];
     }
   });
-  metrics.findingsGauge(METRIC.workloadPolicyFailures, 'Images of a workload that fail the policy of a binding', ['binding_kind', 'binding_namespace', 'binding', 'namespace', 'kind', 'workload'], function* () {
-    for (const b of allBindings()) {
-      for (const { workload, failed } of bindings.failuresByWorkload.get(b.key)?.values() ?? []) {
-        yield [{ binding_kind: b.kind, binding_namespace: b.namespace ?? '', binding: b.name, namespace: workload.namespace, kind: workload.kind, workload: workload.name }, failed];
+  metrics.findingsGauge(
+    METRIC.workloadPolicyFailures,
+    'Images of a workload that fail the policy of a binding',
+    ['binding_kind', 'binding_namespace', 'binding', 'namespace', 'kind', 'workload'],
+    function* () {
+      for (const b of allBindings()) {
+        for (const { workload, failed } of bindings.failuresByWorkload.get(b.key)?.values() ?? []) {
+          yield [{ binding_kind: b.kind, binding_namespace: b.namespace ?? '', binding: b.name, namespace: workload.namespace, kind: workload.kind, workload: workload.name }, failed];
+        }
       }
-    }
-  });
+    },
+  );
   metrics.findingsGauge(METRIC.bindingLastEvaluation, 'Unix time of the last complete evaluation of each binding by this process', ['kind', 'namespace', 'binding'], function* () {
     for (const b of allBindings()) {
       const t = bindings.lastEvaluated.get(b.key);

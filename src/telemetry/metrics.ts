@@ -96,25 +96,76 @@ export class OperatorMetrics {
     this.reconcileDuration = new Histogram({ name: METRIC.reconcileDuration, help: 'Reconcile duration', labelNames: ['controller'], buckets: DURATION_BUCKETS, registers: r });
     this.queueRetries = new Counter({ name: METRIC.queueRetries, help: 'Keys requeued after a failure', labelNames: ['queue'], registers: r });
     this.queueWait = new Histogram({ name: METRIC.queueWait, help: 'Time a key waited in the queue before a worker took it', labelNames: ['queue'], buckets: DURATION_BUCKETS, registers: r });
-    this.anchoreRequests = new Counter({ name: METRIC.anchoreRequests, help: 'Anchore HTTP requests by operation, status code (0 = no response) and, for failed ones, error kind', labelNames: ['operation', 'code', 'error'], registers: r });
+    this.anchoreRequests = new Counter({
+      name: METRIC.anchoreRequests,
+      help: 'Anchore HTTP requests by operation, status code (0 = no response) and, for failed ones, error kind',
+      labelNames: ['operation', 'code', 'error'],
+      registers: r,
+    });
     this.anchoreRequestDuration = new Histogram({ name: METRIC.anchoreRequestDuration, help: 'Anchore HTTP request duration', labelNames: ['operation'], buckets: DURATION_BUCKETS, registers: r });
     this.watchRestarts = new Counter({ name: METRIC.watchRestarts, help: 'Watch restarts by resource and reason', labelNames: ['resource', 'reason'], registers: r });
     this.watchLastEvent = new Gauge({ name: METRIC.watchLastEvent, help: 'Unix time of the last watch event per resource', labelNames: ['resource'], registers: r });
-    this.kubeEvents = new Counter({ name: METRIC.kubeEvents, help: 'Kubernetes Events by outcome: sent, rejected (the apiserver refused it), failed, dropped (too many waiting), suppressed (repeat)', labelNames: ['result'], registers: r });
+    this.kubeEvents = new Counter({
+      name: METRIC.kubeEvents,
+      help: 'Kubernetes Events by outcome: sent, rejected (the apiserver refused it), failed, dropped (too many waiting), suppressed (repeat)',
+      labelNames: ['result'],
+      registers: r,
+    });
     this.imagesRegistered = new Counter({ name: METRIC.imagesRegistered, help: 'Images added to Anchore (POST /v2/images) by account', labelNames: ['account'], registers: r });
     this.registrationLatency = new Histogram({ name: METRIC.registrationLatency, help: 'From first seeing an image running to Anchore accepting it', buckets: DURATION_BUCKETS, registers: r });
     this.imagesSkipped = new Counter({ name: METRIC.imagesSkipped, help: 'Container images not registered, by reason (invalid, excluded, dropped, pulling)', labelNames: ['reason'], registers: r });
     this.inventoryReports = new Counter({ name: METRIC.inventoryReports, help: 'Runtime inventory reports by account and result', labelNames: ['account', 'result'], registers: r });
     this.inventoryLastSuccess = new Gauge({ name: METRIC.inventoryLastSuccess, help: 'Unix time of the last inventory report Anchore accepted', labelNames: ['account'], registers: r });
-    this.inventoryBatchFailures = new Counter({ name: METRIC.inventoryBatchFailures, help: 'Inventory batches Anchore did not accept in the account they belong to, by reason (account_missing: sent to the default account instead; error: not delivered)', labelNames: ['account', 'reason'], registers: r });
+    this.inventoryBatchFailures = new Counter({
+      name: METRIC.inventoryBatchFailures,
+      help: 'Inventory batches Anchore did not accept in the account they belong to, by reason (account_missing: sent to the default account instead; error: not delivered)',
+      labelNames: ['account', 'reason'],
+      registers: r,
+    });
     this.inventoryDuration = new Histogram({ name: METRIC.inventoryDuration, help: 'Time to build and send one account inventory', buckets: DURATION_BUCKETS, registers: r });
-    this.seriesDropped = new Counter({ name: METRIC.seriesDropped, help: 'Findings series not exported because the series budget (METRICS_MAX_SERIES) was reached, by metric', labelNames: ['metric'], registers: r });
-    this.admissionRequests = new Counter({ name: METRIC.admissionRequests, help: 'Admission reviews answered, by object kind and verdict (allowed, warned, denied, exempt, breakglass, error)', labelNames: ['kind', 'verdict'], registers: r });
-    this.admissionDuration = new Histogram({ name: METRIC.admissionDuration, help: 'Time to answer an admission review, by how its images were judged (hit: all from cache, miss: Anchore was asked, none: nothing to judge)', labelNames: ['lookup'], buckets: ADMISSION_BUCKETS, registers: r });
-    this.admissionLookups = new Counter({ name: METRIC.admissionLookups, help: 'Image verdicts admission needed, by where they came from: hit (evaluation cache or binding status, no Anchore call) or miss (one Anchore call)', labelNames: ['result'], registers: r });
-    this.admissionViolations = new Counter({ name: METRIC.admissionViolations, help: 'Images failing a binding at admission, by the binding enforcement (audit, warn, deny)', labelNames: ['enforcement'], registers: r });
-    this.admissionUnjudged = new Counter({ name: METRIC.admissionUnjudged, help: 'Images admission could not judge, by the binding failurePolicy and why (not_in_anchore, not_analyzed, anchore_unavailable, deadline)', labelNames: ['failure_policy', 'reason'], registers: r });
-    this.admissionBreakglass = new Counter({ name: METRIC.admissionBreakglass, help: 'Admission requests let through by the anchore.io/admission-breakglass annotation, by namespace', labelNames: ['namespace'], registers: r });
+    this.seriesDropped = new Counter({
+      name: METRIC.seriesDropped,
+      help: 'Findings series not exported because the series budget (METRICS_MAX_SERIES) was reached, by metric',
+      labelNames: ['metric'],
+      registers: r,
+    });
+    this.admissionRequests = new Counter({
+      name: METRIC.admissionRequests,
+      help: 'Admission reviews answered, by object kind and verdict (allowed, warned, denied, exempt, breakglass, error)',
+      labelNames: ['kind', 'verdict'],
+      registers: r,
+    });
+    this.admissionDuration = new Histogram({
+      name: METRIC.admissionDuration,
+      help: 'Time to answer an admission review, by how its images were judged (hit: all from cache, miss: Anchore was asked, none: nothing to judge)',
+      labelNames: ['lookup'],
+      buckets: ADMISSION_BUCKETS,
+      registers: r,
+    });
+    this.admissionLookups = new Counter({
+      name: METRIC.admissionLookups,
+      help: 'Image verdicts admission needed, by where they came from: hit (evaluation cache or binding status, no Anchore call) or miss (one Anchore call)',
+      labelNames: ['result'],
+      registers: r,
+    });
+    this.admissionViolations = new Counter({
+      name: METRIC.admissionViolations,
+      help: 'Images failing a binding at admission, by the binding enforcement (audit, warn, deny)',
+      labelNames: ['enforcement'],
+      registers: r,
+    });
+    this.admissionUnjudged = new Counter({
+      name: METRIC.admissionUnjudged,
+      help: 'Images admission could not judge, by the binding failurePolicy and why (not_in_anchore, not_analyzed, anchore_unavailable, deadline)',
+      labelNames: ['failure_policy', 'reason'],
+      registers: r,
+    });
+    this.admissionBreakglass = new Counter({
+      name: METRIC.admissionBreakglass,
+      help: 'Admission requests let through by the anchore.io/admission-breakglass annotation, by namespace',
+      labelNames: ['namespace'],
+      registers: r,
+    });
     this.budget = new SeriesBudget(opts.maxSeries ?? 10_000, this.seriesDropped);
     // Registered before any findings gauge, so its collect() runs first in every scrape and resets the budget.
     const budget = this.budget;

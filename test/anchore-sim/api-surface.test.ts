@@ -6,9 +6,21 @@ import type { AnchoreSimulator } from './index.ts';
 import { call, digestOf } from './test-client.ts';
 
 const REQUIRED_OPERATION_IDS = [
-  'ping', 'version_check', 'add_image', 'list_images', 'get_image', 'get_image_vulnerability_types',
-  'get_image_vulnerabilities_by_digest', 'get_image_policy_check_by_digest', 'list_policies', 'get_policy',
-  'post_kubernetes_inventory', 'list_inventories', 'register_integration', 'handle_health_report', 'get_oauth_token',
+  'ping',
+  'version_check',
+  'add_image',
+  'list_images',
+  'get_image',
+  'get_image_vulnerability_types',
+  'get_image_vulnerabilities_by_digest',
+  'get_image_policy_check_by_digest',
+  'list_policies',
+  'get_policy',
+  'post_kubernetes_inventory',
+  'list_inventories',
+  'register_integration',
+  'handle_health_report',
+  'get_oauth_token',
 ];
 
 function operationIds(doc: any): Map<string, string> {

@@ -10,7 +10,13 @@ beforeAll(async () => {
     config: {
       accounts: [
         { name: 'admin', users: [{ username: 'admin', password: 'foobar' }], api_keys: [{ name: 'ci', value: 'ak-admin-secret' }] },
-        { name: 'team-a', users: [{ username: 'team-a-user', password: 'team-a-pass' }, { username: 'team-a-other', password: 'x' }] },
+        {
+          name: 'team-a',
+          users: [
+            { username: 'team-a-user', password: 'team-a-pass' },
+            { username: 'team-a-other', password: 'x' },
+          ],
+        },
         { name: 'team-b', users: [{ username: 'team-b-user', password: 'team-b-pass' }] },
       ],
       token_ttl_seconds: 60,

@@ -85,7 +85,10 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     process.stdout.write(`anchore-sim: ${signal} received, stopping\n`);
-    sim.stop().then(() => process.exit(0), () => process.exit(0));
+    sim.stop().then(
+      () => process.exit(0),
+      () => process.exit(0),
+    );
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));

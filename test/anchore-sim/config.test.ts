@@ -37,7 +37,14 @@ describe('configuration', () => {
     expect(() => resolveConfig({ analysis: { fail_rate: 2 } })).toThrow(/analysis\.fail_rate/);
     expect(() => resolveConfig({ error_shape: 'json' as never })).toThrow(/error_shape/);
     expect(() => resolveConfig({ policies: { ghost: [] } })).toThrow(/unknown account "ghost"/);
-    expect(() => resolveConfig({ accounts: [{ name: 'a', users: [{ username: 'x', password: 'p' }] }, { name: 'b', users: [{ username: 'x', password: 'q' }] }] })).toThrow(/duplicate username/);
+    expect(() =>
+      resolveConfig({
+        accounts: [
+          { name: 'a', users: [{ username: 'x', password: 'p' }] },
+          { name: 'b', users: [{ username: 'x', password: 'q' }] },
+        ],
+      }),
+    ).toThrow(/duplicate username/);
   });
 
   it('when the example YAML file is loaded, then it validates and matches the defaults', () => {

@@ -155,9 +155,7 @@ export function resolveConfig(input: SimConfigInput = {}): SimConfig {
 
   const accounts = parseAccounts(pick('accounts'));
   // The default policies name the default accounts; with custom accounts, keep only those that still exist.
-  const policiesIn = raw.policies === undefined
-    ? Object.fromEntries(Object.entries(d.policies).filter(([a]) => accounts.some((x) => x.name === a)))
-    : raw.policies;
+  const policiesIn = raw.policies === undefined ? Object.fromEntries(Object.entries(d.policies).filter(([a]) => accounts.some((x) => x.name === a))) : raw.policies;
 
   const analysisIn = raw.analysis === undefined ? {} : raw.analysis;
   if (!isObject(analysisIn)) fail('analysis must be a mapping');

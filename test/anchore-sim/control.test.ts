@@ -61,7 +61,11 @@ describe('control endpoints (/_sim)', () => {
     await call(sim.url, 'POST', '/v2/images', { json: digestSource('nginx', digestOf('a'), 'nginx:1') });
     await call(sim.url, 'POST', '/v2/kubernetes-inventory', { json: { cluster_name: 'prod', timestamp: '2024-01-01T00:00:00Z', namespaces: [{ uid: uidOf('n'), name: 'web' }] } });
     const state = (await ctl('GET', '/_sim/state')).body;
-    expect(state.accounts.admin).toMatchObject({ images: [expect.objectContaining({ image_digest: digestOf('a') })], inventories: 1, last_inventory: { cluster_name: 'prod', namespaces: 1, pods: 0, containers: 0 } });
+    expect(state.accounts.admin).toMatchObject({
+      images: [expect.objectContaining({ image_digest: digestOf('a') })],
+      inventories: 1,
+      last_inventory: { cluster_name: 'prod', namespaces: 1, pods: 0, containers: 0 },
+    });
     expect(state.accounts['team-a']).toEqual({ images: [], inventories: 0, last_inventory: null });
     expect(state.integrations).toEqual([]);
   });

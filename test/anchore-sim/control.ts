@@ -25,7 +25,10 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 /** Handles a /_sim request. */
 export function handleControl(sim: AnchoreSimulator, core: SimulatorCore, method: string, path: string, query: Record<string, string>, raw: Buffer): Reply {
-  const parts = path.split('/').slice(2).map((p) => decodeURIComponent(p));
+  const parts = path
+    .split('/')
+    .slice(2)
+    .map((p) => decodeURIComponent(p));
   const [head, second, third] = parts;
   const body = parseJson(raw);
   if (!body.ok) return fail(400, 'request body is not valid JSON');
@@ -80,14 +83,17 @@ export function handleControl(sim: AnchoreSimulator, core: SimulatorCore, method
       accounts[name] = {
         images: sim.images(name),
         inventories: reports.length,
-        last_inventory: last === undefined ? null : {
-          received_at: new Date(last.receivedAt).toISOString(),
-          cluster_name: last.body.cluster_name,
-          timestamp: last.body.timestamp,
-          namespaces: last.body.namespaces?.length ?? 0,
-          pods: last.body.pods?.length ?? 0,
-          containers: last.body.containers?.length ?? 0,
-        },
+        last_inventory:
+          last === undefined
+            ? null
+            : {
+                received_at: new Date(last.receivedAt).toISOString(),
+                cluster_name: last.body.cluster_name,
+                timestamp: last.body.timestamp,
+                namespaces: last.body.namespaces?.length ?? 0,
+                pods: last.body.pods?.length ?? 0,
+                containers: last.body.containers?.length ?? 0,
+              },
       };
     }
     return { status: 200, json: { accounts, integrations: sim.integrations() } };

@@ -107,7 +107,11 @@ export class SimulatorCore {
   /** Replaces (or, with undefined, removes) the vulnerabilities reported for a digest, in every account. */
   setVulnerabilities(digest: string, vulns: VulnerabilityInput[] | undefined): void {
     if (vulns === undefined) this.vulnOverrides.delete(digest.toLowerCase());
-    else this.vulnOverrides.set(digest.toLowerCase(), vulns.map((v) => ({ ...v })));
+    else
+      this.vulnOverrides.set(
+        digest.toLowerCase(),
+        vulns.map((v) => ({ ...v })),
+      );
   }
 
   private analyzedImage(account: string, digest: string): AnchoreImageRecord {
@@ -120,9 +124,7 @@ export class SimulatorCore {
   private vulnerabilityList(rec: AnchoreImageRecord): VulnerabilityItem[] {
     const detectedAt = rec.analysis_status_detail.findLast((d) => d.to_status === 'analyzed')?.timestamp ?? rec.created_at;
     const override = this.vulnOverrides.get(rec.image_digest);
-    return override === undefined
-      ? generateVulnerabilities(this.config.seed, rec.image_digest, detectedAt)
-      : vulnerabilitiesFromInputs(this.config.seed, rec.image_digest, override, detectedAt);
+    return override === undefined ? generateVulnerabilities(this.config.seed, rec.image_digest, detectedAt) : vulnerabilitiesFromInputs(this.config.seed, rec.image_digest, override, detectedAt);
   }
 
   /** Current values of the Reports API metrics for an account (vulnerabilities by severity across analysed tags). */
@@ -174,9 +176,7 @@ export class SimulatorCore {
     const interactive = boolParam(query, 'interactive', false);
     const rec = this.analyzedImage(account, digest);
     const requested = query.policy_id;
-    const policy = requested !== undefined && requested !== ''
-      ? this.policies.find(account, requested)
-      : this.policies.active(account);
+    const policy = requested !== undefined && requested !== '' ? this.policies.find(account, requested) : this.policies.active(account);
     if (policy === undefined) {
       throw requested !== undefined && requested !== ''
         ? new ApiError(404, `Policy not found: ${requested}`, { policy_id: requested })

@@ -84,5 +84,4 @@ export function problemBody(status: number, title: string, detail: string): Reco
 }
 
 /** The framework's 404 text for an unknown URL. */
-export const NOT_FOUND_DETAIL =
-  'The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again.';
+export const NOT_FOUND_DETAIL = 'The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again.';

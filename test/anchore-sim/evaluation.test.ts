@@ -163,7 +163,7 @@ describe('policy check', () => {
     await addAnalyzed(sim, digestOf('a'));
     const url = `/v2/images/${digestOf('a')}/check?tag=nginx:1`;
     const before = (await call(sim.url, 'GET', url)).body.evaluations[0].final_action;
-    const forced = before === 'stop' ? { status: 'pass', final_action: 'go', findings: 0 } as const : { status: 'fail', final_action: 'stop', findings: 4 } as const;
+    const forced = before === 'stop' ? ({ status: 'pass', final_action: 'go', findings: 0 } as const) : ({ status: 'fail', final_action: 'stop', findings: 4 } as const);
     sim.setVerdict(digestOf('a'), forced);
     const after = (await call(sim.url, 'GET', url)).body.evaluations[0];
     expect([after.status, after.final_action, after.number_of_findings]).toEqual([forced.status, forced.final_action, forced.findings]);
@@ -218,7 +218,7 @@ describe('policy check', () => {
       expect((await call(stored.url, 'GET', base)).status).toBe(404);
       const first = await call(stored.url, 'GET', `${base}&interactive=true`);
       expect(first.status).toBe(200);
-      const forced = first.body.evaluations[0].final_action === 'stop' ? { status: 'pass', final_action: 'go' } as const : { status: 'fail', final_action: 'stop' } as const;
+      const forced = first.body.evaluations[0].final_action === 'stop' ? ({ status: 'pass', final_action: 'go' } as const) : ({ status: 'fail', final_action: 'stop' } as const);
       stored.setVerdict(digestOf('a'), forced);
       const cached = (await call(stored.url, 'GET', base)).body.evaluations[0];
       expect(cached).toEqual(first.body.evaluations[0]);
@@ -245,7 +245,10 @@ describe('policies', () => {
   it('when listing policies, then a bare array of PolicyRecords with exactly one active is returned', async () => {
     const res = await call(sim.url, 'GET', '/v2/policies');
     expect(Array.isArray(res.body)).toBe(true);
-    expect(res.body.map((p: any) => [p.policy_id, p.active, p.account_name])).toEqual([[DEFAULT_POLICY_ID, true, 'admin'], ['strict', false, 'admin']]);
+    expect(res.body.map((p: any) => [p.policy_id, p.active, p.account_name])).toEqual([
+      [DEFAULT_POLICY_ID, true, 'admin'],
+      ['strict', false, 'admin'],
+    ]);
   });
 
   it('when getting a policy, then its record (with the document) or 404 is returned', async () => {

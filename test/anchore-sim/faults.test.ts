@@ -139,7 +139,10 @@ describe('fault injection', () => {
   });
 
   it('when a body rule matches, then that literal body is served (JSON for values, as-is for strings) and nothing is created', async () => {
-    sim.setFaults([{ method: 'POST', path: '/v2/images', body: { image_digest: digestOf('a') }, count: 1 }, { path: '/v2/policies', body: 'plain words', contentType: 'text/plain', status: 202 }]);
+    sim.setFaults([
+      { method: 'POST', path: '/v2/images', body: { image_digest: digestOf('a') }, count: 1 },
+      { path: '/v2/policies', body: 'plain words', contentType: 'text/plain', status: 202 },
+    ]);
     const add = await call(sim.url, 'POST', '/v2/images', { json: tagSource('nginx:1') });
     expect(add.status).toBe(200);
     expect(add.headers['content-type']).toBe('application/json');

@@ -101,8 +101,21 @@ function terminalAction(rule: FaultRule): FaultDecision['action'] | undefined {
 }
 
 const RULE_KEYS = new Set([
-  'method', 'path', 'latencyMs', 'errorRate', 'status', 'retryAfterSeconds', 'outage', 'reset', 'htmlLogin', 'truncatedJson',
-  'body', 'contentType', 'hugeBodyBytes', 'wrongTypes', 'count',
+  'method',
+  'path',
+  'latencyMs',
+  'errorRate',
+  'status',
+  'retryAfterSeconds',
+  'outage',
+  'reset',
+  'htmlLogin',
+  'truncatedJson',
+  'body',
+  'contentType',
+  'hugeBodyBytes',
+  'wrongTypes',
+  'count',
 ]);
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -41,16 +41,38 @@ interface CvssScores {
 }
 
 const OS_PACKAGES: Array<[string, string]> = [
-  ['openssl', 'dpkg'], ['libc6', 'dpkg'], ['zlib1g', 'dpkg'], ['curl', 'dpkg'], ['libssl3', 'dpkg'],
-  ['busybox', 'apk'], ['ncurses-libs', 'apk'], ['bash', 'dpkg'], ['tar', 'dpkg'], ['glibc', 'rpm'],
+  ['openssl', 'dpkg'],
+  ['libc6', 'dpkg'],
+  ['zlib1g', 'dpkg'],
+  ['curl', 'dpkg'],
+  ['libssl3', 'dpkg'],
+  ['busybox', 'apk'],
+  ['ncurses-libs', 'apk'],
+  ['bash', 'dpkg'],
+  ['tar', 'dpkg'],
+  ['glibc', 'rpm'],
 ];
 const NON_OS_PACKAGES: Array<[string, string]> = [
-  ['lodash', 'npm'], ['express', 'npm'], ['minimist', 'npm'], ['requests', 'python'], ['urllib3', 'python'],
-  ['log4j-core', 'java-archive'], ['jackson-databind', 'java-archive'], ['golang.org/x/net', 'go-module'],
-  ['rack', 'gem'], ['axios', 'npm'],
+  ['lodash', 'npm'],
+  ['express', 'npm'],
+  ['minimist', 'npm'],
+  ['requests', 'python'],
+  ['urllib3', 'python'],
+  ['log4j-core', 'java-archive'],
+  ['jackson-databind', 'java-archive'],
+  ['golang.org/x/net', 'go-module'],
+  ['rack', 'gem'],
+  ['axios', 'npm'],
 ];
 const OS_TYPES = new Set(['dpkg', 'apk', 'rpm', 'os']);
-const SEVERITY_WEIGHTS: Array<[string, number]> = [['Unknown', 0.05], ['Negligible', 0.15], ['Low', 0.4], ['Medium', 0.7], ['High', 0.9], ['Critical', 1]];
+const SEVERITY_WEIGHTS: Array<[string, number]> = [
+  ['Unknown', 0.05],
+  ['Negligible', 0.15],
+  ['Low', 0.4],
+  ['Medium', 0.7],
+  ['High', 0.9],
+  ['Critical', 1],
+];
 const BASE_SCORES: Record<string, number> = { Unknown: 0, Negligible: 1.9, Low: 3.1, Medium: 5.5, High: 7.5, Critical: 9.8 };
 
 /** True when a package type counts as an OS package (vuln_type `os`). */
@@ -65,13 +87,20 @@ function scores(severity: string, r: () => number): CvssScores {
 
 function purlType(packageType: string): string {
   switch (packageType) {
-    case 'dpkg': return 'deb/debian';
-    case 'apk': return 'apk/alpine';
-    case 'rpm': return 'rpm/redhat';
-    case 'python': return 'pypi';
-    case 'java-archive': return 'maven';
-    case 'go-module': return 'golang';
-    default: return packageType;
+    case 'dpkg':
+      return 'deb/debian';
+    case 'apk':
+      return 'apk/alpine';
+    case 'rpm':
+      return 'rpm/redhat';
+    case 'python':
+      return 'pypi';
+    case 'java-archive':
+      return 'maven';
+    case 'go-module':
+      return 'golang';
+    default:
+      return packageType;
   }
 }
 
@@ -138,7 +167,11 @@ export function generateVulnerabilities(seed: number, digest: string, detectedAt
     const hasFix = r() < 0.55;
     const wontFix = !hasFix && r() < 0.3;
     const input: VulnerabilityInput & { package_version: string } = {
-      vuln: id, severity, package: pkg, package_type: packageType, will_not_fix: wontFix,
+      vuln: id,
+      severity,
+      package: pkg,
+      package_type: packageType,
+      will_not_fix: wontFix,
       package_version: `${major}.${minor}.${patch}`,
     };
     if (hasFix) input.fix = `${major}.${minor}.${patch + 1 + Math.floor(r() * 3)}`;

@@ -133,11 +133,15 @@ describe('analysis', () => {
     const started = Date.now();
     expect((await add(digestSource('nginx', d, 'nginx:1'))).body.analysis_status).toBe('not_analyzed');
     const seen = new Set<string>();
-    await waitFor(async () => {
-      const s = await statusOf(d);
-      seen.add(s);
-      return s === 'analyzed' ? s : undefined;
-    }, 2000, 5);
+    await waitFor(
+      async () => {
+        const s = await statusOf(d);
+        seen.add(s);
+        return s === 'analyzed' ? s : undefined;
+      },
+      2000,
+      5,
+    );
     expect(Date.now() - started).toBeGreaterThanOrEqual(QUEUED_MS + ANALYZING_MS);
     expect(seen.has('analyzing')).toBe(true);
     const rec = (await call(sim.url, 'GET', `/v2/images/${d}`)).body;

@@ -32,7 +32,12 @@ export interface ImageListFilter {
 /** Error message of the engine when a dockerfile is sent for an existing image without force. */
 export const DOCKERFILE_WITHOUT_FORCE = 'Cannot specify dockerfile for an image that already exists unless using force=True';
 
-const DISTROS: ReadonlyArray<readonly [string, string]> = [['debian', '12'], ['alpine', '3.19'], ['ubuntu', '22.04'], ['rhel', '9']];
+const DISTROS: ReadonlyArray<readonly [string, string]> = [
+  ['debian', '12'],
+  ['alpine', '3.19'],
+  ['ubuntu', '22.04'],
+  ['rhel', '9'],
+];
 const ANALYSIS_STATUSES = new Set<string>(['not_analyzed', 'analyzing', 'analyzed', 'analysis_failed']);
 const RFC3339_RE = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
 
@@ -251,9 +256,15 @@ export class ImageStore {
       if (ref.digest !== undefined) throw bad('A tag source pull_string must not contain a digest; use a digest source');
       const fullTag = fullTagOf(ref);
       return {
-        fullTag, registry: ref.registry, repo: ref.repo, tag: ref.tag ?? 'latest',
+        fullTag,
+        registry: ref.registry,
+        repo: ref.repo,
+        tag: ref.tag ?? 'latest',
         requestedDigest: `sha256:${sha256Hex(`${this.config.seed}\u0000${fullTag}`)}`,
-        sourceKind: 'tag', dockerfile, tagDetectedAt: undefined, annotations,
+        sourceKind: 'tag',
+        dockerfile,
+        tagDetectedAt: undefined,
+        annotations,
       };
     }
 
@@ -268,8 +279,15 @@ export class ImageStore {
       tagDetectedAt = Date.parse(src.creation_timestamp_override);
     }
     return {
-      fullTag: fullTagOf(tagRef), registry: tagRef.registry, repo: tagRef.repo, tag: tagRef.tag ?? 'latest',
-      requestedDigest: ref.digest, sourceKind: 'digest', dockerfile, tagDetectedAt, annotations,
+      fullTag: fullTagOf(tagRef),
+      registry: tagRef.registry,
+      repo: tagRef.repo,
+      tag: tagRef.tag ?? 'latest',
+      requestedDigest: ref.digest,
+      sourceKind: 'digest',
+      dockerfile,
+      tagDetectedAt,
+      annotations,
     };
   }
 

@@ -114,15 +114,33 @@ describe('GET /v2/inventories', () => {
     await postInventory(report('prod', { web: [['docker.io/nginx:1.25', digestOf('a')]], db: [['docker.io/postgres:16', digestOf('b')]] }));
     const res = await call(sim.url, 'GET', '/v2/inventories');
     expect(res.status).toBe(200);
-    expect(res.body.items).toEqual(expect.arrayContaining([
-      { inventory_type: 'kubernetes', context: 'prod/web', image_tag: 'docker.io/nginx:1.25', image_digest: digestOf('a'), created_at: expect.any(String), last_updated: expect.any(String), last_seen: '2024-05-01T10:00:00Z' },
-      expect.objectContaining({ context: 'prod/db', image_digest: digestOf('b') }),
-    ]));
+    expect(res.body.items).toEqual(
+      expect.arrayContaining([
+        {
+          inventory_type: 'kubernetes',
+          context: 'prod/web',
+          image_tag: 'docker.io/nginx:1.25',
+          image_digest: digestOf('a'),
+          created_at: expect.any(String),
+          last_updated: expect.any(String),
+          last_seen: '2024-05-01T10:00:00Z',
+        },
+        expect.objectContaining({ context: 'prod/db', image_digest: digestOf('b') }),
+      ]),
+    );
     expect(res.body.items).toHaveLength(2);
   });
 
   it('when filtering by image_digest or context, then only matching items are listed', async () => {
-    await postInventory(report('prod', { web: [['nginx:1', digestOf('a')], ['redis:7', digestOf('b')]], db: [['nginx:1', digestOf('a')]] }));
+    await postInventory(
+      report('prod', {
+        web: [
+          ['nginx:1', digestOf('a')],
+          ['redis:7', digestOf('b')],
+        ],
+        db: [['nginx:1', digestOf('a')]],
+      }),
+    );
     const byDigest = await call(sim.url, 'GET', `/v2/inventories?image_digest=${digestOf('a')}`);
     expect(byDigest.body.items.map((i: any) => i.context).sort()).toEqual(['prod/db', 'prod/web']);
     const byContext = await call(sim.url, 'GET', '/v2/inventories?context=prod/db');
@@ -158,7 +176,15 @@ describe('GET /v2/inventories', () => {
 });
 
 describe('integrations', () => {
-  const registration = { registration_id: 'deploy-uid', registration_instance_id: 'pod-1', type: INTEGRATION_TYPE, username: 'admin', health_report_interval: 60, name: 'anchore-operator', version: '0.1.0' };
+  const registration = {
+    registration_id: 'deploy-uid',
+    registration_instance_id: 'pod-1',
+    type: INTEGRATION_TYPE,
+    username: 'admin',
+    health_report_interval: 60,
+    name: 'anchore-operator',
+    version: '0.1.0',
+  };
 
   it('when registering, then 201 with an Integration carrying a uuid; registering again, then 200 with the same uuid', async () => {
     const first = await call(sim.url, 'POST', '/v2/system/integrations/registration', { json: registration });
@@ -181,7 +207,14 @@ describe('integrations', () => {
 
   it('when a health report is sent for a known uuid, then 201 and it is recorded; for an unknown uuid, then 404', async () => {
     const reg = await call(sim.url, 'POST', '/v2/system/integrations/registration', { json: registration });
-    const health = { uuid: uidOf('report-1'), protocol_version: 1, timestamp: '2024-05-01T10:00:00Z', uptime: 12.5, health_report_interval: 60, health_data: { type: INTEGRATION_TYPE, version: 1, errors: [] } };
+    const health = {
+      uuid: uidOf('report-1'),
+      protocol_version: 1,
+      timestamp: '2024-05-01T10:00:00Z',
+      uptime: 12.5,
+      health_report_interval: 60,
+      health_data: { type: INTEGRATION_TYPE, version: 1, errors: [] },
+    };
     const ok = await call(sim.url, 'POST', `/v2/system/integrations/${reg.body.uuid}/health-report`, { json: health });
     expect(ok.status).toBe(201);
     expect(ok.text).toBe('');

@@ -69,7 +69,13 @@ export function buildOpenApi(routes: OpenApiRouteInfo[], config: SimConfig): Rec
     paths,
     components: {
       parameters: {
-        AsAccountParameter: { name: 'x-anchore-account', in: 'header', required: false, description: 'An account name to change the resource scope of the request to that account, if permissions allow (admin only)', schema: { type: 'string' } },
+        AsAccountParameter: {
+          name: 'x-anchore-account',
+          in: 'header',
+          required: false,
+          description: 'An account name to change the resource scope of the request to that account, if permissions allow (admin only)',
+          schema: { type: 'string' },
+        },
       },
     },
   };

@@ -25,11 +25,12 @@ export class PolicyStore {
     this.byAccount.clear();
     for (const a of this.config.accounts) {
       const configured = this.config.policies[a.name];
-      const list = configured === undefined
-        ? [{ policy_id: DEFAULT_POLICY_ID, name: 'Default bundle', active: true }]
-        : configured.map((p) => ({ ...p, active: p.active === true }));
+      const list = configured === undefined ? [{ policy_id: DEFAULT_POLICY_ID, name: 'Default bundle', active: true }] : configured.map((p) => ({ ...p, active: p.active === true }));
       if (list.length > 0 && !list.some((p) => p.active)) list[0]!.active = true;
-      this.byAccount.set(a.name, list.map((policy) => ({ policy, createdAt: this.startedAt })));
+      this.byAccount.set(
+        a.name,
+        list.map((policy) => ({ policy, createdAt: this.startedAt })),
+      );
     }
   }
 
@@ -120,8 +121,26 @@ export function policyDocument(p: SimPolicy, lastUpdatedMs: number): Record<stri
         name: `${p.name} rules`,
         version: '2',
         rules: [
-          { id: `${p.policy_id}-crit`, gate: 'vulnerabilities', trigger: 'package', action: 'STOP', params: [{ name: 'severity', value: 'high' }, { name: 'severity_comparison', value: '>=' }] },
-          { id: `${p.policy_id}-med`, gate: 'vulnerabilities', trigger: 'package', action: 'WARN', params: [{ name: 'severity', value: 'medium' }, { name: 'severity_comparison', value: '=' }] },
+          {
+            id: `${p.policy_id}-crit`,
+            gate: 'vulnerabilities',
+            trigger: 'package',
+            action: 'STOP',
+            params: [
+              { name: 'severity', value: 'high' },
+              { name: 'severity_comparison', value: '>=' },
+            ],
+          },
+          {
+            id: `${p.policy_id}-med`,
+            gate: 'vulnerabilities',
+            trigger: 'package',
+            action: 'WARN',
+            params: [
+              { name: 'severity', value: 'medium' },
+              { name: 'severity_comparison', value: '=' },
+            ],
+          },
         ],
       },
     ],

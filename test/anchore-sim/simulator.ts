@@ -22,7 +22,8 @@ export const MAX_BODY_BYTES = 128 * 1024 * 1024;
 
 const REQUEST_ID_RE = /^[a-z0-9-]{1,64}$/;
 
-const LOGIN_PAGE = '<!DOCTYPE html>\n<html><head><title>Sign in - Corporate Proxy</title></head>\n<body><h1>Sign in</h1>' +
+const LOGIN_PAGE =
+  '<!DOCTYPE html>\n<html><head><title>Sign in - Corporate Proxy</title></head>\n<body><h1>Sign in</h1>' +
   '<form method="post" action="/login"><input name="username"><input name="password" type="password">' +
   '<button type="submit">Sign in</button></form></body></html>\n';
 
@@ -200,7 +201,11 @@ class SimServer {
     const requestIdHeader = headerValue(req.headers['anchore-request-id']);
     const requestId = requestIdHeader !== undefined && REQUEST_ID_RE.test(requestIdHeader) ? requestIdHeader : undefined;
     const record: RecordedRequest = {
-      seq, time, method, path, query,
+      seq,
+      time,
+      method,
+      path,
+      query,
       account: requestedAccount,
       user: this.core.auth.claimedUser(authorization),
       status: 0,
@@ -274,8 +279,12 @@ class SimServer {
         if (contract !== undefined) {
           const form = media === 'application/x-www-form-urlencoded';
           const violations = checkRequest(contract, {
-            params: found.params, query, contentType: media, bodyBytes: raw.length,
-            body: parsed.value, parsed: form || parsed.jsonOk,
+            params: found.params,
+            query,
+            contentType: media,
+            bodyBytes: raw.length,
+            body: parsed.value,
+            parsed: form || parsed.jsonOk,
           });
           if (violations.length > 0) {
             this.core.recordViolation({ direction: 'request', operationId: contract.operationId, method, path, violations });
@@ -285,7 +294,16 @@ class SimServer {
           }
         }
         const ctx: RouteContext = {
-          method, path, params: found.params, query, headers: req.headers, contentType: media, raw, principal, account, now: time,
+          method,
+          path,
+          params: found.params,
+          query,
+          headers: req.headers,
+          contentType: media,
+          raw,
+          principal,
+          account,
+          now: time,
           json: () => {
             if (!parsed.jsonOk) throw new ApiError(400, 'Request body is not valid JSON');
             return parsed.value;

@@ -283,11 +283,15 @@ async function terminate(pid: number, graceMs: number): Promise<void> {
 /** Free loopback ports; all listeners are held open together so the ports are distinct. */
 export async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
-      const s = net.createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => resolve(s));
-    })),
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<net.Server>((resolve, reject) => {
+          const s = net.createServer();
+          s.once('error', reject);
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
   );
   const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
@@ -411,11 +415,7 @@ async function waitFor(ctx: StartContext, component: Component, what: string, ch
     }
     const pid = ctx.pids[component];
     if (pid !== undefined && !pidAlive(pid)) {
-      throw new ClusterError(
-        component,
-        `process ${pid} exited while waiting for ${what} (log: ${path.join(ctx.l.logs, `${component}.log`)})`,
-        logTail(ctx.l.stateDir, component),
-      );
+      throw new ClusterError(component, `process ${pid} exited while waiting for ${what} (log: ${path.join(ctx.l.logs, `${component}.log`)})`, logTail(ctx.l.stateDir, component));
     }
     if (Date.now() > deadline) {
       throw new ClusterError(
@@ -535,9 +535,7 @@ async function nodesSchedulable(conn: KubeConnection, nodes: number): Promise<bo
   const items = (res.body as NodeList).items ?? [];
   // Ready (kwok's node-initialize ran) and untainted (KCM's node lifecycle controller lifted the not-ready taint
   // that TaintNodesByCondition admission puts on new nodes).
-  const ok = items.filter(
-    (n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && (n.spec?.taints ?? []).length === 0,
-  );
+  const ok = items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && (n.spec?.taints ?? []).length === 0);
   return ok.length === nodes;
 }
 
@@ -569,9 +567,7 @@ async function stopPids(stateDir: string, state: ClusterState | undefined): Prom
  * Prints each step with the elapsed time. On failure the started processes are stopped, the state directory (with
  * logs) is kept, and a ClusterError carrying the failing component's log tail is thrown.
  */
-export async function startLocalCluster(
-  opts: { stateDir?: string; nodes?: number; log?: (s: string) => void; startedBy?: string } = {},
-): Promise<ClusterHandle> {
+export async function startLocalCluster(opts: { stateDir?: string; nodes?: number; log?: (s: string) => void; startedBy?: string } = {}): Promise<ClusterHandle> {
   const stateDir = path.resolve(opts.stateDir ?? defaultStateDir());
   const nodes = opts.nodes ?? 3;
   const log = opts.log ?? defaultLog;
@@ -636,10 +632,16 @@ export async function startLocalCluster(
         '--log-level=warn',
       ]);
       step(ctx, `etcd: started pid ${ctx.pids.etcd} on 127.0.0.1:${ports.etcdClient}`);
-      await waitFor(ctx, 'etcd', 'healthy', async () => {
-        const res = await kubeRequest({ server: `http://127.0.0.1:${ports.etcdClient}` }, 'GET', '/health', undefined, { timeoutMs: 1000 });
-        return res.status === 200 && (res.body as { health?: string }).health === 'true';
-      }, 30_000);
+      await waitFor(
+        ctx,
+        'etcd',
+        'healthy',
+        async () => {
+          const res = await kubeRequest({ server: `http://127.0.0.1:${ports.etcdClient}` }, 'GET', '/health', undefined, { timeoutMs: 1000 });
+          return res.status === 200 && (res.body as { health?: string }).health === 'true';
+        },
+        30_000,
+      );
       step(ctx, 'etcd: healthy');
 
       ctx.pids['kube-apiserver'] = launch(l, 'kube-apiserver', bins['KUBE_APISERVER'] ?? '', [

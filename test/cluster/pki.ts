@@ -51,9 +51,23 @@ function sign(dir: string, name: string, subject: string, extensions: string, pk
   openssl(['req', '-new', '-key', key, '-subj', subject, '-out', csr], dir);
   openssl(
     [
-      'x509', '-req', '-in', csr, '-CA', pki.caCert, '-CAkey', pki.caKey,
-      '-set_serial', `0x${crypto.randomBytes(12).toString('hex')}`,
-      '-days', '3650', '-sha256', '-extfile', ext, '-out', path.join(dir, `${name}.crt`),
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      pki.caCert,
+      '-CAkey',
+      pki.caKey,
+      '-set_serial',
+      `0x${crypto.randomBytes(12).toString('hex')}`,
+      '-days',
+      '3650',
+      '-sha256',
+      '-extfile',
+      ext,
+      '-out',
+      path.join(dir, `${name}.crt`),
     ],
     dir,
   );
@@ -83,15 +97,29 @@ export function ensurePki(dir: string): Pki {
     tokenFile: p('tokens.csv'),
     adminToken: '',
   };
-  const complete = [pki.caCert, pki.caKey, pki.servingCert, pki.servingKey, pki.adminCert, pki.adminKey, pki.frontProxyCert, pki.frontProxyKey, pki.saKey, pki.saPub, pki.tokenFile]
-    .every((f) => fs.existsSync(f));
+  const complete = [pki.caCert, pki.caKey, pki.servingCert, pki.servingKey, pki.adminCert, pki.adminKey, pki.frontProxyCert, pki.frontProxyKey, pki.saKey, pki.saPub, pki.tokenFile].every((f) =>
+    fs.existsSync(f),
+  );
   if (!complete) {
     writeKey(pki.caKey);
     openssl(
       [
-        'req', '-x509', '-new', '-key', pki.caKey, '-subj', '/CN=anchore-operator-test-ca', '-days', '3650', '-sha256',
-        '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
-        '-out', pki.caCert,
+        'req',
+        '-x509',
+        '-new',
+        '-key',
+        pki.caKey,
+        '-subj',
+        '/CN=anchore-operator-test-ca',
+        '-days',
+        '3650',
+        '-sha256',
+        '-addext',
+        'basicConstraints=critical,CA:TRUE',
+        '-addext',
+        'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
+        '-out',
+        pki.caCert,
       ],
       dir,
     );
@@ -109,20 +137,8 @@ export function ensurePki(dir: string): Pki {
       ].join('\n'),
       pki,
     );
-    sign(
-      dir,
-      'admin',
-      '/O=system:masters/CN=kubernetes-admin',
-      ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment', 'extendedKeyUsage=clientAuth', ''].join('\n'),
-      pki,
-    );
-    sign(
-      dir,
-      'front-proxy-client',
-      '/CN=front-proxy-client',
-      ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment', 'extendedKeyUsage=clientAuth', ''].join('\n'),
-      pki,
-    );
+    sign(dir, 'admin', '/O=system:masters/CN=kubernetes-admin', ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment', 'extendedKeyUsage=clientAuth', ''].join('\n'), pki);
+    sign(dir, 'front-proxy-client', '/CN=front-proxy-client', ['basicConstraints=CA:FALSE', 'keyUsage=critical,digitalSignature,keyEncipherment', 'extendedKeyUsage=clientAuth', ''].join('\n'), pki);
     const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
     fs.writeFileSync(pki.saKey, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
     fs.writeFileSync(pki.saPub, publicKey.export({ type: 'spki', format: 'pem' }));

@@ -62,11 +62,15 @@ describe('Helm chart, end to end (real cluster)', () => {
     replicas.length = 0;
   };
   const leaderOf = async (set: Replica[], token?: string): Promise<Replica> =>
-    eventually(async () => {
-      const states = await Promise.all(set.map((r) => (r.exited ? Promise.resolve(false) : r.leads(token))));
-      const leaders = set.filter((_, i) => states[i] === true);
-      return leaders.length === 1 ? leaders[0] : undefined;
-    }, 30_000, 250);
+    eventually(
+      async () => {
+        const states = await Promise.all(set.map((r) => (r.exited ? Promise.resolve(false) : r.leads(token))));
+        const leaders = set.filter((_, i) => states[i] === true);
+        return leaders.length === 1 ? leaders[0] : undefined;
+      },
+      30_000,
+      250,
+    );
   const registered = (digest: string): number => sim.requests({ method: 'POST', path: '/v2/images' }).filter((r) => JSON.stringify(r.body).includes(digest)).length;
   const canI = async (args: string[]): Promise<boolean> => {
     const r = await kubectlRaw(['auth', 'can-i', ...args, `--as=system:serviceaccount:${ns}:${sa}`]);
@@ -158,26 +162,39 @@ describe('Helm chart, end to end (real cluster)', () => {
     expect(lease.spec.holderIdentity.startsWith(leader.name)).toBe(true);
     expect(lease.spec.leaseDurationSeconds).toBe(15);
 
-    await apply(deployment(app, 'web', 2, [{ name: 'nginx', image: 'nginx:1.27' }, { name: 'sidecar', image: 'envoyproxy/envoy:v1.31.0' }]));
+    await apply(
+      deployment(app, 'web', 2, [
+        { name: 'nginx', image: 'nginx:1.27' },
+        { name: 'sidecar', image: 'envoyproxy/envoy:v1.31.0' },
+      ]),
+    );
     const pods = await waitForRunningPods(app, 'app=web', 2);
     const nginx = digestOf(pods[0]!.containers.find((c) => c.name === 'nginx')!.imageID)!;
     const envoy = digestOf(pods[0]!.containers.find((c) => c.name === 'sidecar')!.imageID)!;
     sim.setVerdict(nginx, { status: 'pass', final_action: 'go' });
     sim.setVerdict(envoy, { status: 'fail', final_action: 'stop', findings: 3 });
     await apply(JSON.stringify({ apiVersion: `${GROUP}/v1alpha1`, kind: 'AnchorePolicyBinding', metadata: { name: 'web', namespace: app }, spec: { podSelector: { matchLabels: { app: 'web' } } } }));
-    const b = await eventually(async () => {
-      const x = await getJson<Binding>(['anchorepolicybinding', 'web', '-n', app]);
-      return x.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' && x.status.observedGeneration === x.metadata.generation ? x : undefined;
-    }, 60_000, 250);
+    const b = await eventually(
+      async () => {
+        const x = await getJson<Binding>(['anchorepolicybinding', 'web', '-n', app]);
+        return x.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' && x.status.observedGeneration === x.metadata.generation ? x : undefined;
+      },
+      60_000,
+      250,
+    );
     expect(b.status?.summary).toMatchObject({ workloads: 1, images: 2, passed: 1, failed: 1, pending: 0, errors: 0 });
     expect(registered(nginx)).toBe(1);
     expect(registered(envoy)).toBe(1);
 
-    const text = await eventually(async () => {
-      const t = await leader.metrics();
-      const failing = t.split('\n').find((l) => l.startsWith('anchore_operator_binding_images{') && l.includes('binding="web"') && l.includes('result="fail"'));
-      return failing?.endsWith(' 1') ? t : undefined;
-    }, 30_000, 500);
+    const text = await eventually(
+      async () => {
+        const t = await leader.metrics();
+        const failing = t.split('\n').find((l) => l.startsWith('anchore_operator_binding_images{') && l.includes('binding="web"') && l.includes('result="fail"'));
+        return failing?.endsWith(' 1') ? t : undefined;
+      },
+      30_000,
+      500,
+    );
     scraped.push(text);
     expect(text).toMatch(/^anchore_operator_leader 1$/m);
     expect(await follower.metrics()).toMatch(/^anchore_operator_leader 0$/m);
@@ -207,11 +224,22 @@ describe('Helm chart, end to end (real cluster)', () => {
     await eventually(() => registered(podinfo) === 1, 15_000, 100);
     expect(sim.requests({ method: 'POST', path: '/v2/images' }).filter((r) => JSON.stringify(r.body).includes('nginx:1.27'))).toHaveLength(1);
     await kubectl(['label', 'deployment', 'api', '-n', app, 'tier=backend']);
-    await apply(JSON.stringify({ apiVersion: `${GROUP}/v1alpha1`, kind: 'AnchorePolicyBinding', metadata: { name: 'web', namespace: app }, spec: { podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['web', 'api'] }] } } }));
-    const b = await eventually(async () => {
-      const x = await getJson<Binding>(['anchorepolicybinding', 'web', '-n', app]);
-      return x.status?.observedGeneration === x.metadata.generation && x.status.summary?.['images'] === 3 && x.status.summary?.['pending'] === 0 ? x : undefined;
-    }, 60_000, 250);
+    await apply(
+      JSON.stringify({
+        apiVersion: `${GROUP}/v1alpha1`,
+        kind: 'AnchorePolicyBinding',
+        metadata: { name: 'web', namespace: app },
+        spec: { podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['web', 'api'] }] } },
+      }),
+    );
+    const b = await eventually(
+      async () => {
+        const x = await getJson<Binding>(['anchorepolicybinding', 'web', '-n', app]);
+        return x.status?.observedGeneration === x.metadata.generation && x.status.summary?.['images'] === 3 && x.status.summary?.['pending'] === 0 ? x : undefined;
+      },
+      60_000,
+      250,
+    );
     expect(b.status?.summary).toMatchObject({ workloads: 2, images: 3 });
     await stopAll();
   });

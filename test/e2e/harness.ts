@@ -215,11 +215,15 @@ export class Replica {
   }
 
   async ready(timeoutMs = 60_000): Promise<void> {
-    await eventually(async () => {
-      if (this.exited) throw new Error(`replica ${this.name} exited (${JSON.stringify(this.exited)}):\n${this.log().slice(-3000)}`);
-      const res = await fetch(`http://127.0.0.1:${this.healthPort}/readyz`).catch(() => undefined);
-      return res?.status === 200;
-    }, timeoutMs, 200);
+    await eventually(
+      async () => {
+        if (this.exited) throw new Error(`replica ${this.name} exited (${JSON.stringify(this.exited)}):\n${this.log().slice(-3000)}`);
+        const res = await fetch(`http://127.0.0.1:${this.healthPort}/readyz`).catch(() => undefined);
+        return res?.status === 200;
+      },
+      timeoutMs,
+      200,
+    );
   }
 
   /** Whether the replica's leader gauge says it leads (undefined when the scrape fails). */

@@ -78,7 +78,12 @@ describe('admission webhook (real kube-apiserver)', () => {
       }),
     );
     // Seed: two images running before any binding, so the operator registers them and the bindings evaluate them.
-    await apply(deployment(ns, 'seed', 1, [{ name: 'nginx', image: 'nginx:1.27' }, { name: 'envoy', image: 'envoyproxy/envoy:v1.31.0' }]));
+    await apply(
+      deployment(ns, 'seed', 1, [
+        { name: 'nginx', image: 'nginx:1.27' },
+        { name: 'envoy', image: 'envoyproxy/envoy:v1.31.0' },
+      ]),
+    );
     const [pod] = await waitForRunningPods(ns, 'app=seed', 1);
     for (const c of pod!.containers) digests[c.name] = digestOf(c.imageID) ?? '';
     sim.setVerdict(digests['nginx']!, { status: 'pass', final_action: 'go' });
@@ -89,10 +94,14 @@ describe('admission webhook (real kube-apiserver)', () => {
     await apply(apb(ns, 'closed', { enforcement: 'deny', failurePolicy: 'closed', podSelector: { matchLabels: { tier: 'closed' } } }));
     await apply(webhookConfig(webhook, operator.op.admission!.port, tls.pem, [ns]));
     // The apiserver reads webhook configurations through an informer: wait until it calls ours.
-    await eventually(async () => {
-      const r = await kubectlRaw(['apply', '--dry-run=server', '-f', '-'], labelled(deployment(ns, 'probe', 1, [{ name: 'envoy', image: 'envoyproxy/envoy:v1.31.0' }]), 'gated'));
-      return r.code !== 0 && r.stderr.includes('anchore-operator denied');
-    }, 30_000, 250);
+    await eventually(
+      async () => {
+        const r = await kubectlRaw(['apply', '--dry-run=server', '-f', '-'], labelled(deployment(ns, 'probe', 1, [{ name: 'envoy', image: 'envoyproxy/envoy:v1.31.0' }]), 'gated'));
+        return r.code !== 0 && r.stderr.includes('anchore-operator denied');
+      },
+      30_000,
+      250,
+    );
   });
   afterAll(async () => {
     await kubectl(['delete', 'validatingwebhookconfiguration', webhook, '--ignore-not-found']);
@@ -125,10 +134,14 @@ describe('admission webhook (real kube-apiserver)', () => {
     expect(good.code).toBe(0);
     // Its ReplicaSet and pods pass the webhook too (pods are checked as well).
     await waitForRunningPods(ns, 'app=good', 1);
-    const events = await eventually(async () => {
-      const list = await getJson<{ items: Array<{ reason: string; note: string; regarding: { name: string } }> }>(['events.events.k8s.io', '-n', ns]);
-      return list.items.filter((e) => e.reason === 'AdmissionDenied' && e.regarding.name === 'gate').length ? list.items : undefined;
-    }, 15_000, 250);
+    const events = await eventually(
+      async () => {
+        const list = await getJson<{ items: Array<{ reason: string; note: string; regarding: { name: string } }> }>(['events.events.k8s.io', '-n', ns]);
+        return list.items.filter((e) => e.reason === 'AdmissionDenied' && e.regarding.name === 'gate').length ? list.items : undefined;
+      },
+      15_000,
+      250,
+    );
     expect(events.find((e) => e.reason === 'AdmissionDenied')?.note).toContain('envoy');
   });
 
@@ -171,19 +184,33 @@ describe('admission webhook (real kube-apiserver)', () => {
   });
 
   it('when the breakglass annotation is on the pod template, then a failing image is admitted and the use is audited', async () => {
-    const r = await kubectlRaw(['apply', '-f', '-'], labelled(deployment(ns, 'hotfix', 1, [{ name: 'envoy', image: 'envoyproxy/envoy:v1.31.0' }]), 'gated', { 'anchore.io/admission-breakglass': 'INC-4711' }));
+    const r = await kubectlRaw(
+      ['apply', '-f', '-'],
+      labelled(deployment(ns, 'hotfix', 1, [{ name: 'envoy', image: 'envoyproxy/envoy:v1.31.0' }]), 'gated', { 'anchore.io/admission-breakglass': 'INC-4711' }),
+    );
     expect(r.code).toBe(0);
     expect(r.stderr).toContain('INC-4711');
-    await eventually(async () => {
-      const list = await getJson<{ items: Array<{ reason: string; note: string }> }>(['events.events.k8s.io', '-n', ns, '--field-selector', 'reason=AdmissionBreakglass']);
-      return list.items.some((e) => e.note.includes('INC-4711'));
-    }, 15_000, 250);
+    await eventually(
+      async () => {
+        const list = await getJson<{ items: Array<{ reason: string; note: string }> }>(['events.events.k8s.io', '-n', ns, '--field-selector', 'reason=AdmissionBreakglass']);
+        return list.items.some((e) => e.note.includes('INC-4711'));
+      },
+      15_000,
+      250,
+    );
   });
 
   it('when a replica is not the leader, then it still answers admission (admission never waits for leader election)', async () => {
     const lease = uniqueName('adm-lease');
     const now = new Date().toISOString().replace('Z', '000Z');
-    await apply(JSON.stringify({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: lease, namespace: ns }, spec: { holderIdentity: 'another-replica', leaseDurationSeconds: 3600, acquireTime: now, renewTime: now } }));
+    await apply(
+      JSON.stringify({
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: { name: lease, namespace: ns },
+        spec: { holderIdentity: 'another-replica', leaseDurationSeconds: 3600, acquireTime: now, renewTime: now },
+      }),
+    );
     const tls = selfSigned(mkdtempSync(join(dir, 'follower-')), 'anchore-operator-follower');
     const follower = await startTestOperator(
       operatorEnv(sim.url, {
@@ -201,7 +228,11 @@ describe('admission webhook (real kube-apiserver)', () => {
     const agent = new Agent({ connect: { ca: tls.pem } });
     try {
       const object = JSON.parse(labelled(deployment(ns, 'via-follower', 1, [{ name: 'envoy', image: 'envoyproxy/envoy:v1.31.0' }]), 'gated')) as unknown;
-      const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'f-1', kind: { group: 'apps', version: 'v1', kind: 'Deployment' }, namespace: ns, name: 'via-follower', operation: 'CREATE', object, dryRun: true } });
+      const body = JSON.stringify({
+        apiVersion: 'admission.k8s.io/v1',
+        kind: 'AdmissionReview',
+        request: { uid: 'f-1', kind: { group: 'apps', version: 'v1', kind: 'Deployment' }, namespace: ns, name: 'via-follower', operation: 'CREATE', object, dryRun: true },
+      });
       const res = await request(`https://127.0.0.1:${follower.op.admission!.port}/validate`, { method: 'POST', body, dispatcher: agent, headers: { 'content-type': 'application/json' } });
       const answer = (await res.body.json()) as { response: { uid: string; allowed: boolean; status?: { message: string } } };
       expect(follower.op.isLeader()).toBe(false);

@@ -19,14 +19,18 @@ async function restartApiserver(stateDir: string): Promise<void> {
   const pid = state.pids['kube-apiserver']!;
   const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
   process.kill(pid, 'SIGKILL');
-  await eventually(() => {
-    try {
-      process.kill(pid, 0);
-      return false;
-    } catch {
-      return true;
-    }
-  }, 10_000, 50);
+  await eventually(
+    () => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    },
+    10_000,
+    50,
+  );
   // The operator sees its watches end and its requests fail for a moment.
   await new Promise((r) => setTimeout(r, 2_000));
   const log = openSync(join(stateDir, 'logs', 'kube-apiserver.log'), 'a');
@@ -58,13 +62,17 @@ async function restartApiserver(stateDir: string): Promise<void> {
 
   afterAll(async () => {
     // Leave a healthy cluster for the next suite: wait until a new pod runs promptly again.
-    await eventually(async () => {
-      const name = uniqueName('probe');
-      const t0 = Date.now();
-      await apply(pod(name, 'nginx:1.27'));
-      await waitForRunningPods(ns, `app=${name}`, 1, 30_000);
-      return Date.now() - t0 < 3_000;
-    }, 90_000, 500);
+    await eventually(
+      async () => {
+        const name = uniqueName('probe');
+        const t0 = Date.now();
+        await apply(pod(name, 'nginx:1.27'));
+        await waitForRunningPods(ns, `app=${name}`, 1, 30_000);
+        return Date.now() - t0 < 3_000;
+      },
+      90_000,
+      500,
+    );
     await operator?.stop();
     await sim?.stop();
     await kubectl(['delete', 'namespace', ns, '--wait=false', '--ignore-not-found']);
@@ -107,5 +115,4 @@ async function restartApiserver(stateDir: string): Promise<void> {
     expect(inventoryMs - runningMs).toBeLessThan(10_000);
     expect(operator.op.isReady()).toBe(true);
   }, 180_000);
-
 });

@@ -28,7 +28,14 @@ describe('Anchore credentials: OAuth expiry and revocation (real cluster)', () =
     });
     await apply(namespaceManifest(ns));
     operator = await startTestOperator(
-      operatorEnv(sim.url, { CLUSTER_NAME: uniqueName('auth'), NAMESPACES_INCLUDE: ns, ANCHORE_AUTH_MODE: 'oauth', ANCHORE_PASSWORD: PASSWORD, INTEGRATION_ENABLED: 'false', POLICY_POLL_SECONDS: '0' }),
+      operatorEnv(sim.url, {
+        CLUSTER_NAME: uniqueName('auth'),
+        NAMESPACES_INCLUDE: ns,
+        ANCHORE_AUTH_MODE: 'oauth',
+        ANCHORE_PASSWORD: PASSWORD,
+        INTEGRATION_ENABLED: 'false',
+        POLICY_POLL_SECONDS: '0',
+      }),
     );
     await apply(deployment(ns, 'web', 1, [{ name: 'nginx', image: 'nginx:1.27' }]));
     await waitForRunningPods(ns, 'app=web', 1);
@@ -41,11 +48,17 @@ describe('Anchore credentials: OAuth expiry and revocation (real cluster)', () =
 
   it('when the access token expires, then the operator refreshes it and the binding still evaluates', async () => {
     sim.expireTokens();
-    await apply(JSON.stringify({ apiVersion: 'anchore.io/v1alpha1', kind: 'AnchorePolicyBinding', metadata: { name: 'first', namespace: ns }, spec: { podSelector: { matchLabels: { app: 'web' } } } }));
-    const b = await eventually(async () => {
-      const x = await get('first');
-      return ready(x)?.status === 'True' ? x : undefined;
-    }, 30_000, 250);
+    await apply(
+      JSON.stringify({ apiVersion: 'anchore.io/v1alpha1', kind: 'AnchorePolicyBinding', metadata: { name: 'first', namespace: ns }, spec: { podSelector: { matchLabels: { app: 'web' } } } }),
+    );
+    const b = await eventually(
+      async () => {
+        const x = await get('first');
+        return ready(x)?.status === 'True' ? x : undefined;
+      },
+      30_000,
+      250,
+    );
     expect(ready(b)?.reason).toBe('Evaluated');
     expect(sim.requests({ method: 'POST', path: '/v2/oauth/token' }).length).toBeGreaterThanOrEqual(2);
   });
@@ -55,10 +68,14 @@ describe('Anchore credentials: OAuth expiry and revocation (real cluster)', () =
     sim.expireTokens({ includeRefresh: true });
     // Ask for a fresh evaluation (no cached policy list or verdict), as a user would.
     await kubectl(['annotate', 'anchorepolicybinding', 'first', '-n', ns, `${REEVALUATE_ANNOTATION}=${Date.now()}`, '--overwrite']);
-    const b = await eventually(async () => {
-      const x = await get('first');
-      return x.status?.conditions?.some((c) => c.type === 'Stalled' && c.status === 'True') ? x : undefined;
-    }, 60_000, 250);
+    const b = await eventually(
+      async () => {
+        const x = await get('first');
+        return x.status?.conditions?.some((c) => c.type === 'Stalled' && c.status === 'True') ? x : undefined;
+      },
+      60_000,
+      250,
+    );
     const stalled = b.status!.conditions!.find((c) => c.type === 'Stalled')!;
     expect(stalled.reason).toBe('AuthFailed');
     expect(ready(b)).toMatchObject({ status: 'False', reason: 'AuthFailed' });

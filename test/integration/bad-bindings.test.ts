@@ -89,16 +89,19 @@ describe('malformed bindings at volume (real cluster)', () => {
   const ns = uniqueName('badbind');
 
   const getApb = (name: string): Promise<Binding> => getJson<Binding>(['anchorepolicybinding', name, '-n', ns]);
-  const listApb = async (): Promise<Map<string, Binding>> =>
-    new Map((await getJson<{ items: Binding[] }>(['anchorepolicybindings', '-n', ns])).items.map((b) => [b.metadata.name, b]));
+  const listApb = async (): Promise<Map<string, Binding>> => new Map((await getJson<{ items: Binding[] }>(['anchorepolicybindings', '-n', ns])).items.map((b) => [b.metadata.name, b]));
   /** Applies a binding and returns the ms until the apiserver shows it Ready=True (polled from outside, ~50 ms steps). */
   async function timeToReady(name: string, app: string): Promise<number> {
     const t0 = Date.now();
     await apply(JSON.stringify(apb(ns, name, { podSelector: { matchLabels: { app } } })));
-    const b = await eventually(async () => {
-      const x = await getApb(name);
-      return cond(x, 'Ready')?.status === 'True' ? x : undefined;
-    }, 60_000, 50);
+    const b = await eventually(
+      async () => {
+        const x = await getApb(name);
+        return cond(x, 'Ready')?.status === 'True' ? x : undefined;
+      },
+      60_000,
+      50,
+    );
     const ms = Date.now() - t0;
     expect(cond(b, 'Ready')?.reason).toBe('Evaluated');
     expect(cond(b, 'Stalled')).toBeUndefined();
@@ -139,10 +142,14 @@ describe('malformed bindings at volume (real cluster)', () => {
     const createdAt = Date.now();
     await apply(JSON.stringify({ apiVersion: 'v1', kind: 'List', items: bad.map((b) => apb(ns, b.name, b.kind.spec(b.i))) }));
     // Watched from now on, alongside what follows: every accepted malformed binding must end Stalled.
-    const allStalled = eventually(async () => {
-      const all = await listApb();
-      return bad.every((b) => cond(all.get(b.name), 'Stalled')?.status === 'True') ? { all, ms: Date.now() - createdAt } : undefined;
-    }, 60_000, 100);
+    const allStalled = eventually(
+      async () => {
+        const all = await listApb();
+        return bad.every((b) => cond(all.get(b.name), 'Stalled')?.status === 'True') ? { all, ms: Date.now() - createdAt } : undefined;
+      },
+      60_000,
+      100,
+    );
     const crowded = await timeToReady('good-crowded', 'good-b');
 
     // 50 the apiserver must refuse, one request each so that each message is its own.
@@ -152,7 +159,10 @@ describe('malformed bindings at volume (real cluster)', () => {
       expect({ what: a.kind.what, code: a.res.code === 0 ? 0 : 'failed' }).toEqual({ what: a.kind.what, code: 'failed' });
       // Names the object (a decoding error, such as an unknown field, names its kind), the field and what is wrong.
       const said = a.res.stderr.trim();
-      expect({ what: a.kind.what, names: said.includes(`AnchorePolicyBinding "${a.name}" is invalid`) || said.includes('cannot be handled as a AnchorePolicyBinding') }).toEqual({ what: a.kind.what, names: true });
+      expect({ what: a.kind.what, names: said.includes(`AnchorePolicyBinding "${a.name}" is invalid`) || said.includes('cannot be handled as a AnchorePolicyBinding') }).toEqual({
+        what: a.kind.what,
+        names: true,
+      });
       for (const s of a.kind.says) expect({ what: a.kind.what, said }).toEqual({ what: a.kind.what, said: expect.stringContaining(s) });
     }
     const stored = await listApb();

@@ -10,7 +10,13 @@ describe('admission benchmark harness (small)', () => {
   it('when the small admission benchmark runs, then hits cost no Anchore call, each miss one, and every figure is reported', async () => {
     const { code, result } = await runBench<Record<string, any>>(['--admission', '--small']);
     expect(code).toBe(0);
-    type Scenario = { requests: number; latencyMs: { n: number; errors: number; p99: number }; lookups: { hit: number; miss: number }; checkCalls: { forRequestImages: number }; answers: { allowed: number; denied: number } };
+    type Scenario = {
+      requests: number;
+      latencyMs: { n: number; errors: number; p99: number };
+      lookups: { hit: number; miss: number };
+      checkCalls: { forRequestImages: number };
+      answers: { allowed: number; denied: number };
+    };
     const r = result as Record<string, any>;
     expect(Object.keys(r)).toEqual(expect.arrayContaining(['setup', 'binding', 'anchoreRoundTrip', 'hit', 'miss', 'goals', 'apiserverDryRunCreate']));
     const hit = r['hit'] as Scenario;

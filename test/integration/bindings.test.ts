@@ -41,10 +41,25 @@ describe('policy bindings (real cluster)', () => {
   let digests: Record<string, string> = {};
 
   beforeAll(async () => {
-    sim = await startSimulator({ config: { analysis: { queued_ms: 50, analyzing_ms: 150 }, policies: { admin: [{ policy_id: DEFAULT_POLICY_ID, name: 'Default bundle', active: true }, { policy_id: 'strict', name: 'Strict' }] } } });
+    sim = await startSimulator({
+      config: {
+        analysis: { queued_ms: 50, analyzing_ms: 150 },
+        policies: {
+          admin: [
+            { policy_id: DEFAULT_POLICY_ID, name: 'Default bundle', active: true },
+            { policy_id: 'strict', name: 'Strict' },
+          ],
+        },
+      },
+    });
     await apply(namespaceManifest(ns));
     operator = await startTestOperator(operatorEnv(sim.url, { CLUSTER_NAME: uniqueName('bind'), POLICY_POLL_SECONDS: '2', NAMESPACES_INCLUDE: `${ns},prodns-*` }));
-    await apply(deployment(ns, 'web', 2, [{ name: 'nginx', image: 'nginx:1.27' }, { name: 'sidecar', image: 'envoyproxy/envoy:v1.31.0' }]));
+    await apply(
+      deployment(ns, 'web', 2, [
+        { name: 'nginx', image: 'nginx:1.27' },
+        { name: 'sidecar', image: 'envoyproxy/envoy:v1.31.0' },
+      ]),
+    );
     await apply(deployment(ns, 'api', 1, [{ name: 'api', image: 'ghcr.io/stefanprodan/podinfo:6.7.0' }]));
     const pods = [...(await waitForRunningPods(ns, 'app=web', 2)), ...(await waitForRunningPods(ns, 'app=api', 1))];
     for (const p of pods) for (const c of p.containers) digests[c.name] = digestOf(c.imageID) ?? '';
@@ -90,10 +105,14 @@ describe('policy bindings (real cluster)', () => {
 
   it('when a binding selects workloads, then it goes Ready with the right counts, failing results first, and Events', async () => {
     await apply(apb(ns, 'all', { podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['web', 'api'] }] } }));
-    const b = await eventually(async () => {
-      const x = await getApb(ns, 'all');
-      return cond(x, 'Ready')?.status === 'True' ? x : undefined;
-    }, 30_000, 250);
+    const b = await eventually(
+      async () => {
+        const x = await getApb(ns, 'all');
+        return cond(x, 'Ready')?.status === 'True' ? x : undefined;
+      },
+      30_000,
+      250,
+    );
     expect(b.status?.observedGeneration).toBe(b.metadata.generation);
     expect(b.status?.summary).toEqual({ workloads: 2, images: 3, passed: 2, failed: 1, warned: 0, pending: 0, errors: 0 });
     expect(b.status?.policy).toMatchObject({ id: DEFAULT_POLICY_ID, name: 'Default bundle' });
@@ -121,10 +140,14 @@ describe('policy bindings (real cluster)', () => {
   it('when Anchore flips an image verdict and the binding is re-evaluated, then status and Events follow', async () => {
     sim.setVerdict(digests['sidecar'] as string, { status: 'pass', final_action: 'go' });
     await kubectl(['annotate', 'apb', 'all', '-n', ns, 'anchore.io/reevaluate=1', '--overwrite']);
-    const b = await eventually(async () => {
-      const x = await getApb(ns, 'all');
-      return x.status?.summary?.['failed'] === 0 ? x : undefined;
-    }, 20_000, 250);
+    const b = await eventually(
+      async () => {
+        const x = await getApb(ns, 'all');
+        return x.status?.summary?.['failed'] === 0 ? x : undefined;
+      },
+      20_000,
+      250,
+    );
     expect(cond(b, 'Compliant')).toMatchObject({ status: 'True', reason: 'PolicyPassed' });
     await eventually(async () => (await eventsFor(ns, 'all')).some((e) => e.reason === 'PolicyPassed' && e.type === 'Normal'), 10_000);
   });
@@ -162,18 +185,26 @@ describe('policy bindings (real cluster)', () => {
 
   it('when the policy does not exist, then the binding is Stalled with PolicyNotFound, and fixing the spec recovers it', async () => {
     await apply(apb(ns, 'wrong', { policyId: 'no-such-policy' }));
-    const stalled = await eventually(async () => {
-      const x = await getApb(ns, 'wrong');
-      return cond(x, 'Stalled')?.status === 'True' ? x : undefined;
-    }, 20_000, 250);
+    const stalled = await eventually(
+      async () => {
+        const x = await getApb(ns, 'wrong');
+        return cond(x, 'Stalled')?.status === 'True' ? x : undefined;
+      },
+      20_000,
+      250,
+    );
     expect(cond(stalled, 'Stalled')?.reason).toBe('PolicyNotFound');
     expect(cond(stalled, 'Ready')).toMatchObject({ status: 'False', reason: 'PolicyNotFound' });
     expect(cond(stalled, 'Ready')?.message).toContain('no-such-policy');
     await apply(apb(ns, 'wrong', { policyId: 'strict' }));
-    const fixed = await eventually(async () => {
-      const x = await getApb(ns, 'wrong');
-      return cond(x, 'Ready')?.status === 'True' ? x : undefined;
-    }, 20_000, 250);
+    const fixed = await eventually(
+      async () => {
+        const x = await getApb(ns, 'wrong');
+        return cond(x, 'Ready')?.status === 'True' ? x : undefined;
+      },
+      20_000,
+      250,
+    );
     expect(fixed.status?.observedGeneration).toBe(2);
     expect(fixed.status?.policy?.id).toBe('strict');
     expect(cond(fixed, 'Stalled')).toBeUndefined();
@@ -181,10 +212,14 @@ describe('policy bindings (real cluster)', () => {
 
   it('when a selector cannot be used, then the binding is Stalled with InvalidSelector (no retry storm)', async () => {
     await apply(apb(ns, 'badsel', { podSelector: { matchLabels: { 'bad key!': 'x' } } }));
-    const b = await eventually(async () => {
-      const x = await getApb(ns, 'badsel');
-      return cond(x, 'Stalled')?.status === 'True' ? x : undefined;
-    }, 20_000, 250);
+    const b = await eventually(
+      async () => {
+        const x = await getApb(ns, 'badsel');
+        return cond(x, 'Stalled')?.status === 'True' ? x : undefined;
+      },
+      20_000,
+      250,
+    );
     expect(cond(b, 'Stalled')?.reason).toBe('InvalidSelector');
     const failures = operator.op.bindings.queue.failures(`apb/${ns}/badsel`);
     expect(failures).toBe(0);
@@ -193,10 +228,14 @@ describe('policy bindings (real cluster)', () => {
   it('when Anchore goes down, then Ready=False AnchoreUnavailable with old results kept, and it recovers by itself', async () => {
     sim.setFaults([{ path: /^\/v2\/(policies|images\/[^/]+\/check)/, outage: { untilMs: Date.now() + 4000 } }]);
     await kubectl(['annotate', 'apb', 'all', '-n', ns, 'anchore.io/reevaluate=outage', '--overwrite']);
-    const down = await eventually(async () => {
-      const x = await getApb(ns, 'all');
-      return cond(x, 'Ready')?.reason === 'AnchoreUnavailable' ? x : undefined;
-    }, 20_000, 200);
+    const down = await eventually(
+      async () => {
+        const x = await getApb(ns, 'all');
+        return cond(x, 'Ready')?.reason === 'AnchoreUnavailable' ? x : undefined;
+      },
+      20_000,
+      200,
+    );
     expect(cond(down, 'Ready')?.status).toBe('False');
     expect(cond(down, 'Reconciling')?.status).toBe('True');
     expect(down.status?.summary?.['images']).toBe(3);
@@ -207,24 +246,34 @@ describe('policy bindings (real cluster)', () => {
     const capbName = uniqueName('prod');
     const labelled = uniqueName('prodns');
     await apply(namespaceManifest(labelled));
-    await apply(JSON.stringify({ apiVersion: 'anchore.io/v1alpha1', kind: 'ClusterAnchorePolicyBinding', metadata: { name: capbName }, spec: { namespaceSelector: { matchLabels: { tier: capbName } } } }));
+    await apply(
+      JSON.stringify({ apiVersion: 'anchore.io/v1alpha1', kind: 'ClusterAnchorePolicyBinding', metadata: { name: capbName }, spec: { namespaceSelector: { matchLabels: { tier: capbName } } } }),
+    );
     try {
       await apply(deployment(labelled, 'svc', 1, [{ name: 'svc', image: 'nginx:1.27' }]));
       await waitForRunningPods(labelled, 'app=svc', 1);
-      const empty = await eventually(async () => {
-        const x = await getJson<Binding>(['capb', capbName]);
-        return cond(x, 'Ready')?.status === 'True' ? x : undefined;
-      }, 20_000, 250);
+      const empty = await eventually(
+        async () => {
+          const x = await getJson<Binding>(['capb', capbName]);
+          return cond(x, 'Ready')?.status === 'True' ? x : undefined;
+        },
+        20_000,
+        250,
+      );
       expect(empty.status?.summary?.['images']).toBe(0);
       expect(cond(empty, 'Ready')?.reason).toBe('NoMatchingImages');
       // Not "Compliant: all 0 pass": it says it selects nothing.
       expect(cond(empty, 'Compliant')).toMatchObject({ status: 'Unknown', reason: 'NoMatchingImages', message: expect.stringContaining('selects no running image') });
       expect((await kubectl(['get', 'capb', capbName])).split('\n')[1]).toMatch(/\sTrue\s+NoMatchingImages\s/);
       await kubectl(['label', 'namespace', labelled, `tier=${capbName}`]);
-      const picked = await eventually(async () => {
-        const x = await getJson<Binding>(['capb', capbName]);
-        return x.status?.summary?.['images'] === 1 && cond(x, 'Ready')?.status === 'True' ? x : undefined;
-      }, 20_000, 250);
+      const picked = await eventually(
+        async () => {
+          const x = await getJson<Binding>(['capb', capbName]);
+          return x.status?.summary?.['images'] === 1 && cond(x, 'Ready')?.status === 'True' ? x : undefined;
+        },
+        20_000,
+        250,
+      );
       expect(picked.status?.results?.[0]?.workloads).toEqual([`${labelled}/Deployment/svc`]);
     } finally {
       await kubectl(['delete', 'capb', capbName, '--ignore-not-found']);
@@ -242,24 +291,30 @@ describe('policy bindings (real cluster)', () => {
     await eventually(async () => cond(await getApb(ns, 'vulns'), 'Ready')?.status === 'True', 20_000, 250);
     // The metrics already read this image's vulnerabilities (shared cache, 1h window): ask for a fresh read.
     await kubectl(['annotate', 'apb', 'vulns', '-n', ns, 'anchore.io/reevaluate=now', '--overwrite']);
-    const b = await eventually(async () => {
-      const x = await getApb(ns, 'vulns');
-      return x.status?.results?.[0]?.findings === 3 ? x : undefined;
-    }, 20_000, 250);
+    const b = await eventually(
+      async () => {
+        const x = await getApb(ns, 'vulns');
+        return x.status?.results?.[0]?.findings === 3 ? x : undefined;
+      },
+      20_000,
+      250,
+    );
     expect(cond(b, 'Ready')?.reason).toBe('Analyzed');
     expect(cond(b, 'Compliant')).toBeUndefined();
     expect(b.status?.policy).toBeUndefined();
-    expect(b.status?.results).toEqual([
-      expect.objectContaining({ image: 'ghcr.io/stefanprodan/podinfo:6.7.0', result: 'pass', findings: 3, vulnerabilities: { Critical: 1, High: 2 } }),
-    ]);
+    expect(b.status?.results).toEqual([expect.objectContaining({ image: 'ghcr.io/stefanprodan/podinfo:6.7.0', result: 'pass', findings: 3, vulnerabilities: { Critical: 1, High: 2 } })]);
   });
 
   it('when a full minute passes in steady state with a 1m interval, then the binding is re-evaluated but never written', async () => {
     await apply(apb(ns, 'steady', { podSelector: { matchLabels: { app: 'api' } }, reevaluateInterval: '1m' }));
-    const start = await eventually(async () => {
-      const x = await getApb(ns, 'steady');
-      return cond(x, 'Ready')?.status === 'True' ? x : undefined;
-    }, 20_000, 250);
+    const start = await eventually(
+      async () => {
+        const x = await getApb(ns, 'steady');
+        return cond(x, 'Ready')?.status === 'True' ? x : undefined;
+      },
+      20_000,
+      250,
+    );
     const checks = () => sim.requests({ path: new RegExp(`${digests['api']}/check$`) }).length;
     const checksAtStart = checks();
     await new Promise((r) => setTimeout(r, 65_000));
@@ -271,15 +326,19 @@ describe('policy bindings (real cluster)', () => {
 
   it('when the account active policy changes in Anchore, then bindings following it re-evaluate against the new one', async () => {
     sim.setActivePolicy('admin', 'strict');
-    const b = await eventually(async () => {
-      const x = await getApb(ns, 'all');
-      return x.status?.policy?.id === 'strict' ? x : undefined;
-    }, 20_000, 250);
+    const b = await eventually(
+      async () => {
+        const x = await getApb(ns, 'all');
+        return x.status?.policy?.id === 'strict' ? x : undefined;
+      },
+      20_000,
+      250,
+    );
     expect(b.status?.policy?.name).toBe('Strict');
     sim.setActivePolicy('admin', DEFAULT_POLICY_ID);
   });
 
-  it('when a binding lives in a namespace outside the operator\'s scope, then this operator never writes its status', async () => {
+  it("when a binding lives in a namespace outside the operator's scope, then this operator never writes its status", async () => {
     const outside = uniqueName('notmine');
     await apply(namespaceManifest(outside));
     try {

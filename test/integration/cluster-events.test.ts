@@ -35,10 +35,14 @@ describe('Events about cluster-scoped bindings (real cluster)', () => {
   it('when a cluster binding fails, then its Event is recorded in namespace default and none is refused', async () => {
     await apply(JSON.stringify({ apiVersion: 'anchore.io/v1alpha1', kind: 'ClusterAnchorePolicyBinding', metadata: { name: capb }, spec: { namespaceSelector: { matchLabels: { tier: capb } } } }));
     type Ev = { reason: string; type: string; regarding: { kind: string; name: string } };
-    const ev = await eventually(async () => {
-      const list = await getJson<{ items: Ev[] }>(['events.events.k8s.io', '-n', 'default']);
-      return list.items.find((e) => e.regarding.kind === 'ClusterAnchorePolicyBinding' && e.regarding.name === capb && e.reason === 'PolicyFailed');
-    }, 30_000, 250);
+    const ev = await eventually(
+      async () => {
+        const list = await getJson<{ items: Ev[] }>(['events.events.k8s.io', '-n', 'default']);
+        return list.items.find((e) => e.regarding.kind === 'ClusterAnchorePolicyBinding' && e.regarding.name === capb && e.reason === 'PolicyFailed');
+      },
+      30_000,
+      250,
+    );
     expect(ev.type).toBe('Warning');
     const samples = await scrape(operator.op.metricsPort);
     const count = (result: string): number => samples.find((s) => s.name === 'anchore_operator_kube_events_total' && s.labels['result'] === result)?.value ?? 0;

@@ -51,7 +51,12 @@ describe.each([['basic'], ['oauth']])('Anchore contract, both directions, %s aut
     });
     expect(sim.config.strict).toBe(true);
     for (const ns of [nsA, nsB, nsT, nsG]) await apply(namespaceManifest(ns));
-    await apply(deployment(nsA, 'web', 2, [{ name: 'nginx', image: 'nginx:1.27' }, { name: 'cache', image: 'redis:7.2' }]));
+    await apply(
+      deployment(nsA, 'web', 2, [
+        { name: 'nginx', image: 'nginx:1.27' },
+        { name: 'cache', image: 'redis:7.2' },
+      ]),
+    );
     await apply(deployment(nsB, 'api', 1, [{ name: 'api', image: 'ghcr.io/stefanprodan/podinfo:6.7.0' }]));
     await apply(deployment(nsT, 'job', 1, [{ name: 'worker', image: 'busybox:1.36' }]));
     await apply(deployment(nsG, 'lost', 1, [{ name: 'app', image: 'nginx:1.27' }]));
@@ -82,24 +87,35 @@ describe.each([['basic'], ['oauth']])('Anchore contract, both directions, %s aut
   });
 
   const reports = (): HealthBody[] =>
-    sim.integrations()
+    sim
+      .integrations()
       .filter((i) => (i.registration as { cluster_name?: string }).cluster_name === cluster)
       .flatMap((i) => i.healthReports.map((h) => h.body as HealthBody));
 
   it('when the operator runs a full scenario, then every request conforms and every operation it uses was exercised', async () => {
     // The binding evaluates (get_image_policy_check_by_digest) and goes Ready.
-    await eventually(async () => {
-      const b = await getJson<{ status?: { conditions?: Array<{ type: string; status: string }> } }>(['anchorepolicybinding', 'all', '-n', nsA]);
-      return b.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-    }, 30_000, 250);
+    await eventually(
+      async () => {
+        const b = await getJson<{ status?: { conditions?: Array<{ type: string; status: string }> } }>(['anchorepolicybinding', 'all', '-n', nsA]);
+        return b.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+      },
+      30_000,
+      250,
+    );
     // A health report after the inventories: admin with several batches, all through, numbered from 1.
-    const report = await eventually(() => {
-      const r = reports().reverse().find((h) => {
-        const a = h.health_data.account_k8s_inventory_reports ?? {};
-        return (a['admin']?.batch_size ?? 0) >= 2 && a['team-a'] !== undefined && a['ghost-account'] !== undefined;
-      });
-      return r;
-    }, 30_000, 100).catch((err: unknown) => {
+    const report = await eventually(
+      () => {
+        const r = reports()
+          .reverse()
+          .find((h) => {
+            const a = h.health_data.account_k8s_inventory_reports ?? {};
+            return (a['admin']?.batch_size ?? 0) >= 2 && a['team-a'] !== undefined && a['ghost-account'] !== undefined;
+          });
+        return r;
+      },
+      30_000,
+      100,
+    ).catch((err: unknown) => {
       throw new Error(`${String(err)}; contract violations: ${JSON.stringify(sim.contractViolations().slice(0, 3))}`);
     });
     const accounts = report.health_data.account_k8s_inventory_reports ?? {};
@@ -123,14 +139,26 @@ describe.each([['basic'], ['oauth']])('Anchore contract, both directions, %s aut
     }
     expect(unknown).toEqual([]);
     const expected = [
-      'add_image', 'get_image', 'list_images', 'post_kubernetes_inventory', 'register_integration', 'handle_health_report',
-      'get_image_policy_check_by_digest', 'list_policies', 'get_image_vulnerabilities_by_digest',
+      'add_image',
+      'get_image',
+      'list_images',
+      'post_kubernetes_inventory',
+      'register_integration',
+      'handle_health_report',
+      'get_image_policy_check_by_digest',
+      'list_policies',
+      'get_image_vulnerabilities_by_digest',
       ...(authMode === 'oauth' ? ['get_oauth_token'] : []),
     ];
     expect(expected.filter((id) => !called.has(id))).toEqual([]);
     // Both directions: no request the simulator refused or would have, no answer against the spec.
     expect(sim.contractViolations()).toEqual([]);
     // And nothing the operator sent was refused for any other reason.
-    expect(sim.requests().filter((r) => r.status === 400 || r.status === 415 || r.status === 422).map((r) => `${r.method} ${r.path} ${r.status}`)).toEqual([]);
+    expect(
+      sim
+        .requests()
+        .filter((r) => r.status === 400 || r.status === 415 || r.status === 422)
+        .map((r) => `${r.method} ${r.path} ${r.status}`),
+    ).toEqual([]);
   });
 });

@@ -31,7 +31,14 @@ function run(env: Record<string, string>): Run {
 
 async function readyPort(r: Run): Promise<number> {
   // The health server logs its port when it listens (HEALTH_PORT=0 picks a free one).
-  const line = await eventually(() => r.stdout.join('').split('\n').find((l) => l.includes('health server listening')), 20_000);
+  const line = await eventually(
+    () =>
+      r.stdout
+        .join('')
+        .split('\n')
+        .find((l) => l.includes('health server listening')),
+    20_000,
+  );
   return (JSON.parse(line) as { port: number }).port;
 }
 
@@ -57,7 +64,9 @@ describe('entry point (node src/main.ts)', () => {
   it('when ANCHORE_URL names the V1 API, then it exits 2 at once with the cause instead of retrying "not reachable"', async () => {
     const r = run({ ANCHORE_URL: `${sim.url}/v1`, CLUSTER_NAME: 'c', ANCHORE_USERNAME: 'admin', ANCHORE_PASSWORD: SECRET });
     expect(await r.exit).toBe(2);
-    expect(r.stderr.join('').trim()).toBe(`anchore-operator: invalid configuration: ANCHORE_URL "${sim.url}/v1" ends in /v1, but the operator uses Anchore's V2 API: give the base URL (${sim.url}) or ${sim.url}/v2`);
+    expect(r.stderr.join('').trim()).toBe(
+      `anchore-operator: invalid configuration: ANCHORE_URL "${sim.url}/v1" ends in /v1, but the operator uses Anchore's V2 API: give the base URL (${sim.url}) or ${sim.url}/v2`,
+    );
   });
 
   it('when Anchore rejects the credentials, then it exits 1 saying so, and the password is never printed', async () => {

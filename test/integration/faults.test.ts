@@ -55,7 +55,9 @@ describe('faults: Anchore outage, slowness and throttling (real cluster)', () =>
     const upAt = Date.now();
     await eventually(() => addsFor(sim, label).size === 500, 60_000, 100);
     const recoveredMs = Date.now() - upAt;
-    process.stdout.write(`[measure] 60 s Anchore outage with 500 new images: all registered ${recoveredMs} ms after recovery (${failedAttempts} failed add attempts during the outage, queue peak ${maxQueued})\n`);
+    process.stdout.write(
+      `[measure] 60 s Anchore outage with 500 new images: all registered ${recoveredMs} ms after recovery (${failedAttempts} failed add attempts during the outage, queue peak ${maxQueued})\n`,
+    );
     expect(recoveredMs).toBeLessThan(30_000);
     expect([...addsFor(sim, label).values()].every((n) => n === 1)).toBe(true);
   }, 240_000);

@@ -53,7 +53,14 @@ function judge(input: unknown[] | string, script = LUA): Promise<Judgement[]> {
   return new Promise((resolve, reject) => {
     const child = execFile(statuscheck, ['-health', script], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`statuscheck failed: ${stderr || err.message}`));
-      else resolve(stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Judgement));
+      else
+        resolve(
+          stdout
+            .trim()
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as Judgement),
+        );
     });
     child.stdin?.end(typeof input === 'string' ? input : input.map((o) => JSON.stringify(o)).join('\n'));
   });
@@ -77,10 +84,14 @@ describe('GitOps status readers on live bindings (kstatus / Argo CD Lua)', () =>
   const getApb = (name: string) => getJson<Binding>(['anchorepolicybinding', name, '-n', ns]);
   /** Waits until the binding has a status for its current generation that satisfies `pred`. */
   const settled = (get: () => Promise<Binding>, pred: (b: Binding) => boolean, timeoutMs = 30_000) =>
-    eventually(async () => {
-      const b = await get();
-      return b.status?.observedGeneration === b.metadata.generation && pred(b) ? b : undefined;
-    }, timeoutMs, 200);
+    eventually(
+      async () => {
+        const b = await get();
+        return b.status?.observedGeneration === b.metadata.generation && pred(b) ? b : undefined;
+      },
+      timeoutMs,
+      200,
+    );
   const one = async (b: Binding, script = LUA): Promise<Judgement> => {
     const [j] = await judge([b], script);
     expect(j?.kstatusError).toBeUndefined();
@@ -94,7 +105,12 @@ describe('GitOps status readers on live bindings (kstatus / Argo CD Lua)', () =>
     sim = await startSimulator({
       config: {
         analysis: { queued_ms: 0, analyzing_ms: ANALYSIS_MS },
-        policies: { admin: [{ policy_id: DEFAULT_POLICY_ID, name: 'Default bundle', active: true }, { policy_id: 'strict', name: 'Strict' }] },
+        policies: {
+          admin: [
+            { policy_id: DEFAULT_POLICY_ID, name: 'Default bundle', active: true },
+            { policy_id: 'strict', name: 'Strict' },
+          ],
+        },
       },
     });
     await apply(namespaceManifest(ns));
@@ -118,7 +134,11 @@ describe('GitOps status readers on live bindings (kstatus / Argo CD Lua)', () =>
 
   it('when the images are still being analysed, then the binding is Reconciling: kstatus InProgress, Argo CD Progressing', async () => {
     await apply(apb(ns, 'pending', { podSelector: { matchLabels: { app: 'web' } } }));
-    const b = await settled(() => getApb('pending'), (x) => cond(x, 'Reconciling')?.status === 'True', 15_000);
+    const b = await settled(
+      () => getApb('pending'),
+      (x) => cond(x, 'Reconciling')?.status === 'True',
+      15_000,
+    );
     expect(cond(b, 'Reconciling')?.reason).toBe('AnalysisPending');
     expect(cond(b, 'Ready')).toMatchObject({ status: 'False', reason: 'AnalysisPending' });
     const j = await one(b);
@@ -127,7 +147,11 @@ describe('GitOps status readers on live bindings (kstatus / Argo CD Lua)', () =>
   });
 
   it('when the analysis finishes, then the same binding becomes Ready: kstatus Current, Argo CD Healthy', async () => {
-    const b = await settled(() => getApb('pending'), (x) => cond(x, 'Ready')?.status === 'True', ANALYSIS_MS + 30_000);
+    const b = await settled(
+      () => getApb('pending'),
+      (x) => cond(x, 'Ready')?.status === 'True',
+      ANALYSIS_MS + 30_000,
+    );
     expect(cond(b, 'Reconciling')).toBeUndefined();
     expect(cond(b, 'Ready')?.reason).toBe('Evaluated');
     expect(b.status?.summary).toMatchObject({ images: 1, passed: 1, pending: 0 });
@@ -138,7 +162,10 @@ describe('GitOps status readers on live bindings (kstatus / Argo CD Lua)', () =>
 
   it('when every image passes, then Ready=True, Compliant=True: kstatus Current, Argo CD Healthy with the verdict in the message', async () => {
     await apply(apb(ns, 'pass', { podSelector: { matchLabels: { app: 'web' } } }));
-    const b = await settled(() => getApb('pass'), (x) => cond(x, 'Ready')?.status === 'True');
+    const b = await settled(
+      () => getApb('pass'),
+      (x) => cond(x, 'Ready')?.status === 'True',
+    );
     expect(cond(b, 'Compliant')).toMatchObject({ status: 'True', reason: 'PolicyPassed' });
     expect(b.status?.summary).toMatchObject({ images: 1, passed: 1 });
     const j = await one(b);
@@ -149,7 +176,10 @@ describe('GitOps status readers on live bindings (kstatus / Argo CD Lua)', () =>
 
   it('when an image fails the policy, then the binding is still Ready (the verdict is in Compliant=False): kstatus Current, Argo CD Healthy, or Degraded when the script is told to', async () => {
     await apply(apb(ns, 'fail', { podSelector: { matchLabels: { app: 'gate' } } }));
-    const b = await settled(() => getApb('fail'), (x) => cond(x, 'Ready')?.status === 'True');
+    const b = await settled(
+      () => getApb('fail'),
+      (x) => cond(x, 'Ready')?.status === 'True',
+    );
     expect(cond(b, 'Ready')?.reason).toBe('Evaluated');
     expect(cond(b, 'Compliant')).toMatchObject({ status: 'False', reason: 'PolicyFailed' });
     expect(b.status?.summary).toMatchObject({ images: 1, failed: 1 });
@@ -173,7 +203,10 @@ describe('GitOps status readers on live bindings (kstatus / Argo CD Lua)', () =>
 
   it('when the policy does not exist, then the binding is Stalled: kstatus Failed, Argo CD Degraded with the cause', async () => {
     await apply(apb(ns, 'nopolicy', { policyId: 'no-such-policy' }));
-    const b = await settled(() => getApb('nopolicy'), (x) => cond(x, 'Stalled')?.status === 'True');
+    const b = await settled(
+      () => getApb('nopolicy'),
+      (x) => cond(x, 'Stalled')?.status === 'True',
+    );
     expect(cond(b, 'Stalled')?.reason).toBe('PolicyNotFound');
     const j = await one(b);
     expect(j.kstatus).toEqual({ status: 'Failed', message: cond(b, 'Stalled')?.message });
@@ -183,7 +216,10 @@ describe('GitOps status readers on live bindings (kstatus / Argo CD Lua)', () =>
 
   it('when a selector cannot be used, then the binding is Stalled with InvalidSelector: kstatus Failed, Argo CD Degraded', async () => {
     await apply(apb(ns, 'badsel', { podSelector: { matchLabels: { 'bad key!': 'x' } } }));
-    const b = await settled(() => getApb('badsel'), (x) => cond(x, 'Stalled')?.status === 'True');
+    const b = await settled(
+      () => getApb('badsel'),
+      (x) => cond(x, 'Stalled')?.status === 'True',
+    );
     expect(cond(b, 'Stalled')?.reason).toBe('InvalidSelector');
     const j = await one(b);
     expect(j.kstatus?.status).toBe('Failed');
@@ -199,27 +235,39 @@ describe('GitOps status readers on live bindings (kstatus / Argo CD Lua)', () =>
     watch.stdout.on('data', (d: Buffer) => {
       stream += d.toString();
     });
-    const parse = (): Binding[] => stream.split(/\n(?=\{)/).filter((t) => t.trim()).map((t) => JSON.parse(t) as Binding);
+    const parse = (): Binding[] =>
+      stream
+        .split(/\n(?=\{)/)
+        .filter((t) => t.trim())
+        .map((t) => JSON.parse(t) as Binding);
     let before: Binding;
     try {
       // The watch lists the current object first.
-      before = await eventually(() => {
-        try {
-          return parse()[0];
-        } catch {
-          return undefined; // still arriving
-        }
-      }, 10_000, 50);
+      before = await eventually(
+        () => {
+          try {
+            return parse()[0];
+          } catch {
+            return undefined; // still arriving
+          }
+        },
+        10_000,
+        50,
+      );
       expect(before.status?.observedGeneration).toBe(before.metadata.generation);
       await apply(apb(ns, 'pass', { podSelector: { matchLabels: { app: 'web' } }, policyId: 'strict' }));
       const generation = before.metadata.generation + 1;
-      await eventually(() => {
-        try {
-          return parse().some((v) => v.status?.observedGeneration === generation && v.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
-        } catch {
-          return false;
-        }
-      }, 30_000, 50);
+      await eventually(
+        () => {
+          try {
+            return parse().some((v) => v.status?.observedGeneration === generation && v.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+          } catch {
+            return false;
+          }
+        },
+        30_000,
+        50,
+      );
     } finally {
       watch.kill('SIGTERM');
     }
@@ -268,20 +316,31 @@ describe('GitOps status readers on live bindings (kstatus / Argo CD Lua)', () =>
   it('when Anchore is unreachable, then Reconciling with AnchoreUnavailable: kstatus InProgress, Argo CD Progressing; and back to Current / Healthy', async () => {
     sim.setFaults([{ path: /^\/v2\/(policies|images\/[^/]+\/check)/, outage: { untilMs: Date.now() + 5000 } }]);
     await kubectl(['annotate', 'apb', 'fail', '-n', ns, 'anchore.io/reevaluate=outage', '--overwrite']);
-    const down = await settled(() => getApb('fail'), (x) => cond(x, 'Ready')?.reason === 'AnchoreUnavailable', 15_000);
+    const down = await settled(
+      () => getApb('fail'),
+      (x) => cond(x, 'Ready')?.reason === 'AnchoreUnavailable',
+      15_000,
+    );
     expect(cond(down, 'Reconciling')?.status).toBe('True');
     const j = await one(down);
     expect(j.kstatus?.status).toBe('InProgress');
     expect(j.health?.status).toBe('Progressing');
     expect(j.health?.message).toContain('AnchoreUnavailable: ');
-    const up = await settled(() => getApb('fail'), (x) => cond(x, 'Ready')?.status === 'True', 40_000);
+    const up = await settled(
+      () => getApb('fail'),
+      (x) => cond(x, 'Ready')?.status === 'True',
+      40_000,
+    );
     expect((await one(up)).kstatus?.status).toBe('Current');
     sim.clearFaults();
   });
 
   it('when a binding is suspended, then Ready=True/Suspended: kstatus Current, Argo CD Suspended', async () => {
     await apply(apb(ns, 'paused', { podSelector: { matchLabels: { app: 'web' } }, suspend: true }));
-    const b = await settled(() => getApb('paused'), (x) => cond(x, 'Ready')?.status === 'True');
+    const b = await settled(
+      () => getApb('paused'),
+      (x) => cond(x, 'Ready')?.status === 'True',
+    );
     expect(cond(b, 'Ready')?.reason).toBe('Suspended');
     const j = await one(b);
     expect(j.kstatus?.status).toBe('Current');
@@ -294,8 +353,14 @@ describe('GitOps status readers on live bindings (kstatus / Argo CD Lua)', () =>
     clusterNames.push(good, bad);
     await apply(capb(good, { namespaces: [ns], podSelector: { matchLabels: { app: 'web' } } }));
     await apply(capb(bad, { namespaces: [ns], policyId: 'no-such-policy' }));
-    const ok = await settled(() => getJson<Binding>(['capb', good]), (x) => cond(x, 'Ready')?.status === 'True');
-    const stalled = await settled(() => getJson<Binding>(['capb', bad]), (x) => cond(x, 'Stalled')?.status === 'True');
+    const ok = await settled(
+      () => getJson<Binding>(['capb', good]),
+      (x) => cond(x, 'Ready')?.status === 'True',
+    );
+    const stalled = await settled(
+      () => getJson<Binding>(['capb', bad]),
+      (x) => cond(x, 'Stalled')?.status === 'True',
+    );
     const [jo, js] = await judge([ok, stalled]);
     expect(jo).toMatchObject({ kind: 'ClusterAnchorePolicyBinding', name: good, kstatus: { status: 'Current' }, health: { status: 'Healthy' } });
     expect(js).toMatchObject({ kind: 'ClusterAnchorePolicyBinding', name: bad, kstatus: { status: 'Failed' }, health: { status: 'Degraded' } });

@@ -177,13 +177,35 @@ describe('Helm chart: lint, schema and rendering', () => {
     ['anchore.url is missing', ['--set', 'clusterName=c', '--set', 'anchore.existingSecret.name=s'], 'anchore.url is required'],
     ['no credentials are given', ['--set', 'clusterName=c', '--set', 'anchore.url=https://a:8228'], 'Anchore credentials are required'],
     ['an API key and a password are both given', ['--set', 'clusterName=c', '--set', 'anchore.url=https://a:8228', '--set', 'anchore.apiKey=k', '--set', 'anchore.password=p'], 'not both'],
-    ['anchore.url carries credentials', ['--set', 'clusterName=c', '--set', 'anchore.url=https://user:pw@a:8228', '--set', 'anchore.existingSecret.name=s'], 'must be an http(s) URL without credentials'],
+    [
+      'anchore.url carries credentials',
+      ['--set', 'clusterName=c', '--set', 'anchore.url=https://user:pw@a:8228', '--set', 'anchore.existingSecret.name=s'],
+      'must be an http(s) URL without credentials',
+    ],
     ['two replicas run without leader election', [...ciValues('default-values.yaml'), '--set', 'leaderElection.enabled=false'], 'replicaCount > 1 needs leaderElection.enabled'],
     ['the NetworkPolicy has no apiserver CIDR', [...ciValues('default-values.yaml'), '--set', 'networkPolicy.enabled=true'], 'networkPolicy.egress.apiServer.cidrs is required'],
     ['cert-manager is named without an issuer', [...ciValues('admission-values.yaml'), '--set', 'admission.tls.certManager.enabled=true'], 'admission.tls.certManager.issuerRef.name is required'],
     ['an existing webhook Secret comes without its CA', [...ciValues('admission-values.yaml'), '--set', 'admission.tls.existingSecret=hook-tls'], 'admission.tls.caBundle is required'],
-    ['the webhook CA is base64 of something other than PEM', [...ciValues('admission-values.yaml'), '--set', 'admission.tls.existingSecret=hook-tls', '--set', `admission.tls.caBundle=${Buffer.from('not a certificate').toString('base64')}`], 'must be base64-encoded PEM'],
-    ['both cert-manager and an existing Secret are named', [...ciValues('admission-values.yaml'), '--set', 'admission.tls.existingSecret=hook-tls', '--set', 'admission.tls.caBundle=eA==', '--set', 'admission.tls.certManager.enabled=true', '--set', 'admission.tls.certManager.issuerRef.name=ca'], 'not both'],
+    [
+      'the webhook CA is base64 of something other than PEM',
+      [...ciValues('admission-values.yaml'), '--set', 'admission.tls.existingSecret=hook-tls', '--set', `admission.tls.caBundle=${Buffer.from('not a certificate').toString('base64')}`],
+      'must be base64-encoded PEM',
+    ],
+    [
+      'both cert-manager and an existing Secret are named',
+      [
+        ...ciValues('admission-values.yaml'),
+        '--set',
+        'admission.tls.existingSecret=hook-tls',
+        '--set',
+        'admission.tls.caBundle=eA==',
+        '--set',
+        'admission.tls.certManager.enabled=true',
+        '--set',
+        'admission.tls.certManager.issuerRef.name=ca',
+      ],
+      'not both',
+    ],
     ['the webhook port is the metrics port', [...ciValues('admission-values.yaml'), '--set', 'admission.port=8080'], 'admission.port 8080 is taken'],
   ])('when %s, then the render fails naming the value', async (_name, args, message) => {
     const r = await helmRaw(['template', 'rel', chart, ...args]);
@@ -598,7 +620,10 @@ describe('Helm chart: the admission webhook (rendered and checked here; never re
   });
 
   it('when the certificate comes from cert-manager, then a Certificate for the Service names is rendered, its CA is injected by annotation, and the chart generates no Secret and no caBundle', async () => {
-    const objs = await generated(['--set', 'admission.tls.certManager.enabled=true', '--set', 'admission.tls.certManager.issuerRef.name=cluster-ca', '--set', 'admission.tls.certManager.issuerRef.kind=ClusterIssuer'], 'ops');
+    const objs = await generated(
+      ['--set', 'admission.tls.certManager.enabled=true', '--set', 'admission.tls.certManager.issuerRef.name=cluster-ca', '--set', 'admission.tls.certManager.issuerRef.kind=ClusterIssuer'],
+      'ops',
+    );
     const cert = one<K8sObject & { spec: Record<string, unknown> }>(objs, 'Certificate');
     expect(cert.apiVersion).toBe('cert-manager.io/v1');
     expect(cert.metadata).toMatchObject({ name: hookName, namespace: 'ops' });
@@ -690,7 +715,10 @@ describe('Helm chart against the real apiserver', () => {
   it.each([
     ['a generated', []],
     ['a cert-manager', ['--set', 'admission.tls.certManager.enabled=true', '--set', 'admission.tls.certManager.issuerRef.name=ca']],
-    ['an existing Secret', ['--set', 'admission.tls.existingSecret=hook-tls', '--set', `admission.tls.caBundle=${Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString('base64')}`]],
+    [
+      'an existing Secret',
+      ['--set', 'admission.tls.existingSecret=hook-tls', '--set', `admission.tls.caBundle=${Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString('base64')}`],
+    ],
   ])('when the ValidatingWebhookConfiguration with %s certificate is applied with --dry-run=server, then the apiserver accepts it and nothing is registered', async (_mode, args) => {
     const objs = await render([...ciValues('admission-values.yaml'), ...args], ns);
     const config = one<WebhookConfiguration>(objs, 'ValidatingWebhookConfiguration');
@@ -712,7 +740,9 @@ describe('Helm chart against the real apiserver', () => {
       const again = async (): Promise<K8sObject[]> => {
         const r = await helmRaw(['template', 'rel', chart, ...args]);
         expect(withoutKubeconfigWarning(r.stderr)).toBe('');
-        return parseAllDocuments(r.stdout).map((d) => d.toJSON() as K8sObject).filter(Boolean);
+        return parseAllDocuments(r.stdout)
+          .map((d) => d.toJSON() as K8sObject)
+          .filter(Boolean);
       };
       for (const objs of [await again(), await again()]) {
         expect(one<Data>(objs, 'Secret', 'rel-anchore-operator-webhook-tls').data).toEqual(secret.data);
@@ -794,7 +824,11 @@ describe('Helm chart against the real apiserver', () => {
     );
     // The files the pod would mount: the password from the credentials Secret, the generated metrics certificate.
     const tls = await getJson<{ data: Record<string, string> }>(['secret', `${fullname}-metrics-tls`, '-n', ns]);
-    for (const [key, file] of [['tls.crt', 'tls.crt'], ['tls.key', 'tls.key'], ['ca.crt', 'ca.crt']] as const) {
+    for (const [key, file] of [
+      ['tls.crt', 'tls.crt'],
+      ['tls.key', 'tls.key'],
+      ['ca.crt', 'ca.crt'],
+    ] as const) {
       writeFileSync(join(tmp, file), Buffer.from(tls.data[key] as string, 'base64'));
     }
     writeFileSync(join(tmp, 'password'), `${SIM_PASSWORD}\n`);
@@ -829,7 +863,14 @@ describe('Helm chart against the real apiserver', () => {
     child.stderr?.on('data', (d: Buffer) => out.push(d.toString()));
     const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
     const port = async (msg: string): Promise<number> => {
-      const line = await eventually(() => out.join('').split('\n').find((l) => l.includes(msg)), 30_000);
+      const line = await eventually(
+        () =>
+          out
+            .join('')
+            .split('\n')
+            .find((l) => l.includes(msg)),
+        30_000,
+      );
       return (JSON.parse(line) as { port: number }).port;
     };
     try {
@@ -857,8 +898,17 @@ describe('Helm chart against the real apiserver', () => {
       const host = `${fullname}-metrics.${ns}.svc`;
       const curl = async (bearer?: string): Promise<string> => {
         const r = await run('curl', [
-          '-sS', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', join(tmp, 'ca.crt'), '--resolve', `${host}:${metricsPort}:127.0.0.1`,
-          ...(bearer ? ['-H', `Authorization: Bearer ${bearer}`] : []), `https://${host}:${metricsPort}/metrics`,
+          '-sS',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code}',
+          '--cacert',
+          join(tmp, 'ca.crt'),
+          '--resolve',
+          `${host}:${metricsPort}:127.0.0.1`,
+          ...(bearer ? ['-H', `Authorization: Bearer ${bearer}`] : []),
+          `https://${host}:${metricsPort}/metrics`,
         ]);
         if (r.code !== 0) throw new Error(`curl failed (${r.code}): ${r.stderr}`);
         return r.stdout;

@@ -30,7 +30,12 @@ describe('findings metrics (real cluster)', () => {
     sim = await startSimulator({ config: { analysis: { queued_ms: 500, analyzing_ms: 1500 } } });
     await apply(namespaceManifest(ns));
     operator = await startTestOperator(operatorEnv(sim.url, { CLUSTER_NAME: uniqueName('m'), NAMESPACES_INCLUDE: ns }));
-    await apply(deployment(ns, 'shop', 2, [{ name: 'web', image: 'nginx:1.27' }, { name: 'cache', image: 'redis:7.2' }]));
+    await apply(
+      deployment(ns, 'shop', 2, [
+        { name: 'web', image: 'nginx:1.27' },
+        { name: 'cache', image: 'redis:7.2' },
+      ]),
+    );
     await apply(deployment(ns, 'edge', 1, [{ name: 'web', image: 'nginx:1.27' }]));
     const pods = await waitForRunningPods(ns, 'app=shop', 2);
     nginx = digestOf(pods[0]?.containers.find((c) => c.name === 'web')?.imageID ?? '') ?? '';
@@ -43,7 +48,9 @@ describe('findings metrics (real cluster)', () => {
     sim.setVulnerabilities(redis, [{ vuln: 'CVE-D', severity: 'Medium', package: 'libc' }]);
     sim.setVerdict(nginx, { status: 'fail', final_action: 'stop' });
     sim.setVerdict(redis, { status: 'pass', final_action: 'go' });
-    await apply(JSON.stringify({ apiVersion: 'anchore.io/v1alpha1', kind: 'AnchorePolicyBinding', metadata: { name: 'shop', namespace: ns }, spec: { podSelector: { matchLabels: { app: 'shop' } } } }));
+    await apply(
+      JSON.stringify({ apiVersion: 'anchore.io/v1alpha1', kind: 'AnchorePolicyBinding', metadata: { name: 'shop', namespace: ns }, spec: { podSelector: { matchLabels: { app: 'shop' } } } }),
+    );
   });
   afterAll(async () => {
     await operator?.stop();
@@ -52,13 +59,20 @@ describe('findings metrics (real cluster)', () => {
   });
 
   const scrapeUntil = (cond: (s: Sample[]) => boolean) =>
-    eventually(async () => {
-      const s = await scrape(operator.op.metricsPort);
-      return cond(s) ? s : undefined;
-    }, 30_000, 250);
+    eventually(
+      async () => {
+        const s = await scrape(operator.op.metricsPort);
+        return cond(s) ? s : undefined;
+      },
+      30_000,
+      250,
+    );
 
   it('when images, vulnerabilities and verdicts are known, then a scrape shows exactly those values', async () => {
-    const s = await scrapeUntil((x) => valueOf(x, 'anchore_operator_binding_images', { binding: 'shop', result: 'fail' }) === 1 && valueOf(x, 'anchore_operator_image_vulnerabilities', { digest: redis, severity: 'Medium' }) === 1);
+    const s = await scrapeUntil(
+      (x) =>
+        valueOf(x, 'anchore_operator_binding_images', { binding: 'shop', result: 'fail' }) === 1 && valueOf(x, 'anchore_operator_image_vulnerabilities', { digest: redis, severity: 'Medium' }) === 1,
+    );
     const img = (digest: string, severity: string) => valueOf(s, 'anchore_operator_image_vulnerabilities', { account: 'admin', digest, severity });
     expect([img(nginx, 'Critical'), img(nginx, 'High'), img(nginx, 'Medium'), img(nginx, 'Low')]).toEqual([1, 2, 0, 0]);
     expect(valueOf(s, 'anchore_operator_image_vulnerabilities', { digest: nginx, severity: 'Critical', image: 'docker.io/library/nginx:1.27' })).toBe(1);
@@ -108,20 +122,37 @@ describe('findings metrics (real cluster)', () => {
     } catch (err) {
       lint = `${(err as { stdout?: string }).stdout ?? ''}${(err as { stderr?: string }).stderr ?? ''}`;
     }
-    const findings = lint.split('\n').filter((l) => l.trim() && !/^anchore_operator_nodejs_active_(handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/.test(l.trim()));
+    const findings = lint
+      .split('\n')
+      .filter((l) => l.trim() && !/^anchore_operator_nodejs_active_(handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/.test(l.trim()));
     expect(findings).toEqual([]);
     expect(execFileSync(promtool as string, ['check', 'rules', join(monitoring, 'prometheus-rules.yaml')], { encoding: 'utf8' })).toContain('SUCCESS: 11 rules found');
     expect(execFileSync(promtool as string, ['test', 'rules', join(monitoring, 'tests', 'rules.test.yaml')], { encoding: 'utf8' })).toContain('SUCCESS');
   });
 
   it('when the series budget is small, then a second operator exports at most that many findings series and counts the rest', async () => {
-    const capped = await startTestOperator(operatorEnv(sim.url, { CLUSTER_NAME: uniqueName('cap'), NAMESPACES_INCLUDE: ns, METRICS_MAX_SERIES: '5', INVENTORY_ENABLED: 'false', INTEGRATION_ENABLED: 'false' }));
+    const capped = await startTestOperator(
+      operatorEnv(sim.url, { CLUSTER_NAME: uniqueName('cap'), NAMESPACES_INCLUDE: ns, METRICS_MAX_SERIES: '5', INVENTORY_ENABLED: 'false', INTEGRATION_ENABLED: 'false' }),
+    );
     try {
-      const findings = new Set(['anchore_operator_image_vulnerabilities', 'anchore_operator_image_fixable_vulnerabilities', 'anchore_operator_workload_vulnerabilities', 'anchore_operator_binding_images', 'anchore_operator_binding_ready', 'anchore_operator_binding_compliant', 'anchore_operator_workload_policy_failed_images', 'anchore_operator_binding_last_evaluation_timestamp_seconds']);
-      const s = await eventually(async () => {
-        const x = await scrape(capped.op.metricsPort);
-        return x.some((m) => m.name === 'anchore_operator_metrics_series_dropped_total' && m.value > 0) ? x : undefined;
-      }, 30_000, 250);
+      const findings = new Set([
+        'anchore_operator_image_vulnerabilities',
+        'anchore_operator_image_fixable_vulnerabilities',
+        'anchore_operator_workload_vulnerabilities',
+        'anchore_operator_binding_images',
+        'anchore_operator_binding_ready',
+        'anchore_operator_binding_compliant',
+        'anchore_operator_workload_policy_failed_images',
+        'anchore_operator_binding_last_evaluation_timestamp_seconds',
+      ]);
+      const s = await eventually(
+        async () => {
+          const x = await scrape(capped.op.metricsPort);
+          return x.some((m) => m.name === 'anchore_operator_metrics_series_dropped_total' && m.value > 0) ? x : undefined;
+        },
+        30_000,
+        250,
+      );
       expect(s.filter((m) => findings.has(m.name))).toHaveLength(5);
       expect(valueOf(s, 'anchore_operator_metrics_series_budget')).toBe(5);
       const dropped = s.filter((m) => m.name === 'anchore_operator_metrics_series_dropped_total').reduce((a, m) => a + m.value, 0);

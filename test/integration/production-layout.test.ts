@@ -20,7 +20,7 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { ma
 function run(cmd: string, args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 180_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0, stdout, stderr });
+      resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, stdout, stderr });
     });
   });
 }
@@ -63,7 +63,7 @@ function parseDockerfile(text: string): Stage[] {
     const rest = m[2] as string;
     if (op === 'ARG') {
       const a = /^(\w+)(?:=(.*))?$/.exec(rest.trim());
-      if (a && a[2] !== undefined && !(a[1] as string in args)) args[a[1] as string] = a[2].replace(/^"|"$/g, '');
+      if (a && a[2] !== undefined && !((a[1] as string) in args)) args[a[1] as string] = a[2].replace(/^"|"$/g, '');
       stages.at(-1)?.instructions.push({ op, args: rest });
       continue;
     }
@@ -105,7 +105,11 @@ describe('production layout (what the container image holds)', () => {
     const deps = dockerfile.find((s) => s.name === 'prod-deps');
     expect(build?.from).toMatch(/^node:24-(bookworm-slim|alpine)/);
     expect(deps?.from).toMatch(/^node:24-(bookworm-slim|alpine)/);
-    const runs = (s: Stage | undefined) => (s?.instructions ?? []).filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
+    const runs = (s: Stage | undefined) =>
+      (s?.instructions ?? [])
+        .filter((i) => i.op === 'RUN')
+        .map((i) => i.args)
+        .join('\n');
     expect(runs(build)).toMatch(/npm ci\b/);
     expect(runs(build)).toMatch(/npm run build\b/);
     expect(runs(deps)).toMatch(/npm ci\b[^\n]*--omit=dev/);
@@ -135,17 +139,32 @@ describe('production layout (what the container image holds)', () => {
     expect(entry.at(-1)).toBe(pkg.main);
     expect(entry[0]).toMatch(/(^|\/)node$/);
     const defaults = Object.fromEntries(SETTINGS.map((s) => [s.name, s.default]));
-    const exposed = final.instructions.filter((i) => i.op === 'EXPOSE').flatMap((i) => i.args.split(/\s+/)).sort();
+    const exposed = final.instructions
+      .filter((i) => i.op === 'EXPOSE')
+      .flatMap((i) => i.args.split(/\s+/))
+      .sort();
     expect(exposed).toEqual([defaults['METRICS_PORT'], defaults['HEALTH_PORT']].sort());
-    const labels = final.instructions.filter((i) => i.op === 'LABEL').map((i) => i.args).join(' ');
+    const labels = final.instructions
+      .filter((i) => i.op === 'LABEL')
+      .map((i) => i.args)
+      .join(' ');
     for (const key of ['title', 'description', 'licenses', 'version', 'revision']) expect(labels).toContain(`org.opencontainers.image.${key}=`);
     expect(labels).toContain(`org.opencontainers.image.licenses="${pkg.license}"`);
   });
 
   it('when the .dockerignore is read, then dependencies, outputs, tests and docs stay out of the build context but what the build copies does not', () => {
-    const ignored = readFileSync(join(root, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    const ignored = readFileSync(join(root, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
     for (const p of ['node_modules', 'dist', '.git', 'test', 'docs', 'coverage', '*.log', '.cache']) expect(ignored).toContain(p);
-    const fromContext = dockerfile.flatMap((s) => s.instructions.filter((i) => i.op === 'COPY').map(copySources).filter((c) => !c.from).flatMap((c) => c.sources));
+    const fromContext = dockerfile.flatMap((s) =>
+      s.instructions
+        .filter((i) => i.op === 'COPY')
+        .map(copySources)
+        .filter((c) => !c.from)
+        .flatMap((c) => c.sources),
+    );
     expect(fromContext.length).toBeGreaterThan(0);
     for (const src of fromContext) expect({ src, ignored: ignored.includes(src) || ignored.includes(src.replace(/\/$/, '')) }).toEqual({ src, ignored: false });
   });
@@ -160,7 +179,11 @@ describe('production layout (what the container image holds)', () => {
 
     function start(env: Record<string, string>): Run {
       // The repository's Node 24 (the system Node may be older), but modules resolved only from `dir`.
-      const child = spawn(process.execPath, [pkg.main], { cwd: dir, env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '', NODE_ENV: 'production', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [pkg.main], {
+        cwd: dir,
+        env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '', NODE_ENV: 'production', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       const r: Run = { child, stdout: [], stderr: [], exit: new Promise((res) => child.on('exit', (code) => res(code))) };
       child.stdout?.on('data', (d: Buffer) => r.stdout.push(d.toString()));
       child.stderr?.on('data', (d: Buffer) => r.stderr.push(d.toString()));
@@ -168,7 +191,14 @@ describe('production layout (what the container image holds)', () => {
       return r;
     }
     const logPort = async (r: Run, message: string): Promise<number> => {
-      const line = await eventually(() => r.stdout.join('').split('\n').find((l) => l.includes(message)), 30_000);
+      const line = await eventually(
+        () =>
+          r.stdout
+            .join('')
+            .split('\n')
+            .find((l) => l.includes(message)),
+        30_000,
+      );
       return (JSON.parse(line) as { port: number }).port;
     };
 
@@ -195,7 +225,9 @@ describe('production layout (what the container image holds)', () => {
 
     it('when production dependencies are installed from the lockfile, then no devDependency (TypeScript, jest, swc, the node package) is there', () => {
       const lock = JSON.parse(readFileSync(join(dir, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; optional?: boolean }> };
-      const devOnly = Object.entries(lock.packages).filter(([p, e]) => p && e.dev).map(([p]) => p);
+      const devOnly = Object.entries(lock.packages)
+        .filter(([p, e]) => p && e.dev)
+        .map(([p]) => p);
       expect(devOnly.length).toBeGreaterThan(100);
       expect(devOnly.filter((p) => existsSync(join(dir, p)))).toEqual([]);
       for (const name of ['typescript', 'jest', '@swc/core', '@swc/jest', 'node', 'dependency-cruiser', 'fast-check', 'pino-pretty']) {

@@ -34,10 +34,14 @@ const getApb = (ns: string, name: string) => getJson<Binding>(['anchorepolicybin
 const events = async (ns: string): Promise<KubeEvent[]> => (await getJson<{ items: KubeEvent[] }>(['events.events.k8s.io', '-n', ns])).items;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ready = (ns: string, name: string, timeoutMs = 30_000) =>
-  eventually(async () => {
-    const b = await getApb(ns, name);
-    return cond(b, 'Ready')?.status === 'True' && b.status?.observedGeneration === b.metadata.generation ? b : undefined;
-  }, timeoutMs, 200);
+  eventually(
+    async () => {
+      const b = await getApb(ns, name);
+      return cond(b, 'Ready')?.status === 'True' && b.status?.observedGeneration === b.metadata.generation ? b : undefined;
+    },
+    timeoutMs,
+    200,
+  );
 
 describe('real-world correctness (real cluster)', () => {
   let sim: AnchoreSimulator;
@@ -47,9 +51,24 @@ describe('real-world correctness (real cluster)', () => {
   const env = () => operatorEnv(sim.url, { CLUSTER_NAME: uniqueName('rw'), NAMESPACES_INCLUDE: ns });
 
   beforeAll(async () => {
-    sim = await startSimulator({ config: { analysis: { queued_ms: 50, analyzing_ms: 150 }, policies: { admin: [{ policy_id: DEFAULT_POLICY_ID, name: 'Default bundle', active: true }, { policy_id: 'strict', name: 'Strict' }] } } });
+    sim = await startSimulator({
+      config: {
+        analysis: { queued_ms: 50, analyzing_ms: 150 },
+        policies: {
+          admin: [
+            { policy_id: DEFAULT_POLICY_ID, name: 'Default bundle', active: true },
+            { policy_id: 'strict', name: 'Strict' },
+          ],
+        },
+      },
+    });
     await apply(namespaceManifest(ns));
-    await apply(deployment(ns, 'web', 2, [{ name: 'nginx', image: 'nginx:1.27' }, { name: 'sidecar', image: 'envoyproxy/envoy:v1.31.0' }]));
+    await apply(
+      deployment(ns, 'web', 2, [
+        { name: 'nginx', image: 'nginx:1.27' },
+        { name: 'sidecar', image: 'envoyproxy/envoy:v1.31.0' },
+      ]),
+    );
     for (const p of await waitForRunningPods(ns, 'app=web', 2)) for (const c of p.containers) digests[c.name] = digestOf(c.imageID) ?? '';
     sim.setVerdict(digests['nginx'] as string, { status: 'pass', final_action: 'go' });
     sim.setVerdict(digests['sidecar'] as string, { status: 'fail', final_action: 'stop', findings: 2 });
@@ -97,10 +116,14 @@ describe('real-world correctness (real cluster)', () => {
     await apply(apb(ns, 'many', { podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: names }] } }));
     const b = await ready(ns, 'many');
     expect(b.status?.summary).toMatchObject({ workloads: 14, images: 1, failed: 1 });
-    const told = await eventually(async () => {
-      const list = (await events(ns)).filter((e) => e.reason === 'AnchorePolicyFailed' && names.includes(e.regarding.name));
-      return new Set(list.map((e) => e.regarding.name)).size === names.length ? list : undefined;
-    }, 20_000, 250);
+    const told = await eventually(
+      async () => {
+        const list = (await events(ns)).filter((e) => e.reason === 'AnchorePolicyFailed' && names.includes(e.regarding.name));
+        return new Set(list.map((e) => e.regarding.name)).size === names.length ? list : undefined;
+      },
+      20_000,
+      250,
+    );
     expect(told.every((e) => e.note.includes('binding') && e.note.includes('envoyproxy/envoy:v1.31.0'))).toBe(true);
     const aggregate = await eventually(async () => (await events(ns)).find((e) => e.reason === 'WorkloadsFailingPolicy' && e.regarding.name === 'many'), 10_000, 250);
     expect(aggregate.note).toContain('14 workload(s) newly fail');
@@ -133,11 +156,22 @@ describe('real-world correctness (real cluster)', () => {
       operator = await startTestOperator({ ...env(), INSTALL_ID: installA });
       // Named for install A from the start: the test cluster is shared (the demo, other suites' operators, a user's
       // install on kind may run), and any install claims an unowned cluster binding first come, first served.
-      await apply(JSON.stringify({ apiVersion: 'anchore.io/v1alpha1', kind: 'ClusterAnchorePolicyBinding', metadata: { name: capb, annotations: { 'anchore.io/install': installA } }, spec: { namespaces: [ns, nsB] } }));
-      const owned = await eventually(async () => {
-        const b = await getCapb();
-        return cond(b, 'Ready')?.status === 'True' ? b : undefined;
-      }, 30_000, 200);
+      await apply(
+        JSON.stringify({
+          apiVersion: 'anchore.io/v1alpha1',
+          kind: 'ClusterAnchorePolicyBinding',
+          metadata: { name: capb, annotations: { 'anchore.io/install': installA } },
+          spec: { namespaces: [ns, nsB] },
+        }),
+      );
+      const owned = await eventually(
+        async () => {
+          const b = await getCapb();
+          return cond(b, 'Ready')?.status === 'True' ? b : undefined;
+        },
+        30_000,
+        200,
+      );
       expect(owned.status?.install).toBe(installA);
       const imagesA = owned.status?.summary?.['images'];
       other = await startTestOperator(operatorEnv(sim.url, { CLUSTER_NAME: uniqueName('rwb'), NAMESPACES_INCLUDE: nsB, INSTALL_ID: installB }));
@@ -153,10 +187,14 @@ describe('real-world correctness (real cluster)', () => {
 
       // Handover: the annotation names B. A lets go; B claims it and reports its own namespaces.
       await kubectl(['annotate', 'clusteranchorepolicybinding', capb, `anchore.io/install=${installB}`, '--overwrite']);
-      const handed = await eventually(async () => {
-        const b = await getCapb();
-        return b.status?.install === installB && cond(b, 'Ready')?.status === 'True' ? b : undefined;
-      }, 20_000, 200);
+      const handed = await eventually(
+        async () => {
+          const b = await getCapb();
+          return b.status?.install === installB && cond(b, 'Ready')?.status === 'True' ? b : undefined;
+        },
+        20_000,
+        200,
+      );
       expect(handed.status?.summary?.['images']).toBe(1);
       expect(handed.status?.summary?.['images']).not.toBe(imagesA);
       await sleep(2000);
@@ -171,12 +209,15 @@ describe('real-world correctness (real cluster)', () => {
     }
   }, 120_000);
 
-  it('when a namespace\'s account label is mistyped, then its inventory still lands, its binding and the namespace say why, and fixing the label recovers at once', async () => {
+  it("when a namespace's account label is mistyped, then its inventory still lands, its binding and the namespace say why, and fixing the label recovers at once", async () => {
     const nsT = uniqueName('rwt');
     const teamSim = await startSimulator({
       config: {
         analysis: { queued_ms: 20, analyzing_ms: 50 },
-        accounts: [{ name: 'admin', users: [{ username: 'admin', password: 'foobar' }] }, { name: 'team-a', users: [] }],
+        accounts: [
+          { name: 'admin', users: [{ username: 'admin', password: 'foobar' }] },
+          { name: 'team-a', users: [] },
+        ],
         policies: { admin: [{ policy_id: DEFAULT_POLICY_ID, name: 'Default bundle', active: true }], 'team-a': [{ policy_id: 'team-policy', name: 'Team policy', active: true }] },
       },
     });
@@ -188,10 +229,14 @@ describe('real-world correctness (real cluster)', () => {
       team = await startTestOperator(operatorEnv(teamSim.url, { CLUSTER_NAME: uniqueName('rwt'), NAMESPACES_INCLUDE: nsT, ACCOUNT_NAMESPACE_LABEL: 'anchore.io/account' }));
       const t = team;
       await apply(apb(nsT, 'team', { podSelector: { matchLabels: { app: 'svc' } } }));
-      const stalled = await eventually(async () => {
-        const b = await getApb(nsT, 'team');
-        return cond(b, 'Stalled')?.reason === 'AccountNotFound' ? b : undefined;
-      }, 20_000, 200);
+      const stalled = await eventually(
+        async () => {
+          const b = await getApb(nsT, 'team');
+          return cond(b, 'Stalled')?.reason === 'AccountNotFound' ? b : undefined;
+        },
+        20_000,
+        200,
+      );
       expect(cond(stalled, 'Ready')?.message).toContain(`Anchore account "tema-a" does not exist (namespace ${nsT} names it in its label anchore.io/account)`);
       // The namespace's inventory is not lost: it lands in the default account meanwhile.
       await eventually(() => teamSim.inventories('admin').some((r) => r.body.namespaces?.some((n) => n.name === nsT)), 20_000, 200);
@@ -218,7 +263,10 @@ describe('real-world correctness (real cluster)', () => {
 
   it('when one digest runs under two tags, then both tags are added to Anchore and each is checked by the binding', async () => {
     const digest = `sha256:${'1a'.repeat(32)}`;
-    for (const [name, image] of [['tag-a', 'nginx:1.27.3'], ['tag-b', 'nginx:stable']] as const) {
+    for (const [name, image] of [
+      ['tag-a', 'nginx:1.27.3'],
+      ['tag-b', 'nginx:stable'],
+    ] as const) {
       const d = JSON.parse(deployment(ns, name, 1, [{ name: 'nginx', image }]));
       d.spec.template.metadata.annotations = { 'image-digest.kwok.anchore.local/nginx': digest };
       await apply(JSON.stringify(d));
@@ -282,13 +330,33 @@ describe('real-world correctness (real cluster)', () => {
     const side = 'ghcr.io/example/pull-side:1.0';
     const sideDigest = `sha256:${'4d'.repeat(32)}`;
     // A pod on a node kwok does not manage: its status is what this test writes, as a kubelet would.
-    await apply(JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: podName, namespace: ns, labels: { app: 'pulling' } }, spec: { nodeName: 'not-a-kwok-node', containers: [{ name: 'main', image: main }, { name: 'side', image: side }] } }));
+    await apply(
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: podName, namespace: ns, labels: { app: 'pulling' } },
+        spec: {
+          nodeName: 'not-a-kwok-node',
+          containers: [
+            { name: 'main', image: main },
+            { name: 'side', image: side },
+          ],
+        },
+      }),
+    );
     const status = (sideID: string) => ({
       status: {
         phase: 'Running',
         containerStatuses: [
           { name: 'main', image: main, imageID: `ghcr.io/example/pull-main@sha256:${'5e'.repeat(32)}`, ready: true, restartCount: 0, state: { running: { startedAt: new Date().toISOString() } } },
-          { name: 'side', image: side, imageID: sideID, ready: false, restartCount: 0, state: sideID ? { running: { startedAt: new Date().toISOString() } } : { waiting: { reason: 'ContainerCreating' } } },
+          {
+            name: 'side',
+            image: side,
+            imageID: sideID,
+            ready: false,
+            restartCount: 0,
+            state: sideID ? { running: { startedAt: new Date().toISOString() } } : { waiting: { reason: 'ContainerCreating' } },
+          },
         ],
       },
     });
@@ -314,10 +382,14 @@ describe('real-world correctness (real cluster)', () => {
       sim.clearRequests();
       // A forced re-evaluation asks Anchore, which answers 404 for the deleted image.
       await kubectl(['annotate', 'apb', 'lost', '-n', ns, 'anchore.io/reevaluate=lost-1', '--overwrite']);
-      const saying = await eventually(async () => {
-        const b = await getApb(ns, 'lost');
-        return cond(b, 'Ready')?.reason === 'ImageNotInAnchore' ? b : undefined;
-      }, 20_000, 100);
+      const saying = await eventually(
+        async () => {
+          const b = await getApb(ns, 'lost');
+          return cond(b, 'Ready')?.reason === 'ImageNotInAnchore' ? b : undefined;
+        },
+        20_000,
+        100,
+      );
       expect(cond(saying, 'Ready')?.status).toBe('False');
       expect(cond(saying, 'Ready')?.message).toContain('Anchore no longer holds 1 image(s)');
       expect(saying.status?.results?.find((r) => r.digest === digests['nginx'])).toMatchObject({ result: 'pending', reason: 'ImageNotInAnchore' });
@@ -331,7 +403,7 @@ describe('real-world correctness (real cluster)', () => {
     }
   });
 
-  it('when a binding\'s policy is deleted and restored, then PolicyNotFound follows at once and recovery within 20 s', async () => {
+  it("when a binding's policy is deleted and restored, then PolicyNotFound follows at once and recovery within 20 s", async () => {
     sim.putPolicy(ADMIN_ACCOUNT, { policy_id: 'doomed', name: 'Doomed' });
     await apply(apb(ns, 'doomed', { podSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['first', 'second'] }] }, policyId: 'doomed' }));
     await apply(deployment(ns, 'first', 1, [{ name: 'c', image: 'busybox:1.36' }]));
@@ -341,10 +413,14 @@ describe('real-world correctness (real cluster)', () => {
     // A new image under the binding: its first check meets the deleted policy (the 60 s policy list still has it).
     const t0 = Date.now();
     await apply(deployment(ns, 'second', 1, [{ name: 'c', image: 'redis:7.4' }]));
-    const stalled = await eventually(async () => {
-      const b = await getApb(ns, 'doomed');
-      return cond(b, 'Stalled')?.reason === 'PolicyNotFound' ? b : undefined;
-    }, 20_000, 100);
+    const stalled = await eventually(
+      async () => {
+        const b = await getApb(ns, 'doomed');
+        return cond(b, 'Stalled')?.reason === 'PolicyNotFound' ? b : undefined;
+      },
+      20_000,
+      100,
+    );
     const toStalled = Date.now() - t0;
     expect(cond(stalled, 'Ready')?.message).toContain('no policy with id "doomed"');
     // Once the new pod has settled (no pod events left to wake the binding), the policy comes back.
@@ -372,10 +448,14 @@ describe('real-world correctness (real cluster)', () => {
       sim.setFaults([{ path: /\/check$/, outage: { untilMs: outageEnds } }]);
       await kubectl(['annotate', 'apb', 'forced', '-n', ns, 'anchore.io/reevaluate=forced-1', '--overwrite']);
       await eventually(async () => cond(await getApb(ns, 'forced'), 'Ready')?.reason === 'AnchoreUnavailable', 10_000, 100);
-      const after = await eventually(async () => {
-        const b = await getApb(ns, 'forced');
-        return cond(b, 'Ready')?.status === 'True' ? b : undefined;
-      }, 30_000, 200);
+      const after = await eventually(
+        async () => {
+          const b = await getApb(ns, 'forced');
+          return cond(b, 'Ready')?.status === 'True' ? b : undefined;
+        },
+        30_000,
+        200,
+      );
       // The retry asked Anchore (after the outage) and shows the new verdict, not the cached one.
       expect(after.status?.summary).toMatchObject({ passed: 2, failed: 0 });
       expect(sim.requests({ path: /\/check$/ }).some((r) => r.status === 200 && r.time >= outageEnds)).toBe(true);

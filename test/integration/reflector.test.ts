@@ -67,7 +67,12 @@ describe('Reflector (real apiserver)', () => {
     await r.start();
     const after = [...r.list()].map((p) => p.key);
     expect(after.filter((k) => !k.startsWith(`${ns}/b-`))).toEqual([]);
-    expect(events.filter((e) => e.startsWith('delete')).map((e) => e.slice(7)).sort()).toEqual([...before].sort());
+    expect(
+      events
+        .filter((e) => e.startsWith('delete'))
+        .map((e) => e.slice(7))
+        .sort(),
+    ).toEqual([...before].sort());
     expect(events.filter((e) => e.startsWith('add'))).toHaveLength(2);
     r.stop();
   });

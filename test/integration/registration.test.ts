@@ -33,7 +33,12 @@ describe('registration and inventory (real cluster)', () => {
 
   it('when a Deployment runs, then each unique image is registered exactly once within seconds of Running', async () => {
     const appliedAt = Date.now();
-    await apply(deployment(ns, 'web', 3, [{ name: 'nginx', image: 'nginx:1.27' }, { name: 'cache', image: 'redis:7.2' }]));
+    await apply(
+      deployment(ns, 'web', 3, [
+        { name: 'nginx', image: 'nginx:1.27' },
+        { name: 'cache', image: 'redis:7.2' },
+      ]),
+    );
     await apply(deployment(ns, 'worker', 2, [{ name: 'redis', image: 'redis:7.2' }]));
     const web = await waitForRunningPods(ns, 'app=web', 3);
     await waitForRunningPods(ns, 'app=worker', 2);
@@ -119,7 +124,9 @@ describe('registration and inventory (real cluster)', () => {
   it('when registered as an integration, then Anchore has the registration and a health report', async () => {
     await eventually(() => sim.integrations().some((i) => JSON.stringify(i).includes(cluster)), 10_000);
     await eventually(() => sim.requests({ method: 'POST', path: /health-report$/ }).some((r) => r.status === 201), 10_000).catch((err: unknown) => {
-      throw new Error(`${String(err)}; health reports: ${JSON.stringify(sim.requests({ method: 'POST', path: /health-report$/ }).map((r) => [r.status, r.body]))}; violations ${JSON.stringify(sim.contractViolations())}`);
+      throw new Error(
+        `${String(err)}; health reports: ${JSON.stringify(sim.requests({ method: 'POST', path: /health-report$/ }).map((r) => [r.status, r.body]))}; violations ${JSON.stringify(sim.contractViolations())}`,
+      );
     });
   });
 });

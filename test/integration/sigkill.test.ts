@@ -49,7 +49,15 @@ describe('SIGKILL mid-sync (real process, real cluster)', () => {
     return p;
   }
   const logPort = async (p: Proc, message: string): Promise<number> => {
-    const line = await eventually(() => p.stdout.join('').split('\n').find((l) => l.includes(message)), 30_000, 50);
+    const line = await eventually(
+      () =>
+        p.stdout
+          .join('')
+          .split('\n')
+          .find((l) => l.includes(message)),
+      30_000,
+      50,
+    );
     return (JSON.parse(line) as { port: number }).port;
   };
   const posts = () => sim.requests({ method: 'POST', path: '/v2/images' });
@@ -91,10 +99,14 @@ describe('SIGKILL mid-sync (real process, real cluster)', () => {
       { method: 'POST', path: '/v2/images', latencyMs: 50 },
     ]);
     const faults = async (): Promise<Array<{ remaining?: number }>> => (await fetch(`${sim.url}/_sim/faults`)).json() as Promise<Array<{ remaining?: number }>>;
-    await eventually(async () => {
-      const rule = (await faults()).find((f) => f.remaining !== undefined); // gone once all 3 arrived
-      return rule === undefined || (rule.remaining ?? 0) <= 1;
-    }, 10_000, 5);
+    await eventually(
+      async () => {
+        const rule = (await faults()).find((f) => f.remaining !== undefined); // gone once all 3 arrived
+        return rule === undefined || (rule.remaining ?? 0) <= 1;
+      },
+      10_000,
+      5,
+    );
     const killedAt = Date.now();
     first.child.kill('SIGKILL');
     expect((await first.exit).signal).toBe('SIGKILL');
@@ -113,12 +125,16 @@ describe('SIGKILL mid-sync (real process, real cluster)', () => {
     const metricsPort = await logPort(second, 'metrics server listening');
     await eventually(() => held(digests) === 200, 120_000, 20);
     const completeMs = Date.now() - restartedAt;
-    const inventory = await eventually(() => {
-      const reports = sim.inventories('admin').filter((r) => r.body.cluster_name === cluster && r.receivedAt >= restartedAt);
-      const last = reports[reports.length - 1];
-      const seen = new Set((last?.body.containers ?? []).map((c) => c.image_digest));
-      return [...digests].every((d) => seen.has(d)) ? last : undefined;
-    }, 60_000, 100);
+    const inventory = await eventually(
+      () => {
+        const reports = sim.inventories('admin').filter((r) => r.body.cluster_name === cluster && r.receivedAt >= restartedAt);
+        const last = reports[reports.length - 1];
+        const seen = new Set((last?.body.containers ?? []).map((c) => c.image_digest));
+        return [...digests].every((d) => seen.has(d)) ? last : undefined;
+      },
+      60_000,
+      100,
+    );
     const inventoryMs = inventory.receivedAt - restartedAt;
     await new Promise((r) => setTimeout(r, 1_000)); // any stray duplicate add would show up by now
 

@@ -77,12 +77,9 @@ export interface PodSummary {
 }
 
 export async function runningPods(namespace: string, selector?: string): Promise<PodSummary[]> {
-  const list = await getJson<{ items: Array<{ metadata: { name: string; uid: string }; status?: { phase?: string; containerStatuses?: Array<{ name: string; image: string; imageID?: string; containerID?: string }> } }> }>([
-    'pods',
-    '-n',
-    namespace,
-    ...(selector ? ['-l', selector] : []),
-  ]);
+  const list = await getJson<{
+    items: Array<{ metadata: { name: string; uid: string }; status?: { phase?: string; containerStatuses?: Array<{ name: string; image: string; imageID?: string; containerID?: string }> } }>;
+  }>(['pods', '-n', namespace, ...(selector ? ['-l', selector] : [])]);
   return list.items
     .filter((p) => p.status?.phase === 'Running')
     .map((p) => ({
@@ -95,10 +92,14 @@ export async function runningPods(namespace: string, selector?: string): Promise
 
 /** Waits for `count` Running pods carrying imageIDs. */
 export async function waitForRunningPods(namespace: string, selector: string, count: number, timeoutMs = 60_000): Promise<PodSummary[]> {
-  return eventually(async () => {
-    const pods = await runningPods(namespace, selector);
-    return pods.length === count && pods.every((p) => p.containers.length > 0 && p.containers.every((c) => c.imageID)) ? pods : undefined;
-  }, timeoutMs, 200);
+  return eventually(
+    async () => {
+      const pods = await runningPods(namespace, selector);
+      return pods.length === count && pods.every((p) => p.containers.length > 0 && p.containers.every((c) => c.imageID)) ? pods : undefined;
+    },
+    timeoutMs,
+    200,
+  );
 }
 
 /** A Deployment manifest whose pods run both under kwok and on a real cluster (kind). */
@@ -154,10 +155,14 @@ export async function ensureCrds(): Promise<void> {
   await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/anchorepolicybindings.anchore.io', 'crd/clusteranchorepolicybindings.anchore.io']);
   // Established is not yet "in discovery": wait until kubectl can resolve the short names, clearing its cache of
   // the earlier miss each time.
-  await eventually(async () => {
-    rmSync(discoveryCache, { recursive: true, force: true });
-    mkdirSync(discoveryCache, { recursive: true });
-    const r = await kubectlRaw(['api-resources', '--api-group=anchore.io', '-o', 'name']);
-    return r.stdout.includes('anchorepolicybindings') && r.stdout.includes('clusteranchorepolicybindings');
-  }, 30_000, 250);
+  await eventually(
+    async () => {
+      rmSync(discoveryCache, { recursive: true, force: true });
+      mkdirSync(discoveryCache, { recursive: true });
+      const r = await kubectlRaw(['api-resources', '--api-group=anchore.io', '-o', 'name']);
+      return r.stdout.includes('anchorepolicybindings') && r.stdout.includes('clusteranchorepolicybindings');
+    },
+    30_000,
+    250,
+  );
 }

@@ -8,7 +8,13 @@ const op = (id: string) => {
   return o;
 };
 const json = (body: unknown, extra: Partial<RequestFacts> = {}): RequestFacts => ({
-  params: {}, query: {}, contentType: 'application/json', bodyBytes: body === undefined ? 0 : JSON.stringify(body).length, body, parsed: true, ...extra,
+  params: {},
+  query: {},
+  contentType: 'application/json',
+  bodyBytes: body === undefined ? 0 : JSON.stringify(body).length,
+  body,
+  parsed: true,
+  ...extra,
 });
 const msgs = (vs: { path: string; message: string }[]): string[] => vs.map((v) => `${v.path}: ${v.message}`);
 const D = `sha256:${'a'.repeat(64)}`;
@@ -33,7 +39,9 @@ describe('checkRequest', () => {
   });
 
   it('when an image source sets two types or none, then the prose rule refuses it', () => {
-    expect(msgs(checkRequest(op('add_image'), json({ source: { tag: { pull_string: 'a:1' }, digest: { pull_string: `a@${D}`, tag: 'a:1' } } })))).toEqual(['$.source: must set exactly one source type, got tag, digest']);
+    expect(msgs(checkRequest(op('add_image'), json({ source: { tag: { pull_string: 'a:1' }, digest: { pull_string: `a@${D}`, tag: 'a:1' } } })))).toEqual([
+      '$.source: must set exactly one source type, got tag, digest',
+    ]);
     expect(msgs(checkRequest(op('add_image'), json({ source: {} })))).toEqual(['$.source: must set exactly one source type, got none']);
   });
 

@@ -60,7 +60,8 @@ export function healthReportConsistency(body: unknown): Violation[] {
     if (info.account_name !== account) out.push({ path: `${at}.account_name`, message: `must name the account it is filed under (${account}), got ${JSON.stringify(info.account_name)}` });
     if (batches.length > info.batch_size) out.push({ path: `${at}.batches`, message: `lists ${batches.length} batches but batch_size is ${info.batch_size}` });
     batches.forEach((b, i) => {
-      if (b.batch_index !== i + 1) out.push({ path: `${at}.batches[${i}].batch_index`, message: `must be ${i + 1} (batches are numbered from 1, in the order sent), got ${JSON.stringify(b.batch_index)}` });
+      if (b.batch_index !== i + 1)
+        out.push({ path: `${at}.batches[${i}].batch_index`, message: `must be ${i + 1} (batches are numbered from 1, in the order sent), got ${JSON.stringify(b.batch_index)}` });
     });
     const failed = batches.filter((b) => typeof b.error === 'string' && b.error !== '').length;
     if (info.has_errors !== failed > 0) out.push({ path: `${at}.has_errors`, message: `must be ${failed > 0} (${failed} of the listed batches carry an error)` });
@@ -81,24 +82,32 @@ export const OPERATIONS: readonly OperationContract[] = [
   { operationId: 'version_check', method: 'GET', path: '/v2/version', success: { 200: S.ServiceVersion } },
   { operationId: 'health_check', method: 'GET', path: '/v2/health', success: { 200: null } },
   {
-    operationId: 'get_oauth_token', method: 'POST', path: '/v2/oauth/token',
+    operationId: 'get_oauth_token',
+    method: 'POST',
+    path: '/v2/oauth/token',
     body: { media: 'application/x-www-form-urlencoded', schema: S.TokenRequestForm, required: false },
     success: { 200: S.TokenResponse },
   },
   {
-    operationId: 'revoke_oauth_token', method: 'POST', path: '/v2/oauth/revoke',
+    operationId: 'revoke_oauth_token',
+    method: 'POST',
+    path: '/v2/oauth/revoke',
     body: { media: 'application/x-www-form-urlencoded', schema: { type: 'object', properties: { token: str, token_type_hint: { type: 'string', enum: ['refresh_token'] } } }, required: false },
     success: { 200: null },
   },
   {
-    operationId: 'add_image', method: 'POST', path: '/v2/images',
+    operationId: 'add_image',
+    method: 'POST',
+    path: '/v2/images',
     query: { force: { schema: bool }, auto_subscribe: { schema: bool } },
     body: { media: 'application/json', schema: S.ImageAnalysisRequest, required: true },
     success: { 200: S.AnchoreImage },
     rules: oneImageSource,
   },
   {
-    operationId: 'list_images', method: 'GET', path: '/v2/images',
+    operationId: 'list_images',
+    method: 'GET',
+    path: '/v2/images',
     query: {
       image_id: { schema: str },
       history: { schema: bool },
@@ -111,17 +120,24 @@ export const OPERATIONS: readonly OperationContract[] = [
   },
   { operationId: 'get_image', method: 'GET', path: '/v2/images/{image_digest}', pathParams: { image_digest: digestParam }, success: { 200: S.AnchoreImage } },
   {
-    operationId: 'get_image_vulnerability_types', method: 'GET', path: '/v2/images/{image_digest}/vuln',
-    pathParams: { image_digest: digestParam }, success: { 200: S.VulnerabilityTypes },
+    operationId: 'get_image_vulnerability_types',
+    method: 'GET',
+    path: '/v2/images/{image_digest}/vuln',
+    pathParams: { image_digest: digestParam },
+    success: { 200: S.VulnerabilityTypes },
   },
   {
-    operationId: 'get_image_vulnerabilities_by_digest', method: 'GET', path: '/v2/images/{image_digest}/vuln/{vuln_type}',
+    operationId: 'get_image_vulnerabilities_by_digest',
+    method: 'GET',
+    path: '/v2/images/{image_digest}/vuln/{vuln_type}',
     pathParams: { image_digest: digestParam, vuln_type: { type: 'string', enum: ['os', 'non-os', 'all'] } },
     query: { force_refresh: { schema: bool }, include_vuln_description: { schema: bool }, vendor_only: { schema: bool }, base_digest: { schema: str } },
     success: { 200: S.ImagePackageVulnerabilityResponse },
   },
   {
-    operationId: 'get_image_policy_check_by_digest', method: 'GET', path: '/v2/images/{image_digest}/check',
+    operationId: 'get_image_policy_check_by_digest',
+    method: 'GET',
+    path: '/v2/images/{image_digest}/check',
     pathParams: { image_digest: digestParam },
     query: {
       policy_id: { schema: str },
@@ -136,18 +152,24 @@ export const OPERATIONS: readonly OperationContract[] = [
   { operationId: 'list_policies', method: 'GET', path: '/v2/policies', query: { detail: { schema: bool } }, success: { 200: S.PolicyList } },
   { operationId: 'get_policy', method: 'GET', path: '/v2/policies/{policy_id}', query: { detail: { schema: bool } }, success: { 200: S.PolicyRecord } },
   {
-    operationId: 'post_kubernetes_inventory', method: 'POST', path: '/v2/kubernetes-inventory',
+    operationId: 'post_kubernetes_inventory',
+    method: 'POST',
+    path: '/v2/kubernetes-inventory',
     body: { media: 'application/json', schema: S.KubernetesInventory, required: true },
     // 201 in spec 2.13.0 (the contract notes, §7); the 2.10.2 document declared 204. Both without a body.
     success: { 201: null, 204: null },
   },
   {
-    operationId: 'register_integration', method: 'POST', path: '/v2/system/integrations/registration',
+    operationId: 'register_integration',
+    method: 'POST',
+    path: '/v2/system/integrations/registration',
     body: { media: 'application/json', schema: S.IntegrationRegister, required: true },
     success: { 200: S.Integration, 201: S.Integration },
   },
   {
-    operationId: 'handle_health_report', method: 'POST', path: '/v2/system/integrations/{integration_uuid}/health-report',
+    operationId: 'handle_health_report',
+    method: 'POST',
+    path: '/v2/system/integrations/{integration_uuid}/health-report',
     pathParams: { integration_uuid: S.UUID },
     body: { media: 'application/json', schema: S.HealthReport, required: true },
     success: { 201: null },

@@ -204,9 +204,7 @@ type NullIf<S> = S extends { readonly nullable: true } ? null : never;
 type RequiredKeys<S> = S extends { readonly required: readonly (infer R)[] } ? R & string : never;
 type Simplify<T> = { [K in keyof T]: T[K] } & {};
 
-type ObjectOf<P, R extends string> = Simplify<
-  { -readonly [K in keyof P as K extends R ? K : never]: Infer<P[K]> } & { -readonly [K in keyof P as K extends R ? never : K]?: Infer<P[K]> }
->;
+type ObjectOf<P, R extends string> = Simplify<{ -readonly [K in keyof P as K extends R ? K : never]: Infer<P[K]> } & { -readonly [K in keyof P as K extends R ? never : K]?: Infer<P[K]> }>;
 
 /** The TypeScript type of the values a schema accepts. */
 export type Infer<S> = S extends { readonly anyOf: readonly (infer A)[] }

@@ -97,7 +97,14 @@ export const ImageImportManifest = {
       type: 'object',
       required: ['image_config', 'manifest', 'packages'],
       properties: {
-        packages: str, image_config: str, manifest: str, parent_manifest: str, dockerfile: str, secret_searches: str, content_searches: str, file_contents: str,
+        packages: str,
+        image_config: str,
+        manifest: str,
+        parent_manifest: str,
+        dockerfile: str,
+        secret_searches: str,
+        content_searches: str,
+        file_contents: str,
       },
     },
     tags: strings,
@@ -412,10 +419,7 @@ export const PolicyEvaluationProblem = {
 
 export const PolicyEvaluationResult = {
   type: 'object',
-  required: [
-    'evaluation_problems', 'evaluation_time', 'final_action', 'final_action_reason', 'image_allowlisted', 'image_denylisted',
-    'image_mapped_to_rule', 'number_of_findings', 'status',
-  ],
+  required: ['evaluation_problems', 'evaluation_time', 'final_action', 'final_action_reason', 'image_allowlisted', 'image_denylisted', 'image_mapped_to_rule', 'number_of_findings', 'status'],
   properties: {
     details: {
       type: 'object',

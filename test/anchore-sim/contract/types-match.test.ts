@@ -5,12 +5,7 @@
 //   builder) validate against the schemas with no extra members, and pass the health-report consistency rule.
 import { describe, expect, it } from '@jest/globals';
 import { healthReportBody } from '../../../src/anchore/decode.ts';
-import type {
-  AnchoreApi,
-  HealthReportBody,
-  IntegrationRegistration,
-  KubernetesInventory,
-} from '../../../src/anchore/anchore.port.ts';
+import type { AnchoreApi, HealthReportBody, IntegrationRegistration, KubernetesInventory } from '../../../src/anchore/anchore.port.ts';
 import { buildHealthReport, IntegrationController } from '../../../src/controllers/integration.controller.ts';
 import { buildInventory } from '../../../src/controllers/inventory.ts';
 import { Scope } from '../../../src/model/scope.ts';
@@ -90,9 +85,20 @@ describe('operator request types match the Anchore contract fixture', () => {
       sendHealthReport: async () => undefined,
     } as unknown as AnchoreApi;
     const ctl = new IntegrationController({
-      anchore, account: 'admin', username: 'admin', clusterName: 'prod', registrationId: 'reg', instanceId: 'pod-1', namespace: 'anchore-system',
-      version: '1.2.3', healthIntervalMs: 5_000, accounts: ['admin', 'team-a'], namespaces: ['shop-*'], configuration: { inventory: { batch_bytes: 1 } },
-      inventoryStatus: () => [], log: createLogger({ level: 'error', pretty: false }, { write: () => undefined }),
+      anchore,
+      account: 'admin',
+      username: 'admin',
+      clusterName: 'prod',
+      registrationId: 'reg',
+      instanceId: 'pod-1',
+      namespace: 'anchore-system',
+      version: '1.2.3',
+      healthIntervalMs: 5_000,
+      accounts: ['admin', 'team-a'],
+      namespaces: ['shop-*'],
+      configuration: { inventory: { batch_bytes: 1 } },
+      inventoryStatus: () => [],
+      log: createLogger({ level: 'error', pretty: false }, { write: () => undefined }),
     });
     ctl.start();
     const end = Date.now() + 5000;
@@ -106,8 +112,27 @@ describe('operator request types match the Anchore contract fixture', () => {
     const t = new Date('2026-12-01T10:00:00Z');
     const report = buildHealthReport(
       [
-        { account: 'admin', batchCount: 3, batches: [{ index: 1, sentAt: t }, { index: 2, sentAt: t, error: 'HTTP 400: bad' }, { index: 3, sentAt: t }], lastSuccessfulIndex: 3, lastAttempt: t },
-        { account: 'team-a', batchCount: 2, batches: [{ index: 1, sentAt: t }, { index: 2, sentAt: t }], lastSuccessfulIndex: 2, lastAttempt: t },
+        {
+          account: 'admin',
+          batchCount: 3,
+          batches: [
+            { index: 1, sentAt: t },
+            { index: 2, sentAt: t, error: 'HTTP 400: bad' },
+            { index: 3, sentAt: t },
+          ],
+          lastSuccessfulIndex: 3,
+          lastAttempt: t,
+        },
+        {
+          account: 'team-a',
+          batchCount: 2,
+          batches: [
+            { index: 1, sentAt: t },
+            { index: 2, sentAt: t },
+          ],
+          lastSuccessfulIndex: 2,
+          lastAttempt: t,
+        },
         { account: 'never', batchCount: 0, batches: [], lastSuccessfulIndex: -1 },
       ],
       12.5,
