@@ -320,10 +320,10 @@ export class AdmissionValidator {
   }
 
   async #register(c: Covered): Promise<void> {
-    const id = `${c.account}|${c.image.digest ?? c.image.tag}`;
+    const id = imageKey(c.account, c.image);
     const last = this.#registered.get(id);
     if (last !== undefined && this.#now() - last < REGISTER_AGAIN_MS) return;
-    if (this.#o.images.catalog(imageKey(c.account, c.image))) return;
+    if (this.#o.images.catalog(id)) return;
     this.#registered.set(id, this.#now());
     if (this.#registered.size > 10_000) for (const [k, t] of this.#registered) if (this.#now() - t >= REGISTER_AGAIN_MS) this.#registered.delete(k);
     try {

@@ -37,7 +37,7 @@ export class EvaluationCache {
 
   check(account: string, policyId: string, digest: string, tag: string, maxAgeMs: number): Promise<PolicyCheck> {
     // Only what a binding shows is kept: the top findings (messages cut to 512 characters) and the count.
-    return this.#get(this.#checks, `${account}|${policyId}|${digest}|${tag}`, maxAgeMs, async () => {
+    return this.#get(this.#checks, checkKey(account, policyId, digest, tag), maxAgeMs, async () => {
       const c = await this.#anchore.checkImage(account, digest, tag, policyId);
       return { ...c, findings: c.findings.slice(0, KEPT_FINDINGS).map((f) => ({ ...f, message: f.message.slice(0, 512) })) };
     });
@@ -45,7 +45,7 @@ export class EvaluationCache {
 
   /** A held evaluation no older than `maxAgeMs`, without calling Anchore (admission answers from it). */
   peekCheck(account: string, policyId: string, digest: string, tag: string, maxAgeMs: number): PolicyCheck | undefined {
-    const e = this.#checks.get(`${account}|${policyId}|${digest}|${tag}`);
+    const e = this.#checks.get(checkKey(account, policyId, digest, tag));
     return e?.value !== undefined && this.#now() - e.at < maxAgeMs ? e.value : undefined;
   }
 
@@ -57,7 +57,7 @@ export class EvaluationCache {
 
   /** The freshest evaluation time we hold for a key, if any (to tell a re-evaluation from the first one). */
   checkedAt(account: string, policyId: string, digest: string, tag: string): number | undefined {
-    return this.#checks.get(`${account}|${policyId}|${digest}|${tag}`)?.at;
+    return this.#checks.get(checkKey(account, policyId, digest, tag))?.at;
   }
 
   /** Vulnerability counts of an image (and filtered per-CVE entries when enabled), never the full list. */
@@ -107,4 +107,9 @@ export class EvaluationCache {
     );
     return p;
   }
+}
+
+/** One policy evaluation: an image (digest, under a tag — Anchore maps policies per tag) against a policy in an account. */
+function checkKey(account: string, policyId: string, digest: string, tag: string): string {
+  return `${account}|${policyId}|${digest}|${tag}`;
 }
