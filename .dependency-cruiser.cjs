@@ -21,7 +21,8 @@ module.exports = {
       comment: 'Controllers depend on ports (interfaces), never on the HTTP or client implementations.',
       severity: 'error',
       from: { path: '^src/controllers/', pathNot: '\\.test\\.ts$' },
-      to: { path: '^src/(anchore/.*\\.http\\.ts|kube/(?!.*\\.port\\.ts).*)$' },
+      // Of src/anchore/ only the port and its typed errors: not the client, its transport or decoders.
+      to: { path: '^src/(anchore/(?!(anchore\\.port|errors)\\.ts$)|kube/(?!.*\\.port\\.ts).*)' },
     },
     {
       name: 'controllers-never-import-controllers',
@@ -42,7 +43,7 @@ module.exports = {
       comment: 'src/model/ is the shared domain model: no controllers, no Kubernetes or Anchore implementations (ports only).',
       severity: 'error',
       from: { path: '^src/model/' },
-      to: { path: '^src/(controllers|admission|telemetry/(?!logger|metrics)|anchore/.*\\.http|kube/(?!.*\\.port\\.ts))' },
+      to: { path: '^src/(controllers|admission|telemetry/(?!logger|metrics)|anchore/(?!(anchore\\.port|errors)\\.ts$)|kube/(?!.*\\.port\\.ts))' },
     },
     {
       name: 'runtime-is-kind-agnostic',
