@@ -38,9 +38,9 @@ interface ImageControllerOptions {
  */
 export class ImageController implements ImageRegistry {
   readonly queue: WorkQueue<string>;
-  /** The shared image model this controller keeps current. */
-  readonly model = new ImageCatalog();
-  readonly running = this.model.running;
+  /** The shared image model this controller keeps current (others read it through the ImageRegistry port). */
+  readonly #model = new ImageCatalog();
+  readonly running = this.#model.running;
   readonly #o: ImageControllerOptions;
   readonly #accountsLoaded = new Map<string, Promise<void>>();
   readonly #firstSeen = new Map<string, number>();
@@ -76,7 +76,7 @@ export class ImageController implements ImageRegistry {
       },
       delete: (ns) => this.#namespaceChanged(ns.name),
     });
-    o.metrics.stateGauge(METRIC.images, 'Running images known to the operator, by account and analysis status', ['account', 'analysis_status'], () => this.model.countByStatus());
+    o.metrics.stateGauge(METRIC.images, 'Running images known to the operator, by account and analysis status', ['account', 'analysis_status'], () => this.#model.countByStatus());
   }
 
   start(): void {
@@ -87,7 +87,7 @@ export class ImageController implements ImageRegistry {
 
   /** Anchore's state of an image key, if known. */
   catalog(key: string): CatalogEntry | undefined {
-    return this.model.lookup(key);
+    return this.#model.lookup(key);
   }
 
   /**
@@ -95,7 +95,7 @@ export class ImageController implements ImageRegistry {
    * listed for it (admission resolves tag-only pod specs with it).
    */
   digestForTag(account: string, tag: string): string | undefined {
-    return this.model.digestForTag(account, tag);
+    return this.#model.digestForTag(account, tag);
   }
 
   /**
@@ -103,7 +103,7 @@ export class ImageController implements ImageRegistry {
    * second add. Kept only if the account's list is loaded (otherwise the list will name it).
    */
   noteRegistered(account: string, image: AnchoreImage): void {
-    if (this.#accountsLoaded.has(account)) this.model.learn(account, image);
+    if (this.#accountsLoaded.has(account)) this.#model.learn(account, image);
   }
 
   /**
@@ -136,12 +136,12 @@ export class ImageController implements ImageRegistry {
 
   #podChanged(key: string, pod: PodInfo | undefined): void {
     const uses = pod ? this.usesOf(pod) : undefined;
-    this.model.setPodUses(key, uses);
+    this.#model.setPodUses(key, uses);
     this.demand(key, uses);
   }
 
   workloadImages(): Map<string, { workload: ImageUse['workload']; keys: Set<string> }> {
-    return this.model.workloadImages();
+    return this.#model.workloadImages();
   }
 
   /**
@@ -152,7 +152,7 @@ export class ImageController implements ImageRegistry {
     const started = this.running.setSource(source, uses);
     const now = Date.now();
     for (const k of started) {
-      const entry = this.model.entry(k);
+      const entry = this.#model.entry(k);
       if (!this.#firstSeen.has(k) && !entry) this.#firstSeen.set(k, now);
       // A poll is already scheduled and every running tag is registered: another pod running the image changes
       // nothing, so it must not bring the poll forward (pod churn would otherwise poll Anchore hundreds of times).
@@ -176,7 +176,7 @@ export class ImageController implements ImageRegistry {
    * holds it, register it again. True when the image is one the operator follows.
    */
   recheck(key: string): boolean {
-    const entry = this.model.entry(key);
+    const entry = this.#model.entry(key);
     if (!entry || !this.running.get(key)) return false;
     if (!entry.verify) {
       entry.verify = true;
@@ -210,12 +210,12 @@ export class ImageController implements ImageRegistry {
   async #reconcile(key: string, img: RunningImage): Promise<void> {
     const log = this.#log.child({ account: img.account, image: img.image.tag, reconcileId: nextReconcileId() });
     await this.#loadAccount(img.account);
-    let entry = this.model.entry(key) ?? this.model.adoptListedTag(key);
+    let entry = this.#model.entry(key) ?? this.#model.adoptListedTag(key);
     const added = !entry;
     if (!entry) {
       const res = await this.#add(img, img.image);
       entry = { digest: res.image_digest, analysis: res.analysis_status, polls: 0, tags: new Set([img.image.tag]) };
-      this.model.registered(key, entry);
+      this.#model.registered(key, entry);
       this.#o.metrics.imagesRegistered.inc({ account: img.account });
       const seen = this.#firstSeen.get(key);
       if (seen !== undefined) this.#o.metrics.registrationLatency.observe((Date.now() - seen) / 1000);
@@ -241,7 +241,7 @@ export class ImageController implements ImageRegistry {
     } catch (err) {
       if (err instanceof AnchoreError && err.kind === 'not-found') {
         // Deleted from Anchore behind our back: register it again (bindings say so meanwhile).
-        this.model.vanished(key, img.account, entry);
+        this.#model.vanished(key, img.account, entry);
         log.warn({ digest: entry.digest }, 'Anchore no longer holds the image; registering it again');
         for (const l of this.#vanishedListeners) l(key);
         throw new WaitError('ImageVanished', `image ${entry.digest} is no longer in Anchore; re-adding`, 0);
@@ -259,7 +259,7 @@ export class ImageController implements ImageRegistry {
 
   /** Whether the image was found deleted from Anchore and is being registered again. */
   reRegistering(key: string): boolean {
-    return this.model.reRegistering(key);
+    return this.#model.reRegistering(key);
   }
 
   #add(img: RunningImage, image: RunningImage['image']): Promise<AnchoreImage> {
@@ -281,7 +281,7 @@ export class ImageController implements ImageRegistry {
 
   #final(key: string, entry: CatalogEntry): void {
     delete entry.nextPollAt;
-    this.model.settled(key);
+    this.#model.settled(key);
     if (entry.analysis === 'analysis_failed') this.#log.warn({ key, digest: entry.digest }, 'Anchore failed to analyse the image');
     this.#o.onAnalysisFinal?.(key, entry);
     for (const l of this.#finalListeners) l(key, entry);
@@ -302,7 +302,7 @@ export class ImageController implements ImageRegistry {
     let p = this.#accountsLoaded.get(account);
     if (!p) {
       p = this.#o.anchore.listImages(account).then((images) => {
-        for (const i of images) this.model.learn(account, i);
+        for (const i of images) this.#model.learn(account, i);
         this.#o.missingAccounts?.present(account);
         this.#log.info({ account, images: images.length }, 'learned the images Anchore already holds');
       });

@@ -43,22 +43,26 @@ export class ImageCatalog {
   lookup(key: string): CatalogEntry | undefined {
     const entry = this.#entries.get(key);
     if (entry) return entry;
-    const k = parseImageKey(key);
-    if (k.tag === undefined) return undefined;
-    const digest = this.#tagIndex.get(tagKey(k.account, k.tag));
-    return digest ? this.#entries.get(digestKey(k.account, digest)) : undefined;
+    const listed = this.#listedUnderTag(key);
+    return listed && this.#entries.get(digestKey(listed.account, listed.digest));
   }
 
   /** Files a tag-only key under the digest Anchore listed for its tag (what registering it would find), if any. */
   adoptListedTag(key: string): CatalogEntry | undefined {
+    const listed = this.#listedUnderTag(key);
+    if (!listed) return undefined;
+    const known = this.#entries.get(digestKey(listed.account, listed.digest));
+    const entry: CatalogEntry = { digest: listed.digest, analysis: known?.analysis ?? 'unknown', polls: 0, tags: new Set([listed.tag]) };
+    this.#entries.set(key, entry);
+    return entry;
+  }
+
+  /** For a tag-only key: the digest Anchore listed under its tag, if any. */
+  #listedUnderTag(key: string): { account: string; tag: string; digest: string } | undefined {
     const k = parseImageKey(key);
     if (k.tag === undefined) return undefined;
     const digest = this.#tagIndex.get(tagKey(k.account, k.tag));
-    if (!digest) return undefined;
-    const known = this.#entries.get(digestKey(k.account, digest));
-    const entry: CatalogEntry = { digest, analysis: known?.analysis ?? 'unknown', polls: 0, tags: new Set([k.tag]) };
-    this.#entries.set(key, entry);
-    return entry;
+    return digest === undefined ? undefined : { account: k.account, tag: k.tag, digest };
   }
 
   /** Records an image Anchore holds: under its digest and its manifest list's, and in the tag index. */
