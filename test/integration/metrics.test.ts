@@ -69,9 +69,15 @@ describe('findings metrics (real cluster)', () => {
     );
 
   it('when images, vulnerabilities and verdicts are known, then a scrape shows exactly those values', async () => {
+    // Waits for the settled scenario: both images evaluated (none pending) and redis's report read. A weaker wait (one
+    // verdict in) raced the second image's evaluation on a loaded machine.
     const s = await scrapeUntil(
       (x) =>
-        valueOf(x, 'anchore_operator_binding_images', { binding: 'shop', result: 'fail' }) === 1 && valueOf(x, 'anchore_operator_image_vulnerabilities', { digest: redis, severity: 'Medium' }) === 1,
+        valueOf(x, 'anchore_operator_binding_images', { binding: 'shop', result: 'fail' }) === 1 &&
+        valueOf(x, 'anchore_operator_binding_images', { binding: 'shop', result: 'pass' }) === 1 &&
+        valueOf(x, 'anchore_operator_binding_images', { binding: 'shop', result: 'pending' }) === 0 &&
+        valueOf(x, 'anchore_operator_binding_last_evaluation_timestamp_seconds', { binding: 'shop' }) !== undefined &&
+        valueOf(x, 'anchore_operator_image_vulnerabilities', { digest: redis, severity: 'Medium' }) === 1,
     );
     const img = (digest: string, severity: string) => valueOf(s, 'anchore_operator_image_vulnerabilities', { account: 'admin', digest, severity });
     expect([img(nginx, 'Critical'), img(nginx, 'High'), img(nginx, 'Medium'), img(nginx, 'Low')]).toEqual([1, 2, 0, 0]);
