@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type AnchoreSimulator, DEFAULT_POLICY_ID, startSimulator } from '../anchore-sim/index.ts';
-import { apply, deployment, digestOf, eventually, getJson, kubectl, kubectlRaw, namespaceManifest, uniqueName, waitForRunningPods } from '../support/k8s.ts';
+import { apply, deployment, digestOf, eventually, getJson, kubectl, kubectlRaw, namespaceManifest, settled, uniqueName, waitForRunningPods } from '../support/k8s.ts';
 import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
 
 /*
@@ -159,12 +159,13 @@ describe('policy bindings (real cluster)', () => {
       await kubectl(['annotate', 'apb', 'all', '-n', ns, `anchore.io/reevaluate=${i}`, '--overwrite']);
       await new Promise((r) => setTimeout(r, 1500));
     }
+    // The forced re-evaluations (fresh /check calls) have all landed before anything is compared or counted.
+    const checksBefore = await settled(() => sim.requests({ path: /\/check$/ }).length, 1000);
     // Annotating bumps metadata; what must not move is anything the operator writes.
     const after = await getApb(ns, 'all');
     expect(after.status).toEqual(before.status);
     expect(cond(after, 'Ready')?.lastTransitionTime).toBe(ready?.lastTransitionTime);
     const rv = after.metadata.resourceVersion;
-    const checksBefore = sim.requests({ path: /\/check$/ }).length;
     // Pod churn elsewhere in the namespace re-evaluates the binding (cached): still no write.
     await apply(deployment(ns, 'other', 1, [{ name: 'x', image: 'nginx:1.27' }]));
     await waitForRunningPods(ns, 'app=other', 1);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { type AnchoreSimulator, startSimulator } from '../anchore-sim/index.ts';
 import { apply, deployment, digestOf, eventually, getJson, kubectl, namespaceManifest, uniqueName, waitForRunningPods } from '../support/k8s.ts';
 import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
-import { scrape } from '../support/prometheus.ts';
+import { type Sample, scrape } from '../support/prometheus.ts';
 
 /*
  * Events about a ClusterAnchorePolicyBinding, with the operator installed the way the Helm chart runs it: in its own
@@ -44,10 +44,18 @@ describe('Events about cluster-scoped bindings (real cluster)', () => {
       250,
     );
     expect(ev.type).toBe('Warning');
-    const samples = await scrape(operator.op.metricsPort);
-    const count = (result: string): number => samples.find((s) => s.name === 'anchore_operator_kube_events_total' && s.labels['result'] === result)?.value ?? 0;
-    expect(count('sent')).toBeGreaterThan(0);
-    expect(count('rejected')).toBe(0);
+    const count = (samples: Sample[], result: string): number => samples.find((s) => s.name === 'anchore_operator_kube_events_total' && s.labels['result'] === result)?.value ?? 0;
+    // The counter moves once the operator has read the apiserver's answer, just after the Event became visible.
+    const samples = await eventually(
+      async () => {
+        const x = await scrape(operator.op.metricsPort);
+        return count(x, 'sent') > 0 ? x : undefined;
+      },
+      10_000,
+      100,
+    );
+    expect(count(samples, 'sent')).toBeGreaterThan(0);
+    expect(count(samples, 'rejected')).toBe(0);
     expect(operator.logs.filter((l) => l.includes('refused a Kubernetes Event'))).toEqual([]);
   });
 });

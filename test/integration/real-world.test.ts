@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ADMIN_ACCOUNT, type AnchoreSimulator, DEFAULT_POLICY_ID, startSimulator } from '../anchore-sim/index.ts';
-import { apply, deployment, digestOf, eventually, getJson, kubectl, namespaceManifest, uniqueName, waitForRunningPods } from '../support/k8s.ts';
+import { apply, deployment, digestOf, eventually, getJson, kubectl, namespaceManifest, settled, uniqueName, waitForRunningPods } from '../support/k8s.ts';
 import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
 
 /*
@@ -87,8 +87,17 @@ describe('real-world correctness (real cluster)', () => {
     expect(cond(before[0] as Binding, 'Compliant')?.reason).toBe('PolicyFailed');
     // The verdict Events of the first run have been recorded.
     await eventually(async () => (await events(ns)).some((e) => e.reason === 'AnchorePolicyFailed' && e.regarding.name === 'web'), 10_000);
-    await sleep(1500);
-    const eventsBefore = (await events(ns)).map((e) => `${e.metadata.name}@${e.metadata.resourceVersion}`).sort();
+    // …and so have both bindings' own verdict Events (they go through the Event rate limit too): a baseline taken while
+    // one is still in flight would blame the restart for it.
+    await eventually(
+      async () => {
+        const list = await events(ns);
+        return ['steady', 'steady-strict'].every((n) => list.some((e) => e.regarding.kind === 'AnchorePolicyBinding' && e.regarding.name === n));
+      },
+      10_000,
+      250,
+    );
+    const eventsBefore = await settled(async () => (await events(ns)).map((e) => `${e.metadata.name}@${e.metadata.resourceVersion}`).sort(), 1500);
 
     await operator?.stop();
     // A slow image list (a big account) widens the window in which bindings were judged against an empty catalog.
@@ -127,8 +136,8 @@ describe('real-world correctness (real cluster)', () => {
     expect(told.every((e) => e.note.includes('binding') && e.note.includes('envoyproxy/envoy:v1.31.0'))).toBe(true);
     const aggregate = await eventually(async () => (await events(ns)).find((e) => e.reason === 'WorkloadsFailingPolicy' && e.regarding.name === 'many'), 10_000, 250);
     expect(aggregate.note).toContain('14 workload(s) newly fail');
-    await sleep(1000);
-    const standing = (await events(ns)).map((e) => e.metadata.name).sort();
+    await eventually(async () => (await events(ns)).some((e) => e.regarding.kind === 'AnchorePolicyBinding' && e.regarding.name === 'many'), 10_000, 250);
+    const standing = await settled(async () => (await events(ns)).map((e) => e.metadata.name).sort(), 1000);
 
     // A restart: the status names only 10 workloads of the image; the other 4 Events stand and are not repeated.
     await operator?.stop();

@@ -116,6 +116,9 @@ describe('registration and inventory (real cluster)', () => {
     sim.clearRequests();
     operator = await startTestOperator(operatorEnv(sim.url, { CLUSTER_NAME: cluster, NAMESPACE_LABEL_SELECTOR: 'anchore.io/scan!=false', NAMESPACES_INCLUDE: `${ns},${excluded}` }));
     await eventually(() => sim.requests({ method: 'POST', path: '/v2/kubernetes-inventory' }).length > 0, 10_000);
+    // The image list is read on first need, independently of the inventory report: wait for it, then stay quiet a while.
+    const op = operator;
+    await eventually(() => op.logs.join('').includes('learned the images Anchore already holds'), 10_000, 100);
     await new Promise((r) => setTimeout(r, 1500));
     expect(sim.requests({ method: 'POST', path: '/v2/images' })).toHaveLength(0);
     expect(sim.requests({ method: 'GET', path: '/v2/images' })).toHaveLength(1);
