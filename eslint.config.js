@@ -51,7 +51,19 @@ export default tseslint.config(
     // The operator logs through pino (src/telemetry/logger.ts); a stray console.* would bypass levels and JSON output.
     files: ['src/**/*.ts'],
     ignores: ['src/**/*.test.ts'],
-    rules: { 'no-console': 'error' },
+    rules: {
+      'no-console': 'error',
+      // Names are declared before use (functions aside: hoisted helpers below their caller read top-down).
+      '@typescript-eslint/no-use-before-define': ['error', { functions: false, classes: true, variables: true, typedefs: false, ignoreTypeReferences: true }],
+      // Reasons are vocabulary (REASON in src/crds/types.ts): one spelling, never a string written at the throw site.
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "NewExpression[callee.name=/^(Wait|Stall)Error$/] > :matches(Literal, TemplateLiteral).arguments:first-child",
+          message: 'Use a REASON constant (src/crds/types.ts) as the reason of a WaitError/StallError.',
+        },
+      ],
+    },
   },
   {
     // Tests read untyped JSON bodies (`any`), fake async ports with `async` methods that never await, and pass methods

@@ -4,12 +4,13 @@ import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import type { AnchoreAuth } from './anchore/auth.ts';
-import { HEALTH_REPORT_INTERVAL_MAX_S, HEALTH_REPORT_INTERVAL_MIN_S } from './anchore/anchore.port.ts';
+import { ANCHORE_CLIENT_DEFAULTS, HEALTH_REPORT_INTERVAL_MAX_S, HEALTH_REPORT_INTERVAL_MIN_S } from './anchore/anchore.port.ts';
 import { AnchoreUrlError, parseAnchoreUrl } from './anchore/url.ts';
 import type { MissingTagPolicy } from './discovery/container-image.ts';
 import { compileGlobs } from './discovery/glob.ts';
 import { parseLabelSelectorString } from './discovery/label-selector.ts';
 import { validateLeaderTimings } from './runtime/leader.ts';
+import { DEFAULT_MAX_SERIES } from './telemetry/metrics.ts';
 
 const SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
@@ -164,7 +165,7 @@ const pem = (help: string): PemSetting => ({ kind: 'pem', help });
 const other = (help: string, more?: More): OtherSetting => ({ kind: 'other', help, ...more });
 
 /** Declared ahead: ANCHORE_RATE_LIMIT's row quotes its default. */
-const RATE_BURST = int(200, 1, 100_000, "Anchore requests at once (the rate limiter's bucket)", { unlisted: true });
+const RATE_BURST = int(ANCHORE_CLIENT_DEFAULTS.burst, 1, 100_000, "Anchore requests at once (the rate limiter's bucket)", { unlisted: true });
 
 /**
  * Every setting, declared once: the loader reads its default and range from here, and the README table (SETTINGS)
@@ -179,9 +180,9 @@ const SPEC = {
   ANCHORE_ACCOUNT: text('admin', 'Default Anchore account for namespaces no route claims'),
   ANCHORE_CA_FILE: text('', 'PEM CA bundle used to verify Anchore TLS'),
   ANCHORE_INSECURE_SKIP_TLS_VERIFY: bool(false, 'Disable TLS verification (testing only; logged as a warning)'),
-  ANCHORE_TIMEOUT_SECONDS: int(60, 1, 3600, 'Deadline of one Anchore HTTP request'),
-  ANCHORE_CONCURRENCY: int(16, 1, 1024, 'Maximum Anchore requests in flight'),
-  ANCHORE_RATE_LIMIT: int(100, 1, 100_000, `Anchore requests per second (sustained); ANCHORE_RATE_BURST (${RATE_BURST.default}) at once`),
+  ANCHORE_TIMEOUT_SECONDS: int(ANCHORE_CLIENT_DEFAULTS.requestTimeoutS, 1, 3600, 'Deadline of one Anchore HTTP request'),
+  ANCHORE_CONCURRENCY: int(ANCHORE_CLIENT_DEFAULTS.concurrency, 1, 1024, 'Maximum Anchore requests in flight'),
+  ANCHORE_RATE_LIMIT: int(ANCHORE_CLIENT_DEFAULTS.ratePerSecond, 1, 100_000, `Anchore requests per second (sustained); ANCHORE_RATE_BURST (${RATE_BURST.default}) at once`),
   ANCHORE_RATE_BURST: RATE_BURST,
   CLUSTER_NAME: text('', 'Cluster name reported in the runtime inventory', { shown: '(required)' }),
   NAMESPACES_INCLUDE: list([], 'Comma-separated namespace names or globs to watch', { shown: '(all)' }),
@@ -205,7 +206,7 @@ const SPEC = {
   BINDING_WORKERS: int(4, 1, 64, 'Policy bindings reconciled in parallel'),
   EVALUATION_CONCURRENCY: int(8, 1, 256, 'Anchore policy checks / vulnerability reads in flight (shared by all bindings)'),
   POLICY_POLL_SECONDS: int(60, 0, 86_400, "How often each account's active policy is checked for a change (0 = never)"),
-  METRICS_MAX_SERIES: int(10_000, 0, 10_000_000, 'Budget of findings series per scrape; beyond it series are dropped and counted'),
+  METRICS_MAX_SERIES: int(DEFAULT_MAX_SERIES, 0, 10_000_000, 'Budget of findings series per scrape; beyond it series are dropped and counted'),
   METRICS_VULNERABILITIES: bool(true, 'Read vulnerability counts of every running analysed image for the findings metrics'),
   VULNERABILITY_REFRESH_SECONDS: int(3600, 60, 7 * 86_400, "How often each image's vulnerability counts are read again"),
   METRICS_CVE_SERIES: bool(false, 'Export one series per CVE (high cardinality; filtered by the next two settings)'),
@@ -287,6 +288,138 @@ const ENV_ONLY: ReadonlyMap<string, string> = new Map([
   ['POD_NAMESPACE', 'is set by Kubernetes (downward API), not by the config file'],
   ['CONFIG_FILE', 'cannot name another config file'],
 ]);
+
+/** Reads each setting the way SPEC declares it: its default, range or choices come from there. */
+class Reader {
+  readonly #env: NodeJS.ProcessEnv;
+  readonly #file: Source;
+  constructor(env: NodeJS.ProcessEnv, file: Source) {
+    this.#env = env;
+    this.#file = file;
+  }
+
+  #raw(name: string): unknown {
+    const e = this.#env[name];
+    if (e !== undefined && e !== '') return e;
+    return this.#file[name];
+  }
+
+  #text(name: string): string {
+    const v = this.#raw(name);
+    if (v === undefined || v === null) return '';
+    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') throw new ConfigError(`${name}: expected a string`);
+    return String(v).trim();
+  }
+
+  string(name: Named<'text'>): string {
+    return this.#text(name) || SPEC[name].default;
+  }
+
+  /** NAME or NAME_FILE (a mounted Secret); trailing newlines in files are dropped. */
+  secret(name: Named<'secret'>): string {
+    const direct = this.#text(name);
+    const path = this.#text(`${name}_FILE`);
+    if (direct && path) throw new ConfigError(`set ${name} or ${name}_FILE, not both`);
+    if (!path) return direct;
+    try {
+      return readFileSync(path, 'utf8').replace(/[\r\n]+$/, '');
+    } catch (err) {
+      throw new ConfigError(`${name}_FILE ${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    }
+  }
+
+  /** <PREFIX>_CERT_FILE and <PREFIX>_KEY_FILE, both set and readable; `missing` is the error when either is absent. */
+  pemPair(prefix: Named<'pem'>, missing: string): { certFile: string; keyFile: string } {
+    const certFile = this.#text(`${prefix}_CERT_FILE`);
+    const keyFile = this.#text(`${prefix}_KEY_FILE`);
+    if (!certFile || !keyFile) throw new ConfigError(missing);
+    for (const [name, file] of [
+      [`${prefix}_CERT_FILE`, certFile],
+      [`${prefix}_KEY_FILE`, keyFile],
+    ] as const) {
+      try {
+        readFileSync(file);
+      } catch (err) {
+        throw new ConfigError(`${name} ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+      }
+    }
+    return { certFile, keyFile };
+  }
+
+  list(name: Named<'list'>): string[] {
+    const spec: ListSetting = SPEC[name];
+    const v = this.#raw(name);
+    if (v === undefined) return [...spec.default];
+    const items = Array.isArray(v)
+      ? v.map((x) => String(x).trim()).filter(Boolean)
+      : this.#text(name)
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
+    return items.length || spec.clearable ? items : [...spec.default];
+  }
+
+  int(name: Named<'int'>): number {
+    const { default: def, min, max } = SPEC[name];
+    const s = this.#text(name);
+    if (!s) return def;
+    if (!/^-?\d+$/.test(s)) throw new ConfigError(`${name}: "${s}" is not a whole number`);
+    const n = Number(s);
+    if (n < min || n > max) throw new ConfigError(`${name}: ${n} is out of range ${min}..${max}`);
+    return n;
+  }
+
+  bool(name: Named<'bool'>): boolean {
+    const s = this.#text(name).toLowerCase();
+    if (!s) return SPEC[name].default;
+    if (['true', '1', 'yes', 'on'].includes(s)) return true;
+    if (['false', '0', 'no', 'off'].includes(s)) return false;
+    throw new ConfigError(`${name}: "${s}" is not a boolean (true/false)`);
+  }
+
+  /** One of the declared choices, typed as the declaration's union (checked here, hence the cast). */
+  oneOf<N extends Named<'oneOf'>>(name: N): Spec[N]['default'] {
+    const spec: OneOfSetting = SPEC[name];
+    const s = this.#text(name) || spec.default;
+    if (!spec.allowed.includes(s)) throw new ConfigError(`${name}: "${s}" must be one of ${spec.allowed.join(', ')}`);
+    return s as Spec[N]['default'];
+  }
+
+  accountRoutes(name: Named<'other'>): AccountRoute[] {
+    const v = this.#raw(name);
+    if (v === undefined || v === null || v === '') return [];
+    const routes: AccountRoute[] = [];
+    if (typeof v === 'object' && !Array.isArray(v)) {
+      for (const [account, ns] of Object.entries(v as Source)) {
+        const list = Array.isArray(ns) ? ns.map(String) : String(ns).split(',');
+        routes.push({ account, namespaces: list.map((s) => s.trim()).filter(Boolean) });
+      }
+    } else {
+      for (const part of String(v)
+        .split(';')
+        .map((s) => s.trim())
+        .filter(Boolean)) {
+        const i = part.indexOf(':');
+        if (i <= 0) throw new ConfigError(`${name}: "${part}" must look like account:namespace,namespace`);
+        routes.push({
+          account: part.slice(0, i).trim(),
+          namespaces: part
+            .slice(i + 1)
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean),
+        });
+      }
+    }
+    for (const route of routes) {
+      if (!/^[A-Za-z0-9][A-Za-z0-9_.@-]*$/.test(route.account)) throw new ConfigError(`${name}: "${route.account}" is not a valid account name`);
+      if (route.namespaces.length === 0) throw new ConfigError(`${name}: account ${route.account} has no namespaces`);
+      const c = compileGlobs(route.namespaces);
+      if (!c.ok) throw new ConfigError(`${name}: ${c.reason}`);
+    }
+    return routes;
+  }
+}
 
 /** Reads CONFIG_FILE (if set) and the environment; throws ConfigError naming the first bad setting. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -500,138 +633,6 @@ export function describeConfig(cfg: Config): Record<string, unknown> {
     ...cfg,
     anchore: { ...anchore, auth: auth.type, username: auth.type === 'apikey' ? '_api_key' : auth.username },
   };
-}
-
-/** Reads each setting the way SPEC declares it: its default, range or choices come from there. */
-class Reader {
-  readonly #env: NodeJS.ProcessEnv;
-  readonly #file: Source;
-  constructor(env: NodeJS.ProcessEnv, file: Source) {
-    this.#env = env;
-    this.#file = file;
-  }
-
-  #raw(name: string): unknown {
-    const e = this.#env[name];
-    if (e !== undefined && e !== '') return e;
-    return this.#file[name];
-  }
-
-  #text(name: string): string {
-    const v = this.#raw(name);
-    if (v === undefined || v === null) return '';
-    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') throw new ConfigError(`${name}: expected a string`);
-    return String(v).trim();
-  }
-
-  string(name: Named<'text'>): string {
-    return this.#text(name) || SPEC[name].default;
-  }
-
-  /** NAME or NAME_FILE (a mounted Secret); trailing newlines in files are dropped. */
-  secret(name: Named<'secret'>): string {
-    const direct = this.#text(name);
-    const path = this.#text(`${name}_FILE`);
-    if (direct && path) throw new ConfigError(`set ${name} or ${name}_FILE, not both`);
-    if (!path) return direct;
-    try {
-      return readFileSync(path, 'utf8').replace(/[\r\n]+$/, '');
-    } catch (err) {
-      throw new ConfigError(`${name}_FILE ${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-    }
-  }
-
-  /** <PREFIX>_CERT_FILE and <PREFIX>_KEY_FILE, both set and readable; `missing` is the error when either is absent. */
-  pemPair(prefix: Named<'pem'>, missing: string): { certFile: string; keyFile: string } {
-    const certFile = this.#text(`${prefix}_CERT_FILE`);
-    const keyFile = this.#text(`${prefix}_KEY_FILE`);
-    if (!certFile || !keyFile) throw new ConfigError(missing);
-    for (const [name, file] of [
-      [`${prefix}_CERT_FILE`, certFile],
-      [`${prefix}_KEY_FILE`, keyFile],
-    ] as const) {
-      try {
-        readFileSync(file);
-      } catch (err) {
-        throw new ConfigError(`${name} ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-      }
-    }
-    return { certFile, keyFile };
-  }
-
-  list(name: Named<'list'>): string[] {
-    const spec: ListSetting = SPEC[name];
-    const v = this.#raw(name);
-    if (v === undefined) return [...spec.default];
-    const items = Array.isArray(v)
-      ? v.map((x) => String(x).trim()).filter(Boolean)
-      : this.#text(name)
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean);
-    return items.length || spec.clearable ? items : [...spec.default];
-  }
-
-  int(name: Named<'int'>): number {
-    const { default: def, min, max } = SPEC[name];
-    const s = this.#text(name);
-    if (!s) return def;
-    if (!/^-?\d+$/.test(s)) throw new ConfigError(`${name}: "${s}" is not a whole number`);
-    const n = Number(s);
-    if (n < min || n > max) throw new ConfigError(`${name}: ${n} is out of range ${min}..${max}`);
-    return n;
-  }
-
-  bool(name: Named<'bool'>): boolean {
-    const s = this.#text(name).toLowerCase();
-    if (!s) return SPEC[name].default;
-    if (['true', '1', 'yes', 'on'].includes(s)) return true;
-    if (['false', '0', 'no', 'off'].includes(s)) return false;
-    throw new ConfigError(`${name}: "${s}" is not a boolean (true/false)`);
-  }
-
-  /** One of the declared choices, typed as the declaration's union (checked here, hence the cast). */
-  oneOf<N extends Named<'oneOf'>>(name: N): Spec[N]['default'] {
-    const spec: OneOfSetting = SPEC[name];
-    const s = this.#text(name) || spec.default;
-    if (!spec.allowed.includes(s)) throw new ConfigError(`${name}: "${s}" must be one of ${spec.allowed.join(', ')}`);
-    return s as Spec[N]['default'];
-  }
-
-  accountRoutes(name: Named<'other'>): AccountRoute[] {
-    const v = this.#raw(name);
-    if (v === undefined || v === null || v === '') return [];
-    const routes: AccountRoute[] = [];
-    if (typeof v === 'object' && !Array.isArray(v)) {
-      for (const [account, ns] of Object.entries(v as Source)) {
-        const list = Array.isArray(ns) ? ns.map(String) : String(ns).split(',');
-        routes.push({ account, namespaces: list.map((s) => s.trim()).filter(Boolean) });
-      }
-    } else {
-      for (const part of String(v)
-        .split(';')
-        .map((s) => s.trim())
-        .filter(Boolean)) {
-        const i = part.indexOf(':');
-        if (i <= 0) throw new ConfigError(`${name}: "${part}" must look like account:namespace,namespace`);
-        routes.push({
-          account: part.slice(0, i).trim(),
-          namespaces: part
-            .slice(i + 1)
-            .split(',')
-            .map((s) => s.trim())
-            .filter(Boolean),
-        });
-      }
-    }
-    for (const route of routes) {
-      if (!/^[A-Za-z0-9][A-Za-z0-9_.@-]*$/.test(route.account)) throw new ConfigError(`${name}: "${route.account}" is not a valid account name`);
-      if (route.namespaces.length === 0) throw new ConfigError(`${name}: account ${route.account} has no namespaces`);
-      const c = compileGlobs(route.namespaces);
-      if (!c.ok) throw new ConfigError(`${name}: ${c.reason}`);
-    }
-    return routes;
-  }
 }
 
 /**

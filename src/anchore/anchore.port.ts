@@ -103,6 +103,12 @@ interface AccountInventoryReport {
   batches: InventoryBatchReport[];
 }
 
+/**
+ * The Anchore client's defaults, written once: the transport falls back to them, and the settings table (ANCHORE_*)
+ * declares them as its defaults.
+ */
+export const ANCHORE_CLIENT_DEFAULTS = { requestTimeoutS: 60, concurrency: 16, ratePerSecond: 100, burst: 200 } as const;
+
 /** The spec's HealthReportInterval range (seconds). */
 export const HEALTH_REPORT_INTERVAL_MIN_S = 30;
 export const HEALTH_REPORT_INTERVAL_MAX_S = 600;

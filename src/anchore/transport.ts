@@ -11,6 +11,7 @@ import { sleep, systemClock } from '../runtime/clock.ts';
 import { type Priority, Semaphore, TokenBucket } from '../runtime/limits.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { type AnchoreAuth, OAuthTokenManager, type TokenResponse, basicHeader } from './auth.ts';
+import { ANCHORE_CLIENT_DEFAULTS } from './anchore.port.ts';
 import { readTokenResponse } from './decode.ts';
 import { AnchoreError, parseErrorBody, protocolError } from './errors.ts';
 import { parseAnchoreUrl } from './url.ts';
@@ -88,7 +89,7 @@ export class AnchoreTransport {
     if (this.baseUrl.startsWith('http:') && !isLoopback(this.baseUrl)) {
       cfg.log.warn({ url: this.baseUrl }, 'Anchore URL uses plain http: credentials travel unencrypted');
     }
-    const concurrency = cfg.concurrency ?? 16;
+    const concurrency = cfg.concurrency ?? ANCHORE_CLIENT_DEFAULTS.concurrency;
     this.#agent = new Agent({
       connections: concurrency + 4,
       keepAliveTimeout: 30_000,
@@ -99,12 +100,12 @@ export class AnchoreTransport {
     this.#sem = new Semaphore(concurrency);
     // A quarter of the burst is kept for registration and the inventory (high priority): a sudden batch of new images
     // is sent at once even while polls and reads use the sustained rate.
-    const burst = cfg.burst ?? 200;
-    this.#bucket = new TokenBucket(cfg.ratePerSecond ?? 100, burst, systemClock, { highReserve: Math.floor(burst / 4) });
+    const burst = cfg.burst ?? ANCHORE_CLIENT_DEFAULTS.burst;
+    this.#bucket = new TokenBucket(cfg.ratePerSecond ?? ANCHORE_CLIENT_DEFAULTS.ratePerSecond, burst, systemClock, { highReserve: Math.floor(burst / 4) });
     this.#attempts = Math.max(1, cfg.retry?.attempts ?? 4);
     this.#backoff = cfg.retry?.backoff ?? { baseMs: 250, maxMs: 5000, jitter: 1 };
     this.#maxRetryAfterMs = cfg.retry?.maxRetryAfterMs ?? 30_000;
-    this.#requestMs = t.requestMs ?? 60_000;
+    this.#requestMs = t.requestMs ?? ANCHORE_CLIENT_DEFAULTS.requestTimeoutS * 1000;
     this.#maxBytes = cfg.maxResponseBytes ?? 64 * 1024 * 1024;
     const auth = cfg.auth;
     if (auth.type === 'oauth') {

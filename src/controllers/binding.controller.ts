@@ -1,5 +1,5 @@
 import type { BindingImageResult, BindingInfo, BindingStatus } from '../crds/types.ts';
-import { CONDITION, EVENT_REASON, INSTALL_ANNOTATION } from '../crds/types.ts';
+import { CONDITION, EVENT_REASON, INSTALL_ANNOTATION, REASON } from '../crds/types.ts';
 import { type BindingStatusWriter, type ClusterStores, type EventRecorder, type ObjectRef, type PodInfo, type Store, type WorkloadRef, changed } from '../kube/cluster.port.ts';
 import { type CompiledBinding, DEFAULT_REEVALUATE_MS, bindingRef, compileBinding } from '../model/binding-spec.ts';
 import type { EvaluationCache } from '../model/evaluation-cache.ts';
@@ -311,7 +311,7 @@ export class BindingController {
     } catch (err) {
       const code = (err as { status?: number }).status;
       if (code === 404) return false; // deleted meanwhile
-      if (code === 409 && claim) throw new WaitError('ClaimConflict', `cluster binding ${b.name} changed while this install claimed it; reading it again`, 500);
+      if (code === 409 && claim) throw new WaitError(REASON.claimConflict, `cluster binding ${b.name} changed while this install claimed it; reading it again`, 500);
       throw err;
     }
   }

@@ -244,7 +244,7 @@ export class ImageController implements ImageRegistry {
         this.#model.vanished(key, img.account, entry);
         log.warn({ digest: entry.digest }, 'Anchore no longer holds the image; registering it again');
         for (const l of this.#vanishedListeners) l(key);
-        throw new WaitError('ImageVanished', `image ${entry.digest} is no longer in Anchore; re-adding`, 0);
+        throw new WaitError(REASON.imageNotInAnchore, `image ${entry.digest} is no longer in Anchore; re-adding`, 0);
       }
       throw err;
     }

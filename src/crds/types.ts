@@ -128,6 +128,8 @@ export const REASON = {
   analysisFailed: 'AnalysisFailed',
   /** results[].reason of an image whose policy check failed (the message says why). */
   evaluationError: 'EvaluationError',
+  /** Work-queue reason (never written to status): another install wrote a cluster binding while this one claimed it. */
+  claimConflict: 'ClaimConflict',
 } as const;
 
 /** Reasons of the Kubernetes Events the operator writes besides condition changes (docs/api.md, Events). */

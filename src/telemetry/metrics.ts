@@ -2,6 +2,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { QueueEvent } from '../runtime/workqueue.ts';
 
 /** Metric names: one place, documented in docs/metrics.md. */
+/** METRICS_MAX_SERIES's default (the settings table declares it from here). */
+export const DEFAULT_MAX_SERIES = 10_000;
+
 export const METRIC = {
   buildInfo: 'anchore_operator_build_info',
   ready: 'anchore_operator_ready',
@@ -52,6 +55,31 @@ export const METRIC = {
 /** Admission answers in milliseconds on a cache hit: the buckets start well below the 5 ms goal. */
 const ADMISSION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** Counts findings series per scrape against a fixed budget. */
+class SeriesBudget {
+  readonly max: number;
+  readonly #dropped: Counter<'metric'>;
+  #used = 0;
+  constructor(max: number, dropped: Counter<'metric'>) {
+    this.max = max;
+    this.#dropped = dropped;
+  }
+  begin(): void {
+    this.#used = 0;
+  }
+  take(metric: string): boolean {
+    if (this.#used >= this.max) {
+      this.#dropped.inc({ metric });
+      return false;
+    }
+    this.#used++;
+    return true;
+  }
+  get used(): number {
+    return this.#used;
+  }
+}
 
 /** All of the operator's metrics, built on one registry that is passed in (no module-level singletons). */
 export class OperatorMetrics {
@@ -166,7 +194,7 @@ export class OperatorMetrics {
       labelNames: ['namespace'],
       registers: r,
     });
-    this.budget = new SeriesBudget(opts.maxSeries ?? 10_000, this.seriesDropped);
+    this.budget = new SeriesBudget(opts.maxSeries ?? DEFAULT_MAX_SERIES, this.seriesDropped);
     // Registered before any findings gauge, so its collect() runs first in every scrape and resets the budget.
     const budget = this.budget;
     new Gauge({
@@ -251,30 +279,5 @@ export class OperatorMetrics {
   anchoreRequest(e: { operation: string; status: number; durationMs: number; errorKind?: string }): void {
     this.anchoreRequests.inc(e.errorKind ? { operation: e.operation, code: String(e.status), error: e.errorKind } : { operation: e.operation, code: String(e.status) });
     this.anchoreRequestDuration.observe({ operation: e.operation }, e.durationMs / 1000);
-  }
-}
-
-/** Counts findings series per scrape against a fixed budget. */
-class SeriesBudget {
-  readonly max: number;
-  readonly #dropped: Counter<'metric'>;
-  #used = 0;
-  constructor(max: number, dropped: Counter<'metric'>) {
-    this.max = max;
-    this.#dropped = dropped;
-  }
-  begin(): void {
-    this.#used = 0;
-  }
-  take(metric: string): boolean {
-    if (this.#used >= this.max) {
-      this.#dropped.inc({ metric });
-      return false;
-    }
-    this.#used++;
-    return true;
-  }
-  get used(): number {
-    return this.#used;
   }
 }
