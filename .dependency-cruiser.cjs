@@ -26,10 +26,12 @@ module.exports = {
     },
     {
       name: 'controllers-never-import-controllers',
-      comment: 'A controller reaches shared state through src/model/ (ports and the image model), never through another controller.',
+      comment:
+        'A controller reaches shared state through src/model/ (ports and the image model), never through another controller or its steps: ' +
+        'src/controllers/X.controller.ts and its helpers X-*.ts / X.ts import only each other.',
       severity: 'error',
-      from: { path: '^src/controllers/', pathNot: '\\.test\\.ts$' },
-      to: { path: '^src/controllers/.+\\.controller\\.ts$' },
+      from: { path: '^src/controllers/([a-z]+)[-.]', pathNot: '\\.test\\.ts$' },
+      to: { path: '^src/controllers/', pathNot: '^src/controllers/$1[-.]' },
     },
     {
       name: 'only-the-composition-root-knows-controllers',

@@ -1,5 +1,5 @@
 import type { BindingImageResult, BindingInfo, BindingStatus } from '../crds/types.ts';
-import { CONDITION, EVENT_REASON, INSTALL_ANNOTATION, REASON } from '../crds/types.ts';
+import { CONDITION, EVENT_REASON, INSTALL_ANNOTATION, REASON, bindingKindOf } from '../crds/types.ts';
 import { type BindingStatusWriter, type ClusterStores, type EventRecorder, type ObjectRef, type PodInfo, type Store, type WorkloadRef, changed } from '../kube/cluster.port.ts';
 import { type CompiledBinding, DEFAULT_REEVALUATE_MS, bindingRef, compileBinding } from '../model/binding-spec.ts';
 import type { EvaluationCache } from '../model/evaluation-cache.ts';
@@ -39,6 +39,9 @@ interface BindingControllerOptions {
 
 /** More workloads than this newly failing in one evaluation: also one aggregate Event on the binding. */
 const AGGREGATE_EVENTS_ABOVE = 10;
+
+/** The name under which a binding declares the images it needs to the image registry. */
+const demandSource = (bindingKey: string): string => `binding:${bindingKey}`;
 
 /**
  * Reconciles AnchorePolicyBindings and ClusterAnchorePolicyBindings, level-based: from the caches, the binding's
@@ -141,8 +144,8 @@ export class BindingController {
   }
 
   #get(key: string): BindingInfo | undefined {
-    // Binding keys carry their kind ("apb/ns/name", "capb/name"), so the two stores never collide.
-    return key.startsWith('capb/') ? this.#o.clusterBindings.get(key) : this.#o.bindings.get(key);
+    // Binding keys carry their kind (bindingKey), so the two stores never collide.
+    return bindingKindOf(key) === 'ClusterAnchorePolicyBinding' ? this.#o.clusterBindings.get(key) : this.#o.bindings.get(key);
   }
 
   #namespaceTouched(ns: string | undefined): void {
@@ -161,7 +164,7 @@ export class BindingController {
   #forget(key: string): void {
     this.#reconcileMs.delete(key);
     this.#setImages(key, new Set());
-    this.#o.images.demand(`binding:${key}`, undefined);
+    this.#o.images.demand(demandSource(key), undefined);
     this.#failingWorkloads.delete(key);
     this.lastEvaluated.delete(key);
     this.failuresByWorkload.delete(key);
@@ -283,7 +286,7 @@ export class BindingController {
   #follow(b: BindingInfo, sel: Selection): void {
     this.#setImages(b.key, new Set(sel.groups.map((g) => g.key)));
     const demand: ImageUse[] = sel.groups.map((g) => ({ key: g.key, account: g.account, image: g.image, workload: { kind: 'Binding', name: b.name, namespace: b.namespace ?? '' } }));
-    this.#o.images.demand(`binding:${b.key}`, demand);
+    this.#o.images.demand(demandSource(b.key), demand);
   }
 
   /** After the status says why: an Event and a log line when the reason is new, and the error for the work queue. */

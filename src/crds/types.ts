@@ -74,8 +74,22 @@ export interface BindingStatus {
 
 export type BindingKind = 'AnchorePolicyBinding' | 'ClusterAnchorePolicyBinding';
 
+/**
+ * A binding's cache and work-queue key, built and read only here: `apb/<namespace>/<name>` or `capb/<name>`, so
+ * the two kinds never collide.
+ */
+export function bindingKey(kind: BindingKind, name: string, namespace?: string): string {
+  return kind === 'AnchorePolicyBinding' ? `apb/${namespace ?? ''}/${name}` : `capb/${name}`;
+}
+
+/** The kind a binding key names. */
+export function bindingKindOf(key: string): BindingKind {
+  return key.startsWith('capb/') ? 'ClusterAnchorePolicyBinding' : 'AnchorePolicyBinding';
+}
+
 /** A binding as the operator caches it. */
 export interface BindingInfo {
+  /** bindingKey(kind, name, namespace). */
   key: string;
   resourceVersion: string;
   kind: BindingKind;

@@ -1,4 +1,4 @@
-import { type BindingInfo, type BindingKind, INSTALL_ANNOTATION, REEVALUATE_ANNOTATION } from '../crds/types.ts';
+import { type BindingInfo, type BindingKind, INSTALL_ANNOTATION, REEVALUATE_ANNOTATION, bindingKey } from '../crds/types.ts';
 import { intern } from '../runtime/intern.ts';
 import type { ContainerKind, NamespaceInfo, NodeInfo, OwnerInfo, OwnerRef, PodContainer, PodInfo } from './cluster.port.ts';
 
@@ -137,7 +137,7 @@ export function projectBinding(kind: BindingKind) {
     const o = obj(raw);
     const generation = typeof b.meta['generation'] === 'number' ? b.meta['generation'] : 0;
     const info: BindingInfo = {
-      key: kind === 'AnchorePolicyBinding' ? `apb/${b.key}` : `capb/${b.key}`,
+      key: bindingKey(kind, b.name, b.namespace),
       resourceVersion: b.rv,
       kind,
       name: b.name,
