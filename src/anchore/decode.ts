@@ -319,12 +319,11 @@ export function readMetricPoint(r: Record<string, unknown>): ReportMetricPoint |
 }
 
 /**
- * A time for the Reports GraphQL MetricDataFilter: UTC with whole seconds and no zone suffix, the form this client has
- * always sent there. It differs from formatTimestamp (src/runtime/time.ts) only by the missing "Z", so it stays here,
- * Anchore-specific, instead of joining the shared formatters.
+ * A time for the Reports GraphQL MetricDataFilter: the shared formatTimestamp without its zone suffix (UTC with whole
+ * seconds), the form this client has always sent there.
  */
 export function graphqlDateTime(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, '');
+  return formatTimestamp(d).replace(/Z$/, '');
 }
 
 /** POST /oauth/token: the access token is required; a missing or odd expiry or refresh token is just absent. */

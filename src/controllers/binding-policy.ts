@@ -89,7 +89,7 @@ export async function resolvePolicy(deps: PolicyDeps, b: BindingInfo, account: s
  * What an Anchore failure means for a binding. `routed`: the namespace whose routing chose the account (no
  * spec.account), named in the message — and warned itself when its own label names a missing account.
  */
-export function anchoreProblem(deps: PolicyDeps, err: unknown, account: string, routed?: string): WaitError | StallError {
+function anchoreProblem(deps: PolicyDeps, err: unknown, account: string, routed?: string): WaitError | StallError {
   if (err instanceof AnchoreError) {
     if (err.kind === 'unavailable') return new WaitError(REASON.anchoreUnavailable, `Anchore is unavailable: ${err.message}`, ANCHORE_RETRY_MS);
     if (err.kind === 'account-not-found' || err.kind === 'not-found') {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import type { BindingImageResult } from '../crds/types.ts';
-import { MAX_RESULTS, PENDING_RECHECK_MS, boundResults, conditionsFor, mergeConditions, sameStatus, summarize, summarizeBinding } from './binding-status.ts';
+import type { BindingImageResult, BindingSpec } from '../crds/types.ts';
+import { MAX_RESULTS, PENDING_RECHECK_MS, boundResults, conditionsFor, describeSelection, mergeConditions, sameStatus, summarize, summarizeBinding } from './binding-status.ts';
 import { StallError, WaitError } from '../runtime/errors.ts';
 import { aBinding } from '../testing/factories.ts';
 import { parseDuration } from '../runtime/time.ts';
@@ -120,6 +120,20 @@ describe('binding summarize step', () => {
     const { status } = summarizeBinding(aBinding('b', 'shop'), evaluated([]), now);
     expect(cond(status, 'Ready')).toMatchObject({ status: 'True', reason: 'NoMatchingImages' });
     expect(cond(status, 'Compliant')).toMatchObject({ status: 'Unknown', reason: 'NoMatchingImages' });
+    expect(cond(status, 'Ready')).toMatchObject({ message: 'No running image matches this binding (every pod in namespace shop).' });
+  });
+
+  it('when nothing matches, then the messages name what the binding selects, as its spec says it', () => {
+    const spec: BindingSpec = {
+      podSelector: { matchLabels: { app: 'web' }, matchExpressions: [{ key: 'tier', operator: 'In', values: ['front', 'back'] }] },
+      images: { include: ['ghcr.io/*'], exclude: ['*:debug'] },
+    };
+    const { status } = summarizeBinding(aBinding('b', 'shop', spec), evaluated([]), now);
+    const said = 'podSelector app=web,tier in (back,front), images include ghcr.io/*, images exclude *:debug';
+    expect(cond(status, 'Ready')).toMatchObject({ message: `No running image matches this binding (${said}).` });
+    expect(cond(status, 'Compliant')).toMatchObject({ message: `This binding selects no running image (${said}; check them): nothing passes or fails` });
+    const cluster = aBinding('all', undefined, { namespaceSelector: { matchLabels: { team: 'a' } }, namespaces: ['x', 'y'] });
+    expect(describeSelection(cluster)).toBe('namespaces x,y, namespaceSelector team=a, every pod');
   });
 
   it('when Anchore was unavailable, then the binding is retrying with the results it has', () => {

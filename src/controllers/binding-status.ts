@@ -4,6 +4,7 @@ import { CONDITION, REASON } from '../crds/types.ts';
 import type { CompiledBinding } from '../model/binding-spec.ts';
 import { StallError, type WaitError } from '../runtime/errors.ts';
 import { formatTimestamp } from '../runtime/time.ts';
+import { selectorToString } from '../discovery/label-selector.ts';
 import { ANCHORE_RETRY_MS } from './binding-policy.ts';
 
 /** How soon a binding with images waiting for analysis (or re-registration) is looked at again. */
@@ -25,6 +26,20 @@ export type BindingOutcome =
       /** Anchore was unavailable for some image. */
       unavailable?: string;
     };
+
+/** What a binding selects, as an admin would write it: "podSelector app=web, images include docker.io/*". */
+export function describeSelection(b: BindingInfo): string {
+  const spec = b.spec;
+  const parts: string[] = [];
+  if (spec.namespaces?.length) parts.push(`namespaces ${spec.namespaces.join(',')}`);
+  const ns = spec.namespaceSelector ? selectorToString(spec.namespaceSelector) : '';
+  if (ns) parts.push(`namespaceSelector ${ns}`);
+  const pods = spec.podSelector ? selectorToString(spec.podSelector) : '';
+  parts.push(pods ? `podSelector ${pods}` : b.kind === 'AnchorePolicyBinding' ? `every pod in namespace ${b.namespace ?? ''}` : 'every pod');
+  if (spec.images?.include?.length) parts.push(`images include ${spec.images.include.join(',')}`);
+  if (spec.images?.exclude?.length) parts.push(`images exclude ${spec.images.exclude.join(',')}`);
+  return parts.join(', ');
+}
 
 /**
  * The summarize step: the whole status a reconcile ends with, from its outcome (kstatus conditions, summary, bounded
@@ -63,12 +78,12 @@ export function summarizeBinding(b: BindingInfo, outcome: BindingOutcome, now: D
     condition = {
       kind: 'done',
       reason,
-      message: s.images === 0 ? 'No running image matches this binding.' : counts,
+      message: s.images === 0 ? `No running image matches this binding (${describeSelection(b)}).` : counts,
       ...(compiled.mode === 'evaluate'
         ? {
             compliant:
               s.images === 0
-                ? { ok: undefined, reason: REASON.noImages, message: 'This binding selects no running image (check its selectors and images filter): nothing passes or fails' }
+                ? { ok: undefined, reason: REASON.noImages, message: `This binding selects no running image (${describeSelection(b)}; check them): nothing passes or fails` }
                 : s.failed > 0
                   ? { ok: false, reason: REASON.policyFailed, message: `${s.failed} image(s) fail policy ${policy?.name ?? ''}`.trim() }
                   : s.errors > 0

@@ -53,8 +53,8 @@ describe('ImageController', () => {
       analysisPollMaxMs: pollMaxMs,
       log,
       metrics: new OperatorMetrics(undefined, { defaultMetrics: false }),
-      ...(final ? { onAnalysisFinal: final } : {}),
     });
+    if (final) c.onAnalysisFinal(final);
     controllers.push(c);
     return c;
   }

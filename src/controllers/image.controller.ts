@@ -25,8 +25,6 @@ interface ImageControllerOptions {
   metrics: OperatorMetrics;
   /** Shared record of accounts Anchore says do not exist (log once, metric). */
   missingAccounts?: MissingAccounts;
-  /** Called when an image's analysis reaches a final state (analyzed, analysis_failed). */
-  onAnalysisFinal?: (key: string, entry: CatalogEntry) => void;
 }
 
 /**
@@ -283,7 +281,6 @@ export class ImageController implements ImageRegistry {
     delete entry.nextPollAt;
     this.#model.settled(key);
     if (entry.analysis === 'analysis_failed') this.#log.warn({ key, digest: entry.digest }, 'Anchore failed to analyse the image');
-    this.#o.onAnalysisFinal?.(key, entry);
     for (const l of this.#finalListeners) l(key, entry);
   }
 

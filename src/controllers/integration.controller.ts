@@ -26,7 +26,7 @@ interface IntegrationOptions {
 }
 
 /** The interval as the spec types it: whole seconds within 30–600 (config enforces the range; tests tick faster). */
-export function healthReportIntervalSeconds(ms: number): number {
+function healthReportIntervalSeconds(ms: number): number {
   return Math.min(HEALTH_REPORT_INTERVAL_MAX_S, Math.max(HEALTH_REPORT_INTERVAL_MIN_S, Math.round(ms / 1000)));
 }
 

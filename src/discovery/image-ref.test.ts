@@ -1,6 +1,7 @@
 import { describe, it, expect } from '@jest/globals';
 import fc from 'fast-check';
-import { formatImageReference, parseDigest, parseImageReference, repositoryOf } from './image-ref.ts';
+import { parseImageReference, repositoryOf } from './image-ref.ts';
+import { formatImageReference } from '../testing/image-refs.ts';
 import type { ImageReference, NormaliseOptions } from './image-ref.ts';
 
 const HEX = '0123456789abcdef'.repeat(4);
@@ -155,16 +156,6 @@ describe('formatImageReference and repositoryOf', () => {
 
   it('when asked for the repository, then it joins registry and repository', () => {
     expect(repositoryOf(ref)).toBe('docker.io/library/nginx');
-  });
-});
-
-describe('parseDigest', () => {
-  it.each([
-    { input: SHA, want: { ok: true, value: SHA } },
-    { input: `sha256:${HEX.toUpperCase()}`, want: { ok: true, value: SHA } },
-    { input: 'sha256:abc', want: { ok: false, reason: 'invalid digest "sha256:abc": sha256 digest must have exactly 64 hex characters, found 3' } },
-  ])('when given $input, then it returns $want', ({ input, want }) => {
-    expect(parseDigest(input)).toEqual(want);
   });
 });
 

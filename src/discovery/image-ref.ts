@@ -97,17 +97,6 @@ export function checkDigest(text: string): Result<string> {
   return ok(`${algorithm}:${hex.toLowerCase()}`);
 }
 
-/**
- * Validates a digest such as "sha256:<64 hex>" and returns it with lowercase hex.
- * Accepts sha256 (64 hex) and sha512 (128 hex); Anchore's own APIs only accept sha256.
- */
-export function parseDigest(text: string): Result<string> {
-  if (typeof text !== 'string') return fail(`invalid digest: expected a string, got ${typeof text}`);
-  if (text.length > MAX_REFERENCE_LENGTH) return fail(`invalid digest: ${text.length} characters is too long`);
-  const r = checkDigest(text);
-  return r.ok ? r : fail(`invalid digest ${quote(text)}: ${r.reason}`);
-}
-
 function checkTag(tag: string): string | undefined {
   if (tag === '') return "the tag after ':' is empty";
   if (tag.length > MAX_TAG_LENGTH) return `tag is ${tag.length} characters long; the limit is ${MAX_TAG_LENGTH}`;
@@ -401,19 +390,6 @@ export function parseImageReference(ref: string, opts?: NormaliseOptions): Resul
   if (!defaults.ok) return defaults;
   const r = parseReferenceBody(ref, defaults.value);
   return r.ok ? r : fail(`invalid image reference ${quote(ref)}: ${r.reason}`);
-}
-
-/**
- * Formats a reference as "registry/repository[:tag][@digest]", e.g. "docker.io/library/nginx:1.25",
- * "ghcr.io/org/app@sha256:…" or "docker.io/library/nginx:1.25@sha256:…". `parts` can leave out the
- * tag or the digest (both are included by default). The output always names the registry, so it
- * parses back to the same value whatever the normalisation options.
- */
-export function formatImageReference(ref: ImageReference, parts?: { tag?: boolean; digest?: boolean }): string {
-  let out = `${ref.registry}/${ref.repository}`;
-  if (parts?.tag !== false && ref.tag !== undefined && ref.tag !== '') out += `:${ref.tag}`;
-  if (parts?.digest !== false && ref.digest !== undefined && ref.digest !== '') out += `@${ref.digest}`;
-  return out;
 }
 
 /** "registry/repository", e.g. "docker.io/library/nginx": the identity Anchore keys repositories on. */
