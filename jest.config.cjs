@@ -15,7 +15,7 @@ module.exports = {
       testEnvironment: 'node',
       extensionsToTreatAsEsm: ['.ts'],
       transform: { '^.+\\.ts$': swc },
-      testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/test/anchore-sim/**/*.test.ts', '<rootDir>/test/cluster/**/*.test.ts', '<rootDir>/bench/**/*.test.ts'],
+      testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/scripts/**/*.test.ts', '<rootDir>/test/anchore-sim/**/*.test.ts', '<rootDir>/test/cluster/**/*.test.ts', '<rootDir>/bench/**/*.test.ts'],
     },
     {
       displayName: 'integration',

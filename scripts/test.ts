@@ -36,6 +36,7 @@ if (!integrationOnly && rest.length === 0) {
   step('layering lint (dependency-cruiser)', bin('depcruise'), ['src', 'test', 'scripts', 'bench', '--config', '.dependency-cruiser.cjs']);
   step('generated CRDs and chart copies up to date (gen-crds --check)', process.execPath, [join(root, 'scripts', 'gen-crds.ts'), '--check']);
   step('chart values documented (helm-docs --check)', process.execPath, [join(root, 'scripts', 'helm-docs.ts'), '--check']);
+  step('README configuration table up to date (readme-settings --check)', process.execPath, [join(root, 'scripts', 'readme-settings.ts'), '--check']);
   step('formatting (prettier --check)', bin('prettier'), ['--check', '--log-level', 'warn', '.']);
 }
 const projects = unitOnly ? ['unit'] : integrationOnly ? ['integration'] : ['unit', 'integration'];

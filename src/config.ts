@@ -168,8 +168,9 @@ const other = (help: string, more?: More): OtherSetting => ({ kind: 'other', hel
 const RATE_BURST = int(ANCHORE_CLIENT_DEFAULTS.burst, 1, 100_000, "Anchore requests at once (the rate limiter's bucket)", { unlisted: true });
 
 /**
- * Every setting, declared once: the loader reads its default and range from here, and the README table (SETTINGS)
- * is generated from the same words. In table order; the key is the environment variable (or the prefix of a pair).
+ * Every setting, declared once: the loader reads its default and range from here, and the README's configuration table
+ * is generated from the same words (SETTINGS, by node scripts/readme-settings.ts; readme-settings --check fails when it
+ * is stale). In table order; the key is the environment variable (or the prefix of a pair).
  */
 const SPEC = {
   ANCHORE_URL: text('', 'Anchore API base URL, with or without a trailing /v2, e.g. https://anchore:8228 (a /v1 URL is refused)', { shown: '(required)' }),
