@@ -59,7 +59,7 @@ export default tseslint.config(
       'no-restricted-syntax': [
         'error',
         {
-          selector: "NewExpression[callee.name=/^(Wait|Stall)Error$/] > :matches(Literal, TemplateLiteral).arguments:first-child",
+          selector: 'NewExpression[callee.name=/^(Wait|Stall)Error$/] > :matches(Literal, TemplateLiteral).arguments:first-child',
           message: 'Use a REASON constant (src/crds/types.ts) as the reason of a WaitError/StallError.',
         },
       ],
