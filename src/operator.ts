@@ -16,6 +16,7 @@ import { KubeAccessReviewer } from './kube/access-review.ts';
 import { KubeClient } from './kube/client.ts';
 import { KubeLeaseLock } from './kube/lease.ts';
 import { createClusterStores, type RunningStores } from './kube/stores.ts';
+import { WATCH_RESTART_REASONS } from './kube/reflector.ts';
 import { KubeBindingStatusWriter, KubeEventRecorder } from './kube/writer.ts';
 import { systemClock } from './runtime/clock.ts';
 import { errorMessage } from './runtime/errors.ts';
@@ -144,7 +145,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
 
   // Counters exist from the start (at 0), so dashboards and rate() see them before the first restart.
   for (const r of stores.all) {
-    for (const reason of ['timeout', 'closed', 'error', 'gone', 'watchdog', 'relist']) metrics.watchRestarts.inc({ resource: r.resource, reason }, 0);
+    for (const reason of WATCH_RESTART_REASONS) metrics.watchRestarts.inc({ resource: r.resource, reason }, 0);
   }
   metrics.stateGauge(METRIC.watchObjects, 'Objects held in each informer cache', ['resource'], () => stores.all.map((r) => [{ resource: r.resource }, r.size] as [{ resource: string }, number]));
 
@@ -287,12 +288,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
         retryPeriodMs: le.retryPeriodMs,
         clock: systemClock,
         log: log.child({ component: 'leader-election' }),
-        onStartedLeading: () => controllers.start('leading: controllers started'),
-        onStoppedLeading: () => {
-          // Stop at once: past the renew deadline another replica may take the lease, and two must never work.
-          log.error({ lease: `${le.namespace}/${le.leaseName}`, identity: le.identity }, 'leader election lost; stopping work and exiting');
-          void controllers.stop(0).finally(() => deps.onLeadershipLost?.());
-        },
+        ...controllers.leadership(() => deps.onLeadershipLost?.(), { lease: `${le.namespace}/${le.leaseName}`, identity: le.identity }),
       })
     : undefined;
   const isLeader = (): boolean => (elector ? elector.isLeader() : controllers.working);

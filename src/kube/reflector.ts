@@ -15,8 +15,12 @@ interface ReflectorHandlers<T> {
   delete?(obj: T): void;
 }
 
+/** Why a watch is started again (the watch-restarts metric's reason label). */
+export const WATCH_RESTART_REASONS = ['timeout', 'closed', 'error', 'gone', 'watchdog', 'relist'] as const;
+export type WatchRestartReason = (typeof WATCH_RESTART_REASONS)[number];
+
 export interface ReflectorMetrics {
-  watchRestart(resource: string, reason: 'timeout' | 'closed' | 'error' | 'gone' | 'watchdog' | 'relist'): void;
+  watchRestart(resource: string, reason: WatchRestartReason): void;
   event(resource: string, type: string): void;
   listed(resource: string, count: number, durationMs: number): void;
 }

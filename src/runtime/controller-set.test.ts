@@ -80,4 +80,21 @@ describe('ControllerSet', () => {
     expect(set.retryFailedNow()).toBe(2);
     expect(set.queues.map((q) => q.name)).toEqual(['image', 'binding']);
   });
+
+  it('when leadership is gained and then lost, then the set starts, then stops at once without draining and reports the loss', async () => {
+    const log: string[] = [];
+    const q = queue('image');
+    const set = new ControllerSet([member('image', log, { queue: q })], silent);
+    let lost!: () => void;
+    const gone = new Promise<void>((r) => (lost = r));
+    const callbacks = set.leadership(() => lost(), { lease: 'ns/operator' });
+    expect(set.working).toBe(false);
+    callbacks.onStartedLeading();
+    expect([set.working, log]).toEqual([true, ['start image']]);
+    callbacks.onStoppedLeading();
+    await gone;
+    expect([set.working, log, q.shutdowns]).toEqual([false, ['start image', 'stop image'], [0]]);
+    callbacks.onStartedLeading(); // a stopped set never starts again
+    expect(set.working).toBe(false);
+  });
 });

@@ -80,6 +80,21 @@ export class ControllerSet {
     return drained;
   }
 
+  /**
+   * Leader gating: the elector's callbacks. Leading starts the set; losing the lease stops it at once (no drain: past
+   * the renew deadline another replica may already work, and two must never) and then calls `onLost` (the process
+   * exits, as client-go's controllers do). `lease` names the lease in the log line.
+   */
+  leadership(onLost: () => void, lease: Record<string, unknown> = {}): { onStartedLeading(): void; onStoppedLeading(): void } {
+    return {
+      onStartedLeading: () => this.start('leading: controllers started'),
+      onStoppedLeading: () => {
+        this.#log.error(lease, 'leader election lost; stopping work and exiting');
+        void this.stop(0).finally(onLost);
+      },
+    };
+  }
+
   /** A dependency came back: every queue retries its backed-off keys now. Returns how many moved. */
   retryFailedNow(): number {
     return this.queues.reduce((n, q) => n + q.retryFailedNow(), 0);
