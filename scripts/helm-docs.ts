@@ -10,6 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMap, isScalar, type Node, parseDocument } from 'yaml';
+import { tableCell, withTableBetween } from './markdown-table.ts';
 
 export interface ValueRow {
   key: string;
@@ -77,19 +78,14 @@ export function valuesDocs(text: string): ValuesDocs {
   return { rows, undocumented };
 }
 
-const cell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
-
 export function renderTable(rows: ValueRow[]): string {
-  return ['| Key | Type | Default | Description |', '| --- | --- | --- | --- |', ...rows.map((r) => `| \`${r.key}\` | ${r.type} | \`${cell(r.default)}\` | ${cell(r.description)} |`)].join('\n');
+  return ['| Key | Type | Default | Description |', '| --- | --- | --- | --- |', ...rows.map((r) => `| \`${r.key}\` | ${r.type} | \`${tableCell(r.default)}\` | ${tableCell(r.description)} |`)].join(
+    '\n',
+  );
 }
 
-/** Replaces the table between the markers; throws when the markers are missing. */
-export function withTable(readme: string, table: string): string {
-  const a = readme.indexOf(START);
-  const b = readme.indexOf(END);
-  if (a < 0 || b < a) throw new Error(`README has no "${START}" … "${END}" markers`);
-  return `${readme.slice(0, a + START.length)}\n${table}\n${readme.slice(b)}`;
-}
+/** Replaces the values table between the chart README's markers; throws when the markers are missing. */
+export const withTable = (readme: string, table: string): string => withTableBetween(readme, table, START, END);
 
 interface Schema {
   type?: string | string[];
