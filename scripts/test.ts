@@ -5,6 +5,7 @@
  *   node scripts/test.ts             everything
  *   node scripts/test.ts --unit      unit tests only (no cluster)
  *   node scripts/test.ts --integration [jest args…]
+ *   node scripts/test.ts --static    the static checks and the repository rule only (`npm run verify`)
  * Jest ends with one plain line "jest: N passed, N failed, N skipped".
  */
 import { spawnSync } from 'node:child_process';
@@ -15,7 +16,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const unitOnly = args.includes('--unit');
 const integrationOnly = args.includes('--integration');
-const rest = args.filter((a) => a !== '--unit' && a !== '--integration');
+const staticOnly = args.includes('--static');
+const rest = args.filter((a) => a !== '--unit' && a !== '--integration' && a !== '--static');
 const bin = (name: string): string => join(root, 'node_modules', '.bin', name);
 
 function step(title: string, cmd: string, cmdArgs: string[], env: NodeJS.ProcessEnv = process.env): void {
@@ -39,11 +41,13 @@ if (!integrationOnly && rest.length === 0) {
   step('README configuration table up to date (readme-settings --check)', process.execPath, [join(root, 'scripts', 'readme-settings.ts'), '--check']);
   step('formatting (prettier --check)', bin('prettier'), ['--check', '--log-level', 'warn', '.']);
 }
-const projects = unitOnly ? ['unit'] : integrationOnly ? ['integration'] : ['unit', 'integration'];
+// --static: no tracked file names a path outside the repository (a unit test, run alone in a fraction of a second).
+const projects = unitOnly || staticOnly ? ['unit'] : integrationOnly ? ['integration'] : ['unit', 'integration'];
+const jestArgs = staticOnly ? [join('src', 'repository.test.ts')] : rest;
 step(
   `jest (${projects.join(' + ')})`,
   process.execPath,
   // Paths and flags first: jest would read a path after --selectProjects as another project name.
-  [join(root, 'node_modules', 'jest', 'bin', 'jest.js'), ...rest, '--selectProjects', ...projects],
+  [join(root, 'node_modules', 'jest', 'bin', 'jest.js'), ...jestArgs, '--selectProjects', ...projects],
   { ...process.env, NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --experimental-vm-modules --no-warnings=ExperimentalWarning`.trim() },
 );
