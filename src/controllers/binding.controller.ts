@@ -1,6 +1,6 @@
 import type { BindingImageResult, BindingInfo, BindingStatus } from '../crds/types.ts';
 import { CONDITION, EVENT_REASON, INSTALL_ANNOTATION, REASON, bindingKindOf } from '../crds/types.ts';
-import { type BindingStatusWriter, type ClusterStores, type EventRecorder, type ObjectRef, type PodInfo, type Store, type WorkloadRef, changed } from '../kube/cluster.port.ts';
+import { type BindingStatusWriter, type ClusterStores, type EventRecorder, type ObjectRef, type Store, type WorkloadRef } from '../kube/cluster.port.ts';
 import { type CompiledBinding, DEFAULT_REEVALUATE_MS, bindingRef, compileBinding } from '../model/binding-spec.ts';
 import type { EvaluationCache } from '../model/evaluation-cache.ts';
 import type { ImageRegistry } from '../model/images.port.ts';
@@ -100,18 +100,9 @@ export class BindingController {
         },
       });
     }
-    const podChanged = (a: PodInfo | undefined, b: PodInfo | undefined): void => {
-      if (a && b && !changed(a, b)) return;
-      this.#namespaceTouched((b ?? a)?.namespace);
-    };
-    o.stores.pods.on({ add: (p) => podChanged(undefined, p), update: podChanged, delete: (p) => podChanged(p, undefined) });
-    o.stores.namespaces.on({
-      add: (n) => this.#namespaceTouched(n.name),
-      update: (a, b) => {
-        if (changed(a, b)) this.#namespaceTouched(b.name);
-      },
-      delete: (n) => this.#namespaceTouched(n.name),
-    });
+    // Stores deliver an update only when the projection changed (changed() in kube/cluster.port.ts).
+    o.stores.pods.on({ add: (p) => this.#namespaceTouched(p.namespace), update: (_a, p) => this.#namespaceTouched(p.namespace), delete: (p) => this.#namespaceTouched(p.namespace) });
+    o.stores.namespaces.on({ add: (n) => this.#namespaceTouched(n.name), update: (_a, n) => this.#namespaceTouched(n.name), delete: (n) => this.#namespaceTouched(n.name) });
     const imageChanged = (key: string): void => {
       for (const b of this.#byImage.get(key) ?? []) this.queue.addAfter(b, 100);
     };

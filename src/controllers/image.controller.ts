@@ -1,7 +1,7 @@
 import { REASON } from '../crds/types.ts';
 import type { AnchoreApi, AnchoreImage } from '../anchore/anchore.port.ts';
 import { AnchoreError } from '../anchore/errors.ts';
-import { type ClusterStores, type PodInfo, changed, resolveWorkload, workloadKey } from '../kube/cluster.port.ts';
+import { type ClusterStores, type PodInfo, resolveWorkload, workloadKey } from '../kube/cluster.port.ts';
 import { type BackoffPolicy, backoffDelay } from '../runtime/backoff.ts';
 import { WaitError } from '../runtime/errors.ts';
 import { WorkQueue } from '../runtime/workqueue.ts';
@@ -61,17 +61,13 @@ export class ImageController implements ImageRegistry {
     });
     o.stores.pods.on({
       add: (p) => this.#podChanged(p.key, p),
-      update: (o, p) => {
-        if (changed(o, p)) this.#podChanged(p.key, p);
-      },
+      update: (_o, p) => this.#podChanged(p.key, p),
       delete: (p) => this.#podChanged(p.key, undefined),
     });
     // A namespace's labels decide scope and account: re-derive its pods when they change.
     o.stores.namespaces.on({
       add: (ns) => this.#namespaceChanged(ns.name),
-      update: (a, b) => {
-        if (changed(a, b)) this.#namespaceChanged(b.name);
-      },
+      update: (_a, b) => this.#namespaceChanged(b.name),
       delete: (ns) => this.#namespaceChanged(ns.name),
     });
     o.metrics.stateGauge(METRIC.images, 'Running images known to the operator, by account and analysis status', ['account', 'analysis_status'], () => this.#model.countByStatus());

@@ -1,6 +1,6 @@
 import type { AnchoreApi, KubernetesInventory } from '../anchore/anchore.port.ts';
 import { AnchoreError } from '../anchore/errors.ts';
-import { type ClusterStores, type NamespaceInfo, type PodInfo, changed } from '../kube/cluster.port.ts';
+import { type ClusterStores, type NamespaceInfo, type PodInfo } from '../kube/cluster.port.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import { formatTimestamp } from '../runtime/time.ts';
 import { type HandleResult, WorkQueue } from '../runtime/workqueue.ts';
@@ -51,23 +51,14 @@ export class InventoryController {
       backoff: { baseMs: 2000, maxMs: 60_000, jitter: 0.3 },
       onEvent: o.metrics.queueObserver('inventory', this.#log, 'inventory report'),
     });
-    const podChanged = (a: PodInfo | undefined, b: PodInfo | undefined): void => {
-      if (a && b && !changed(a, b)) return;
-      const p = (b ?? a) as PodInfo;
-      this.#changed(this.#accountOfNamespace(p.namespace));
+    // Stores deliver an update only when the projection changed (changed() in kube/cluster.port.ts).
+    const podChanged = (p: PodInfo): void => this.#changed(this.#accountOfNamespace(p.namespace));
+    o.stores.pods.on({ add: podChanged, update: (_a, p) => podChanged(p), delete: podChanged });
+    const nsChanged = (...list: NamespaceInfo[]): void => {
+      for (const ns of list) this.#changed(o.scope.accountFor(ns, ns.name));
     };
-    o.stores.pods.on({ add: (p) => podChanged(undefined, p), update: podChanged, delete: (p) => podChanged(p, undefined) });
-    const nsChanged = (a: NamespaceInfo | undefined, b: NamespaceInfo | undefined): void => {
-      if (a && b && !changed(a, b)) return;
-      for (const ns of [a, b]) if (ns) this.#changed(o.scope.accountFor(ns, ns.name));
-    };
-    o.stores.namespaces.on({ add: (n) => nsChanged(undefined, n), update: nsChanged, delete: (n) => nsChanged(n, undefined) });
-    o.stores.nodes.on({
-      update: (a, b) => {
-        if (changed(a, b)) this.#changedAll();
-      },
-      delete: () => this.#changedAll(),
-    });
+    o.stores.namespaces.on({ add: (n) => nsChanged(n), update: (a, b) => nsChanged(a, b), delete: (n) => nsChanged(n) });
+    o.stores.nodes.on({ update: () => this.#changedAll(), delete: () => this.#changedAll() });
   }
 
   start(): void {

@@ -72,6 +72,7 @@ export interface OwnerInfo {
 
 export interface StoreHandlers<T> {
   add?(obj: T): void;
+  /** Only when the projection changed (`changed()`): an update of the resourceVersion alone is not delivered. */
   update?(oldObj: T, newObj: T): void;
   delete?(obj: T): void;
 }
@@ -103,8 +104,8 @@ export interface WorkloadRef {
 
 /**
  * Whether an update changed what the operator sees of an object (its projection), not only its resourceVersion: the
- * one "has it changed" rule of every controller, so status-only churn (kubelet heartbeats, unrelated fields) wakes
- * none of them.
+ * one "has it changed" rule, applied once by the stores before any update handler runs, so status-only churn
+ * (kubelet heartbeats, unrelated fields) wakes no controller.
  */
 export function changed<T extends { resourceVersion: string }>(a: T, b: T): boolean {
   return JSON.stringify({ ...a, resourceVersion: '' }) !== JSON.stringify({ ...b, resourceVersion: '' });

@@ -6,8 +6,9 @@ import { Reflector } from './reflector.ts';
 interface Obj {
   key: string;
   resourceVersion: string;
+  app?: string;
 }
-const raw = (name: string, rv: string) => ({ metadata: { namespace: 'ns', name, resourceVersion: rv } });
+const raw = (name: string, rv: string, app?: string) => ({ metadata: { namespace: 'ns', name, resourceVersion: rv, ...(app ? { labels: { app } } : {}) } });
 
 /** A scripted apiserver: list answers from `objects`, watches are handed to the test. */
 class FakeApi {
@@ -45,8 +46,8 @@ function setup(api: FakeApi) {
     client: api.asClient(),
     path: '/api/v1/pods',
     project: (o) => {
-      const m = (o as ReturnType<typeof raw>).metadata;
-      return { key: `${m.namespace}/${m.name}`, resourceVersion: m.resourceVersion };
+      const m = (o as { metadata: { namespace: string; name: string; resourceVersion: string; labels?: { app: string } } }).metadata;
+      return { key: `${m.namespace}/${m.name}`, resourceVersion: m.resourceVersion, ...(m.labels ? { app: m.labels.app } : {}) };
     },
     backoff: { baseMs: 1, maxMs: 5, jitter: 0 },
     log: createLogger({ level: 'silent', pretty: false }),
@@ -55,6 +56,23 @@ function setup(api: FakeApi) {
   r.on({ add: (o) => events.push(`add ${o.key}`), delete: (o) => events.push(`delete ${o.key}`), update: (_a, b) => events.push(`update ${b.key}`) });
   return { r, restarts, events };
 }
+
+describe('Reflector updates', () => {
+  it('when a watched object changes only its resourceVersion, then no update is delivered; when its projection changes, one is', async () => {
+    const api = new FakeApi();
+    api.objects = [raw('a', '5', 'web')];
+    const { r, events } = setup(api);
+    await r.start();
+    await until(() => api.watches.length === 1);
+    api.watches[0]!.onEvent('MODIFIED', raw('a', '11', 'web'));
+    api.watches[0]!.onEvent('MODIFIED', raw('a', '12', 'db'));
+    await until(() => r.get('ns/a')?.resourceVersion === '12');
+    expect(events).toEqual(['add ns/a', 'update ns/a']);
+    // The cache still holds the newest object either way.
+    expect(r.get('ns/a')).toEqual({ key: 'ns/a', resourceVersion: '12', app: 'db' });
+    r.stop();
+  });
+});
 
 describe('Reflector recovery', () => {
   it('when the watch gets a 410 Gone ERROR event, then it relists and what changed during the gap surfaces as adds and deletes', async () => {

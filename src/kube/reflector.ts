@@ -2,6 +2,7 @@ import { type BackoffPolicy, backoffDelay } from '../runtime/backoff.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { KubeClient, WatchHandle } from './client.ts';
+import { changed } from './cluster.port.ts';
 
 /** Every cached object keeps these so the store can detect change; the rest is whatever the projection keeps. */
 interface Cached {
@@ -213,7 +214,7 @@ export class Reflector<T extends Cached> {
     for (const [k, obj] of fresh) {
       const prev = old.get(k);
       if (!prev) this.#emit('add', undefined, obj);
-      else if (prev.resourceVersion !== obj.resourceVersion) this.#emit('update', prev, obj);
+      else if (changed(prev, obj)) this.#emit('update', prev, obj);
     }
     for (const [k, prev] of old) if (!fresh.has(k)) this.#emit('delete', prev, undefined);
     this.#o.metrics?.listed(this.resource, fresh.size, Date.now() - started);
@@ -297,7 +298,7 @@ export class Reflector<T extends Cached> {
     }
     this.#store.set(obj.key, obj);
     if (!prev) this.#emit('add', undefined, obj);
-    else if (prev.resourceVersion !== obj.resourceVersion) this.#emit('update', prev, obj);
+    else if (changed(prev, obj)) this.#emit('update', prev, obj);
   }
 
   #onWatchEnd(gen: number, err: unknown): void {

@@ -1,4 +1,4 @@
-import type { Store, StoreHandlers } from '../kube/cluster.port.ts';
+import { type Store, type StoreHandlers, changed } from '../kube/cluster.port.ts';
 
 /** An in-memory Store for unit tests of controllers (integration tests use the real reflectors). */
 export class MemoryStore<T extends { key: string; resourceVersion: string }> implements Store<T> {
@@ -28,8 +28,8 @@ export class MemoryStore<T extends { key: string; resourceVersion: string }> imp
     const prev = this.#items.get(obj.key);
     this.#items.set(obj.key, obj);
     for (const h of this.#handlers) {
-      if (prev) h.update?.(prev, obj);
-      else h.add?.(obj);
+      if (!prev) h.add?.(obj);
+      else if (changed(prev, obj)) h.update?.(prev, obj);
     }
   }
   remove(key: string): void {
