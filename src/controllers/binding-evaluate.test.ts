@@ -14,14 +14,18 @@ const policy: PolicyRecord = { policy_id: 'default', name: 'Default', active: tr
 
 function group(name: string, digest?: string, workloads = 1): ImageGroup {
   const tag = `docker.io/library/${name}:1`;
-  const refs = new Map(Array.from({ length: workloads }, (_, i) => [`shop/Deployment/${name}-${String(i).padStart(2, '0')}`, undefined] as const));
+  const refs = new Map(
+    Array.from({ length: workloads }, (_, i) => {
+      const w = { kind: 'Deployment', name: `${name}-${String(i).padStart(2, '0')}`, namespace: 'shop' };
+      return [`shop/Deployment/${w.name}`, w] as const;
+    }),
+  );
   return {
     key: `admin|${digest ?? `tag:${tag}`}`,
     account: 'admin',
     namespace: 'shop',
     image: { tag, repository: `docker.io/library/${name}`, ...(digest ? { digest } : {}) },
     workloads: refs,
-    workloadRefs: new Map(),
   };
 }
 

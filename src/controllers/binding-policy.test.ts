@@ -44,7 +44,7 @@ function harness(o: { list?: () => Promise<PolicyRecord[]>; load?: (account: str
 }
 
 const selection = (accounts: string[], namespace = 'shop'): Selection => ({
-  groups: accounts.map((account, i) => ({ key: `${account}|k${i}`, account, namespace, image: { tag: `t${i}`, repository: 'r' } as never, workloads: new Map(), workloadRefs: new Map() })),
+  groups: accounts.map((account, i) => ({ key: `${account}|k${i}`, account, namespace, image: { tag: `t${i}`, repository: 'r' } as never, workloads: new Map() })),
   accounts: new Set(accounts),
   workloads: accounts.length,
 });

@@ -1,6 +1,6 @@
 import type { BindingInfo } from '../crds/types.ts';
 import type { ResolvedImage } from '../discovery/container-image.ts';
-import { type ClusterStores, type ObjectRef, type WorkloadRef, resolveWorkload, workloadKey, workloadObjectRef } from '../kube/cluster.port.ts';
+import { type ClusterStores, type WorkloadRef, resolveWorkload, workloadKey } from '../kube/cluster.port.ts';
 import type { CompiledBinding } from '../model/binding-spec.ts';
 import { imageKey } from '../model/image-keys.ts';
 import type { Scope } from '../model/scope.ts';
@@ -14,9 +14,8 @@ export interface ImageGroup {
   /** The namespace of the first pod seen running it (whose routing chose the account, without spec.account). */
   namespace: string;
   image: ResolvedImage;
-  /** Workload key → the object Events about it go to (undefined: no object to name). */
-  workloads: Map<string, ObjectRef | undefined>;
-  workloadRefs: Map<string, WorkloadRef>;
+  /** Workload key → the workload running it. */
+  workloads: Map<string, WorkloadRef>;
 }
 
 /** What a binding selects now: its image groups (in selection order), their accounts and workloads. */
@@ -55,11 +54,8 @@ export async function selectImages(deps: SelectDeps, b: BindingInfo, c: Compiled
       const key = imageKey(account, r.image);
       const gk = r.image.digest ? `${key}\u0000${r.image.tag}` : key;
       let g = groups.get(gk);
-      if (!g) groups.set(gk, (g = { key, account, namespace: pod.namespace, image: r.image, workloads: new Map(), workloadRefs: new Map() }));
-      if (!g.workloads.has(wk)) {
-        g.workloads.set(wk, workloadObjectRef(workload));
-        g.workloadRefs.set(wk, workload);
-      }
+      if (!g) groups.set(gk, (g = { key, account, namespace: pod.namespace, image: r.image, workloads: new Map() }));
+      if (!g.workloads.has(wk)) g.workloads.set(wk, workload);
       workloads.add(wk);
     }
   }

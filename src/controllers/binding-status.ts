@@ -75,15 +75,16 @@ export function summarizeBinding(b: BindingInfo, outcome: BindingOutcome, now: D
     requeueMs = PENDING_RECHECK_MS;
   } else {
     const reason = s.images === 0 ? REASON.noImages : compiled.mode === 'analyze' ? REASON.analyzed : REASON.evaluated;
+    const selection = s.images === 0 ? describeSelection(b) : '';
     condition = {
       kind: 'done',
       reason,
-      message: s.images === 0 ? `No running image matches this binding (${describeSelection(b)}).` : counts,
+      message: s.images === 0 ? `No running image matches this binding (${selection}).` : counts,
       ...(compiled.mode === 'evaluate'
         ? {
             compliant:
               s.images === 0
-                ? { ok: undefined, reason: REASON.noImages, message: `This binding selects no running image (${describeSelection(b)}; check them): nothing passes or fails` }
+                ? { ok: undefined, reason: REASON.noImages, message: `This binding selects no running image (${selection}; check them): nothing passes or fails` }
                 : s.failed > 0
                   ? { ok: false, reason: REASON.policyFailed, message: `${s.failed} image(s) fail policy ${policy?.name ?? ''}`.trim() }
                   : s.errors > 0

@@ -1,6 +1,6 @@
 import type { BindingImageResult, BindingInfo, BindingStatus } from '../crds/types.ts';
 import { CONDITION, EVENT_REASON, INSTALL_ANNOTATION, REASON, bindingKindOf } from '../crds/types.ts';
-import { type BindingStatusWriter, type ClusterStores, type EventRecorder, type ObjectRef, type Store, type WorkloadRef } from '../kube/cluster.port.ts';
+import { type BindingStatusWriter, type ClusterStores, type EventRecorder, type Store, type WorkloadRef, workloadObjectRef } from '../kube/cluster.port.ts';
 import { type CompiledBinding, DEFAULT_REEVALUATE_MS, bindingRef, compileBinding } from '../model/binding-spec.ts';
 import type { EvaluationCache } from '../model/evaluation-cache.ts';
 import type { ImageRegistry } from '../model/images.port.ts';
@@ -55,14 +55,12 @@ export class BindingController {
   /** imageKey → bindings covering it (to re-evaluate when its analysis finishes). */
   readonly #byImage = new Map<string, Set<string>>();
   readonly #imagesOf = new Map<string, Set<string>>();
-  /** Workloads failing per binding at the last evaluation (to emit a Warning only when one starts failing). */
-  readonly #failingWorkloads = new Map<string, Set<string>>();
   /** Active policy per account at the last poll. */
   readonly #activePolicy = new Map<string, string>();
   /** Last successful evaluation time per binding (freshness; status keeps it only when results change). */
   readonly lastEvaluated = new Map<string, number>();
   /** Failing images per workload, per binding, from the last evaluation (complete, unlike the bounded status). */
-  readonly failuresByWorkload = new Map<string, Map<string, { workload: WorkloadRef; failed: number }>>();
+  readonly failuresByWorkload = new Map<string, Map<string, { workload: WorkloadRef; images: string[] }>>();
   /** Bindings whose next evaluation must bypass cached results (reevaluate annotation changed). */
   readonly #forceFresh = new Set<string>();
   /** Cluster bindings another install owns (logged once each). */
@@ -156,7 +154,6 @@ export class BindingController {
     this.#reconcileMs.delete(key);
     this.#setImages(key, new Set());
     this.#o.images.demand(demandSource(key), undefined);
-    this.#failingWorkloads.delete(key);
     this.lastEvaluated.delete(key);
     this.failuresByWorkload.delete(key);
     this.queue.forget(key);
@@ -231,8 +228,12 @@ export class BindingController {
     log.debug({ ...status.summary, written, requeueMs }, 'binding evaluated');
     if (!outcome.unavailable) this.#forceFresh.delete(key);
     if (!outcome.unavailable && status.summary?.pending === 0) this.lastEvaluated.set(key, now.getTime());
-    this.failuresByWorkload.set(key, failuresByWorkload(selection.groups, outcome.results));
-    this.#emitEvents(b, status, selection.groups, outcome.results);
+    const failing = failingWorkloads(selection.groups, outcome.results);
+    // After a restart the complete set is not known: the status names some, and the recorder knows which Events
+    // already stand (it read them on start), so none is announced again.
+    const failingBefore = this.failuresByWorkload.get(key) ?? previouslyFailing(b.status);
+    this.failuresByWorkload.set(key, failing);
+    this.#emitEvents(b, status, failing, failingBefore);
     return { requeueAfterMs: requeueMs };
   }
 
@@ -310,37 +311,26 @@ export class BindingController {
     }
   }
 
-  #emitEvents(b: BindingInfo, status: BindingStatus, groupList: readonly ImageGroup[], results: readonly BindingImageResult[]): void {
+  /** Events for a changed Compliant condition, and for each workload failing now that was not (`failingBefore`). */
+  #emitEvents(b: BindingInfo, status: BindingStatus, failing: ReadonlyMap<string, { workload: WorkloadRef; images: string[] }>, failingBefore: { has(workload: string): boolean }): void {
     const before = b.status.conditions?.find((c) => c.type === CONDITION.compliant);
     const after = status.conditions?.find((c) => c.type === CONDITION.compliant);
     const binding = bindingRef(b);
     if (after && (before?.status !== after.status || before?.reason !== after.reason)) {
       this.#o.events.event(binding, after.status === 'True' ? 'Normal' : 'Warning', after.reason, 'Evaluate', after.message);
     }
-    // Every failing workload, from the complete groups (the status keeps only a bounded list per image).
-    const byWorkload = new Map<string, { ref: ObjectRef | undefined; images: string[] }>();
-    results.forEach((r, i) => {
-      if (r.result !== 'fail') return;
-      for (const [wk, ref] of groupList[i]?.workloads ?? []) {
-        const f = byWorkload.get(wk);
-        if (f) f.images.push(r.image);
-        else byWorkload.set(wk, { ref, images: [r.image] });
-      }
-    });
-    // After a restart the complete set is not known: the status names some, and the recorder knows which Events
-    // already stand (it read them on start), so none is announced again.
-    const prev = this.#failingWorkloads.get(b.key) ?? previouslyFailing(b.status);
     const policy = status.policy?.name ?? '';
     const from = `binding ${b.namespace ? `${b.namespace}/` : ''}${b.name}`;
     const newly: string[] = [];
-    for (const [wk, f] of byWorkload) {
-      if (prev.has(wk) || !f.ref) continue;
+    for (const [wk, f] of failing) {
+      const ref = failingBefore.has(wk) ? undefined : workloadObjectRef(f.workload);
+      if (!ref) continue;
       newly.push(wk);
       // Sorted: the same failure reads the same after a restart (so a standing Event is recognised).
       f.images.sort();
       // Paced and coalesced by the recorder, never dropped for being many (src/kube/writer.ts).
       this.#o.events.event(
-        f.ref,
+        ref,
         'Warning',
         EVENT_REASON.policyFailed,
         'Evaluate',
@@ -359,7 +349,6 @@ export class BindingController {
         `${newly.length} workload(s) newly fail Anchore policy ${policy}, each told by an AnchorePolicyFailed Event: ${newly.slice(0, 5).join(', ')}, …`,
       );
     }
-    this.#failingWorkloads.set(b.key, new Set(byWorkload.keys()));
   }
 
   /** Housekeeping loop: polls active policies (when enabled) and prunes evaluations nothing can still use. */
@@ -396,18 +385,21 @@ export class BindingController {
   }
 }
 
-/** Failing images per workload, from the complete groups (the status keeps only a bounded list). */
-function failuresByWorkload(groups: readonly ImageGroup[], results: readonly BindingImageResult[]): Map<string, { workload: WorkloadRef; failed: number }> {
-  const failures = new Map<string, { workload: WorkloadRef; failed: number }>();
+/**
+ * Every failing workload with its failing images, from the complete groups (the status keeps only a bounded list per
+ * image): the Events and the findings metrics both read it.
+ */
+function failingWorkloads(groups: readonly ImageGroup[], results: readonly BindingImageResult[]): Map<string, { workload: WorkloadRef; images: string[] }> {
+  const failing = new Map<string, { workload: WorkloadRef; images: string[] }>();
   results.forEach((r, i) => {
     if (r.result !== 'fail') return;
-    for (const [wk, w] of groups[i]?.workloadRefs ?? []) {
-      const f = failures.get(wk) ?? { workload: w, failed: 0 };
-      f.failed++;
-      failures.set(wk, f);
+    for (const [wk, workload] of groups[i]?.workloads ?? []) {
+      const f = failing.get(wk);
+      if (f) f.images.push(r.image);
+      else failing.set(wk, { workload, images: [r.image] });
     }
   });
-  return failures;
+  return failing;
 }
 
 function previouslyFailing(status: BindingStatus): Set<string> {

@@ -67,7 +67,9 @@ describe('EvaluationCache', () => {
     failing = true;
     now = 5000;
     await expect(c.check('a', 'p', 'sha256:1', 't', 1000)).rejects.toThrow('down');
-    expect(c.checkedAt('a', 'p', 'sha256:1', 't')).toBe(0);
+    // The earlier value survives, still dated from its own read (t=0), not from the failed one.
+    expect(c.peekCheck('a', 'p', 'sha256:1', 't', 5001)).toMatchObject({ status: 'pass' });
+    expect(c.peekCheck('a', 'p', 'sha256:1', 't', 5000)).toBeUndefined();
     failing = false;
     await expect(c.check('a', 'p', 'sha256:1', 't', 1000)).resolves.toMatchObject({ status: 'pass' });
     expect(f.calls).toBe(3);

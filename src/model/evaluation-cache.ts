@@ -45,19 +45,12 @@ export class EvaluationCache {
 
   /** A held evaluation no older than `maxAgeMs`, without calling Anchore (admission answers from it). */
   peekCheck(account: string, policyId: string, digest: string, tag: string, maxAgeMs: number): PolicyCheck | undefined {
-    const e = this.#checks.get(checkKey(account, policyId, digest, tag));
-    return e?.value !== undefined && this.#now() - e.at < maxAgeMs ? e.value : undefined;
+    return this.#fresh(this.#checks.get(checkKey(account, policyId, digest, tag)), maxAgeMs);
   }
 
   /** The account's policy list if one was read in the last `maxAgeMs`, without calling Anchore. */
   peekPolicies(account: string, maxAgeMs: number): PolicyRecord[] | undefined {
-    const e = this.#policies.get(account);
-    return e?.value !== undefined && this.#now() - e.at < maxAgeMs ? e.value : undefined;
-  }
-
-  /** The freshest evaluation time we hold for a key, if any (to tell a re-evaluation from the first one). */
-  checkedAt(account: string, policyId: string, digest: string, tag: string): number | undefined {
-    return this.#checks.get(checkKey(account, policyId, digest, tag))?.at;
+    return this.#fresh(this.#policies.get(account), maxAgeMs);
   }
 
   /** Vulnerability counts of an image (and filtered per-CVE entries when enabled), never the full list. */
@@ -86,10 +79,16 @@ export class EvaluationCache {
     return this.#checks.size + this.#vulns.size;
   }
 
+  /** An entry's value if it was read less than `maxAgeMs` ago. */
+  #fresh<T>(e: Entry<T> | undefined, maxAgeMs: number): T | undefined {
+    return e?.value !== undefined && this.#now() - e.at < maxAgeMs ? e.value : undefined;
+  }
+
   #get<T>(map: Map<string, Entry<T>>, key: string, maxAgeMs: number, load: () => Promise<T>): Promise<T> {
     const e = map.get(key);
     if (e?.inflight) return e.inflight;
-    if (e && e.value !== undefined && this.#now() - e.at < maxAgeMs) return Promise.resolve(e.value);
+    const fresh = this.#fresh(e, maxAgeMs);
+    if (fresh !== undefined) return Promise.resolve(fresh);
     const p = this.#sem.run(() => {
       this.calls++;
       return load();

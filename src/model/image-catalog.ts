@@ -1,6 +1,6 @@
 import type { AnalysisStatus, AnchoreImage } from '../anchore/anchore.port.ts';
 import { type WorkloadRef, workloadKey } from '../kube/cluster.port.ts';
-import { digestKey, parseImageKey, tagKey } from './image-keys.ts';
+import { digestKey, tagKey, tagOfImageKey } from './image-keys.ts';
 import { type ImageUse, RunningImages } from './running-images.ts';
 
 /** What the operator knows Anchore holds for one image key. */
@@ -59,8 +59,8 @@ export class ImageCatalog {
 
   /** For a tag-only key: the digest Anchore listed under its tag, if any. */
   #listedUnderTag(key: string): { account: string; tag: string; digest: string } | undefined {
-    const k = parseImageKey(key);
-    if (k.tag === undefined) return undefined;
+    const k = tagOfImageKey(key);
+    if (!k) return undefined;
     const digest = this.#tagIndex.get(tagKey(k.account, k.tag));
     return digest === undefined ? undefined : { account: k.account, tag: k.tag, digest };
   }

@@ -23,13 +23,8 @@ export function tagKey(account: string, tag: string): string {
   return `${account}|${tag}`;
 }
 
-/** What an image key names: the account and either the digest or (no digest known) the tag. */
-export type ParsedImageKey = { account: string; digest: string; tag?: undefined } | { account: string; tag: string; digest?: undefined };
-
-export function parseImageKey(key: string): ParsedImageKey {
+/** The account and tag a tag-only image key names; undefined for a digest key (the only other kind). */
+export function tagOfImageKey(key: string): { account: string; tag: string } | undefined {
   const mark = key.indexOf(TAG_MARK);
-  if (mark >= 0) return { account: key.slice(0, mark), tag: key.slice(mark + TAG_MARK.length) };
-  // Account names cannot hold "|"; a digest ("sha256:…") cannot either.
-  const bar = key.lastIndexOf('|');
-  return { account: key.slice(0, bar), digest: key.slice(bar + 1) };
+  return mark < 0 ? undefined : { account: key.slice(0, mark), tag: key.slice(mark + TAG_MARK.length) };
 }

@@ -9,8 +9,8 @@ import { METRIC, type OperatorMetrics } from './metrics.ts';
 export interface BindingFindings {
   /** Whether this install evaluates the binding (another install exports its own). */
   owns(b: BindingInfo): boolean;
-  /** Failing images per workload, per binding key, from the last evaluation. */
-  readonly failuresByWorkload: ReadonlyMap<string, ReadonlyMap<string, { workload: WorkloadRef; failed: number }>>;
+  /** Failing images (tags) per workload, per binding key, from the last evaluation. */
+  readonly failuresByWorkload: ReadonlyMap<string, ReadonlyMap<string, { workload: WorkloadRef; images: readonly string[] }>>;
   /** Last complete evaluation time (ms) per binding key. */
   readonly lastEvaluated: ReadonlyMap<string, number>;
 }
@@ -133,8 +133,8 @@ export function registerFindingsMetrics(src: FindingsSources): void {
     ['binding_kind', 'binding_namespace', 'binding', 'namespace', 'kind', 'workload'],
     function* () {
       for (const b of allBindings()) {
-        for (const { workload, failed } of bindings.failuresByWorkload.get(b.key)?.values() ?? []) {
-          yield [{ binding_kind: b.kind, binding_namespace: b.namespace ?? '', binding: b.name, namespace: workload.namespace, kind: workload.kind, workload: workload.name }, failed];
+        for (const { workload, images } of bindings.failuresByWorkload.get(b.key)?.values() ?? []) {
+          yield [{ binding_kind: b.kind, binding_namespace: b.namespace ?? '', binding: b.name, namespace: workload.namespace, kind: workload.kind, workload: workload.name }, images.length];
         }
       }
     },
