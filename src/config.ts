@@ -28,6 +28,17 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
+/** Reads a file a setting names; a ConfigError naming the setting when it cannot be read. */
+function readSettingFile(setting: string, path: string): Buffer;
+function readSettingFile(setting: string, path: string, encoding: 'utf8'): string;
+function readSettingFile(setting: string, path: string, encoding?: 'utf8'): Buffer | string {
+  try {
+    return encoding ? readFileSync(path, encoding) : readFileSync(path);
+  } catch (err) {
+    throw new ConfigError(`${setting} ${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+}
+
 interface AccountRoute {
   account: string;
   /** Namespace names or globs. */
@@ -322,11 +333,7 @@ class Reader {
     const path = this.#text(`${name}_FILE`);
     if (direct && path) throw new ConfigError(`set ${name} or ${name}_FILE, not both`);
     if (!path) return direct;
-    try {
-      return readFileSync(path, 'utf8').replace(/[\r\n]+$/, '');
-    } catch (err) {
-      throw new ConfigError(`${name}_FILE ${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-    }
+    return readSettingFile(`${name}_FILE`, path, 'utf8').replace(/[\r\n]+$/, '');
   }
 
   /** <PREFIX>_CERT_FILE and <PREFIX>_KEY_FILE, both set and readable; `missing` is the error when either is absent. */
@@ -338,11 +345,7 @@ class Reader {
       [`${prefix}_CERT_FILE`, certFile],
       [`${prefix}_KEY_FILE`, keyFile],
     ] as const) {
-      try {
-        readFileSync(file);
-      } catch (err) {
-        throw new ConfigError(`${name} ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-      }
+      readSettingFile(name, file);
     }
     return { certFile, keyFile };
   }
@@ -426,12 +429,7 @@ class Reader {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   let file: Source = {};
   if (env['CONFIG_FILE']) {
-    let text: string;
-    try {
-      text = readFileSync(env['CONFIG_FILE'], 'utf8');
-    } catch (err) {
-      throw new ConfigError(`CONFIG_FILE ${env['CONFIG_FILE']}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-    }
+    const text = readSettingFile('CONFIG_FILE', env['CONFIG_FILE'], 'utf8');
     let parsed: unknown;
     try {
       parsed = parseYaml(text);
@@ -479,13 +477,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   const caFile = r.string('ANCHORE_CA_FILE');
-  if (caFile) {
-    try {
-      readFileSync(caFile);
-    } catch (err) {
-      throw new ConfigError(`ANCHORE_CA_FILE ${caFile}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-    }
-  }
+  if (caFile) readSettingFile('ANCHORE_CA_FILE', caFile);
 
   const clusterName = r.string('CLUSTER_NAME');
   if (!clusterName) throw new ConfigError('CLUSTER_NAME is required (the name Anchore shows for this cluster)');
@@ -511,6 +503,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const routes = r.accountRoutes('ACCOUNT_ROUTES');
   const healthSec = r.int('HEALTH_REPORT_INTERVAL_SECONDS');
   const podName = env['POD_NAME'] || hostname();
+  // The operator's own namespace (downward API, else the in-cluster service account), read once.
+  const podNamespace = env['POD_NAMESPACE'] || inClusterNamespace();
 
   const cfg: Config = {
     anchore: {
@@ -574,7 +568,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     leaderElection: {
       enabled: r.bool('LEADER_ELECTION'),
-      namespace: r.string('LEADER_ELECTION_NAMESPACE') || env['POD_NAMESPACE'] || inClusterNamespace() || 'default',
+      namespace: r.string('LEADER_ELECTION_NAMESPACE') || podNamespace || 'default',
       leaseName: r.string('LEADER_ELECTION_ID'),
       identity: `${podName}_${randomUUID().slice(0, 8)}`,
       leaseDurationMs: r.int('LEASE_DURATION_SECONDS') * 1000,
@@ -617,8 +611,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const kubeconfig = env['KUBECONFIG'];
   if (kubeconfig) cfg.kube.kubeconfig = kubeconfig;
   if (env['POD_NAMESPACE']) cfg.integration.namespace = env['POD_NAMESPACE'];
-  const ownNamespace = env['POD_NAMESPACE'] || inClusterNamespace();
-  if (ownNamespace) cfg.admission.ownNamespace = ownNamespace;
+  if (podNamespace) cfg.admission.ownNamespace = podNamespace;
   // Two installs in one cluster never share a Lease (namespace + name), so that pair names an install by default.
   cfg.bindings.installId = r.string('INSTALL_ID') || `${cfg.leaderElection.namespace}/${cfg.leaderElection.leaseName}`;
   if (cfg.bindings.installId.length > 253 || /\s/.test(cfg.bindings.installId)) {
