@@ -350,9 +350,6 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
         metrics,
       });
       validator.start(scope.staticAccounts);
-      // The alerting counters exist from the start (at 0), so rate() sees the first error after a restart.
-      metrics.admissionRequests.inc({ kind: 'other', verdict: 'error' }, 0);
-      for (const failure_policy of ['open', 'closed']) for (const reason of ['anchore_unavailable', 'deadline']) metrics.admissionUnjudged.inc({ failure_policy, reason }, 0);
       admission = { port: server.port, validator, close: () => server.close() };
     }
   } catch (err) {

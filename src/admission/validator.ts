@@ -11,10 +11,11 @@ import type { AnchoreApi, PolicyCheck } from '../anchore/anchore.port.ts';
 import { AnchoreError } from '../anchore/errors.ts';
 import type { AdmissionConfig } from '../config.ts';
 import type { EvaluationCache } from '../model/evaluation-cache.ts';
+import { addImageRequest } from '../model/add-image.ts';
 import { imageKey } from '../model/image-keys.ts';
 import type { ImageRegistry } from '../model/images.port.ts';
 import type { Scope } from '../model/scope.ts';
-import { BREAKGLASS_ANNOTATION, type BindingInfo, EVENT_REASON } from '../crds/types.ts';
+import { type AdmissionFailurePolicy, BREAKGLASS_ANNOTATION, type BindingInfo, EVENT_REASON } from '../crds/types.ts';
 import type { ResolvedImage } from '../discovery/container-image.ts';
 import { compileGlobs } from '../discovery/glob.ts';
 import type { EventRecorder, NamespaceInfo, ObjectRef, Store } from '../kube/cluster.port.ts';
@@ -26,6 +27,9 @@ import { type AdmissionRequest, type AdmissionResponse, REVIEWED_KINDS, type Rev
 
 type ImageVerdict = 'pass' | 'warn' | 'fail' | 'unjudged';
 type UnjudgedReason = 'not_in_anchore' | 'not_analyzed' | 'anchore_unavailable' | 'deadline';
+/** The unjudged reasons the alert rules watch (deploy/monitoring/prometheus-rules.yaml). */
+const ALERTED_UNJUDGED: readonly UnjudgedReason[] = ['anchore_unavailable', 'deadline'];
+const FAILURE_POLICIES: readonly AdmissionFailurePolicy[] = ['open', 'closed'];
 
 export interface Judgement {
   verdict: ImageVerdict;
@@ -99,6 +103,9 @@ export class AdmissionValidator {
    * leader nothing else reads them, and the active policy decides which evaluation a verdict comes from.
    */
   start(accounts: readonly string[]): void {
+    // The counters the alert rules watch exist from the start (at 0), so rate() sees the first error after a restart.
+    this.#o.metrics.admissionRequests.inc({ kind: 'other', verdict: 'error' }, 0);
+    for (const failure_policy of FAILURE_POLICIES) for (const reason of ALERTED_UNJUDGED) this.#o.metrics.admissionUnjudged.inc({ failure_policy, reason }, 0);
     for (const a of accounts) this.#accounts.add(a);
     const refresh = (): void => {
       for (const a of this.#accounts) this.#o.cache.policies(a, 50_000).catch((err: unknown) => this.#log.debug({ account: a, err: errorMessage(err) }, 'policy list refresh failed'));
@@ -157,12 +164,12 @@ export class AdmissionValidator {
 
     // Every (binding, image) pair the bindings cover.
     const covered: Covered[] = [];
+    const images = containers.map((c) => this.#o.scope.resolveImage({ name: c.name, kind: c.kind, image: c.image }));
     for (const { binding, compiled } of bindings) {
       const account = binding.spec.account ?? this.#o.scope.accountFor(ns, namespace);
       if (this.#accounts.size < 1000) this.#accounts.add(account);
       const seen = new Set<string>();
-      for (const c of containers) {
-        const r = this.#o.scope.resolveImage({ name: c.name, kind: c.kind, image: c.image });
+      for (const r of images) {
         if (r.kind !== 'image' || !compiled.covers(r.image)) continue;
         const id = `${r.image.tag}@${r.image.digest ?? ''}`;
         if (seen.has(id)) continue;
@@ -310,13 +317,7 @@ export class AdmissionValidator {
     if (this.#now() - Date.parse(st.lastEvaluationTime) > compiled.intervalMs) return undefined;
     const r = st.results?.find((x) => x.digest === digest && x.image === tag);
     if (!r || (r.result !== 'pass' && r.result !== 'fail' && r.result !== 'warn')) return undefined;
-    const findings = r.topFindings?.length
-      ? `; ${r.topFindings
-          .slice(0, 3)
-          .map((f) => `${f.gate}/${f.trigger}: ${f.message}`)
-          .join('; ')}`
-      : '';
-    return { verdict: r.result, detail: `final action ${r.finalAction ?? r.result}, ${r.findings ?? 0} finding(s)${findings}` };
+    return { verdict: r.result, detail: `final action ${r.finalAction ?? r.result}, ${r.findings ?? 0} finding(s)${findingsSuffix(r.topFindings ?? [])}` };
   }
 
   async #register(c: Covered): Promise<void> {
@@ -327,11 +328,7 @@ export class AdmissionValidator {
     this.#registered.set(id, this.#now());
     if (this.#registered.size > 10_000) for (const [k, t] of this.#registered) if (this.#now() - t >= REGISTER_AGAIN_MS) this.#registered.delete(k);
     try {
-      const res = await this.#o.anchore.addImage(c.account, {
-        tag: c.image.tag,
-        ...(c.image.pullString ? { digestPullString: c.image.pullString } : {}),
-        annotations: { 'anchore-operator/cluster': this.#o.clusterName, 'anchore-operator/requestor': 'admission' },
-      });
+      const res = await this.#o.anchore.addImage(c.account, addImageRequest(c.image, this.#o.clusterName, { requestor: 'admission' }));
       this.#o.images.noteRegistered(c.account, res);
       this.#log.info({ account: c.account, image: c.image.tag, digest: res.image_digest }, 'admission registered an image Anchore did not hold');
     } catch (err) {
@@ -343,13 +340,17 @@ export class AdmissionValidator {
 
 function fromCheck(c: PolicyCheck, failOn: 'stop' | 'warn'): Omit<Judgement, 'lookup'> {
   const verdict: ImageVerdict = checkVerdict(c, failOn);
-  const findings = c.findings.length
-    ? `; ${c.findings
+  return { verdict, detail: `final action ${c.final_action} (${c.final_action_reason || 'policy_evaluation'}), ${c.number_of_findings} finding(s)${findingsSuffix(c.findings)}` };
+}
+
+/** The first three findings, as a person reads them after the verdict ("; gate/trigger: message; …"). */
+function findingsSuffix(findings: ReadonlyArray<{ gate: string; trigger: string; message: string }>): string {
+  return findings.length
+    ? `; ${findings
         .slice(0, 3)
         .map((f) => `${f.gate}/${f.trigger}: ${f.message}`)
         .join('; ')}`
     : '';
-  return { verdict, detail: `final action ${c.final_action} (${c.final_action_reason || 'policy_evaluation'}), ${c.number_of_findings} finding(s)${findings}` };
 }
 
 type Raced<T> = { ok: true; value: T } | { ok: false; timeout: true } | { ok: false; timeout: false; error: unknown };

@@ -7,6 +7,7 @@ import { WaitError } from '../runtime/errors.ts';
 import { WorkQueue } from '../runtime/workqueue.ts';
 import { type Logger, nextReconcileId } from '../telemetry/logger.ts';
 import { METRIC, type OperatorMetrics } from '../telemetry/metrics.ts';
+import { addImageRequest } from '../model/add-image.ts';
 import { type CatalogEntry, FINAL_ANALYSIS, ImageCatalog } from '../model/image-catalog.ts';
 import { imageKey } from '../model/image-keys.ts';
 import type { ImageRegistry } from '../model/images.port.ts';
@@ -257,14 +258,7 @@ export class ImageController implements ImageRegistry {
   }
 
   #add(img: RunningImage, image: RunningImage['image']): Promise<AnchoreImage> {
-    return this.#o.anchore.addImage(img.account, {
-      tag: image.tag,
-      ...(image.pullString ? { digestPullString: image.pullString } : {}),
-      annotations: {
-        'anchore-operator/cluster': this.#o.clusterName,
-        'anchore-operator/workload': workloadKey(img.firstWorkload),
-      },
-    });
+    return this.#o.anchore.addImage(img.account, addImageRequest(image, this.#o.clusterName, { workload: workloadKey(img.firstWorkload) }));
   }
 
   #waitForAnalysis(key: string, entry: CatalogEntry): WaitError {
