@@ -1,4 +1,9 @@
 // Layering rules (house style: only one package talks to each outside system).
+
+// The Anchore and Kubernetes implementations: everything in src/anchore/ but its port and typed errors, everything in
+// src/kube/ but its ports. Controllers and the model see only the ports.
+const IMPLEMENTATIONS = 'anchore/(?!(anchore\\.port|errors)\\.ts$)|kube/(?!.*\\.port\\.ts)';
+
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
@@ -22,7 +27,7 @@ module.exports = {
       severity: 'error',
       from: { path: '^src/controllers/', pathNot: '\\.test\\.ts$' },
       // Of src/anchore/ only the port and its typed errors: not the client, its transport or decoders.
-      to: { path: '^src/(anchore/(?!(anchore\\.port|errors)\\.ts$)|kube/(?!.*\\.port\\.ts).*)' },
+      to: { path: `^src/(${IMPLEMENTATIONS})` },
     },
     {
       name: 'controllers-never-import-controllers',
@@ -45,7 +50,7 @@ module.exports = {
       comment: 'src/model/ is the shared domain model: no controllers, no Kubernetes or Anchore implementations (ports only).',
       severity: 'error',
       from: { path: '^src/model/' },
-      to: { path: '^src/(controllers|admission|telemetry/(?!logger|metrics)|anchore/(?!(anchore\\.port|errors)\\.ts$)|kube/(?!.*\\.port\\.ts))' },
+      to: { path: `^src/(controllers|admission|telemetry/(?!logger|metrics)|${IMPLEMENTATIONS})` },
     },
     {
       name: 'runtime-is-kind-agnostic',

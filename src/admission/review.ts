@@ -70,7 +70,7 @@ const strMap = (v: unknown): Record<string, string> => {
 };
 
 /** Reads an AdmissionReview body; a message naming what is wrong when it is not one. */
-export function parseReview(body: unknown): { ok: true; request: AdmissionRequest; apiVersion: string } | { ok: false; reason: string } {
+export function parseReview(body: unknown): { ok: true; request: AdmissionRequest } | { ok: false; reason: string } {
   if (!isObj(body)) return { ok: false, reason: 'body is not a JSON object' };
   if (body['kind'] !== 'AdmissionReview') return { ok: false, reason: `kind is ${JSON.stringify(body['kind'])}, expected AdmissionReview` };
   const apiVersion = typeof body['apiVersion'] === 'string' ? body['apiVersion'] : '';
@@ -82,7 +82,7 @@ export function parseReview(body: unknown): { ok: true; request: AdmissionReques
   if (!isObj(kind) || typeof kind['kind'] !== 'string') return { ok: false, reason: 'request.kind is missing' };
   const op = req['operation'];
   if (op !== 'CREATE' && op !== 'UPDATE' && op !== 'DELETE' && op !== 'CONNECT') return { ok: false, reason: `request.operation ${JSON.stringify(op)} is unknown` };
-  return { ok: true, apiVersion, request: req as unknown as AdmissionRequest };
+  return { ok: true, request: req as unknown as AdmissionRequest };
 }
 
 /** The AdmissionReview answer; `uid` must echo the request's. */

@@ -31,7 +31,7 @@ type UnjudgedReason = 'not_in_anchore' | 'not_analyzed' | 'anchore_unavailable' 
 const ALERTED_UNJUDGED: readonly UnjudgedReason[] = ['anchore_unavailable', 'deadline'];
 const FAILURE_POLICIES: readonly AdmissionFailurePolicy[] = ['open', 'closed'];
 
-export interface Judgement {
+interface Judgement {
   verdict: ImageVerdict;
   /** hit: answered from what the operator holds; miss: Anchore was asked; none: nothing could be asked. */
   lookup: 'hit' | 'miss' | 'none';

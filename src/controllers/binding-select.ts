@@ -26,7 +26,7 @@ export interface Selection {
   workloads: number;
 }
 
-export interface SelectDeps {
+interface SelectDeps {
   stores: Pick<ClusterStores, 'pods' | 'namespaces' | 'replicaSets' | 'jobs'>;
   scope: Scope;
 }

@@ -18,7 +18,7 @@ interface ReflectorHandlers<T> {
 
 /** Why a watch is started again (the watch-restarts metric's reason label). */
 export const WATCH_RESTART_REASONS = ['timeout', 'closed', 'error', 'gone', 'watchdog', 'relist'] as const;
-export type WatchRestartReason = (typeof WATCH_RESTART_REASONS)[number];
+type WatchRestartReason = (typeof WATCH_RESTART_REASONS)[number];
 
 export interface ReflectorMetrics {
   watchRestart(resource: string, reason: WatchRestartReason): void;

@@ -54,6 +54,6 @@ export function memoryStores(): MemoryStores {
 /** A namespaced AnchorePolicyBinding (or, without a namespace, a cluster one) as the stores project it. */
 export function aBinding(name: string, namespace: string | undefined, spec: BindingSpec = {}, status: BindingStatus = {}): BindingInfo {
   const kind = namespace === undefined ? 'ClusterAnchorePolicyBinding' : 'AnchorePolicyBinding';
-  const key = namespace === undefined ? bindingKey('ClusterAnchorePolicyBinding', name) : bindingKey('AnchorePolicyBinding', name, namespace);
+  const key = bindingKey(kind, name, namespace);
   return { key, resourceVersion: '1', kind, name, ...(namespace !== undefined ? { namespace } : {}), uid: uid(), generation: 1, spec, status };
 }
