@@ -86,21 +86,17 @@ export async function startAdmissionServer(opts: AdmissionServerOptions): Promis
       );
     });
   };
-  const tls = reloadingHttpsServer({ certFile: opts.certFile, keyFile: opts.keyFile, handler, log, what: 'admission', ...(opts.certPollMs ? { pollMs: opts.certPollMs } : {}) });
+  const server = reloadingHttpsServer({ certFile: opts.certFile, keyFile: opts.keyFile, handler, log, what: 'admission', pollMs: opts.certPollMs });
   // The apiserver keeps connections open; idle ones must not hold a shutdown.
-  tls.server.keepAliveTimeout = 30_000;
-  const port = await listen(tls.server, opts.port, opts.host).catch((err: unknown) => {
-    tls.stopWatching();
-    throw err;
-  });
+  server.keepAliveTimeout = 30_000;
+  const port = await listen(server, opts.port, opts.host);
   log.info({ port }, 'admission webhook listening (https /validate)');
   return {
     port,
     close: () =>
       new Promise((resolve) => {
-        tls.stopWatching();
-        tls.server.close(() => resolve());
-        tls.server.closeIdleConnections?.();
+        server.close(() => resolve());
+        server.closeIdleConnections?.();
       }),
   };
 }

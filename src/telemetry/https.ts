@@ -5,7 +5,8 @@ import type { Logger } from './logger.ts';
 
 /**
  * An HTTPS server whose certificate follows its files: a rotated Secret (cert-manager, or a chart upgrade) is picked
- * up without a restart. A pair that cannot be read keeps the previous one and says so.
+ * up without a restart. A pair that cannot be read keeps the previous one and says so. The files are watched until
+ * the server closes (including a server closed after a failed listen, as `listen` in ./server.ts does).
  */
 export function reloadingHttpsServer(opts: {
   certFile: string;
@@ -14,8 +15,8 @@ export function reloadingHttpsServer(opts: {
   log: Logger;
   /** Named in the log lines, e.g. "metrics". */
   what: string;
-  pollMs?: number;
-}): { server: Server; stopWatching: () => void } {
+  pollMs?: number | undefined;
+}): Server {
   const { certFile, keyFile } = opts;
   const load = (): { cert: Buffer; key: Buffer } => ({ cert: readFileSync(certFile), key: readFileSync(keyFile) });
   const https = createHttpsServer({ ...load(), minVersion: 'TLSv1.2' }, opts.handler);
@@ -27,14 +28,12 @@ export function reloadingHttpsServer(opts: {
       opts.log.warn({ certFile, err: String((err as Error).message) }, `cannot reload the ${opts.what} TLS certificate; keeping the previous one`);
     }
   };
-  const interval = opts.pollMs ?? 30_000;
+  const interval = opts.pollMs || 30_000;
   watchFile(certFile, { interval, persistent: false }, reload);
   watchFile(keyFile, { interval, persistent: false }, reload);
-  return {
-    server: https,
-    stopWatching: () => {
-      unwatchFile(certFile, reload);
-      unwatchFile(keyFile, reload);
-    },
-  };
+  https.once('close', () => {
+    unwatchFile(certFile, reload);
+    unwatchFile(keyFile, reload);
+  });
+  return https;
 }

@@ -12,9 +12,14 @@ interface ReadinessCheck {
 
 export function listen(server: Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    // A server that cannot listen is closed, so what it holds (a certificate watch) is released.
+    const fail = (err: Error): void => {
+      server.close();
+      reject(err);
+    };
+    server.once('error', fail);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', fail);
       const addr = server.address();
       resolve(typeof addr === 'object' && addr ? addr.port : port);
     });
@@ -116,22 +121,13 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<{ 
     );
   };
 
-  let server: Server;
-  let stopWatching = (): void => {};
-  if (opts.tls) {
-    const tls = reloadingHttpsServer({ ...opts.tls, handler, log: opts.log, what: 'metrics', ...(opts.certPollMs ? { pollMs: opts.certPollMs } : {}) });
-    server = tls.server;
-    stopWatching = tls.stopWatching;
-  } else {
-    server = createServer(handler);
-  }
+  const server = opts.tls ? reloadingHttpsServer({ ...opts.tls, handler, log: opts.log, what: 'metrics', pollMs: opts.certPollMs }) : createServer(handler);
   const port = await listen(server, opts.port, opts.host);
   opts.log.info({ port, tls: Boolean(opts.tls), auth: Boolean(opts.access) }, `metrics server listening (${opts.tls ? 'https' : 'http'} /metrics)`);
   return {
     port,
     close: () =>
       new Promise((r) => {
-        stopWatching();
         server.close(() => r());
         server.closeAllConnections?.();
       }),
