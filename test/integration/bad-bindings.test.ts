@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { type AnchoreSimulator, startSimulator } from '../anchore-sim/index.ts';
-import { apply, deployment, digestOf, eventually, getJson, kubectl, kubectlRaw, namespaceManifest, settled as quiet, uniqueName, waitForRunningPods } from '../support/k8s.ts';
+import { apply, deployment, digestOf, eventually, getJson, kubectl, kubectlRaw, namespaceManifest, quiet, uniqueName, waitForRunningPods } from '../support/k8s.ts';
 import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
-import { scrape } from '../support/prometheus.ts';
+import { scrape, sumOf } from '../support/prometheus.ts';
 
 interface Condition {
   type: string;
@@ -107,8 +107,7 @@ describe('malformed bindings at volume (real cluster)', () => {
     expect(cond(b, 'Stalled')).toBeUndefined();
     return ms;
   }
-  const bindingReconciles = async (): Promise<number> =>
-    (await scrape(operator.op.metricsPort)).filter((s) => s.name === 'anchore_operator_reconcile_total' && s.labels['controller'] === 'binding').reduce((a, s) => a + s.value, 0);
+  const bindingReconciles = async (): Promise<number> => sumOf(await scrape(operator.op.metricsPort), 'anchore_operator_reconcile_total', { controller: 'binding' });
 
   beforeAll(async () => {
     sim = await startSimulator({ config: { analysis: { queued_ms: 50, analyzing_ms: 100 } } });

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type AnchoreSimulator, DEFAULT_POLICY_ID, startSimulator } from '../anchore-sim/index.ts';
-import { apply, deployment, digestOf, eventually, getJson, kubectl, kubectlRaw, namespaceManifest, settled, uniqueName, waitForRunningPods } from '../support/k8s.ts';
+import { apply, deployment, digestOf, eventually, getJson, kubectl, kubectlRaw, namespaceManifest, quiet, uniqueName, waitForRunningPods } from '../support/k8s.ts';
 import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
 
 /*
@@ -160,7 +160,7 @@ describe('policy bindings (real cluster)', () => {
       await new Promise((r) => setTimeout(r, 1500));
     }
     // The forced re-evaluations (fresh /check calls) have all landed before anything is compared or counted.
-    const checksBefore = await settled(() => sim.requests({ path: /\/check$/ }).length, 1000);
+    const checksBefore = await quiet(() => sim.requests({ path: /\/check$/ }).length, 1000);
     // Annotating bumps metadata; what must not move is anything the operator writes.
     const after = await getApb(ns, 'all');
     expect(after.status).toEqual(before.status);

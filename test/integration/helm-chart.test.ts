@@ -285,13 +285,13 @@ describe('Helm chart: lint, schema and rendering', () => {
 
     // From values: the chart creates the Secret (the password only there) and the CA ConfigMap.
     const secure = await render(ciValues('secure-values.yaml'));
-    const secret = one<K8sObject & { data: Record<string, string> }>(secure, 'Secret', 'rel-anchore-operator-credentials');
+    const secret = one<Data>(secure, 'Secret', 'rel-anchore-operator-credentials');
     expect(Buffer.from(secret.data['password'] as string, 'base64').toString()).toBe('not-a-real-password');
     const text = stringify(secure.filter((o) => o.kind !== 'Secret'));
     expect(text).not.toContain('not-a-real-password');
     env = Object.fromEntries((container(secure).env ?? []).map((e) => [e.name, e]));
     expect(env['ANCHORE_CA_FILE']?.value).toBe('/etc/anchore-operator/anchore-ca/ca.crt');
-    expect(one<K8sObject & { data: Record<string, string> }>(secure, 'ConfigMap', 'rel-anchore-operator-anchore-ca').data['ca.crt']).toContain('BEGIN CERTIFICATE');
+    expect(one<Data>(secure, 'ConfigMap', 'rel-anchore-operator-anchore-ca').data['ca.crt']).toContain('BEGIN CERTIFICATE');
   });
 
   it('when a setting changes, then the pod template checksum changes so the upgrade rolls the pods', async () => {
@@ -317,7 +317,7 @@ describe('Helm chart: lint, schema and rendering', () => {
     ];
     const set = new Set<string>();
     for (const objs of renders) {
-      for (const k of Object.keys(one<K8sObject & { data: Record<string, string> }>(objs, 'ConfigMap', 'rel-anchore-operator').data)) set.add(k);
+      for (const k of Object.keys(settingsOf(objs))) set.add(k);
       for (const e of container(objs).env ?? []) set.add(e.name);
     }
     expect([...set].filter((n) => !known.has(n))).toEqual([]);
@@ -326,7 +326,7 @@ describe('Helm chart: lint, schema and rendering', () => {
     const missing = SETTINGS.filter((s) => !s.name.split(' / ').some((n) => set.has(n) || notInChart.has(n))).map((s) => s.name);
     expect(missing).toEqual([]);
 
-    const data = one<K8sObject & { data: Record<string, string> }>(renders[0] as K8sObject[], 'ConfigMap', 'rel-anchore-operator').data;
+    const data = settingsOf(renders[0] as K8sObject[]);
     // The lease is named after the release (two releases must not share one); the operator's default is fixed.
     const differOnPurpose = new Set(['LEADER_ELECTION_ID']);
     for (const s of SETTINGS) {
@@ -359,7 +359,7 @@ describe('Helm chart: lint, schema and rendering', () => {
     const noElection = await render([...ciValues('default-values.yaml'), '--set', 'replicaCount=1', '--set', 'leaderElection.enabled=false']);
     expect(noElection.filter((o) => o.kind === 'Role' || o.kind === 'RoleBinding')).toEqual([]);
     expect(noElection.filter((o) => o.kind === 'PodDisruptionBudget')).toEqual([]);
-    expect(one<K8sObject & { data: Record<string, string> }>(noElection, 'ConfigMap', 'rel-anchore-operator').data['LEADER_ELECTION']).toBe('false');
+    expect(settingsOf(noElection)['LEADER_ELECTION']).toBe('false');
   });
 
   it('when crds.install is false, then no CRD is rendered; when true, then the CRDs equal deploy/crds and are kept on uninstall', async () => {
@@ -422,7 +422,7 @@ describe('Helm chart: lint, schema and rendering', () => {
     const rule = one<K8sObject & { spec: unknown }>(objs, 'PrometheusRule');
     expect(rule.apiVersion).toBe('monitoring.coreos.com/v1');
     expect(rule.spec).toEqual(parseYaml(readFileSync(join(root, 'deploy', 'monitoring', 'prometheus-rules.yaml'), 'utf8')));
-    const dash = one<K8sObject & { data: Record<string, string> }>(objs, 'ConfigMap', 'rel-anchore-operator-dashboard');
+    const dash = one<Data>(objs, 'ConfigMap', 'rel-anchore-operator-dashboard');
     expect(dash.metadata.labels?.['grafana_dashboard']).toBe('1');
     expect(dash.metadata.annotations).toEqual({ grafana_folder: 'Security' });
     expect(JSON.parse(dash.data['anchore-operator.json'] as string)).toEqual(JSON.parse(readFileSync(join(root, 'deploy', 'monitoring', 'grafana-dashboard.json'), 'utf8')));

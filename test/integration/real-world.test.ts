@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ADMIN_ACCOUNT, type AnchoreSimulator, DEFAULT_POLICY_ID, startSimulator } from '../anchore-sim/index.ts';
-import { apply, deployment, digestOf, eventually, getJson, kubectl, namespaceManifest, settled, uniqueName, waitForRunningPods } from '../support/k8s.ts';
+import { apply, deployment, digestOf, eventually, getJson, kubectl, namespaceManifest, quiet, uniqueName, waitForRunningPods } from '../support/k8s.ts';
 import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
 
 /*
@@ -97,7 +97,7 @@ describe('real-world correctness (real cluster)', () => {
       10_000,
       250,
     );
-    const eventsBefore = await settled(async () => (await events(ns)).map((e) => `${e.metadata.name}@${e.metadata.resourceVersion}`).sort(), 1500);
+    const eventsBefore = await quiet(async () => (await events(ns)).map((e) => `${e.metadata.name}@${e.metadata.resourceVersion}`).sort(), 1500);
 
     await operator?.stop();
     // A slow image list (a big account) widens the window in which bindings were judged against an empty catalog.
@@ -137,7 +137,7 @@ describe('real-world correctness (real cluster)', () => {
     const aggregate = await eventually(async () => (await events(ns)).find((e) => e.reason === 'WorkloadsFailingPolicy' && e.regarding.name === 'many'), 10_000, 250);
     expect(aggregate.note).toContain('14 workload(s) newly fail');
     await eventually(async () => (await events(ns)).some((e) => e.regarding.kind === 'AnchorePolicyBinding' && e.regarding.name === 'many'), 10_000, 250);
-    const standing = await settled(async () => (await events(ns)).map((e) => e.metadata.name).sort(), 1000);
+    const standing = await quiet(async () => (await events(ns)).map((e) => e.metadata.name).sort(), 1000);
 
     // A restart: the status names only 10 workloads of the image; the other 4 Events stand and are not repeated.
     await operator?.stop();

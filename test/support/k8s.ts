@@ -73,20 +73,21 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false | nu
  * Waits until a reading (a request count, an Event list…) has stayed the same for `quietMs`, and returns it: a
  * baseline for "nothing more happens" checks must not be taken while work already started is still landing.
  */
-export async function settled<T>(read: () => Promise<T> | T, quietMs = 1000, timeoutMs = 30_000, intervalMs = 200): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last = JSON.stringify(await read());
-  let since = Date.now();
-  for (;;) {
-    await new Promise((r) => setTimeout(r, intervalMs));
-    const v = await read();
-    const now = JSON.stringify(v);
-    if (now !== last) {
-      last = now;
-      since = Date.now();
-    } else if (Date.now() - since >= quietMs) return v;
-    if (Date.now() > end) throw new Error(`reading still changing after ${timeoutMs} ms; last: ${now.slice(0, 200)}`);
-  }
+export async function quiet<T>(read: () => Promise<T> | T, quietMs = 1000, timeoutMs = 30_000, intervalMs = 200): Promise<T> {
+  let last: string | undefined;
+  let since = 0;
+  const held = await eventually(
+    async () => {
+      const value = await read();
+      const now = JSON.stringify(value);
+      if (now !== last) [last, since] = [now, Date.now()];
+      else if (Date.now() - since >= quietMs) return { value };
+      return undefined;
+    },
+    timeoutMs,
+    intervalMs,
+  );
+  return held.value;
 }
 
 export interface PodSummary {

@@ -24,9 +24,16 @@ export async function scrape(port: number): Promise<Sample[]> {
   return parsePrometheusText(await res.text());
 }
 
+const matching = (samples: Sample[], name: string, labels: Record<string, string>): Sample[] => samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+
+/** The sum over every sample matching name and labels (subset): 0 when none does. */
+export function sumOf(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
+  return matching(samples, name, labels).reduce((a, s) => a + s.value, 0);
+}
+
 /** The value of the one sample matching name and labels (subset); throws if there is not exactly one. */
 export function valueOf(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
-  const hits = samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  const hits = matching(samples, name, labels);
   if (hits.length > 1) throw new Error(`${hits.length} samples match ${name}${JSON.stringify(labels)}`);
   return hits[0]?.value;
 }
