@@ -15,7 +15,6 @@
  *            --warmup N --out FILE --keep
  * Prints one JSON document and a Markdown table. All traffic is to 127.0.0.1.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -41,11 +40,10 @@ import {
   webhookConfiguration,
 } from './support/admission.ts';
 import { type KubeConnection, connectionFromKubeconfig, countRunning, createNamespace, deleteNamespaces, deploymentBody, digestOf, parallel, podBody, req, waitFor } from './support/kube.ts';
-import { OperatorProcess, ROOT, imageNodeFlags, waitForQuiet } from './support/operator.ts';
-import { markdownTable } from './support/stats.ts';
+import { type OperatorProcess, benchOperatorEnv, imageNodeFlags, kubectlIn, prepareCluster, startReady, sumMetric, waitBindingEvaluated, waitForQuiet } from './support/operator.ts';
+import { markdownTable, percentiles, round2 } from './support/stats.ts';
 
 const say = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
-const round2 = (x: number): number => Math.round(x * 100) / 100;
 /** The digest a GET /v2/images/{digest}/check was about ('' for any other path). */
 const checkedDigest = (path: string): string => /^\/v2\/images\/(sha256:[a-f0-9]{64})\/check$/.exec(path)?.[1] ?? '';
 const ADMIN_AUTH = `Basic ${Buffer.from('admin:foobar').toString('base64')}`;
@@ -73,15 +71,7 @@ const OPERATOR_BOUNDS = ['0.001', '0.005', '0.025', '0.05'];
 
 async function counters(op: OperatorProcess): Promise<Counters> {
   const text = await op.metrics();
-  const sum = (name: string, ...fragments: string[]): number => {
-    let s = 0;
-    for (const line of text.split('\n')) {
-      if (!line.startsWith(name)) continue;
-      const rest = line.slice(name.length);
-      if ((rest[0] === '{' || rest[0] === ' ') && fragments.every((f) => rest.includes(f))) s += Number(line.slice(line.lastIndexOf(' ') + 1));
-    }
-    return s;
-  };
+  const sum = (name: string, ...fragments: string[]): number => sumMetric(text, name, ...fragments);
   const d = 'anchore_operator_admission_duration_seconds';
   return {
     hit: sum('anchore_operator_admission_cache_lookups_total', 'result="hit"'),
@@ -129,16 +119,12 @@ export async function runAdmissionBench(argv: string[]): Promise<void> {
   let webhookRegistered = false;
   const agent = new Agent({ keepAliveTimeout: 30_000 });
   let webhookAgent: Agent | undefined;
-  const kubectl = (args: string[], input?: string): void => {
-    execFileSync(cluster.kubectl, ['--kubeconfig', cluster.kubeconfig, ...args], { stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'inherit'], ...(input === undefined ? {} : { input }) });
-  };
+  const kubectl = (args: string[], input?: string): void => kubectlIn(cluster, args, input);
 
   try {
     // --- Setup (not measured).
     let t = Date.now();
-    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
-    kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(ROOT, 'deploy', 'crds')]);
-    kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/anchorepolicybindings.anchore.io', 'crd/clusteranchorepolicybindings.anchore.io']);
+    prepareCluster(cluster);
     await createNamespace(conn, ns, label);
     // The hit set: one Deployment (one pod) per image, Running before the operator starts.
     const hitTags = Array.from({ length: o.hitImages }, (_, i) => `bench.registry.local/${run}/hit-${i}:1.0`);
@@ -174,16 +160,9 @@ export async function runAdmissionBench(argv: string[]): Promise<void> {
     // --- The operator, with the webhook on.
     const tls = selfSigned(tlsDir, 'anchore-operator-admission');
     const [admissionPort] = (await freePorts(1)) as [number];
-    op = await OperatorProcess.start(
+    op = await startReady(
       {
-        ANCHORE_URL: sim.url,
-        ANCHORE_USERNAME: 'admin',
-        ANCHORE_PASSWORD: 'foobar',
-        CLUSTER_NAME: `bench-${run}`,
-        KUBECONFIG: cluster.kubeconfig,
-        NAMESPACES_INCLUDE: `bench-${run}-*`,
-        LEADER_ELECTION: 'false',
-        LOG_LEVEL: 'info',
+        ...benchOperatorEnv(sim.url, cluster.kubeconfig, run, `bench-${run}`),
         ADMISSION_ENABLED: 'true',
         ADMISSION_PORT: String(admissionPort),
         ADMISSION_CERT_FILE: tls.certFile,
@@ -191,8 +170,6 @@ export async function runAdmissionBench(argv: string[]): Promise<void> {
       },
       join(logDir, 'operator.log'),
     );
-    await waitFor('operator ready', async () => (await op!.ready()) || op!.exited, 120_000, 100);
-    if (op.exited) throw new Error(`the operator exited; see ${join(logDir, 'operator.log')}`);
     const analysed = (): number => sim.images('admin').filter((i) => i.analysis_status === 'analyzed').length;
     await waitFor(
       'every image analysed in Anchore',
@@ -208,19 +185,7 @@ export async function runAdmissionBench(argv: string[]): Promise<void> {
       metadata: { name: 'gate', namespace: ns },
       spec: { enforcement: 'deny' },
     });
-    type Apb = { metadata: { generation: number }; status?: { observedGeneration?: number; summary?: Record<string, number> } };
-    let summary: Record<string, number> | undefined;
-    await waitFor(
-      'the binding evaluated every hit image',
-      async () => {
-        const b = (await req(conn, 'GET', `/apis/anchore.io/v1alpha1/namespaces/${ns}/anchorepolicybindings/gate`)) as Apb;
-        summary = b.status?.summary;
-        return b.status?.observedGeneration === b.metadata.generation && summary?.['images'] === o.hitImages && summary['pending'] === 0;
-      },
-      300_000,
-      250,
-      () => JSON.stringify(summary ?? {}),
-    );
+    const summary = await waitBindingEvaluated(conn, `/apis/anchore.io/v1alpha1/namespaces/${ns}/anchorepolicybindings/gate`, o.hitImages, 'the binding evaluated every hit image', 300_000, 250);
     results['binding'] = { evaluatedSeconds: round2((Date.now() - t) / 1000), summary };
     // Quiet before measuring: no Anchore call for 2 s and the operator's queues empty.
     await waitForQuiet(op, () => sim.requests().length, 'operator idle and Anchore quiet', 300_000, 2000);
@@ -280,7 +245,10 @@ export async function runAdmissionBench(argv: string[]): Promise<void> {
       const c1 = await counters(op!);
       const checks = sim.requests({ method: 'GET', path: /\/check$/ }).slice(checks0);
       const forRequests = checks.filter((r) => checkDigests.has(checkedDigest(r.path)));
-      const anchoreSide = summarise(forRequests.map((r, i) => ({ i, scheduledAt: 0, startedAt: 0, latencyMs: r.durationMs })));
+      const anchoreSide = percentiles(
+        forRequests.map((r) => r.durationMs),
+        round2,
+      );
       const callMs = new Map(forRequests.map((r) => [checkedDigest(r.path), r.durationMs]));
       const lat = summarise(samples);
       const answered = samples.filter((s) => s.result);

@@ -14,7 +14,6 @@
  *   npm run bench -- --admission [--small] ...   the admission webhook instead: latency at 50 requests/s, cache hit
  *            and miss (bench/admission.ts lists its options)
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,7 +34,7 @@ import {
   waitFor,
   watchRunning,
 } from './support/kube.ts';
-import { OperatorProcess, ROOT, imageNodeFlags, waitForQuiet } from './support/operator.ts';
+import { OperatorProcess, benchOperatorEnv, imageNodeFlags, prepareCluster, startReady, waitBindingEvaluated, waitForQuiet } from './support/operator.ts';
 import { ReportCollector } from './support/reports.ts';
 import { type Percentiles, markdownTable, median, percentiles } from './support/stats.ts';
 
@@ -140,16 +139,7 @@ async function main(): Promise<void> {
   const nsNames = Array.from({ length: o.namespaces }, (_, i) => `bench-${run}-${i}`);
   const churnNs = `bench-${run}-churn`;
   const results: Record<string, unknown> = { run, params: { ...o, nodeFlags: imageNodeFlags() }, machine: { cpus: (await import('node:os')).cpus().length } };
-  const env: Record<string, string> = {
-    ANCHORE_URL: sim.url,
-    ANCHORE_USERNAME: 'admin',
-    ANCHORE_PASSWORD: 'foobar',
-    CLUSTER_NAME: clusterName,
-    KUBECONFIG: cluster.kubeconfig,
-    NAMESPACES_INCLUDE: `bench-${run}-*`,
-    LEADER_ELECTION: 'false',
-    LOG_LEVEL: 'info',
-  };
+  const env = benchOperatorEnv(sim.url, cluster.kubeconfig, run, clusterName);
   const operatorLog = join(logDir, 'operator.log');
   const nodeArgs = [
     ...(o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${logDir}`] : []),
@@ -164,12 +154,7 @@ async function main(): Promise<void> {
     const perNs = o.images / o.namespaces;
     const replicas = o.pods / o.images;
     let t = Date.now();
-    const kubectl = (args: string[]): void => {
-      execFileSync(cluster.kubectl, ['--kubeconfig', cluster.kubeconfig, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
-    };
-    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
-    kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(ROOT, 'deploy', 'crds')]);
-    kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/anchorepolicybindings.anchore.io', 'crd/clusteranchorepolicybindings.anchore.io']);
+    prepareCluster(cluster);
     await parallel(nsNames, 32, (n) => createNamespace(conn, n, label));
     await createNamespace(conn, churnNs, label);
     const deployments = nsNames.flatMap((ns, i) => Array.from({ length: perNs }, (_, j) => ({ ns, name: `app-${j}`, image: `bench.registry.local/${run}/team-${i}/app-${j}:1.0` })));
@@ -187,14 +172,11 @@ async function main(): Promise<void> {
 
     // --- 1. Cold start: every image registered and the inventory sent.
     t = Date.now();
-    op = await OperatorProcess.start(env, operatorLog, nodeArgs);
-    let readyMs = 0;
     let registeredMs = 0;
     let inventoryMs = 0;
     const expected = new Set<string>();
-    await waitFor('operator ready', async () => (await op!.ready()) || op!.exited, 120_000, 100);
-    if (op.exited) throw new Error(`the operator exited; see ${operatorLog}`);
-    readyMs = Date.now() - t;
+    op = await startReady(env, operatorLog, nodeArgs);
+    const readyMs = Date.now() - t;
     await waitFor(
       `${o.images} images registered`,
       () => sim.images('admin').length >= o.images,
@@ -242,18 +224,7 @@ async function main(): Promise<void> {
         metadata: { name: bindingName },
         spec: { namespaceSelector: { matchLabels: label } },
       });
-      let summary: Record<string, number> | undefined;
-      await waitFor(
-        `binding over ${o.images} images evaluated`,
-        async () => {
-          const b = (await getBinding())!;
-          summary = b.status?.summary;
-          return b.status?.observedGeneration === b.metadata.generation && summary?.['images'] === o.images && summary['pending'] === 0;
-        },
-        600_000,
-        200,
-        () => JSON.stringify(summary ?? {}),
-      );
+      const summary = await waitBindingEvaluated(conn, `/apis/anchore.io/v1alpha1/clusteranchorepolicybindings/${bindingName}`, o.images, `binding over ${o.images} images evaluated`, 600_000, 200);
       const evalMs = Date.now() - t;
       const checks = sim.requests({ method: 'GET', path: /\/check$/ }).length - checksBefore;
       results['policyEvaluation'] = { images: o.images, allEvaluatedSeconds: sec(evalMs), checkCalls: checks, summary };

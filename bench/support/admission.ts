@@ -1,7 +1,7 @@
 // The admission benchmark's pure pieces: its options, the AdmissionReview bodies it sends, the images of its miss set,
 // an open-loop request generator, and the goal comparison. No I/O here except through the `send` callback.
 import { createHash } from 'node:crypto';
-import { rank } from './stats.ts';
+import { percentiles, rank, round2 } from './stats.ts';
 
 export interface AdmissionBenchOptions {
   /** Requests per second, open loop (each request leaves at its scheduled time, whatever the earlier ones do). */
@@ -25,9 +25,10 @@ export interface AdmissionBenchOptions {
 
 export function parseAdmissionArgs(argv: string[]): AdmissionBenchOptions {
   const small = argv.includes('--small');
-  const o: AdmissionBenchOptions = small
-    ? { rate: 10, seconds: 3, hitImages: 3, checkLatencyMs: 20, roundTrips: 20, apiserverRounds: 3, warmup: 5, keep: false, small }
-    : { rate: 50, seconds: 20, hitImages: 20, checkLatencyMs: 20, roundTrips: 500, apiserverRounds: 50, warmup: 50, keep: false, small };
+  const size = small
+    ? { rate: 10, seconds: 3, hitImages: 3, roundTrips: 20, apiserverRounds: 3, warmup: 5 }
+    : { rate: 50, seconds: 20, hitImages: 20, roundTrips: 500, apiserverRounds: 50, warmup: 50 };
+  const o: AdmissionBenchOptions = { ...size, checkLatencyMs: 20, keep: false, small };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const num = (min: number): number => {
@@ -180,13 +181,17 @@ export interface LatencySummary {
   max: number;
 }
 
-const round2 = (x: number): number => Math.round(x * 100) / 100;
-
 /** Percentiles (ms, two decimals) over the answered samples; n counts every sample, errors the unanswered ones. */
-export function summarise(samples: ReadonlyArray<Sample<unknown>>, value: (s: Sample<unknown>) => number = (s) => s.latencyMs): LatencySummary {
+export function summarise(samples: ReadonlyArray<Sample<unknown>>): LatencySummary {
   const ok = samples.filter((s) => s.error === undefined);
-  const v = ok.map(value).sort((a, b) => a - b);
-  return { n: samples.length, errors: samples.length - ok.length, p50: round2(rank(v, 50)), p90: round2(rank(v, 90)), p99: round2(rank(v, 99)), max: round2(v[v.length - 1] ?? Number.NaN) };
+  return {
+    ...percentiles(
+      ok.map((s) => s.latencyMs),
+      round2,
+    ),
+    n: samples.length,
+    errors: samples.length - ok.length,
+  };
 }
 
 /** How late each request left against its schedule: how far the generator itself fell behind. */

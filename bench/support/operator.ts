@@ -1,11 +1,11 @@
 // The operator under benchmark: a child process started through the real entry point, measured from outside
 // (/proc for CPU and RSS, its /metrics for its own counters), so the benchmark process's work is never counted.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePorts } from '../../test/cluster/local-cluster.ts';
-import { waitFor } from './kube.ts';
+import { type ClusterHandle, freePorts } from '../../test/cluster/local-cluster.ts';
+import { type KubeConnection, req, waitFor } from './kube.ts';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -37,6 +37,18 @@ export function rssSplit(pid: number): { anonBytes: number; fileBytes: number } 
   const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
   const kb = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0) * 1024;
   return { anonBytes: kb('Anonymous'), fileBytes: kb('Rss') - kb('Anonymous') };
+}
+
+/** In a Prometheus text scrape: the sum of a metric's samples whose label text contains every fragment given. */
+export function sumMetric(text: string, name: string, ...fragments: string[]): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (rest[0] !== '{' && rest[0] !== ' ') continue;
+    if (fragments.every((f) => rest.includes(f))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
 }
 
 export class OperatorProcess {
@@ -98,15 +110,7 @@ export class OperatorProcess {
 
   /** Sum of a metric's samples whose label text contains every fragment given. */
   async metricSum(name: string, ...fragments: string[]): Promise<number> {
-    const text = await this.metrics();
-    let sum = 0;
-    for (const line of text.split('\n')) {
-      if (!line.startsWith(name)) continue;
-      const rest = line.slice(name.length);
-      if (rest[0] !== '{' && rest[0] !== ' ') continue;
-      if (fragments.every((f) => rest.includes(f))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-    }
-    return sum;
+    return sumMetric(await this.metrics(), name, ...fragments);
   }
 
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
@@ -135,4 +139,56 @@ export async function waitForQuiet(op: OperatorProcess, anchoreRequests: () => n
     timeoutMs,
     intervalMs,
   );
+}
+
+/** kubectl against the bench's cluster; `input` is piped to it (apply -f -). */
+export function kubectlIn(cluster: Pick<ClusterHandle, 'kubectl' | 'kubeconfig'>, args: string[], input?: string): void {
+  execFileSync(cluster.kubectl, ['--kubeconfig', cluster.kubeconfig, ...args], { stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'inherit'], ...(input === undefined ? {} : { input }) });
+}
+
+/** Before a run (not measured): the operator built as it ships (dist/) and the CRDs established in the cluster. */
+export function prepareCluster(cluster: Pick<ClusterHandle, 'kubectl' | 'kubeconfig'>): void {
+  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
+  kubectlIn(cluster, ['apply', '--server-side', '--force-conflicts', '-f', join(ROOT, 'deploy', 'crds')]);
+  kubectlIn(cluster, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/anchorepolicybindings.anchore.io', 'crd/clusteranchorepolicybindings.anchore.io']);
+}
+
+/** The operator's settings every bench run shares: the simulator as admin, the run's namespaces, one replica. */
+export function benchOperatorEnv(simUrl: string, kubeconfig: string, run: string, clusterName: string): Record<string, string> {
+  return {
+    ANCHORE_URL: simUrl,
+    ANCHORE_USERNAME: 'admin',
+    ANCHORE_PASSWORD: 'foobar',
+    CLUSTER_NAME: clusterName,
+    KUBECONFIG: kubeconfig,
+    NAMESPACES_INCLUDE: `bench-${run}-*`,
+    LEADER_ELECTION: 'false',
+    LOG_LEVEL: 'info',
+  };
+}
+
+/** Starts the operator and waits until it is ready; throws (naming its log) if it exits instead. */
+export async function startReady(env: Record<string, string>, logFile: string, nodeArgs: string[] = []): Promise<OperatorProcess> {
+  const op = await OperatorProcess.start(env, logFile, nodeArgs);
+  await waitFor('operator ready', async () => (await op.ready()) || op.exited, 120_000, 100);
+  if (op.exited) throw new Error(`the operator exited; see ${logFile}`);
+  return op;
+}
+
+/** Waits until the binding at `path` has evaluated its current generation over `images` images, none pending; its summary. */
+export async function waitBindingEvaluated(conn: KubeConnection, path: string, images: number, what: string, timeoutMs: number, intervalMs: number): Promise<Record<string, number> | undefined> {
+  type Binding = { metadata: { generation: number }; status?: { observedGeneration?: number; summary?: Record<string, number> } };
+  let summary: Record<string, number> | undefined;
+  await waitFor(
+    what,
+    async () => {
+      const b = (await req(conn, 'GET', path)) as Binding;
+      summary = b.status?.summary;
+      return b.status?.observedGeneration === b.metadata.generation && summary?.['images'] === images && summary['pending'] === 0;
+    },
+    timeoutMs,
+    intervalMs,
+    () => JSON.stringify(summary ?? {}),
+  );
+  return summary;
 }

@@ -15,10 +15,13 @@ export function rank(sorted: number[], p: number): number {
   return sorted[i]!;
 }
 
-export function percentiles(values: number[]): Percentiles {
+/** Rounds to two decimals (sub-millisecond figures: admission latencies). */
+export const round2 = (x: number): number => Math.round(x * 100) / 100;
+
+/** Nearest-rank percentiles, rounded to whole numbers unless `round` says otherwise. */
+export function percentiles(values: number[], round: (x: number) => number = Math.round): Percentiles {
   const s = [...values].sort((a, b) => a - b);
-  const r = (x: number): number => Math.round(x);
-  return { n: s.length, p50: r(rank(s, 50)), p90: r(rank(s, 90)), p99: r(rank(s, 99)), max: r(s[s.length - 1] ?? Number.NaN) };
+  return { n: s.length, p50: round(rank(s, 50)), p90: round(rank(s, 90)), p99: round(rank(s, 99)), max: round(s[s.length - 1] ?? Number.NaN) };
 }
 
 export function median(values: number[]): number {
