@@ -1,6 +1,7 @@
 // The admission benchmark's pure pieces: its options, the AdmissionReview bodies it sends, the images of its miss set,
 // an open-loop request generator, and the goal comparison. No I/O here except through the `send` callback.
 import { createHash } from 'node:crypto';
+import { webhookConfiguration as sharedWebhookConfiguration } from '../../test/support/webhook.ts';
 import { percentiles, rank, round2 } from './stats.ts';
 
 export interface AdmissionBenchOptions {
@@ -235,22 +236,4 @@ export function compareWithGoals(hitP99: number, missP99: number, roundTripP99: 
 }
 
 /** A ValidatingWebhookConfiguration calling the operator on 127.0.0.1 for Pod CREATE in the given namespaces only. */
-export function webhookConfiguration(name: string, port: number, caPem: string, namespaces: string[]): unknown {
-  return {
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'ValidatingWebhookConfiguration',
-    metadata: { name },
-    webhooks: [
-      {
-        name: 'pods.admission.anchore.io',
-        admissionReviewVersions: ['v1'],
-        sideEffects: 'NoneOnDryRun',
-        failurePolicy: 'Fail',
-        timeoutSeconds: 5,
-        clientConfig: { url: `https://127.0.0.1:${port}/validate`, caBundle: Buffer.from(caPem).toString('base64') },
-        namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: namespaces }] },
-        rules: [{ apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], operations: ['CREATE'], scope: 'Namespaced' }],
-      },
-    ],
-  };
-}
+export const webhookConfiguration = (name: string, port: number, caPem: string, namespaces: string[]): unknown => sharedWebhookConfiguration({ name, port, caPem, namespaces });

@@ -8,6 +8,7 @@ import { apply, deployment, digestOf, eventually, getJson, kubectl, kubectlRaw, 
 import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
 import { scrape, sumOf, valueOf } from '../support/prometheus.ts';
 import { selfSigned } from '../support/tls.ts';
+import { webhookConfiguration, webhookRule } from '../support/webhook.ts';
 
 /*
  * The admission webhook against the real kube-apiserver: a ValidatingWebhookConfiguration with a URL clientConfig on
@@ -25,32 +26,23 @@ const tlsIps = testHost ? [testHost] : [];
 const apb = (ns: string, name: string, spec: Record<string, unknown>): string =>
   JSON.stringify({ apiVersion: 'anchore.io/v1alpha1', kind: 'AnchorePolicyBinding', metadata: { name, namespace: ns }, spec });
 
-function webhookConfig(name: string, port: number, caPem: string, namespaces: string[]): string {
-  const rule = (apiGroups: string[], resources: string[], operations = ['CREATE', 'UPDATE']) => ({ apiGroups, apiVersions: ['v1'], resources, operations, scope: 'Namespaced' });
-  return JSON.stringify({
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'ValidatingWebhookConfiguration',
-    metadata: { name },
-    webhooks: [
-      {
-        name: 'workloads.admission.anchore.io',
-        admissionReviewVersions: ['v1'],
-        sideEffects: 'NoneOnDryRun',
-        failurePolicy: 'Fail',
-        timeoutSeconds: 5,
-        matchPolicy: 'Equivalent',
-        clientConfig: { url: `https://${testHost ?? '127.0.0.1'}:${port}/validate`, caBundle: Buffer.from(caPem).toString('base64') },
-        namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: namespaces }] },
-        rules: [
-          rule([''], ['pods']),
-          rule([''], ['pods/ephemeralcontainers'], ['UPDATE']),
-          rule(['apps'], ['deployments', 'replicasets', 'statefulsets', 'daemonsets']),
-          rule(['batch'], ['jobs', 'cronjobs']),
-        ],
-      },
-    ],
-  });
-}
+const webhookConfig = (name: string, port: number, caPem: string, namespaces: string[]): string =>
+  JSON.stringify(
+    webhookConfiguration({
+      name,
+      port,
+      caPem,
+      namespaces,
+      host: testHost ?? '127.0.0.1',
+      hookName: 'workloads.admission.anchore.io',
+      rules: [
+        webhookRule([''], ['pods']),
+        webhookRule([''], ['pods/ephemeralcontainers'], ['UPDATE']),
+        webhookRule(['apps'], ['deployments', 'replicasets', 'statefulsets', 'daemonsets']),
+        webhookRule(['batch'], ['jobs', 'cronjobs']),
+      ],
+    }),
+  );
 
 describe('admission webhook (real kube-apiserver)', () => {
   let sim: AnchoreSimulator;
