@@ -115,9 +115,33 @@ describe('loadConfig', () => {
   });
 
   describe('admission', () => {
-    it('when nothing is set, then the webhook is off, kube-system exempt, a 3 s deadline and unknown images registered', () => {
+    it('when nothing is set, then the webhook is off, kube-system exempt, a 3 s deadline, unknown images registered within bounds, the controllers trusted', () => {
       const c = loadConfig({ ...base, POD_NAMESPACE: 'anchore-system' });
-      expect(c.admission).toEqual({ enabled: false, port: 9443, deadlineMs: 3000, exemptNamespaces: ['kube-system'], registerUnknown: true, ownNamespace: 'anchore-system' });
+      expect(c.admission).toEqual({
+        enabled: false,
+        port: 9443,
+        deadlineMs: 3000,
+        exemptNamespaces: ['kube-system'],
+        registerUnknown: true,
+        registerLimits: { perReview: 5, perNamespacePerMinute: 20, perMinute: 60 },
+        registerRepositories: [],
+        trustedControllers: [
+          'system:kube-controller-manager',
+          'system:serviceaccount:kube-system:replicaset-controller',
+          'system:serviceaccount:kube-system:deployment-controller',
+          'system:serviceaccount:kube-system:job-controller',
+          'system:serviceaccount:kube-system:cronjob-controller',
+          'system:serviceaccount:kube-system:daemon-set-controller',
+          'system:serviceaccount:kube-system:statefulset-controller',
+          'system:serviceaccount:kube-system:replication-controller',
+        ],
+        shutdownDelayMs: 10_000,
+        ownNamespace: 'anchore-system',
+      });
+    });
+
+    it('when a register-repositories glob is malformed, then the config is refused naming the setting', () => {
+      expect(() => loadConfig({ ...base, ADMISSION_REGISTER_REPOSITORIES: `ghcr.io/${'x'.repeat(1100)}` })).toThrow(/ADMISSION_REGISTER_REPOSITORIES/);
     });
 
     it('when it is enabled with a readable certificate and key, then they are used; the exempt list replaces the default', () => {

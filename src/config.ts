@@ -64,7 +64,7 @@ export interface Config {
   accounts: { routes: AccountRoute[]; namespaceLabel?: string };
   inventory: { enabled: boolean; intervalMs: number; debounceMs: number; minIntervalMs: number; batchBytes: number };
   integration: { enabled: boolean; healthIntervalMs: number; registrationId: string; instanceId: string; namespace?: string };
-  registration: { workers: number; analysisPollMaxMs: number };
+  registration: { workers: number; analysisPollMaxMs: number; imagesRefreshMs: number };
   bindings: {
     workers: number;
     evaluationConcurrency: number;
@@ -110,6 +110,14 @@ export interface AdmissionConfig {
   exemptNamespaces: string[];
   /** Register images Anchore does not hold, after answering a request that is not a dry run. */
   registerUnknown: boolean;
+  /** Bounds on those registrations: per review, per namespace and minute, per minute in all. */
+  registerLimits: { perReview: number; perNamespacePerMinute: number; perMinute: number };
+  /** Globs on the image repository (registry/path) that admission may register; empty: any non-IP, non-localhost registry. */
+  registerRepositories: string[];
+  /** Users whose Pods/ReplicaSets/Jobs, created for a controlling owner, inherit the owner's admission. */
+  trustedControllers: string[];
+  /** On SIGTERM, keep answering reviews this long (readiness off) so the endpoints move before the port closes. */
+  shutdownDelayMs: number;
   /** The operator's own namespace (POD_NAMESPACE or the in-cluster one): always exempt. */
   ownNamespace?: string;
 }
@@ -215,6 +223,7 @@ const SPEC = {
   INTEGRATION_ID: text('', 'Stable registration id (registration_instance_id is the pod name)', { shown: 'anchore-operator-<CLUSTER_NAME>' }),
   REGISTRATION_WORKERS: int(8, 1, 256, 'Images registered/polled in parallel'),
   ANALYSIS_POLL_MAX_SECONDS: int(60, 1, 3600, 'Longest wait between analysis-status polls of one image'),
+  ANCHORE_IMAGES_REFRESH_SECONDS: int(300, 0, 86_400, "How often each account's image list is read again on every replica (images CI added; 0 = never)"),
   BINDING_WORKERS: int(4, 1, 64, 'Policy bindings reconciled in parallel'),
   EVALUATION_CONCURRENCY: int(8, 1, 256, 'Anchore policy checks / vulnerability reads in flight (shared by all bindings)'),
   POLICY_POLL_SECONDS: int(60, 0, 86_400, "How often each account's active policy is checked for a change (0 = never)"),
@@ -240,7 +249,22 @@ const SPEC = {
   ADMISSION: pem('PEM certificate and key of the admission webhook (required with ADMISSION_ENABLED; reloaded when the files change)'),
   ADMISSION_DEADLINE_MS: int(3000, 50, 29_000, "Longest wait for Anchore on a cache miss; keep it below the webhook's timeoutSeconds (the chart does)"),
   ADMISSION_EXEMPT_NAMESPACES: list(['kube-system'], "Comma-separated namespace names or globs never checked; the operator's own namespace (POD_NAMESPACE) always is", { clearable: true }),
-  ADMISSION_REGISTER_UNKNOWN: bool(true, 'After answering a request that is not a dry run, register images Anchore does not hold yet (POST /v2/images)'),
+  ADMISSION_REGISTER_UNKNOWN: bool(
+    true,
+    'After answering a request that is not a dry run, register images Anchore does not hold yet (POST /v2/images); bounded by the next four settings (docs/admission.md)',
+  ),
+  ADMISSION_REGISTER_MAX_PER_REVIEW: int(5, 0, 1000, 'Most images one review may register'),
+  ADMISSION_REGISTER_NAMESPACE_PER_MINUTE: int(20, 0, 100_000, 'Most images admission registers per namespace per minute'),
+  ADMISSION_REGISTER_PER_MINUTE: int(60, 0, 100_000, 'Most images admission registers per minute in all'),
+  ADMISSION_REGISTER_REPOSITORIES: list([], 'Globs on registry/repository admission may register, e.g. ghcr.io/acme/**', {
+    shown: '(any registry named by host name; never IP addresses or localhost)',
+  }),
+  ADMISSION_TRUSTED_CONTROLLERS: list(
+    ['system:kube-controller-manager', ...['replicaset', 'deployment', 'job', 'cronjob', 'daemon-set', 'statefulset', 'replication'].map((c) => `system:serviceaccount:kube-system:${c}-controller`)],
+    "Users (exact names) whose objects, created for a controlling owner (Pods of a ReplicaSet, ReplicaSets of a Deployment, Jobs of a CronJob…), inherit the owner's admission: self-healing is never blocked",
+    { shown: "kube-controller-manager's controllers", clearable: true },
+  ),
+  ADMISSION_SHUTDOWN_DELAY_SECONDS: int(10, 0, 600, 'On SIGTERM, keep answering reviews this long (not ready meanwhile) so the endpoints move before the port closes'),
   INSTALL_ID: text('', 'Names this install on the ClusterAnchorePolicyBindings it owns (status.install): another install leaves them alone; the anchore.io/install annotation hands one over', {
     shown: '(LEADER_ELECTION_NAMESPACE/LEADER_ELECTION_ID)',
   }),
@@ -537,6 +561,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     registration: {
       workers: r.int('REGISTRATION_WORKERS'),
       analysisPollMaxMs: r.int('ANALYSIS_POLL_MAX_SECONDS') * 1000,
+      imagesRefreshMs: r.int('ANCHORE_IMAGES_REFRESH_SECONDS') * 1000,
     },
     bindings: {
       workers: r.int('BINDING_WORKERS'),
@@ -581,6 +606,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       deadlineMs: r.int('ADMISSION_DEADLINE_MS'),
       exemptNamespaces: r.list('ADMISSION_EXEMPT_NAMESPACES'),
       registerUnknown: r.bool('ADMISSION_REGISTER_UNKNOWN'),
+      registerLimits: {
+        perReview: r.int('ADMISSION_REGISTER_MAX_PER_REVIEW'),
+        perNamespacePerMinute: r.int('ADMISSION_REGISTER_NAMESPACE_PER_MINUTE'),
+        perMinute: r.int('ADMISSION_REGISTER_PER_MINUTE'),
+      },
+      registerRepositories: r.list('ADMISSION_REGISTER_REPOSITORIES'),
+      trustedControllers: r.list('ADMISSION_TRUSTED_CONTROLLERS'),
+      shutdownDelayMs: r.int('ADMISSION_SHUTDOWN_DELAY_SECONDS') * 1000,
     },
     log: { level: r.oneOf('LOG_LEVEL'), pretty: r.bool('LOG_PRETTY') },
     shutdownDrainMs: r.int('SHUTDOWN_DRAIN_SECONDS') * 1000,
@@ -600,6 +633,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (r.bool('METRICS_SECURE')) cfg.http.metricsTls = r.pemPair('METRICS', 'METRICS_SECURE needs METRICS_CERT_FILE and METRICS_KEY_FILE (PEM certificate and key)');
   const exempt = compileGlobs(cfg.admission.exemptNamespaces);
   if (!exempt.ok) throw new ConfigError(`ADMISSION_EXEMPT_NAMESPACES: ${exempt.reason}`);
+  const repos = compileGlobs(cfg.admission.registerRepositories);
+  if (!repos.ok) throw new ConfigError(`ADMISSION_REGISTER_REPOSITORIES: ${repos.reason}`);
   if (cfg.admission.enabled) {
     cfg.admission.tls = r.pemPair('ADMISSION', 'ADMISSION_ENABLED needs ADMISSION_CERT_FILE and ADMISSION_KEY_FILE (PEM certificate and key the apiserver trusts)');
   }

@@ -27,6 +27,8 @@ import { METRIC, OperatorMetrics } from './telemetry/metrics.ts';
 import { startHealthServer, startMetricsServer } from './telemetry/server.ts';
 import { VERSION } from './version.ts';
 import { MissingAccounts } from './model/missing-accounts.ts';
+import { AnchoreImages } from './model/anchore-images.ts';
+import { ImageCatalog } from './model/image-catalog.ts';
 import { startAdmissionServer } from './admission/server.ts';
 import { AdmissionValidator } from './admission/validator.ts';
 
@@ -82,6 +84,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
   const log = deps.log;
   const metrics = deps.metrics ?? new OperatorMetrics(undefined, { version: VERSION, maxSeries: cfg.metrics.maxSeries });
   let anchoreOk = false;
+  let stopped = false;
   // Constructed only (no I/O until started): the health checks read the caches.
   const kube = new KubeClient({ ...(cfg.kube.kubeconfig ? { kubeconfig: cfg.kube.kubeconfig } : {}), userAgent: `anchore-operator/${VERSION}` });
   const stores = createClusterStores({
@@ -95,12 +98,13 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
       listed: (resource) => metrics.watchLastEvent.set({ resource }, Date.now() / 1000),
     },
   });
-  const ready = (): boolean => anchoreOk && stores.synced();
+  const ready = (): boolean => anchoreOk && stores.synced() && !stopped;
   const health = await startHealthServer({
     host: cfg.http.bindAddress,
     port: cfg.http.healthPort,
     log,
     checks: [
+      { name: 'shutdown', ok: () => !stopped, detail: () => 'shutting down (admission still answers until the endpoints have moved)' },
       { name: 'anchore', ok: () => anchoreOk, detail: () => 'Anchore has not answered the version check yet' },
       { name: 'caches', ok: () => stores.synced(), detail: () => 'informer caches not synced yet' },
     ],
@@ -174,10 +178,23 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
       for (const [account, n] of counts) yield [{ account }, n];
     },
   );
+  // The shared image model: built here, written by the image controller (leader) and by Anchore's lists (every
+  // replica), read by admission, bindings and metrics.
+  const catalog = new ImageCatalog();
+  const anchoreImages = new AnchoreImages({
+    anchore,
+    catalog,
+    refreshMs: cfg.registration.imagesRefreshMs,
+    clock: systemClock,
+    log: log.child({ component: 'anchore-images' }),
+    onAccountListed: (account) => missingAccounts.present(account),
+  });
   const images = new ImageController({
     stores,
     scope,
     anchore,
+    catalog,
+    anchoreImages,
     missingAccounts,
     clusterName: cfg.clusterName,
     workers: cfg.registration.workers,
@@ -303,17 +320,25 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     isLeader,
   });
 
-  let stopped = false;
   let admission: { port: number; validator: AdmissionValidator; close(): Promise<void> } | undefined;
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    admission?.validator.stop();
-    stores.stop();
+    const stopping = Date.now();
     reachability.stop();
+    anchoreImages.stop();
     await controllers.stop(cfg.shutdownDrainMs);
     // Release the lease only after the work drained, so the next leader does not overlap with it.
     await elector?.stop();
+    // The webhook keeps answering (from live caches) while /readyz fails, until the endpoints have moved to the other
+    // replicas: closing the port at once would leave the apiserver a window of refused calls on every rollout.
+    const handOff = admission ? cfg.admission.shutdownDelayMs - (Date.now() - stopping) : 0;
+    if (handOff > 0) {
+      log.info({ ms: handOff }, 'still answering admission reviews while the endpoints move');
+      await new Promise((r) => setTimeout(r, handOff));
+    }
+    admission?.validator.stop();
+    stores.stop();
     await Promise.allSettled([health.close(), metricsServer.close(), admission?.close(), kube.close(), http?.close()]);
   };
 
@@ -331,9 +356,12 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
         namespaces: stores.namespaces,
         scope,
         owns: (b) => bindings.owns(b),
-        images,
+        catalog,
+        anchoreImages,
         cache: evaluations,
         anchore,
+        access: new KubeAccessReviewer(kube),
+        clock: systemClock,
         events,
         config: cfg.admission,
         ...(cfg.admission.ownNamespace ? { ownNamespace: cfg.admission.ownNamespace } : {}),
@@ -352,6 +380,8 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
       validator.start(scope.staticAccounts);
       admission = { port: server.port, validator, close: () => server.close() };
     }
+    // Every replica keeps Anchore's image lists fresh (the ones loaded so far, and those admission loads).
+    if (cfg.registration.imagesRefreshMs > 0) anchoreImages.start();
   } catch (err) {
     await stop();
     throw err;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { newContainers, parseReview, reviewResponse, workloadOf } from './review.ts';
+import { REVIEWED_KINDS, newContainers, parseReview, reviewResponse, workloadOf } from './review.ts';
 
 const podSpec = {
   initContainers: [{ name: 'init', image: 'busybox:1.36' }],
@@ -31,12 +31,23 @@ describe('workloadOf', () => {
     ['DaemonSet', { spec: { template } }],
     ['Job', { spec: { template } }],
     ['CronJob', { spec: { jobTemplate: { spec: { template } } } }],
+    ['ReplicationController', { spec: { template } }],
   ])('when a %s is reviewed, then its pod template gives labels, annotations and every container', (kind, obj) => {
     const w = workloadOf(kind, { apiVersion: 'apps/v1', kind, metadata: { name: 'w', annotations: { team: 'a' } }, ...obj }, 'shop');
     expect(w?.containers.map((c) => c.kind)).toEqual(['init', 'container', 'container', 'ephemeral']);
     expect(w?.podLabels).toEqual({ app: 'web' });
     expect(w?.annotations).toEqual({ team: 'a', 'anchore.io/admission-breakglass': 'incident 42' });
     expect(w?.namespace).toBe('shop');
+  });
+
+  it('when a ReplicationController is reviewed, then it is a checked kind, judged on spec.template, and a core v1 object when the review omits apiVersion', () => {
+    expect(REVIEWED_KINDS).toContain('ReplicationController');
+    const rc = { kind: 'ReplicationController', metadata: { name: 'legacy' }, spec: { replicas: 2, selector: { app: 'web' }, template } };
+    const w = workloadOf('ReplicationController', rc, 'shop');
+    expect(w).toMatchObject({ kind: 'ReplicationController', apiVersion: 'v1', namespace: 'shop', name: 'legacy', podLabels: { app: 'web' } });
+    expect(w?.containers.map((c) => c.image)).toEqual(['busybox:1.36', 'nginx:1.25', 'ghcr.io/acme/side@sha256:' + 'a'.repeat(64), 'alpine:3.20']);
+    // Its pod template, not a Pod-shaped spec at the top: a bare spec.containers is not what its pods run.
+    expect(workloadOf('ReplicationController', { metadata: { name: 'x' }, spec: podSpec }, 'shop')?.containers).toEqual([]);
   });
 
   it('when a kind is not one the webhook checks, then there is no workload', () => {
@@ -73,6 +84,16 @@ describe('parseReview', () => {
   it('when the body is an admission.k8s.io/v1 AdmissionReview, then the request is returned', () => {
     const r = parseReview({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE' } });
     expect(r.ok && r.request.uid).toBe('u');
+  });
+
+  it('when the review carries the full UserInfo, then username, uid, groups and extra all reach the validator (a SubjectAccessReview needs them)', () => {
+    const userInfo = { username: 'alice', uid: 'u-42', groups: ['dev', 'system:authenticated'], extra: { 'authentication.kubernetes.io/credential-id': ['X509SHA256=ab'] } };
+    const r = parseReview({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: { uid: 'u', kind: { group: '', version: 'v1', kind: 'ReplicationController' }, operation: 'CREATE', userInfo },
+    });
+    expect(r.ok && r.request.userInfo).toEqual(userInfo);
   });
 
   it.each([

@@ -2,7 +2,7 @@
  * AdmissionReview (admission.k8s.io/v1) in and out, and the pod spec inside every kind the webhook is registered for.
  * Pure functions: the validator decides, the server speaks HTTP.
  */
-import type { ContainerKind } from '../kube/cluster.port.ts';
+import type { ContainerKind, RequestUser } from '../kube/cluster.port.ts';
 
 export interface AdmissionRequest {
   uid: string;
@@ -12,7 +12,7 @@ export interface AdmissionRequest {
   name?: string;
   namespace?: string;
   operation: 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
-  userInfo?: { username?: string };
+  userInfo?: RequestUser;
   object?: unknown;
   oldObject?: unknown;
   dryRun?: boolean;
@@ -57,9 +57,13 @@ const TEMPLATE_PATH: Record<string, readonly string[]> = {
   DaemonSet: ['spec', 'template'],
   Job: ['spec', 'template'],
   CronJob: ['spec', 'jobTemplate', 'spec', 'template'],
+  // Legacy (core v1) but still served, and it creates pods from its template like a ReplicaSet does.
+  ReplicationController: ['spec', 'template'],
 };
 
 export const REVIEWED_KINDS: readonly string[] = Object.keys(TEMPLATE_PATH);
+/** The API version of a reviewed kind outside apps/v1, for an object that does not carry one (Events must name it). */
+const API_VERSION: Record<string, string> = { Pod: 'v1', ReplicationController: 'v1', Job: 'batch/v1', CronJob: 'batch/v1' };
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -131,7 +135,7 @@ export function workloadOf(kind: string, object: unknown, namespace: string): Re
   const name = typeof meta['name'] === 'string' && meta['name'] ? meta['name'] : `${typeof meta['generateName'] === 'string' ? meta['generateName'] : ''}*`;
   const w: ReviewedWorkload = {
     kind,
-    apiVersion: typeof object['apiVersion'] === 'string' ? object['apiVersion'] : kind === 'Pod' ? 'v1' : kind === 'Job' || kind === 'CronJob' ? 'batch/v1' : 'apps/v1',
+    apiVersion: typeof object['apiVersion'] === 'string' ? object['apiVersion'] : (API_VERSION[kind] ?? 'apps/v1'),
     namespace: typeof meta['namespace'] === 'string' && meta['namespace'] ? meta['namespace'] : namespace,
     name,
     podLabels: strMap(tmeta['labels']),

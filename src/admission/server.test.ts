@@ -92,6 +92,51 @@ describe('admission HTTPS server', () => {
     expect(await metrics.registry.metrics()).toMatch(/admission_requests_total\{kind="other",verdict="error"\} 3/);
   });
 
+  /**
+   * 9 MiB, over the 8 MiB limit, announced by content-length or sent chunked (so only counting can find it too big).
+   * Settles once the connection is gone, with any error the client saw on the way.
+   */
+  const postOversized = (framing: 'content-length' | 'chunked'): Promise<{ status: number; text: string; connection: string | undefined; error: string | undefined }> =>
+    new Promise((resolve) => {
+      const mib = Buffer.alloc(1024 * 1024, 0x20);
+      const headers: Record<string, string | number> = { 'content-type': 'application/json', ...(framing === 'chunked' ? { 'transfer-encoding': 'chunked' } : { 'content-length': 9 * mib.length }) };
+      const got = { status: 0, text: '', connection: undefined as string | undefined, error: undefined as string | undefined };
+      const req = request({ host: '127.0.0.1', port: server.port, path: '/validate', method: 'POST', rejectUnauthorized: false, headers }, (res) => {
+        got.status = res.statusCode ?? 0;
+        got.connection = res.headers.connection;
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (got.text += c));
+      });
+      // A server that closes while the client still sends resets the connection: ECONNRESET (no status at all) or,
+      // after the answer, EPIPE.
+      req.on('error', (err: NodeJS.ErrnoException) => (got.error = err.code ?? err.message));
+      req.on('close', () => resolve(got));
+      for (let i = 0; i < 9; i++) req.write(mib);
+      req.end();
+    });
+
+  it.each(['content-length', 'chunked'] as const)('when a body over 8 MiB is sent (%s), then the client gets 413 and the connection is closed, not reset', async (framing) => {
+    const r = await postOversized(framing);
+    expect(r).toEqual({ status: 413, text: 'request body over 8388608 bytes (8 MiB): not an AdmissionReview the apiserver would send\n', connection: 'close', error: undefined });
+    // The server goes on answering.
+    expect((await post(JSON.stringify(review(`u-${framing}`)))).status).toBe(200);
+  });
+
+  it('when a client asks first (Expect: 100-continue) with a content-length over 8 MiB, then it gets 413 and is never invited to send the body', async () => {
+    const r = await new Promise<{ status: number; continued: boolean }>((resolve, reject) => {
+      let continued = false;
+      const headers = { 'content-type': 'application/json', 'content-length': 9 * 1024 * 1024, expect: '100-continue' };
+      const req = request({ host: '127.0.0.1', port: server.port, path: '/validate', method: 'POST', rejectUnauthorized: false, headers }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, continued }));
+      });
+      req.on('continue', () => (continued = true));
+      req.on('error', reject);
+      req.flushHeaders();
+    });
+    expect(r).toEqual({ status: 413, continued: false });
+  });
+
   it('when the certificate files are replaced, then the new certificate is served without a restart', async () => {
     expect(await presentedCn(server.port)).toBe('cert-a');
     copyFileSync(b.keyFile, live.keyFile);

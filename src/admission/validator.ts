@@ -1,35 +1,46 @@
 /**
- * The admission decision: which bindings cover the object under review, the verdict of each image they cover, and
- * what each binding's enforcement makes of it (audit, warn, deny).
+ * The admission decision, in steps: select (the bindings that cover the object) → trust (a controller creating an
+ * object for an admitted owner inherits its admission; breakglass for the subjects a cluster admin allows) → resolve
+ * (each container's image, a tag to every digest it may stand for) → judge (each image under each binding) → decide
+ * (deny, warn, admit) → announce (Events, registrations of unknown images).
  *
  * Verdicts come from what the bindings already know — the shared evaluation cache, else the binding's own status —
- * so a hit costs no Anchore call. A miss costs at most one call per image (concurrent requests for one image share
- * it), raced against a deadline below the webhook timeout. An image that cannot be judged follows the binding's
+ * so a hit costs no Anchore call. A miss costs at most one call per image (concurrent requests share it), with at most
+ * one retry, all within a deadline below the webhook timeout. An image that cannot be judged follows the binding's
  * failurePolicy. Dry runs have no side effects: no Events, no registrations.
  */
 import type { AnchoreApi, PolicyCheck } from '../anchore/anchore.port.ts';
 import { AnchoreError } from '../anchore/errors.ts';
 import type { AdmissionConfig } from '../config.ts';
 import type { EvaluationCache } from '../model/evaluation-cache.ts';
-import { addImageRequest } from '../model/add-image.ts';
+import type { AnchoreImages } from '../model/anchore-images.ts';
+import type { ImageCatalog } from '../model/image-catalog.ts';
 import { imageKey } from '../model/image-keys.ts';
-import type { ImageRegistry } from '../model/images.port.ts';
 import type { Scope } from '../model/scope.ts';
 import { type AdmissionFailurePolicy, BREAKGLASS_ANNOTATION, type BindingInfo, EVENT_REASON } from '../crds/types.ts';
 import type { ResolvedImage } from '../discovery/container-image.ts';
 import { compileGlobs } from '../discovery/glob.ts';
-import type { EventRecorder, NamespaceInfo, ObjectRef, Store } from '../kube/cluster.port.ts';
+import type { AccessChecker, ContainerKind, EventRecorder, NamespaceInfo, ObjectRef, Store } from '../kube/cluster.port.ts';
 import { type CompiledBinding, bindingRef, checkVerdict, compileBinding } from '../model/binding-spec.ts';
+import type { Clock } from '../runtime/clock.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { OperatorMetrics } from '../telemetry/metrics.ts';
+import { AdmissionRegistrar, REGISTRATION_OUTCOMES, type Unknown } from './registrar.ts';
 import { type AdmissionRequest, type AdmissionResponse, REVIEWED_KINDS, type ReviewedWorkload, newContainers, workloadOf } from './review.ts';
+import { BREAKGLASS_ACCESS, decideBreakglass, inheritsAdmission } from './trust.ts';
 
 type ImageVerdict = 'pass' | 'warn' | 'fail' | 'unjudged';
-type UnjudgedReason = 'not_in_anchore' | 'not_analyzed' | 'anchore_unavailable' | 'deadline';
+type UnjudgedReason = 'not_in_anchore' | 'not_analyzed' | 'anchore_unavailable' | 'deadline' | 'invalid_reference';
 /** The unjudged reasons the alert rules watch (deploy/monitoring/prometheus-rules.yaml). */
 const ALERTED_UNJUDGED: readonly UnjudgedReason[] = ['anchore_unavailable', 'deadline'];
 const FAILURE_POLICIES: readonly AdmissionFailurePolicy[] = ['open', 'closed'];
+/** Worst first: the verdict of an image that may be several digests is the worst of theirs. */
+const SEVERITY: Record<ImageVerdict, number> = { fail: 3, unjudged: 2, warn: 1, pass: 0 };
+/** Anchore calls on a miss: the first attempt and at most one retry, both inside the deadline. */
+const MISS_ATTEMPTS = 2;
+/** A tag that may stand for more digests than this is not judged (each would cost a lookup). */
+const MAX_TAG_CANDIDATES = 16;
 
 interface Judgement {
   verdict: ImageVerdict;
@@ -49,74 +60,107 @@ interface AdmissionValidatorOptions {
   scope: Scope;
   /** Whether this install owns the binding (the binding controller's rule: namespace scope, cluster-binding owner). */
   owns(b: BindingInfo): boolean;
-  images: Pick<ImageRegistry, 'digestForTag' | 'catalog' | 'noteRegistered'>;
+  /** The shared image model (what runs, what Anchore holds), kept current on every replica. */
+  catalog: ImageCatalog;
+  /** Anchore's image lists and tag lookups (fills the catalog). */
+  anchoreImages: Pick<AnchoreImages, 'ensureAccount' | 'lookupTag'>;
   cache: EvaluationCache;
   anchore: Pick<AnchoreApi, 'addImage' | 'getImage'>;
+  /** SubjectAccessReviews: who may break glass. */
+  access: AccessChecker;
   events: EventRecorder;
-  config: Pick<AdmissionConfig, 'deadlineMs' | 'exemptNamespaces' | 'registerUnknown'>;
+  config: Pick<AdmissionConfig, 'deadlineMs' | 'exemptNamespaces' | 'registerUnknown' | 'registerLimits' | 'registerRepositories' | 'trustedControllers'>;
   /** The operator's own namespace: always exempt (it must be able to restart itself). */
   ownNamespace?: string;
   clusterName: string;
+  clock: Clock;
   log: Logger;
   metrics: OperatorMetrics;
-  now?: () => number;
+}
+
+/** One container image of the reviewed object, as the spec writes it and as the operator resolves it. */
+interface SpecImage {
+  /** The reference as written in the spec (what a person recognises). */
+  spec: string;
+  /** undefined: the reference cannot be parsed (judged as unjudged, never skipped). */
+  image?: ResolvedImage;
+  invalid?: string;
 }
 
 interface Covered {
   binding: BindingInfo;
   compiled: CompiledBinding;
   account: string;
-  image: ResolvedImage;
+  image: SpecImage;
 }
 
 const POLICY_LIST_MAX_AGE_MS = 5 * 60_000;
-/** An unknown image is registered at most once per this window per process. */
-const REGISTER_AGAIN_MS = 10 * 60_000;
 const MAX_MESSAGE = 4000;
+const MAX_WARNING = 512;
 
 export class AdmissionValidator {
   readonly #o: AdmissionValidatorOptions;
   readonly #exempt: (ns: string) => boolean;
-  readonly #now: () => number;
-  readonly #registered = new Map<string, number>();
+  readonly #trusted: ReadonlySet<string>;
+  readonly #registrar: AdmissionRegistrar;
   readonly #log: Logger;
-  /** Accounts admission judged in: their policy lists are kept fresh, so a miss costs one call, not two. */
+  /** Accounts admission judged in: their policy and image lists are kept fresh, so a miss costs one call, not two. */
   readonly #accounts = new Set<string>();
   /**
    * Each binding's compiled spec, per cached object: the informer replaces the object on every change, so an entry
    * lives exactly as long as the version it was compiled from (no glob or selector compiling per request).
    */
   readonly #compiled = new WeakMap<BindingInfo, ReturnType<typeof compileBinding>>();
-  #timer: ReturnType<typeof setInterval> | undefined;
+  #timer: unknown;
 
   constructor(o: AdmissionValidatorOptions) {
     this.#o = o;
-    this.#now = o.now ?? Date.now;
     this.#log = o.log.child({ component: 'admission' });
     const g = compileGlobs(o.config.exemptNamespaces);
     if (!g.ok) throw new Error(`admission exempt namespaces: ${g.reason}`);
     this.#exempt = (ns) => ns === o.ownNamespace || g.value(ns);
+    this.#trusted = new Set(o.config.trustedControllers);
+    this.#registrar = new AdmissionRegistrar({
+      anchore: o.anchore,
+      catalog: o.catalog,
+      limits: o.config.registerLimits,
+      repositories: o.config.registerRepositories,
+      clusterName: o.clusterName,
+      clock: o.clock,
+      log: this.#log,
+      metrics: o.metrics,
+    });
   }
 
   /**
-   * Keeps the policy lists of the accounts in use fresh (every minute, one call each): on a replica that is not the
-   * leader nothing else reads them, and the active policy decides which evaluation a verdict comes from.
+   * Keeps the policy lists of the accounts in use fresh (every minute, one call each) and their image lists loaded:
+   * on a replica that is not the leader nothing else reads them.
    */
   start(accounts: readonly string[]): void {
     // The counters the alert rules watch exist from the start (at 0), so rate() sees the first error after a restart.
     this.#o.metrics.admissionRequests.inc({ kind: 'other', verdict: 'error' }, 0);
     for (const failure_policy of FAILURE_POLICIES) for (const reason of ALERTED_UNJUDGED) this.#o.metrics.admissionUnjudged.inc({ failure_policy, reason }, 0);
-    for (const a of accounts) this.#accounts.add(a);
+    for (const outcome of REGISTRATION_OUTCOMES) this.#o.metrics.admissionRegistrations.inc({ outcome }, 0);
+    for (const a of accounts) this.#useAccount(a);
     const refresh = (): void => {
       for (const a of this.#accounts) this.#o.cache.policies(a, 50_000).catch((err: unknown) => this.#log.debug({ account: a, err: errorMessage(err) }, 'policy list refresh failed'));
+      this.#timer = this.#o.clock.setTimeout(refresh, 60_000);
     };
     refresh();
-    this.#timer = setInterval(refresh, 60_000);
-    this.#timer.unref();
   }
 
   stop(): void {
-    if (this.#timer) clearInterval(this.#timer);
+    if (this.#timer !== undefined) this.#o.clock.clearTimeout(this.#timer);
+  }
+
+  #useAccount(account: string): void {
+    if (this.#accounts.has(account) || this.#accounts.size >= 1000) return;
+    this.#accounts.add(account);
+    this.#o.anchoreImages.ensureAccount(account).catch((err: unknown) => {
+      // Tag lookups on a miss still work; the next review in the account tries the list again.
+      this.#accounts.delete(account);
+      this.#log.debug({ account, err: errorMessage(err) }, 'could not read the images Anchore holds');
+    });
   }
 
   /** Answers one admission request. Throws only on a bug; the server then answers 500 (the webhook failurePolicy applies). */
@@ -141,96 +185,129 @@ export class AdmissionValidator {
     const ns = this.#o.namespaces.get(namespace);
     if (!this.#o.scope.includesNamespace(ns)) return allow('allowed');
 
+    // select
     const bindings = this.#bindingsFor(w);
     if (bindings.length === 0) return allow('allowed');
     const dryRun = req.dryRun === true;
+    const deadline = this.#o.clock.now() + this.#o.config.deadlineMs;
 
+    // trust
+    if (inheritsAdmission(req, w, this.#trusted)) return allow('inherited');
     const breakglass = w.annotations[BREAKGLASS_ANNOTATION];
     if (breakglass !== undefined) {
+      const d = await decideBreakglass(this.#o.access, req.userInfo, namespace, breakglass, deadline - this.#o.clock.now());
+      const user = req.userInfo?.username ?? 'unknown';
+      if (!d.ok) {
+        this.#log.warn({ namespace, kind, name: w.name, user, dryRun, why: d.message }, 'admission breakglass refused');
+        return done('denied', 'none', {
+          allowed: false,
+          status: { code: 403, reason: 'Forbidden', message: `anchore-operator denied ${kind} ${namespace}/${w.name}: breakglass refused: ${d.message}` },
+        });
+      }
       this.#o.metrics.admissionBreakglass.inc({ namespace });
-      const why = breakglass.trim() || '(no reason given)';
-      this.#log.warn({ namespace, kind, name: w.name, user: req.userInfo?.username, reason: why, dryRun }, 'admission breakglass used: images not checked');
+      this.#log.warn({ namespace, kind, name: w.name, user, reason: d.reason, dryRun }, 'admission breakglass used: images not checked');
       if (!dryRun) {
         this.#o.events.event(
           subjectRef(w),
           'Warning',
           EVENT_REASON.admissionBreakglass,
           'Admit',
-          `${kind} ${namespace}/${w.name} admitted without an Anchore policy check by the ${BREAKGLASS_ANNOTATION} annotation (user ${req.userInfo?.username ?? 'unknown'}): ${why}`.slice(0, 1024),
+          `${kind} ${namespace}/${w.name} admitted without an Anchore policy check by the ${BREAKGLASS_ANNOTATION} annotation (user ${user}): ${d.reason}`.slice(0, 1024),
         );
       }
-      return done('breakglass', 'none', { allowed: true, warnings: [`anchore-operator: ${BREAKGLASS_ANNOTATION} is set (${why}); images were not checked and this use is audited`] });
+      return done('breakglass', 'none', {
+        allowed: true,
+        warnings: [`anchore-operator: ${BREAKGLASS_ANNOTATION} is set (${d.reason}); images were not checked and this use is audited`.slice(0, MAX_WARNING)],
+      });
     }
 
-    // Every (binding, image) pair the bindings cover.
+    // resolve: every (binding, image) pair the bindings cover. An image that cannot be parsed is covered by every
+    // binding that selects the pods (no image filter can be said not to match it): it is unjudged, never skipped.
+    const images = this.#resolve(containers);
     const covered: Covered[] = [];
-    const images = containers.map((c) => this.#o.scope.resolveImage({ name: c.name, kind: c.kind, image: c.image }));
     for (const { binding, compiled } of bindings) {
       const account = binding.spec.account ?? this.#o.scope.accountFor(ns, namespace);
-      if (this.#accounts.size < 1000) this.#accounts.add(account);
+      this.#useAccount(account);
       const seen = new Set<string>();
-      for (const r of images) {
-        if (r.kind !== 'image' || !compiled.covers(r.image)) continue;
-        const id = `${r.image.tag}@${r.image.digest ?? ''}`;
-        if (seen.has(id)) continue;
-        seen.add(id);
-        covered.push({ binding, compiled, account, image: r.image });
+      for (const img of images) {
+        if (img.image && !compiled.covers(img.image)) continue;
+        if (seen.has(img.spec)) continue;
+        seen.add(img.spec);
+        covered.push({ binding, compiled, account, image: img });
       }
     }
     if (covered.length === 0) return allow('allowed');
 
-    const deadline = this.#now() + this.#o.config.deadlineMs;
+    // judge
     const judgements = await Promise.all(covered.map((c) => this.#judge(c, deadline)));
 
+    // decide
     const denials: string[] = [];
     const warnings: string[] = [];
+    const violations: Array<{ c: Covered; failing: string }> = [];
+    const unknown: Unknown[] = [];
     let anyMiss = false;
-    const toRegister = new Map<string, Covered>();
+    let policyFailure = false;
     covered.forEach((c, i) => {
       const j = judgements[i] as Judgement;
       if (j.lookup === 'miss') anyMiss = true;
       if (j.lookup !== 'none') this.#o.metrics.admissionLookups.inc({ result: j.lookup });
-      const b = c.binding;
-      const from = b.namespace === undefined ? `${b.kind} ${b.name}` : `${b.kind} ${b.namespace}/${b.name}`;
+      const from = describeBinding(c.binding);
       let failing: string | undefined;
       if (j.verdict === 'fail') {
-        failing = `image ${c.image.tag} fails Anchore policy ${j.policy ?? '(active)'} in account ${c.account}: ${j.detail}`;
+        failing = `image ${c.image.spec} fails Anchore policy ${j.policy ?? '(active)'} in account ${c.account}: ${j.detail}`;
+        policyFailure ||= c.compiled.enforcement === 'deny';
       } else if (j.verdict === 'unjudged') {
         this.#o.metrics.admissionUnjudged.inc({ failure_policy: c.compiled.failurePolicy, reason: j.reason ?? 'not_in_anchore' });
-        if (j.reason === 'not_in_anchore' || j.reason === 'not_analyzed') toRegister.set(imageKey(c.account, c.image) + c.image.tag, c);
-        if (c.compiled.failurePolicy === 'closed') failing = `image ${c.image.tag} cannot be judged (${j.detail}) and failurePolicy is closed`;
-        else warnings.push(`anchore-operator: image ${c.image.tag} was not checked against Anchore policy (${j.detail}); admitted because ${from} has failurePolicy open`);
+        if (c.image.image && (j.reason === 'not_in_anchore' || j.reason === 'not_analyzed')) unknown.push({ account: c.account, image: c.image.image });
+        if (c.compiled.failurePolicy === 'closed') failing = `image ${c.image.spec} cannot be judged (${j.detail}) and failurePolicy is closed`;
+        else warnings.push(warning(from, `image ${c.image.spec} was not checked against Anchore policy (${j.detail}); admitted because failurePolicy is open`));
       } else if (j.verdict === 'warn' && c.compiled.enforcement !== 'audit') {
-        warnings.push(`anchore-operator: image ${c.image.tag} has final action warn under Anchore policy ${j.policy ?? '(active)'} (${from}): ${j.detail}`);
+        warnings.push(warning(from, `image ${c.image.spec} has final action warn under Anchore policy ${j.policy ?? '(active)'}: ${j.detail}`));
       }
       if (!failing) return;
       this.#o.metrics.admissionViolations.inc({ enforcement: c.compiled.enforcement });
-      const line = `${failing} (${from}, enforcement ${c.compiled.enforcement})`;
-      if (c.compiled.enforcement === 'deny') denials.push(line);
-      else if (c.compiled.enforcement === 'warn') warnings.push(`anchore-operator: ${line}`);
-      if (!dryRun) {
-        const reason = c.compiled.enforcement === 'deny' ? EVENT_REASON.admissionDenied : c.compiled.enforcement === 'warn' ? EVENT_REASON.admissionWarned : EVENT_REASON.admissionAudit;
-        const outcome = c.compiled.enforcement === 'deny' ? 'rejected' : 'admitted';
-        this.#o.events.event(bindingRef(b), 'Warning', reason, 'Admit', `${kind} ${namespace}/${w.name} ${outcome}: ${failing}`.slice(0, 1024), subjectRef(w));
-      }
+      if (c.compiled.enforcement === 'deny') denials.push(`${failing} (${from}, enforcement deny)`);
+      else if (c.compiled.enforcement === 'warn') warnings.push(warning(`${from} (enforcement warn)`, failing));
+      violations.push({ c, failing });
     });
-    if (!dryRun && this.#o.config.registerUnknown && toRegister.size) {
-      // After the answer, off the latency path: the add is what makes the next attempt judgeable.
-      setImmediate(() => {
-        for (const c of toRegister.values()) void this.#register(c);
-      });
+    const denied = denials.length > 0;
+
+    // announce: registrations are decided now (the answer says what happened) and sent after it.
+    const sent = !dryRun && this.#o.config.registerUnknown ? this.#registrar.offer(namespace, unknown, denied && policyFailure) : new Set<string>();
+    if (!dryRun) {
+      const denier = violations.find((v) => v.c.compiled.enforcement === 'deny')?.c.binding;
+      for (const { c, failing } of violations) {
+        const e = c.compiled.enforcement;
+        const reason = e === 'deny' ? EVENT_REASON.admissionDenied : e === 'warn' ? EVENT_REASON.admissionWarned : EVENT_REASON.admissionAudit;
+        // The outcome of the request, not of this binding alone: an audit binding must not say "admitted" when another binding rejected it.
+        const outcome = !denier ? 'admitted' : e === 'deny' ? 'rejected' : `rejected (by ${describeBinding(denier)})`;
+        this.#o.events.event(bindingRef(c.binding), 'Warning', reason, 'Admit', `${kind} ${namespace}/${w.name} ${outcome}: ${failing}`.slice(0, 1024), subjectRef(w));
+      }
     }
     const lookup = anyMiss ? 'miss' : 'hit';
-    const uniqueWarnings = [...new Set(warnings)].map((x) => x.slice(0, 512));
-    if (denials.length) {
-      const message = `anchore-operator denied ${kind} ${namespace}/${w.name}: ${[...new Set(denials)].join('; ')}`;
-      return done('denied', lookup, {
-        allowed: false,
-        status: { code: 403, reason: 'Forbidden', message: message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE)}…` : message },
-        ...(uniqueWarnings.length ? { warnings: uniqueWarnings } : {}),
-      });
+    const uniqueWarnings = [...new Set(warnings)];
+    if (denied) {
+      const next = nextSteps(namespace, policyFailure, unknown, sent);
+      const body = `anchore-operator denied ${kind} ${namespace}/${w.name}: ${[...new Set(denials)].join('; ')}`;
+      const message = `${body.length > MAX_MESSAGE ? `${body.slice(0, MAX_MESSAGE)}…` : body}. ${next}`;
+      return done('denied', lookup, { allowed: false, status: { code: 403, reason: 'Forbidden', message }, ...(uniqueWarnings.length ? { warnings: uniqueWarnings } : {}) });
     }
     return done(uniqueWarnings.length ? 'warned' : 'allowed', lookup, { allowed: true, ...(uniqueWarnings.length ? { warnings: uniqueWarnings } : {}) });
+  }
+
+  #resolve(containers: ReadonlyArray<{ name: string; kind: ContainerKind; image: string }>): SpecImage[] {
+    const out: SpecImage[] = [];
+    const seen = new Set<string>();
+    for (const c of containers) {
+      if (seen.has(c.image)) continue;
+      seen.add(c.image);
+      const r = this.#o.scope.resolveImage({ name: c.name, kind: c.kind, image: c.image });
+      if (r.kind === 'image') out.push({ spec: displayName(c.image, r.image), image: r.image });
+      else if (r.kind === 'invalid') out.push({ spec: JSON.stringify(c.image.slice(0, 200)), invalid: r.reason });
+      // excluded (IMAGES_EXCLUDE) and dropped (MISSING_TAG_POLICY=drop): the admin chose not to follow these images.
+    }
+    return out;
   }
 
   /** Bindings of this install that select the workload's pods: the namespace's own and the cluster-wide ones. */
@@ -250,12 +327,44 @@ export class AdmissionValidator {
     return out;
   }
 
+  /**
+   * One image under one binding. A digest in the spec is judged on that digest. A tag is judged on every digest it may
+   * stand for (catalog.tagCandidates: kubelet pulls of tag-only specs, Anchore's record of the tag; Anchore is asked
+   * on a miss), and the worst verdict counts: a digest some tenant pinned beside the tag can add a candidate but never
+   * hide a failing one.
+   */
   async #judge(c: Covered, deadline: number): Promise<Judgement> {
-    const { binding: b, compiled, account, image } = c;
-    const digest = image.digest ?? this.#o.images.digestForTag(account, image.tag);
-    if (!digest) {
-      return { verdict: 'unjudged', lookup: 'none', reason: 'not_in_anchore', detail: 'no digest is known for this tag: no pod runs it and Anchore does not list it' };
+    const image = c.image.image;
+    if (!image) return { verdict: 'unjudged', lookup: 'none', reason: 'invalid_reference', detail: `the image reference cannot be parsed: ${c.image.invalid ?? 'invalid'}` };
+    if (image.digest && image.pinned) return this.#judgeDigest(c, image.digest, deadline);
+    let candidates = this.#o.catalog.tagCandidates(c.account, image.tag);
+    let lookup: Judgement['lookup'] = 'hit';
+    if (candidates.length === 0) {
+      lookup = 'miss';
+      const r = await raceDeadline(this.#o.anchoreImages.lookupTag(c.account, image.tag, this.#limits(deadline)), deadline - this.#o.clock.now());
+      if (!r.ok) return { ...unjudged(r), lookup };
+      candidates = r.value;
     }
+    if (candidates.length === 0) return { verdict: 'unjudged', lookup, reason: 'not_in_anchore', detail: 'Anchore holds no image under this tag and no pod runs it' };
+    if (candidates.length > MAX_TAG_CANDIDATES) {
+      return { verdict: 'unjudged', lookup, reason: 'not_analyzed', detail: `the tag stands for ${candidates.length} digests (more than ${MAX_TAG_CANDIDATES}); pin a digest` };
+    }
+    const all = await Promise.all(candidates.map((d) => this.#judgeDigest(c, d, deadline)));
+    let worst = all[0] as Judgement;
+    for (const j of all) if (SEVERITY[j.verdict] > SEVERITY[worst.verdict]) worst = j;
+    const worstIndex = all.indexOf(worst);
+    const miss = lookup === 'miss' || all.some((j) => j.lookup === 'miss');
+    const several = candidates.length > 1 ? ` (the tag may stand for ${candidates.length} digests; ${short(candidates[worstIndex] as string)}: ${worst.verdict})` : '';
+    return { ...worst, lookup: miss ? 'miss' : worst.lookup, detail: `${worst.detail}${several}` };
+  }
+
+  #limits(deadline: number): { attempts: number; deadlineAt: number } {
+    return { attempts: MISS_ATTEMPTS, deadlineAt: deadline };
+  }
+
+  async #judgeDigest(c: Covered, digest: string, deadline: number): Promise<Judgement> {
+    const { binding: b, compiled, account } = c;
+    const tag = (c.image.image as ResolvedImage).tag;
     if (compiled.mode === 'analyze') return this.#judgeAnalysis(c, digest, deadline);
 
     // The policy: the binding's, else the account's active one (from a recent list or the binding's own status).
@@ -276,22 +385,23 @@ export class AdmissionValidator {
     }
     const policy = policyName ?? policyId;
     if (policyId) {
-      const hit = this.#o.cache.peekCheck(account, policyId, digest, image.tag, compiled.intervalMs);
+      const hit = this.#o.cache.peekCheck(account, policyId, digest, tag, compiled.intervalMs);
       if (hit) return { ...fromCheck(hit, compiled.failOn), lookup: 'hit', ...(policy ? { policy } : {}) };
-      const fromStatus = this.#fromStatus(b, compiled, policyId, digest, image.tag);
+      const fromStatus = this.#fromStatus(b, compiled, policyId, digest, tag);
       if (fromStatus) return { ...fromStatus, lookup: 'hit', ...(policy ? { policy } : {}) };
     }
     // A miss: one Anchore call (shared with any concurrent request for the same image), within the deadline.
+    const limits = this.#limits(deadline);
     const r = await raceDeadline(
       policyId
-        ? this.#o.cache.check(account, policyId, digest, image.tag, compiled.intervalMs)
+        ? this.#o.cache.check(account, policyId, digest, tag, compiled.intervalMs, limits)
         : this.#o.cache.policies(account, POLICY_LIST_MAX_AGE_MS).then((list) => {
             const active = list.find((p) => p.active);
             if (!active) throw new AnchoreError('not-found', 'listPolicies', `account ${account} has no active policy`, { status: 404 });
             policyName = active.name;
-            return this.#o.cache.check(account, active.policy_id, digest, image.tag, compiled.intervalMs);
+            return this.#o.cache.check(account, active.policy_id, digest, tag, compiled.intervalMs, limits);
           }),
-      deadline - this.#now(),
+      deadline - this.#o.clock.now(),
     );
     const named = policyName ?? policyId;
     if (r.ok) return { ...fromCheck(r.value, compiled.failOn), lookup: 'miss', ...(named ? { policy: named } : {}) };
@@ -299,11 +409,12 @@ export class AdmissionValidator {
   }
 
   async #judgeAnalysis(c: Covered, digest: string, deadline: number): Promise<Judgement> {
-    const entry = this.#o.images.catalog(imageKey(c.account, { digest, tag: c.image.tag }));
+    const tag = (c.image.image as ResolvedImage).tag;
+    const entry = this.#o.catalog.lookup(imageKey(c.account, { digest, tag }));
     if (entry?.analysis === 'analyzed') return { verdict: 'pass', lookup: 'hit', detail: 'analysed' };
     const s = c.binding.status.results?.find((x) => x.digest === digest && x.result === 'pass');
     if (s && c.binding.status.observedGeneration === c.binding.generation) return { verdict: 'pass', lookup: 'hit', detail: 'analysed' };
-    const r = await raceDeadline(this.#o.anchore.getImage(c.account, digest), deadline - this.#now());
+    const r = await raceDeadline(this.#o.anchore.getImage(c.account, digest, this.#limits(deadline)), deadline - this.#o.clock.now());
     if (!r.ok) return { ...unjudged(r), lookup: 'miss' };
     if (r.value.analysis_status === 'analyzed') return { verdict: 'pass', lookup: 'miss', detail: 'analysed' };
     if (r.value.analysis_status === 'analysis_failed') return { verdict: 'fail', lookup: 'miss', detail: 'Anchore failed to analyse the image' };
@@ -314,28 +425,54 @@ export class AdmissionValidator {
   #fromStatus(b: BindingInfo, compiled: CompiledBinding, policyId: string, digest: string, tag: string): Omit<Judgement, 'lookup'> | undefined {
     const st = b.status;
     if (st.observedGeneration !== b.generation || st.policy?.id !== policyId || !st.lastEvaluationTime) return undefined;
-    if (this.#now() - Date.parse(st.lastEvaluationTime) > compiled.intervalMs) return undefined;
+    if (this.#o.clock.now() - Date.parse(st.lastEvaluationTime) > compiled.intervalMs) return undefined;
     const r = st.results?.find((x) => x.digest === digest && x.image === tag);
     if (!r || (r.result !== 'pass' && r.result !== 'fail' && r.result !== 'warn')) return undefined;
     return { verdict: r.result, detail: `final action ${r.finalAction ?? r.result}, ${r.findings ?? 0} finding(s)${findingsSuffix(r.topFindings ?? [])}` };
   }
+}
 
-  async #register(c: Covered): Promise<void> {
-    const id = imageKey(c.account, c.image);
-    const last = this.#registered.get(id);
-    if (last !== undefined && this.#now() - last < REGISTER_AGAIN_MS) return;
-    if (this.#o.images.catalog(id)) return;
-    this.#registered.set(id, this.#now());
-    if (this.#registered.size > 10_000) for (const [k, t] of this.#registered) if (this.#now() - t >= REGISTER_AGAIN_MS) this.#registered.delete(k);
-    try {
-      const res = await this.#o.anchore.addImage(c.account, addImageRequest(c.image, this.#o.clusterName, { requestor: 'admission' }));
-      this.#o.images.noteRegistered(c.account, res);
-      this.#log.info({ account: c.account, image: c.image.tag, digest: res.image_digest }, 'admission registered an image Anchore did not hold');
-    } catch (err) {
-      this.#registered.delete(id);
-      this.#log.warn({ account: c.account, image: c.image.tag, err: errorMessage(err) }, 'admission could not register an image with Anchore');
-    }
+function describeBinding(b: BindingInfo): string {
+  return b.namespace === undefined ? `${b.kind} ${b.name}` : `${b.kind} ${b.namespace}/${b.name}`;
+}
+
+/** A warning kubectl prints: who says it first, so a cut (at 512 characters) never loses the binding's name. */
+function warning(from: string, text: string): string {
+  const w = `anchore-operator: ${from}: ${text}`;
+  return w.length > MAX_WARNING ? `${w.slice(0, MAX_WARNING - 1)}…` : w;
+}
+
+/**
+ * How a person recognises the image: the normalised reference as the spec wrote it — a tag, a digest, or both —
+ * never the pseudo-tag MISSING_TAG_POLICY gives a digest-only image for Anchore.
+ */
+function displayName(spec: string, r: ResolvedImage): string {
+  if (!r.pinned || !r.digest) return r.tag;
+  const last = spec.slice(spec.lastIndexOf('/') + 1);
+  const hasTag = last.slice(0, last.indexOf('@') < 0 ? undefined : last.indexOf('@')).includes(':');
+  return hasTag ? `${r.tag}@${r.digest}` : `${r.repository}@${r.digest}`;
+}
+
+function short(digest: string): string {
+  return digest.slice(0, 19);
+}
+
+/** What the person whose request was denied can do next. */
+function nextSteps(namespace: string, policyFailure: boolean, unknown: readonly Unknown[], sent: ReadonlySet<string>): string {
+  const steps: string[] = [];
+  if (policyFailure) steps.push('use an image that passes the policy (or fix its findings and rebuild)');
+  if (unknown.length) {
+    const all = unknown.every((u) => sent.has(imageKey(u.account, u.image)));
+    steps.push(
+      all
+        ? 'the images Anchore did not know were sent to it for analysis: apply again once they are analysed (usually minutes)'
+        : 'ask your platform team to add the images Anchore does not know (admission did not send them all: see anchore_operator_admission_registrations_total)',
+    );
   }
+  steps.push(
+    `to deploy anyway, someone allowed to break glass ("use" on breakglass.${BREAKGLASS_ACCESS.group} in namespace ${namespace}) can set the ${BREAKGLASS_ANNOTATION} annotation with a reason`,
+  );
+  return `Next: ${steps.join('; or ')}`;
 }
 
 function fromCheck(c: PolicyCheck, failOn: 'stop' | 'warn'): Omit<Judgement, 'lookup'> {

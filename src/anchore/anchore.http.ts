@@ -2,8 +2,10 @@ import type {
   AddImageRequest,
   AnchoreApi,
   AnchoreImage,
+  CallLimits,
   CapabilityReport,
   HealthReport,
+  ImageListFilter,
   IntegrationRegistration,
   KubernetesInventory,
   PolicyCheck,
@@ -95,11 +97,12 @@ export class AnchoreHttpClient implements AnchoreApi {
     };
   }
 
-  async listImages(account: string): Promise<AnchoreImage[]> {
+  async listImages(account: string, filter: ImageListFilter = {}, limits: CallLimits = {}): Promise<AnchoreImage[]> {
     const operation = 'list_images';
     const list = await this.#http.call(operation, 'GET', '/v2/images', {
       account,
-      query: { image_status: 'active' },
+      ...limits,
+      query: { image_status: 'active', full_tag: filter.fullTag },
       read: (b) => readImageList(b, operation),
     });
     for (const u of list.unknownStatuses) this.#unknownStatus(operation, u.digest, u.value);
@@ -110,10 +113,10 @@ export class AnchoreHttpClient implements AnchoreApi {
     return list.images;
   }
 
-  async getImage(account: string, digest: string): Promise<AnchoreImage> {
+  async getImage(account: string, digest: string, limits: CallLimits = {}): Promise<AnchoreImage> {
     const operation = 'get_image';
     assertDigest(digest, operation);
-    const r = await this.#http.call(operation, 'GET', `/v2/images/${digest}`, { account, read: (b) => readImage(b, operation) });
+    const r = await this.#http.call(operation, 'GET', `/v2/images/${digest}`, { account, ...limits, read: (b) => readImage(b, operation) });
     return this.#image(operation, r);
   }
 
@@ -173,11 +176,12 @@ export class AnchoreHttpClient implements AnchoreApi {
     });
   }
 
-  async checkImage(account: string, digest: string, tag: string, policyId?: string): Promise<PolicyCheck> {
+  async checkImage(account: string, digest: string, tag: string, policyId?: string, limits: CallLimits = {}): Promise<PolicyCheck> {
     const operation = 'get_image_policy_check_by_digest';
     assertDigest(digest, operation);
     return this.#http.call(operation, 'GET', `/v2/images/${digest}/check`, {
       account,
+      ...limits,
       query: { tag, policy_id: policyId, detail: true, interactive: true },
       read: (b) => {
         const check = readPolicyCheck(b, digest, tag);

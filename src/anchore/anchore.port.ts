@@ -200,14 +200,29 @@ export interface ReportMetricPoint {
   value: number;
 }
 
+/**
+ * How long one call may take, for callers with a deadline of their own (admission): at most `attempts` HTTP attempts,
+ * and no attempt or retry that would end after `deadlineAt` (epoch ms). Without it the client's defaults apply.
+ */
+export interface CallLimits {
+  attempts?: number;
+  deadlineAt?: number;
+}
+
+/** Filters of GET /v2/images. */
+export interface ImageListFilter {
+  /** Only images Anchore holds under this full tag (`full_tag`). */
+  fullTag?: string;
+}
+
 /** Account scoping: every call that acts on account data takes the account it acts as (x-anchore-account). */
 export interface AnchoreApi {
   version(): Promise<ServerVersion>;
   /** Reads GET /v2/openapi.json and reports which operations the operator uses are missing. */
   capabilities(): Promise<CapabilityReport>;
   /** All active images the account holds (one call, no pagination in V2). */
-  listImages(account: string): Promise<AnchoreImage[]>;
-  getImage(account: string, digest: string): Promise<AnchoreImage>;
+  listImages(account: string, filter?: ImageListFilter, limits?: CallLimits): Promise<AnchoreImage[]>;
+  getImage(account: string, digest: string, limits?: CallLimits): Promise<AnchoreImage>;
   addImage(account: string, req: AddImageRequest): Promise<AnchoreImage>;
   postKubernetesInventory(account: string, inventory: KubernetesInventory): Promise<void>;
   /** Returns the integration uuid. */
@@ -216,7 +231,7 @@ export interface AnchoreApi {
   listPolicies(account: string): Promise<PolicyRecord[]>;
   getPolicy(account: string, policyId: string): Promise<PolicyRecord>;
   /** GET /v2/images/{digest}/check?tag=…[&policy_id=…]. Throws not-found when the image is not analyzed or the policy is unknown. */
-  checkImage(account: string, digest: string, tag: string, policyId?: string): Promise<PolicyCheck>;
+  checkImage(account: string, digest: string, tag: string, policyId?: string, limits?: CallLimits): Promise<PolicyCheck>;
   /** GET /v2/images/{digest}/vuln/all (vendor_only default). */
   vulnerabilities(account: string, digest: string): Promise<Vulnerability[]>;
   /** Reports API (POST /v2/reports/graphql): the metric catalogue, all pages. */

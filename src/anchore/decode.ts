@@ -121,6 +121,11 @@ export function parseImage(raw: unknown): { image?: AnchoreImage; problem?: stri
   if (created) img.created_at = created;
   const updated = str('last_updated');
   if (updated) img.last_updated = updated;
+  // Only the operator's own annotations are kept (they say how it added the image); the rest is not its to read.
+  const ann = o['annotations'];
+  if (ann && typeof ann === 'object' && !Array.isArray(ann)) {
+    for (const [k, v] of Object.entries(ann)) if (k.startsWith('anchore-operator/') && typeof v === 'string') (img.annotations ??= {})[k] = v;
+  }
   return known ? { image: img } : { image: img, unknownStatus: status };
 }
 

@@ -11,7 +11,7 @@ import { sleep, systemClock } from '../runtime/clock.ts';
 import { type Priority, Semaphore, TokenBucket } from '../runtime/limits.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { type AnchoreAuth, OAuthTokenManager, type TokenResponse, basicHeader } from './auth.ts';
-import { ANCHORE_CLIENT_DEFAULTS } from './anchore.port.ts';
+import { ANCHORE_CLIENT_DEFAULTS, type CallLimits } from './anchore.port.ts';
 import { readTokenResponse } from './decode.ts';
 import { AnchoreError, parseErrorBody, protocolError } from './errors.ts';
 import { parseAnchoreUrl } from './url.ts';
@@ -40,7 +40,7 @@ export interface AnchoreTransportConfig {
   onRequest?: (e: { operation: string; status: number; durationMs: number; errorKind?: string }) => void;
 }
 
-export interface CallOptions<T = unknown> {
+export interface CallOptions<T = unknown> extends CallLimits {
   account?: string;
   query?: Record<string, string | boolean | undefined>;
   json?: unknown;
@@ -125,7 +125,11 @@ export class AnchoreTransport {
    */
   async call<T = unknown>(operation: string, method: string, path: string, opts: CallOptions<T>): Promise<T> {
     let reauthenticated = false;
+    const attempts = Math.max(1, Math.min(opts.attempts ?? this.#attempts, this.#attempts));
     for (let attempt = 0; ; attempt++) {
+      if (opts.deadlineAt !== undefined && Date.now() >= opts.deadlineAt) {
+        throw new AnchoreError('unavailable', operation, `${operation}: the caller's deadline passed before Anchore answered`, {});
+      }
       try {
         // Registering a new image and reporting the inventory are what users wait for; polls and reads queue behind.
         // The rate token is taken before a concurrency slot, so requests waiting for the rate never hold a slot.
@@ -139,10 +143,12 @@ export class AnchoreTransport {
           attempt--;
           continue;
         }
-        if (!err.retryable || attempt + 1 >= this.#attempts) throw err;
+        if (!err.retryable || attempt + 1 >= attempts) throw err;
         const retryAfterMs = (err.retryAfterSeconds ?? 0) * 1000;
         if (retryAfterMs > this.#maxRetryAfterMs) throw err; // let the caller's queue wait that long
         const delay = Math.max(retryAfterMs, backoffDelay(this.#backoff, attempt));
+        // A retry that could not finish before the caller's deadline only adds load: the caller has given up by then.
+        if (opts.deadlineAt !== undefined && Date.now() + delay >= opts.deadlineAt) throw err;
         this.#cfg.log.debug({ operation, attempt: attempt + 1, delayMs: delay, err: err.message }, 'retrying Anchore call');
         await sleep(delay);
       }
@@ -194,7 +200,7 @@ export class AnchoreTransport {
         headers,
         body,
         dispatcher: this.#agent,
-        signal: AbortSignal.timeout(this.#requestMs),
+        signal: AbortSignal.timeout(opts.deadlineAt === undefined ? this.#requestMs : Math.max(1, Math.min(this.#requestMs, opts.deadlineAt - Date.now()))),
       });
       status = res.statusCode;
       const ok = status >= 200 && status < 300;

@@ -6,6 +6,9 @@ import { OperatorMetrics } from '../telemetry/metrics.ts';
 import { aContainer, aNamespace, aPod, hex64, memoryStores, type MemoryStores } from '../testing/factories.ts';
 import { ImageController } from './image.controller.ts';
 import { Scope } from '../model/scope.ts';
+import { AnchoreImages } from '../model/anchore-images.ts';
+import { ImageCatalog } from '../model/image-catalog.ts';
+import { systemClock } from '../runtime/clock.ts';
 
 const log = createLogger({ level: 'silent', pretty: false });
 const d = (s: string): string => `sha256:${hex64(s)}`;
@@ -44,8 +47,11 @@ describe('ImageController', () => {
   });
 
   function controller(final?: (key: string) => void, extra: Partial<ConstructorParameters<typeof Scope>[0]> = {}, pollMaxMs = 100): ImageController {
+    const catalog = new ImageCatalog();
     const c = new ImageController({
       stores,
+      catalog,
+      anchoreImages: new AnchoreImages({ anchore, catalog, refreshMs: 60_000, clock: systemClock, log }),
       scope: new Scope({ namespaces: { exclude: ['kube-system'] }, imageExclude: [], imagePolicy: { missingTagPolicy: 'digest' }, defaultAccount: 'admin', routes: [], ...extra }),
       anchore,
       clusterName: 'c1',

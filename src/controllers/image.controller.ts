@@ -8,7 +8,8 @@ import { WorkQueue } from '../runtime/workqueue.ts';
 import { type Logger, nextReconcileId } from '../telemetry/logger.ts';
 import { METRIC, type OperatorMetrics } from '../telemetry/metrics.ts';
 import { addImageRequest } from '../model/add-image.ts';
-import { type CatalogEntry, FINAL_ANALYSIS, ImageCatalog } from '../model/image-catalog.ts';
+import type { AnchoreImages } from '../model/anchore-images.ts';
+import { type CatalogEntry, FINAL_ANALYSIS, type ImageCatalog } from '../model/image-catalog.ts';
 import { imageKey } from '../model/image-keys.ts';
 import type { ImageRegistry } from '../model/images.port.ts';
 import { MISSING_ACCOUNT_RECHECK_MS, type MissingAccounts } from '../model/missing-accounts.ts';
@@ -26,6 +27,10 @@ interface ImageControllerOptions {
   metrics: OperatorMetrics;
   /** Shared record of accounts Anchore says do not exist (log once, metric). */
   missingAccounts?: MissingAccounts;
+  /** The shared image model (built by the composition root; admission, bindings and metrics read it too). */
+  catalog: ImageCatalog;
+  /** Anchore's image lists, loaded into the catalog on every replica. */
+  anchoreImages: Pick<AnchoreImages, 'ensureAccount'>;
 }
 
 /**
@@ -38,10 +43,9 @@ interface ImageControllerOptions {
 export class ImageController implements ImageRegistry {
   readonly queue: WorkQueue<string>;
   /** The shared image model this controller keeps current (others read it through the ImageRegistry port). */
-  readonly #model = new ImageCatalog();
-  readonly running = this.#model.running;
+  readonly #model: ImageCatalog;
+  readonly running: ImageCatalog['running'];
   readonly #o: ImageControllerOptions;
-  readonly #accountsLoaded = new Map<string, Promise<void>>();
   readonly #firstSeen = new Map<string, number>();
   readonly #pollBackoff: BackoffPolicy;
   readonly #log: Logger;
@@ -50,6 +54,8 @@ export class ImageController implements ImageRegistry {
 
   constructor(o: ImageControllerOptions) {
     this.#o = o;
+    this.#model = o.catalog;
+    this.running = o.catalog.running;
     this.#log = o.log.child({ controller: 'image' });
     this.#pollBackoff = { baseMs: 1000, maxMs: o.analysisPollMaxMs, jitter: 0.2 };
     this.queue = new WorkQueue<string>({
@@ -86,27 +92,11 @@ export class ImageController implements ImageRegistry {
   }
 
   /**
-   * The registry digest of a tag in an account without asking Anchore: what pods run under the tag, else what Anchore
-   * listed for it (admission resolves tag-only pod specs with it).
-   */
-  digestForTag(account: string, tag: string): string | undefined {
-    return this.#model.digestForTag(account, tag);
-  }
-
-  /**
-   * An image someone else registered (the admission webhook): recorded so that registering it when it runs is not a
-   * second add. Kept only if the account's list is loaded (otherwise the list will name it).
-   */
-  noteRegistered(account: string, image: AnchoreImage): void {
-    if (this.#accountsLoaded.has(account)) this.#model.learn(account, image);
-  }
-
-  /**
    * Resolves once Anchore's image list for the account is known (one shared list call). Bindings wait for it before
    * judging: after a restart an image missing from an unloaded catalog is not an image waiting for analysis.
    */
   ensureAccount(account: string): Promise<void> {
-    return this.#loadAccount(account);
+    return this.#o.anchoreImages.ensureAccount(account);
   }
 
   /** Images used by a pod, as the operator resolves them (scope, account, workload). */
@@ -204,7 +194,7 @@ export class ImageController implements ImageRegistry {
 
   async #reconcile(key: string, img: RunningImage): Promise<void> {
     const log = this.#log.child({ account: img.account, image: img.image.tag, reconcileId: nextReconcileId() });
-    await this.#loadAccount(img.account);
+    await this.#o.anchoreImages.ensureAccount(img.account);
     let entry = this.#model.entry(key) ?? this.#model.adoptListedTag(key);
     const added = !entry;
     if (!entry) {
@@ -282,22 +272,5 @@ export class ImageController implements ImageRegistry {
   /** Subscribes to images reaching a final analysis state (bindings re-evaluate then). */
   onAnalysisFinal(listener: (key: string, entry: CatalogEntry) => void): void {
     this.#finalListeners.push(listener);
-  }
-
-  /** One list call per account, shared by all concurrent reconciles; retried (by the queue) if it fails. */
-  #loadAccount(account: string): Promise<void> {
-    let p = this.#accountsLoaded.get(account);
-    if (!p) {
-      p = this.#o.anchore.listImages(account).then((images) => {
-        for (const i of images) this.#model.learn(account, i);
-        this.#o.missingAccounts?.present(account);
-        this.#log.info({ account, images: images.length }, 'learned the images Anchore already holds');
-      });
-      this.#accountsLoaded.set(account, p);
-      p.catch(() => {
-        this.#accountsLoaded.delete(account);
-      });
-    }
-    return p;
   }
 }

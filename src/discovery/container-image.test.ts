@@ -42,7 +42,7 @@ describe('resolveContainerImage', () => {
     {
       name: 'the imageID is a containerd config id and the spec pins a digest',
       input: { specImage: `app:1@${SHA_B}`, imageID: SHA_A },
-      want: { tag: 'docker.io/library/app:1', digest: SHA_B, pullString: `docker.io/library/app@${SHA_B}`, repository: 'docker.io/library/app' },
+      want: { tag: 'docker.io/library/app:1', digest: SHA_B, pullString: `docker.io/library/app@${SHA_B}`, repository: 'docker.io/library/app', pinned: true },
     },
     {
       name: 'the imageID is garbage',
@@ -52,33 +52,33 @@ describe('resolveContainerImage', () => {
     {
       name: 'spec has tag and digest and the imageID agrees',
       input: { specImage: `nginx:1.25@${SHA_A}`, imageID: `docker.io/library/nginx@${SHA_A}` },
-      want: { tag: 'docker.io/library/nginx:1.25', digest: SHA_A, pullString: `docker.io/library/nginx@${SHA_A}`, repository: 'docker.io/library/nginx' },
+      want: { tag: 'docker.io/library/nginx:1.25', digest: SHA_A, pullString: `docker.io/library/nginx@${SHA_A}`, repository: 'docker.io/library/nginx', pinned: true },
     },
     {
       name: 'the imageID digest differs from the spec digest (the imageID is what runs)',
       input: { specImage: `nginx:1.25@${SHA_A}`, imageID: `docker.io/library/nginx@${SHA_B}` },
-      want: { tag: 'docker.io/library/nginx:1.25', digest: SHA_B, pullString: `docker.io/library/nginx@${SHA_B}`, repository: 'docker.io/library/nginx' },
+      want: { tag: 'docker.io/library/nginx:1.25', digest: SHA_B, pullString: `docker.io/library/nginx@${SHA_B}`, repository: 'docker.io/library/nginx', pinned: true },
     },
     {
       name: 'digest only, policy digest',
       input: { specImage: `nginx@${SHA_A}`, imageID: `docker-pullable://nginx@${SHA_A}` },
-      want: { tag: `docker.io/library/nginx:${HEX_A}`, digest: SHA_A, pullString: `docker.io/library/nginx@${SHA_A}`, repository: 'docker.io/library/nginx' },
+      want: { tag: `docker.io/library/nginx:${HEX_A}`, digest: SHA_A, pullString: `docker.io/library/nginx@${SHA_A}`, repository: 'docker.io/library/nginx', pinned: true },
     },
     {
       name: 'digest only, policy digest, no imageID yet',
       input: { specImage: `ghcr.io/o/a@sha256:${HEX_A.toUpperCase()}` },
-      want: { tag: `ghcr.io/o/a:${HEX_A}`, digest: SHA_A, pullString: `ghcr.io/o/a@${SHA_A}`, repository: 'ghcr.io/o/a' },
+      want: { tag: `ghcr.io/o/a:${HEX_A}`, digest: SHA_A, pullString: `ghcr.io/o/a@${SHA_A}`, repository: 'ghcr.io/o/a', pinned: true },
     },
     {
       name: 'digest only, policy digest, the imageID reports another digest (tag follows the registered digest, as k8s-inventory)',
       input: { specImage: `nginx@${SHA_A}`, imageID: `docker.io/library/nginx@${SHA_B}` },
-      want: { tag: `docker.io/library/nginx:${HEX_B}`, digest: SHA_B, pullString: `docker.io/library/nginx@${SHA_B}`, repository: 'docker.io/library/nginx' },
+      want: { tag: `docker.io/library/nginx:${HEX_B}`, digest: SHA_B, pullString: `docker.io/library/nginx@${SHA_B}`, repository: 'docker.io/library/nginx', pinned: true },
     },
     {
       name: 'digest only, policy insert',
       input: { specImage: `nginx@${SHA_A}`, imageID: `nginx@${SHA_A}` },
       policy: { missingTagPolicy: 'insert' },
-      want: { tag: 'docker.io/library/nginx:UNKNOWN', digest: SHA_A, pullString: `docker.io/library/nginx@${SHA_A}`, repository: 'docker.io/library/nginx' },
+      want: { tag: 'docker.io/library/nginx:UNKNOWN', digest: SHA_A, pullString: `docker.io/library/nginx@${SHA_A}`, repository: 'docker.io/library/nginx', pinned: true },
     },
     {
       name: 'digest only, policy drop',

@@ -37,6 +37,11 @@ export interface ResolvedImage {
   pullString?: string;
   /** "registry/repository" of the spec image, e.g. "docker.io/library/nginx". */
   repository: string;
+  /**
+   * The spec image itself names the digest (`repo@sha256:…`, `repo:tag@sha256:…`). Its tag is then only what the
+   * spec's author wrote beside the digest: never evidence of where that tag points in the registry.
+   */
+  pinned?: true;
 }
 
 /** Tag used by the `insert` policy; the same placeholder k8s-inventory uses. */
@@ -112,6 +117,7 @@ export function resolveContainerImage(input: { specImage: string; imageID?: stri
   }
 
   const resolved: ResolvedImage = { tag: `${repository}:${tag}`, repository };
+  if (ref.digest !== undefined) resolved.pinned = true;
   if (digest !== undefined) {
     resolved.digest = digest;
     resolved.pullString = `${pullRepository}@${digest}`;

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { AccessChecker, RequestUser, ResourceAccess } from './cluster.port.ts';
 import type { KubeClient } from './client.ts';
 
 /** The verdict on one bearer token for one non-resource request. */
@@ -23,7 +24,7 @@ interface TokenReviewStatus {
  * (allowed for 60 s, denied for 10 s) so each scrape does not cost two apiserver calls; the token itself is never
  * stored or logged.
  */
-export class KubeAccessReviewer {
+export class KubeAccessReviewer implements AccessChecker {
   readonly #client: KubeClient;
   readonly #cache = new Map<string, { decision: AccessDecision; until: number }>();
   readonly #maxEntries: number;
@@ -45,6 +46,25 @@ export class KubeAccessReviewer {
     }
     this.#cache.set(key, { decision, until: now + (decision.allowed ? 60_000 : 10_000) });
     return decision;
+  }
+
+  async allowed(user: RequestUser, access: ResourceAccess, timeoutMs: number): Promise<{ allowed: boolean; reason?: string }> {
+    const sar = await this.#client.request<{ status?: { allowed?: boolean; reason?: string } }>('POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', {
+      body: {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SubjectAccessReview',
+        spec: {
+          user: user.username ?? '',
+          ...(user.uid ? { uid: user.uid } : {}),
+          groups: user.groups ?? [],
+          ...(user.extra ? { extra: user.extra } : {}),
+          resourceAttributes: { group: access.group, resource: access.resource, verb: access.verb, ...(access.namespace ? { namespace: access.namespace } : {}) },
+        },
+      },
+      timeoutMs,
+    });
+    const allowed = sar.status?.allowed === true;
+    return { allowed, ...(sar.status?.reason ? { reason: sar.status.reason } : {}) };
   }
 
   async #decide(token: string, path: string, verb: string): Promise<AccessDecision> {

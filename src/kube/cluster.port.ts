@@ -143,6 +143,27 @@ export interface ObjectRef {
   uid?: string;
 }
 
+/** The identity the apiserver authenticated for a request (admission.k8s.io/v1 UserInfo). */
+export interface RequestUser {
+  username?: string;
+  uid?: string;
+  groups?: string[];
+  extra?: Record<string, string[]>;
+}
+
+/** What a resource permission check names (SubjectAccessReview resourceAttributes). */
+export interface ResourceAccess {
+  group: string;
+  resource: string;
+  verb: string;
+  namespace?: string;
+}
+
+export interface AccessChecker {
+  /** Whether the user may do this (a SubjectAccessReview, uncached: a removed RoleBinding counts at once). Throws when the apiserver cannot say. */
+  allowed(user: RequestUser, access: ResourceAccess, timeoutMs: number): Promise<{ allowed: boolean; reason?: string }>;
+}
+
 export interface EventRecorder {
   /** Fire-and-forget; rate-limited per (object, reason); `related`: a second object involved (the binding). Never throws. */
   event(regarding: ObjectRef, type: 'Normal' | 'Warning', reason: string, action: string, note: string, related?: ObjectRef): void;

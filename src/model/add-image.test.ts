@@ -14,4 +14,12 @@ describe('addImageRequest', () => {
   it('when admission asks and no digest is known, then the image is added by tag and names its requestor', () => {
     expect(addImageRequest({ tag }, 'prod', { requestor: 'admission' })).toEqual({ tag, annotations: { 'anchore-operator/cluster': 'prod', 'anchore-operator/requestor': 'admission' } });
   });
+
+  it('when the spec pinned the digest beside the tag, then the add says the tag came from the spec (so it is never read as where the tag points)', () => {
+    expect(addImageRequest({ tag, pullString: 'docker.io/library/nginx@sha256:ab', pinned: true }, 'prod', { workload: 'free/Pod/p' }).annotations).toEqual({
+      'anchore-operator/cluster': 'prod',
+      'anchore-operator/workload': 'free/Pod/p',
+      'anchore-operator/tag-source': 'pinned-in-spec',
+    });
+  });
 });

@@ -1,4 +1,4 @@
-import type { AnchoreApi, PolicyCheck, PolicyRecord } from '../anchore/anchore.port.ts';
+import type { AnchoreApi, CallLimits, PolicyCheck, PolicyRecord } from '../anchore/anchore.port.ts';
 import { Semaphore } from '../runtime/limits.ts';
 import { digestKey } from './image-keys.ts';
 import { type CveFilter, type VulnerabilitySummary, summariseVulnerabilities } from './vulnerability-summary.ts';
@@ -35,10 +35,11 @@ export class EvaluationCache {
     this.#now = now;
   }
 
-  check(account: string, policyId: string, digest: string, tag: string, maxAgeMs: number): Promise<PolicyCheck> {
+  /** `limits`: for a caller with a deadline (admission); a call already in flight is shared whatever its limits. */
+  check(account: string, policyId: string, digest: string, tag: string, maxAgeMs: number, limits?: CallLimits): Promise<PolicyCheck> {
     // Only what a binding shows is kept: the top findings (messages cut to 512 characters) and the count.
     return this.#get(this.#checks, checkKey(account, policyId, digest, tag), maxAgeMs, async () => {
-      const c = await this.#anchore.checkImage(account, digest, tag, policyId);
+      const c = await this.#anchore.checkImage(account, digest, tag, policyId, limits);
       return { ...c, findings: c.findings.slice(0, KEPT_FINDINGS).map((f) => ({ ...f, message: f.message.slice(0, 512) })) };
     });
   }

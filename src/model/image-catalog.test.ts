@@ -19,7 +19,7 @@ describe('ImageCatalog', () => {
     expect(c.lookup(digestKey('admin', list))?.digest).toBe(platform);
     expect(c.lookup(imageKey('admin', { tag }))?.digest).toBe(platform);
     expect(c.lookup(imageKey('team-a', { tag }))).toBeUndefined();
-    expect(c.digestForTag('admin', tag)).toBe(platform);
+    expect(c.tagCandidates('admin', tag)).toEqual([platform]);
   });
 
   it('when a tag-only key is adopted, then it is filed under the listed digest with that tag', () => {
@@ -39,7 +39,7 @@ describe('ImageCatalog', () => {
     if (!entry) throw new Error('not learned');
     c.vanished(key, 'admin', entry);
     expect(c.lookup(key)).toBeUndefined();
-    expect(c.digestForTag('admin', tag)).toBeUndefined();
+    expect(c.tagCandidates('admin', tag)).toEqual([]);
     expect(c.reRegistering(key)).toBe(true);
     c.settled(key);
     expect(c.reRegistering(key)).toBe(false);
@@ -66,5 +66,20 @@ describe('ImageCatalog', () => {
     c.setPodUses('shop/web-1', undefined);
     c.setPodUses('shop/web-2', []);
     expect(c.workloadImages().size).toBe(0);
+  });
+
+  it('when pods pin tag@digest, then their digest is no evidence for the tag; a tag-only spec the kubelet resolved is, while it runs', () => {
+    const c = new ImageCatalog();
+    const workload = { kind: 'Pod', name: 'p', namespace: 'free' };
+    const pinned = { key: digestKey('admin', platform), account: 'admin', image: { tag, digest: platform, pinned: true as const, repository: 'docker.io/library/nginx' }, workload };
+    const pulled = { key: digestKey('admin', list), account: 'admin', image: { tag, digest: list, repository: 'docker.io/library/nginx' }, workload };
+    c.running.setSource('free/pinned', [pinned]);
+    expect(c.tagCandidates('admin', tag)).toEqual([]);
+    c.running.setSource('shop/pulled', [pulled]);
+    expect(c.tagCandidates('admin', tag)).toEqual([list]);
+    // The same digest used pinned by one pod and pulled by another: evidence while the pulling pod runs.
+    c.running.setSource('free/pinned-too', [{ ...pinned, key: digestKey('admin', list), image: { ...pinned.image, digest: list } }]);
+    c.running.setSource('shop/pulled', undefined);
+    expect(c.tagCandidates('admin', tag)).toEqual([]);
   });
 });

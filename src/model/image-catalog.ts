@@ -17,6 +17,14 @@ export interface CatalogEntry {
   verify?: boolean;
 }
 
+/**
+ * Annotation on images the operator adds from a spec that pins a digest beside a tag (`repo:tag@sha256:…`): Anchore
+ * then records the tag, but the pairing was the spec author's choice, so the operator never reads it as where the tag
+ * points. See docs/admission.md (tag resolution).
+ */
+export const TAG_SOURCE_ANNOTATION = 'anchore-operator/tag-source';
+export const TAG_SOURCE_PINNED = 'pinned-in-spec';
+
 export const FINAL_ANALYSIS: ReadonlySet<string> = new Set(['analyzed', 'analysis_failed']);
 
 /**
@@ -27,8 +35,12 @@ export const FINAL_ANALYSIS: ReadonlySet<string> = new Set(['analyzed', 'analysi
 export class ImageCatalog {
   readonly running = new RunningImages();
   readonly #entries = new Map<string, CatalogEntry>();
-  /** Tag key → digest, from Anchore's list (to find images that were added by tag). */
-  readonly #tagIndex = new Map<string, string>();
+  /**
+   * Tag key → the digests Anchore holds under the tag (oldest first), from its lists and tag lookups. Records the
+   * operator added from a spec that pinned the digest beside the tag (TAG_SOURCE_ANNOTATION) are left out: a spec's
+   * author chose that pairing, so it says nothing about where the tag points.
+   */
+  readonly #tagIndex = new Map<string, Set<string>>();
   /** Keys found deleted from Anchore, until registered and analysed again. */
   readonly #vanished = new Set<string>();
   /** Each running pod's resolved image uses (per-workload metrics without re-resolving at scrape time). */
@@ -61,7 +73,8 @@ export class ImageCatalog {
   #listedUnderTag(key: string): { account: string; tag: string; digest: string } | undefined {
     const k = tagOfImageKey(key);
     if (!k) return undefined;
-    const digest = this.#tagIndex.get(tagKey(k.account, k.tag));
+    let digest: string | undefined;
+    for (const d of this.#tagIndex.get(tagKey(k.account, k.tag)) ?? []) digest = d;
     return digest === undefined ? undefined : { account: k.account, tag: k.tag, digest };
   }
 
@@ -69,14 +82,34 @@ export class ImageCatalog {
   learn(account: string, i: AnchoreImage): void {
     const entry = (): CatalogEntry => ({ digest: i.image_digest, analysis: i.analysis_status, polls: 0, tags: new Set(i.full_tags) });
     const k = digestKey(account, i.image_digest);
-    if (!this.#entries.has(k)) this.#entries.set(k, entry());
+    const known = this.#entries.get(k);
+    if (!known) this.#entries.set(k, entry());
+    // A list read again (or on another replica) carries analysis the controller has not polled yet.
+    else if (!FINAL_ANALYSIS.has(known.analysis) && FINAL_ANALYSIS.has(i.analysis_status)) known.analysis = i.analysis_status;
     // A multi-arch image is stored under its platform digest; the kubelet reports the manifest list's digest,
     // which Anchore keeps as parent_digest. Both name the same image.
     if (i.parent_digest && i.parent_digest !== i.image_digest) {
       const pk = digestKey(account, i.parent_digest);
       if (!this.#entries.has(pk)) this.#entries.set(pk, entry());
     }
-    for (const t of i.full_tags) this.#tagIndex.set(tagKey(account, t), i.image_digest);
+    if (i.annotations?.[TAG_SOURCE_ANNOTATION] === TAG_SOURCE_PINNED) return;
+    for (const t of i.full_tags) {
+      const tk = tagKey(account, t);
+      let set = this.#tagIndex.get(tk);
+      if (!set) this.#tagIndex.set(tk, (set = new Set()));
+      set.add(i.image_digest);
+    }
+  }
+
+  /** Drops what Anchore's lists said about the account's tags (a full list is about to be learned again). */
+  forgetTags(account: string): void {
+    const prefix = tagKey(account, '');
+    for (const k of this.#tagIndex.keys()) if (k.startsWith(prefix)) this.#tagIndex.delete(k);
+  }
+
+  /** Whether Anchore's record of the tag is known (a list or a lookup named it), so a miss need not ask again. */
+  knowsTag(account: string, tag: string): boolean {
+    return this.#tagIndex.has(tagKey(account, tag));
   }
 
   /** Records the image the operator just registered under a key. */
@@ -88,7 +121,10 @@ export class ImageCatalog {
   vanished(key: string, account: string, entry: CatalogEntry): void {
     this.#entries.delete(key);
     this.#entries.delete(digestKey(account, entry.digest));
-    for (const t of entry.tags) if (this.#tagIndex.get(tagKey(account, t)) === entry.digest) this.#tagIndex.delete(tagKey(account, t));
+    for (const t of entry.tags) {
+      const set = this.#tagIndex.get(tagKey(account, t));
+      if (set?.delete(entry.digest) && set.size === 0) this.#tagIndex.delete(tagKey(account, t));
+    }
     this.#vanished.add(key);
   }
 
@@ -102,9 +138,14 @@ export class ImageCatalog {
     return this.#vanished.has(key);
   }
 
-  /** The registry digest of a tag in an account: what pods run under it, else what Anchore listed for it. */
-  digestForTag(account: string, tag: string): string | undefined {
-    return this.running.digestOfTag(account, tag) ?? this.#tagIndex.get(tagKey(account, tag));
+  /**
+   * Every digest a tag may stand for in an account, from evidence a tenant cannot forge: what kubelets pulled for
+   * tag-only specs, and what Anchore holds under the tag. Admission judges each; any failing one fails the tag.
+   */
+  tagCandidates(account: string, tag: string): string[] {
+    const out = new Set(this.running.digestsOfTag(account, tag));
+    for (const d of this.#tagIndex.get(tagKey(account, tag)) ?? []) out.add(d);
+    return [...out];
   }
 
   /** Sets the images a running pod uses (none: it stopped). */

@@ -1,4 +1,3 @@
-import type { AnchoreImage } from '../anchore/anchore.port.ts';
 import type { WorkloadRef } from '../kube/cluster.port.ts';
 import type { CatalogEntry } from './image-catalog.ts';
 import type { ImageUse, RunningImages } from './running-images.ts';
@@ -13,8 +12,6 @@ export interface ImageRegistry {
   readonly running: Pick<RunningImages, 'get' | 'keys' | 'values' | 'size'>;
   /** Anchore's state of an image key, if known. */
   catalog(key: string): CatalogEntry | undefined;
-  /** The registry digest of a tag without asking Anchore (what runs under it, else what Anchore listed). */
-  digestForTag(account: string, tag: string): string | undefined;
   /** Whether the image was found deleted from Anchore and is being registered again. */
   reRegistering(key: string): boolean;
   /** Top-level workloads with the image keys their running pods use. */
@@ -30,6 +27,4 @@ export interface ImageRegistry {
   recheck(key: string): boolean;
   /** Resolves once Anchore's image list for the account is known. */
   ensureAccount(account: string): Promise<void>;
-  /** An image someone else registered (the admission webhook), so that registering it when it runs is no second add. */
-  noteRegistered(account: string, image: AnchoreImage): void;
 }

@@ -48,6 +48,7 @@ export const METRIC = {
   admissionViolations: 'anchore_operator_admission_policy_violations_total',
   admissionUnjudged: 'anchore_operator_admission_unjudged_images_total',
   admissionBreakglass: 'anchore_operator_admission_breakglass_total',
+  admissionRegistrations: 'anchore_operator_admission_registrations_total',
   reportMetric: 'anchore_operator_anchore_report_metric',
   reportMetricCollected: 'anchore_operator_anchore_report_metric_collected_timestamp_seconds',
 } as const;
@@ -108,6 +109,7 @@ export class OperatorMetrics {
   readonly admissionViolations: Counter<'enforcement'>;
   readonly admissionUnjudged: Counter<'failure_policy' | 'reason'>;
   readonly admissionBreakglass: Counter<'namespace'>;
+  readonly admissionRegistrations: Counter<'outcome'>;
   /** Series budget shared by the findings gauges (reset at the start of every scrape). */
   readonly budget: SeriesBudget;
 
@@ -159,7 +161,7 @@ export class OperatorMetrics {
     });
     this.admissionRequests = new Counter({
       name: METRIC.admissionRequests,
-      help: 'Admission reviews answered, by object kind and verdict (allowed, warned, denied, exempt, breakglass, error)',
+      help: 'Admission reviews answered, by object kind and verdict (allowed, warned, denied, exempt, inherited, breakglass, error)',
       labelNames: ['kind', 'verdict'],
       registers: r,
     });
@@ -184,7 +186,7 @@ export class OperatorMetrics {
     });
     this.admissionUnjudged = new Counter({
       name: METRIC.admissionUnjudged,
-      help: 'Images admission could not judge, by the binding failurePolicy and why (not_in_anchore, not_analyzed, anchore_unavailable, deadline)',
+      help: 'Images admission could not judge, by the binding failurePolicy and why (not_in_anchore, not_analyzed, anchore_unavailable, deadline, invalid_reference)',
       labelNames: ['failure_policy', 'reason'],
       registers: r,
     });
@@ -192,6 +194,12 @@ export class OperatorMetrics {
       name: METRIC.admissionBreakglass,
       help: 'Admission requests let through by the anchore.io/admission-breakglass annotation, by namespace',
       labelNames: ['namespace'],
+      registers: r,
+    });
+    this.admissionRegistrations = new Counter({
+      name: METRIC.admissionRegistrations,
+      help: 'Images admission offered to register with Anchore, by outcome (registered, failed, or why not: request_denied, repository_not_allowed, over_review_limit, over_namespace_limit, over_global_limit)',
+      labelNames: ['outcome'],
       registers: r,
     });
     this.budget = new SeriesBudget(opts.maxSeries ?? DEFAULT_MAX_SERIES, this.seriesDropped);

@@ -692,6 +692,9 @@ export async function startLocalCluster(opts: { stateDir?: string; nodes?: numbe
         `--tls-cert-file=${pki.servingCert}`,
         `--tls-private-key-file=${pki.servingKey}`,
         '--leader-elect=false',
+        // Each controller acts as its own service account (system:serviceaccount:kube-system:replicaset-controller,
+        // …), as kubeadm and kind run it: admission sees the identity real clusters show it, not the admin's.
+        '--use-service-account-credentials=true',
         `--root-ca-file=${pki.caCert}`,
         `--service-account-private-key-file=${pki.saKey}`,
         `--cluster-signing-cert-file=${pki.caCert}`,

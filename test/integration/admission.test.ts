@@ -36,7 +36,7 @@ const webhookConfig = (name: string, port: number, caPem: string, namespaces: st
       host: testHost ?? '127.0.0.1',
       hookName: 'workloads.admission.anchore.io',
       rules: [
-        webhookRule([''], ['pods']),
+        webhookRule([''], ['pods', 'replicationcontrollers']),
         webhookRule([''], ['pods/ephemeralcontainers'], ['UPDATE']),
         webhookRule(['apps'], ['deployments', 'replicasets', 'statefulsets', 'daemonsets']),
         webhookRule(['batch'], ['jobs', 'cronjobs']),
@@ -141,7 +141,7 @@ describe('admission webhook (real kube-apiserver)', () => {
   it('when the binding warns, then the request succeeds and kubectl prints the warning', async () => {
     const r = await kubectlRaw(['apply', '-f', '-'], labelled(deployment(ns, 'warned', 1, [{ name: 'envoy', image: 'envoyproxy/envoy:v1.31.0' }]), 'advised'));
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/Warning: anchore-operator: image docker\.io\/envoyproxy\/envoy:v1\.31\.0 fails Anchore policy Default bundle/);
+    expect(r.stderr).toContain(`Warning: anchore-operator: AnchorePolicyBinding ${ns}/advise (enforcement warn): image docker.io/envoyproxy/envoy:v1.31.0 fails Anchore policy Default bundle`);
   });
 
   it('when the request is a dry run, then an unknown image is not registered and no Event is written; the real request registers it', async () => {
@@ -170,7 +170,8 @@ describe('admission webhook (real kube-apiserver)', () => {
       expect(closed.stderr).toMatch(/cannot be judged \((Anchore could not be asked|Anchore did not answer within the admission deadline)/);
       const open = await kubectlRaw(['apply', '-f', '-'], labelled(deployment(ns, 'down-open', 1, fresh), 'gated'));
       expect(open.code).toBe(0);
-      expect(open.stderr).toContain('admitted because AnchorePolicyBinding');
+      expect(open.stderr).toContain(`AnchorePolicyBinding ${ns}/gate: image docker.io/library/redis@${digests['nginx']} was not checked`);
+      expect(open.stderr).toContain('admitted because failurePolicy is open');
     } finally {
       sim.clearFaults();
     }
@@ -245,5 +246,24 @@ describe('admission webhook (real kube-apiserver)', () => {
     expect(valueOf(s, 'anchore_operator_admission_cache_lookups_total', { result: 'hit' })).toBeGreaterThanOrEqual(1);
     expect(sumOf(s, 'anchore_operator_admission_duration_seconds_bucket', { le: '0.005', lookup: 'hit' })).toBeGreaterThanOrEqual(1);
     expect(sumOf(s, 'anchore_operator_admission_breakglass_total')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('when a ReplicationController runs an image failing a deny binding, then the apiserver rejects it like a Deployment (its template makes pods too)', async () => {
+    const rc = JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'ReplicationController',
+      metadata: { name: 'legacy', namespace: ns },
+      spec: {
+        replicas: 1,
+        selector: { app: 'legacy' },
+        template: { metadata: { labels: { app: 'legacy' } }, spec: { terminationGracePeriodSeconds: 0, containers: [{ name: 'envoy', image: 'envoyproxy/envoy:v1.31.0' }] } },
+      },
+    });
+    const r = await kubectlRaw(['apply', '-f', '-'], labelled(rc, 'gated'));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('admission webhook "workloads.admission.anchore.io" denied the request');
+    expect(r.stderr).toContain(`anchore-operator denied ReplicationController ${ns}/legacy`);
+    expect(r.stderr).toContain('docker.io/envoyproxy/envoy:v1.31.0');
+    expect(r.stderr).toContain(`AnchorePolicyBinding ${ns}/gate`);
   });
 });
