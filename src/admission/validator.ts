@@ -395,7 +395,7 @@ export class AdmissionValidator {
     const r = await raceDeadline(
       policyId
         ? this.#o.cache.check(account, policyId, digest, tag, compiled.intervalMs, limits)
-        : this.#o.cache.policies(account, POLICY_LIST_MAX_AGE_MS).then((list) => {
+        : this.#o.cache.policies(account, POLICY_LIST_MAX_AGE_MS, limits).then((list) => {
             const active = list.find((p) => p.active);
             if (!active) throw new AnchoreError('not-found', 'listPolicies', `account ${account} has no active policy`, { status: 404 });
             policyName = active.name;

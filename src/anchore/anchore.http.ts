@@ -158,10 +158,11 @@ export class AnchoreHttpClient implements AnchoreApi {
     });
   }
 
-  async listPolicies(account: string): Promise<PolicyRecord[]> {
+  async listPolicies(account: string, limits: CallLimits = {}): Promise<PolicyRecord[]> {
     const operation = 'list_policies';
     return this.#http.call(operation, 'GET', '/v2/policies', {
       account,
+      ...limits,
       query: { detail: false },
       read: (b) => readPolicyList(b, operation),
     });

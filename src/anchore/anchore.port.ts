@@ -228,7 +228,7 @@ export interface AnchoreApi {
   /** Returns the integration uuid. */
   registerIntegration(account: string, reg: IntegrationRegistration): Promise<string>;
   sendHealthReport(account: string, uuid: string, report: HealthReport): Promise<void>;
-  listPolicies(account: string): Promise<PolicyRecord[]>;
+  listPolicies(account: string, limits?: CallLimits): Promise<PolicyRecord[]>;
   getPolicy(account: string, policyId: string): Promise<PolicyRecord>;
   /** GET /v2/images/{digest}/check?tag=…[&policy_id=…]. Throws not-found when the image is not analyzed or the policy is unknown. */
   checkImage(account: string, digest: string, tag: string, policyId?: string, limits?: CallLimits): Promise<PolicyCheck>;

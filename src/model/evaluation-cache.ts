@@ -59,8 +59,8 @@ export class EvaluationCache {
     return this.#get(this.#vulns, digestKey(account, digest), maxAgeMs, async () => summariseVulnerabilities(await this.#anchore.vulnerabilities(account, digest), this.#now(), this.#cveFilter));
   }
 
-  policies(account: string, maxAgeMs: number): Promise<PolicyRecord[]> {
-    return this.#get(this.#policies, account, maxAgeMs, () => this.#anchore.listPolicies(account));
+  policies(account: string, maxAgeMs: number, limits?: CallLimits): Promise<PolicyRecord[]> {
+    return this.#get(this.#policies, account, maxAgeMs, () => this.#anchore.listPolicies(account, limits));
   }
 
   /** Drops evaluations of an account (e.g. its active policy changed). */
