@@ -7,7 +7,7 @@
 import type { AnchoreApi } from '../anchore/anchore.port.ts';
 import type { ResolvedImage } from '../discovery/container-image.ts';
 import { compileGlobs } from '../discovery/glob.ts';
-import { addImageRequest } from '../model/add-image.ts';
+import { addImageRequest, registrationTag } from '../model/add-image.ts';
 import type { ImageCatalog } from '../model/image-catalog.ts';
 import { imageKey } from '../model/image-keys.ts';
 import type { Clock } from '../runtime/clock.ts';
@@ -28,7 +28,7 @@ export const REGISTRATION_OUTCOMES: readonly RegistrationOutcome[] = [
 
 interface RegistrarOptions {
   anchore: Pick<AnchoreApi, 'addImage'>;
-  catalog: Pick<ImageCatalog, 'lookup' | 'learn'>;
+  catalog: Pick<ImageCatalog, 'lookup' | 'learn' | 'pairs'>;
   limits: { perReview: number; perNamespacePerMinute: number; perMinute: number };
   /** Globs on "registry/repository"; empty: any registry named by host name (never an IP address or localhost). */
   repositories: readonly string[];
@@ -123,7 +123,8 @@ export class AdmissionRegistrar {
 
   async #register(u: Unknown): Promise<void> {
     try {
-      const res = await this.#o.anchore.addImage(u.account, addImageRequest(u.image, this.#o.clusterName, { requestor: 'admission' }));
+      const tag = registrationTag(u.image, (t, d) => this.#o.catalog.pairs(u.account, t, d));
+      const res = await this.#o.anchore.addImage(u.account, addImageRequest(u.image, this.#o.clusterName, { requestor: 'admission' }, tag));
       this.#o.catalog.learn(u.account, res);
       this.#o.metrics.admissionRegistrations.inc({ outcome: 'registered' });
       this.#o.log.info({ account: u.account, image: u.image.tag, digest: res.image_digest }, 'admission registered an image Anchore did not hold');

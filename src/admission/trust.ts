@@ -46,7 +46,7 @@ export async function decideBreakglass(access: AccessChecker, user: RequestUser 
   if (!verdict.allowed) {
     return {
       ok: false,
-      message: `${name} may not break glass in namespace ${namespace}: it needs RBAC permission "use" on "breakglass.anchore.io" there (a cluster admin grants it, e.g. by binding the ClusterRole <release>-breakglass that the chart ships)`,
+      message: `${name} may not break glass in namespace ${namespace}: it needs RBAC permission "use" on "breakglass.anchore.io" there (a cluster admin grants it, e.g. by binding the chart's ClusterRole <fullname>-breakglass)`,
     };
   }
   return { ok: true, reason };

@@ -384,11 +384,47 @@ describe('AdmissionValidator', () => {
       bindings.put(aBinding('gate', { enforcement: 'deny' }));
       const v = validator();
       images!.start();
-      // The operator registers the pinned image, marked so that its tag is never read as where the tag points.
+      // The operator registers the pinned image under its digest's pseudo-tag: the pin is never written as the tag's record.
       for (let i = 0; i < 200 && !sim.images('admin').some((x) => x.image_digest === P); i++) await new Promise((r) => setTimeout(r, 10));
       await analysed();
-      expect(sim.images('admin').find((x) => x.image_digest === P)?.annotations).toMatchObject({ 'anchore-operator/tag-source': 'pinned-in-spec' });
+      expect(
+        sim
+          .images('admin')
+          .find((x) => x.image_digest === P)
+          ?.image_detail.map((x) => x.full_tag),
+      ).toEqual([`docker.io/acme/bad:${P.slice(7)}`]);
       const res = await v.review(aReview({ image: 'acme/bad:1.0' }));
+      expect(res.allowed).toBe(false);
+      expect(res.status?.message).toContain(`image ${TAG} fails`);
+    });
+
+    it('when a tenant pins the failing digest Anchore holds under the tag (and a passing one elsewhere), then nothing hides it: the tag still fails', async () => {
+      await anchore.addImage('admin', { tag: TAG, digestPullString: `docker.io/acme/bad@${F}` });
+      await anchore.addImage('admin', { tag: 'docker.io/acme/bad:0.9', digestPullString: `docker.io/acme/bad@${P}` });
+      stores.namespaces.put(aNamespace('free'));
+      stores.pods.put(aPod('free', 'pin-f', [aContainer('c', `acme/bad:other@${F}`, { digest: F, repo: 'docker.io/acme/bad' })]));
+      stores.pods.put(aPod('free', 'pin-p', [aContainer('c', `acme/bad:1.0@${P}`, { digest: P, repo: 'docker.io/acme/bad' })]));
+      bindings.put(aBinding('gate', { enforcement: 'deny' }));
+      const v = validator();
+      images!.start();
+      // Two adds by CI, then one by the operator for each pin.
+      for (let i = 0; i < 200 && sim.requests({ method: 'POST', path: '/v2/images' }).length < 4; i++) await new Promise((r) => setTimeout(r, 10));
+      await analysed();
+      // Neither pin was written as a record of a tag it does not already have.
+      expect(
+        sim
+          .images('admin')
+          .find((x) => x.image_digest === F)
+          ?.image_detail.map((x) => x.full_tag),
+      ).toEqual([TAG, `docker.io/acme/bad:${F.slice(7)}`]);
+      expect(
+        sim
+          .images('admin')
+          .find((x) => x.image_digest === P)
+          ?.image_detail.map((x) => x.full_tag),
+      ).toEqual(['docker.io/acme/bad:0.9', `docker.io/acme/bad:${P.slice(7)}`]);
+      const fresh = validator();
+      const res = await fresh.review(aReview({ image: 'acme/bad:1.0' }));
       expect(res.allowed).toBe(false);
       expect(res.status?.message).toContain(`image ${TAG} fails`);
     });
@@ -458,12 +494,13 @@ describe('AdmissionValidator', () => {
       expect((await v.review(aReview({ kind: 'Pod', owner, operation: 'UPDATE', oldImage: `redis@${GOOD}`, user: 'system:kube-controller-manager' }))).allowed).toBe(false);
     });
 
-    it('when a user may not break glass, then the annotation is refused with what permission is missing; an empty reason is refused for everyone', async () => {
+    it('when a user may not break glass, then the annotation is ignored and the images judged, the answer naming the missing permission; an empty reason is refused for everyone', async () => {
       bindings.put(aBinding('gate', { enforcement: 'deny' }));
       const v = validator();
       const mallory = await v.review(aReview({ annotations: { 'anchore.io/admission-breakglass': 'urgent' }, user: 'mallory' }));
       expect(mallory.allowed).toBe(false);
-      expect(mallory.status?.message).toContain('mallory may not break glass in namespace shop');
+      expect(mallory.status?.message).toContain('breakglass refused: mallory may not break glass in namespace shop');
+      expect(mallory.status?.message).toContain('so the images were checked: image docker.io/library/nginx@');
       expect(mallory.status?.message).toContain('"use" on "breakglass.anchore.io"');
       expect(access.asked[0]?.access).toEqual({ group: 'anchore.io', resource: 'breakglass', verb: 'use', namespace: 'shop' });
       expect(access.asked[0]?.user).toEqual({ username: 'mallory', groups: ['system:authenticated'] });
@@ -475,6 +512,11 @@ describe('AdmissionValidator', () => {
       expect(unknown.allowed).toBe(false);
       expect(unknown.status?.message).toContain('breakglass is refused when it cannot be checked');
       expect(await metric('anchore_operator_admission_breakglass_total')).toBe('');
+      // A refused annotation is no reason to deny what passes: the images are judged, the answer says it was ignored.
+      access.fail = false;
+      const passing = await v.review(aReview({ image: `redis@${GOOD}`, annotations: { 'anchore.io/admission-breakglass': 'urgent' }, user: 'mallory' }));
+      expect(passing.allowed).toBe(true);
+      expect(passing.warnings?.[0]).toContain('annotation was ignored (mallory may not break glass');
     });
   });
 

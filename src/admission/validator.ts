@@ -194,16 +194,19 @@ export class AdmissionValidator {
     // trust
     if (inheritsAdmission(req, w, this.#trusted)) return allow('inherited');
     const breakglass = w.annotations[BREAKGLASS_ANNOTATION];
+    /** Why the annotation does not count: the request is then judged like any other, and the answer says so. */
+    let refusedBreakglass: string | undefined;
     if (breakglass !== undefined) {
       const d = await decideBreakglass(this.#o.access, req.userInfo, namespace, breakglass, deadline - this.#o.clock.now());
       const user = req.userInfo?.username ?? 'unknown';
       if (!d.ok) {
-        this.#log.warn({ namespace, kind, name: w.name, user, dryRun, why: d.message }, 'admission breakglass refused');
-        return done('denied', 'none', {
-          allowed: false,
-          status: { code: 403, reason: 'Forbidden', message: `anchore-operator denied ${kind} ${namespace}/${w.name}: breakglass refused: ${d.message}` },
-        });
+        this.#log.warn({ namespace, kind, name: w.name, user, dryRun, why: d.message }, 'admission breakglass refused; judging the images');
+        refusedBreakglass = d.message;
       }
+    }
+    if (breakglass !== undefined && refusedBreakglass === undefined) {
+      const d = { reason: breakglass.trim() };
+      const user = req.userInfo?.username ?? 'unknown';
       this.#o.metrics.admissionBreakglass.inc({ namespace });
       this.#log.warn({ namespace, kind, name: w.name, user, reason: d.reason, dryRun }, 'admission breakglass used: images not checked');
       if (!dryRun) {
@@ -236,7 +239,10 @@ export class AdmissionValidator {
         covered.push({ binding, compiled, account, image: img });
       }
     }
-    if (covered.length === 0) return allow('allowed');
+    if (covered.length === 0) {
+      if (refusedBreakglass === undefined) return allow('allowed');
+      return done('warned', 'none', { allowed: true, warnings: [`anchore-operator: the ${BREAKGLASS_ANNOTATION} annotation was ignored (${refusedBreakglass})`.slice(0, MAX_WARNING)] });
+    }
 
     // judge
     const judgements = await Promise.all(covered.map((c) => this.#judge(c, deadline)));
@@ -286,10 +292,13 @@ export class AdmissionValidator {
       }
     }
     const lookup = anyMiss ? 'miss' : 'hit';
+    if (refusedBreakglass !== undefined && !denied)
+      warnings.unshift(`anchore-operator: the ${BREAKGLASS_ANNOTATION} annotation was ignored (${refusedBreakglass}); the images were checked`.slice(0, MAX_WARNING));
     const uniqueWarnings = [...new Set(warnings)];
     if (denied) {
       const next = nextSteps(namespace, policyFailure, unknown, sent);
-      const body = `anchore-operator denied ${kind} ${namespace}/${w.name}: ${[...new Set(denials)].join('; ')}`;
+      const refused = refusedBreakglass === undefined ? '' : `breakglass refused: ${refusedBreakglass}; so the images were checked: `;
+      const body = `anchore-operator denied ${kind} ${namespace}/${w.name}: ${refused}${[...new Set(denials)].join('; ')}`;
       const message = `${body.length > MAX_MESSAGE ? `${body.slice(0, MAX_MESSAGE)}…` : body}. ${next}`;
       return done('denied', lookup, { allowed: false, status: { code: 403, reason: 'Forbidden', message }, ...(uniqueWarnings.length ? { warnings: uniqueWarnings } : {}) });
     }

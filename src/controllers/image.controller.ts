@@ -7,7 +7,7 @@ import { WaitError } from '../runtime/errors.ts';
 import { WorkQueue } from '../runtime/workqueue.ts';
 import { type Logger, nextReconcileId } from '../telemetry/logger.ts';
 import { METRIC, type OperatorMetrics } from '../telemetry/metrics.ts';
-import { addImageRequest } from '../model/add-image.ts';
+import { addImageRequest, registrationTag } from '../model/add-image.ts';
 import type { AnchoreImages } from '../model/anchore-images.ts';
 import { type CatalogEntry, FINAL_ANALYSIS, type ImageCatalog } from '../model/image-catalog.ts';
 import { imageKey } from '../model/image-keys.ts';
@@ -248,7 +248,8 @@ export class ImageController implements ImageRegistry {
   }
 
   #add(img: RunningImage, image: RunningImage['image']): Promise<AnchoreImage> {
-    return this.#o.anchore.addImage(img.account, addImageRequest(image, this.#o.clusterName, { workload: workloadKey(img.firstWorkload) }));
+    const tag = registrationTag(image, (t, d) => this.#model.pairs(img.account, t, d));
+    return this.#o.anchore.addImage(img.account, addImageRequest(image, this.#o.clusterName, { workload: workloadKey(img.firstWorkload) }, tag));
   }
 
   #waitForAnalysis(key: string, entry: CatalogEntry): WaitError {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { addImageRequest } from './add-image.ts';
+import { addImageRequest, registrationTag } from './add-image.ts';
 
 describe('addImageRequest', () => {
   const tag = 'docker.io/library/nginx:1.27';
@@ -15,11 +15,11 @@ describe('addImageRequest', () => {
     expect(addImageRequest({ tag }, 'prod', { requestor: 'admission' })).toEqual({ tag, annotations: { 'anchore-operator/cluster': 'prod', 'anchore-operator/requestor': 'admission' } });
   });
 
-  it('when the spec pinned the digest beside the tag, then the add says the tag came from the spec (so it is never read as where the tag points)', () => {
-    expect(addImageRequest({ tag, pullString: 'docker.io/library/nginx@sha256:ab', pinned: true }, 'prod', { workload: 'free/Pod/p' }).annotations).toEqual({
-      'anchore-operator/cluster': 'prod',
-      'anchore-operator/workload': 'free/Pod/p',
-      'anchore-operator/tag-source': 'pinned-in-spec',
-    });
+  it('when the spec pinned the digest beside the tag on its own word, then the image is registered under the digest pseudo-tag; paired by evidence, under the tag', () => {
+    const pinned = { tag, digest: 'sha256:ab12', pinned: true as const, repository: 'docker.io/library/nginx' };
+    expect(registrationTag(pinned, () => false)).toBe('docker.io/library/nginx:ab12');
+    expect(registrationTag(pinned, (t, d) => t === tag && d === 'sha256:ab12')).toBe(tag);
+    expect(registrationTag({ tag, digest: 'sha256:ab12', repository: 'docker.io/library/nginx' }, () => false)).toBe(tag);
+    expect(addImageRequest({ tag, pullString: 'docker.io/library/nginx@sha256:ab12' }, 'prod', { workload: 'free/Pod/p' }, 'docker.io/library/nginx:ab12').tag).toBe('docker.io/library/nginx:ab12');
   });
 });

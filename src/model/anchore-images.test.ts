@@ -3,7 +3,7 @@ import type { AnchoreImage, CallLimits, ImageListFilter } from '../anchore/ancho
 import { systemClock } from '../runtime/clock.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { AnchoreImages } from './anchore-images.ts';
-import { ImageCatalog, TAG_SOURCE_ANNOTATION, TAG_SOURCE_PINNED } from './image-catalog.ts';
+import { ImageCatalog } from './image-catalog.ts';
 import { digestKey } from './image-keys.ts';
 
 const log = createLogger({ level: 'silent', pretty: false });
@@ -65,15 +65,5 @@ describe('AnchoreImages', () => {
     await jest.advanceTimersByTimeAsync(60_001);
     expect(await images.lookupTag('admin', TAG, limits)).toEqual([dig('c')]);
     expect(anchore.calls).toHaveLength(2);
-  });
-
-  it('when the operator added an image from a spec that pinned its digest beside the tag, then that record is no candidate for the tag', async () => {
-    anchore.images = [
-      { image_digest: dig('p'), analysis_status: 'analyzed', full_tags: [TAG], annotations: { [TAG_SOURCE_ANNOTATION]: TAG_SOURCE_PINNED } },
-      { image_digest: dig('f'), analysis_status: 'analyzed', full_tags: [TAG] },
-    ];
-    expect(await images.lookupTag('admin', TAG, {})).toEqual([dig('f')]);
-    // The image itself is still known (by digest): only its claim about the tag is ignored.
-    expect(catalog.lookup(digestKey('admin', dig('p')))?.analysis).toBe('analyzed');
   });
 });

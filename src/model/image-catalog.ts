@@ -17,14 +17,6 @@ export interface CatalogEntry {
   verify?: boolean;
 }
 
-/**
- * Annotation on images the operator adds from a spec that pins a digest beside a tag (`repo:tag@sha256:…`): Anchore
- * then records the tag, but the pairing was the spec author's choice, so the operator never reads it as where the tag
- * points. See docs/admission.md (tag resolution).
- */
-export const TAG_SOURCE_ANNOTATION = 'anchore-operator/tag-source';
-export const TAG_SOURCE_PINNED = 'pinned-in-spec';
-
 export const FINAL_ANALYSIS: ReadonlySet<string> = new Set(['analyzed', 'analysis_failed']);
 
 /**
@@ -36,9 +28,8 @@ export class ImageCatalog {
   readonly running = new RunningImages();
   readonly #entries = new Map<string, CatalogEntry>();
   /**
-   * Tag key → the digests Anchore holds under the tag (oldest first), from its lists and tag lookups. Records the
-   * operator added from a spec that pinned the digest beside the tag (TAG_SOURCE_ANNOTATION) are left out: a spec's
-   * author chose that pairing, so it says nothing about where the tag points.
+   * Tag key → the digests Anchore holds under the tag (oldest first), from its lists and tag lookups. The operator
+   * never writes a tenant's pin there (registrationTag), so every entry is evidence.
    */
   readonly #tagIndex = new Map<string, Set<string>>();
   /** Keys found deleted from Anchore, until registered and analysed again. */
@@ -92,7 +83,6 @@ export class ImageCatalog {
       const pk = digestKey(account, i.parent_digest);
       if (!this.#entries.has(pk)) this.#entries.set(pk, entry());
     }
-    if (i.annotations?.[TAG_SOURCE_ANNOTATION] === TAG_SOURCE_PINNED) return;
     for (const t of i.full_tags) {
       const tk = tagKey(account, t);
       let set = this.#tagIndex.get(tk);
@@ -107,9 +97,9 @@ export class ImageCatalog {
     for (const k of this.#tagIndex.keys()) if (k.startsWith(prefix)) this.#tagIndex.delete(k);
   }
 
-  /** Whether Anchore's record of the tag is known (a list or a lookup named it), so a miss need not ask again. */
-  knowsTag(account: string, tag: string): boolean {
-    return this.#tagIndex.has(tagKey(account, tag));
+  /** Whether trusted evidence pairs the tag with the digest (registrationTag may then write the tag to Anchore). */
+  pairs(account: string, tag: string, digest: string): boolean {
+    return this.tagCandidates(account, tag).includes(digest);
   }
 
   /** Records the image the operator just registered under a key. */

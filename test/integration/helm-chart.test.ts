@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { parse as parseYaml, parseAllDocuments, stringify } from 'yaml';
 import { checkChartDocs, valuesDocs } from '../../scripts/helm-docs.ts';
 import { REVIEWED_KINDS } from '../../src/admission/review.ts';
+import { BREAKGLASS_ACCESS } from '../../src/admission/trust.ts';
 import { SETTINGS, loadConfig } from '../../src/config.ts';
 import { type AnchoreSimulator, startSimulator } from '../anchore-sim/index.ts';
 import { apply, deployment, digestOf, ensureCrds, eventually, getJson, kubectl, kubectlRaw, namespaceManifest, testCluster, uniqueName, waitForRunningPods } from '../support/k8s.ts';
@@ -129,7 +130,10 @@ const webhookOf = (objs: K8sObject[]): Webhook => {
 };
 /** Everything the chart renders only for the admission webhook. */
 const webhookObjects = (objs: K8sObject[]): K8sObject[] =>
-  objs.filter((o) => o.kind === 'ValidatingWebhookConfiguration' || o.kind === 'Certificate' || o.metadata.name.startsWith('rel-anchore-operator-webhook'));
+  objs.filter(
+    (o) =>
+      o.kind === 'ValidatingWebhookConfiguration' || o.kind === 'Certificate' || o.metadata.name.startsWith('rel-anchore-operator-webhook') || o.metadata.name === 'rel-anchore-operator-breakglass',
+  );
 
 /** Exactly the requests src/kube/ makes; README.md's RBAC table gives the reason for each. */
 const BASE_RULES: Rule[] = [
@@ -140,10 +144,12 @@ const BASE_RULES: Rule[] = [
   { apiGroups: ['anchore.io'], resources: ['anchorepolicybindings/status', 'clusteranchorepolicybindings/status'], verbs: ['patch'] },
   { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'list'] },
 ];
-const METRICS_AUTH_RULES: Rule[] = [
-  { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
-  { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
-];
+const TOKEN_REVIEW_RULE: Rule = { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] };
+/** metrics.secure authorizes /metrics callers with it; admission checks breakglass permission with it. */
+const ACCESS_REVIEW_RULE: Rule = { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] };
+const METRICS_AUTH_RULES: Rule[] = [TOKEN_REVIEW_RULE, ACCESS_REVIEW_RULE];
+/** The permission the operator's SubjectAccessReview asks about before it lets a request break glass. */
+const BREAKGLASS_RULE: Rule = { apiGroups: [BREAKGLASS_ACCESS.group], resources: [BREAKGLASS_ACCESS.resource], verbs: [BREAKGLASS_ACCESS.verb] };
 
 describe('Helm chart: lint, schema and rendering', () => {
   it.each(CI_VALUES)('when helm lint --strict runs with ci/%s, then it reports no failure', async (file) => {
@@ -165,6 +171,11 @@ describe('Helm chart: lint, schema and rendering', () => {
     ['an exempt namespace holds a comma', ['--set-json', 'admission.exemptNamespaces=["a,b"]'], /exemptNamespaces/],
     ['an unknown key under admission.tls', ['--set', 'admission.tls.ca=x'], /additional propert(y|ies).*\bca\b|\bca\b.*not allowed/s],
     ['the webhook CA is PEM instead of base64', ['--set', 'admission.tls.caBundle=-----BEGIN CERTIFICATE-----'], /caBundle/],
+    ['no controller is trusted (the operator would read an empty setting as its default list)', ['--set-json', 'admission.trustedControllers=[]'], /trustedControllers/],
+    ['a breakglass ServiceAccount subject has no namespace', ['--set-json', 'admission.breakglass.subjects=[{"kind":"ServiceAccount","name":"oncall"}]'], /subjects.*namespace/s],
+    ['a breakglass subject is of an unknown kind', ['--set-json', 'admission.breakglass.subjects=[{"kind":"Team","name":"oncall"}]'], /subjects.*kind|kind.*Team/s],
+    ['admission.shutdownDelaySeconds is above the operator maximum of 600', ['--set', 'admission.shutdownDelaySeconds=601'], /shutdownDelaySeconds/],
+    ['anchore.imagesRefreshSeconds is negative', ['--set', 'anchore.imagesRefreshSeconds=-1'], /imagesRefreshSeconds/],
   ])('when %s, then values.schema.json rejects the values with a message', async (_name, args, message) => {
     const r = await helmRaw(['template', 'rel', chart, ...ciValues('default-values.yaml'), ...args]);
     expect(r.code).not.toBe(0);
@@ -253,7 +264,8 @@ describe('Helm chart: lint, schema and rendering', () => {
         seccompProfile: { type: 'RuntimeDefault' },
       });
       expect(pod.automountServiceAccountToken).toBe(true);
-      expect(pod.terminationGracePeriodSeconds).toBe(30);
+      // With admission the shutdown delay (10 s by default) is added: see the hand-off test below.
+      expect(pod.terminationGracePeriodSeconds).toBe(file === 'admission-values.yaml' ? 40 : 30);
       const c = pod.containers[0] as Container;
       expect(c.ports).toEqual([
         { name: 'metrics', containerPort: 8080, protocol: 'TCP' },
@@ -313,6 +325,7 @@ describe('Helm chart: lint, schema and rendering', () => {
       await render([
         ...ciValues('default-values.yaml'),
         ...['integration.id=x', 'images.missingRegistryOverride=registry.example', 'accounts.namespaceLabel=anchore.io/account', 'anchore.existingSecret.apiKeyKey=k'].flatMap((s) => ['--set', s]),
+        ...['--set-json', 'admission.registration.repositories=["ghcr.io/acme/**"]'],
       ]),
     ];
     const set = new Set<string>();
@@ -329,20 +342,27 @@ describe('Helm chart: lint, schema and rendering', () => {
     const data = settingsOf(renders[0] as K8sObject[]);
     // The lease is named after the release (two releases must not share one); the operator's default is fixed.
     const differOnPurpose = new Set(['LEADER_ELECTION_ID']);
+    // The README describes these defaults in words; the loaded values are compared below instead.
+    const describedDefault = new Set(['ADMISSION_TRUSTED_CONTROLLERS']);
     for (const s of SETTINGS) {
       const name = s.name.split(' / ')[0] as string;
-      if (differOnPurpose.has(name) || !(name in data) || s.default === '' || s.default.startsWith('(')) continue;
+      if (differOnPurpose.has(name) || describedDefault.has(name) || !(name in data) || s.default === '' || s.default.startsWith('(')) continue;
       expect(`${name}=${data[name]}`).toBe(`${name}=${s.default}`);
     }
+    const minimal = { ANCHORE_URL: 'https://a:8228', ANCHORE_USERNAME: 'u', ANCHORE_PASSWORD: 'p', CLUSTER_NAME: 'c' };
+    expect(loadConfig({ ...data, ...minimal }).admission.trustedControllers).toEqual(loadConfig(minimal).admission.trustedControllers);
   });
 
-  it('when rendered, then the ClusterRole grants exactly what the operator calls: no wildcards, no Secrets; the review rules only with metrics.secure', async () => {
+  it('when rendered, then the ClusterRole grants exactly what the operator calls: no wildcards, no Secrets; the review rules only with metrics.secure (SubjectAccessReviews also with admission)', async () => {
     const plain = await render(ciValues('default-values.yaml'));
     const secure = await render(ciValues('secure-values.yaml'));
+    const admission = await render(ciValues('admission-values.yaml'));
     expect(clusterRoleRules(plain)).toEqual(BASE_RULES);
     expect(clusterRoleRules(secure)).toEqual([...BASE_RULES, ...METRICS_AUTH_RULES]);
+    expect(clusterRoleRules(admission)).toEqual([...BASE_RULES, ACCESS_REVIEW_RULE]);
+    expect(clusterRoleRules(await render([...ciValues('admission-values.yaml'), '--set', 'metrics.secure=true']))).toEqual([...BASE_RULES, ...METRICS_AUTH_RULES]);
     expect(clusterRoleRules(plain, 'rel-anchore-operator-metrics-reader')).toEqual([{ nonResourceURLs: ['/metrics'], verbs: ['get'] }]);
-    for (const objs of [plain, secure]) {
+    for (const objs of [plain, secure, admission]) {
       for (const role of objs.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role')) {
         for (const rule of (role as unknown as { rules: Rule[] }).rules) {
           for (const list of [rule.apiGroups, rule.resources, rule.verbs, rule.resourceNames, rule.nonResourceURLs]) expect(list ?? []).not.toContain('*');
@@ -463,13 +483,24 @@ describe('Helm chart: the admission webhook (rendered and checked here; never re
     const defaults = webhookOf(await generated(['--set', 'admission.failurePolicy=Ignore', '--set', 'admission.timeoutSeconds=5']));
     expect([defaults.failurePolicy, defaults.timeoutSeconds]).toEqual(['Ignore', 5]);
     const values = parseYaml(readFileSync(join(chart, 'values.yaml'), 'utf8')) as { admission: Record<string, unknown> };
-    expect(values.admission).toMatchObject({ enabled: false, port: 9443, timeoutSeconds: 5, failurePolicy: 'Ignore', exemptNamespaces: ['kube-system'], registerUnknown: true });
+    expect(values.admission).toMatchObject({
+      enabled: false,
+      port: 9443,
+      timeoutSeconds: 5,
+      failurePolicy: 'Ignore',
+      exemptNamespaces: ['kube-system'],
+      registerUnknown: true,
+      registration: { maxPerReview: 5, perNamespacePerMinute: 20, perMinute: 60, repositories: [] },
+      shutdownDelaySeconds: 10,
+      // Nobody may break glass until the admin says who.
+      breakglass: { subjects: [] },
+    });
   });
 
   it('when enabled, then the rules send Pods (and pods/ephemeralcontainers) and every kind that makes pods, on CREATE and UPDATE: each kind the operator reviews', async () => {
     const { rules } = webhookOf(await generated());
     expect(rules).toEqual([
-      { apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' },
+      { apiGroups: [''], apiVersions: ['v1'], resources: ['pods', 'replicationcontrollers'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' },
       { apiGroups: [''], apiVersions: ['v1'], resources: ['pods/ephemeralcontainers'], operations: ['UPDATE'], scope: 'Namespaced' },
       { apiGroups: ['apps'], apiVersions: ['v1'], resources: ['deployments', 'replicasets', 'statefulsets', 'daemonsets'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' },
       { apiGroups: ['batch'], apiVersions: ['v1'], resources: ['jobs', 'cronjobs'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' },
@@ -483,6 +514,7 @@ describe('Helm chart: the admission webhook (rendered and checked here; never re
       DaemonSet: ['apps', 'daemonsets'],
       Job: ['batch', 'jobs'],
       CronJob: ['batch', 'cronjobs'],
+      ReplicationController: ['', 'replicationcontrollers'],
     };
     expect([...REVIEWED_KINDS].sort()).toEqual(Object.keys(RESOURCE).sort());
     for (const kind of REVIEWED_KINDS) {
@@ -512,7 +544,19 @@ describe('Helm chart: the admission webhook (rendered and checked here; never re
   it('when enabled, then the settings reach the operator, which accepts them: ADMISSION_DEADLINE_MS stays below timeoutSeconds for every allowed timeout', async () => {
     const objs = await generated();
     const settings = settingsOf(objs);
-    expect(settings).toMatchObject({ ADMISSION_ENABLED: 'true', ADMISSION_PORT: '9443', ADMISSION_DEADLINE_MS: '8000', ADMISSION_REGISTER_UNKNOWN: 'true' });
+    expect(settings).toMatchObject({
+      ADMISSION_ENABLED: 'true',
+      ADMISSION_PORT: '9443',
+      ADMISSION_DEADLINE_MS: '8000',
+      ADMISSION_REGISTER_UNKNOWN: 'true',
+      ADMISSION_REGISTER_MAX_PER_REVIEW: '5',
+      ADMISSION_REGISTER_NAMESPACE_PER_MINUTE: '20',
+      ADMISSION_REGISTER_PER_MINUTE: '60',
+      ADMISSION_SHUTDOWN_DELAY_SECONDS: '10',
+      ANCHORE_IMAGES_REFRESH_SECONDS: '300',
+    });
+    // Empty: the operator's own default (any registry named by host name) applies.
+    expect(settings['ADMISSION_REGISTER_REPOSITORIES']).toBeUndefined();
     const env = envOf(objs);
     expect(env['ADMISSION_CERT_FILE']?.value).toBe('/etc/anchore-operator/admission-tls/tls.crt');
     expect(env['ADMISSION_KEY_FILE']?.value).toBe('/etc/anchore-operator/admission-tls/tls.key');
@@ -537,9 +581,33 @@ describe('Helm chart: the admission webhook (rendered and checked here; never re
         deadlineMs: 8000,
         exemptNamespaces: ['kube-system', 'kube-public', 'sandbox-*'],
         registerUnknown: true,
+        registerLimits: { perReview: 5, perNamespacePerMinute: 20, perMinute: 60 },
+        registerRepositories: [],
+        shutdownDelayMs: 10_000,
         ownNamespace: 'anchore-system',
         tls: { certFile: join(tmp, 'tls.crt'), keyFile: join(tmp, 'tls.key') },
       });
+      // Every value reaches the operator as given, zeros included (0 = admission registers nothing).
+      const tuned = settingsOf(
+        await generated([
+          ...['maxPerReview=0', 'perNamespacePerMinute=7', 'perMinute=100'].flatMap((v) => ['--set', `admission.registration.${v}`]),
+          ...['--set', 'admission.shutdownDelaySeconds=0', '--set', 'anchore.imagesRefreshSeconds=0'],
+          ...['--set-json', 'admission.registration.repositories=["ghcr.io/acme/**","registry.example/team/*"]'],
+          ...['--set-json', 'admission.trustedControllers=["system:kube-controller-manager","system:serviceaccount:argo:argo-rollouts"]'],
+        ]),
+      );
+      const full = loadConfig({ ...tuned, ANCHORE_USERNAME: 'u', ANCHORE_PASSWORD: 'p', ADMISSION_CERT_FILE: join(tmp, 'tls.crt'), ADMISSION_KEY_FILE: join(tmp, 'tls.key') });
+      expect(full.admission).toMatchObject({
+        registerLimits: { perReview: 0, perNamespacePerMinute: 7, perMinute: 100 },
+        registerRepositories: ['ghcr.io/acme/**', 'registry.example/team/*'],
+        trustedControllers: ['system:kube-controller-manager', 'system:serviceaccount:argo:argo-rollouts'],
+        shutdownDelayMs: 0,
+      });
+      expect(full.registration.imagesRefreshMs).toBe(0);
+      // The chart's default list is the operator's: nothing is trusted that the operator would not trust by itself.
+      expect(operatorConfig(settings).trustedControllers).toEqual(
+        loadConfig({ ANCHORE_URL: 'https://a:8228', ANCHORE_USERNAME: 'u', ANCHORE_PASSWORD: 'p', CLUSTER_NAME: 'c' }).admission.trustedControllers,
+      );
       for (const timeout of [2, 3, 4, 5, 6, 15, 30]) {
         const objsAt = await generated(['--set', `admission.timeoutSeconds=${timeout}`, '--set', 'admission.registerUnknown=false', '--set', 'admission.port=8443']);
         const deadline = Number(settingsOf(objsAt)['ADMISSION_DEADLINE_MS']);
@@ -605,7 +673,7 @@ describe('Helm chart: the admission webhook (rendered and checked here; never re
     expect(d.spec.template.metadata.annotations?.['checksum/admission-tls']).toMatch(/^[0-9a-f]{64}$/);
   });
 
-  it('when enabled, then the webhook Service selects every replica (not only the leader), the NetworkPolicy lets the apiserver in, and RBAC gains nothing', async () => {
+  it('when enabled, then the webhook Service selects every replica (not only the leader), the NetworkPolicy lets the apiserver in, and RBAC gains only SubjectAccessReviews', async () => {
     const objs = await generated();
     const svc = one<K8sObject & { spec: { type: string; selector: Record<string, string>; ports: unknown[] } }>(objs, 'Service', hookName);
     expect(svc.spec.selector).toEqual(one<DeploymentObject>(objs, 'Deployment').spec.selector.matchLabels);
@@ -615,8 +683,60 @@ describe('Helm chart: the admission webhook (rendered and checked here; never re
     expect(np.spec.ingress).toContainEqual({ ports: [{ port: 'webhook', protocol: 'TCP' }] });
     const narrowed = one<typeof np>(await generated(['--set-json', 'networkPolicy.ingress.webhookFrom=[{"ipBlock":{"cidr":"10.0.0.0/24"}}]']), 'NetworkPolicy');
     expect(narrowed.spec.ingress).toContainEqual({ ports: [{ port: 'webhook', protocol: 'TCP' }], from: [{ ipBlock: { cidr: '10.0.0.0/24' } }] });
-    // Admission answers from the caches and records Events with the rules the operator already has.
-    expect(clusterRoleRules(objs)).toEqual(BASE_RULES);
+    // Admission answers from the caches and records Events with the rules the operator already has; it only asks the
+    // apiserver whether a user breaking glass may.
+    expect(clusterRoleRules(objs)).toEqual([...BASE_RULES, ACCESS_REVIEW_RULE]);
+  });
+
+  it('when enabled, then the pod gets shutdownDelaySeconds on top of terminationGracePeriodSeconds, so the hand-off and the drain both fit before SIGKILL', async () => {
+    const grace = async (args: string[], file = 'admission-values.yaml') =>
+      one<DeploymentObject>(await render([...ciValues(file), ...args]), 'Deployment').spec.template.spec.terminationGracePeriodSeconds;
+    expect(await grace([])).toBe(40);
+    expect(await grace(['--set', 'admission.shutdownDelaySeconds=25', '--set', 'terminationGracePeriodSeconds=45', '--set', 'shutdownDrainSeconds=40'])).toBe(70);
+    expect(await grace(['--set', 'admission.shutdownDelaySeconds=0'])).toBe(30);
+    // Without admission there is no hand-off to wait for.
+    expect(await grace(['--set', 'admission.shutdownDelaySeconds=25'], 'default-values.yaml')).toBe(30);
+    // However the values are set, the grace period covers the drain and the hand-off one after the other.
+    for (const [delay, drain, period] of [
+      [10, 20, 30],
+      [0, 0, 1],
+      [600, 600, 601],
+      [3, 29, 30],
+    ] as const) {
+      const objs = await generated(['--set', `admission.shutdownDelaySeconds=${delay}`, '--set', `shutdownDrainSeconds=${drain}`, '--set', `terminationGracePeriodSeconds=${period}`]);
+      const s = settingsOf(objs);
+      const total = Number(s['ADMISSION_SHUTDOWN_DELAY_SECONDS']) + Number(s['SHUTDOWN_DRAIN_SECONDS']);
+      expect(one<DeploymentObject>(objs, 'Deployment').spec.template.spec.terminationGracePeriodSeconds).toBeGreaterThan(total);
+    }
+  });
+
+  it('when enabled, then the ClusterRole <fullname>-breakglass grants exactly the permission the operator checks, and is bound to nobody unless admission.breakglass.subjects names someone', async () => {
+    const objs = await generated(['--set-json', 'admission.breakglass.subjects=[]']);
+    expect(clusterRoleRules(objs, 'rel-anchore-operator-breakglass')).toEqual([BREAKGLASS_RULE]);
+    const role = one(objs, 'ClusterRole', 'rel-anchore-operator-breakglass');
+    // Not aggregated into admin/edit/view: holding a namespace's admin role must not be enough.
+    expect(Object.keys(role.metadata.labels ?? {}).filter((k) => k.startsWith('rbac.authorization.k8s.io/aggregate'))).toEqual([]);
+    expect(role['aggregationRule']).toBeUndefined();
+    // Bound to nobody, and nothing else in the chart grants it.
+    expect(objs.filter((o) => o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding').map((o) => (o['roleRef'] as { name: string }).name)).not.toContain('rel-anchore-operator-breakglass');
+    for (const r of objs.filter((o) => (o.kind === 'ClusterRole' || o.kind === 'Role') && o.metadata.name !== 'rel-anchore-operator-breakglass')) {
+      expect((r as unknown as { rules: Rule[] }).rules.filter((rule) => rule.resources?.includes('breakglass'))).toEqual([]);
+    }
+
+    const subjects = [
+      { kind: 'Group', name: 'sre-oncall', apiGroup: 'rbac.authorization.k8s.io' },
+      { kind: 'User', name: 'alice@example.com' },
+      { kind: 'ServiceAccount', name: 'incident-bot', namespace: 'ops' },
+    ];
+    const bound = await generated(['--set-json', `admission.breakglass.subjects=${JSON.stringify(subjects)}`]);
+    const binding = one<K8sObject & { roleRef: unknown; subjects: unknown }>(bound, 'ClusterRoleBinding', 'rel-anchore-operator-breakglass');
+    expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'rel-anchore-operator-breakglass' });
+    expect(binding.subjects).toEqual(subjects);
+    // Without RBAC from the chart, nothing of it; without admission, nothing to break.
+    const noRbac = await generated(['--set', 'rbac.create=false', '--set-json', `admission.breakglass.subjects=${JSON.stringify(subjects)}`]);
+    expect(noRbac.filter((o) => o.metadata.name === 'rel-anchore-operator-breakglass')).toEqual([]);
+    const off = await render([...ciValues('default-values.yaml'), '--set-json', `admission.breakglass.subjects=${JSON.stringify(subjects)}`]);
+    expect(off.filter((o) => o.metadata.name === 'rel-anchore-operator-breakglass')).toEqual([]);
   });
 
   it('when the certificate comes from cert-manager, then a Certificate for the Service names is rendered, its CA is injected by annotation, and the chart generates no Secret and no caBundle', async () => {
@@ -663,6 +783,7 @@ describe('Helm chart: the admission webhook (rendered and checked here; never re
     expect(r.stdout).toContain(`https://${hookName}.ops.svc/validate`);
     expect(r.stdout).toContain('failurePolicy Fail, timeout 10s; never called in: ops, kube-system, kube-public.');
     expect(r.stdout).toContain('--dry-run=server');
+    expect(r.stdout).toContain('ClusterRole rel-anchore-operator-breakglass');
     const off = await notes('default-values.yaml');
     expect(off.code).toBe(0);
     expect(off.stdout).not.toContain('Admission webhook');
@@ -803,6 +924,30 @@ describe('Helm chart against the real apiserver', () => {
   ])('when the installed ServiceAccount asks to %s, then RBAC says %s', async (_what, answer, args) => {
     const r = await kubectlRaw(['auth', 'can-i', ...args.map((a) => a.replace('{ns}', ns).replace('{lease}', fullname)), `--as=${sa}`]);
     expect(r.stdout.trim()).toBe(answer);
+  });
+
+  it('when the breakglass ClusterRole is bound to admission.breakglass.subjects, then the SubjectAccessReview the operator makes allows exactly them, in any namespace', async () => {
+    const group = uniqueName('breakglass-oncall');
+    const objs = await render([...ciValues('admission-values.yaml'), '--set-json', `admission.breakglass.subjects=${JSON.stringify([{ kind: 'Group', name: group }])}`], ns, release);
+    const rbac = objs.filter((o) => o.metadata.name === `${fullname}-breakglass`);
+    expect(rbac.map((o) => o.kind).sort()).toEqual(['ClusterRole', 'ClusterRoleBinding']);
+    await apply(rbac.map((o) => stringify(o)).join('---\n'));
+    try {
+      /** What src/admission/trust.ts asks: `use` on breakglass.anchore.io in the namespace, for the request's user. */
+      const mayBreakGlass = async (user: string, groups: string[], namespace: string): Promise<boolean> => {
+        const review = { apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec: { user, groups, resourceAttributes: { ...BREAKGLASS_ACCESS, namespace } } };
+        const out = JSON.parse(await kubectl(['create', '-o', 'json', '-f', '-'], JSON.stringify(review))) as { status?: { allowed?: boolean } };
+        return out.status?.allowed === true;
+      };
+      // RBAC changes reach the authorizer through its informers: wait for the binding to count.
+      await eventually(() => mayBreakGlass('dana', [group, 'system:authenticated'], appNs), 15_000, 200);
+      expect(await mayBreakGlass('dana', [group, 'system:authenticated'], 'default')).toBe(true);
+      expect(await mayBreakGlass('eve', ['system:authenticated'], appNs)).toBe(false);
+      // The operator's own ServiceAccount may not break glass either: only reviews it.
+      expect(await mayBreakGlass(sa, ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'], appNs)).toBe(false);
+    } finally {
+      await kubectlRaw(['delete', 'clusterrolebinding,clusterrole', `${fullname}-breakglass`, '--ignore-not-found']);
+    }
   });
 
   it("when the operator runs with the chart's ServiceAccount token and settings, then it leads, registers images, writes binding status and serves authorized HTTPS metrics without a Forbidden", async () => {

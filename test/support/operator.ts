@@ -32,6 +32,8 @@ export function operatorEnv(anchoreUrl: string, extra: Record<string, string> = 
     INVENTORY_INTERVAL_SECONDS: '30',
     HEALTH_REPORT_INTERVAL_SECONDS: '30',
     SHUTDOWN_DRAIN_SECONDS: '5',
+    // No admission hand-off on stop (10 s by default): suites stop operators often; admission-handoff sets its own.
+    ADMISSION_SHUTDOWN_DELAY_SECONDS: '0',
     LOG_LEVEL: 'debug',
     // Suites run operators side by side in one namespace-less scope; the leader-election suites turn it on.
     LEADER_ELECTION: 'false',

@@ -257,6 +257,18 @@ in a label selector; the operator exempts those itself.
 {{- end }}
 
 {{/*
+The pod's terminationGracePeriodSeconds: the value given, plus admission.shutdownDelaySeconds when the webhook is
+served, so the admission hand-off (reviews answered while /readyz fails) and the drain both fit before SIGKILL.
+*/}}
+{{- define "anchore-operator.terminationGracePeriodSeconds" -}}
+{{- $grace := int .Values.terminationGracePeriodSeconds }}
+{{- if .Values.admission.enabled }}
+{{- $grace = add $grace (int .Values.admission.shutdownDelaySeconds) }}
+{{- end }}
+{{- $grace }}
+{{- end }}
+
+{{/*
 Data of the credentials Secret the chart creates (base64), or nothing with an existing Secret.
 */}}
 {{- define "anchore-operator.credentialsData" -}}

@@ -37,6 +37,7 @@ paths and the downward API are set on the container itself (deployment.yaml).
 {{- $_ := set $s "INTEGRATION_ID" $v.integration.id }}
 {{- $_ := set $s "REGISTRATION_WORKERS" $v.registration.workers }}
 {{- $_ := set $s "ANALYSIS_POLL_MAX_SECONDS" $v.registration.analysisPollMaxSeconds }}
+{{- $_ := set $s "ANCHORE_IMAGES_REFRESH_SECONDS" $v.anchore.imagesRefreshSeconds }}
 {{- $_ := set $s "BINDING_WORKERS" $v.bindings.workers }}
 {{- $_ := set $s "EVALUATION_CONCURRENCY" $v.bindings.evaluationConcurrency }}
 {{- $_ := set $s "POLICY_POLL_SECONDS" $v.bindings.policyPollSeconds }}
@@ -60,6 +61,13 @@ when that is shorter. 5 s (the default) gives the operator's own default, 3000 m
 is always exempt anyway. */}}
 {{- $_ := set $s "ADMISSION_EXEMPT_NAMESPACES" (join "," $v.admission.exemptNamespaces | default .Release.Namespace) }}
 {{- $_ := set $s "ADMISSION_REGISTER_UNKNOWN" $v.admission.registerUnknown }}
+{{- $_ := set $s "ADMISSION_REGISTER_MAX_PER_REVIEW" $v.admission.registration.maxPerReview }}
+{{- $_ := set $s "ADMISSION_REGISTER_NAMESPACE_PER_MINUTE" $v.admission.registration.perNamespacePerMinute }}
+{{- $_ := set $s "ADMISSION_REGISTER_PER_MINUTE" $v.admission.registration.perMinute }}
+{{- $_ := set $s "ADMISSION_REGISTER_REPOSITORIES" (join "," $v.admission.registration.repositories) }}
+{{- /* Never empty (the schema requires an entry): the operator would read an empty value as its default list. */}}
+{{- $_ := set $s "ADMISSION_TRUSTED_CONTROLLERS" (join "," $v.admission.trustedControllers) }}
+{{- $_ := set $s "ADMISSION_SHUTDOWN_DELAY_SECONDS" $v.admission.shutdownDelaySeconds }}
 {{- $_ := set $s "RESYNC_INTERVAL_SECONDS" $v.kube.resyncIntervalSeconds }}
 {{- $_ := set $s "WATCH_WATCHDOG_SECONDS" $v.kube.watchWatchdogSeconds }}
 {{- /* Names this release on the ClusterAnchorePolicyBindings it owns (status.install); unique per cluster. */}}
