@@ -67,11 +67,19 @@ describe('loadConfig', () => {
     expect(c.anchore.auth).toEqual({ type: 'apikey', key: 'key-1' });
   });
 
-  it('when the password comes from a file, then it is read without the trailing newline', () => {
+  it('when the password comes from a file, then it is read without the trailing newline, and the file is kept to follow a rotated Secret', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
     writeFileSync(join(dir, 'pw'), 'from-file\n');
     const c = loadConfig({ ...base, ANCHORE_PASSWORD: '', ANCHORE_PASSWORD_FILE: join(dir, 'pw'), ANCHORE_AUTH_MODE: 'oauth' });
-    expect(c.anchore.auth).toEqual({ type: 'oauth', username: 'admin', password: 'from-file' });
+    expect(c.anchore.auth).toEqual({ type: 'oauth', username: 'admin', password: 'from-file', secretFile: join(dir, 'pw') });
+  });
+
+  it('when ANCHORE_CA_FILE holds no certificate, or a block that does not parse, then the config is refused naming the file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-ca-'));
+    writeFileSync(join(dir, 'empty.pem'), 'not a certificate\n');
+    writeFileSync(join(dir, 'broken.pem'), '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n');
+    expect(() => loadConfig({ ...base, ANCHORE_CA_FILE: join(dir, 'empty.pem') })).toThrow(`ANCHORE_CA_FILE ${join(dir, 'empty.pem')}: holds no PEM certificate`);
+    expect(() => loadConfig({ ...base, ANCHORE_CA_FILE: join(dir, 'broken.pem') })).toThrow(/certificate 1 of 1 does not parse/);
   });
 
   it('when account routes are given as a string, then they parse in order', () => {

@@ -1,5 +1,5 @@
+import { X509Certificate, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
@@ -62,7 +62,7 @@ export interface Config {
   namespaces: { include: string[]; exclude: string[]; labelSelector?: string };
   images: { exclude: string[]; missingTagPolicy: MissingTagPolicy; registryOverride?: string };
   accounts: { routes: AccountRoute[]; namespaceLabel?: string };
-  inventory: { enabled: boolean; intervalMs: number; debounceMs: number; minIntervalMs: number; batchBytes: number };
+  inventory: { enabled: boolean; intervalMs: number; debounceMs: number; minIntervalMs: number; batchBytes: number; splitNamespaces: boolean };
   integration: { enabled: boolean; healthIntervalMs: number; registrationId: string; instanceId: string; namespace?: string };
   registration: { workers: number; analysisPollMaxMs: number; imagesRefreshMs: number };
   bindings: {
@@ -217,7 +217,11 @@ const SPEC = {
   INVENTORY_INTERVAL_SECONDS: int(60, 5, 86_400, 'Heartbeat: resend the full inventory at least this often'),
   INVENTORY_DEBOUNCE_MS: int(500, 0, 600_000, 'Wait this long after a change before sending'),
   INVENTORY_MIN_INTERVAL_MS: int(2000, 0, 3_600_000, "Never send one account's inventory more often than this"),
-  INVENTORY_BATCH_BYTES: int(0, 0, 1 << 30, 'Split a report into batches of at most this many bytes, on namespace boundaries (0 = no limit)'),
+  INVENTORY_BATCH_BYTES: int(0, 0, 1 << 30, 'Split a report into batches of at most this many bytes, on namespace boundaries (0 = no limit; a 413 from Anchore lowers it by itself)'),
+  INVENTORY_SPLIT_NAMESPACES: bool(
+    false,
+    'A namespace too large for one batch is sent in parts of its pods. Only for Anchore with inventory_ingest_overwrite off: with it on, each part would erase the others (docs/anchore-contract.md)',
+  ),
   INTEGRATION_ENABLED: bool(true, 'Register as an Anchore integration and send health reports (Enterprise ≥ 5.11)'),
   HEALTH_REPORT_INTERVAL_SECONDS: int(60, HEALTH_REPORT_INTERVAL_MIN_S, HEALTH_REPORT_INTERVAL_MAX_S, `Health report interval (${HEALTH_REPORT_INTERVAL_MIN_S}–${HEALTH_REPORT_INTERVAL_MAX_S})`),
   INTEGRATION_ID: text('', 'Stable registration id (registration_instance_id is the pod name)', { shown: 'anchore-operator-<CLUSTER_NAME>' }),
@@ -227,7 +231,12 @@ const SPEC = {
   BINDING_WORKERS: int(4, 1, 64, 'Policy bindings reconciled in parallel'),
   EVALUATION_CONCURRENCY: int(8, 1, 256, 'Anchore policy checks / vulnerability reads in flight (shared by all bindings)'),
   POLICY_POLL_SECONDS: int(60, 0, 86_400, "How often each account's active policy is checked for a change (0 = never)"),
-  METRICS_MAX_SERIES: int(DEFAULT_MAX_SERIES, 0, 10_000_000, 'Budget of findings series per scrape; beyond it series are dropped and counted'),
+  METRICS_MAX_SERIES: int(
+    DEFAULT_MAX_SERIES,
+    0,
+    10_000_000,
+    'Budget of findings series per scrape: per-CVE, then per-image series are cut (and counted) beyond it; the series alerts read are never cut',
+  ),
   METRICS_VULNERABILITIES: bool(true, 'Read vulnerability counts of every running analysed image for the findings metrics'),
   VULNERABILITY_REFRESH_SECONDS: int(3600, 60, 7 * 86_400, "How often each image's vulnerability counts are read again"),
   METRICS_CVE_SERIES: bool(false, 'Export one series per CVE (high cardinality; filtered by the next two settings)'),
@@ -358,6 +367,12 @@ class Reader {
     if (direct && path) throw new ConfigError(`set ${name} or ${name}_FILE, not both`);
     if (!path) return direct;
     return readSettingFile(`${name}_FILE`, path, 'utf8').replace(/[\r\n]+$/, '');
+  }
+
+  /** `{ secretFile }` when the secret came from NAME_FILE (the client reads it again when it changes). */
+  secretFile(name: Named<'secret'>): { secretFile?: string } {
+    const path = this.#text(`${name}_FILE`);
+    return path ? { secretFile: path } : {};
   }
 
   /** <PREFIX>_CERT_FILE and <PREFIX>_KEY_FILE, both set and readable; `missing` is the error when either is absent. */
@@ -492,16 +507,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   let auth: AnchoreAuth;
   if (apiKey) {
     if (username || password) throw new ConfigError('set either ANCHORE_API_KEY or ANCHORE_USERNAME/ANCHORE_PASSWORD, not both');
-    auth = { type: 'apikey', key: apiKey };
+    auth = { type: 'apikey', key: apiKey, ...r.secretFile('ANCHORE_API_KEY') };
   } else {
     if (!username || !password) {
       throw new ConfigError('Anchore credentials are required: ANCHORE_USERNAME and ANCHORE_PASSWORD (or _FILE), or ANCHORE_API_KEY');
     }
-    auth = mode === 'oauth' ? { type: 'oauth', username, password } : { type: 'basic', username, password };
+    const file = r.secretFile('ANCHORE_PASSWORD');
+    auth = mode === 'oauth' ? { type: 'oauth', username, password, ...file } : { type: 'basic', username, password, ...file };
   }
 
   const caFile = r.string('ANCHORE_CA_FILE');
-  if (caFile) readSettingFile('ANCHORE_CA_FILE', caFile);
+  if (caFile) {
+    const problem = caBundleProblem(readSettingFile('ANCHORE_CA_FILE', caFile, 'utf8'));
+    if (problem) throw new ConfigError(`ANCHORE_CA_FILE ${caFile}: ${problem}`);
+  }
 
   const clusterName = r.string('CLUSTER_NAME');
   if (!clusterName) throw new ConfigError('CLUSTER_NAME is required (the name Anchore shows for this cluster)');
@@ -551,6 +570,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       debounceMs: r.int('INVENTORY_DEBOUNCE_MS'),
       minIntervalMs: r.int('INVENTORY_MIN_INTERVAL_MS'),
       batchBytes: r.int('INVENTORY_BATCH_BYTES'),
+      splitNamespaces: r.bool('INVENTORY_SPLIT_NAMESPACES'),
     },
     integration: {
       enabled: r.bool('INTEGRATION_ENABLED'),
@@ -679,4 +699,21 @@ export function integrationConfiguration(cfg: Config): Record<string, unknown> {
     inventory: { enabled: cfg.inventory.enabled, interval_seconds: cfg.inventory.intervalMs / 1000, batch_bytes: cfg.inventory.batchBytes },
     health_report_interval_seconds: cfg.integration.healthIntervalMs / 1000,
   };
+}
+
+/**
+ * Why a CA bundle cannot be right (no PEM certificate in it, or one that does not parse), or undefined. A file that
+ * trusts nothing would make every Anchore call fail its handshake; it is refused at start instead.
+ */
+export function caBundleProblem(pem: string): string | undefined {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) return "holds no PEM certificate (-----BEGIN CERTIFICATE-----); it must be the CA bundle that signed Anchore's certificate";
+  for (const [i, b] of blocks.entries()) {
+    try {
+      new X509Certificate(b);
+    } catch (err) {
+      return `certificate ${i + 1} of ${blocks.length} does not parse (${err instanceof Error ? err.message : String(err)})`;
+    }
+  }
+  return undefined;
 }

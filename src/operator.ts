@@ -85,6 +85,8 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
   const metrics = deps.metrics ?? new OperatorMetrics(undefined, { version: VERSION, maxSeries: cfg.metrics.maxSeries });
   let anchoreOk = false;
   let stopped = false;
+  // Built once the controllers exist; the readiness check reads it (unset until then: nothing rejected yet).
+  const late: { reachability?: AnchoreReachability } = {};
   // Constructed only (no I/O until started): the health checks read the caches.
   const kube = new KubeClient({ ...(cfg.kube.kubeconfig ? { kubeconfig: cfg.kube.kubeconfig } : {}), userAgent: `anchore-operator/${VERSION}` });
   const stores = createClusterStores({
@@ -106,7 +108,16 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     checks: [
       { name: 'shutdown', ok: () => !stopped, detail: () => 'shutting down (admission still answers until the endpoints have moved)' },
       { name: 'anchore', ok: () => anchoreOk, detail: () => 'Anchore has not answered the version check yet' },
-      { name: 'caches', ok: () => stores.synced(), detail: () => 'informer caches not synced yet' },
+      // The informers start once Anchore answered: until then the caches wait on Anchore, not on the apiserver.
+      { name: 'caches', ok: () => stores.synced(), detail: () => (anchoreOk ? 'informer caches not synced yet' : 'informers start once Anchore answers') },
+      {
+        name: 'anchore-credentials',
+        ok: () => late.reachability?.credentialsRejected === undefined,
+        detail: () => `Anchore rejects the operator credentials (401) since ${late.reachability?.credentialsRejected ?? '?'}: update the Secret (read again when it changes)`,
+        // With admission on, this replica still judges from what it knows; failing readiness would hand every review
+        // to the webhook's failurePolicy. The metric and the alert say it then.
+        advisory: () => cfg.admission.enabled,
+      },
     ],
   }).catch(async (err: unknown) => {
     await kube.close();
@@ -211,6 +222,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     debounceMs: cfg.inventory.debounceMs,
     minIntervalMs: cfg.inventory.minIntervalMs,
     batchBytes: cfg.inventory.batchBytes,
+    splitNamespaces: cfg.inventory.splitNamespaces,
     missingAccounts,
     log,
     metrics,
@@ -286,6 +298,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
   );
   const reachability = new AnchoreReachability({
     probe: () => anchore.version(),
+    credentialProbe: () => anchore.listPolicies(cfg.anchore.account),
     probeMs: 5_000,
     clock: systemClock,
     log: log.child({ component: 'anchore' }),
@@ -293,7 +306,18 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
       const moved = controllers.retryFailedNow();
       log.info({ downForMs, retriedNow: moved }, 'Anchore is back: retrying backed-off work now');
     },
+    onCredentialsAccepted: () => {
+      const moved = controllers.retryFailedNow();
+      log.info({ retriedNow: moved }, 'credentials accepted: retrying backed-off work now');
+    },
   });
+  late.reachability = reachability;
+  metrics.stateGauge(METRIC.inventoryBatchLimit, "Byte limit of an account's inventory batches learned from Anchore answering 413 (only accounts that were refused)", ['account'], () =>
+    inventory.learnedLimits(),
+  );
+  metrics.stateGauge(METRIC.credentialsRejected, 'Whether Anchore rejects the operator credentials (401) and has accepted none since: 1 until the Secret is fixed', [], () => [
+    [{}, reachability.credentialsRejected === undefined ? 0 : 1],
+  ]);
   requestObservers.push((e) => reachability.observe(e));
   const le = cfg.leaderElection;
   const elector = le.enabled
@@ -451,6 +475,14 @@ async function checkAnchore(anchore: AnchoreApi, account: string, log: Logger, s
       if (err instanceof FatalStartupError) throw err;
       if (err instanceof AnchoreError && err.kind === 'auth') {
         throw new FatalStartupError(`Anchore rejected the operator's credentials: ${err.message}`);
+      }
+      // Mistakes that waiting cannot fix: say the cause and the fix once, and stop (exit 1), rather than "not reachable
+      // yet" for ever.
+      if (err instanceof AnchoreError && err.kind === 'tls') throw new FatalStartupError(`cannot talk to Anchore at ANCHORE_URL: ${err.message}`);
+      if (err instanceof AnchoreError && err.kind === 'not-found' && err.operation === 'version_check') {
+        throw new FatalStartupError(
+          `ANCHORE_URL answers 404 for both /v2/version and /version (${err.message}): its path is wrong; give the base URL Anchore serves /v2 under, e.g. https://anchore.example.com:8228, with no other path`,
+        );
       }
       if (stopped()) throw err;
       const delay = Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5));

@@ -405,7 +405,7 @@ describe('AdmissionValidator', () => {
       stores.pods.put(aPod('free', 'pin-f', [aContainer('c', `acme/bad:other@${F}`, { digest: F, repo: 'docker.io/acme/bad' })]));
       stores.pods.put(aPod('free', 'pin-p', [aContainer('c', `acme/bad:1.0@${P}`, { digest: P, repo: 'docker.io/acme/bad' })]));
       bindings.put(aBinding('gate', { enforcement: 'deny' }));
-      const v = validator();
+      validator(); // builds the image controller of this test
       images!.start();
       // Two adds by CI, then one by the operator for each pin.
       for (let i = 0; i < 200 && sim.requests({ method: 'POST', path: '/v2/images' }).length < 4; i++) await new Promise((r) => setTimeout(r, 10));

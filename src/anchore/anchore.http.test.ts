@@ -519,10 +519,11 @@ describe('AnchoreHttpClient TLS', () => {
     await expect(client(sim, { caFile: ca }).listImages('admin')).resolves.toEqual([]);
   });
 
-  it('when no CA is given for a self-signed server, then verification fails (TLS is verified by default)', async () => {
-    const e = await rejection(client(sim, { retry: { attempts: 1 } }).listImages('admin'));
-    expect(e.kind).toBe('unavailable');
-    expect(e.message).toMatch(/SELF_SIGNED|certificate/i);
+  it('when no CA is given for a self-signed server, then verification fails (TLS is verified by default) with the cause and the fix, not retried', async () => {
+    const e = await rejection(client(sim, { retry: { attempts: 4 } }).listImages('admin'));
+    expect(e.kind).toBe('tls');
+    expect(e.retryable).toBe(false);
+    expect(e.message).toMatch(/not signed by a CA the operator trusts: set ANCHORE_CA_FILE .*\((DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN)/);
   });
 
   it('when insecure mode is explicitly enabled, then calls succeed and a warning is logged', async () => {

@@ -1,12 +1,75 @@
+import { readFileSync, statSync } from 'node:fs';
 import type { AnchoreError } from './errors.ts';
 
-/** How the operator authenticates to Anchore. */
+/**
+ * How the operator authenticates to Anchore. `secretFile`: the file the password or key was read from (a mounted
+ * Secret); it is read again when it changes, so a rotated Secret is used without a restart.
+ */
 export type AnchoreAuth =
-  | { type: 'basic'; username: string; password: string }
+  | { type: 'basic'; username: string; password: string; secretFile?: string }
   /** API keys use Basic auth with the literal username `_api_key` (Anchore docs). */
-  | { type: 'apikey'; key: string }
+  | { type: 'apikey'; key: string; secretFile?: string }
   /** OAuth2 password grant against POST /v2/oauth/token; tokens are refreshed before expiry and once on 401. */
-  | { type: 'oauth'; username: string; password: string; clientId?: string };
+  | { type: 'oauth'; username: string; password: string; clientId?: string; secretFile?: string };
+
+/** How often a secret file is checked for a change (a stat; it is read only when the stat moved). */
+const SECRET_CHECK_MS = 5_000;
+
+/**
+ * A secret read from a file that Kubernetes may replace at any time (the kubelet swaps the Secret volume's `..data`
+ * symlink). `value()` stats the file at most every 5 s and reads it again when it changed; `reload()` reads it now
+ * (after Anchore answered 401). A file that cannot be read keeps the last value (the swap is not atomic for readers).
+ */
+export class SecretFile {
+  readonly path: string;
+  #value: string;
+  #stamp: string;
+  #checkedAt: number;
+  readonly #now: () => number;
+
+  constructor(path: string, initial: string, now: () => number = Date.now) {
+    this.path = path;
+    this.#value = initial;
+    this.#now = now;
+    this.#stamp = this.#stat() ?? '';
+    this.#checkedAt = now();
+  }
+
+  value(): string {
+    if (this.#now() - this.#checkedAt >= SECRET_CHECK_MS) this.#refresh(false);
+    return this.#value;
+  }
+
+  /** Reads the file now; true when the secret changed. */
+  reload(): boolean {
+    return this.#refresh(true);
+  }
+
+  #stat(): string | undefined {
+    try {
+      const st = statSync(this.path);
+      return `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      return undefined;
+    }
+  }
+
+  #refresh(force: boolean): boolean {
+    this.#checkedAt = this.#now();
+    const stamp = this.#stat();
+    if (stamp === undefined || (!force && stamp === this.#stamp)) return false;
+    let text: string;
+    try {
+      text = readFileSync(this.path, 'utf8').replace(/[\r\n]+$/, '');
+    } catch {
+      return false;
+    }
+    this.#stamp = stamp;
+    if (!text || text === this.#value) return false;
+    this.#value = text;
+    return true;
+  }
+}
 
 /** The username Anchore sees for these credentials (for integration registration and logs). */
 export function authUsername(auth: AnchoreAuth): string {
@@ -39,10 +102,20 @@ export class OAuthTokenManager {
   #expiresAt = 0;
   #inflight: Promise<string> | undefined;
 
-  constructor(auth: Extract<AnchoreAuth, { type: 'oauth' }>, fetchToken: TokenFetcher, now: () => number = Date.now) {
+  readonly #password: () => string;
+
+  constructor(auth: Extract<AnchoreAuth, { type: 'oauth' }>, fetchToken: TokenFetcher, now: () => number = Date.now, password: () => string = () => auth.password) {
     this.#auth = auth;
     this.#fetch = fetchToken;
     this.#now = now;
+    this.#password = password;
+  }
+
+  /** The password changed (a rotated Secret): the tokens it earned are dropped, the next call logs in again. */
+  reset(): void {
+    this.#access = undefined;
+    this.#refresh = undefined;
+    this.#expiresAt = 0;
   }
 
   /** A valid access token, refreshing when less than 10% of its life (at most 60 s) remains. */
@@ -81,7 +154,7 @@ export class OAuthTokenManager {
     res ??= await this.#fetch({
       grant_type: 'password',
       username: this.#auth.username,
-      password: this.#auth.password,
+      password: this.#password(),
       client_id: clientId,
     });
     const ttlMs = Math.max(1, res.expires_in ?? 3600) * 1000;

@@ -11,8 +11,10 @@
  *   Anchore does not have (how k8s-inventory recognises it too). Retrying helps only once someone creates it.
  * - rejected: Anchore refused the input (400, 409, 415, 422).
  * - unsupported: the server lacks an API this operator needs (V1 server, missing operation).
+ * - tls: the TLS handshake failed for a reason retrying cannot fix (certificate not trusted, not for this host name,
+ *   expired; or https spoken to a plain-http port): the message names the cause and the fix.
  */
-export type AnchoreErrorKind = 'unavailable' | 'protocol' | 'auth' | 'not-found' | 'account-not-found' | 'rejected' | 'unsupported';
+export type AnchoreErrorKind = 'unavailable' | 'protocol' | 'auth' | 'not-found' | 'account-not-found' | 'rejected' | 'unsupported' | 'tls';
 
 export class AnchoreError extends Error {
   override readonly name = 'AnchoreError';
@@ -84,4 +86,31 @@ function excerpt(s: string): string {
     .replace(/\s+/g, ' ')
     .trim();
   return one.length > 300 ? `${one.slice(0, 300)}…` : one;
+}
+
+/** Node's codes for a TLS peer that cannot be verified, each with what to do about it. */
+const TLS_CAUSES: ReadonlyArray<[RegExp, string]> = [
+  [
+    /^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_UNTRUSTED|CERT_SIGNATURE_FAILURE)$/,
+    "Anchore's TLS certificate is not signed by a CA the operator trusts: set ANCHORE_CA_FILE to the PEM bundle of the CA that signed it (chart: anchore.caBundle)",
+  ],
+  [/^ERR_TLS_CERT_ALTNAME_INVALID$/, "Anchore's TLS certificate does not name the host in ANCHORE_URL: use a host name the certificate names (its subjectAltNames)"],
+  [/^CERT_HAS_EXPIRED$/, "Anchore's TLS certificate has expired: renew it on the Anchore side"],
+  [/^CERT_NOT_YET_VALID$/, "Anchore's TLS certificate is not valid yet: check the clocks of Anchore and this node"],
+  [/^(ERR_SSL_WRONG_VERSION_NUMBER|EPROTO)$/, 'the TLS handshake failed: is ANCHORE_URL https:// pointing at a plain-http port (or the reverse)?'],
+];
+
+/** The TLS failure behind a network error, as a `tls` AnchoreError naming cause and fix; undefined for other errors. */
+export function tlsError(operation: string, err: unknown): AnchoreError | undefined {
+  for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code !== 'string') continue;
+    for (const [re, fix] of TLS_CAUSES) {
+      if (re.test(code)) {
+        const said = (e as { message?: unknown }).message;
+        return new AnchoreError('tls', operation, `${operation}: ${fix} (${code}${typeof said === 'string' && said !== code ? `: ${said}` : ''})`, { cause: err });
+      }
+    }
+  }
+  return undefined;
 }

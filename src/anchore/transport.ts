@@ -10,10 +10,10 @@ import { type BackoffPolicy, backoffDelay } from '../runtime/backoff.ts';
 import { sleep, systemClock } from '../runtime/clock.ts';
 import { type Priority, Semaphore, TokenBucket } from '../runtime/limits.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { type AnchoreAuth, OAuthTokenManager, type TokenResponse, basicHeader } from './auth.ts';
+import { type AnchoreAuth, OAuthTokenManager, SecretFile, type TokenResponse, basicHeader } from './auth.ts';
 import { ANCHORE_CLIENT_DEFAULTS, type CallLimits } from './anchore.port.ts';
 import { readTokenResponse } from './decode.ts';
-import { AnchoreError, parseErrorBody, protocolError } from './errors.ts';
+import { AnchoreError, parseErrorBody, protocolError, tlsError } from './errors.ts';
 import { parseAnchoreUrl } from './url.ts';
 
 export interface AnchoreTransportConfig {
@@ -37,7 +37,18 @@ export interface AnchoreTransportConfig {
   userAgent?: string;
   log: Logger;
   /** Metrics hook, called once per HTTP attempt. `status` is 0 when no response arrived. */
-  onRequest?: (e: { operation: string; status: number; durationMs: number; errorKind?: string }) => void;
+  onRequest?: (e: AnchoreRequestEvent) => void;
+}
+
+/** One HTTP attempt, as the metrics and the reachability tracker see it. */
+export interface AnchoreRequestEvent {
+  operation: string;
+  /** 0 when no response arrived. */
+  status: number;
+  durationMs: number;
+  errorKind?: string;
+  /** The attempt carried the operator's credentials (a 2xx then proves they are accepted). */
+  authenticated?: boolean;
 }
 
 export interface CallOptions<T = unknown> extends CallLimits {
@@ -74,7 +85,10 @@ export class AnchoreTransport {
   readonly #maxRetryAfterMs: number;
   readonly #requestMs: number;
   readonly #maxBytes: number;
-  readonly #staticAuthHeader: string | undefined;
+  #staticAuthHeader: string | undefined;
+  /** The mounted Secret the password or key came from, read again when it changes. */
+  readonly #secret: SecretFile | undefined;
+  #secretSeen: string | undefined;
 
   constructor(cfg: AnchoreTransportConfig) {
     this.#cfg = cfg;
@@ -108,15 +122,45 @@ export class AnchoreTransport {
     this.#requestMs = t.requestMs ?? ANCHORE_CLIENT_DEFAULTS.requestTimeoutS * 1000;
     this.#maxBytes = cfg.maxResponseBytes ?? 64 * 1024 * 1024;
     const auth = cfg.auth;
+    if (auth.secretFile) this.#secret = new SecretFile(auth.secretFile, auth.type === 'apikey' ? auth.key : auth.password);
+    this.#secretSeen = this.#secret?.value();
     if (auth.type === 'oauth') {
-      this.#tokens = new OAuthTokenManager(auth, (form) => this.#fetchToken(form));
+      this.#tokens = new OAuthTokenManager(
+        auth,
+        (form) => this.#fetchToken(form),
+        Date.now,
+        () => this.#secret?.value() ?? auth.password,
+      );
     } else {
-      this.#staticAuthHeader = auth.type === 'apikey' ? basicHeader('_api_key', auth.key) : basicHeader(auth.username, auth.password);
+      this.#staticAuthHeader = this.#basicHeader();
     }
   }
 
   async close(): Promise<void> {
     await this.#agent.close();
+  }
+
+  #basicHeader(): string {
+    const auth = this.#cfg.auth;
+    if (auth.type === 'apikey') return basicHeader('_api_key', this.#secret?.value() ?? auth.key);
+    if (auth.type === 'basic') return basicHeader(auth.username, this.#secret?.value() ?? auth.password);
+    return '';
+  }
+
+  /**
+   * Follows a rotated Secret: when the file changed since the credentials in use were built, rebuild them (and drop
+   * OAuth tokens the old password earned). `force`: read the file now (Anchore just answered 401). True when changed.
+   */
+  #followSecret(force: boolean): boolean {
+    if (!this.#secret) return false;
+    if (force) this.#secret.reload();
+    const now = this.#secret.value();
+    if (now === this.#secretSeen) return false;
+    this.#secretSeen = now;
+    if (this.#tokens) this.#tokens.reset();
+    else this.#staticAuthHeader = this.#basicHeader();
+    this.#cfg.log.info({ file: this.#secret.path }, 'Anchore credentials file changed; using the new credentials');
+    return true;
   }
 
   /**
@@ -138,7 +182,8 @@ export class AnchoreTransport {
         return await this.#sem.run(() => this.#once(operation, method, path, opts), priority);
       } catch (err) {
         if (!(err instanceof AnchoreError)) throw err;
-        if (err.kind === 'auth' && err.status === 401 && this.#tokens && !opts.anonymous && !reauthenticated) {
+        // A 401 may mean the Secret was rotated under us: read it again, and retry once with what it holds now.
+        if (credentialsRefused(err) && !opts.anonymous && !reauthenticated && (this.#followSecret(true) || this.#tokens)) {
           reauthenticated = true;
           attempt--;
           continue;
@@ -172,6 +217,7 @@ export class AnchoreTransport {
     };
     let token: string | undefined;
     if (!opts.anonymous) {
+      this.#followSecret(false);
       if (this.#tokens) {
         token = await this.#tokens.token();
         headers['authorization'] = `Bearer ${token}`;
@@ -228,12 +274,17 @@ export class AnchoreTransport {
     } catch (err) {
       // Exactly one report per attempt: a 2xx whose body could not be read is an error, not a success.
       const e = err instanceof AnchoreError ? err : networkError(operation, err);
-      this.#cfg.onRequest?.({ operation, status, durationMs: performance.now() - started, errorKind: e.kind });
+      this.#cfg.onRequest?.({ operation, status, durationMs: performance.now() - started, errorKind: e.kind, authenticated: !opts.anonymous || opts.form !== undefined });
       throw e;
     }
-    this.#cfg.onRequest?.({ operation, status, durationMs: performance.now() - started });
+    this.#cfg.onRequest?.({ operation, status, durationMs: performance.now() - started, authenticated: !opts.anonymous || opts.form !== undefined });
     return out;
   }
+}
+
+/** Anchore refused the credentials themselves: a 401, or the token endpoint refusing the password grant. */
+export function credentialsRefused(err: AnchoreError): boolean {
+  return err.kind === 'auth' && (err.status === 401 || err.operation === 'get_oauth_token');
 }
 
 function isLoopback(url: string): boolean {
@@ -292,6 +343,8 @@ function classify(operation: string, status: number, text: string, retryAfter: s
 }
 
 function networkError(operation: string, err: unknown): AnchoreError {
+  const tls = tlsError(operation, err);
+  if (tls) return tls;
   const e = err as { code?: string; name?: string; message?: string };
   const what = e.name === 'TimeoutError' || e.name === 'AbortError' ? 'timed out' : (e.code ?? e.message ?? String(err));
   return new AnchoreError('unavailable', operation, `${operation}: cannot reach Anchore (${what})`, { cause: err });

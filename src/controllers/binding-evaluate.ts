@@ -9,9 +9,6 @@ import { SLICE, yieldToLoop } from '../runtime/cooperative.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import type { ImageGroup } from './binding-select.ts';
 
-/** Workloads named per image result (the status is bounded; Events and metrics use the complete groups). */
-export const MAX_WORKLOADS_PER_RESULT = 10;
-
 export interface EvaluateDeps {
   images: Pick<ImageRegistry, 'catalog' | 'reRegistering' | 'recheck'>;
   cache: Pick<EvaluationCache, 'check' | 'vulnerabilities'>;
@@ -43,7 +40,8 @@ export async function evaluateImages(
   const previous = new Map((b.status.results ?? []).map((r) => [`${r.image}@${r.digest ?? ''}`, r]));
   const out: Evaluation = { results: [], policyGone: new Set() };
   const evaluate = async (g: ImageGroup): Promise<BindingImageResult> => {
-    const base: BindingImageResult = { image: g.image.tag, result: 'pending', workloads: [...g.workloads.keys()].sort().slice(0, MAX_WORKLOADS_PER_RESULT) };
+    // Every workload, sorted: the status write bounds the list to the schema, saying how many more (boundStatus).
+    const base: BindingImageResult = { image: g.image.tag, result: 'pending', workloads: [...g.workloads.keys()].sort() };
     if (g.image.digest) base.digest = g.image.digest;
     const entry = deps.images.catalog(g.key);
     if (entry && !base.digest) base.digest = entry.digest;
@@ -68,7 +66,8 @@ export async function evaluateImages(
       const check = await deps.cache.check(g.account, policy.policy_id, entry.digest, g.image.tag, maxAgeMs);
       const result: ImageResult = checkVerdict(check, c.failOn);
       const r: BindingImageResult = { ...base, result, finalAction: check.final_action, reason: check.final_action_reason || 'policy_evaluation', findings: check.number_of_findings };
-      if (check.findings.length) r.topFindings = check.findings.slice(0, 5).map((f) => ({ gate: f.gate, trigger: f.trigger, action: f.action, message: f.message.slice(0, 512) }));
+      // The evaluation cache keeps only the first findings; the status write bounds them (and messages) to the schema.
+      if (check.findings.length) r.topFindings = check.findings.map((f) => ({ gate: f.gate, trigger: f.trigger, action: f.action, message: f.message }));
       return r;
     } catch (err) {
       if (err instanceof AnchoreError && err.kind === 'unavailable') {
@@ -82,7 +81,7 @@ export async function evaluateImages(
         if (c.mode === 'evaluate') out.policyGone.add(g.account);
         return { ...base, reason: REASON.analysisPending, message: 'Anchore has no evaluation for this image; checking that it still holds the image' };
       }
-      return { ...base, result: 'error', reason: REASON.evaluationError, message: errorMessage(err).slice(0, 512) };
+      return { ...base, result: 'error', reason: REASON.evaluationError, message: errorMessage(err) };
     }
   };
   for (let i = 0; i < groups.length; i += SLICE) {

@@ -15,7 +15,7 @@ import type { OperatorMetrics } from '../telemetry/metrics.ts';
 import { evaluateImages } from './binding-evaluate.ts';
 import { type PolicyDeps, resolvePolicies, resolvePolicy } from './binding-policy.ts';
 import { type ImageGroup, type Selection, selectImages } from './binding-select.ts';
-import { type BindingOutcome, sameStatus, summarizeBinding } from './binding-status.ts';
+import { type BindingOutcome, boundStatus, sameStatus, summarizeBinding } from './binding-status.ts';
 
 interface BindingControllerOptions {
   stores: Pick<ClusterStores, 'pods' | 'namespaces' | 'replicaSets' | 'jobs'>;
@@ -65,6 +65,8 @@ export class BindingController {
   readonly #forceFresh = new Set<string>();
   /** Cluster bindings another install owns (logged once each). */
   readonly #foreign = new Set<string>();
+  /** Bindings whose last status write the apiserver refused as invalid (422), with its cause: told once per cause. */
+  readonly #rejected = new Map<string, string>();
   /** How long each binding's last reconcile took, for coalescing churn. */
   readonly #reconcileMs = new Map<string, number>();
   readonly #policyDeps: PolicyDeps;
@@ -152,6 +154,7 @@ export class BindingController {
 
   #forget(key: string): void {
     this.#reconcileMs.delete(key);
+    this.#rejected.delete(key);
     this.#setImages(key, new Set());
     this.#o.images.demand(demandSource(key), undefined);
     this.lastEvaluated.delete(key);
@@ -220,11 +223,18 @@ export class BindingController {
       outcome = { kind: 'problem', error: err };
     }
 
-    const { status, requeueMs } = summarizeBinding(b, outcome, now);
-    const written = await this.#write(b, status);
+    const lastSuccess = this.lastEvaluated.get(key);
+    const { status, requeueMs } = summarizeBinding(b, outcome, now, lastSuccess === undefined ? undefined : new Date(lastSuccess));
+    const written = await this.#write(b, status, log);
 
-    if (outcome.kind === 'problem') return this.#problem(b, outcome.error);
+    if (outcome.kind === 'problem') {
+      // The verdicts of a policy Anchore no longer has are gone from status: so are their workload failures.
+      if (outcome.error.reason === REASON.policyNotFound || outcome.error.reason === REASON.accountNotFound) this.failuresByWorkload.delete(key);
+      return this.#problem(b, outcome.error);
+    }
     if (outcome.kind === 'suspended' || !selection) return;
+    // Anchore went away during evaluation: told once, when the binding turns AnchoreUnavailable (not on each retry).
+    if (outcome.unavailable) this.#announce(b, REASON.anchoreUnavailable, status.conditions?.find((c) => c.type === CONDITION.ready)?.message ?? outcome.unavailable, false);
     log.debug({ ...status.summary, written, requeueMs }, 'binding evaluated');
     if (!outcome.unavailable) this.#forceFresh.delete(key);
     if (!outcome.unavailable && status.summary?.pending === 0) this.lastEvaluated.set(key, now.getTime());
@@ -283,32 +293,64 @@ export class BindingController {
 
   /** After the status says why: an Event and a log line when the reason is new, and the error for the work queue. */
   #problem(b: BindingInfo, err: WaitError | StallError): never {
-    const was = b.status.conditions?.find((c) => c.type === CONDITION.ready);
-    if (was?.reason !== err.reason) {
-      this.#o.events.event(bindingRef(b), 'Warning', err.reason, 'Evaluate', err.message);
-      this.#log.warn({ kind: b.kind, namespace: b.namespace, name: b.name, reason: err.reason, stalled: err instanceof StallError }, `binding cannot be evaluated: ${err.message}`);
-    }
+    this.#announce(b, err.reason, err.message, err instanceof StallError);
     // Stalled: nothing to do until the spec changes — except things Anchore-side (a policy created, an account
     // added, credentials fixed), which the error's slow recheck picks up.
     throw err;
   }
 
-  /** Writes status when it changed; true when it wrote. A cluster binding's status names its owner (this install). */
-  async #write(b: BindingInfo, status: BindingStatus): Promise<boolean> {
+  /**
+   * A Warning Event and a log line when the binding's Ready reason becomes `reason` (read from the status it had
+   * before this reconcile): once per transition, never on each retry.
+   */
+  #announce(b: BindingInfo, reason: string, message: string, stalled: boolean): void {
+    const was = b.status.conditions?.find((c) => c.type === CONDITION.ready);
+    if (was?.reason === reason) return;
+    this.#o.events.event(bindingRef(b), 'Warning', reason, 'Evaluate', message);
+    this.#log.warn({ kind: b.kind, namespace: b.namespace, name: b.name, reason, stalled }, `binding cannot be evaluated: ${message}`);
+  }
+
+  /**
+   * Writes status when it changed; true when it wrote. Every write is bounded to the CRD's status schema first
+   * (boundStatus), so the apiserver can always take it. A cluster binding's status names its owner (this install).
+   */
+  async #write(b: BindingInfo, desired: BindingStatus, log: Logger): Promise<boolean> {
     const claim = b.kind === 'ClusterAnchorePolicyBinding' && b.status.install !== this.#o.installId;
-    if (b.kind === 'ClusterAnchorePolicyBinding') status.install = this.#o.installId;
+    if (b.kind === 'ClusterAnchorePolicyBinding') desired.install = this.#o.installId;
+    const { status, cuts } = boundStatus(desired);
     if (sameStatus(b.status, status)) return false;
+    if (cuts.length) log.debug({ cuts: cuts.slice(0, 10), count: cuts.length }, 'status bounded to the CRD schema');
     try {
       // Claiming: only if nobody wrote since we read it (two installs claiming at once: one wins, the other yields).
       await this.#o.writer.patchStatus(b, status, claim ? { ifResourceVersion: b.resourceVersion } : {});
       this.#o.metrics.reconcileTotal.inc({ controller: 'binding-status', result: 'written' });
+      this.#rejected.delete(b.key);
       return true;
     } catch (err) {
       const code = (err as { status?: number }).status;
       if (code === 404) return false; // deleted meanwhile
       if (code === 409 && claim) throw new WaitError(REASON.claimConflict, `cluster binding ${b.name} changed while this install claimed it; reading it again`, 500);
+      if (code === 422) this.#statusRejected(b, err);
+      // The work queue's backoff (2 s doubling to 5 min) paces the retries.
       throw err;
     }
+  }
+
+  /**
+   * The apiserver refused a status as invalid (422) although it was bounded to the schema (a CRD changed by hand,
+   * say): the binding keeps showing its old status, or none, so say it — one Warning Event on the binding and one log
+   * line with the apiserver's cause, again only when the cause changes — and let the work queue back off.
+   */
+  #statusRejected(b: BindingInfo, err: unknown): void {
+    // The apiserver's own words, without the request line the client puts before them.
+    const cause = errorMessage(err).replace(/^[A-Z]+ \S+: 422 \w+: /, '');
+    if (this.#rejected.get(b.key) === cause) return;
+    this.#rejected.set(b.key, cause);
+    this.#o.events.event(bindingRef(b), 'Warning', EVENT_REASON.statusRejected, 'WriteStatus', `The apiserver refused this binding's status (422); retrying with backoff: ${cause}`);
+    this.#log.warn(
+      { kind: b.kind, namespace: b.namespace, name: b.name, reason: (err as { reason?: string }).reason, cause },
+      'the apiserver refused the binding status as invalid; retrying with backoff',
+    );
   }
 
   /** Events for a changed Compliant condition, and for each workload failing now that was not (`failingBefore`). */

@@ -1,8 +1,12 @@
+import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { startSimulator } from '../../test/anchore-sim/index.ts';
+import { call } from '../../test/anchore-sim/test-client.ts';
+import { AnchoreHttpClient } from '../anchore/anchore.http.ts';
 import type { AnchoreApi, KubernetesInventory } from '../anchore/anchore.port.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { OperatorMetrics } from '../telemetry/metrics.ts';
-import { aContainer, aNamespace, aPod, hex64, memoryStores } from '../testing/factories.ts';
+import { aContainer, aNamespace, aNode, aPod, hex64, type MemoryStores, memoryStores } from '../testing/factories.ts';
 import { AnchoreError } from '../anchore/errors.ts';
 import { buildHealthReport } from './integration.controller.ts';
 import { InventoryController } from './inventory.controller.ts';
@@ -183,5 +187,226 @@ describe('InventoryController batches and missing accounts', () => {
     expect(controller.status()[0]?.sentToAccount).toBeUndefined();
     expect(missing.list()).toEqual([]);
     expect(await metrics.registry.metrics()).not.toContain('anchore_operator_account_missing{');
+  });
+});
+
+describe('InventoryController and reports too large for Anchore (413)', () => {
+  const scope = new Scope({ namespaces: {}, imageExclude: [], imagePolicy: { missingTagPolicy: 'digest' }, defaultAccount: 'admin', routes: [] });
+  const labels = (n: number, prefix: string): Record<string, string> => Object.fromEntries(Array.from({ length: n }, (_, i) => [`${prefix}.example.com/label-${i}`, 'v'.repeat(60)]));
+
+  /** Namespaces of `pods` pods, one container each (its own image), on one node; `nsLabels`/`podLabels` labels each. */
+  function cluster(spec: Record<string, { pods: number; nsLabels?: number; podLabels?: number }>): MemoryStores {
+    const s = memoryStores();
+    s.nodes.put(aNode('node-1'));
+    for (const [ns, o] of Object.entries(spec)) {
+      s.namespaces.put(aNamespace(ns, labels(o.nsLabels ?? 0, ns)));
+      for (let i = 0; i < o.pods; i++) {
+        const pod = aPod(ns, `p-${i}`, [aContainer('c', `registry.example.com/${ns}/app-${i}:1`, { digest: `sha256:${hex64(`${ns}-${i}`)}` })], { node: 'node-1' });
+        pod.labels = { ...pod.labels, ...labels(o.podLabels ?? 0, 'pod') };
+        s.pods.put(pod);
+      }
+    }
+    return s;
+  }
+
+  /** An Anchore behind a proxy that refuses bodies larger than `limit` bytes with 413, as the client reports it. */
+  function behindProxy(limit: number): { anchore: AnchoreApi; accepted: KubernetesInventory[]; refused: number[] } {
+    const accepted: KubernetesInventory[] = [];
+    const refused: number[] = [];
+    const anchore = {
+      postKubernetesInventory: async (_account: string, inv: KubernetesInventory): Promise<void> => {
+        const bytes = Buffer.byteLength(JSON.stringify(inv));
+        if (bytes > limit) {
+          refused.push(bytes);
+          throw new AnchoreError('rejected', 'post_kubernetes_inventory', 'post_kubernetes_inventory: Anchore rejected the request (413): 413 Request Entity Too Large nginx', { status: 413 });
+        }
+        accepted.push(structuredClone(inv));
+      },
+    } as unknown as AnchoreApi;
+    return { anchore, accepted, refused };
+  }
+
+  function controllerFor(
+    stores: MemoryStores,
+    anchore: AnchoreApi,
+    over: { batchBytes?: number; splitNamespaces?: boolean } = {},
+  ): { controller: InventoryController; metrics: OperatorMetrics; logs: Array<{ level: string; msg: string }> } {
+    const logs: Array<{ level: string; msg: string }> = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb): void {
+        for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line) as { level: string; msg: string });
+        cb();
+      },
+    });
+    const metrics = new OperatorMetrics(undefined, { defaultMetrics: false });
+    const controller = new InventoryController({
+      stores,
+      scope,
+      anchore,
+      clusterName: 'c',
+      intervalMs: 60_000,
+      debounceMs: 10,
+      minIntervalMs: 0,
+      batchBytes: over.batchBytes ?? 0,
+      ...(over.splitNamespaces === undefined ? {} : { splitNamespaces: over.splitNamespaces }),
+      log: createLogger({ level: 'debug', pretty: false }, sink),
+      metrics,
+    });
+    return { controller, metrics, logs };
+  }
+
+  /** The accepted reports that carry namespace `ns`, and what each carried of it. */
+  function carrying(accepted: KubernetesInventory[], ns: string): Array<{ inv: KubernetesInventory; pods: number; containers: number }> {
+    return accepted.flatMap((inv) => {
+      const entry = inv.namespaces.find((n) => n.name === ns);
+      if (!entry) return [];
+      const pods = inv.pods.filter((p) => p.namespace_uid === entry.uid);
+      const uids = new Set(pods.map((p) => p.uid));
+      return [{ inv, pods: pods.length, containers: inv.containers.filter((c) => uids.has(c.pod_uid)).length }];
+    });
+  }
+
+  it('when Anchore answers 413 to a whole report (INVENTORY_BATCH_BYTES=0), then it is not re-sent whole for ever: it is cut on namespace boundaries, delivered, and the next report starts under the learned limit', async () => {
+    const namespaces = Array.from({ length: 10 }, (_, i) => `ns-${i}`);
+    const stores = cluster(Object.fromEntries(namespaces.map((n) => [n, { pods: 60 }])));
+    const limit = 100_000;
+    const { anchore, accepted, refused } = behindProxy(limit);
+    const { controller, metrics, logs } = controllerFor(stores, anchore);
+
+    await expect(controller.reconcile('admin')).resolves.toEqual({ requeueAfterMs: 60_000 });
+    expect(refused[0]).toBeGreaterThan(200_000); // the whole report, refused once...
+    expect(refused.length).toBeLessThan(5); // ...and not again and again
+    for (const ns of namespaces) expect(carrying(accepted, ns).map((x) => [x.pods, x.containers])).toEqual([[60, 60]]); // each namespace whole, once
+    expect(controller.batchLimit('admin')).toBeLessThanOrEqual(limit);
+    const [st] = controller.status();
+    expect(st).toMatchObject({ batchCount: accepted.length, lastSuccessfulIndex: accepted.length, lastSuccess: expect.any(Date) });
+    expect(st?.batches.every((b) => b.error === undefined)).toBe(true);
+    expect(buildHealthReport(controller.status(), 1, 60).errors).toEqual([]);
+    const text = await metrics.registry.metrics();
+    expect(text).toContain(`anchore_operator_inventory_batch_failures_total{account="admin",reason="too_large"} ${refused.length}`);
+    expect(text).toContain('anchore_operator_inventory_reports_total{account="admin",result="success"} 1');
+    const warnings = (): string[] => logs.filter((l) => l.level === 'warn').map((l) => l.msg);
+    // Said once for the report that taught the limit, however many batches were refused on the way.
+    expect(warnings()).toEqual([
+      expect.stringMatching(/^Anchore \(or a proxy in front of it\) refused .+ for account "admin" as too large \(413\); its inventory now goes in batches of at most \d+ bytes/),
+    ]);
+
+    // The next report: batches under the learned limit from the start, nothing refused, nothing logged again.
+    const before = { accepted: accepted.length, refused: refused.length, warnings: warnings().length };
+    await controller.reconcile('admin');
+    expect(refused.length).toBe(before.refused);
+    expect(warnings().length).toBe(before.warnings);
+    for (const ns of namespaces) expect(carrying(accepted.slice(before.accepted), ns).map((x) => [x.pods, x.containers])).toEqual([[60, 60]]);
+  });
+
+  it('when one namespace is too large only because of its labels, then it goes alone without labels, complete, and the others keep theirs', async () => {
+    const stores = cluster({ big: { pods: 5, nsLabels: 300, podLabels: 60 }, small: { pods: 3, nsLabels: 2 } });
+    const limit = 40_000;
+    const { anchore, accepted, refused } = behindProxy(limit);
+    const { controller, logs } = controllerFor(stores, anchore);
+    await controller.reconcile('admin');
+    expect(refused.length).toBeGreaterThan(0);
+    const [big] = carrying(accepted, 'big');
+    expect(carrying(accepted, 'big')).toHaveLength(1);
+    expect(big).toMatchObject({ pods: 5, containers: 5 });
+    expect(big?.inv.namespaces).toEqual([{ uid: stores.namespaces.get('big')?.uid, name: 'big' }]);
+    expect(big?.inv.pods.every((p) => p.labels === undefined && p.node_uid === stores.nodes.get('node-1')?.uid)).toBe(true);
+    expect(big?.inv.nodes).toEqual([expect.not.objectContaining({ labels: expect.anything() })]);
+    expect(big?.inv.nodes[0]).toMatchObject({ name: 'node-1', kubelet_version: 'v1.36.3' });
+    const [small] = carrying(accepted, 'small');
+    expect(small).toMatchObject({ pods: 3, containers: 3 });
+    expect(small?.inv.namespaces.find((n) => n.name === 'small')?.labels).toEqual(labels(2, 'small'));
+    expect(controller.status()[0]).toMatchObject({ lastSuccessfulIndex: controller.status()[0]?.batchCount, lastSuccess: expect.any(Date) });
+    const stripped = (): number => logs.filter((l) => l.level === 'info' && l.msg.includes('"big" is sent without labels')).length;
+    expect(stripped()).toBe(1);
+    await controller.reconcile('admin');
+    expect(stripped()).toBe(1);
+  });
+
+  it('when one namespace is too large even alone and without labels, then it is not split (that would erase it where Anchore overwrites per namespace): the others are delivered, it is reported undeliverable once, and it is sent again when it fits', async () => {
+    const stores = cluster({ a: { pods: 3 }, huge: { pods: 300 }, z: { pods: 3 } });
+    const limit = 40_000;
+    const { anchore, accepted, refused } = behindProxy(limit);
+    const { controller, metrics, logs } = controllerFor(stores, anchore);
+
+    // Not thrown (a retry with backoff would be refused the same), back at the heartbeat.
+    await expect(controller.reconcile('admin')).resolves.toEqual({ requeueAfterMs: 60_000 });
+    expect(carrying(accepted, 'a').map((x) => x.pods)).toEqual([3]);
+    expect(carrying(accepted, 'z').map((x) => x.pods)).toEqual([3]);
+    expect(carrying(accepted, 'huge')).toEqual([]);
+    expect(Math.min(...refused)).toBeGreaterThan(limit);
+    const report = buildHealthReport(controller.status(), 1, 60);
+    expect(report.accounts.admin).toMatchObject({ has_errors: true, batches: expect.arrayContaining([expect.objectContaining({ error: expect.stringContaining('namespace "huge" not sent') })]) });
+    expect(report.errors).toEqual([expect.stringMatching(/^account admin inventory batch \d\/\d: namespace "huge" not sent: \d+ bytes on its own even without labels.*\(413\)/)]);
+    let text = await metrics.registry.metrics();
+    expect(text).toContain('anchore_operator_inventory_batch_failures_total{account="admin",reason="undeliverable"} 1');
+    expect(text).toContain('anchore_operator_inventory_reports_total{account="admin",result="error"} 1');
+    expect(text).not.toContain('anchore_operator_inventory_last_success_timestamp_seconds{account="admin"}');
+    expect(controller.status()[0]?.lastSuccess).toBeUndefined();
+    const undeliverable = (): number => logs.filter((l) => l.level === 'warn' && l.msg.includes('namespace "huge" not sent')).length;
+    expect(undeliverable()).toBe(1);
+
+    // Again: tried again (it may fit by now), still refused, said once.
+    await controller.reconcile('admin');
+    expect(undeliverable()).toBe(1);
+    text = await metrics.registry.metrics();
+    expect(text).toContain('anchore_operator_inventory_batch_failures_total{account="admin",reason="undeliverable"} 2');
+
+    // It shrinks: delivered, whole, and said.
+    for (let i = 20; i < 300; i++) stores.pods.remove(`huge/p-${i}`);
+    await expect(controller.reconcile('admin')).resolves.toEqual({ requeueAfterMs: 60_000 });
+    expect(carrying(accepted, 'huge').map((x) => [x.pods, x.containers])).toEqual([[20, 20]]);
+    expect(logs.some((l) => l.level === 'info' && l.msg.includes('namespace "huge" is delivered again'))).toBe(true);
+    expect(buildHealthReport(controller.status(), 1, 60).errors).toEqual([]);
+    expect(controller.status()[0]?.lastSuccess).toBeInstanceOf(Date);
+  });
+
+  it('when splitting namespaces is allowed (Anchore does not overwrite per namespace), then a namespace too large alone goes in parts of its pods, and Anchore ends up with all of them', async () => {
+    const sim = await startSimulator({ config: { inventory_ingest_overwrite: false } });
+    const client = new AnchoreHttpClient({ url: sim.url, auth: { type: 'basic', username: 'admin', password: 'foobar' }, log, retry: { attempts: 1 } });
+    try {
+      const limit = 40_000;
+      sim.setFaults([{ method: 'POST', path: '/v2/kubernetes-inventory', maxBodyBytes: limit }]);
+      const stores = cluster({ a: { pods: 3 }, huge: { pods: 300 } });
+      const { controller, metrics } = controllerFor(stores, client, { splitNamespaces: true });
+      await controller.reconcile('admin');
+      const posts = sim.requests({ method: 'POST', path: '/v2/kubernetes-inventory' });
+      expect(posts.some((r) => r.status === 413)).toBe(true);
+      const accepted = sim.inventories('admin').map((r) => r.body as unknown as KubernetesInventory);
+      const parts = carrying(accepted, 'huge');
+      expect(parts.length).toBeGreaterThan(1);
+      expect(parts.reduce((n, p) => n + p.pods, 0)).toBe(300);
+      const items = (context: string): Promise<Array<{ image_tag: string }>> =>
+        call(sim.url, 'GET', `/v2/inventories?context=${encodeURIComponent(context)}`).then((r) => (r.body as { items: Array<{ image_tag: string }> }).items);
+      expect(await items('c/huge')).toHaveLength(300);
+      expect(await items('c/a')).toHaveLength(3);
+      expect(buildHealthReport(controller.status(), 1, 60).errors).toEqual([]);
+      expect(await metrics.registry.metrics()).not.toContain('reason="undeliverable"');
+    } finally {
+      await client.close();
+      await sim.stop();
+    }
+  });
+
+  it('when Anchore overwrites per namespace and a namespace is undeliverable, then what Anchore held for it stays whole (never a part that erases the rest)', async () => {
+    const sim = await startSimulator();
+    const client = new AnchoreHttpClient({ url: sim.url, auth: { type: 'basic', username: 'admin', password: 'foobar' }, log, retry: { attempts: 1 } });
+    try {
+      const stores = cluster({ a: { pods: 3 }, huge: { pods: 100 } });
+      const { controller } = controllerFor(stores, client);
+      await controller.reconcile('admin');
+      const items = async (context: string): Promise<number> => ((await call(sim.url, 'GET', `/v2/inventories?context=${encodeURIComponent(context)}`)).body as { items: unknown[] }).items.length;
+      expect(await items('c/huge')).toBe(100);
+      // The proxy limit drops below the namespace; it grows meanwhile.
+      sim.setFaults([{ method: 'POST', path: '/v2/kubernetes-inventory', maxBodyBytes: 20_000 }]);
+      for (let i = 100; i < 150; i++) stores.pods.put(aPod('huge', `p-${i}`, [aContainer('c', `registry.example.com/huge/app-${i}:1`, { digest: `sha256:${hex64(`huge-${i}`)}` })]));
+      await controller.reconcile('admin');
+      expect(await items('c/huge')).toBe(100);
+      expect(await items('c/a')).toBe(3);
+      expect(buildHealthReport(controller.status(), 1, 60).errors).toEqual([expect.stringContaining('namespace "huge" not sent')]);
+    } finally {
+      await client.close();
+      await sim.stop();
+    }
   });
 });

@@ -1,15 +1,24 @@
 import type { AnchoreApi, KubernetesInventory } from '../anchore/anchore.port.ts';
 import { AnchoreError } from '../anchore/errors.ts';
 import { type ClusterStores, type NamespaceInfo, type PodInfo } from '../kube/cluster.port.ts';
+import { jsonInSlices } from '../runtime/cooperative.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import { formatTimestamp } from '../runtime/time.ts';
 import { type HandleResult, WorkQueue } from '../runtime/workqueue.ts';
 import { type Logger, nextReconcileId } from '../telemetry/logger.ts';
 import type { OperatorMetrics } from '../telemetry/metrics.ts';
-import { buildInventory } from './inventory.ts';
+import { assembleBatch, batchNamespaces, collectInventory, cutBatch, type InventorySnapshot, measureInventory, planBatches } from './inventory.ts';
 import type { InventoryBatchOutcome, InventoryStatus } from '../model/inventory-status.ts';
 import { MissingAccounts } from '../model/missing-accounts.ts';
 import type { Scope } from '../model/scope.ts';
+
+/** The lowest byte ceiling a 413 can teach: below it, a refused batch is still cut, but the next report starts here. */
+export const INVENTORY_CEILING_FLOOR_BYTES = 16 * 1024;
+
+/** 413 Payload Too Large, from Anchore or a proxy in front of it (the client classifies it `rejected`). */
+function tooLarge(err: unknown): err is AnchoreError {
+  return err instanceof AnchoreError && err.status === 413;
+}
 
 interface InventoryOptions {
   stores: ClusterStores;
@@ -20,6 +29,11 @@ interface InventoryOptions {
   debounceMs: number;
   minIntervalMs: number;
   batchBytes: number;
+  /**
+   * Send a namespace too large for Anchore even on its own in parts of its pods. Only right where Anchore does not
+   * overwrite per namespace (`inventory_ingest_overwrite` off): there each part would erase the others. Default off.
+   */
+  splitNamespaces?: boolean;
   log: Logger;
   metrics: OperatorMetrics;
   /** Shared record of accounts Anchore says do not exist; one is made here when not given. */
@@ -39,6 +53,14 @@ export class InventoryController {
   /** Accounts that were sent something, so an account that lost its last namespace still gets an (empty) report. */
   readonly #known = new Set<string>();
   readonly #missing: MissingAccounts;
+  /** When each account's last report ended without a failed batch (ms): the minimum interval counts from there. */
+  readonly #completed = new Map<string, number>();
+  /** Byte ceilings learned from 413 answers, per account. */
+  readonly #ceilings = new Map<string, number>();
+  /** Namespaces too large for Anchore even alone and without labels, per account (each logged once). */
+  readonly #undeliverableNs = new Map<string, Set<string>>();
+  /** Namespaces last sent without labels, per account (each logged once). */
+  readonly #stripped = new Map<string, Set<string>>();
 
   constructor(o: InventoryOptions) {
     this.#o = o;
@@ -90,45 +112,87 @@ export class InventoryController {
   }
 
   /**
-   * Sends one account's inventory in `batchBytes`-sized batches. Like k8s-inventory, a batch that fails does not stop
-   * the others (each batch holds whole namespaces, so the rest still land), except when Anchore is unreachable or
-   * refuses the credentials: then the remaining batches would fail the same way and are left for the retry. Any failed
-   * batch makes the whole report fail, so the queue retries it with backoff (each send is the full state).
+   * Sends one account's inventory in batches of at most the account's byte limit (the smaller of `batchBytes` and
+   * what a 413 taught, see {@link #tooLarge}). Like k8s-inventory, a batch that fails does not stop the others (each
+   * batch holds whole namespaces, so the rest still land), except when Anchore is unreachable or refuses the
+   * credentials: then the remaining batches would fail the same way and are left for the retry. Any failed batch
+   * makes the whole report fail, so the queue retries it with backoff (each send is the full state).
+   *
+   * A batch refused as too large (413) is cut and the parts sent at once ({@link cutBatch}). A namespace refused even
+   * alone in its smallest form (and, with `splitNamespaces`, in parts down to one pod) is undeliverable: listed with
+   * its error, counted and logged once; the report counts as failed (its last success does not move) but is not
+   * thrown, so it is not retried with backoff: the same bytes would be refused again. The next change or heartbeat
+   * tries it again.
    */
   async reconcile(account: string): Promise<HandleResult> {
     const st = this.#status.get(account) ?? { account, batchCount: 0, batches: [], lastSuccessfulIndex: -1 };
     this.#status.set(account, st);
-    const sinceLast = st.lastSuccess ? Date.now() - st.lastSuccess.getTime() : Infinity;
+    const last = this.#completed.get(account);
+    const sinceLast = last === undefined ? Infinity : Date.now() - last;
     if (sinceLast < this.#o.minIntervalMs) return { requeueAfterMs: this.#o.minIntervalMs - sinceLast };
     const started = performance.now();
     const now = new Date();
-    const batches = await buildInventory(account, this.#o.stores, this.#o.scope, this.#o.clusterName, now, this.#o.batchBytes);
+    const split = this.#o.splitNamespaces === true;
+    const snapshot = await collectInventory(account, this.#o.stores, this.#o.scope, this.#o.clusterName, now);
+    const limit = this.#limitFor(account);
+    if (Number.isFinite(limit)) await measureInventory(snapshot);
+    const work = planBatches(snapshot, limit, split);
     // The outcome is built aside and published when the report is complete: a health report sent meanwhile tells
     // the previous report, never half of this one (a batch in flight is neither a success nor an error yet).
     const sent: InventoryBatchOutcome[] = [];
+    const undeliverable = new Set<string>();
+    const stripped = new Set<string>();
     let lastSuccessfulIndex = -1;
     let sentToAccount: string | undefined;
     let failure: Error | undefined;
-    for (const [i, batch] of batches.entries()) {
-      const outcome: InventoryBatchOutcome = { index: i + 1, sentAt: new Date() };
-      sent.push(outcome);
+    let counts = { ns: 0, pods: 0, containers: 0 };
+    const refused: number[] = [];
+    let lastTooLarge: unknown;
+    for (let batch = work.shift(); batch !== undefined; batch = work.shift()) {
+      const body = assembleBatch(snapshot, batch);
+      const outcome: InventoryBatchOutcome = { index: sent.length + 1, sentAt: new Date() };
       try {
-        const fallback = await this.#send(account, batch);
+        const fallback = await this.#send(account, body);
         if (fallback !== undefined) {
           sentToAccount = fallback.account;
           outcome.error = fallback.note;
           this.#o.metrics.inventoryBatchFailures.inc({ account, reason: 'account_missing' });
         }
         lastSuccessfulIndex = outcome.index;
+        if (batch.minimal && !batch.partial) for (const ns of batchNamespaces(batch)) stripped.add(ns);
+        counts = { ns: counts.ns + (batch.partial ? 0 : body.namespaces.length), pods: counts.pods + body.pods.length, containers: counts.containers + body.containers.length };
       } catch (err) {
+        if (tooLarge(err) && batch.shares.length > 0) {
+          const bytes = (await jsonInSlices(body as unknown as Record<string, unknown>)).length;
+          this.#o.metrics.inventoryBatchFailures.inc({ account, reason: 'too_large' });
+          refused.push(bytes);
+          lastTooLarge = err;
+          this.#tooLarge(account, bytes);
+          await measureInventory(snapshot);
+          const smaller = cutBatch(snapshot, batch, bytes, split);
+          if (smaller !== undefined) {
+            work.unshift(...smaller);
+            continue;
+          }
+          const ns = batch.shares[0]?.namespace.name ?? '';
+          undeliverable.add(ns);
+          outcome.error = this.#undeliverable(account, ns, batch.partial || split, bytes, err);
+          this.#o.metrics.inventoryBatchFailures.inc({ account, reason: 'undeliverable' });
+          sent.push(outcome);
+          continue;
+        }
         outcome.error = errorMessage(err);
         this.#o.metrics.inventoryBatchFailures.inc({ account, reason: 'error' });
         failure ??= err instanceof Error ? err : new Error(String(err));
+        sent.push(outcome);
         if (err instanceof AnchoreError && (err.kind === 'unavailable' || err.kind === 'auth')) break;
+        continue;
       }
+      sent.push(outcome);
     }
+    this.#saidTooLarge(account, limit, refused, lastTooLarge);
     st.lastAttempt = now;
-    st.batchCount = batches.length;
+    st.batchCount = sent.length + work.length;
     st.batches = sent;
     st.lastSuccessfulIndex = lastSuccessfulIndex;
     if (sentToAccount === undefined) delete st.sentToAccount;
@@ -137,16 +201,107 @@ export class InventoryController {
       this.#o.metrics.inventoryReports.inc({ account, result: 'error' });
       throw failure;
     }
+    this.#completed.set(account, now.getTime());
+    this.#settle(account, snapshot, undeliverable, stripped);
+    const fields = {
+      account,
+      reconcileId: nextReconcileId(),
+      batches: sent.length,
+      ...counts,
+      timestamp: formatTimestamp(now),
+      ...(st.sentToAccount ? { sentToAccount: st.sentToAccount } : {}),
+      ...(Number.isFinite(limit) ? { batchLimitBytes: limit } : {}),
+    };
+    if (undeliverable.size > 0) {
+      // Not a success (part of the account's inventory does not reach Anchore: its staleness shows), but not
+      // retried with backoff either: those bytes would be refused again. The next change or heartbeat tries again.
+      this.#o.metrics.inventoryReports.inc({ account, result: 'error' });
+      this.#log.debug({ ...fields, undeliverable: [...undeliverable] }, 'inventory sent, except namespaces too large for Anchore');
+      return { requeueAfterMs: this.#o.intervalMs };
+    }
     st.lastSuccess = now;
     this.#o.metrics.inventoryReports.inc({ account, result: 'success' });
     this.#o.metrics.inventoryLastSuccess.set({ account }, now.getTime() / 1000);
     this.#o.metrics.inventoryDuration.observe((performance.now() - started) / 1000);
-    const counts = batches.reduce((a, b) => ({ ns: a.ns + b.namespaces.length, pods: a.pods + b.pods.length, containers: a.containers + b.containers.length }), { ns: 0, pods: 0, containers: 0 });
-    this.#log.debug(
-      { account, reconcileId: nextReconcileId(), batches: batches.length, ...counts, timestamp: formatTimestamp(now), ...(st.sentToAccount ? { sentToAccount: st.sentToAccount } : {}) },
-      'inventory sent',
-    );
+    this.#log.debug(fields, 'inventory sent');
     return { requeueAfterMs: this.#o.intervalMs };
+  }
+
+  /**
+   * The byte limit of one account's batches: `batchBytes` (0 = none), lowered by what 413 answers taught. Kept
+   * until the operator restarts; a restart learns it again from one refused report.
+   */
+  batchLimit(account: string): number {
+    return this.#limitFor(account);
+  }
+
+  /** Accounts whose batches are limited by what a 413 taught, with that limit (the batch-limit gauge). */
+  learnedLimits(): Array<[{ account: string }, number]> {
+    return [...this.#ceilings.keys()].map((account) => [{ account }, this.#limitFor(account)]);
+  }
+
+  #limitFor(account: string): number {
+    const configured = this.#o.batchBytes > 0 ? this.#o.batchBytes : Infinity;
+    return Math.min(configured, this.#ceilings.get(account) ?? Infinity);
+  }
+
+  /**
+   * Anchore, or a proxy in front of it, refused `bytes` as too large: from now on the account's batches are at most
+   * half that (never below {@link INVENTORY_CEILING_FLOOR_BYTES}).
+   */
+  #tooLarge(account: string, bytes: number): void {
+    const ceiling = Math.max(INVENTORY_CEILING_FLOOR_BYTES, Math.floor(bytes / 2));
+    if (ceiling < this.#limitFor(account)) this.#ceilings.set(account, ceiling);
+  }
+
+  /** One warning per report that lowered the account's ceiling (not one per refused batch). */
+  #saidTooLarge(account: string, before: number, refused: number[], err: unknown): void {
+    const after = this.#limitFor(account);
+    if (refused.length === 0 || after >= before) return;
+    const sizes = refused.length === 1 ? `a runtime inventory batch of ${refused[0]} bytes` : `${refused.length} runtime inventory batches of ${Math.min(...refused)} to ${Math.max(...refused)} bytes`;
+    this.#log.warn(
+      { account, refusedBytes: refused, batchLimitBytes: after, err: errorMessage(err) },
+      `Anchore (or a proxy in front of it) refused ${sizes} for account "${account}" as too large (413); ` +
+        `its inventory now goes in batches of at most ${after} bytes, split on namespace boundaries, until the operator restarts ` +
+        `(set INVENTORY_BATCH_BYTES below the limit to start there)`,
+    );
+  }
+
+  /**
+   * The error of an undeliverable namespace, logged once while it stays undeliverable. `split`: it was cut down to
+   * one pod (splitNamespaces), and that pod alone is too large.
+   */
+  #undeliverable(account: string, namespace: string, split: boolean, bytes: number, err: unknown): string {
+    const note = split
+      ? `namespace "${namespace}" not completely sent: one pod alone makes a report of ${bytes} bytes, which Anchore (or a proxy in front of it) refuses as too large (413)`
+      : `namespace "${namespace}" not sent: ${bytes} bytes on its own even without labels, which Anchore (or a proxy in front of it) refuses as too large (413); ` +
+        `Anchore keeps what it last received for this namespace. Not split across reports: where Anchore overwrites per namespace, each part would erase the others`;
+    const known = this.#undeliverableNs.get(account) ?? new Set<string>();
+    this.#undeliverableNs.set(account, known);
+    if (!known.has(namespace)) {
+      known.add(namespace);
+      this.#log.warn({ account, namespace, bytes, err: errorMessage(err) }, `runtime inventory of ${note}; raise the request body limit of Anchore or of the proxy in front of it`);
+    }
+    return note;
+  }
+
+  /** After a complete report: once-logged states that no longer hold are forgotten (and said, for undeliverable). */
+  #settle(account: string, snapshot: InventorySnapshot, undeliverable: Set<string>, stripped: Set<string>): void {
+    const known = this.#undeliverableNs.get(account);
+    for (const ns of known ?? []) {
+      if (undeliverable.has(ns)) continue;
+      known?.delete(ns);
+      if (snapshot.shares.some((s) => s.namespace.name === ns)) this.#log.info({ account, namespace: ns }, `runtime inventory of namespace "${ns}" is delivered again`);
+    }
+    const before = this.#stripped.get(account) ?? new Set<string>();
+    for (const ns of stripped) {
+      if (!before.has(ns))
+        this.#log.info(
+          { account, namespace: ns, batchLimitBytes: this.#limitFor(account) },
+          `runtime inventory of namespace "${ns}" is sent without labels: with them it is larger than the batch limit`,
+        );
+    }
+    this.#stripped.set(account, stripped);
   }
 
   /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { aContainer, aNamespace, aNode, aPod, hex64, memoryStores } from '../testing/factories.ts';
-import { buildInventory } from './inventory.ts';
+import { assembleBatch, buildInventory, collectInventory, cutBatch, type InventoryBatch, measureInventory, planBatches } from './inventory.ts';
 import { Scope } from '../model/scope.ts';
 
 const digest = (s: string): string => `sha256:${hex64(s)}`;
@@ -96,5 +96,75 @@ describe('buildInventory', () => {
     }
     expect(seen.size).toBe(20);
     expect(batches.reduce((a, b) => a + b.pods.length, 0)).toBe(200);
+  });
+
+  it('when an account has no namespace left, then it still gets one (empty) report, with or without a byte limit', async () => {
+    const s = memoryStores();
+    for (const limit of [0, 1000]) {
+      const batches = await buildInventory('admin', s, scope(), 'c', now, limit);
+      expect(batches).toEqual([{ cluster_name: 'c', timestamp: '2026-01-02T03:04:05Z', namespaces: [], nodes: [], pods: [], containers: [] }]);
+    }
+  });
+
+  it('when one namespace alone is larger than the batch limit, then it goes alone in its smallest complete form (no labels, every pod and container) and the others keep their labels', async () => {
+    const s = memoryStores();
+    const many = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`example.com/label-${i}`, 'v'.repeat(50)]));
+    s.namespaces.put(aNamespace('big', many));
+    s.namespaces.put(aNamespace('small', { team: 'a' }));
+    s.nodes.put(aNode('node-1'));
+    for (let p = 0; p < 5; p++) s.pods.put(aPod('big', `p${p}`, [aContainer('c', `img-${p}:1`, { digest: digest(`b${p}`) })], { node: 'node-1' }));
+    s.pods.put(aPod('small', 'p', [aContainer('c', 'nginx:1')], { node: 'node-1' }));
+    const batches = await buildInventory('admin', s, scope(), 'c', now, 8000);
+    expect(batches.map((b) => b.namespaces.map((n) => n.name))).toEqual([['big'], ['small']]);
+    const [big, small] = batches;
+    expect(JSON.stringify(big).length).toBeLessThanOrEqual(8000);
+    expect(big?.namespaces[0]).toEqual({ uid: s.namespaces.get('big')?.uid, name: 'big' });
+    expect(big?.pods).toHaveLength(5);
+    expect(big?.pods.every((p) => !('labels' in p) && p.node_uid === s.nodes.get('node-1')?.uid)).toBe(true);
+    expect(big?.containers).toHaveLength(5);
+    expect(big?.nodes.map((n) => [n.name, 'labels' in n])).toEqual([['node-1', false]]);
+    expect(small?.namespaces[0]?.labels).toEqual({ team: 'a' });
+    expect(small?.pods[0]?.labels).toEqual({ app: 'p' });
+    expect(small?.nodes[0]?.labels).toEqual({ type: 'kwok' });
+  });
+
+  it('when a refused batch is cut, then several namespaces are packed again under half its size, one namespace first loses its labels, then goes in parts of its pods only when splitting is allowed, and one pod cannot be cut', async () => {
+    const s = memoryStores();
+    for (const ns of ['a', 'b', 'c', 'd']) {
+      s.namespaces.put(aNamespace(ns, { team: ns }));
+      for (let p = 0; p < 20; p++) s.pods.put(aPod(ns, `p${p}`, [aContainer('c', `img-${ns}-${p}:1`, { digest: digest(`${ns}${p}`) })]));
+    }
+    const snap = await collectInventory('admin', s, scope(), 'c', now);
+    await measureInventory(snap);
+    const size = (b: InventoryBatch): number => Buffer.byteLength(JSON.stringify(assembleBatch(snap, b)));
+    const [whole] = planBatches(snap, Infinity, false);
+    expect(whole).toMatchObject({ minimal: false, partial: false });
+    const wholeBytes = size(whole!);
+
+    const cut = cutBatch(snap, whole!, wholeBytes, false) ?? [];
+    expect(cut.length).toBeGreaterThan(1);
+    for (const b of cut) expect(size(b)).toBeLessThanOrEqual(wholeBytes / 2);
+    expect(cut.flatMap((b) => b.shares.map((x) => x.namespace.name))).toEqual(['a', 'b', 'c', 'd']);
+
+    const one: InventoryBatch = { shares: [snap.shares[0]!], minimal: false, partial: false };
+    const stripped = cutBatch(snap, one, size(one), false);
+    expect(stripped).toEqual([{ shares: [snap.shares[0]], minimal: true, partial: false }]);
+    expect(assembleBatch(snap, stripped![0]!).pods).toHaveLength(20);
+    // Without splitting, a namespace already in its smallest form cannot be cut: undeliverable.
+    expect(cutBatch(snap, stripped![0]!, size(stripped![0]!), false)).toBeUndefined();
+    // With splitting, it goes in parts of its pods, each smaller, together every pod exactly once.
+    const parts = cutBatch(snap, stripped![0]!, size(stripped![0]!), true) ?? [];
+    expect(parts.length).toBeGreaterThan(1);
+    expect(parts.every((b) => b.partial && b.minimal && size(b) < size(stripped![0]!))).toBe(true);
+    expect(parts.flatMap((b) => assembleBatch(snap, b).pods.map((p) => p.name)).sort()).toEqual(
+      assembleBatch(snap, one)
+        .pods.map((p) => p.name)
+        .sort(),
+    );
+    // Cut again and again, parts end at one pod, which cannot be cut.
+    let part = parts[0]!;
+    for (let i = 0; i < 10 && part.shares[0]!.pods.length > 1; i++) part = cutBatch(snap, part, size(part), true)![0]!;
+    expect(part.shares[0]?.pods).toHaveLength(1);
+    expect(cutBatch(snap, part, size(part), true)).toBeUndefined();
   });
 });

@@ -58,4 +58,43 @@ describe('AnchoreReachability', () => {
     expect(onRecovered).not.toHaveBeenCalled();
     r.stop();
   });
+
+  it('when Anchore answers 401, then the rejection is said once, probed every interval with credentials, and cleared by the first authenticated success', async () => {
+    const lines: string[] = [];
+    const sink = { write: (l: string) => void lines.push(l) };
+    const logged = createLogger({ level: 'info', pretty: false }, sink);
+    let fixed = false;
+    const accepted: number[] = [];
+    // The credential probe is an ordinary authenticated call: its outcome reaches observe() like any other.
+    const holder: { r?: AnchoreReachability } = {};
+    const credentialProbe = jest.fn(async () => {
+      holder.r?.observe(fixed ? { status: 200, authenticated: true } : { status: 401, errorKind: 'auth', authenticated: true });
+    });
+    const r = new AnchoreReachability({
+      probe: async () => undefined,
+      credentialProbe,
+      probeMs: 5_000,
+      onRecovered: () => undefined,
+      onCredentialsAccepted: () => accepted.push(1),
+      log: logged,
+      clock: systemClock,
+    });
+    holder.r = r;
+    for (let i = 0; i < 26; i++) r.observe({ operation: 'add_image', status: 401, errorKind: 'auth', authenticated: true });
+    expect(r.credentialsRejected).toBeDefined();
+    // An anonymous success (the version check) proves nothing about the credentials.
+    r.observe({ status: 200, authenticated: false });
+    expect(r.credentialsRejected).toBeDefined();
+    await jest.advanceTimersByTimeAsync(15_000);
+    expect(credentialProbe).toHaveBeenCalledTimes(3);
+    fixed = true;
+    await jest.advanceTimersByTimeAsync(5_000);
+    expect(r.credentialsRejected).toBeUndefined();
+    expect(accepted).toEqual([1]);
+    await jest.advanceTimersByTimeAsync(30_000);
+    expect(credentialProbe).toHaveBeenCalledTimes(4);
+    expect(lines.filter((l) => l.includes('rejects the operator credentials'))).toHaveLength(1);
+    expect(lines.filter((l) => l.includes('accepts the operator credentials again'))).toHaveLength(1);
+    r.stop();
+  });
 });

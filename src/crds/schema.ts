@@ -123,14 +123,18 @@ const conditions: Schema = {
       observedGeneration: { type: 'integer', format: 'int64', minimum: 0, description: 'The generation this condition was set for.' },
       lastTransitionTime: str('When the status last changed.', { format: 'date-time' }),
       reason: str('A CamelCase reason, e.g. Evaluated, AnalysisPending, PolicyNotFound.', { maxLength: 1024 }),
-      message: str('What happened, for a person.', { maxLength: 32768 }),
+      message: str('What happened, for a person. A longer message is cut to this limit, ending with how many characters were left out.', { maxLength: 32768 }),
     },
   },
 };
 
 const count = (description: string): Schema => ({ type: 'integer', format: 'int32', minimum: 0, description });
 
-const statusSchema: Schema = {
+/**
+ * The status both kinds share. Its limits (maxLength, maxItems) are the ones the operator bounds every status write to
+ * (boundStatus in src/controllers/binding-status.ts): whatever a binding selects, its status stays writable.
+ */
+export const BINDING_STATUS_SCHEMA: Schema = {
   type: 'object',
   description: 'What the operator observed. Written only when something meaningful changed.',
   properties: {
@@ -151,7 +155,7 @@ const statusSchema: Schema = {
     },
     policy: {
       type: 'object',
-      description: 'The policy actually used.',
+      description: 'The policy actually used. Absent while the binding is Stalled with PolicyNotFound or AccountNotFound (Anchore has no such policy).',
       properties: { id: str('policy_id'), name: str('Policy name in Anchore.'), active: { type: 'boolean', description: "True when it was resolved as the account's active policy." } },
     },
     account: str('The Anchore account actually used.'),
@@ -186,7 +190,12 @@ const statusSchema: Schema = {
               properties: { gate: str('Gate.'), trigger: str('Trigger.'), action: str('go, warn or stop.'), message: str('Finding message.', { maxLength: 1024 }) },
             },
           },
-          workloads: { type: 'array', description: 'Affected workloads (namespace/Kind/name), bounded.', maxItems: 10, items: { type: 'string' } },
+          workloads: {
+            type: 'array',
+            description: 'Affected workloads (namespace/Kind/name), sorted and bounded: past the limit, the last entry says how many more ("… and 12 more").',
+            maxItems: 10,
+            items: { type: 'string' },
+          },
           message: str('Detail for pending or error results.', { maxLength: 1024 }),
         },
       },
@@ -245,7 +254,7 @@ function crd(opts: { kind: string; plural: string; shortName: string; scope: 'Na
                   properties: { ...bindingSpecProperties(), ...opts.extraSpec },
                   'x-kubernetes-validations': [...specValidations, ...(opts.extraValidations ?? [])],
                 },
-                status: statusSchema,
+                status: BINDING_STATUS_SCHEMA,
               },
             },
           },

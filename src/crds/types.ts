@@ -160,4 +160,6 @@ export const EVENT_REASON = {
   admissionDenied: 'AdmissionDenied',
   /** On the reviewed object admitted unchecked by the breakglass annotation. */
   admissionBreakglass: 'AdmissionBreakglass',
+  /** On a binding whose status write the apiserver refused as invalid (422): the status cannot be shown. */
+  statusRejected: 'StatusRejected',
 } as const;

@@ -36,7 +36,9 @@ interface FindingsSources {
 /**
  * Registers the findings and freshness gauges. Every value is read from the operator's state at scrape time, so the
  * series of a deleted workload, an image no longer running or a deleted binding disappear by themselves. Labels carry
- * only bounded names (namespaces, workloads, images that run now); never uids, timestamps or error text.
+ * only bounded names (namespaces, workloads, images that run now); never uids, timestamps or error text. Each findings
+ * gauge takes its series-budget tier from FINDINGS_TIERS (metrics.ts): binding- and workload-level gauges and those an
+ * alert reads are critical (never cut), whatever order they are registered in here.
  */
 export function registerFindingsMetrics(src: FindingsSources): void {
   const { metrics, images, vulnerabilities, bindings } = src;

@@ -32,6 +32,8 @@ export const METRIC = {
   leader: 'anchore_operator_leader',
   seriesDropped: 'anchore_operator_metrics_series_dropped_total',
   seriesBudget: 'anchore_operator_metrics_series_budget',
+  seriesExported: 'anchore_operator_metrics_series_exported',
+  seriesCut: 'anchore_operator_metrics_series_cut',
   imageVulnerabilities: 'anchore_operator_image_vulnerabilities',
   imageFixableVulnerabilities: 'anchore_operator_image_fixable_vulnerabilities',
   workloadVulnerabilities: 'anchore_operator_workload_vulnerabilities',
@@ -49,6 +51,8 @@ export const METRIC = {
   admissionUnjudged: 'anchore_operator_admission_unjudged_images_total',
   admissionBreakglass: 'anchore_operator_admission_breakglass_total',
   admissionRegistrations: 'anchore_operator_admission_registrations_total',
+  credentialsRejected: 'anchore_operator_anchore_credentials_rejected',
+  inventoryBatchLimit: 'anchore_operator_inventory_batch_limit_bytes',
   reportMetric: 'anchore_operator_anchore_report_metric',
   reportMetricCollected: 'anchore_operator_anchore_report_metric_collected_timestamp_seconds',
 } as const;
@@ -57,28 +61,145 @@ export const METRIC = {
 const ADMISSION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
-/** Counts findings series per scrape against a fixed budget. */
+/**
+ * Priority tiers of the findings series, in the order the series budget is spent on them (docs/metrics.md, "Series
+ * budget"). `critical` series are never cut: the binding- and workload-level series and every findings metric an alert
+ * or recording rule in deploy/monitoring reads (a unit test holds the rule files to this). The others are cut when the
+ * budget runs out, the last tier first: per-CVE series, then per-image series, then account-level ones.
+ */
+export const SERIES_TIERS = ['critical', 'account', 'image', 'cve'] as const;
+export type SeriesTier = (typeof SERIES_TIERS)[number];
+
+/**
+ * The tier of every findings metric (a findings gauge whose name is not here cannot be registered). A metric an alert
+ * or recording rule reads must be `critical`: src/telemetry/findings-metrics.test.ts checks the shipped rule files.
+ */
+export const FINDINGS_TIERS: Readonly<Record<string, SeriesTier>> = {
+  // Per binding: bindings x 5 results, or one series per binding.
+  [METRIC.bindingImages]: 'critical',
+  [METRIC.bindingReady]: 'critical',
+  [METRIC.bindingCompliant]: 'critical',
+  [METRIC.bindingLastEvaluation]: 'critical',
+  // Per binding and failing workload; per workload and severity.
+  [METRIC.workloadPolicyFailures]: 'critical',
+  [METRIC.workloadVulnerabilities]: 'critical',
+  // Per image, but the AnchoreNewCriticalVulnerabilityWithFix alert reads it: running images x 6 severities.
+  [METRIC.imageFixableVulnerabilities]: 'critical',
+  // Anchore's own report metrics: accounts x selected report metrics.
+  [METRIC.reportMetric]: 'account',
+  [METRIC.reportMetricCollected]: 'account',
+  [METRIC.imageVulnerabilities]: 'image',
+  [METRIC.vulnerabilityInfo]: 'cve',
+};
+
+type Rows = () => Iterable<[Partial<Record<string, string>>, number]>;
+
+interface BudgetedGauge {
+  readonly name: string;
+  readonly tier: SeriesTier;
+  readonly gauge: Gauge<string>;
+  readonly labelNames: readonly string[];
+  readonly read: Rows;
+}
+
+const perTier = (): Record<SeriesTier, number> => ({ critical: 0, account: 0, image: 0, cve: 0 });
+
+/**
+ * The findings series budget, spent once per scrape over every findings gauge together, tier by tier
+ * (SERIES_TIERS), whatever order the gauges were registered or are collected in. Critical series are always exported,
+ * even beyond the budget (they then use it all up); the cuttable tiers get what is left, and whatever does not fit is
+ * left out of the scrape and counted by metric (the dropped counter) and by tier (`cut`).
+ *
+ * Scrape boundaries: every participant (each findings gauge and the budget's own metrics) calls enter() from its
+ * collect(). The first participant of a scrape finds the previous allocation already used by it, so it spends the
+ * budget anew for all of them; the others in the same scrape take what was allocated. release() (after a scrape is
+ * served) forgets the allocation, so the next scrape always starts afresh.
+ */
 class SeriesBudget {
   readonly max: number;
   readonly #dropped: Counter<'metric'>;
+  readonly #members: BudgetedGauge[] = [];
+  readonly #participants = new Set<object>();
+  /** Participants not yet collected under the current allocation (undefined: none made yet). */
+  #pending: Set<object> | undefined;
   #used = 0;
+  #exported = perTier();
+  #cut = perTier();
+
   constructor(max: number, dropped: Counter<'metric'>) {
     this.max = max;
     this.#dropped = dropped;
   }
-  begin(): void {
-    this.#used = 0;
+
+  /** A metric whose collect() calls enter(): it sees the allocation of the scrape it is collected in. */
+  join(participant: object): void {
+    this.#participants.add(participant);
+    this.#pending = undefined;
   }
-  take(metric: string): boolean {
-    if (this.#used >= this.max) {
-      this.#dropped.inc({ metric });
-      return false;
-    }
-    this.#used++;
-    return true;
+
+  add(member: BudgetedGauge): void {
+    this.#members.push(member);
+    // Zero from the start, so the counter has a series (and rate() a base) for every findings metric.
+    this.#dropped.inc({ metric: member.name }, 0);
+    this.join(member.gauge);
   }
+
+  enter(participant: object): void {
+    if (this.#pending?.delete(participant)) return;
+    this.#spend();
+    this.#pending?.delete(participant);
+  }
+
+  release(): void {
+    this.#pending = undefined;
+  }
+
+  tierOf(name: string): SeriesTier | undefined {
+    return this.#members.find((m) => m.name === name)?.tier;
+  }
+
+  /** Findings series in the last allocation (more than `max` when the critical series alone exceed it). */
   get used(): number {
     return this.#used;
+  }
+  exported(tier: SeriesTier): number {
+    return this.#exported[tier];
+  }
+  cut(tier: SeriesTier): number {
+    return this.#cut[tier];
+  }
+
+  #spend(): void {
+    this.#pending = new Set(this.#participants);
+    this.#exported = perTier();
+    this.#cut = perTier();
+    let used = 0;
+    for (const tier of SERIES_TIERS) {
+      for (const m of this.#members) {
+        if (m.tier !== tier) continue;
+        m.gauge.reset();
+        const seen = new Set<string>();
+        let cut = 0;
+        for (const [labels, value] of m.read()) {
+          // Unique label sets by construction; a duplicate would make Prometheus reject the whole scrape.
+          const id = JSON.stringify(m.labelNames.map((l) => labels[l] ?? ''));
+          if (seen.has(id)) continue;
+          seen.add(id);
+          if (tier !== 'critical' && used >= this.max) {
+            cut++;
+            continue;
+          }
+          used++;
+          this.#exported[tier]++;
+          m.gauge.set(labels, value);
+        }
+        if (cut > 0) {
+          this.#cut[tier] += cut;
+          this.#dropped.inc({ metric: m.name }, cut);
+        }
+      }
+    }
+    this.#used = used;
   }
 }
 
@@ -110,10 +231,14 @@ export class OperatorMetrics {
   readonly admissionUnjudged: Counter<'failure_policy' | 'reason'>;
   readonly admissionBreakglass: Counter<'namespace'>;
   readonly admissionRegistrations: Counter<'outcome'>;
-  /** Series budget shared by the findings gauges (reset at the start of every scrape). */
+  /** Series budget shared by the findings gauges, spent once per scrape in tier order. */
   readonly budget: SeriesBudget;
 
-  constructor(registry: Registry = new Registry(), opts: { version?: string; defaultMetrics?: boolean; maxSeries?: number } = {}) {
+  /**
+   * `tiers` adds series tiers for findings metrics that are not in FINDINGS_TIERS (tests; the operator declares all of
+   * its findings metrics there).
+   */
+  constructor(registry: Registry = new Registry(), opts: { version?: string; defaultMetrics?: boolean; maxSeries?: number; tiers?: Record<string, SeriesTier> } = {}) {
     this.registry = registry;
     const r = [registry];
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'anchore_operator_' });
@@ -148,16 +273,18 @@ export class OperatorMetrics {
     this.inventoryLastSuccess = new Gauge({ name: METRIC.inventoryLastSuccess, help: 'Unix time of the last inventory report Anchore accepted', labelNames: ['account'], registers: r });
     this.inventoryBatchFailures = new Counter({
       name: METRIC.inventoryBatchFailures,
-      help: 'Inventory batches Anchore did not accept in the account they belong to, by reason (account_missing: sent to the default account instead; error: not delivered)',
+      help: 'Inventory batches Anchore did not accept in the account they belong to, by reason (account_missing: sent to the default account instead; error: not delivered; too_large: 413, cut and sent again; undeliverable: one namespace too large alone)',
       labelNames: ['account', 'reason'],
       registers: r,
     });
     this.inventoryDuration = new Histogram({ name: METRIC.inventoryDuration, help: 'Time to build and send one account inventory', buckets: DURATION_BUCKETS, registers: r });
     this.seriesDropped = new Counter({
       name: METRIC.seriesDropped,
-      help: 'Findings series not exported because the series budget (METRICS_MAX_SERIES) was reached, by metric',
+      help: 'Findings series left out of a scrape because the series budget (METRICS_MAX_SERIES) ran out, by metric (critical-tier metrics never are)',
       labelNames: ['metric'],
       registers: r,
+      // Counts the drops of the scrape it is collected in, wherever it sits in it.
+      collect: () => this.budget.enter(this.seriesDropped),
     });
     this.admissionRequests = new Counter({
       name: METRIC.admissionRequests,
@@ -203,44 +330,72 @@ export class OperatorMetrics {
       registers: r,
     });
     this.budget = new SeriesBudget(opts.maxSeries ?? DEFAULT_MAX_SERIES, this.seriesDropped);
-    // Registered before any findings gauge, so its collect() runs first in every scrape and resets the budget.
+    this.#tiers = { ...FINDINGS_TIERS, ...opts.tiers };
     const budget = this.budget;
-    new Gauge({
+    // The budget's own metrics see the allocation of the scrape they are collected in, wherever they sit in it.
+    budget.join(this.seriesDropped);
+    const budgetGauge = new Gauge({
       name: METRIC.seriesBudget,
       help: 'The findings series budget (METRICS_MAX_SERIES)',
       registers: r,
       collect() {
-        budget.begin();
+        budget.enter(this);
         this.set(budget.max);
       },
     });
+    budget.join(budgetGauge);
+    const exported = new Gauge({
+      name: METRIC.seriesExported,
+      help: 'Findings series in this scrape, by tier (critical series are never cut, so their count can exceed the budget)',
+      labelNames: ['tier'],
+      registers: r,
+      collect() {
+        budget.enter(this);
+        for (const tier of SERIES_TIERS) this.set({ tier }, budget.exported(tier));
+      },
+    });
+    budget.join(exported);
+    const cut = new Gauge({
+      name: METRIC.seriesCut,
+      help: 'Findings series left out of this scrape because the series budget (METRICS_MAX_SERIES) ran out, by tier (0: none)',
+      labelNames: ['tier'],
+      registers: r,
+      collect() {
+        budget.enter(this);
+        for (const tier of SERIES_TIERS) if (tier !== 'critical') this.set({ tier }, budget.cut(tier));
+      },
+    });
+    budget.join(cut);
   }
 
+  readonly #tiers: Readonly<Record<string, SeriesTier>>;
+
   /**
-   * A findings gauge computed at scrape time and counted against the series budget: when the budget is used up, the
-   * remaining series of this scrape are dropped and counted in anchore_operator_metrics_series_dropped_total.
+   * A findings gauge computed at scrape time and counted against the series budget in the tier FINDINGS_TIERS gives
+   * its name (an unknown name throws). When the budget runs out, the series of the cuttable tiers that do not fit are
+   * left out of that scrape and counted in anchore_operator_metrics_series_dropped_total and
+   * anchore_operator_metrics_series_cut.
    */
   findingsGauge<L extends string>(name: string, help: string, labelNames: L[], read: () => Iterable<[Partial<Record<L, string>>, number]>): Gauge<L> {
-    return this.#computedGauge(name, help, labelNames, read, true);
+    const tier = this.#tiers[name];
+    if (!tier) throw new Error(`findings metric ${name} has no series tier: declare it in FINDINGS_TIERS (src/telemetry/metrics.ts)`);
+    const budget = this.budget;
+    const gauge = new Gauge<L>({
+      name,
+      help,
+      labelNames,
+      registers: [this.registry],
+      collect() {
+        budget.enter(this);
+      },
+    });
+    budget.add({ name, tier, gauge, labelNames, read: read as Rows });
+    this.#computed.push(gauge);
+    return gauge;
   }
 
   /** A gauge computed at scrape time from current state, so series of vanished objects disappear by themselves. */
   stateGauge<L extends string>(name: string, help: string, labelNames: L[], read: () => Iterable<[Partial<Record<L, string>>, number]>): Gauge<L> {
-    return this.#computedGauge(name, help, labelNames, read, false);
-  }
-
-  readonly #computed: Array<Gauge<string>> = [];
-
-  /**
-   * Drops the series of every computed gauge. They are recomputed at each scrape anyway; keeping thousands of label
-   * sets between scrapes only costs memory (about 4 MiB at the 10,000-series budget). Called after a scrape is served.
-   */
-  releaseComputed(): void {
-    for (const g of this.#computed) g.reset();
-  }
-
-  #computedGauge<L extends string>(name: string, help: string, labelNames: L[], read: () => Iterable<[Partial<Record<L, string>>, number]>, budgeted: boolean): Gauge<L> {
-    const budget = this.budget;
     const gauge = new Gauge<L>({
       name,
       help,
@@ -254,7 +409,6 @@ export class OperatorMetrics {
           const id = JSON.stringify(labelNames.map((l) => labels[l] ?? ''));
           if (seen.has(id)) continue;
           seen.add(id);
-          if (budgeted && !budget.take(name)) continue;
           this.set(labels, value);
         }
       },
@@ -263,18 +417,33 @@ export class OperatorMetrics {
     return gauge;
   }
 
+  readonly #computed: Array<Gauge<string>> = [];
+
+  /**
+   * Drops the series of every computed gauge. They are recomputed at each scrape anyway; keeping thousands of label
+   * sets between scrapes only costs memory (about 4 MiB at the 10,000-series budget). Called after a scrape is served.
+   */
+  releaseComputed(): void {
+    for (const g of this.#computed) g.reset();
+    this.budget.release();
+  }
+
   /**
    * The work-queue hook every controller uses: reconcile count/duration, queue wait, retries, and one warning line
    * per failed attempt (`what` names the work, e.g. "image registration").
    */
-  queueObserver(controller: string, log: { warn(obj: object, msg: string): void }, what: string): (e: QueueEvent<string>) => void {
+  queueObserver(controller: string, log: { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void }, what: string): (e: QueueEvent<string>) => void {
     return (e) => {
       this.reconcileTotal.inc({ controller, result: e.outcome });
       this.reconcileDuration.observe({ controller }, e.durationMs / 1000);
       this.queueWait.observe({ queue: controller }, e.waitMs / 1000);
       if (e.outcome === 'error') {
         this.queueRetries.inc({ queue: controller });
-        log.warn({ key: e.key, failures: e.failures, err: e.error instanceof Error ? e.error.message : String(e.error) }, `${what} failed; will retry`);
+        const fields = { key: e.key, failures: e.failures, err: e.error instanceof Error ? e.error.message : String(e.error) };
+        // Rejected credentials are said once, by the reachability tracker (and its metric); one line per key and
+        // controller would bury it.
+        if (credentialsRejected(e.error)) log.debug(fields, `${what} failed; will retry`);
+        else log.warn(fields, `${what} failed; will retry`);
       }
     };
   }
@@ -288,4 +457,10 @@ export class OperatorMetrics {
     this.anchoreRequests.inc(e.errorKind ? { operation: e.operation, code: String(e.status), error: e.errorKind } : { operation: e.operation, code: String(e.status) });
     this.anchoreRequestDuration.observe({ operation: e.operation }, e.durationMs / 1000);
   }
+}
+
+/** An Anchore 401 (the AnchoreError shape, read structurally: telemetry does not depend on the Anchore client). */
+function credentialsRejected(err: unknown): boolean {
+  const e = err as { kind?: unknown; status?: unknown; operation?: unknown } | null;
+  return typeof e === 'object' && e !== null && e.kind === 'auth' && (e.status === 401 || e.operation === 'get_oauth_token');
 }

@@ -8,6 +8,11 @@ interface ReadinessCheck {
   ok(): boolean;
   /** Why it is not ready, for the /readyz body. */
   detail?(): string;
+  /**
+   * Reported in the body (`[!]name warning: …`) but not failing readiness: a problem this replica should say, while
+   * failing readiness would cost more (admission losing its endpoints).
+   */
+  advisory?: () => boolean;
 }
 
 export function listen(server: Server, port: number, host: string): Promise<number> {
@@ -40,6 +45,7 @@ export async function startHealthServer(opts: { host: string; port: number; chec
     if (path === '/readyz') {
       const lines = opts.checks.map((c) => {
         const ok = c.ok();
+        if (!ok && c.advisory?.()) return { ok: true, line: `[!]${c.name} warning: ${c.detail?.() ?? 'degraded'}` };
         return { ok, line: `[${ok ? '+' : '-'}]${c.name} ${ok ? 'ok' : `failed: ${c.detail?.() ?? 'not ready'}`}` };
       });
       const ready = lines.every((l) => l.ok);

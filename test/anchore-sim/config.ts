@@ -45,6 +45,7 @@ export function defaultConfig(): SimConfig {
     empty_full_tag_404: false,
     manifest_lists: {},
     reports_page_size: 3,
+    inventory_ingest_overwrite: true,
     strict: true,
   };
 }
@@ -195,6 +196,7 @@ export function resolveConfig(input: SimConfigInput = {}): SimConfig {
     empty_full_tag_404: bool(pick('empty_full_tag_404'), 'empty_full_tag_404'),
     manifest_lists: { ...(manifestLists as Record<string, string>) },
     reports_page_size: num(pick('reports_page_size'), 'reports_page_size', 1),
+    inventory_ingest_overwrite: bool(pick('inventory_ingest_overwrite'), 'inventory_ingest_overwrite'),
     strict: bool(pick('strict'), 'strict'),
   };
 }

@@ -60,7 +60,7 @@ export class SimulatorCore {
   constructor(config: SimConfig, now: () => number = Date.now, retention: SimRetention = {}) {
     this.config = config;
     this.now = now;
-    this.inventory = new InventoryStore(retention.inventoryReportBytes);
+    this.inventory = new InventoryStore(retention.inventoryReportBytes, config.inventory_ingest_overwrite);
     this.log = new RequestLog(undefined, retention.requestBodyBytes, retention.requestBodyMaxBytes);
     this.auth = new AuthRegistry(config, now);
     this.images = new ImageStore(config, now);

@@ -193,6 +193,32 @@ describe('fault injection', () => {
     expect((await call(sim.url, 'GET', `/v2/images/${digestOf('c')}`)).status).toBe(404);
   });
 
+  it("when a maxBodyBytes rule is set, then a larger body gets a proxy's 413 text/html and never reaches Anchore, and a smaller one passes", async () => {
+    sim.setFaults([{ method: 'POST', path: '/v2/kubernetes-inventory', maxBodyBytes: 2000 }]);
+    const report = (pods: number): Record<string, unknown> => ({
+      cluster_name: 'c',
+      timestamp: '2024-05-01T10:00:00Z',
+      namespaces: [{ uid: '00000000-0000-4000-8000-000000000001', name: 'web' }],
+      pods: Array.from({ length: pods }, (_, i) => ({ uid: `00000000-0000-4000-8000-1${String(i).padStart(11, '0')}`, name: `p${i}`, namespace_uid: '00000000-0000-4000-8000-000000000001' })),
+    });
+    const small = JSON.stringify(report(2));
+    const large = JSON.stringify(report(40));
+    expect(Buffer.byteLength(small)).toBeLessThanOrEqual(2000);
+    expect(Buffer.byteLength(large)).toBeGreaterThan(2000);
+    const refused = await call(sim.url, 'POST', '/v2/kubernetes-inventory', { raw: large, contentType: 'application/json' });
+    expect(refused.status).toBe(413);
+    expect(refused.headers['content-type']).toMatch(/^text\/html/);
+    expect(refused.text).toContain('413 Request Entity Too Large');
+    expect(sim.inventories('admin')).toEqual([]);
+    expect((await call(sim.url, 'POST', '/v2/kubernetes-inventory', { raw: small, contentType: 'application/json' })).status).toBe(201);
+    // Other requests are not matched (no body), and the rule did not expire.
+    expect((await call(sim.url, 'GET', '/v2/images')).status).toBe(200);
+    expect((await call(sim.url, 'POST', '/v2/kubernetes-inventory', { raw: large, contentType: 'application/json' })).status).toBe(413);
+    expect(sim.requests({ path: '/v2/kubernetes-inventory' }).map((r) => r.status)).toEqual([413, 201, 413]);
+    expect(() => parseFaultRules([{ maxBodyBytes: -1 }])).toThrow(/maxBodyBytes/);
+    expect(() => parseFaultRules([{ maxBodyBytes: 1.5 }])).toThrow(/maxBodyBytes/);
+  });
+
   it('when types are swapped, then strings become lengths, numbers strings, booleans yes/no and arrays objects, recursively', () => {
     expect(swapTypes({ a: 'abc', b: 2, c: [true, false, null], d: { e: 'x' } })).toEqual({ a: 3, b: '2', c: { 0: 'yes', 1: 'no', 2: null }, d: { e: 1 } });
   });

@@ -10,6 +10,7 @@ export interface FaultDecision {
   action:
     | { kind: 'none' }
     | { kind: 'error'; status: number; retryAfterSeconds?: number }
+    | { kind: 'tooLarge' }
     | { kind: 'reset' }
     | { kind: 'htmlLogin' }
     | { kind: 'truncatedJson' }
@@ -55,8 +56,11 @@ export class FaultEngine {
     return this.rules.map((r) => (Number.isFinite(r.remaining) ? { ...r.rule, remaining: r.remaining } : { ...r.rule }));
   }
 
-  /** Decides what happens to a request. Consumes one count from every rule that did something. */
-  decide(method: string, path: string, now: number): FaultDecision {
+  /**
+   * Decides what happens to a request of `bodyBytes` (Infinity: larger than the simulator reads). Consumes one count
+   * from every rule that did something.
+   */
+  decide(method: string, path: string, now: number, bodyBytes = 0): FaultDecision {
     const decision: FaultDecision = { latencyMs: 0, action: { kind: 'none' } };
     if (this.rules.length === 0) return decision;
     for (const active of this.rules) {
@@ -65,6 +69,7 @@ export class FaultEngine {
       if (rule.method !== undefined && rule.method.toUpperCase() !== method) continue;
       if (rule.path !== undefined && (typeof rule.path === 'string' ? rule.path !== path : !testRegExp(rule.path, path))) continue;
       if (rule.outage !== undefined && (now < (rule.outage.fromMs ?? Number.NEGATIVE_INFINITY) || now >= rule.outage.untilMs)) continue;
+      if (rule.maxBodyBytes !== undefined && bodyBytes <= rule.maxBodyBytes) continue;
 
       let acted = false;
       if (rule.latencyMs !== undefined && rule.latencyMs > 0) {
@@ -87,6 +92,7 @@ export class FaultEngine {
 }
 
 function terminalAction(rule: FaultRule): FaultDecision['action'] | undefined {
+  if (rule.maxBodyBytes !== undefined) return { kind: 'tooLarge' };
   if (rule.reset === true) return { kind: 'reset' };
   if (rule.htmlLogin === true) return { kind: 'htmlLogin' };
   if (rule.truncatedJson === true) return { kind: 'truncatedJson' };
@@ -115,6 +121,7 @@ const RULE_KEYS = new Set([
   'contentType',
   'hugeBodyBytes',
   'wrongTypes',
+  'maxBodyBytes',
   'count',
 ]);
 
@@ -192,6 +199,11 @@ export function parseFaultRules(input: unknown): FaultRule[] {
       rule.hugeBodyBytes = n;
     }
     if (raw.wrongTypes !== undefined) rule.wrongTypes = flag(raw.wrongTypes, `${where}.wrongTypes`);
+    if (raw.maxBodyBytes !== undefined) {
+      const n = raw.maxBodyBytes;
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new FaultRuleError(`${where}.maxBodyBytes must be a non-negative integer`);
+      rule.maxBodyBytes = n;
+    }
     if (raw.count !== undefined) {
       const c = raw.count;
       if (typeof c !== 'number' || !Number.isInteger(c) || c < 1) throw new FaultRuleError(`${where}.count must be a positive integer`);

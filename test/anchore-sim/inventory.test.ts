@@ -159,6 +159,28 @@ describe('GET /v2/inventories', () => {
     expect((await call(sim.url, 'GET', `/v2/inventories?image_digest=${digestOf('a')}`)).body.items).toEqual([]);
   });
 
+  it('when a namespace is sent in two parts with overwrite on (the default), then only the last part stays: the first is erased', async () => {
+    await postInventory(report('prod', { web: [['nginx:1', digestOf('a')]], db: [['postgres:16', digestOf('b')]] }));
+    await postInventory(report('prod', { web: [['redis:7', digestOf('c')]] }, '2024-05-01T10:05:00Z'));
+    const items = (await call(sim.url, 'GET', '/v2/inventories')).body.items;
+    expect(items.map((i: any) => `${i.context} ${i.image_tag}`).sort()).toEqual(['prod/db postgres:16', 'prod/web redis:7']);
+  });
+
+  it('when inventory_ingest_overwrite is off, then a namespace sent in two parts keeps both and nothing is removed', async () => {
+    const keep = await startSimulator({ config: { inventory_ingest_overwrite: false } });
+    try {
+      const post = (body: unknown): Promise<{ status: number }> => call(keep.url, 'POST', '/v2/kubernetes-inventory', { json: body });
+      expect((await post(report('prod', { web: [['nginx:1', digestOf('a')]], db: [['postgres:16', digestOf('b')]] }))).status).toBe(201);
+      expect((await post(report('prod', { web: [['redis:7', digestOf('c')]] }, '2024-05-01T10:05:00Z'))).status).toBe(201);
+      expect((await post(report('prod', { db: [] }, '2024-05-01T10:06:00Z'))).status).toBe(201);
+      const items = (await call(keep.url, 'GET', '/v2/inventories')).body.items;
+      expect(items.map((i: any) => `${i.context} ${i.image_tag}`).sort()).toEqual(['prod/db postgres:16', 'prod/web nginx:1', 'prod/web redis:7']);
+      expect((await call(keep.url, 'GET', `/v2/inventories?image_digest=${digestOf('a')}`)).body.items).toHaveLength(1);
+    } finally {
+      await keep.stop();
+    }
+  });
+
   it('when a namespace is reported empty, then its items disappear', async () => {
     await postInventory(report('prod', { web: [['nginx:1', digestOf('a')]] }));
     await postInventory(report('prod', { web: [] }));

@@ -67,12 +67,17 @@ export function validateInventory(body: unknown): KubernetesInventory {
 export class InventoryStore {
   private readonly accounts = new Map<string, AccountInventory>();
   private readonly maxReportBytes: number;
+  private readonly overwrite: boolean;
   /** Called with every accepted report (e.g. a benchmark keeping only what it measures). */
   onReport: ((report: InventoryReport) => void) | undefined;
 
-  /** @param maxReportBytes raw bytes of reports kept per account (the newest report is always kept). */
-  constructor(maxReportBytes = MAX_REPORT_BYTES_PER_ACCOUNT) {
+  /**
+   * @param maxReportBytes raw bytes of reports kept per account (the newest report is always kept).
+   * @param overwrite Anchore's `inventory_ingest_overwrite`: a namespace in a report replaces that namespace's items.
+   */
+  constructor(maxReportBytes = MAX_REPORT_BYTES_PER_ACCOUNT, overwrite = true) {
     this.maxReportBytes = maxReportBytes;
+    this.overwrite = overwrite;
   }
 
   private bucket(account: string): AccountInventory {
@@ -85,8 +90,10 @@ export class InventoryStore {
   }
 
   /**
-   * Stores an accepted report. The report replaces the stored items of every namespace it contains (listed in
-   * `namespaces` or referenced by a pod); containers whose pod is not in the report are ignored, as KI drops them.
+   * Stores an accepted report. With overwrite on, the report replaces the stored items of every namespace it
+   * contains (listed in `namespaces` or referenced by a pod): a namespace's items not in the report are gone, those
+   * of namespaces absent from it stay. With overwrite off it only adds and refreshes items. Containers whose pod is
+   * not in the report are ignored, as KI drops them.
    */
   accept(account: string, inv: KubernetesInventory, now: number, bytes = 0): void {
     const b = this.bucket(account);
@@ -149,7 +156,8 @@ export class InventoryStore {
           this.indexDigest(b, created);
         }
       }
-      for (const gone of old.values()) this.unindexDigest(b, gone);
+      if (this.overwrite) for (const gone of old.values()) this.unindexDigest(b, gone);
+      else for (const [key, kept] of old) next.set(key, kept);
       if (next.size === 0) b.contexts.delete(ctx);
       else b.contexts.set(ctx, next);
     }

@@ -27,6 +27,10 @@ const LOGIN_PAGE =
   '<form method="post" action="/login"><input name="username"><input name="password" type="password">' +
   '<button type="submit">Sign in</button></form></body></html>\n';
 
+/** What nginx answers a body larger than `client_max_body_size`. */
+const PROXY_413_PAGE =
+  '<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center><h1>413 Request Entity Too Large</h1></center>\r\n' + '<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n';
+
 const TRUNCATED_SOURCE = JSON.stringify({
   items: [{ image_digest: `sha256:${'0'.repeat(64)}`, analysis_status: 'analyzed', image_status: 'active', note: 'this body was cut in half by a simulated fault' }],
 });
@@ -222,7 +226,7 @@ class SimServer {
       this.logLine?.(`${method} ${path} -> ${status === 0 ? 'RESET' : status} ${record.durationMs.toFixed(1)}ms${record.account === undefined ? '' : ` account=${record.account}`}${note}`);
     };
 
-    const decision: FaultDecision = this.core.faults.decide(method, path, time);
+    const decision: FaultDecision = this.core.faults.decide(method, path, time, raw === undefined ? Infinity : raw.length);
     if (decision.latencyMs > 0) {
       await this.sleep(decision.latencyMs);
       if (this.stopped) {
@@ -249,6 +253,9 @@ class SimServer {
         const sent = await streamHugeBody(res, decision.action.bytes, () => this.stopped);
         return finish(200, ` [fault:hugeBody ${sent} bytes sent]`);
       }
+      case 'tooLarge':
+        this.send(res, { status: 413, text: PROXY_413_PAGE, contentType: 'text/html' });
+        return finish(413, ' [fault:tooLarge]');
       case 'error': {
         const { status, retryAfterSeconds } = decision.action;
         const headers: Record<string, string> = retryAfterSeconds === undefined ? {} : { 'retry-after': String(retryAfterSeconds) };

@@ -74,6 +74,13 @@ export interface SimConfig {
    * image under the platform digest with `parent_digest` set to the list digest.
    */
   manifest_lists: Record<string, string>;
+  /**
+   * Anchore's `runtime_inventory.inventory_ingest_overwrite`. true (the simulator's default, the stricter case for a
+   * client): every namespace present in a report replaces that namespace's stored inventory, so a namespace sent in
+   * parts keeps only the last part. false (Anchore's chart default): reports add and refresh entries, nothing is
+   * removed (the simulator has no TTL).
+   */
+  inventory_ingest_overwrite: boolean;
   /** Page size of the Reports GraphQL API (small by default, so clients must follow nextToken). */
   reports_page_size: number;
   /**
@@ -145,6 +152,11 @@ export interface FaultRule {
    * where the list belongs. The only fault that reaches the handlers.
    */
   wrongTypes?: boolean;
+  /**
+   * A proxy's body size limit (nginx `client_max_body_size`): only requests whose body is larger than this many
+   * bytes match, and they get 413 text/html from "the proxy" (Anchore never sees them). Wins over the other actions.
+   */
+  maxBodyBytes?: number;
   /** Fire for at most this many requests, then expire. */
   count?: number;
 }

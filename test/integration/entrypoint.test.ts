@@ -1,10 +1,13 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { type AnchoreSimulator, startSimulator } from '../anchore-sim/index.ts';
 import { apply, deployment, digestOf, ensureCrds, eventually, kubectl, namespaceManifest, uniqueName, waitForRunningPods } from '../support/k8s.ts';
 import { operatorEnv } from '../support/operator.ts';
+import { selfSigned } from '../support/tls.ts';
 
 /* The real entry point (`node src/main.ts`) as a user runs it: exit codes, one-line causes, readiness, SIGTERM. */
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -67,6 +70,101 @@ describe('entry point (node src/main.ts)', () => {
     expect(r.stderr.join('').trim()).toBe(
       `anchore-operator: invalid configuration: ANCHORE_URL "${sim.url}/v1" ends in /v1, but the operator uses Anchore's V2 API: give the base URL (${sim.url}) or ${sim.url}/v2`,
     );
+  });
+
+  it('when ANCHORE_CA_FILE holds no certificate, then it exits 2 at start naming the file and what it must be', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ca-'));
+    try {
+      writeFileSync(join(dir, 'ca.pem'), 'this is the password, not a CA\n');
+      const r = run(operatorEnv(sim.url, { ANCHORE_PASSWORD: SECRET, ANCHORE_CA_FILE: join(dir, 'ca.pem') }));
+      expect(await r.exit).toBe(2);
+      const err = r.stderr.join('').trim();
+      expect(err.split('\n')).toHaveLength(1);
+      expect(err).toContain(`ANCHORE_CA_FILE ${join(dir, 'ca.pem')}: holds no PEM certificate`);
+      expect(err).not.toContain('password, not a CA');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('when ANCHORE_URL has a path Anchore does not serve, then it exits 1 saying the path is wrong (not "not reachable yet" for ever)', async () => {
+    const r = run(operatorEnv(`${sim.url}/anchore`, { ANCHORE_PASSWORD: SECRET }));
+    expect(await r.exit).toBe(1);
+    const err = r.stderr.join('').trim();
+    expect(err.split('\n')).toHaveLength(1);
+    expect(err).toContain('its path is wrong; give the base URL Anchore serves /v2 under');
+  });
+
+  describe('when Anchore speaks TLS', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'anchore-tls-'));
+    let tlsSim: AnchoreSimulator;
+    let otherCa: string;
+    beforeAll(async () => {
+      const own = selfSigned(dir, 'anchore');
+      const otherDir = mkdtempSync(join(dir, 'other-'));
+      otherCa = selfSigned(otherDir, 'someone-else').certFile;
+      tlsSim = await startSimulator({
+        tls: { cert: readFileSync(own.certFile, 'utf8'), key: readFileSync(own.keyFile, 'utf8') },
+        config: { accounts: [{ name: 'admin', users: [{ username: 'admin', password: SECRET }] }] },
+      });
+    });
+    afterAll(async () => {
+      await tlsSim?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('when its certificate is signed by a CA the operator does not trust, then it exits 1 naming ANCHORE_CA_FILE as the fix', async () => {
+      const r = run(operatorEnv(tlsSim.url, { ANCHORE_PASSWORD: SECRET, ANCHORE_CA_FILE: otherCa }));
+      expect(await r.exit).toBe(1);
+      const err = r.stderr.join('').trim();
+      expect(err.split('\n')).toHaveLength(1);
+      expect(err).toContain('not signed by a CA the operator trusts: set ANCHORE_CA_FILE');
+    });
+
+    it('when the certificate does not name the host in ANCHORE_URL, then it exits 1 saying so', async () => {
+      // A certificate (its own CA) for anchore.example only: trusted, but not for 127.0.0.1.
+      const other = mkdtempSync(join(dir, 'named-'));
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:prime256v1',
+          '-nodes',
+          '-days',
+          '1',
+          '-subj',
+          '/CN=anchore.example',
+          '-addext',
+          'subjectAltName=DNS:anchore.example',
+          '-keyout',
+          join(other, 'k.pem'),
+          '-out',
+          join(other, 'c.pem'),
+        ],
+        { stdio: 'ignore' },
+      );
+      const named = await startSimulator({
+        tls: { cert: readFileSync(join(other, 'c.pem'), 'utf8'), key: readFileSync(join(other, 'k.pem'), 'utf8') },
+        config: { accounts: [{ name: 'admin', users: [{ username: 'admin', password: SECRET }] }] },
+      });
+      try {
+        const r = run(operatorEnv(named.url, { ANCHORE_PASSWORD: SECRET, ANCHORE_CA_FILE: join(other, 'c.pem') }));
+        expect(await r.exit).toBe(1);
+        expect(r.stderr.join('').trim()).toContain('does not name the host in ANCHORE_URL');
+      } finally {
+        await named.stop();
+      }
+    });
+  });
+
+  it('when ANCHORE_URL says https:// to a plain-http port, then it exits 1 naming the likely mix-up', async () => {
+    const r = run(operatorEnv(sim.url.replace('http://', 'https://'), { ANCHORE_PASSWORD: SECRET }));
+    expect(await r.exit).toBe(1);
+    expect(r.stderr.join('').trim()).toContain('is ANCHORE_URL https:// pointing at a plain-http port');
   });
 
   it('when Anchore rejects the credentials, then it exits 1 saying so, and the password is never printed', async () => {

@@ -142,17 +142,47 @@ describe('findings metrics (real cluster)', () => {
       .split('\n')
       .filter((l) => l.trim() && !/^anchore_operator_nodejs_active_(handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/.test(l.trim()));
     expect(findings).toEqual([]);
-    expect(execFileSync(promtool as string, ['check', 'rules', join(monitoring, 'prometheus-rules.yaml')], { encoding: 'utf8' })).toContain('SUCCESS: 11 rules found');
+    expect(execFileSync(promtool as string, ['check', 'rules', join(monitoring, 'prometheus-rules.yaml')], { encoding: 'utf8' })).toContain('SUCCESS: 12 rules found');
     expect(execFileSync(promtool as string, ['test', 'rules', join(monitoring, 'tests', 'rules.test.yaml')], { encoding: 'utf8' })).toContain('SUCCESS');
   });
 
-  it('when the series budget is small, then a second operator exports at most that many findings series and counts the rest', async () => {
+  it('when the series budget is far too small, then a second operator still exports every critical series, cuts the per-image and per-CVE ones and says so', async () => {
     const capped = await startTestOperator(
-      operatorEnv(sim.url, { CLUSTER_NAME: uniqueName('cap'), NAMESPACES_INCLUDE: ns, METRICS_MAX_SERIES: '5', INVENTORY_ENABLED: 'false', INTEGRATION_ENABLED: 'false' }),
+      operatorEnv(sim.url, {
+        CLUSTER_NAME: uniqueName('cap'),
+        NAMESPACES_INCLUDE: ns,
+        METRICS_MAX_SERIES: '5',
+        METRICS_CVE_SERIES: 'true',
+        INVENTORY_ENABLED: 'false',
+        INTEGRATION_ENABLED: 'false',
+      }),
     );
     try {
-      const findings = new Set([
-        'anchore_operator_image_vulnerabilities',
+      const b = { kind: 'AnchorePolicyBinding', namespace: ns, binding: 'shop' };
+      // Settled: both images evaluated and both reports read (2 images x 6 severities cut, nginx's one fixable Critical
+      // CVE cut), so every series of the scenario has been computed.
+      const s = await eventually(
+        async () => {
+          const x = await scrape(capped.op.metricsPort);
+          const settled =
+            valueOf(x, 'anchore_operator_binding_images', { ...b, result: 'pending' }) === 0 &&
+            valueOf(x, 'anchore_operator_workload_policy_failed_images', { binding: 'shop', workload: 'shop' }) === 1 &&
+            valueOf(x, 'anchore_operator_metrics_series_cut', { tier: 'image' }) === 12 &&
+            valueOf(x, 'anchore_operator_metrics_series_cut', { tier: 'cve' }) === 1;
+          return settled ? x : undefined;
+        },
+        30_000,
+        250,
+      );
+      // Critical: what the alerts and the binding and workload views read, all there although the budget is 5.
+      expect(valueOf(s, 'anchore_operator_metrics_series_budget')).toBe(5);
+      expect(valueOf(s, 'anchore_operator_binding_ready', b)).toBe(1);
+      expect(valueOf(s, 'anchore_operator_binding_compliant', b)).toBe(0);
+      expect(['pass', 'fail', 'warn', 'pending', 'error'].map((result) => valueOf(s, 'anchore_operator_binding_images', { ...b, result }))).toEqual([1, 1, 0, 0, 0]);
+      expect(valueOf(s, 'anchore_operator_binding_last_evaluation_timestamp_seconds', b)).toBeGreaterThan(0);
+      expect(valueOf(s, 'anchore_operator_image_fixable_vulnerabilities', { digest: nginx, severity: 'Critical' })).toBe(1);
+      expect(valueOf(s, 'anchore_operator_workload_vulnerabilities', { namespace: ns, workload: 'shop', severity: 'High' })).toBe(2);
+      const critical = [
         'anchore_operator_image_fixable_vulnerabilities',
         'anchore_operator_workload_vulnerabilities',
         'anchore_operator_binding_images',
@@ -160,19 +190,17 @@ describe('findings metrics (real cluster)', () => {
         'anchore_operator_binding_compliant',
         'anchore_operator_workload_policy_failed_images',
         'anchore_operator_binding_last_evaluation_timestamp_seconds',
-      ]);
-      const s = await eventually(
-        async () => {
-          const x = await scrape(capped.op.metricsPort);
-          return x.some((m) => m.name === 'anchore_operator_metrics_series_dropped_total' && m.value > 0) ? x : undefined;
-        },
-        30_000,
-        250,
-      );
-      expect(s.filter((m) => findings.has(m.name))).toHaveLength(5);
-      expect(valueOf(s, 'anchore_operator_metrics_series_budget')).toBe(5);
-      const dropped = s.filter((m) => m.name === 'anchore_operator_metrics_series_dropped_total').reduce((a, m) => a + m.value, 0);
-      expect(dropped).toBeGreaterThan(0);
+      ];
+      const exported = s.filter((m) => critical.includes(m.name)).length;
+      expect(exported).toBeGreaterThan(5);
+      expect(valueOf(s, 'anchore_operator_metrics_series_exported', { tier: 'critical' })).toBe(exported);
+      // Cut: the per-image and per-CVE series, counted by metric and by tier; no critical metric lost any.
+      expect(s.filter((m) => m.name === 'anchore_operator_image_vulnerabilities' || m.name === 'anchore_operator_vulnerability_info')).toEqual([]);
+      expect(valueOf(s, 'anchore_operator_metrics_series_dropped_total', { metric: 'anchore_operator_image_vulnerabilities' })).toBeGreaterThanOrEqual(12);
+      expect(valueOf(s, 'anchore_operator_metrics_series_dropped_total', { metric: 'anchore_operator_vulnerability_info' })).toBeGreaterThanOrEqual(1);
+      expect(critical.map((metric) => valueOf(s, 'anchore_operator_metrics_series_dropped_total', { metric }))).toEqual(critical.map(() => 0));
+      expect(valueOf(s, 'anchore_operator_metrics_series_exported', { tier: 'image' })).toBe(0);
+      expect(valueOf(s, 'anchore_operator_metrics_series_exported', { tier: 'cve' })).toBe(0);
     } finally {
       await capped.stop();
     }
