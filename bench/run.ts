@@ -11,8 +11,8 @@
  *            --heap-snapshot (a .heapsnapshot of the operator at the end of the steady-state window, in the log dir)
  *            --skip policy,steady,restart (leave scenarios out, to iterate on churn)
  *            --samples FILE (every churn pod's timestamps and every inventory report, for looking at the tail)
- *   npm run bench -- --admission [--small] ...   the admission webhook instead: latency at 50 requests/s, cache hit
- *            and miss (bench/admission.ts lists its options)
+ *   npm run bench -- --admission [--small] ...   the admission webhook instead: latency at 50 requests/s, cache hit,
+ *            miss and tag miss (bench/admission.ts lists its options)
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';

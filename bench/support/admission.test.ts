@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { parseReview, workloadOf } from '../../src/admission/review.ts';
-import { type Sample, compareWithGoals, lateness, missImages, openLoop, overOwnCall, parseAdmissionArgs, podReview, summarise, webhookConfiguration } from './admission.ts';
+import { type Sample, compareWithGoals, lateImages, lateness, missImages, openLoop, overOwnCall, parseAdmissionArgs, podReview, summarise, webhookConfiguration } from './admission.ts';
 
 /** A fake clock the open loop sleeps on: time moves only when it sleeps, so schedules are exact. */
 function fakeClock(): { now: () => number; sleep: (ms: number) => Promise<void>; advance: (ms: number) => void } {
@@ -51,6 +51,21 @@ describe('miss images', () => {
     }
     expect(missImages('a1b2', 2, 49)[0]).toEqual(a[49]);
     expect(missImages('other', 1)[0]!.digest).not.toBe(a[0]!.digest);
+  });
+
+  it('when a run asks for tag-miss images, then each names only a tag of its own, and none shares a digest or tag with the miss set', () => {
+    const late = lateImages('a1b2', 50);
+    const miss = missImages('a1b2', 50);
+    expect(new Set(late.map((m) => m.digest)).size).toBe(50);
+    for (const m of late) {
+      expect(m.digest).toMatch(/^sha256:[a-f0-9]{64}$/);
+      expect(m.image).toBe(m.tag);
+      expect(m.image).not.toContain('@');
+      expect(m.tag).toMatch(/^docker\.io\/acme\/a1b2-late-\d+:1\.0$/);
+      expect(m.pullString).toBe(`${m.tag.replace(/:1\.0$/, '')}@${m.digest}`);
+    }
+    expect(late.some((m) => miss.some((x) => x.digest === m.digest || x.tag === m.tag))).toBe(false);
+    expect(lateImages('a1b2', 1, 49)[0]).toEqual(late[49]);
   });
 });
 
@@ -129,6 +144,11 @@ describe('summaries and goals', () => {
     const missed = compareWithGoals(5.01, 40, 23);
     expect(missed.hit.met).toBe(false);
     expect(missed.miss).toMatchObject({ met: false, overRoundTripMs: 17 });
+  });
+
+  it('when a tag miss is compared with issue 22, then it must be ≤ the lookup round trip p99 + the /check round trip p99 + 5 ms', () => {
+    expect(compareWithGoals(4.2, 27.1, 23, { p99: 50, lookupRoundTripP99: 22.5 }).tagMiss).toEqual({ p99: 50, goalMs: 50.5, met: true, overRoundTripsMs: 4.5 });
+    expect(compareWithGoals(4.2, 27.1, 23, { p99: 51, lookupRoundTripP99: 22.5 }).tagMiss).toMatchObject({ met: false, overRoundTripsMs: 5.5 });
   });
 });
 
