@@ -49,5 +49,16 @@ step(
   process.execPath,
   // Paths and flags first: jest would read a path after --selectProjects as another project name.
   [join(root, 'node_modules', 'jest', 'bin', 'jest.js'), ...jestArgs, '--selectProjects', ...projects],
-  { ...process.env, NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --experimental-vm-modules --no-warnings=ExperimentalWarning`.trim() },
+  { ...process.env, ...loopbackNeverProxied(process.env), NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --experimental-vm-modules --no-warnings=ExperimentalWarning`.trim() },
 );
+
+/**
+ * The operator honours HTTPS_PROXY / HTTP_PROXY (and NO_PROXY), and the suites run it in-process against loopback
+ * simulators: on a machine with a proxy set, loopback must be listed in NO_PROXY or every test call would go through
+ * the proxy (loopback is not exempt by itself, as in curl).
+ */
+function loopbackNeverProxied(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  if (!['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].some((k) => env[k])) return {};
+  const add = (v: string | undefined): string => [v, '127.0.0.1', 'localhost', '::1'].filter(Boolean).join(',');
+  return { NO_PROXY: add(env['NO_PROXY']), no_proxy: add(env['no_proxy'] ?? env['NO_PROXY']) };
+}

@@ -247,12 +247,12 @@ describe('AnchoreHttpClient against the simulator', () => {
       expect(JSON.parse(lines[0] ?? '{}')).toMatchObject({ dropped: 2, example: 'image_digest is the number 7, not a sha256 digest', msg: expect.stringContaining('cannot read') });
     });
 
-    it('when Anchore streams 200 MB of JSON, then the client stops at its 64 MiB default and fails with kind protocol saying so', async () => {
+    it('when Anchore streams 200 MB of JSON, then the client stops at the 64 MiB limit of list_images and fails with kind protocol saying so', async () => {
       sim.setFaults([{ path: '/v2/images', hugeBodyBytes: 200 * 1024 * 1024 }]);
       const m = metered();
       const e = await rejection(m.c.listImages('admin'));
       expect(e.kind).toBe('protocol');
-      expect(e.message).toBe('list_images: unexpected response: response body exceeds the 64 MiB limit (maxResponseBytes); stopped reading there');
+      expect(e.message).toBe('list_images: unexpected response: response body exceeds the 64 MiB limit for list_images; stopped reading there');
       expect(await m.series()).toEqual(['anchore_operator_anchore_requests_total{operation="list_images",code="200",error="protocol"} 1']);
     });
 

@@ -1,19 +1,24 @@
 /**
  * How every Anchore call travels: one keep-alive undici Agent for the process (TLS per ANCHORE_CA_FILE and
- * ANCHORE_INSECURE_SKIP_TLS_VERIFY), bounded concurrency and rate, retries with backoff and Retry-After, a cap on
- * response size, credentials, and the mapping of every failure to an AnchoreError. It knows no endpoint: what to ask
- * and how to read the answer is the caller's (anchore.http.ts, decode.ts).
+ * ANCHORE_INSECURE_SKIP_TLS_VERIFY; through the proxy HTTPS_PROXY / HTTP_PROXY name unless NO_PROXY exempts Anchore),
+ * bounded concurrency and rate, retries with backoff and Retry-After, caps on response size (per operation, and one
+ * byte budget for all answers being read), credentials, and the mapping of every failure to an AnchoreError. It knows
+ * no endpoint: what to ask and how to read the answer is the caller's (anchore.http.ts, decode.ts); only the size of
+ * each operation's answer is known here (response-limits.ts).
  */
 import { readFileSync } from 'node:fs';
-import { Agent, request } from 'undici';
+import { StringDecoder } from 'node:string_decoder';
+import { Agent, type Dispatcher, ProxyAgent, request } from 'undici';
 import { type BackoffPolicy, backoffDelay } from '../runtime/backoff.ts';
 import { sleep, systemClock } from '../runtime/clock.ts';
-import { type Priority, Semaphore, TokenBucket } from '../runtime/limits.ts';
+import { ByteBudget, ByteBudgetError, type ByteLease, type Priority, Semaphore, TokenBucket } from '../runtime/limits.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { type AnchoreAuth, OAuthTokenManager, SecretFile, type TokenResponse, basicHeader } from './auth.ts';
 import { ANCHORE_CLIENT_DEFAULTS, type CallLimits } from './anchore.port.ts';
 import { readTokenResponse } from './decode.ts';
 import { AnchoreError, parseErrorBody, protocolError, tlsError } from './errors.ts';
+import { type ProxyChoice, type ProxyEnv, proxyFor } from './proxy.ts';
+import { DEFAULT_RESPONSE_BUDGET, ERROR_BODY_LIMIT, formatBytes, responseLimit } from './response-limits.ts';
 import { parseAnchoreUrl } from './url.ts';
 
 export interface AnchoreTransportConfig {
@@ -30,10 +35,18 @@ export interface AnchoreTransportConfig {
   ratePerSecond?: number;
   burst?: number;
   /**
-   * Largest response body read (default 64 MiB). A larger one — or a body that never ends — fails the call with a
-   * `protocol` error instead of growing the heap. Client option only; no setting exposes it.
+   * Caps every operation's answer at this many bytes where that is below the operation's own limit (RESPONSE_LIMITS);
+   * for tests. A larger body — or one that never ends — fails the call with a `protocol` error instead of growing the
+   * heap.
    */
   maxResponseBytes?: number;
+  /**
+   * The byte budget shared by every answer being read at once (default: one budget of DEFAULT_RESPONSE_BUDGET for the
+   * whole process, shared by every client). Client option only; no setting exposes it.
+   */
+  responseBudget?: ByteBudget;
+  /** Where HTTPS_PROXY / HTTP_PROXY / NO_PROXY (and their lower-case forms) are read; default process.env. */
+  proxyEnv?: ProxyEnv;
   userAgent?: string;
   log: Logger;
   /** Metrics hook, called once per HTTP attempt. `status` is 0 when no response arrived. */
@@ -72,11 +85,23 @@ export interface CallOptions<T = unknown> extends CallLimits {
 /** Operations served first by the rate limiter and the concurrency limit (see call). */
 const URGENT_OPERATIONS = new Set(['add_image', 'post_kubernetes_inventory']);
 
+let processBudget: ByteBudget | undefined;
+
+/** The response budget every client of this process shares unless given its own. */
+export function processResponseBudget(): ByteBudget {
+  processBudget ??= new ByteBudget(DEFAULT_RESPONSE_BUDGET);
+  return processBudget;
+}
+
 export class AnchoreTransport {
   /** The normalised base URL (no trailing slash, no `/v2`); paths passed to call start with `/v2/` or `/`. */
   readonly baseUrl: string;
   readonly #cfg: AnchoreTransportConfig;
-  readonly #agent: Agent;
+  readonly #agent: Dispatcher;
+  /** How calls reach Anchore: directly, or through which proxy (never its credentials). */
+  readonly proxy: ProxyChoice;
+  readonly #proxySecrets: string[];
+  readonly #budget: ByteBudget;
   readonly #sem: Semaphore;
   readonly #bucket: TokenBucket;
   readonly #tokens: OAuthTokenManager | undefined;
@@ -84,7 +109,7 @@ export class AnchoreTransport {
   readonly #backoff: BackoffPolicy;
   readonly #maxRetryAfterMs: number;
   readonly #requestMs: number;
-  readonly #maxBytes: number;
+  readonly #maxBytes: number | undefined;
   #staticAuthHeader: string | undefined;
   /** The mounted Secret the password or key came from, read again when it changes. */
   readonly #secret: SecretFile | undefined;
@@ -94,23 +119,37 @@ export class AnchoreTransport {
     this.#cfg = cfg;
     this.baseUrl = parseAnchoreUrl(cfg.url);
     const t = cfg.timeouts ?? {};
-    const connect: Record<string, unknown> = { timeout: t.connectMs ?? 5000 };
-    if (cfg.caFile) connect['ca'] = readFileSync(cfg.caFile);
+    const connectMs = t.connectMs ?? 5000;
+    // How Anchore's certificate is verified: the same whether the TLS session runs on a direct connection or inside a
+    // proxy's CONNECT tunnel (the proxy never sees inside it).
+    const tls: Record<string, unknown> = {};
+    if (cfg.caFile) tls['ca'] = readFileSync(cfg.caFile);
     if (cfg.insecureSkipTlsVerify) {
-      connect['rejectUnauthorized'] = false;
+      tls['rejectUnauthorized'] = false;
       cfg.log.warn({ url: this.baseUrl }, 'TLS verification of Anchore is DISABLED (ANCHORE_INSECURE_SKIP_TLS_VERIFY); use only for testing');
     }
     if (this.baseUrl.startsWith('http:') && !isLoopback(this.baseUrl)) {
       cfg.log.warn({ url: this.baseUrl }, 'Anchore URL uses plain http: credentials travel unencrypted');
     }
     const concurrency = cfg.concurrency ?? ANCHORE_CLIENT_DEFAULTS.concurrency;
-    this.#agent = new Agent({
-      connections: concurrency + 4,
-      keepAliveTimeout: 30_000,
-      headersTimeout: t.headersMs ?? 30_000,
-      bodyTimeout: t.bodyMs ?? 30_000,
-      connect,
-    });
+    const pool = { connections: concurrency + 4, keepAliveTimeout: 30_000, headersTimeout: t.headersMs ?? 30_000, bodyTimeout: t.bodyMs ?? 30_000 };
+    this.proxy = proxyFor(this.baseUrl, cfg.proxyEnv ?? process.env);
+    if (this.proxy.kind === 'proxy') {
+      const p = this.proxy.url;
+      this.#proxySecrets = [p.password, safeDecode(p.password), p.username && p.password ? Buffer.from(`${safeDecode(p.username)}:${safeDecode(p.password)}`).toString('base64') : '']
+        .filter((x) => x.length >= 3)
+        .sort((a, b) => b.length - a.length);
+      // The proxy URL's user:password become its Proxy-Authorization header (undici); only scheme://host:port is logged.
+      this.#agent = new ProxyAgent({ uri: p.href, ...pool, connectTimeout: connectMs, requestTls: { ...tls, timeout: connectMs } });
+      cfg.log.info({ proxy: this.proxy.display, variable: this.proxy.variable, proxyAuth: p.username !== '' }, 'Anchore calls go through a proxy');
+    } else {
+      this.#proxySecrets = [];
+      this.#agent = new Agent({ ...pool, connect: { ...tls, timeout: connectMs } });
+      if (this.proxy.kind === 'bypass') {
+        cfg.log.info({ variable: this.proxy.variable, noProxyEntry: this.proxy.entry }, 'NO_PROXY exempts the Anchore host: Anchore calls go directly, not through the proxy');
+      }
+    }
+    this.#budget = cfg.responseBudget ?? processResponseBudget();
     this.#sem = new Semaphore(concurrency);
     // A quarter of the burst is kept for registration and the inventory (high priority): a sudden batch of new images
     // is sent at once even while polls and reads use the sustained rate.
@@ -120,7 +159,7 @@ export class AnchoreTransport {
     this.#backoff = cfg.retry?.backoff ?? { baseMs: 250, maxMs: 5000, jitter: 1 };
     this.#maxRetryAfterMs = cfg.retry?.maxRetryAfterMs ?? 30_000;
     this.#requestMs = t.requestMs ?? ANCHORE_CLIENT_DEFAULTS.requestTimeoutS * 1000;
-    this.#maxBytes = cfg.maxResponseBytes ?? 64 * 1024 * 1024;
+    this.#maxBytes = cfg.maxResponseBytes;
     const auth = cfg.auth;
     if (auth.secretFile) this.#secret = new SecretFile(auth.secretFile, auth.type === 'apikey' ? auth.key : auth.password);
     this.#secretSeen = this.#secret?.value();
@@ -170,6 +209,11 @@ export class AnchoreTransport {
   async call<T = unknown>(operation: string, method: string, path: string, opts: CallOptions<T>): Promise<T> {
     let reauthenticated = false;
     const attempts = Math.max(1, Math.min(opts.attempts ?? this.#attempts, this.#attempts));
+    // How much of an answer without a content-length an earlier attempt had read when it gave its share of the budget
+    // back (and how often that happened): the next attempt takes that much before reading, so it is not caught in the
+    // same standstill again. A standstill in this process is not Anchore failing: it costs no attempt (at most 8 times).
+    const reserve = { bytes: 0, gaveBack: 0 };
+    let gaveBackSeen = 0;
     for (let attempt = 0; ; attempt++) {
       if (opts.deadlineAt !== undefined && Date.now() >= opts.deadlineAt) {
         throw new AnchoreError('unavailable', operation, `${operation}: the caller's deadline passed before Anchore answered`, {});
@@ -179,7 +223,7 @@ export class AnchoreTransport {
         // The rate token is taken before a concurrency slot, so requests waiting for the rate never hold a slot.
         const priority: Priority = URGENT_OPERATIONS.has(operation) ? 'high' : 'normal';
         await this.#bucket.take(priority);
-        return await this.#sem.run(() => this.#once(operation, method, path, opts), priority);
+        return await this.#sem.run(() => this.#once(operation, method, path, opts, reserve), priority);
       } catch (err) {
         if (!(err instanceof AnchoreError)) throw err;
         // A 401 may mean the Secret was rotated under us: read it again, and retry once with what it holds now.
@@ -188,10 +232,14 @@ export class AnchoreTransport {
           attempt--;
           continue;
         }
+        if (reserve.gaveBack > gaveBackSeen) {
+          gaveBackSeen = reserve.gaveBack;
+          if (reserve.gaveBack <= 8) attempt--;
+        }
         if (!err.retryable || attempt + 1 >= attempts) throw err;
         const retryAfterMs = (err.retryAfterSeconds ?? 0) * 1000;
         if (retryAfterMs > this.#maxRetryAfterMs) throw err; // let the caller's queue wait that long
-        const delay = Math.max(retryAfterMs, backoffDelay(this.#backoff, attempt));
+        const delay = Math.max(retryAfterMs, backoffDelay(this.#backoff, Math.max(0, attempt)));
         // A retry that could not finish before the caller's deadline only adds load: the caller has given up by then.
         if (opts.deadlineAt !== undefined && Date.now() + delay >= opts.deadlineAt) throw err;
         this.#cfg.log.debug({ operation, attempt: attempt + 1, delayMs: delay, err: err.message }, 'retrying Anchore call');
@@ -208,7 +256,7 @@ export class AnchoreTransport {
     });
   }
 
-  async #once<T>(operation: string, method: string, path: string, opts: CallOptions<T>): Promise<T> {
+  async #once<T>(operation: string, method: string, path: string, opts: CallOptions<T>, reserve: { bytes: number; gaveBack: number } = { bytes: 0, gaveBack: 0 }): Promise<T> {
     const url = new URL(this.baseUrl + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = {
@@ -240,26 +288,27 @@ export class AnchoreTransport {
     const started = performance.now();
     let status = 0;
     let out: T;
+    // Every byte of the answer held in memory is counted in the process-wide budget until the attempt is over (read,
+    // parsed and decoded): the sum over all answers being read never exceeds it, whatever Anchore sends.
+    const lease = this.#budget.lease();
     try {
-      const res = await request(url, {
-        method: method as 'GET',
-        headers,
-        body,
-        dispatcher: this.#agent,
-        signal: AbortSignal.timeout(opts.deadlineAt === undefined ? this.#requestMs : Math.max(1, Math.min(this.#requestMs, opts.deadlineAt - Date.now()))),
-      });
+      const signal = AbortSignal.timeout(opts.deadlineAt === undefined ? this.#requestMs : Math.max(1, Math.min(this.#requestMs, opts.deadlineAt - Date.now())));
+      const res = await request(url, { method: method as 'GET', headers, body, dispatcher: this.#agent, signal });
       status = res.statusCode;
       const ok = status >= 200 && status < 300;
+      const limit = Math.min(responseLimit(operation), this.#maxBytes ?? Infinity, ok ? Infinity : ERROR_BODY_LIMIT);
+      const limitName = this.#maxBytes !== undefined && this.#maxBytes < responseLimit(operation) ? '(maxResponseBytes)' : `for ${operation}`;
+      const cl = res.headers['content-length'];
+      const declared = typeof cl === 'string' && /^\d+$/.test(cl) ? Number(cl) : undefined;
       // An error answer too large to read is still classified by its status (and Retry-After), without its body.
-      const declared = Number(res.headers['content-length']);
-      if (declared > this.#maxBytes) {
+      if (declared !== undefined && declared > limit) {
         res.body.destroy();
-        if (ok) throw protocolError(operation, `response body of ${declared} bytes (content-length) exceeds the ${formatBytes(this.#maxBytes)} limit (maxResponseBytes); not read`);
+        if (ok) throw protocolError(operation, `response body of ${declared} bytes (content-length) exceeds the ${formatBytes(limit)} limit ${limitName}; not read`);
         throw classify(operation, status, '', res.headers['retry-after']);
       }
       let text: string;
       try {
-        text = await readLimited(res.body, this.#maxBytes, operation);
+        text = await this.#readBody(res.body, { operation, limit, limitName, declared, lease, signal, reserve });
       } catch (err) {
         if (!ok && err instanceof AnchoreError) throw classify(operation, status, '', res.headers['retry-after']);
         throw err;
@@ -273,12 +322,77 @@ export class AnchoreTransport {
       out = opts.read ? opts.read(parsed) : (parsed as T);
     } catch (err) {
       // Exactly one report per attempt: a 2xx whose body could not be read is an error, not a success.
-      const e = err instanceof AnchoreError ? err : networkError(operation, err);
+      const e = err instanceof AnchoreError ? err : networkError(operation, err, this.#proxySecrets);
       this.#cfg.onRequest?.({ operation, status, durationMs: performance.now() - started, errorKind: e.kind, authenticated: !opts.anonymous || opts.form !== undefined });
       throw e;
+    } finally {
+      lease.release();
     }
     this.#cfg.onRequest?.({ operation, status, durationMs: performance.now() - started, authenticated: !opts.anonymous || opts.form !== undefined });
     return out;
+  }
+
+  /**
+   * Reads a body of at most `limit` bytes as UTF-8 text, holding each byte in `lease` before keeping it. With a
+   * content-length the whole answer is taken from the budget first (it waits, reading nothing, until it fits) and read
+   * into one buffer; without one the budget grows chunk by chunk (each chunk decoded at once, so no second copy is
+   * made at the end), and a chunk that does not fit waits (the socket is not read meanwhile). A longer (or endless)
+   * body is cut off at the limit and the connection dropped.
+   */
+  async #readBody(
+    body: AsyncIterable<Buffer> & { destroy?: (e?: Error) => void },
+    o: { operation: string; limit: number; limitName: string; declared: number | undefined; lease: ByteLease; signal: AbortSignal; reserve: { bytes: number; gaveBack: number } },
+  ): Promise<string> {
+    let size = 0;
+    const take = async (bytes: number): Promise<void> => {
+      try {
+        await o.lease.take(bytes, o.signal);
+      } catch (err) {
+        body.destroy?.();
+        const budget = formatBytes(this.#budget.limit);
+        if (err instanceof ByteBudgetError && err.reason === 'too-large') {
+          const what = o.declared === undefined ? 'response body exceeds' : `response body of ${o.declared} bytes (content-length) exceeds`;
+          throw protocolError(o.operation, `${what} the whole ${budget} response budget (shared by all answers being read at once); not read`);
+        }
+        if (err instanceof ByteBudgetError) {
+          o.reserve.bytes = Math.min(this.#budget.limit, Math.max(o.reserve.bytes, size));
+          o.reserve.gaveBack++;
+          throw protocolError(o.operation, `the ${budget} response budget is held by other answers being read, all waiting for more; this one gave its share back (retried)`);
+        }
+        if (o.signal.aborted) throw protocolError(o.operation, `timed out waiting for room in the ${budget} response budget (answers being read by other calls)`);
+        throw err;
+      }
+    };
+    const tooLong = (): AnchoreError => {
+      body.destroy?.();
+      return protocolError(o.operation, `response body exceeds the ${formatBytes(o.limit)} limit ${o.limitName}; stopped reading there`);
+    };
+    if (o.declared !== undefined) {
+      await take(o.declared);
+      const buf = Buffer.allocUnsafe(o.declared);
+      let off = 0;
+      for await (const chunk of body) {
+        if (off + chunk.length > o.declared) throw tooLong();
+        chunk.copy(buf, off);
+        off += chunk.length;
+      }
+      return buf.toString('utf8', 0, off);
+    }
+    const decoder = new StringDecoder('utf8');
+    const parts: string[] = [];
+    let taken = Math.min(o.reserve.bytes, o.limit);
+    await take(taken);
+    for await (const chunk of body) {
+      size += chunk.length;
+      if (size > o.limit) throw tooLong();
+      if (size > taken) {
+        await take(size - taken);
+        taken = size;
+      }
+      parts.push(decoder.write(chunk));
+    }
+    parts.push(decoder.end());
+    return parts.join('');
   }
 }
 
@@ -292,25 +406,12 @@ function isLoopback(url: string): boolean {
   return h === 'localhost' || h.startsWith('127.') || h === '[::1]';
 }
 
-/** Reads at most `max` bytes; a longer (or endless) body is cut off there, the connection dropped. */
-async function readLimited(body: AsyncIterable<Buffer> & { destroy?: (e?: Error) => void }, max: number, operation: string): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (size > max) {
-      body.destroy?.();
-      throw protocolError(operation, `response body exceeds the ${formatBytes(max)} limit (maxResponseBytes); stopped reading there`);
-    }
-    chunks.push(chunk);
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
   }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-function formatBytes(n: number): string {
-  if (n >= 1024 * 1024 && n % (1024 * 1024) === 0) return `${n / (1024 * 1024)} MiB`;
-  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`;
-  return `${n} bytes`;
 }
 
 function parseJsonBody(text: string, contentType: string, operation: string): unknown {
@@ -342,11 +443,16 @@ function classify(operation: string, status: number, text: string, retryAfter: s
   return new AnchoreError('rejected', operation, `${operation}: Anchore rejected the request (${status})${said}`, opts);
 }
 
-function networkError(operation: string, err: unknown): AnchoreError {
+function networkError(operation: string, err: unknown, secrets: readonly string[] = []): AnchoreError {
   const tls = tlsError(operation, err);
   if (tls) return tls;
   const e = err as { code?: string; name?: string; message?: string };
-  const what = e.name === 'TimeoutError' || e.name === 'AbortError' ? 'timed out' : (e.code ?? e.message ?? String(err));
+  const proxyStatus = /^Proxy response \((\d+)\) !== 200/.exec(e.message ?? '')?.[1];
+  let what = e.name === 'TimeoutError' || e.name === 'AbortError' ? 'timed out' : (e.code ?? e.message ?? String(err));
+  if (proxyStatus === '407') what = 'the proxy answered 407 Proxy Authentication Required: check the user and password in HTTPS_PROXY / HTTP_PROXY';
+  else if (proxyStatus) what = `the proxy refused to open a tunnel to Anchore (${proxyStatus}): check the proxy's allow-list and NO_PROXY`;
+  // Never let a proxy password reach a message (and so a log line), whatever the error says.
+  for (const s of secrets) what = what.split(s).join('***');
   return new AnchoreError('unavailable', operation, `${operation}: cannot reach Anchore (${what})`, { cause: err });
 }
 

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { backoffDelay } from './backoff.ts';
-import { Semaphore, TokenBucket } from './limits.ts';
+import { ByteBudget, ByteBudgetError, Semaphore, TokenBucket } from './limits.ts';
 
 describe('Semaphore', () => {
   it('when more callers than the limit arrive, then at most `limit` run and all complete in order', async () => {
@@ -105,6 +105,118 @@ describe('TokenBucket', () => {
       ['h3', 100],
     ]);
     expect(order[5]?.[0]).toBe('n1');
+  });
+});
+
+describe('ByteBudget', () => {
+  const settled = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+  it('when takes fit, then they are granted at once; one that does not fit waits until bytes are given back, and the total never exceeds the limit', async () => {
+    const b = new ByteBudget(100);
+    const a = b.lease();
+    const c = b.lease();
+    await a.take(60);
+    let granted = false;
+    const pending = c.take(50).then(() => (granted = true));
+    await settled();
+    expect({ granted, used: b.used, waiting: b.waiting }).toEqual({ granted: false, used: 60, waiting: 1 });
+    a.release();
+    await pending;
+    expect({ granted, used: b.used, peak: b.peak, aHeld: a.held, cHeld: c.held }).toEqual({ granted: true, used: 50, peak: 60, aHeld: 0, cHeld: 50 });
+    c.release();
+    c.release(); // twice is harmless
+    expect(b.used).toBe(0);
+  });
+
+  it('when one lease would hold more than the whole budget, then the take fails at once with too-large and nothing is held', async () => {
+    const b = new ByteBudget(100);
+    const a = b.lease();
+    await a.take(80);
+    const err = await a.take(30).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ByteBudgetError);
+    expect((err as ByteBudgetError).reason).toBe('too-large');
+    expect((err as Error).message).toBe('110 bytes exceed the whole budget of 100 bytes');
+    expect(b.used).toBe(80);
+  });
+
+  it('when waiting holders and newcomers queue, then the holders grow first, and newcomers follow in arrival order', async () => {
+    const b = new ByteBudget(100);
+    const holder = b.lease();
+    const blocker = b.lease();
+    await holder.take(10);
+    await blocker.take(90);
+    const order: string[] = [];
+    const n1 = b
+      .lease()
+      .take(20)
+      .then(() => order.push('new1'));
+    const n2 = b
+      .lease()
+      .take(20)
+      .then(() => order.push('new2'));
+    const grow = holder.take(20).then(() => order.push('holder'));
+    await settled();
+    expect(order).toEqual([]);
+    blocker.release();
+    await Promise.all([n1, n2, grow]);
+    expect(order).toEqual(['holder', 'new1', 'new2']);
+    expect(b.peak).toBeLessThanOrEqual(100);
+  });
+
+  it('when every holder waits for more and none can be served, then the holder holding least (the youngest of equals) is refused (contention) and its bytes freed, so the others finish', async () => {
+    const b = new ByteBudget(100);
+    const older = b.lease();
+    const younger = b.lease();
+    await older.take(50);
+    await younger.take(50);
+    const olderGrows = older.take(30);
+    const youngerGrows = younger.take(30).catch((e: unknown) => e);
+    await olderGrows;
+    const err = await youngerGrows;
+    expect((err as ByteBudgetError).reason).toBe('contention');
+    expect({ older: older.held, younger: younger.held, used: b.used, peak: b.peak }).toEqual({ older: 80, younger: 0, used: 80, peak: 100 });
+
+    // Unequal shares: the one that read least loses least.
+    const c = new ByteBudget(100);
+    const big = c.lease();
+    const small = c.lease();
+    await small.take(30);
+    await big.take(70);
+    const smallGrows = small.take(10).catch((e: unknown) => e);
+    const bigGrows = big.take(10);
+    expect(((await smallGrows) as ByteBudgetError).reason).toBe('contention');
+    await bigGrows;
+    expect({ big: big.held, small: small.held }).toEqual({ big: 80, small: 0 });
+  });
+
+  it('when a holder still reads (not waiting), then a blocked take just waits for it', async () => {
+    const b = new ByteBudget(100);
+    const reading = b.lease();
+    const waiting = b.lease();
+    await reading.take(60);
+    await waiting.take(30);
+    let done = false;
+    const p = waiting.take(30).then(() => (done = true));
+    await settled();
+    expect(done).toBe(false);
+    reading.release();
+    await p;
+    expect(waiting.held).toBe(60);
+  });
+
+  it('when the signal aborts a waiting take, then it rejects with the reason, holds nothing more, and the next waiter is served', async () => {
+    const b = new ByteBudget(100);
+    const a = b.lease();
+    await a.take(70);
+    const ac = new AbortController();
+    const big = b.lease();
+    const bigTake = big.take(60, ac.signal).catch((e: unknown) => e);
+    const small = b.lease().take(20);
+    await settled();
+    ac.abort(new Error('deadline'));
+    expect(((await bigTake) as Error).message).toBe('deadline');
+    await small;
+    expect({ used: b.used, big: big.held }).toEqual({ used: 90, big: 0 });
   });
 });
 

@@ -109,3 +109,202 @@ export class TokenBucket {
     this.#tokens = Math.min(this.#burst, this.#tokens + elapsed * this.#rate);
   }
 }
+
+/** Why a ByteBudget refused bytes: more than the whole budget, or taken back to break a standstill. */
+export class ByteBudgetError extends Error {
+  override readonly name = 'ByteBudgetError';
+  readonly reason: 'too-large' | 'contention';
+
+  constructor(reason: 'too-large' | 'contention', message: string) {
+    super(message);
+    this.reason = reason;
+  }
+}
+
+/** One holder's share of a ByteBudget. */
+export class ByteLease {
+  /** Bytes this lease holds. */
+  held = 0;
+  /** Creation order: older leases grow first. */
+  readonly seq: number;
+  readonly #budget: ByteBudget;
+
+  constructor(budget: ByteBudget, seq: number) {
+    this.#budget = budget;
+    this.seq = seq;
+  }
+
+  /**
+   * Adds `bytes` to the lease, waiting until they fit. Rejects with a ByteBudgetError (`too-large` at once when the
+   * lease would exceed the whole budget; `contention` to break a standstill, its bytes then given back) or with the
+   * signal's reason when it aborts first.
+   */
+  take(bytes: number, signal?: AbortSignal): Promise<void> {
+    return this.#budget.take(this, bytes, signal);
+  }
+
+  /** Gives back everything this lease holds. Safe to call more than once. */
+  release(): void {
+    this.#budget.release(this);
+  }
+}
+
+interface ByteWaiter {
+  lease: ByteLease;
+  bytes: number;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+/** Why a signal aborted, as an Error (AbortSignal.timeout's reason is a DOMException, which is one). */
+function abortReason(signal: AbortSignal | undefined): Error {
+  const r: unknown = signal?.reason;
+  return r instanceof Error ? r : new Error(String(r ?? 'aborted'));
+}
+
+/**
+ * A cap on the bytes many holders keep at once (response bodies being read): each holder takes a `lease` and grows it
+ * as bytes arrive, or all at once when it knows its size; the lease is given back whole. A take that does not fit waits
+ * (leases that already hold bytes first, oldest lease first; then new ones in arrival order), so the total held never
+ * exceeds `limit`.
+ *
+ * Holders that grow step by step can block one another: each holds part of the budget and waits for more. When every
+ * holder is waiting and none can be served, the waiting holder that holds least (the youngest of equals) is refused
+ * (`contention`) and its bytes are freed, so the others finish; its caller may try again later.
+ */
+export class ByteBudget {
+  readonly limit: number;
+  #used = 0;
+  #peak = 0;
+  #seq = 0;
+  readonly #queue: ByteWaiter[] = [];
+  /** Leases holding bytes now. */
+  readonly #holders = new Set<ByteLease>();
+
+  constructor(limit: number) {
+    if (!(limit >= 1) || !Number.isSafeInteger(limit)) throw new RangeError(`byte budget must be a positive integer, got ${limit}`);
+    this.limit = limit;
+  }
+
+  /** Bytes held now. */
+  get used(): number {
+    return this.#used;
+  }
+
+  /** Most bytes held at once since the budget was made (or since resetPeak). */
+  get peak(): number {
+    return this.#peak;
+  }
+
+  /** Takes waiting for bytes. */
+  get waiting(): number {
+    return this.#queue.length;
+  }
+
+  resetPeak(): void {
+    this.#peak = this.#used;
+  }
+
+  lease(): ByteLease {
+    return new ByteLease(this, this.#seq++);
+  }
+
+  /** @internal ByteLease.take */
+  take(lease: ByteLease, bytes: number, signal?: AbortSignal): Promise<void> {
+    if (bytes <= 0) return Promise.resolve();
+    if (lease.held + bytes > this.limit) {
+      return Promise.reject(new ByteBudgetError('too-large', `${lease.held + bytes} bytes exceed the whole budget of ${this.limit} bytes`));
+    }
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
+    if (this.#queue.length === 0 && this.#used + bytes <= this.limit) {
+      this.#grant(lease, bytes);
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const listener = { onAbort: (): void => {} };
+      const waiter: ByteWaiter = {
+        lease,
+        bytes,
+        resolve: () => {
+          signal?.removeEventListener('abort', listener.onAbort);
+          resolve();
+        },
+        reject: (err) => {
+          signal?.removeEventListener('abort', listener.onAbort);
+          reject(err);
+        },
+      };
+      listener.onAbort = (): void => {
+        const i = this.#queue.indexOf(waiter);
+        if (i < 0) return;
+        this.#queue.splice(i, 1);
+        waiter.reject(abortReason(signal));
+        this.#pump();
+      };
+      signal?.addEventListener('abort', listener.onAbort, { once: true });
+      this.#queue.push(waiter);
+      this.#pump();
+    });
+  }
+
+  /** @internal ByteLease.release */
+  release(lease: ByteLease): void {
+    // A lease given back while one of its takes waits: that take is over too.
+    for (let i = this.#queue.length - 1; i >= 0; i--) {
+      const w = this.#queue[i] as ByteWaiter;
+      if (w.lease === lease) {
+        this.#queue.splice(i, 1);
+        w.reject(new ByteBudgetError('contention', 'released while waiting'));
+      }
+    }
+    if (lease.held > 0) {
+      this.#used -= lease.held;
+      lease.held = 0;
+      this.#holders.delete(lease);
+    }
+    this.#pump();
+  }
+
+  #grant(lease: ByteLease, bytes: number): void {
+    lease.held += bytes;
+    this.#used += bytes;
+    this.#holders.add(lease);
+    if (this.#used > this.#peak) this.#peak = this.#used;
+  }
+
+  /** Serves waiters in order while they fit; then breaks a standstill if every holder is waiting. */
+  #pump(): void {
+    for (;;) {
+      // Holders growing go first, the oldest first: it is closest to finishing and giving everything back.
+      let i = -1;
+      this.#queue.forEach((w, j) => {
+        if (w.lease.held > 0 && (i < 0 || w.lease.seq < (this.#queue[i] as ByteWaiter).lease.seq)) i = j;
+      });
+      if (i < 0) i = 0;
+      const next = this.#queue[i];
+      if (!next) return;
+      if (this.#used + next.bytes <= this.limit) {
+        this.#queue.splice(i, 1);
+        this.#grant(next.lease, next.bytes);
+        next.resolve();
+        continue;
+      }
+      const waitingHolders = new Set(this.#queue.filter((w) => w.lease.held > 0).map((w) => w.lease));
+      if (waitingHolders.size === 0 || waitingHolders.size < this.#holders.size) return; // someone still reads: wait
+      // Standstill: refuse the waiting holder that holds least (the least work lost; the youngest of equals) and free
+      // its bytes.
+      let y = -1;
+      this.#queue.forEach((w, j) => {
+        const v = this.#queue[y];
+        if (w.lease.held > 0 && (!v || w.lease.held < v.lease.held || (w.lease.held === v.lease.held && w.lease.seq > v.lease.seq))) y = j;
+      });
+      const victim = this.#queue[y] as ByteWaiter;
+      this.#queue.splice(y, 1);
+      const freed = victim.lease.held;
+      this.#used -= freed;
+      victim.lease.held = 0;
+      this.#holders.delete(victim.lease);
+      victim.reject(new ByteBudgetError('contention', `the budget of ${this.limit} bytes is held by readers that all wait for more; gave back ${freed} bytes`));
+    }
+  }
+}
