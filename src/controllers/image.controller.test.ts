@@ -1,6 +1,9 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { type AnchoreSimulator, startSimulator } from '../../test/anchore-sim/index.ts';
 import { AnchoreHttpClient } from '../anchore/anchore.http.ts';
+import type { AddImageRequest, AnchoreApi, AnchoreImage, PolicyCheck } from '../anchore/anchore.port.ts';
+import { AnchoreError } from '../anchore/errors.ts';
+import { EvaluationCache } from '../model/evaluation-cache.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { OperatorMetrics } from '../telemetry/metrics.ts';
 import { aContainer, aNamespace, aPod, hex64, memoryStores, type MemoryStores } from '../testing/factories.ts';
@@ -293,5 +296,174 @@ describe('ImageController', () => {
     await until(() => sim.requests({ method: 'GET', path: `/v2/images/${d('nginx')}` }).length === 1);
     await new Promise((r) => setTimeout(r, 100));
     expect(sim.requests({ method: 'POST', path: '/v2/images' })).toHaveLength(0);
+  });
+});
+
+/**
+ * Anchore as a few in-memory lists (one account): what the image loop and the evaluation cache call. Analysis takes
+ * `analysisMs` of (fake) time; `down` makes every list call fail as an outage does.
+ */
+class MemoryAnchore {
+  readonly images = new Map<string, AnchoreImage>();
+  readonly adds: string[] = [];
+  readonly lists: number[] = [];
+  checks = 0;
+  down = false;
+  analysisMs = 2000;
+
+  listImages(): Promise<AnchoreImage[]> {
+    this.lists.push(Date.now());
+    if (this.down) return Promise.reject(new AnchoreError('unavailable', 'list_images', 'GET /v2/images: 503 Service Unavailable', { status: 503 }));
+    return Promise.resolve([...this.images.values()].map((i) => ({ ...i })));
+  }
+
+  getImage(_account: string, digest: string): Promise<AnchoreImage> {
+    const i = this.images.get(digest);
+    return i ? Promise.resolve({ ...i }) : Promise.reject(new AnchoreError('not-found', 'get_image', `GET /v2/images/${digest}: 404 Not Found`, { status: 404 }));
+  }
+
+  addImage(_account: string, req: AddImageRequest): Promise<AnchoreImage> {
+    const digest = (req.digestPullString ?? '').split('@')[1] as string;
+    this.adds.push(digest);
+    let i = this.images.get(digest);
+    if (!i) {
+      const added: AnchoreImage = { image_digest: digest, analysis_status: 'not_analyzed', image_status: 'active', full_tags: [req.tag] };
+      this.images.set(digest, (i = added));
+      setTimeout(() => (added.analysis_status = 'analyzed'), this.analysisMs);
+    }
+    return Promise.resolve({ ...i });
+  }
+
+  checkImage(_account: string, digest: string, tag: string, policyId: string): Promise<PolicyCheck> {
+    if (!this.images.has(digest)) return Promise.reject(new AnchoreError('not-found', 'check_image', `${digest}: 404 Not Found`, { status: 404 }));
+    this.checks++;
+    return Promise.resolve({
+      policy_id: policyId,
+      image_digest: digest,
+      evaluated_tag: tag,
+      status: 'fail',
+      final_action: 'stop',
+      final_action_reason: 'policy_evaluation',
+      number_of_findings: 1,
+      findings: [],
+    });
+  }
+}
+
+describe('ImageController: images deleted from Anchore, noticed by the list refresh (fake clock)', () => {
+  const REFRESH_MS = 300_000;
+  const key = `admin|${d('nginx')}`;
+  let anchore: MemoryAnchore;
+  let stores: MemoryStores;
+  let catalog: ImageCatalog;
+  let images: AnchoreImages;
+  let cache: EvaluationCache;
+  let c: ImageController;
+  let finals: string[];
+  let vanished: string[];
+
+  beforeEach(() => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    anchore = new MemoryAnchore();
+    stores = memoryStores();
+    stores.namespaces.put(aNamespace('shop'));
+    catalog = new ImageCatalog();
+    const api = anchore as unknown as AnchoreApi;
+    images = new AnchoreImages({ anchore: api, catalog, refreshMs: REFRESH_MS, clock: systemClock, log });
+    cache = new EvaluationCache(api, 4);
+    // As the composition root wires it (src/operator.ts).
+    catalog.onVanished((v) => cache.forgetImage(v.account, v.digests));
+    c = new ImageController({
+      stores,
+      catalog,
+      anchoreImages: images,
+      scope: new Scope({ namespaces: {}, imageExclude: [], imagePolicy: { missingTagPolicy: 'digest' }, defaultAccount: 'admin', routes: [] }),
+      anchore: api,
+      clusterName: 'c1',
+      workers: 2,
+      analysisPollMaxMs: 1000,
+      log,
+      metrics: new OperatorMetrics(undefined, { defaultMetrics: false }),
+    });
+    finals = [];
+    vanished = [];
+    c.onAnalysisFinal((k) => finals.push(k));
+    c.onVanished((k) => vanished.push(k));
+  });
+  afterEach(async () => {
+    images.stop();
+    const down = c.queue.shutdown(1000);
+    await jest.advanceTimersByTimeAsync(1000);
+    await down;
+    jest.useRealTimers();
+  });
+
+  /** A pod runs nginx; it is registered, analysed, and one policy evaluation of it is cached. */
+  async function runningAndEvaluated(): Promise<void> {
+    stores.pods.put(aPod('shop', 'web', [aContainer('web', 'nginx:1.25', { digest: d('nginx') })]));
+    c.start();
+    images.start();
+    await jest.advanceTimersByTimeAsync(5000);
+    expect(finals).toEqual([key]);
+    expect(anchore.adds).toEqual([d('nginx')]);
+    await cache.check('admin', 'default', d('nginx'), 'docker.io/library/nginx:1.25', 3_600_000);
+    expect(cache.peekCheck('admin', 'default', d('nginx'), 'docker.io/library/nginx:1.25', 3_600_000)?.final_action).toBe('stop');
+  }
+
+  it('when an image is deleted from Anchore, then the next list refresh forgets it and its evaluations, and it is registered again and followed to analyzed', async () => {
+    await runningAndEvaluated();
+    anchore.images.clear(); // deleted in Anchore (an admin, or a restored database)
+    // The refresh is due 300 s after start; the deletion happened 5 s in.
+    await jest.advanceTimersByTimeAsync(REFRESH_MS - 5000);
+    expect(vanished).toEqual([key]);
+    // Forgotten: no verdict of the deleted image is served any more, to bindings or admission.
+    expect(cache.peekCheck('admin', 'default', d('nginx'), 'docker.io/library/nginx:1.25', 3_600_000)).toBeUndefined();
+    // Registered again at once (an urgent key), and said to be until analysed.
+    expect(anchore.adds).toEqual([d('nginx'), d('nginx')]);
+    expect(c.reRegistering(key)).toBe(true);
+    expect(c.catalog(key)?.analysis).toBe('not_analyzed');
+    await jest.advanceTimersByTimeAsync(5000);
+    expect(finals).toEqual([key, key]);
+    expect(c.reRegistering(key)).toBe(false);
+    expect(c.catalog(key)?.analysis).toBe('analyzed');
+    // The next evaluation asks Anchore afresh.
+    const checks = anchore.checks;
+    await cache.check('admin', 'default', d('nginx'), 'docker.io/library/nginx:1.25', 3_600_000);
+    expect(anchore.checks).toBe(checks + 1);
+    // The refresh after that finds it listed: nothing more happens.
+    await jest.advanceTimersByTimeAsync(REFRESH_MS);
+    expect(vanished).toEqual([key]);
+    expect(anchore.adds).toHaveLength(2);
+  });
+
+  it('when the list call fails (an outage), then nothing is taken as deleted', async () => {
+    await runningAndEvaluated();
+    anchore.down = true;
+    await jest.advanceTimersByTimeAsync(REFRESH_MS);
+    expect(anchore.lists.length).toBeGreaterThanOrEqual(2);
+    expect(vanished).toEqual([]);
+    expect(c.catalog(key)?.analysis).toBe('analyzed');
+    expect(cache.peekCheck('admin', 'default', d('nginx'), 'docker.io/library/nginx:1.25', 3_600_000)).toBeDefined();
+    expect(anchore.adds).toHaveLength(1);
+  });
+
+  it('when an image is registered while a list call is on its way, then that list (which predates it) does not make it vanish', async () => {
+    stores.pods.put(aPod('shop', 'web', [aContainer('web', 'nginx:1.25', { digest: d('nginx') })]));
+    c.start();
+    images.start();
+    await jest.advanceTimersByTimeAsync(5000);
+    // A slow list: its answer is what Anchore held before the next image was added.
+    const held = [...anchore.images.values()].map((i) => ({ ...i }));
+    let answer: (v: AnchoreImage[]) => void = () => undefined;
+    anchore.listImages = () => new Promise<AnchoreImage[]>((r) => (answer = r));
+    await jest.advanceTimersByTimeAsync(REFRESH_MS - 5000);
+    stores.pods.put(aPod('shop', 'redis', [aContainer('redis', 'redis:7', { digest: d('redis'), repo: 'docker.io/library/redis' })]));
+    await jest.advanceTimersByTimeAsync(100);
+    expect(anchore.adds).toEqual([d('nginx'), d('redis')]);
+    answer(held);
+    await jest.advanceTimersByTimeAsync(5000);
+    expect(vanished).toEqual([]);
+    expect(anchore.adds).toHaveLength(2);
+    expect(c.catalog(`admin|${d('redis')}`)?.analysis).toBe('analyzed');
   });
 });

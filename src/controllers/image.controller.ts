@@ -77,6 +77,13 @@ export class ImageController implements ImageRegistry {
       update: (_a, b) => this.#namespaceChanged(b.name),
       delete: (ns) => this.#namespaceChanged(ns.name),
     });
+    // Anchore no longer holds an image (its list left it out, on any replica; or it answered 404 here): a running one is
+    // registered again at once (urgent: ahead of analysis polls), and the bindings covering it are told.
+    o.catalog.onVanished((v) => {
+      if (!v.running || !this.running.get(v.key)) return;
+      this.queue.add(v.key, { urgent: true });
+      for (const l of this.#vanishedListeners) l(v.key);
+    });
     o.metrics.stateGauge(METRIC.images, 'Running images known to the operator, by account and analysis status', ['account', 'analysis_status'], () => this.#model.countByStatus());
   }
 
@@ -225,10 +232,10 @@ export class ImageController implements ImageRegistry {
       fresh = await this.#o.anchore.getImage(img.account, entry.digest);
     } catch (err) {
       if (err instanceof AnchoreError && err.kind === 'not-found') {
-        // Deleted from Anchore behind our back: register it again (bindings say so meanwhile).
-        this.#model.vanished(key, img.account, entry);
+        // Deleted from Anchore behind our back: the catalog tells its onVanished listeners (its evaluations are
+        // dropped; this controller queues the key again and tells the bindings, which say so while it is re-added).
         log.warn({ digest: entry.digest }, 'Anchore no longer holds the image; registering it again');
-        for (const l of this.#vanishedListeners) l(key);
+        this.#model.vanished(key, img.account, entry);
         throw new WaitError(REASON.imageNotInAnchore, `image ${entry.digest} is no longer in Anchore; re-adding`, 0);
       }
       throw err;
@@ -265,7 +272,10 @@ export class ImageController implements ImageRegistry {
     for (const l of this.#finalListeners) l(key, entry);
   }
 
-  /** Subscribes to images found deleted from Anchore (bindings say so while they are registered again). */
+  /**
+   * Subscribes to running images found deleted from Anchore, by its list (ANCHORE_IMAGES_REFRESH_SECONDS) or by a 404
+   * (bindings say so while they are registered again).
+   */
   onVanished(listener: (key: string) => void): void {
     this.#vanishedListeners.push(listener);
   }

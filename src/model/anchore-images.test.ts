@@ -14,8 +14,10 @@ const TAG = 'docker.io/acme/app:1.0';
 class Listing {
   images: AnchoreImage[] = [];
   calls: Array<{ filter: ImageListFilter | undefined; limits: CallLimits | undefined }> = [];
+  down = false;
   listImages(_account: string, filter?: ImageListFilter, limits?: CallLimits): Promise<AnchoreImage[]> {
     this.calls.push({ filter, limits });
+    if (this.down) return Promise.reject(new Error('503 Service Unavailable'));
     return Promise.resolve(filter?.fullTag ? this.images.filter((i) => i.full_tags.includes(filter.fullTag as string)) : [...this.images]);
   }
 }
@@ -65,5 +67,32 @@ describe('AnchoreImages', () => {
     await jest.advanceTimersByTimeAsync(60_001);
     expect(await images.lookupTag('admin', TAG, limits)).toEqual([dig('c')]);
     expect(anchore.calls).toHaveLength(2);
+  });
+
+  it('when a refresh no longer lists an image, then it is forgotten and told; a failed refresh, or one that lists it, forgets nothing', async () => {
+    const gone: string[] = [];
+    catalog.onVanished((v) => gone.push(...v.digests));
+    anchore.images = [
+      { image_digest: dig('a'), analysis_status: 'analyzed', full_tags: [TAG] },
+      { image_digest: dig('b'), analysis_status: 'analyzed', full_tags: ['docker.io/acme/app:0.9'] },
+    ];
+    await images.ensureAccount('admin');
+    images.start();
+    anchore.down = true;
+    await jest.advanceTimersByTimeAsync(300_000);
+    expect(anchore.calls).toHaveLength(2);
+    expect(gone).toEqual([]);
+    expect(catalog.lookup(digestKey('admin', dig('a')))?.analysis).toBe('analyzed');
+    anchore.down = false;
+    anchore.images = [{ image_digest: dig('b'), analysis_status: 'analyzed', full_tags: ['docker.io/acme/app:0.9'] }];
+    await jest.advanceTimersByTimeAsync(300_000);
+    expect(gone).toEqual([dig('a')]);
+    expect(catalog.lookup(digestKey('admin', dig('a')))).toBeUndefined();
+    expect(catalog.tagCandidates('admin', TAG)).toEqual([]);
+    expect(catalog.lookup(digestKey('admin', dig('b')))?.analysis).toBe('analyzed');
+    // An empty list is believed too (a restored, empty database).
+    anchore.images = [];
+    await jest.advanceTimersByTimeAsync(300_000);
+    expect(gone).toEqual([dig('a'), dig('b')]);
   });
 });

@@ -7,7 +7,7 @@ import type { ImageCatalog } from './image-catalog.ts';
 interface AnchoreImagesOptions {
   anchore: Pick<AnchoreApi, 'listImages'>;
   catalog: ImageCatalog;
-  /** How often each loaded account's image list is read again (images CI added, tags that moved). */
+  /** How often each loaded account's image list is read again (images CI added, tags that moved, images deleted). */
   refreshMs: number;
   clock: Clock;
   log: Logger;
@@ -25,6 +25,11 @@ const NEGATIVE_MAX = 10_000;
  * needed and again every `refreshMs`, and single tags looked up on a miss. Admission on a replica that does not lead
  * knows what the leader knows; an image CI added after the start is found at the next refresh, or at once by a
  * lookup. The image controller (leader only) writes registrations and analysis into the same catalog.
+ *
+ * Each successful full list is also the truth about deletions: an image the catalog held before the call and the list
+ * no longer names is forgotten (ImageCatalog.forgetUnlisted), so an image deleted in Anchore is noticed within
+ * `refreshMs` (ANCHORE_IMAGES_REFRESH_SECONDS) rather than at the next re-evaluation. A failed call never counts; an
+ * empty answer does (a restored empty database is exactly what it looks like).
  */
 export class AnchoreImages {
   readonly #o: AnchoreImagesOptions;
@@ -106,12 +111,24 @@ export class AnchoreImages {
 
   async #list(account: string): Promise<void> {
     const first = !this.#listed.has(account);
+    // What was known before the call: only that can be judged gone by its answer.
+    const before = this.#o.catalog.held(account);
+    // A failed call (outage, throttling, an answer that cannot be read) throws here and changes nothing.
     const images = await this.#o.anchore.listImages(account);
     // The list is the whole truth about tags: a tag moved or deleted in Anchore stops naming its old digest.
     this.#o.catalog.forgetTags(account);
     this.#learn(account, images);
+    // ...and about images: one it held before and lists no more was deleted there (or its database restored). It is
+    // forgotten (the catalog's onVanished listeners drop its evaluations; the leader registers a running one again).
+    const gone = this.#o.catalog.forgetUnlisted(account, images, before);
     this.#listed.add(account);
     this.#o.onAccountListed?.(account);
+    if (gone.length) {
+      this.#o.log.warn(
+        { account, gone: gone.length, running: gone.filter((g) => g.running).length, listed: images.length, examples: gone.slice(0, 5).map((g) => g.digests[0]) },
+        'Anchore no longer holds images it held before (deleted there, or its database restored); forgetting their evaluations and registering the running ones again',
+      );
+    }
     if (first) this.#o.log.info({ account, images: images.length }, 'learned the images Anchore already holds');
     else this.#o.log.debug({ account, images: images.length }, 'refreshed the images Anchore holds');
   }

@@ -86,4 +86,40 @@ describe('EvaluationCache', () => {
     c.prune(5000);
     expect(c.size).toBe(0);
   });
+
+  it('when an image is gone from Anchore, then its evaluations and vulnerability summary are dropped, and nothing else', async () => {
+    const f = fakeAnchore();
+    const api = { ...f.api, vulnerabilities: () => Promise.resolve([]) } as unknown as AnchoreApi;
+    const c = new EvaluationCache(api, 2);
+    const gone = `sha256:${'a'.repeat(64)}`;
+    const kept = `sha256:${'b'.repeat(64)}`;
+    for (const [account, policy, digest, tag] of [
+      ['a', 'p', gone, 'docker.io/x/y:1'],
+      ['a', 'p|odd', gone, 'docker.io/x/y:2'],
+      ['a', 'p', kept, 'docker.io/x/y:1'],
+      ['b', 'p', gone, 'docker.io/x/y:1'],
+    ] as const) {
+      await c.check(account, policy, digest, tag, 60_000);
+    }
+    await c.vulnerabilities('a', gone, 60_000);
+    await c.vulnerabilities('a', kept, 60_000);
+    c.forgetImage('a', [gone]);
+    expect(c.peekCheck('a', 'p', gone, 'docker.io/x/y:1', 60_000)).toBeUndefined();
+    expect(c.peekCheck('a', 'p|odd', gone, 'docker.io/x/y:2', 60_000)).toBeUndefined();
+    expect(c.peekCheck('a', 'p', kept, 'docker.io/x/y:1', 60_000)).toBeDefined();
+    expect(c.peekCheck('b', 'p', gone, 'docker.io/x/y:1', 60_000)).toBeDefined();
+    // Checks: a/kept, b/gone; vulnerabilities: a/kept.
+    expect(c.size).toBe(3);
+  });
+
+  it('when an image is forgotten while its evaluation is on its way, then the caller gets the answer but it is not kept', async () => {
+    const f = fakeAnchore({ delayMs: 20 });
+    const c = new EvaluationCache(f.api, 2);
+    const p = c.check('a', 'p', 'sha256:1', 't', 60_000);
+    c.forgetImage('a', ['sha256:1']);
+    await expect(p).resolves.toMatchObject({ status: 'pass' });
+    expect(c.peekCheck('a', 'p', 'sha256:1', 't', 60_000)).toBeUndefined();
+    await c.check('a', 'p', 'sha256:1', 't', 60_000);
+    expect(f.calls).toBe(2);
+  });
 });

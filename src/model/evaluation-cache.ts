@@ -68,6 +68,17 @@ export class EvaluationCache {
     for (const k of this.#checks.keys()) if (k.startsWith(`${account}|`)) this.#checks.delete(k);
   }
 
+  /**
+   * Drops everything held about images Anchore no longer holds (deleted there, or a restored database): their policy
+   * evaluations and vulnerability summaries, so no verdict of theirs is served again, to a binding or to admission. A
+   * call for them already on its way is shared with whoever awaits it but not kept.
+   */
+  forgetImage(account: string, digests: readonly string[]): void {
+    const gone = new Set(digests);
+    for (const d of gone) this.#vulns.delete(digestKey(account, d));
+    for (const k of this.#checks.keys()) if (k.startsWith(`${account}|`) && gone.has(digestOfCheckKey(k))) this.#checks.delete(k);
+  }
+
   /** Drops entries not refreshed for `olderThanMs`, so memory follows what still runs. */
   prune(olderThanMs: number): void {
     const cutoff = this.#now() - olderThanMs;
@@ -98,8 +109,12 @@ export class EvaluationCache {
     if (e?.value !== undefined) entry.value = e.value;
     map.set(key, entry);
     p.then(
-      (value) => map.set(key, { at: this.#now(), value }),
+      (value) => {
+        // Dropped while on its way (invalidateAccount, forgetImage): the answer is not kept.
+        if (map.get(key) === entry) map.set(key, { at: this.#now(), value });
+      },
       () => {
+        if (map.get(key) !== entry) return;
         // Keep a previous value (old results stay visible) but never cache the failure.
         if (entry.value !== undefined) map.set(key, { at: entry.at, value: entry.value });
         else map.delete(key);
@@ -112,4 +127,10 @@ export class EvaluationCache {
 /** One policy evaluation: an image (digest, under a tag — Anchore maps policies per tag) against a policy in an account. */
 function checkKey(account: string, policyId: string, digest: string, tag: string): string {
   return `${account}|${policyId}|${digest}|${tag}`;
+}
+
+/** The digest of a checkKey: read from the end, since neither a digest nor a tag holds a "|" (a policy id might). */
+function digestOfCheckKey(key: string): string {
+  const t = key.lastIndexOf('|');
+  return key.slice(key.lastIndexOf('|', t - 1) + 1, t);
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { AnchoreImage } from '../anchore/anchore.port.ts';
-import { ImageCatalog } from './image-catalog.ts';
+import { ImageCatalog, type VanishedImage } from './image-catalog.ts';
 import { digestKey, imageKey } from './image-keys.ts';
 
 const platform = `sha256:${'1'.repeat(64)}`;
@@ -81,5 +81,73 @@ describe('ImageCatalog', () => {
     c.running.setSource('free/pinned-too', [{ ...pinned, key: digestKey('admin', list), image: { ...pinned.image, digest: list } }]);
     c.running.setSource('shop/pulled', undefined);
     expect(c.tagCandidates('admin', tag)).toEqual([]);
+  });
+
+  describe('forgetUnlisted (a full list read again)', () => {
+    const other = `sha256:${'3'.repeat(64)}`;
+    const workload = { kind: 'Deployment', name: 'web', namespace: 'shop' };
+    /** A catalog that learned a multi-arch image (run by its manifest list digest) and another, not running, image. */
+    function catalog(): { c: ImageCatalog; told: VanishedImage[] } {
+      const c = new ImageCatalog();
+      const told: VanishedImage[] = [];
+      c.onVanished((v) => told.push(v));
+      c.learn('admin', listed());
+      c.learn('admin', listed({ image_digest: other, parent_digest: undefined, full_tags: ['docker.io/library/redis:7'] }));
+      c.learn('team-a', listed({ parent_digest: undefined }));
+      c.running.setSource('shop/web', [{ key: digestKey('admin', list), account: 'admin', image: { tag, digest: list }, workload } as never]);
+      return { c, told };
+    }
+
+    it('when the list still names an image (by its digest or its parent digest), then nothing is forgotten', () => {
+      const { c, told } = catalog();
+      const before = c.held('admin');
+      expect(before.size).toBe(3); // platform, manifest list, redis: not team-a's
+      expect(c.forgetUnlisted('admin', [listed({ parent_digest: undefined }), listed({ image_digest: other, parent_digest: undefined })], before)).toEqual([]);
+      expect(c.forgetUnlisted('admin', [listed(), listed({ image_digest: other, parent_digest: undefined })], before)).toEqual([]);
+      expect(told).toEqual([]);
+    });
+
+    it('when the list leaves images out, then they are forgotten; the running one is re-registering, told with both its digests', () => {
+      const { c, told } = catalog();
+      const before = c.held('admin');
+      const gone = c.forgetUnlisted('admin', [listed({ image_digest: other, parent_digest: undefined })], before);
+      expect(gone).toEqual([{ key: digestKey('admin', list), account: 'admin', digests: [platform, list], running: true }]);
+      expect(told).toEqual(gone);
+      expect(c.lookup(digestKey('admin', list))).toBeUndefined();
+      expect(c.lookup(digestKey('admin', platform))).toBeUndefined();
+      expect(c.reRegistering(digestKey('admin', list))).toBe(true);
+      expect(c.lookup(digestKey('team-a', platform))?.analysis).toBe('analyzed');
+      // Listed again, analysed (this replica may not lead: no controller tells it settled()): no longer re-registering.
+      c.learn('admin', listed());
+      expect(c.reRegistering(digestKey('admin', list))).toBe(false);
+    });
+
+    it('when the list comes back empty, then it is believed (a restored empty database): everything held is forgotten', () => {
+      const { c, told } = catalog();
+      const gone = c.forgetUnlisted('admin', [], c.held('admin'));
+      expect(gone.map((g) => [g.digests[0], g.running]).sort()).toEqual([
+        [platform, true],
+        [other, false],
+      ]);
+      expect(told).toHaveLength(2);
+      expect(c.reRegistering(digestKey('admin', other))).toBe(false);
+      expect(c.lookup(digestKey('admin', other))).toBeUndefined();
+    });
+
+    it('when an entry was filed anew while the list was on its way, then that list does not judge it', () => {
+      const { c, told } = catalog();
+      const before = c.held('admin');
+      const key = digestKey('admin', list);
+      c.registered(key, { digest: platform, analysis: 'not_analyzed', polls: 0, tags: new Set([tag]) });
+      const gone = c.forgetUnlisted('admin', [], before);
+      // The older entries are judged (they are re-learned from the next list if Anchore holds them); the new one is not.
+      expect(gone.map((g) => [g.key, g.running]).sort()).toEqual([
+        [digestKey('admin', platform), false],
+        [digestKey('admin', other), false],
+      ]);
+      expect(c.entry(key)?.analysis).toBe('not_analyzed');
+      expect(c.reRegistering(key)).toBe(false);
+      expect(told).toHaveLength(2);
+    });
   });
 });

@@ -19,6 +19,17 @@ export interface CatalogEntry {
 
 export const FINAL_ANALYSIS: ReadonlySet<string> = new Set(['analyzed', 'analysis_failed']);
 
+/** An image Anchore no longer holds, as the catalog forgets it. */
+export interface VanishedImage {
+  /** The key it was filed under. */
+  key: string;
+  account: string;
+  /** Every digest it was known by (Anchore's, and the key's own when that differs: a manifest list's). */
+  digests: string[];
+  /** Whether it runs (or a binding demands it): then it is registered again, and said to be until it is analysed. */
+  running: boolean;
+}
+
 /**
  * The shared image model: the images that run (and which pods and workloads run them) and what Anchore holds for
  * them. The image controller writes it; bindings, vulnerability counts, findings metrics and admission read it through
@@ -36,6 +47,7 @@ export class ImageCatalog {
   readonly #vanished = new Set<string>();
   /** Each running pod's resolved image uses (per-workload metrics without re-resolving at scrape time). */
   readonly #podUses = new Map<string, ImageUse[]>();
+  readonly #vanishedListeners: Array<(v: VanishedImage) => void> = [];
 
   /** The entry filed under exactly this key. */
   entry(key: string): CatalogEntry | undefined {
@@ -89,6 +101,62 @@ export class ImageCatalog {
       if (!set) this.#tagIndex.set(tk, (set = new Set()));
       set.add(i.image_digest);
     }
+    // Listed again, analysed: no longer being registered again (the leader's controller says so too, by settled();
+    // a replica that does not lead learns it only here).
+    if (FINAL_ANALYSIS.has(i.analysis_status)) {
+      this.#vanished.delete(k);
+      if (i.parent_digest) this.#vanished.delete(digestKey(account, i.parent_digest));
+    }
+  }
+
+  /**
+   * What the catalog holds for an account now: taken before a full list call, so that forgetUnlisted judges only
+   * what was known before the list was asked for (an image registered while the list was on its way is not in it).
+   */
+  held(account: string): Map<string, CatalogEntry> {
+    // Every key of the account, digest or tag-only, begins as its tag keys do.
+    const prefix = tagKey(account, '');
+    const out = new Map<string, CatalogEntry>();
+    for (const [k, e] of this.#entries) if (k.startsWith(prefix)) out.set(k, e);
+    return out;
+  }
+
+  /**
+   * After a complete list of the account was read (successfully: a failed call never comes here): every image held
+   * before the call (`before`, from held()) whose digest the list names no more — neither as an image's digest nor as
+   * its parent (manifest list) digest — is gone from Anchore (deleted there, or a restored database). It is forgotten;
+   * one that runs is marked vanished (re-registering) until it is analysed again. Each is told to the onVanished
+   * listeners. An empty list is believed as well: a restored empty database is exactly that case.
+   */
+  forgetUnlisted(account: string, images: readonly AnchoreImage[], before: ReadonlyMap<string, CatalogEntry>): VanishedImage[] {
+    const listed = new Set<string>();
+    for (const i of images) {
+      listed.add(digestKey(account, i.image_digest));
+      if (i.parent_digest) listed.add(digestKey(account, i.parent_digest));
+    }
+    const gone: Array<[string, CatalogEntry]> = [];
+    for (const [k, e] of before) {
+      // Replaced while the list was on its way (registered again, adopted): newer than the list.
+      if (this.#entries.get(k) !== e || listed.has(k) || listed.has(digestKey(account, e.digest))) continue;
+      gone.push([k, e]);
+    }
+    // Running ones first: each takes its image's digest entry with it, so one image is told once.
+    gone.sort(([a], [b]) => Number(this.running.get(b) !== undefined) - Number(this.running.get(a) !== undefined));
+    const out: VanishedImage[] = [];
+    for (const [k, e] of gone) {
+      if (this.#entries.get(k) !== e) continue; // forgotten with another key of the same image
+      if (this.running.get(k)) {
+        out.push(this.vanished(k, account, e));
+        continue;
+      }
+      out.push(this.#forget(k, account, e, false));
+    }
+    return out;
+  }
+
+  /** Subscribes to images found gone from Anchore (by a list, or by a 404 the image controller saw). */
+  onVanished(listener: (v: VanishedImage) => void): void {
+    this.#vanishedListeners.push(listener);
   }
 
   /** Drops what Anchore's lists said about the account's tags (a full list is about to be learned again). */
@@ -107,15 +175,27 @@ export class ImageCatalog {
     this.#entries.set(key, entry);
   }
 
-  /** Anchore no longer holds the image: forget what it held, and say so until it is registered and analysed again. */
-  vanished(key: string, account: string, entry: CatalogEntry): void {
+  /**
+   * Anchore no longer holds the image: forget what it held, and say so until it is registered and analysed again.
+   * The onVanished listeners are told (evaluations of it are dropped; the image controller registers it again).
+   */
+  vanished(key: string, account: string, entry: CatalogEntry): VanishedImage {
+    return this.#forget(key, account, entry, true);
+  }
+
+  #forget(key: string, account: string, entry: CatalogEntry, mark: boolean): VanishedImage {
     this.#entries.delete(key);
     this.#entries.delete(digestKey(account, entry.digest));
     for (const t of entry.tags) {
       const set = this.#tagIndex.get(tagKey(account, t));
       if (set?.delete(entry.digest) && set.size === 0) this.#tagIndex.delete(tagKey(account, t));
     }
-    this.#vanished.add(key);
+    if (mark) this.#vanished.add(key);
+    // A running image's own digest may be its manifest list's, which Anchore files under the platform digest.
+    const own = this.running.get(key)?.image.digest;
+    const v: VanishedImage = { key, account, digests: own === undefined || own === entry.digest ? [entry.digest] : [entry.digest, own], running: this.running.get(key) !== undefined };
+    for (const l of this.#vanishedListeners) l(v);
+    return v;
   }
 
   /** The image reached a final analysis state again. */
