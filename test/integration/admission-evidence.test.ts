@@ -10,7 +10,7 @@ import { apply, deployment, digestOf, eventually, kubectl, kubectlRaw, namespace
 import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
 import { scrape, sumOf } from '../support/prometheus.ts';
 import { selfSigned } from '../support/tls.ts';
-import { webhookConfiguration, webhookRule } from '../support/webhook.ts';
+import { DENIED_BY_WEBHOOK, policyBinding, webhookRule, webhookTarget, workloadsWebhook } from '../support/webhook.ts';
 
 /*
  * Issue 22, points 1, 3, 4 and 6, through the real kube-apiserver (same set-up as admission.test.ts: a
@@ -30,14 +30,9 @@ import { webhookConfiguration, webhookRule } from '../support/webhook.ts';
  * digests there); `guarded` has a deny binding with failurePolicy open (tier=open) and one with closed (tier=closed);
  * `bulk` (deny, open) and `burst` (deny, closed) hold the registration checks, each its own per-namespace budget.
  */
-const testHost = process.env['ADMISSION_TEST_HOST'];
-if (process.env['USE_EXISTING_CLUSTER'] === 'true' && !testHost) {
-  throw new Error('admission-evidence suite: set ADMISSION_TEST_HOST to an IP of this machine the cluster apiserver can reach (see test/e2e/README.md)');
-}
-const listenEnv: Record<string, string> = testHost ? { BIND_ADDRESS: '0.0.0.0' } : {};
-const tlsIps = testHost ? [testHost] : [];
+const { host: webhookHost, listenEnv, tlsIps } = webhookTarget('admission-evidence');
 
-const DENIED = 'admission webhook "workloads.admission.anchore.io" denied the request';
+const DENIED = DENIED_BY_WEBHOOK;
 const BAD_TAG = 'docker.io/acme/bad:1.0';
 const SOLO_TAG = 'docker.io/acme/solo:1.0';
 const PULLED_TAG = 'docker.io/acme/pulled:1.0';
@@ -59,21 +54,10 @@ interface ReviewAnswer {
   warnings?: string[];
 }
 
-const apb = (ns: string, name: string, spec: Record<string, unknown>): string =>
-  JSON.stringify({ apiVersion: 'anchore.io/v1alpha1', kind: 'AnchorePolicyBinding', metadata: { name, namespace: ns }, spec });
+const apb = policyBinding;
 
 const webhookConfig = (name: string, port: number, caPem: string, namespaces: string[]): string =>
-  JSON.stringify(
-    webhookConfiguration({
-      name,
-      port,
-      caPem,
-      namespaces,
-      host: testHost ?? '127.0.0.1',
-      hookName: 'workloads.admission.anchore.io',
-      rules: [webhookRule([''], ['pods']), webhookRule(['apps'], ['deployments', 'replicasets'])],
-    }),
-  );
+  workloadsWebhook({ name, port, caPem, namespaces, host: webhookHost, rules: [webhookRule([''], ['pods']), webhookRule(['apps'], ['deployments', 'replicasets'])] });
 
 /** The Deployment manifest with its pod template labelled tier=<tier> (the guarded bindings select on it). */
 function tiered(manifest: string, tier: string): string {

@@ -6,7 +6,7 @@ import { type AnchoreSimulator, DEFAULT_POLICY_ID, startSimulator } from '../anc
 import { type KubectlResult, apply, deployment, digestOf, eventually, kubectl, kubectlRaw, namespaceManifest, uniqueName, waitForRunningPods } from '../support/k8s.ts';
 import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
 import { selfSigned } from '../support/tls.ts';
-import { webhookConfiguration, webhookRule } from '../support/webhook.ts';
+import { DENIED_BY_WEBHOOK, policyBinding, webhookRule, webhookTarget, workloadsWebhook } from '../support/webhook.ts';
 
 /*
  * The admission hand-off on SIGTERM (issue 22, point 7), against the real kube-apiserver: while the operator stops it
@@ -16,14 +16,9 @@ import { webhookConfiguration, webhookRule } from '../support/webhook.ts';
  * the port is closed. Scoped by namespaceSelector to this suite's namespace, like the admission suite (on kind it needs
  * ADMISSION_TEST_HOST the same way; see test/e2e/README.md).
  */
-const testHost = process.env['ADMISSION_TEST_HOST'];
-if (process.env['USE_EXISTING_CLUSTER'] === 'true' && !testHost) {
-  throw new Error('admission-handoff suite: set ADMISSION_TEST_HOST to an IP of this machine the cluster apiserver can reach (on kind: the docker network gateway); see test/e2e/README.md');
-}
-const listenEnv: Record<string, string> = testHost ? { BIND_ADDRESS: '0.0.0.0' } : {};
+const { host: webhookHost, listenEnv, tlsIps } = webhookTarget('admission-handoff');
 const DELAY_S = 3;
 const FAILING_IMAGE = 'envoyproxy/envoy:v1.31.0';
-const HOOK = 'workloads.admission.anchore.io';
 
 describe('admission hand-off on stop (real kube-apiserver)', () => {
   let sim: AnchoreSimulator;
@@ -35,7 +30,7 @@ describe('admission hand-off on stop (real kube-apiserver)', () => {
 
   /** A server-side dry run of a Deployment running the failing image: judged by the webhook, never created. */
   const dryRun = (): Promise<KubectlResult> => kubectlRaw(['apply', '--dry-run=server', '-f', '-'], deployment(ns, 'probe', 1, [{ name: 'envoy', image: FAILING_IMAGE }]));
-  const deniedByOperator = (r: KubectlResult): boolean => r.code !== 0 && r.stderr.includes(`admission webhook "${HOOK}" denied the request`) && r.stderr.includes('anchore-operator denied');
+  const deniedByOperator = (r: KubectlResult): boolean => r.code !== 0 && r.stderr.includes(DENIED_BY_WEBHOOK) && r.stderr.includes('anchore-operator denied');
   const readyz = async (): Promise<{ status: number; body: string }> => {
     const res = await fetch(`http://127.0.0.1:${operator.op.healthPort}/readyz`);
     return { status: res.status, body: await res.text() };
@@ -44,7 +39,7 @@ describe('admission hand-off on stop (real kube-apiserver)', () => {
   beforeAll(async () => {
     sim = await startSimulator({ config: { analysis: { queued_ms: 20, analyzing_ms: 50 }, policies: { admin: [{ policy_id: DEFAULT_POLICY_ID, name: 'Default bundle', active: true }] } } });
     await apply(namespaceManifest(ns));
-    const tls = selfSigned(dir, 'anchore-operator-admission', testHost ? [testHost] : []);
+    const tls = selfSigned(dir, 'anchore-operator-admission', tlsIps);
     operator = await startTestOperator(
       operatorEnv(sim.url, {
         CLUSTER_NAME: uniqueName('adm-handoff'),
@@ -65,19 +60,16 @@ describe('admission hand-off on stop (real kube-apiserver)', () => {
     expect(digest).toMatch(/^sha256:/);
     sim.setVerdict(digest, { status: 'fail', final_action: 'stop', findings: 2 });
     await eventually(() => sim.images('admin').some((i) => i.image_digest === digest && i.analysis_status === 'analyzed'), 30_000, 100);
-    await apply(JSON.stringify({ apiVersion: 'anchore.io/v1alpha1', kind: 'AnchorePolicyBinding', metadata: { name: 'gate', namespace: ns }, spec: { enforcement: 'deny' } }));
+    await apply(policyBinding(ns, 'gate', { enforcement: 'deny' }));
     await apply(
-      JSON.stringify(
-        webhookConfiguration({
-          name: webhook,
-          port: operator.op.admission!.port,
-          caPem: tls.pem,
-          namespaces: [ns],
-          host: testHost ?? '127.0.0.1',
-          hookName: HOOK,
-          rules: [webhookRule([''], ['pods']), webhookRule(['apps'], ['deployments', 'replicasets'])],
-        }),
-      ),
+      workloadsWebhook({
+        name: webhook,
+        port: operator.op.admission!.port,
+        caPem: tls.pem,
+        namespaces: [ns],
+        host: webhookHost,
+        rules: [webhookRule([''], ['pods']), webhookRule(['apps'], ['deployments', 'replicasets'])],
+      }),
     );
     // The apiserver reads webhook configurations through an informer: wait until it calls ours.
     await eventually(async () => deniedByOperator(await dryRun()), 30_000, 250);
@@ -129,7 +121,7 @@ describe('admission hand-off on stop (real kube-apiserver)', () => {
     // outright (SIGKILL, OOM) looks like from the start, and what the hand-off spares a rollout.
     const after = await dryRun();
     expect(after.code).not.toBe(0);
-    expect(after.stderr).toContain(`failed calling webhook "${HOOK}"`);
+    expect(after.stderr).toContain(`failed calling webhook "workloads.admission.anchore.io"`);
     expect(deniedByOperator(after)).toBe(false);
   });
 });

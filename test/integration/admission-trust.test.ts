@@ -8,7 +8,7 @@ import { apply, deployment, digestOf, eventually, getJson, kubectl, kubectlRaw, 
 import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
 import { scrape, sumOf } from '../support/prometheus.ts';
 import { selfSigned } from '../support/tls.ts';
-import { webhookConfiguration, webhookRule } from '../support/webhook.ts';
+import { DENIED_BY_WEBHOOK, policyBinding, webhookTarget, workloadsWebhook } from '../support/webhook.ts';
 
 /*
  * Issue 22, points 2 and 5, through the real kube-apiserver (same set-up as admission.test.ts: a
@@ -23,12 +23,7 @@ import { webhookConfiguration, webhookRule } from '../support/webhook.ts';
  * Point 5: breakglass is honoured only for the subjects RBAC allows ("use" on breakglass.anchore.io in the
  * namespace), with a reason, and a revoked RoleBinding takes effect at once.
  */
-const testHost = process.env['ADMISSION_TEST_HOST'];
-if (process.env['USE_EXISTING_CLUSTER'] === 'true' && !testHost) {
-  throw new Error('admission-trust suite: set ADMISSION_TEST_HOST to an IP of this machine the cluster apiserver can reach (see test/e2e/README.md)');
-}
-const listenEnv: Record<string, string> = testHost ? { BIND_ADDRESS: '0.0.0.0' } : {};
-const tlsIps = testHost ? [testHost] : [];
+const { host: webhookHost, listenEnv, tlsIps } = webhookTarget('admission-trust');
 
 /** Passes, then fails (the "new CVE"). */
 const HEAL_IMAGE = 'docker.io/acme/heal:1.0';
@@ -36,31 +31,14 @@ const HEAL_IMAGE = 'docker.io/acme/heal:1.0';
 const BAD_IMAGE = 'docker.io/acme/heal:2.0';
 const BREAKGLASS = 'anchore.io/admission-breakglass';
 const REEVALUATE = 'anchore.io/reevaluate';
-const DENIED = 'admission webhook "workloads.admission.anchore.io" denied the request';
+const DENIED = DENIED_BY_WEBHOOK;
 
 /** The digest the kwok nodes report for a tag-only image: sha256 of the normalised `repo:tag` (test/cluster/kwok-stages.yaml). */
 const kwokDigest = (normalised: string): string => `sha256:${createHash('sha256').update(normalised).digest('hex')}`;
 
-const apb = (ns: string, name: string, spec: Record<string, unknown>): string =>
-  JSON.stringify({ apiVersion: 'anchore.io/v1alpha1', kind: 'AnchorePolicyBinding', metadata: { name, namespace: ns }, spec });
+const apb = policyBinding;
 
-const webhookConfig = (name: string, port: number, caPem: string, namespaces: string[]): string =>
-  JSON.stringify(
-    webhookConfiguration({
-      name,
-      port,
-      caPem,
-      namespaces,
-      host: testHost ?? '127.0.0.1',
-      hookName: 'workloads.admission.anchore.io',
-      rules: [
-        webhookRule([''], ['pods', 'replicationcontrollers']),
-        webhookRule([''], ['pods/ephemeralcontainers'], ['UPDATE']),
-        webhookRule(['apps'], ['deployments', 'replicasets', 'statefulsets', 'daemonsets']),
-        webhookRule(['batch'], ['jobs', 'cronjobs']),
-      ],
-    }),
-  );
+const webhookConfig = (name: string, port: number, caPem: string, namespaces: string[]): string => workloadsWebhook({ name, port, caPem, namespaces, host: webhookHost });
 
 /** The manifest with the pod template labelled tier=<tier> (the deny bindings select tier=gated) and annotated. */
 function labelled(manifest: string, tier: string, annotations: Record<string, string> = {}): string {

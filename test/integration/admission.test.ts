@@ -8,7 +8,7 @@ import { apply, deployment, digestOf, eventually, getJson, kubectl, kubectlRaw, 
 import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
 import { scrape, sumOf, valueOf } from '../support/prometheus.ts';
 import { selfSigned } from '../support/tls.ts';
-import { webhookConfiguration, webhookRule } from '../support/webhook.ts';
+import { DENIED_BY_WEBHOOK, policyBinding, webhookTarget, workloadsWebhook } from '../support/webhook.ts';
 
 /*
  * The admission webhook against the real kube-apiserver: a ValidatingWebhookConfiguration with a URL clientConfig on
@@ -16,33 +16,10 @@ import { webhookConfiguration, webhookRule } from '../support/webhook.ts';
  * other suite's pods ever reach it. The apiserver must be able to call 127.0.0.1 on this machine: true for the local
  * control plane; on kind the suite needs ADMISSION_TEST_HOST (see test/e2e/README.md).
  */
-const testHost = process.env['ADMISSION_TEST_HOST'];
-if (process.env['USE_EXISTING_CLUSTER'] === 'true' && !testHost) {
-  throw new Error('admission suite: set ADMISSION_TEST_HOST to an IP of this machine the cluster apiserver can reach (on kind: the docker network gateway, e.g. 172.18.0.1); see test/e2e/README.md');
-}
-/** Where the operator listens for the webhook: loopback, or every address when the apiserver is elsewhere (kind). */
-const listenEnv: Record<string, string> = testHost ? { BIND_ADDRESS: '0.0.0.0' } : {};
-const tlsIps = testHost ? [testHost] : [];
-const apb = (ns: string, name: string, spec: Record<string, unknown>): string =>
-  JSON.stringify({ apiVersion: 'anchore.io/v1alpha1', kind: 'AnchorePolicyBinding', metadata: { name, namespace: ns }, spec });
+const { host: webhookHost, listenEnv, tlsIps } = webhookTarget('admission');
+const apb = policyBinding;
 
-const webhookConfig = (name: string, port: number, caPem: string, namespaces: string[]): string =>
-  JSON.stringify(
-    webhookConfiguration({
-      name,
-      port,
-      caPem,
-      namespaces,
-      host: testHost ?? '127.0.0.1',
-      hookName: 'workloads.admission.anchore.io',
-      rules: [
-        webhookRule([''], ['pods', 'replicationcontrollers']),
-        webhookRule([''], ['pods/ephemeralcontainers'], ['UPDATE']),
-        webhookRule(['apps'], ['deployments', 'replicasets', 'statefulsets', 'daemonsets']),
-        webhookRule(['batch'], ['jobs', 'cronjobs']),
-      ],
-    }),
-  );
+const webhookConfig = (name: string, port: number, caPem: string, namespaces: string[]): string => workloadsWebhook({ name, port, caPem, namespaces, host: webhookHost });
 
 describe('admission webhook (real kube-apiserver)', () => {
   let sim: AnchoreSimulator;
@@ -116,7 +93,7 @@ describe('admission webhook (real kube-apiserver)', () => {
     const before = checks();
     const bad = await kubectlRaw(['apply', '-f', '-'], labelled(deployment(ns, 'bad', 1, [{ name: 'envoy', image: 'envoyproxy/envoy:v1.31.0' }]), 'gated'));
     expect(bad.code).not.toBe(0);
-    expect(bad.stderr).toContain('admission webhook "workloads.admission.anchore.io" denied the request');
+    expect(bad.stderr).toContain(DENIED_BY_WEBHOOK);
     expect(bad.stderr).toContain('docker.io/envoyproxy/envoy:v1.31.0');
     expect(bad.stderr).toContain('Default bundle');
     expect(bad.stderr).toContain('final action stop');
@@ -262,7 +239,7 @@ describe('admission webhook (real kube-apiserver)', () => {
     });
     const r = await kubectlRaw(['apply', '-f', '-'], labelled(rc, 'gated'));
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain('admission webhook "workloads.admission.anchore.io" denied the request');
+    expect(r.stderr).toContain(DENIED_BY_WEBHOOK);
     expect(r.stderr).toContain(`anchore-operator denied ReplicationController ${ns}/legacy`);
     expect(r.stderr).toContain('docker.io/envoyproxy/envoy:v1.31.0');
     expect(r.stderr).toContain(`AnchorePolicyBinding ${ns}/gate`);

@@ -34,3 +34,36 @@ export function webhookConfiguration(o: { name: string; port: number; caPem: str
     ],
   };
 }
+
+/** What the apiserver says when the operator's workloads webhook denies a request. */
+export const DENIED_BY_WEBHOOK = 'admission webhook "workloads.admission.anchore.io" denied the request';
+
+/** The rules the chart registers: every kind whose objects make pods, and kubectl debug's subresource. */
+export const WORKLOAD_RULES: Rule[] = [
+  webhookRule([''], ['pods', 'replicationcontrollers']),
+  webhookRule([''], ['pods/ephemeralcontainers'], ['UPDATE']),
+  webhookRule(['apps'], ['deployments', 'replicasets', 'statefulsets', 'daemonsets']),
+  webhookRule(['batch'], ['jobs', 'cronjobs']),
+];
+
+/**
+ * Where the apiserver reaches a webhook the suite serves in-process: 127.0.0.1 on the local control plane, or
+ * ADMISSION_TEST_HOST (an address of this machine the cluster can reach, e.g. kind's docker gateway; required with
+ * USE_EXISTING_CLUSTER, see test/e2e/README.md). `listenEnv` and `tlsIps` make the operator listen and certify there.
+ */
+export function webhookTarget(suite: string): { host: string; listenEnv: Record<string, string>; tlsIps: string[] } {
+  const testHost = process.env['ADMISSION_TEST_HOST'];
+  if (process.env['USE_EXISTING_CLUSTER'] === 'true' && !testHost) {
+    throw new Error(`${suite} suite: set ADMISSION_TEST_HOST to an IP of this machine the cluster apiserver can reach (on kind: the docker network gateway, e.g. 172.18.0.1); see test/e2e/README.md`);
+  }
+  return testHost ? { host: testHost, listenEnv: { BIND_ADDRESS: '0.0.0.0' }, tlsIps: [testHost] } : { host: '127.0.0.1', listenEnv: {}, tlsIps: [] };
+}
+
+/** The workloads webhook (the chart's hook name) for the named namespaces, as JSON for `kubectl apply`. */
+export function workloadsWebhook(o: { name: string; port: number; caPem: string; namespaces: string[]; host: string; rules?: Rule[] }): string {
+  return JSON.stringify(webhookConfiguration({ ...o, hookName: 'workloads.admission.anchore.io', rules: o.rules ?? WORKLOAD_RULES }));
+}
+
+/** An AnchorePolicyBinding manifest, as JSON for `kubectl apply`. */
+export const policyBinding = (ns: string, name: string, spec: Record<string, unknown>): string =>
+  JSON.stringify({ apiVersion: 'anchore.io/v1alpha1', kind: 'AnchorePolicyBinding', metadata: { name, namespace: ns }, spec });
