@@ -8,6 +8,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { unknownVariable } from '../src/config.ts';
 import { CONDITION } from '../src/crds/types.ts';
 import { type AnchoreSimulator, startSimulator } from '../test/anchore-sim/index.ts';
 import { clusterStatus, startLocalCluster, stopLocalCluster } from '../test/cluster/local-cluster.ts';
@@ -45,7 +46,9 @@ async function main(): Promise<void> {
   const operator: ChildProcess = spawn(process.execPath, [join(root, 'src', 'main.ts')], {
     cwd: root,
     env: {
-      ...process.env,
+      // This shell's environment, less what the operator would refuse as a mistyped setting (ADMISSION_TEST_HOST of
+      // the test suites, say): the demo's own settings follow.
+      ...Object.fromEntries(Object.entries(process.env).filter(([k, v]) => unknownVariable(k, v ?? '') === undefined)),
       ANCHORE_URL: sim.url,
       ANCHORE_USERNAME: 'admin',
       ANCHORE_PASSWORD: 'foobar',

@@ -1,8 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
-import { ConfigError, describeConfig, loadConfig } from './config.ts';
+import { ConfigError, RESERVED_PREFIXES, describeConfig, loadConfig } from './config.ts';
 
 const base = { ANCHORE_URL: 'https://anchore:8228/v2/', ANCHORE_USERNAME: 'admin', ANCHORE_PASSWORD: 's3cret-pw', CLUSTER_NAME: 'prod' };
 
@@ -114,6 +114,72 @@ describe('loadConfig', () => {
     const message = fails({ ...base, CONFIG_FILE: f });
     expect(message.startsWith(`CONFIG_FILE ${f}: ${key} ${why}`)).toBe(true);
     expect(message.endsWith('; remove it from the file')).toBe(true);
+  });
+
+  describe('unknown variables in the environment (the container environment is the configuration)', () => {
+    it.each([
+      ['ANCHORE_ACOUNT', 'team-a', 'ANCHORE_ACCOUNT'],
+      ['INVENTORY_INTERVAL', '30', 'INVENTORY_INTERVAL_SECONDS'],
+      ['NAMESPACE_INCLUDE', 'shop', 'NAMESPACES_INCLUDE'],
+      ['ADMISSION_ENABLE', 'true', 'ADMISSION_ENABLED'],
+      ['METRICS_SECURED', 'true', 'METRICS_SECURE'],
+      ['LEADER_ELECTION_ENABLED', 'false', 'LEADER_ELECTION'],
+      ['ANCHORE_PASSWORD_FILES', '/secret/password', 'ANCHORE_PASSWORD_FILE'],
+      // Shaped like a service-link variable by name, but not by value: a mistyped setting, not Kubernetes.
+      ['ADMISSION_WEBHOOK_PORT', '9443', 'ADMISSION_PORT'],
+      ['METRICS_SERVICE_HOST', 'metrics.example', 'METRICS_SECURE'],
+      ['ANCHORE_OPERATOR_PORT_8080_TCP', 'tcp://10.96.0.12:9090', 'ANCHORE_RATE_BURST'],
+    ])('when %s=%s is set, then it exits 2 with one line naming it and the closest setting (%s)', (name, value, closest) => {
+      expect(fails({ ...base, [name]: value })).toBe(`${name} is not a setting of this operator (did you mean ${closest}?); the container's environment is its configuration, so correct or remove it`);
+    });
+
+    it('when Kubernetes injects the service-link variables of Services in the namespace (a Service named anchore-operator among them), then they are not settings and not refused', () => {
+      // What the kubelet writes for Services anchore-operator (port 8080 named metrics), anchore-operator-webhook
+      // (443, an IPv6 ClusterIP), metrics-server and admission (named like the operator's settings).
+      const links: Record<string, string> = {
+        ANCHORE_OPERATOR_SERVICE_HOST: '10.96.0.12',
+        ANCHORE_OPERATOR_SERVICE_PORT: '8080',
+        ANCHORE_OPERATOR_SERVICE_PORT_METRICS: '8080',
+        ANCHORE_OPERATOR_PORT: 'tcp://10.96.0.12:8080',
+        ANCHORE_OPERATOR_PORT_8080_TCP: 'tcp://10.96.0.12:8080',
+        ANCHORE_OPERATOR_PORT_8080_TCP_PROTO: 'tcp',
+        ANCHORE_OPERATOR_PORT_8080_TCP_PORT: '8080',
+        ANCHORE_OPERATOR_PORT_8080_TCP_ADDR: '10.96.0.12',
+        ANCHORE_OPERATOR_WEBHOOK_SERVICE_HOST: 'fd00:10:96::1f',
+        ANCHORE_OPERATOR_WEBHOOK_SERVICE_PORT: '443',
+        ANCHORE_OPERATOR_WEBHOOK_PORT: 'tcp://[fd00:10:96::1f]:443',
+        ANCHORE_OPERATOR_WEBHOOK_PORT_443_TCP: 'tcp://[fd00:10:96::1f]:443',
+        METRICS_SERVER_SERVICE_HOST: '10.96.0.40',
+        METRICS_SERVER_PORT_443_TCP_ADDR: '10.96.0.40',
+        ADMISSION_SERVICE_HOST: '10.96.0.41',
+        ADMISSION_PORT_53_UDP: 'udp://10.96.0.41:53',
+        ADMISSION_PORT_53_UDP_PROTO: 'udp',
+        ANCHORE_API_SERVICE_PORT_ANCHORE_API: '8228',
+        // Variables other software uses, whose first word only some settings share: not the operator's prefixes.
+        POD_IP: '10.244.1.7',
+        WATCH_NAMESPACE: 'shop',
+        CLUSTER_DOMAIN: 'cluster.local',
+        LOG_FORMAT: 'json',
+        KUBERNETES_SERVICE_HOST: '10.96.0.1',
+        NODE_OPTIONS: '--max-old-space-size=512',
+      };
+      const c = loadConfig({ ...base, ...links });
+      expect(c.clusterName).toBe('prod');
+      expect(c.admission.port).toBe(9443);
+    });
+
+    it('when a setting itself has the shape of a service-link variable (ADMISSION_PORT), then it is read as the setting', () => {
+      expect(loadConfig({ ...base, ADMISSION_PORT: '8443' }).admission.port).toBe(8443);
+      expect(fails({ ...base, ADMISSION_PORT: 'tcp://10.96.0.41:443' })).toBe('ADMISSION_PORT: "tcp://10.96.0.41:443" is not a whole number');
+    });
+
+    it('when the prefixes are listed, then they are the first words of the settings less the shared ones, and the README names each', () => {
+      expect(RESERVED_PREFIXES).toEqual(expect.arrayContaining(['ANCHORE_', 'ADMISSION_', 'INVENTORY_', 'METRICS_', 'NAMESPACES_', 'NAMESPACE_', 'ACCOUNT_', 'LEADER_']));
+      expect(RESERVED_PREFIXES).not.toContain('POD_');
+      expect(RESERVED_PREFIXES).not.toContain('WATCH_');
+      const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+      for (const p of RESERVED_PREFIXES) expect(readme).toContain(`\`${p}\``);
+    });
   });
 
   it('when the config is described for logging, then no credential appears', () => {

@@ -1,6 +1,7 @@
 import { X509Certificate, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import type { AnchoreAuth } from './anchore/auth.ts';
@@ -227,7 +228,12 @@ const SPEC = {
   INTEGRATION_ID: text('', 'Stable registration id (registration_instance_id is the pod name)', { shown: 'anchore-operator-<CLUSTER_NAME>' }),
   REGISTRATION_WORKERS: int(8, 1, 256, 'Images registered/polled in parallel'),
   ANALYSIS_POLL_MAX_SECONDS: int(60, 1, 3600, 'Longest wait between analysis-status polls of one image'),
-  ANCHORE_IMAGES_REFRESH_SECONDS: int(300, 0, 86_400, "How often each account's image list is read again on every replica (images CI added; 0 = never)"),
+  ANCHORE_IMAGES_REFRESH_SECONDS: int(
+    300,
+    0,
+    86_400,
+    "How often each account's image list is read again on every replica: images CI added, and images deleted from Anchore (re-registered; 0 = never)",
+  ),
   BINDING_WORKERS: int(4, 1, 64, 'Policy bindings reconciled in parallel'),
   EVALUATION_CONCURRENCY: int(8, 1, 256, 'Anchore policy checks / vulnerability reads in flight (shared by all bindings)'),
   POLICY_POLL_SECONDS: int(60, 0, 86_400, "How often each account's active policy is checked for a change (0 = never)"),
@@ -325,6 +331,91 @@ export const SETTINGS: ReadonlyArray<{ name: string; default: string; help: stri
 
 /** Every key CONFIG_FILE may hold (before ENV_ONLY takes some away). */
 const KNOWN: ReadonlySet<string> = new Set(Object.entries(SPEC as Record<string, Setting>).flatMap(([key, s]) => names(key, s)));
+
+/**
+ * First words of settings that other software commonly uses too (the downward API's POD_IP, operator-sdk's
+ * WATCH_NAMESPACE, a platform's CLUSTER_DOMAIN or LOG_FORMAT, …): a variable starting with one of them is not refused
+ * as a mistake. Every other first word of a setting is one of the operator's prefixes (RESERVED_PREFIXES).
+ */
+const SHARED_WORDS: ReadonlySet<string> = new Set(['POD', 'LOG', 'CONFIG', 'BIND', 'CLUSTER', 'WATCH', 'RESYNC', 'LEASE', 'RENEW', 'RETRY', 'SHUTDOWN', 'INSTALL', 'POLICY', 'KUBECONFIG']);
+
+/**
+ * The operator's own prefixes (ANCHORE_, ADMISSION_, INVENTORY_, METRICS_, NAMESPACES_, …): the first word of its
+ * settings, less SHARED_WORDS. The environment of the operator's container is its configuration, so a variable with
+ * one of these prefixes that is not a setting (ANCHORE_ACOUNT, a removed setting) is refused at start rather than
+ * silently ignored, except the service-link variables Kubernetes injects (see serviceLinkVariable).
+ */
+export const RESERVED_PREFIXES: readonly string[] = [...new Set([...KNOWN].map((n) => n.split('_')[0] as string))].filter((w) => !SHARED_WORDS.has(w)).map((w) => `${w}_`);
+
+const PROTOCOL = '(TCP|UDP|SCTP)';
+const isPort = (v: string): boolean => /^\d{1,5}$/.test(v) && Number(v) <= 65535;
+/** proto://ip:port as the kubelet writes it (net.JoinHostPort: an IPv6 address in brackets). */
+function isServiceUrl(v: string, proto?: string, port?: string): boolean {
+  const m = /^(tcp|udp|sctp):\/\/(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(v);
+  if (!m) return false;
+  const ip = m[2] ?? m[3] ?? '';
+  return isIP(ip) !== 0 && isPort(m[4] ?? '') && (proto === undefined || m[1] === proto.toLowerCase()) && (port === undefined || m[4] === port);
+}
+
+/**
+ * Whether `name=value` is a service-link variable the kubelet injects for every Service in the pod's namespace
+ * (enableServiceLinks, on by default): `<SVC>_SERVICE_HOST`, `<SVC>_SERVICE_PORT[_<PORT NAME>]`, `<SVC>_PORT`,
+ * `<SVC>_PORT_<n>_<PROTO>[_PROTO|_PORT|_ADDR]`, where SVC is the Service name in capitals with - as _. A Service named
+ * anchore-operator (the chart's, with the release named so) gives ANCHORE_OPERATOR_SERVICE_HOST and the like. The name
+ * and the value must both have the shape the kubelet writes (an IP address, a port, proto://ip:port), so a mistyped
+ * setting that happens to end in _PORT (ADMISSION_WEBHOOK_PORT=9443) is still refused.
+ */
+export function serviceLinkVariable(name: string, value: string): boolean {
+  if (/^[A-Z0-9_]+_SERVICE_HOST$/.test(name)) return isIP(value) !== 0;
+  if (/^[A-Z0-9_]+_SERVICE_PORT(_[A-Z0-9_]+)?$/.test(name)) return isPort(value);
+  const m = new RegExp(`^[A-Z0-9_]+_PORT_(\\d{1,5})_${PROTOCOL}(_PROTO|_PORT|_ADDR)?$`).exec(name);
+  if (m) {
+    const [, port = '', proto = '', part] = m;
+    if (part === '_PROTO') return value === proto.toLowerCase();
+    if (part === '_PORT') return value === port;
+    if (part === '_ADDR') return isIP(value) !== 0;
+    return isServiceUrl(value, proto, port);
+  }
+  return /^[A-Z0-9_]+_PORT$/.test(name) && isServiceUrl(value);
+}
+
+/** Edit distance (insertions, deletions, substitutions), for "did you mean". */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length] ?? 0;
+}
+
+/**
+ * The known variable closest to `name`: one or two edits away (ANCHORE_ACOUNT → ANCHORE_ACCOUNT), else one it begins
+ * or is the beginning of (INVENTORY_INTERVAL → INVENTORY_INTERVAL_SECONDS, LEADER_ELECTION_ENABLED → LEADER_ELECTION),
+ * else the one fewest edits away. Ties: the first in table order.
+ */
+export function closestSetting(name: string): string {
+  let best = '';
+  let bestDistance = Infinity;
+  for (const known of KNOWN) {
+    const d = editDistance(name, known);
+    if (d < bestDistance) [best, bestDistance] = [known, d];
+  }
+  if (bestDistance <= 2) return best;
+  const related = [...KNOWN].filter((k) => k.startsWith(`${name}_`) || name.startsWith(`${k}_`)).sort((a, b) => Math.abs(a.length - name.length) - Math.abs(b.length - name.length));
+  return related[0] ?? best;
+}
+
+/**
+ * Why `name=value` from the environment is refused, or undefined: a variable with one of the operator's prefixes
+ * (RESERVED_PREFIXES) that is no setting and no service-link variable Kubernetes injects. One line, naming the
+ * variable and the closest setting.
+ */
+export function unknownVariable(name: string, value: string): string | undefined {
+  if (KNOWN.has(name) || !RESERVED_PREFIXES.some((p) => name.startsWith(p)) || serviceLinkVariable(name, value)) return undefined;
+  return `${name} is not a setting of this operator (did you mean ${closestSetting(name)}?); the container's environment is its configuration, so correct or remove it`;
+}
 
 /** Settings only the environment can give (read before the file, or set by Kubernetes): refused in CONFIG_FILE. */
 const ENV_ONLY: ReadonlyMap<string, string> = new Map([
@@ -466,6 +557,10 @@ class Reader {
 
 /** Reads CONFIG_FILE (if set) and the environment; throws ConfigError naming the first bad setting. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  for (const [name, value] of Object.entries(env)) {
+    const refused = unknownVariable(name, value ?? '');
+    if (refused) throw new ConfigError(refused);
+  }
   let file: Source = {};
   if (env['CONFIG_FILE']) {
     const text = readSettingFile('CONFIG_FILE', env['CONFIG_FILE'], 'utf8');

@@ -26,7 +26,7 @@ import type { Logger } from './telemetry/logger.ts';
 import { METRIC, OperatorMetrics } from './telemetry/metrics.ts';
 import { startHealthServer, startMetricsServer } from './telemetry/server.ts';
 import { VERSION } from './version.ts';
-import { MissingAccounts } from './model/missing-accounts.ts';
+import { MissingAccounts, accountsInUse } from './model/missing-accounts.ts';
 import { AnchoreImages } from './model/anchore-images.ts';
 import { ImageCatalog } from './model/image-catalog.ts';
 import { startAdmissionServer } from './admission/server.ts';
@@ -173,6 +173,13 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     ...(cfg.accounts.namespaceLabel ? { accountLabel: cfg.accounts.namespaceLabel } : {}),
   });
   const missingAccounts = new MissingAccounts(log, metrics);
+  // A condition that is gone clears by itself: an account no namespace, route or binding names any more (a mistyped
+  // account label corrected) is no longer reported missing.
+  const forgetUnusedAccounts = (): void => {
+    let used: Set<string> | undefined; // worked out only when some account is missing
+    missingAccounts.forgetUnused((a) => (used ??= accountsInUse(scope, stores)).has(a));
+  };
+  for (const s of [stores.namespaces, stores.bindings, stores.clusterBindings] as const) s.on({ update: forgetUnusedAccounts, delete: forgetUnusedAccounts });
   // Which namespaces a missing account strands (a mistyped account label shows up here, per account).
   metrics.stateGauge(
     METRIC.namespacesAccountMissing,
@@ -229,6 +236,8 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
   });
   const cveFilter = cfg.metrics.cveSeries ? { minSeverity: cfg.metrics.cveMinSeverity, fixableOnly: cfg.metrics.cveFixableOnly } : undefined;
   const evaluations = new EvaluationCache(anchore, cfg.bindings.evaluationConcurrency, Date.now, cveFilter ? { cveFilter } : {});
+  // An image Anchore no longer holds (gone from its list, on every replica; or a 404): no verdict of it is served again.
+  catalog.onVanished((v) => evaluations.forgetImage(v.account, v.digests));
   const events = new KubeEventRecorder({ client: kube, log, instance: cfg.integration.instanceId, metrics });
   const bindings = new BindingController({
     stores,
@@ -348,6 +357,8 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
+    // Not ready from here on (as /readyz says), not 1 until the process is gone.
+    metrics.ready.set(0);
     const stopping = Date.now();
     reachability.stop();
     anchoreImages.stop();

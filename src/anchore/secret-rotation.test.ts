@@ -1,39 +1,12 @@
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { type AnchoreSimulator, startSimulator } from '../../test/anchore-sim/index.ts';
+import { SecretVolume } from '../../test/support/secret-volume.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { AnchoreHttpClient } from './anchore.http.ts';
 import { AnchoreError } from './errors.ts';
 
 const log = createLogger({ level: 'silent', pretty: false });
-
-/**
- * A Secret volume as the kubelet writes it: `<key>` → `..data/<key>`, `..data` → a timestamped directory; an update
- * writes a new directory and swaps the `..data` symlink atomically (rename).
- */
-class SecretVolume {
-  readonly dir = mkdtempSync(join(tmpdir(), 'secret-vol-'));
-  #n = 0;
-  constructor(key: string, value: string) {
-    this.#write(key, value);
-    symlinkSync(join('..data', key), join(this.dir, key));
-  }
-  update(key: string, value: string): void {
-    this.#write(key, value);
-  }
-  path(key: string): string {
-    return join(this.dir, key);
-  }
-  #write(key: string, value: string): void {
-    const ts = `..2026_12_07_${++this.#n}`;
-    mkdirSync(join(this.dir, ts));
-    writeFileSync(join(this.dir, ts, key), `${value}\n`);
-    symlinkSync(ts, join(this.dir, '..data_tmp'));
-    renameSync(join(this.dir, '..data_tmp'), join(this.dir, '..data'));
-  }
-}
 
 describe('rotated credentials (a Secret update, no restart)', () => {
   let sim: AnchoreSimulator;

@@ -190,6 +190,79 @@ describe('InventoryController batches and missing accounts', () => {
   });
 });
 
+describe('InventoryController when no namespace routes to an account any more (nothing latches)', () => {
+  const scope = new Scope({ namespaces: {}, imageExclude: [], imagePolicy: { missingTagPolicy: 'digest' }, defaultAccount: 'admin', routes: [], accountLabel: 'anchore.io/account' });
+  const notFound = (account: string): AnchoreError =>
+    new AnchoreError('account-not-found', 'post_kubernetes_inventory', `post_kubernetes_inventory: the Anchore account does not exist (404): User account not found: ${account}`, { status: 404 });
+  let controller: InventoryController | undefined;
+  afterEach(async () => {
+    await controller?.queue.shutdown(1000);
+    controller = undefined;
+  });
+
+  function setup(exists: (account: string) => boolean): { s: MemoryStores; posts: Array<[string, string]>; metrics: OperatorMetrics; missing: MissingAccounts; controller: InventoryController } {
+    const s = memoryStores();
+    const posts: Array<[string, string]> = [];
+    const anchore = {
+      postKubernetesInventory: async (account: string, inv: KubernetesInventory): Promise<void> => {
+        if (!exists(account)) throw notFound(account);
+        posts.push([account, inv.namespaces.map((n) => n.name).join()]);
+      },
+    } as unknown as AnchoreApi;
+    const metrics = new OperatorMetrics(undefined, { defaultMetrics: false });
+    const missing = new MissingAccounts(log, metrics);
+    controller = new InventoryController({ stores: s, scope, anchore, clusterName: 'c', intervalMs: 60_000, debounceMs: 10, minIntervalMs: 0, batchBytes: 0, log, metrics, missingAccounts: missing });
+    return { s, posts, metrics, missing, controller };
+  }
+
+  it('when a mistyped account label is corrected, then nothing more is sent for the mistyped account (no empty heartbeats), its series go and the missing-accounts record forgets it', async () => {
+    const { s, posts, metrics, missing, controller: c } = setup((a) => a !== 'team-x');
+    s.namespaces.put(aNamespace('shop', { 'anchore.io/account': 'team-x' }));
+    s.pods.put(aPod('shop', 'p', [aContainer('c', 'nginx:1', { digest: `sha256:${hex64('shop')}` })]));
+    await c.reconcile('team-x');
+    expect(posts).toEqual([['admin', 'shop']]);
+    expect(missing.list()).toEqual(['team-x']);
+    const before = await metrics.registry.metrics();
+    expect(before).toContain('anchore_operator_account_missing{account="team-x"} 1');
+    expect(before).toContain('anchore_operator_inventory_last_success_timestamp_seconds{account="team-x"}');
+
+    // The label is corrected: the namespace now routes to team-a, and nothing to team-x.
+    s.namespaces.put({ ...aNamespace('shop', { 'anchore.io/account': 'team-a' }), uid: s.namespaces.get('shop')!.uid });
+    posts.length = 0;
+    expect(missing.forgetUnused((a) => [...s.namespaces.list()].some((ns) => scope.accountFor(ns, ns.name) === a))).toEqual(['team-x']);
+    // team-x never held anything (every report went to admin): nothing is sent, no requeue (no heartbeat).
+    await expect(c.reconcile('team-x')).resolves.toBeUndefined();
+    await c.reconcile('team-a');
+    expect(posts).toEqual([['team-a', 'shop']]);
+    expect(c.status().map((x) => x.account)).toEqual(['team-a']);
+    const after = await metrics.registry.metrics();
+    expect(after).not.toContain('anchore_operator_account_missing{');
+    expect(after).not.toContain('anchore_operator_inventory_last_success_timestamp_seconds{account="team-x"}');
+    expect(after).toContain('anchore_operator_inventory_last_success_timestamp_seconds{account="team-a"}');
+
+    // Started, the heartbeat goes to the accounts in use only.
+    posts.length = 0;
+    c.start();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(posts.map(([a]) => a).sort()).toEqual(['admin', 'team-a']);
+  });
+
+  it('when an account that exists loses its last namespace, then it gets one empty report (clearing what Anchore holds) and no more', async () => {
+    const { s, posts, metrics, controller: c } = setup(() => true);
+    s.namespaces.put(aNamespace('shop', { 'anchore.io/account': 'team-a' }));
+    await c.reconcile('team-a');
+    s.namespaces.remove('shop');
+    posts.length = 0;
+    await expect(c.reconcile('team-a')).resolves.toBeUndefined();
+    expect(posts).toEqual([['team-a', '']]);
+    await expect(c.reconcile('team-a')).resolves.toBeUndefined();
+    expect(posts).toHaveLength(1);
+    expect(await metrics.registry.metrics()).not.toContain('anchore_operator_inventory_last_success_timestamp_seconds{account="team-a"}');
+    // The configured default account keeps its heartbeat, even empty.
+    await expect(c.reconcile('admin')).resolves.toEqual({ requeueAfterMs: 60_000 });
+  });
+});
+
 describe('InventoryController and reports too large for Anchore (413)', () => {
   const scope = new Scope({ namespaces: {}, imageExclude: [], imagePolicy: { missingTagPolicy: 'digest' }, defaultAccount: 'admin', routes: [] });
   const labels = (n: number, prefix: string): Record<string, string> => Object.fromEntries(Array.from({ length: n }, (_, i) => [`${prefix}.example.com/label-${i}`, 'v'.repeat(60)]));

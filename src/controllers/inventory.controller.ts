@@ -15,6 +15,11 @@ import type { Scope } from '../model/scope.ts';
 /** The lowest byte ceiling a 413 can teach: below it, a refused batch is still cut, but the next report starts here. */
 export const INVENTORY_CEILING_FLOOR_BYTES = 16 * 1024;
 
+/** Anchore says the account does not exist (404), or refuses to let the operator act as it (403). */
+function accountUnusable(err: unknown): err is AnchoreError {
+  return err instanceof AnchoreError && (err.kind === 'account-not-found' || (err.kind === 'auth' && err.status === 403));
+}
+
 /** 413 Payload Too Large, from Anchore or a proxy in front of it (the client classifies it `rejected`). */
 function tooLarge(err: unknown): err is AnchoreError {
   return err instanceof AnchoreError && err.status === 413;
@@ -50,7 +55,10 @@ export class InventoryController {
   readonly #o: InventoryOptions;
   readonly #log: Logger;
   readonly #status = new Map<string, InventoryStatus>();
-  /** Accounts that were sent something, so an account that lost its last namespace still gets an (empty) report. */
+  /**
+   * Accounts reported on: configured ones, and those a namespace routes to. One that loses its last namespace gets one
+   * empty report if Anchore holds something of this cluster there, and is then forgotten ({@link #retire}).
+   */
   readonly #known = new Set<string>();
   readonly #missing: MissingAccounts;
   /** When each account's last report ended without a failed batch (ms): the minimum interval counts from there. */
@@ -61,6 +69,11 @@ export class InventoryController {
   readonly #undeliverableNs = new Map<string, Set<string>>();
   /** Namespaces last sent without labels, per account (each logged once). */
   readonly #stripped = new Map<string, Set<string>>();
+  /**
+   * Accounts Anchore accepted a batch in (not the default account standing in for one that does not exist): only
+   * there does Anchore hold this cluster's inventory, which an empty report must clear once no namespace routes there.
+   */
+  readonly #delivered = new Set<string>();
 
   constructor(o: InventoryOptions) {
     this.#o = o;
@@ -134,6 +147,7 @@ export class InventoryController {
     const now = new Date();
     const split = this.#o.splitNamespaces === true;
     const snapshot = await collectInventory(account, this.#o.stores, this.#o.scope, this.#o.clusterName, now);
+    if (snapshot.shares.length === 0 && !this.#o.scope.staticAccounts.includes(account)) return this.#retire(account, snapshot);
     const limit = this.#limitFor(account);
     if (Number.isFinite(limit)) await measureInventory(snapshot);
     const work = planBatches(snapshot, limit, split);
@@ -228,6 +242,43 @@ export class InventoryController {
   }
 
   /**
+   * No namespace routes to `account` any more (deleted, or moved elsewhere: a corrected account label) and it is no
+   * configured account. Where Anchore holds this cluster's inventory in that account (a batch landed there), one
+   * empty report clears it; where every report went to the default account instead (the account does not exist),
+   * there is nothing to clear and nothing is sent. Then the account is forgotten: no heartbeat, no health-report entry,
+   * no learned limit, no last-success series left to age into AnchoreInventoryStale. It comes back with the next
+   * namespace that routes to it.
+   */
+  async #retire(account: string, snapshot: InventorySnapshot): Promise<HandleResult> {
+    let cleared = false;
+    if (this.#delivered.has(account)) {
+      const [empty] = planBatches(snapshot, Infinity, false);
+      try {
+        await this.#o.anchore.postKubernetesInventory(account, assembleBatch(snapshot, empty ?? { shares: [], minimal: false, partial: false }));
+        cleared = true;
+        this.#o.metrics.inventoryReports.inc({ account, result: 'success' });
+      } catch (err) {
+        // The account is gone from Anchore meanwhile: nothing left there to clear. Anything else is retried.
+        if (!accountUnusable(err)) {
+          this.#o.metrics.inventoryReports.inc({ account, result: 'error' });
+          throw err;
+        }
+      }
+    }
+    for (const m of [this.#status, this.#completed, this.#ceilings, this.#undeliverableNs, this.#stripped]) m.delete(account);
+    this.#known.delete(account);
+    this.#delivered.delete(account);
+    this.#o.metrics.inventoryLastSuccess.remove({ account });
+    this.#log.info(
+      { account, clearedInAnchore: cleared },
+      cleared
+        ? `no namespace routes to account "${account}" any more: sent it one empty runtime inventory, and no more`
+        : `no namespace routes to account "${account}" any more: it holds no inventory of this cluster (or is gone), nothing more is sent to it`,
+    );
+    return undefined;
+  }
+
+  /**
    * The byte limit of one account's batches: `batchBytes` (0 = none), lowered by what 413 answers taught. Kept
    * until the operator restarts; a restart learns it again from one refused report.
    */
@@ -314,10 +365,10 @@ export class InventoryController {
     try {
       await this.#o.anchore.postKubernetesInventory(account, batch);
       this.#missing.present(account);
+      this.#delivered.add(account);
       return undefined;
     } catch (err) {
-      const missing = err instanceof AnchoreError && (err.kind === 'account-not-found' || (err.kind === 'auth' && err.status === 403));
-      if (!missing || account === fallbackTo) throw err;
+      if (!accountUnusable(err) || account === fallbackTo) throw err;
       this.#missing.missing(account, err.message, fallbackTo);
       await this.#o.anchore.postKubernetesInventory(fallbackTo, batch);
       return { account: fallbackTo, note: `account "${account}" not usable (${err.message}); sent to account "${fallbackTo}" instead` };

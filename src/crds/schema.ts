@@ -58,6 +58,11 @@ const globList = (description: string): Schema => ({
   items: { type: 'string', minLength: 1, maxLength: 512 },
 });
 
+/** A Go duration as CEL's duration() reads it: numbers with units, no d (a day is 24h). */
+const GO_DURATION = '^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$';
+/** The one message for a reevaluateInterval that is no duration (kubectl apply prints it with the field's path). */
+export const REEVALUATE_NOT_A_DURATION = 'reevaluateInterval must be a duration such as 30m, 1h or 2h30m: numbers with a unit h, m, s, ms, us or ns (there is no d: write 24h for a day)';
+
 /** Fields shared by the namespaced and the cluster-scoped binding. */
 function bindingSpecProperties(): Record<string, Schema> {
   return {
@@ -85,10 +90,16 @@ function bindingSpecProperties(): Record<string, Schema> {
     failOn: str('Which final action counts as failing: stop (default), or warn (warn and stop both fail). Only for mode evaluate.', {
       enum: ['stop', 'warn'],
     }),
-    reevaluateInterval: str('How often every covered image is evaluated again (a Go duration, e.g. 30m, 1h, 2h30m). Default 1h, minimum 1m.', {
+    reevaluateInterval: str('How often every covered image is evaluated again (a Go duration, e.g. 30m, 1h, 2h30m; units h, m, s, ms, us, ns, no d). Default 1h, minimum 1m.', {
       default: '1h',
-      pattern: '^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$',
       maxLength: 32,
+      // Rules rather than a pattern: with a pattern, a value that is no duration (1d) also made the minimum rule fail
+      // with a CEL type-conversion error, two messages where one was wanted. Here the first says what a duration is,
+      // and the second only judges a value the first accepted (CEL's || stops at a true left side).
+      'x-kubernetes-validations': [
+        { rule: `self.matches('${GO_DURATION}')`, message: REEVALUATE_NOT_A_DURATION, reason: 'FieldValueInvalid' },
+        { rule: `!self.matches('${GO_DURATION}') || duration(self) >= duration('1m')`, message: 'reevaluateInterval must be at least 1m', reason: 'FieldValueInvalid' },
+      ],
     }),
     suspend: { type: 'boolean', description: 'Stops evaluation; the last status stays as it was.', default: false },
     enforcement: str(
@@ -105,12 +116,17 @@ function bindingSpecProperties(): Record<string, Schema> {
 const specValidations = [
   { rule: "!has(self.policyId) || self.mode == 'evaluate'", message: 'policyId applies only to mode evaluate', fieldPath: '.policyId', reason: 'FieldValueForbidden' },
   { rule: "!has(self.failOn) || self.mode == 'evaluate'", message: 'failOn applies only to mode evaluate', fieldPath: '.failOn', reason: 'FieldValueForbidden' },
-  { rule: "duration(self.reevaluateInterval) >= duration('1m')", message: 'reevaluateInterval must be at least 1m', fieldPath: '.reevaluateInterval', reason: 'FieldValueInvalid' },
 ];
 
 const conditions: Schema = {
   type: 'array',
-  description: `kstatus conditions: ${CONDITION.ready}, ${CONDITION.reconciling}, ${CONDITION.stalled}.`,
+  // kubectl explain <kind>.status.conditions prints this: every type, when it is present and what it means.
+  description:
+    `Conditions (kstatus-compatible), by type. ${CONDITION.ready}: True when every covered image has been evaluated (reason ${REASON.evaluated}, ${REASON.analyzed}, ${REASON.noImages} or ${REASON.suspended}); False while reconciling or stalled, with the reason. ` +
+    `${CONDITION.reconciling}: present (True) only while work is under way or retried, e.g. ${REASON.analysisPending}, ${REASON.imageNotInAnchore}, ${REASON.anchoreUnavailable}. ` +
+    `${CONDITION.stalled}: present (True) only when the operator cannot go on until something changes: ${REASON.policyNotFound}, ${REASON.accountNotFound}, ${REASON.authFailed}, ${REASON.invalidSelector}, ${REASON.invalidSpec}. ` +
+    `${CONDITION.compliant} (mode evaluate only): the policy verdict, apart from whether reconciling worked: True (${REASON.policyPassed}) when every covered image passes, False (${REASON.policyFailed}, ${REASON.evaluationErrors}) when one fails or could not be evaluated, Unknown (${REASON.noImages}) when the binding covers no running image. ` +
+    'See docs/api.md, "Conditions and reasons".',
   maxItems: 16,
   'x-kubernetes-list-type': 'map',
   'x-kubernetes-list-map-keys': ['type'],

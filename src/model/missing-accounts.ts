@@ -1,6 +1,9 @@
+import type { BindingInfo } from '../crds/types.ts';
+import type { NamespaceInfo, Store } from '../kube/cluster.port.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { OperatorMetrics } from '../telemetry/metrics.ts';
 import { METRIC } from '../telemetry/metrics.ts';
+import type { Scope } from './scope.ts';
 
 /** How long work for a missing account waits before it is tried in that account again. */
 export const MISSING_ACCOUNT_RECHECK_MS = 5 * 60_000;
@@ -49,6 +52,23 @@ export class MissingAccounts {
     this.#log.info({ account, missingForMs: Date.now() - was.since }, `Anchore account "${account}" exists now`);
   }
 
+  /**
+   * Forgets the missing accounts nothing names any more (`inUse` false): the namespace label that named one was
+   * corrected, its route or binding is gone. A condition that is gone clears by itself: the gauge series goes, and
+   * nothing waits on the account. Should something name it again, the next call there finds out afresh. Returns the
+   * accounts forgotten (each said in one info line).
+   */
+  forgetUnused(inUse: (account: string) => boolean): string[] {
+    const gone: string[] = [];
+    for (const [account, was] of this.#missing) {
+      if (inUse(account)) continue;
+      this.#missing.delete(account);
+      gone.push(account);
+      this.#log.info({ account, missingForMs: Date.now() - was.since }, `Anchore account "${account}" is no longer named by any namespace, route or binding: no longer reported missing`);
+    }
+    return gone;
+  }
+
   isMissing(account: string): boolean {
     return this.#missing.has(account);
   }
@@ -56,4 +76,18 @@ export class MissingAccounts {
   list(): string[] {
     return [...this.#missing.keys()].sort();
   }
+}
+
+/**
+ * Every account something routes work to now: the default account and the ACCOUNT_ROUTES accounts, the accounts the
+ * in-scope namespaces route to (their route or account label), and the accounts bindings name in spec.account.
+ */
+export function accountsInUse(
+  scope: Pick<Scope, 'staticAccounts' | 'includesNamespace' | 'accountFor'>,
+  stores: { namespaces: Store<NamespaceInfo>; bindings: Store<BindingInfo>; clusterBindings: Store<BindingInfo> },
+): Set<string> {
+  const used = new Set(scope.staticAccounts);
+  for (const ns of stores.namespaces.list()) if (scope.includesNamespace(ns)) used.add(scope.accountFor(ns, ns.name));
+  for (const b of [...stores.bindings.list(), ...stores.clusterBindings.list()]) if (b.spec.account) used.add(b.spec.account);
+  return used;
 }

@@ -146,6 +146,19 @@ describe('authentication', () => {
     expect((await call(sim.url, 'GET', '/v2/images', { auth: TEAM_A })).status).toBe(200);
   });
 
+  it("when a user's password is changed (rotated by an admin), then Basic and the password grant take only the new one", async () => {
+    try {
+      sim.setPassword('admin', 'rotated');
+      expect((await call(sim.url, 'GET', '/v2/images', { auth: ADMIN })).status).toBe(401);
+      expect((await call(sim.url, 'GET', '/v2/images', { auth: { user: 'admin', password: 'rotated' } })).status).toBe(200);
+      expect((await passwordGrant('admin', 'foobar')).status).toBe(403);
+      expect((await passwordGrant('admin', 'rotated')).status).toBe(200);
+      expect(() => sim.setPassword('nobody', 'x')).toThrow('no user "nobody"');
+    } finally {
+      sim.setPassword('admin', 'foobar');
+    }
+  });
+
   it('when reset, then revocations are forgotten', async () => {
     sim.revokeCredentials('admin');
     sim.reset();

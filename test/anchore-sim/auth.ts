@@ -196,6 +196,16 @@ export class AuthRegistry {
     if (includeRefresh) for (const t of this.refreshTokens.values()) t.expiresAt = 0;
   }
 
+  /**
+   * Changes a user's password, as an Anchore admin rotating it: from now on Basic auth and the OAuth password grant
+   * take only the new one. Tokens already issued stay valid until they expire. @throws Error for an unknown user.
+   */
+  setPassword(username: string, password: string): void {
+    const user = this.users.get(username);
+    if (user === undefined) throw new Error(`setPassword: no user "${username}"`);
+    user.password = password;
+  }
+
   /** From now on, password, API-key and token auth as this user answers 401. */
   revoke(username: string): void {
     this.revoked.add(username);

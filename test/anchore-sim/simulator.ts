@@ -428,6 +428,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Ancho
     deleteImage: (account, digest) => core.images.remove(account, digest),
     deletePolicy: (account, policyId) => core.policies.remove(account, policyId),
     putPolicy: (account, policy) => core.policies.put(account, policy),
+    setPassword: (username, password) => core.auth.setPassword(username, password),
     revokeCredentials: (username) => core.auth.revoke(username),
     expireTokens: (o = {}) => core.auth.expireTokens(o.includeRefresh === true),
     setVulnerabilities: (digest, vulns) => core.setVulnerabilities(digest, vulns),

@@ -338,6 +338,8 @@ export interface AnchoreSimulator {
   putPolicy(account: string, policy: SimPolicy): void;
   /** Makes a policy the account's only active one. @throws Error for an unknown account or policy. */
   setActivePolicy(account: string, policyId: string): void;
+  /** Changes a user's password (an admin rotating it): Basic auth and the password grant take only the new one. */
+  setPassword(username: string, password: string): void;
   /** From now on, any auth as this user (password, API key it owns, tokens) answers 401. */
   revokeCredentials(username: string): void;
   /** Expires every issued access token now (and refresh tokens too with includeRefresh). */

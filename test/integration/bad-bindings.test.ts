@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { boundStatus } from '../../src/controllers/binding-status.ts';
 import type { BindingStatus } from '../../src/crds/types.ts';
+import { REEVALUATE_NOT_A_DURATION } from '../../src/crds/schema.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import { KubeBindingStatusWriter } from '../../src/kube/writer.ts';
 import { aBinding } from '../../src/testing/factories.ts';
@@ -79,7 +80,7 @@ const REJECTED: Array<{ what: string; spec: Record<string, unknown>; says: strin
   { what: 'an unknown mode', spec: { mode: 'scan' }, says: ['spec.mode', 'Unsupported value: "scan"'] },
   { what: 'an unknown failOn', spec: { failOn: 'maybe' }, says: ['spec.failOn', 'Unsupported value: "maybe"'] },
   { what: 'an interval below 1m', spec: { reevaluateInterval: '30s' }, says: ['spec.reevaluateInterval', 'reevaluateInterval must be at least 1m'] },
-  { what: 'an interval that is not a duration', spec: { reevaluateInterval: 'daily' }, says: ['spec.reevaluateInterval', 'should match'] },
+  { what: 'an interval that is not a duration', spec: { reevaluateInterval: 'daily' }, says: ['spec.reevaluateInterval', REEVALUATE_NOT_A_DURATION] },
   { what: 'policyId with mode analyze', spec: { mode: 'analyze', policyId: 'x' }, says: ['spec.policyId', 'policyId applies only to mode evaluate'] },
   { what: 'failOn with mode analyze', spec: { mode: 'analyze', failOn: 'warn' }, says: ['spec.failOn', 'failOn applies only to mode evaluate'] },
   { what: 'In without values', spec: { podSelector: { matchExpressions: [{ key: 'app', operator: 'In' }] } }, says: ['matchExpressions[0]', 'In and NotIn need at least one value'] },

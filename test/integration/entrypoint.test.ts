@@ -64,6 +64,49 @@ describe('entry point (node src/main.ts)', () => {
     expect(r.stderr.join('').trim()).toBe('anchore-operator: invalid configuration: ANCHORE_URL "not a url" is not an http(s) URL');
   });
 
+  it('when the environment holds a mistyped setting (ANCHORE_ACOUNT), then it exits 2 with one line naming it and the closest setting, instead of ignoring it', async () => {
+    const r = run(operatorEnv(sim.url, { ANCHORE_PASSWORD: SECRET, ANCHORE_ACOUNT: 'team-a' }));
+    expect(await r.exit).toBe(2);
+    expect(r.stderr.join('').trim()).toBe(
+      "anchore-operator: invalid configuration: ANCHORE_ACOUNT is not a setting of this operator (did you mean ANCHORE_ACCOUNT?); the container's environment is its configuration, so correct or remove it",
+    );
+  });
+
+  it('when Anchore cannot be reached, then /readyz fails on Anchore and says the caches wait on it (not "not synced"); the service-link variables of a Service named anchore-operator are accepted; SIGTERM exits 0', async () => {
+    // Port 1 on loopback: connection refused at once, retried with backoff for as long as it lasts.
+    const r = run(
+      operatorEnv('http://127.0.0.1:1', {
+        ANCHORE_PASSWORD: SECRET,
+        // What the kubelet injects for the chart's Service when the release is named anchore-operator.
+        ANCHORE_OPERATOR_SERVICE_HOST: '10.96.0.12',
+        ANCHORE_OPERATOR_SERVICE_PORT: '8080',
+        ANCHORE_OPERATOR_SERVICE_PORT_METRICS: '8080',
+        ANCHORE_OPERATOR_PORT: 'tcp://10.96.0.12:8080',
+        ANCHORE_OPERATOR_PORT_8080_TCP: 'tcp://10.96.0.12:8080',
+        ANCHORE_OPERATOR_PORT_8080_TCP_PROTO: 'tcp',
+        ANCHORE_OPERATOR_PORT_8080_TCP_PORT: '8080',
+        ANCHORE_OPERATOR_PORT_8080_TCP_ADDR: '10.96.0.12',
+      }),
+    );
+    try {
+      const port = await readyPort(r);
+      await eventually(() => r.stdout.join('').includes('Anchore not reachable yet'), 15_000, 100);
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+      const body = await res.text();
+      expect(res.status).toBe(503);
+      expect(body).toContain('[-]anchore failed: Anchore has not answered the version check yet');
+      expect(body).toContain('[-]caches failed: informers start once Anchore answers');
+      expect(body).not.toContain('informer caches not synced');
+      // Nothing else is said to be wrong: the credentials are not judged before Anchore answers.
+      expect(body).toContain('[+]anchore-credentials ok');
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+      r.child.kill('SIGTERM');
+      expect(await r.exit).toBe(0);
+    } finally {
+      r.child.kill('SIGKILL');
+    }
+  });
+
   it('when ANCHORE_URL names the V1 API, then it exits 2 at once with the cause instead of retrying "not reachable"', async () => {
     const r = run({ ANCHORE_URL: `${sim.url}/v1`, CLUSTER_NAME: 'c', ANCHORE_USERNAME: 'admin', ANCHORE_PASSWORD: SECRET });
     expect(await r.exit).toBe(2);

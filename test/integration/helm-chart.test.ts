@@ -218,10 +218,84 @@ describe('Helm chart: lint, schema and rendering', () => {
       'not both',
     ],
     ['the webhook port is the metrics port', [...ciValues('admission-values.yaml'), '--set', 'admission.port=8080'], 'admission.port 8080 is taken'],
+    [
+      'the NetworkPolicy cannot tell the port of anchore.url',
+      [...ciValues('default-values.yaml'), ...['networkPolicy.enabled=true', 'networkPolicy.egress.apiServer.cidrs={10.0.0.1/32}', 'anchore.url=https://a:99999'].flatMap((s) => ['--set', s])],
+      'networkPolicy: cannot tell the port of anchore.url "https://a:99999" (no port, or one outside 1-65535); set networkPolicy.egress.anchore.ports',
+    ],
+    ['the proxy is not http(s)', [...ciValues('default-values.yaml'), '--set', 'proxy.httpsProxy=socks5://proxy.corp:1080'], 'proxy.httpsProxy must be an http:// or https:// proxy URL'],
+    ['the proxy URL has a path', [...ciValues('default-values.yaml'), '--set', 'proxy.httpProxy=http://proxy.corp:3128/x'], 'proxy.httpProxy must be a proxy URL of the form http://host:port'],
   ])('when %s, then the render fails naming the value', async (_name, args, message) => {
     const r = await helmRaw(['template', 'rel', chart, ...args]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain(message);
+  });
+
+  describe('the NetworkPolicy egress to Anchore', () => {
+    type Egress = Array<{ ports?: Array<{ port: number | string; protocol: string }>; to?: unknown[] }>;
+    const NP = ['networkPolicy.enabled=true', 'networkPolicy.egress.apiServer.cidrs={10.0.0.1/32}'];
+    /** The NetworkPolicy's egress rules after DNS and the apiserver (those two are the same whatever Anchore is). */
+    async function towardsAnchore(values: string[], json: string[] = []): Promise<Egress> {
+      const objs = await render([...ciValues('default-values.yaml'), ...[...NP, ...values].flatMap((v) => ['--set', v]), ...json.flatMap((j) => ['--set-json', j])]);
+      const egress = one<K8sObject & { spec: { egress: Egress } }>(objs, 'NetworkPolicy').spec.egress;
+      expect(egress[0]?.ports?.map((p) => p.port)).toEqual([53, 53]);
+      expect(egress[1]?.to).toEqual([{ ipBlock: { cidr: '10.0.0.1/32' } }]);
+      return egress.slice(2);
+    }
+    const tcp = (...ports: number[]): Array<{ port: number; protocol: string }> => ports.map((port) => ({ port, protocol: 'TCP' }));
+
+    it.each([
+      ['https://anchore-api.anchore.svc:8228', 8228],
+      ['https://anchore.example.com', 443],
+      ['http://anchore.example.com/v2/', 80],
+      ['https://Anchore.Example.com:9443/', 9443],
+      ['https://[fd00::1]:8443', 8443],
+      ['https://10.1.2.3', 443],
+    ])('when anchore.url is %s, then only port %d is opened towards Anchore (not 8228 and 443 whatever the URL says)', async (url, port) => {
+      expect(await towardsAnchore([`anchore.url=${url}`])).toEqual([{ ports: tcp(port) }]);
+    });
+
+    it('when networkPolicy.egress.anchore.ports or .to are set, then they are used as given', async () => {
+      expect(await towardsAnchore(['networkPolicy.egress.anchore.ports={8228,8443}'], ['networkPolicy.egress.anchore.to=[{"ipBlock":{"cidr":"10.9.0.0/16"}}]'])).toEqual([
+        { ports: tcp(8228, 8443), to: [{ ipBlock: { cidr: '10.9.0.0/16' } }] },
+      ]);
+    });
+
+    it('when a proxy carries the calls to Anchore, then the proxy port is opened instead of Anchore, and the operator gets HTTPS_PROXY and NO_PROXY', async () => {
+      const values = ['anchore.url=https://anchore.example.com:8228', 'proxy.httpsProxy=http://proxy.corp:3128', 'proxy.noProxy=.svc\\,10.0.0.0/8'];
+      expect(await towardsAnchore(values, ['networkPolicy.egress.proxy.to=[{"ipBlock":{"cidr":"10.20.0.15/32"}}]'])).toEqual([{ ports: tcp(3128), to: [{ ipBlock: { cidr: '10.20.0.15/32' } }] }]);
+      const data = settingsOf(await render([...ciValues('default-values.yaml'), ...values.flatMap((v) => ['--set', v])]));
+      expect({ https: data['HTTPS_PROXY'], http: data['HTTP_PROXY'], no: data['NO_PROXY'] }).toEqual({ https: 'http://proxy.corp:3128', http: undefined, no: '.svc,10.0.0.0/8' });
+      // No port in the proxy URL: the scheme's.
+      expect(await towardsAnchore(['proxy.httpsProxy=https://proxy.corp'])).toEqual([{ ports: tcp(443) }]);
+      expect(await towardsAnchore(['proxy.httpsProxy=proxy.corp'])).toEqual([{ ports: tcp(80) }]);
+      expect(await towardsAnchore(['proxy.httpsProxy=http://proxy.corp:3128', 'networkPolicy.egress.proxy.ports={3129}'])).toEqual([{ ports: tcp(3129) }]);
+    });
+
+    it.each([
+      ['a name above the host', '.anchore.svc'],
+      ['the host itself with its port', 'anchore-api.anchore.svc:8228'],
+      ['*', '*'],
+    ])('when proxy.noProxy exempts Anchore (%s), then Anchore is reached directly: its port is opened, not the proxy', async (_name, noProxy) => {
+      expect(await towardsAnchore(['anchore.url=https://anchore-api.anchore.svc:8228', 'proxy.httpsProxy=http://proxy.corp:3128', `proxy.noProxy=${noProxy}`])).toEqual([{ ports: tcp(8228) }]);
+    });
+
+    it('when the proxy is for the other scheme, or NO_PROXY names another port, or only a CIDR might cover an IP host, then the rules follow what the operator does', async () => {
+      // HTTP_PROXY does not apply to an https Anchore (no fallback between schemes).
+      expect(await towardsAnchore(['anchore.url=https://a.example:8228', 'proxy.httpProxy=http://proxy.corp:3128'])).toEqual([{ ports: tcp(8228) }]);
+      // A NO_PROXY entry for another port does not exempt Anchore.
+      expect(await towardsAnchore(['anchore.url=https://a.example:8228', 'proxy.httpsProxy=http://proxy.corp:3128', 'proxy.noProxy=a.example:443'])).toEqual([{ ports: tcp(3128) }]);
+      // The chart does not compute CIDRs: both ways are opened.
+      expect(await towardsAnchore(['anchore.url=https://10.1.2.3:8228', 'proxy.httpsProxy=http://proxy.corp:3128', 'proxy.noProxy=10.0.0.0/8'])).toEqual([{ ports: tcp(8228) }, { ports: tcp(3128) }]);
+    });
+
+    it('when the proxy URL carries credentials, then the render fails without printing them', async () => {
+      const r = await helmRaw(['template', 'rel', chart, ...ciValues('default-values.yaml'), '--set', 'proxy.httpsProxy=http://op:Pr0xyPa55@proxy.corp:3128']);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain('proxy.httpsProxy must not carry credentials');
+      expect(r.stderr).toContain('extraEnv');
+      expect(r.stderr).not.toContain('Pr0xyPa55');
+    });
   });
 
   it('when the cluster is older than Kubernetes 1.28, then the chart refuses it', async () => {
@@ -317,14 +391,22 @@ describe('Helm chart: lint, schema and rendering', () => {
   });
 
   it('when rendered, then every environment variable is an operator setting, and the chart defaults are the operator defaults', async () => {
-    const known = new Set([...SETTINGS.flatMap((s) => s.name.split(' / ')), 'ANCHORE_RATE_BURST', 'POD_NAME', 'POD_NAMESPACE']);
+    // The proxy variables are not settings of src/config.ts: the Anchore client reads them as every tool does.
+    const known = new Set([...SETTINGS.flatMap((s) => s.name.split(' / ')), 'ANCHORE_RATE_BURST', 'POD_NAME', 'POD_NAMESPACE', 'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY']);
     const renders = [
       await render(ciValues('default-values.yaml')),
       await render(ciValues('secure-values.yaml')),
       await render(ciValues('admission-values.yaml')),
       await render([
         ...ciValues('default-values.yaml'),
-        ...['integration.id=x', 'images.missingRegistryOverride=registry.example', 'accounts.namespaceLabel=anchore.io/account', 'anchore.existingSecret.apiKeyKey=k'].flatMap((s) => ['--set', s]),
+        ...[
+          'integration.id=x',
+          'images.missingRegistryOverride=registry.example',
+          'accounts.namespaceLabel=anchore.io/account',
+          'anchore.existingSecret.apiKeyKey=k',
+          'proxy.httpsProxy=http://proxy.corp:3128',
+          'proxy.noProxy=.svc',
+        ].flatMap((s) => ['--set', s]),
         ...['--set-json', 'admission.registration.repositories=["ghcr.io/acme/**"]'],
       ]),
     ];

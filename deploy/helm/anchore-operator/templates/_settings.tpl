@@ -14,6 +14,10 @@ paths and the downward API are set on the container itself (deployment.yaml).
 {{- $_ := set $s "ANCHORE_CONCURRENCY" $v.anchore.concurrency }}
 {{- $_ := set $s "ANCHORE_RATE_LIMIT" $v.anchore.rateLimit }}
 {{- $_ := set $s "ANCHORE_RATE_BURST" $v.anchore.rateBurst }}
+{{- /* Not settings of src/config.ts but the standard proxy variables, which the Anchore client reads (docs/operations.md). */}}
+{{- $_ := set $s "HTTPS_PROXY" (include "anchore-operator.checkedProxy" (dict "name" "proxy.httpsProxy" "value" $v.proxy.httpsProxy)) }}
+{{- $_ := set $s "HTTP_PROXY" (include "anchore-operator.checkedProxy" (dict "name" "proxy.httpProxy" "value" $v.proxy.httpProxy)) }}
+{{- $_ := set $s "NO_PROXY" ($v.proxy.noProxy | default "" | trim) }}
 {{- $_ := set $s "CLUSTER_NAME" $v.clusterName }}
 {{- $_ := set $s "NAMESPACES_INCLUDE" (join "," $v.namespaces.include) }}
 {{- $_ := set $s "NAMESPACES_EXCLUDE" (join "," $v.namespaces.exclude) }}
