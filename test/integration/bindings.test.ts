@@ -3,7 +3,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type AnchoreSimulator, DEFAULT_POLICY_ID, startSimulator } from '../anchore-sim/index.ts';
-import { apply, deployment, digestOf, eventually, getJson, kubectl, kubectlRaw, namespaceManifest, quiet, uniqueName, waitForRunningPods } from '../support/k8s.ts';
+import { apply, deployment, digestOf, eventually, getJson, kubectl, kubectlRaw, namespaceManifest, uniqueName, waitForRunningPods } from '../support/k8s.ts';
+import { evaluatedSince, inventoried, inventoryPods, touchNamespace } from '../support/looked.ts';
 import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
 
 /*
@@ -153,14 +154,19 @@ describe('policy bindings (real cluster)', () => {
   });
 
   it('when nothing changes, then the binding is not written (resourceVersion stays) across re-evaluations', async () => {
+    const all = [{ namespace: ns, name: 'all' }];
     const before = await getApb(ns, 'all');
     const ready = cond(before, 'Ready');
     for (let i = 2; i < 5; i++) {
+      const at = Date.now();
       await kubectl(['annotate', 'apb', 'all', '-n', ns, `anchore.io/reevaluate=${i}`, '--overwrite']);
-      await new Promise((r) => setTimeout(r, 1500));
+      // The forced re-evaluation has begun (it asks Anchore afresh)…
+      await eventually(() => sim.requests({ path: /\/check$/ }).some((r) => r.time >= at), 10_000, 50);
+      // …and ended: a reconcile that began after a later change has ended, and one binding's reconciles never overlap.
+      await evaluatedSince(operator, all, await touchNamespace(ns));
     }
-    // The forced re-evaluations (fresh /check calls) have all landed before anything is compared or counted.
-    const checksBefore = await quiet(() => sim.requests({ path: /\/check$/ }).length, 1000);
+    // So every forced re-evaluation's /check calls have been made before anything is compared or counted.
+    const checksBefore = sim.requests({ path: /\/check$/ }).length;
     // Annotating bumps metadata; what must not move is anything the operator writes.
     const after = await getApb(ns, 'all');
     expect(after.status).toEqual(before.status);
@@ -169,7 +175,10 @@ describe('policy bindings (real cluster)', () => {
     // Pod churn elsewhere in the namespace re-evaluates the binding (cached): still no write.
     await apply(deployment(ns, 'other', 1, [{ name: 'x', image: 'nginx:1.27' }]));
     await waitForRunningPods(ns, 'app=other', 1);
-    await new Promise((r) => setTimeout(r, 2000));
+    // Once the operator has handled the new pod (its inventory lists it), a reconcile that begins afterwards has
+    // ended: it judged the namespace with the pod, and every reconcile the pod's events woke has ended before it.
+    await inventoried(sim, ns, (body) => inventoryPods(body, ns).some((p) => p.startsWith('other-')));
+    await evaluatedSince(operator, all, await touchNamespace(ns));
     expect((await getApb(ns, 'all')).metadata.resourceVersion).toBe(rv);
     expect(sim.requests({ path: /\/check$/ }).length).toBe(checksBefore);
   });
@@ -318,11 +327,14 @@ describe('policy bindings (real cluster)', () => {
     );
     const checks = () => sim.requests({ path: new RegExp(`${digests['api']}/check$`) }).length;
     const checksAtStart = checks();
-    await new Promise((r) => setTimeout(r, 65_000));
+    // The interval elapses: Anchore is asked again (by the reconcile the interval brings, or one that meets an answer
+    // older than it)…
+    await eventually(() => checks() > checksAtStart, 75_000, 250);
+    // …and that reconcile has ended: one that began after a later change has ended too.
+    await evaluatedSince(operator, [{ namespace: ns, name: 'steady' }], await touchNamespace(ns));
+    // The answer was the same: nothing was written.
     const end = await getApb(ns, 'steady');
     expect(end.metadata.resourceVersion).toBe(start.metadata.resourceVersion);
-    // The interval elapsed inside the minute: Anchore was asked again, the answer was the same, nothing was written.
-    expect(checks()).toBeGreaterThan(checksAtStart);
   }, 120_000);
 
   it('when the account active policy changes in Anchore, then bindings following it re-evaluate against the new one', async () => {
@@ -343,11 +355,15 @@ describe('policy bindings (real cluster)', () => {
     const outside = uniqueName('notmine');
     await apply(namespaceManifest(outside));
     try {
+      const from = operator.logs.length;
       await apply(apb(outside, 'theirs', {}));
-      // A control binding in scope, applied after it, gets its status: the outside one had every chance.
+      // A control binding in scope, applied after it, gets its status: the outside one had every chance. The
+      // operator's binding watch delivers the two in the order they were created, and its work queue starts them in
+      // that order; a reconcile of a binding it takes for its own begins with the log line "reconciling binding". So
+      // once the control binding has a status, the operator has decided about the outside one: it never began one.
       await apply(apb(ns, 'control-scope', { podSelector: { matchLabels: { app: 'web' } } }));
       await eventually(async () => cond(await getApb(ns, 'control-scope'), 'Ready')?.status === 'True', 30_000, 250);
-      await new Promise((r) => setTimeout(r, 1000));
+      expect(operator.logs.slice(from).filter((l) => l.includes('"reconciling binding"') && l.includes(`"namespace":"${outside}"`))).toEqual([]);
       expect((await getApb(outside, 'theirs')).status).toBeUndefined();
     } finally {
       await kubectl(['delete', 'anchorepolicybinding', 'control-scope', '-n', ns, '--ignore-not-found']);

@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { type AnchoreSimulator, DEFAULT_POLICY_ID, startSimulator } from '../anchore-sim/index.ts';
 import { cachedBinaries, ensureBinaries } from '../cluster/local-cluster.ts';
 import { apply, deployment, digestOf, eventually, getJson, kubectl, namespaceManifest, testCluster, uniqueName, waitForRunningPods } from '../support/k8s.ts';
+import { evaluatedSince, inventoried, inventoryPods, touchNamespace } from '../support/looked.ts';
 import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
 
 /*
@@ -300,17 +301,39 @@ describe('GitOps status readers on live bindings (kstatus / Argo CD Lua)', () =>
     watch.stdout.on('data', (d: Buffer) => {
       stream += d.toString();
     });
+    let marked = '';
     try {
       // Pod churn in the namespace makes the operator re-evaluate every binding there (from its cache).
+      const churning = (body: Parameters<typeof inventoryPods>[0]) => inventoryPods(body, ns).some((p) => p.startsWith('churn-'));
       await apply(deployment(ns, 'churn', 1, [{ name: 'churn', image: 'nginx:1.27' }]));
       await waitForRunningPods(ns, 'app=churn', 1);
+      await inventoried(sim, ns, churning);
       await kubectl(['delete', 'deployment', 'churn', '-n', ns]);
-      await new Promise((r) => setTimeout(r, 3000));
+      // The operator has handled the churn (its inventory lists the pod no more), then re-evaluated the binding once
+      // more: every reconcile the churn woke has ended before that one.
+      await inventoried(sim, ns, (body) => !churning(body));
+      await evaluatedSince(operator, [{ namespace: ns, name: 'fail' }], await touchNamespace(ns));
+      // The watch delivers versions in order: one made now, if nobody wrote since `before` (the apiserver refuses it
+      // otherwise), is the first and last the watcher may see.
+      marked = await kubectl([
+        'annotate',
+        'apb',
+        'fail',
+        '-n',
+        ns,
+        'test.anchore.io/marker=churn',
+        `--resource-version=${before.metadata.resourceVersion}`,
+        '-o',
+        'jsonpath={.metadata.resourceVersion}',
+      ]);
+      await eventually(() => stream.includes('test.anchore.io/marker'), 10_000, 50);
     } finally {
       watch.kill('SIGTERM');
     }
-    expect(stream).toBe('');
-    expect((await getApb('fail')).metadata.resourceVersion).toBe(before.metadata.resourceVersion);
+    const versions = (await judge(stream)).length;
+    expect(versions).toBe(1);
+    expect(JSON.parse(stream) as Binding).toMatchObject({ metadata: { resourceVersion: marked } });
+    expect((await getApb('fail')).metadata.resourceVersion).toBe(marked);
   });
 
   it('when Anchore is unreachable, then Reconciling with AnchoreUnavailable: kstatus InProgress, Argo CD Progressing; and back to Current / Healthy', async () => {

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ADMIN_ACCOUNT, type AnchoreSimulator, DEFAULT_POLICY_ID, startSimulator } from '../anchore-sim/index.ts';
-import { apply, deployment, digestOf, eventually, getJson, kubectl, namespaceManifest, quiet, uniqueName, waitForRunningPods } from '../support/k8s.ts';
+import { apply, deployment, digestOf, eventually, getJson, kubectl, namespaceManifest, runningPods, uniqueName, waitForRunningPods } from '../support/k8s.ts';
+import { MARKER_PREFIX, evaluatedSince, eventsFlushed, imagesSettled, inventoried, reconciledAgain, reconciledForeign, touchNamespace } from '../support/looked.ts';
 import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
+import { scrape, sumOf } from '../support/prometheus.ts';
 
 /*
  * Issue 14: what a demanding admin meets in real clusters — restarts, images deleted from Anchore, policies deleted
@@ -15,7 +17,7 @@ interface Binding {
     account?: string;
     conditions?: Array<{ type: string; status: string; reason: string; message: string; lastTransitionTime: string }>;
     summary?: Record<string, number>;
-    results?: Array<{ image: string; digest?: string; result: string; reason?: string; message?: string }>;
+    results?: Array<{ image: string; digest?: string; result: string; reason?: string; message?: string; workloads?: string[] }>;
   };
 }
 interface KubeEvent {
@@ -32,7 +34,11 @@ const apb = (ns: string, name: string, spec: Record<string, unknown>): string =>
 const cond = (b: Binding, type: string) => b.status?.conditions?.find((c) => c.type === type);
 const getApb = (ns: string, name: string) => getJson<Binding>(['anchorepolicybinding', name, '-n', ns]);
 const events = async (ns: string): Promise<KubeEvent[]> => (await getJson<{ items: KubeEvent[] }>(['events.events.k8s.io', '-n', ns])).items;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The namespace's Events without the markers eventsFlushed created. */
+const eventsBut = async (ns: string): Promise<KubeEvent[]> => (await events(ns)).filter((e) => !e.regarding.name.startsWith(MARKER_PREFIX));
+/** Distinct images running in the namespace (by digest, else by tag): what a fresh operator reconciles once each. */
+const runningImages = async (ns: string): Promise<number> => new Set((await runningPods(ns)).flatMap((p) => p.containers.map((c) => digestOf(c.imageID) ?? c.image))).size;
+const kubeEvents = async (op: TestOperator, result: string): Promise<number> => sumOf(await scrape(op.op.metricsPort), 'anchore_operator_kube_events_total', { result });
 const ready = (ns: string, name: string, timeoutMs = 30_000) =>
   eventually(
     async () => {
@@ -97,7 +103,9 @@ describe('real-world correctness (real cluster)', () => {
       10_000,
       250,
     );
-    const eventsBefore = await quiet(async () => (await events(ns)).map((e) => `${e.metadata.name}@${e.metadata.resourceVersion}`).sort(), 1500);
+    // Baseline once every Event the first process recorded has been written (not after a quiet spell).
+    await eventsFlushed(ns);
+    const eventsBefore = (await eventsBut(ns)).map((e) => `${e.metadata.name}@${e.metadata.resourceVersion}`).sort();
 
     await operator?.stop();
     // A slow image list (a big account) widens the window in which bindings were judged against an empty catalog.
@@ -105,15 +113,25 @@ describe('real-world correctness (real cluster)', () => {
     sim.clearRequests();
     operator = await startTestOperator(env());
     const op = operator;
+    const bindings = [
+      { namespace: ns, name: 'steady' },
+      { namespace: ns, name: 'steady-strict' },
+    ];
     // Both bindings evaluated by the new process (it asked Anchore for their verdicts again).
-    await eventually(() => op.op.bindings.lastEvaluated.has(`apb/${ns}/steady`) && op.op.bindings.lastEvaluated.has(`apb/${ns}/steady-strict`), 30_000, 100);
+    await evaluatedSince(op, bindings, 0);
     expect(sim.requests({ path: /\/check$/ }).length).toBeGreaterThan(0);
-    await sleep(2000);
+    // Then it looked again: both bindings evaluated once more after a namespace change (as a pod event would make
+    // it), every running image reconciled by the new process with nothing left queued, and every Event written.
+    await evaluatedSince(op, bindings, await touchNamespace(ns));
+    await imagesSettled(op.op.metricsPort, await runningImages(ns));
+    await eventsFlushed(ns);
     sim.clearFaults();
     const after = [await getApb(ns, 'steady'), await getApb(ns, 'steady-strict')];
     expect(after.map((b) => b.metadata.resourceVersion)).toEqual(before.map((b) => b.metadata.resourceVersion));
     expect(after.map((b) => cond(b, 'Ready')?.lastTransitionTime)).toEqual(before.map((b) => cond(b, 'Ready')?.lastTransitionTime));
-    expect((await events(ns)).map((e) => `${e.metadata.name}@${e.metadata.resourceVersion}`).sort()).toEqual(eventsBefore);
+    expect((await eventsBut(ns)).map((e) => `${e.metadata.name}@${e.metadata.resourceVersion}`).sort()).toEqual(eventsBefore);
+    // The new process wrote one Event, the marker's.
+    expect(await eventually(() => kubeEvents(op, 'sent'), 10_000, 100)).toBe(1);
     // And nothing Anchore already held was added again.
     expect(sim.requests({ method: 'POST', path: /^\/v2\/images$/ })).toHaveLength(0);
   });
@@ -137,16 +155,29 @@ describe('real-world correctness (real cluster)', () => {
     const aggregate = await eventually(async () => (await events(ns)).find((e) => e.reason === 'WorkloadsFailingPolicy' && e.regarding.name === 'many'), 10_000, 250);
     expect(aggregate.note).toContain('14 workload(s) newly fail');
     await eventually(async () => (await events(ns)).some((e) => e.regarding.kind === 'AnchorePolicyBinding' && e.regarding.name === 'many'), 10_000, 250);
-    const standing = await quiet(async () => (await events(ns)).map((e) => e.metadata.name).sort(), 1000);
+    const many = [{ namespace: ns, name: 'many' }];
+    await evaluatedSince(operator as TestOperator, many, await touchNamespace(ns));
+    await eventsFlushed(ns);
+    const standing = (await eventsBut(ns)).map((e) => e.metadata.name).sort();
+    // The status names only some of the 14 workloads (its list is bounded, its last entry "… and N more"); the others
+    // are known to a new process only from their standing Events.
+    const named = new Set((await getApb(ns, 'many')).status?.results?.flatMap((r) => r.workloads ?? []).filter((w) => !w.startsWith('…')));
+    expect(named.size).toBeLessThan(names.length);
 
-    // A restart: the status names only 10 workloads of the image; the other 4 Events stand and are not repeated.
+    // A restart: the Events of the workloads the status leaves out stand and are not repeated.
     await operator?.stop();
     operator = await startTestOperator(env());
     const op = operator;
-    await eventually(() => op.op.bindings.lastEvaluated.has(`apb/${ns}/many`), 30_000, 100);
-    await sleep(2000);
-    expect((await events(ns)).map((e) => e.metadata.name).sort()).toEqual(standing);
+    await evaluatedSince(op, many, 0);
+    // Looked again (evaluated once more after a namespace change), and every Event it recorded written.
+    await evaluatedSince(op, many, await touchNamespace(ns));
+    await eventsFlushed(ns);
+    expect((await eventsBut(ns)).map((e) => e.metadata.name).sort()).toEqual(standing);
     expect(op.logs.join('')).toContain('learned the Kubernetes Events already recorded');
+    // The workloads the status leaves out were found failing again: their standing Events were recognised, not
+    // repeated; the one Event this process wrote is the marker's.
+    expect(await kubeEvents(op, 'suppressed')).toBe(names.length - named.size);
+    expect(await eventually(() => kubeEvents(op, 'sent'), 10_000, 100)).toBe(1);
   }, 120_000);
 
   it('when two installs with different namespace scopes see one cluster binding, then one owns it, the other leaves it alone, and an annotation hands it over', async () => {
@@ -189,10 +220,25 @@ describe('real-world correctness (real cluster)', () => {
       // Pod churn in B's namespace wakes B's reconciles: still, B never writes.
       await apply(deployment(nsB, 'cache2', 1, [{ name: 'redis', image: 'redis:7.4' }]));
       await waitForRunningPods(nsB, 'app=cache2', 1);
-      await sleep(3000);
+      // Both look at it again: a forced re-evaluation, asked only if nobody wrote the binding since A's status (the
+      // apiserver refuses the annotation otherwise). A evaluates it again; B reconciles it and leaves it.
+      let poked = '';
+      const at = Date.now();
+      await reconciledForeign(b2, async () => {
+        poked = await kubectl([
+          'annotate',
+          'clusteranchorepolicybinding',
+          capb,
+          'anchore.io/reevaluate=rw-1',
+          `--resource-version=${owned.metadata.resourceVersion}`,
+          '-o',
+          'jsonpath={.metadata.resourceVersion}',
+        ]);
+      });
+      await evaluatedSince(operator, [{ name: capb }], at);
       const still = await getCapb();
-      expect(still.metadata.resourceVersion).toBe(owned.metadata.resourceVersion);
-      expect(still.status?.install).toBe(installA);
+      expect(still.metadata.resourceVersion).toBe(poked);
+      expect(still.status).toEqual(owned.status);
 
       // Handover: the annotation names B. A lets go; B claims it and reports its own namespaces.
       await kubectl(['annotate', 'clusteranchorepolicybinding', capb, `anchore.io/install=${installB}`, '--overwrite']);
@@ -206,11 +252,14 @@ describe('real-world correctness (real cluster)', () => {
       );
       expect(handed.status?.summary?.['images']).toBe(1);
       expect(handed.status?.summary?.['images']).not.toBe(imagesA);
-      await sleep(2000);
+      // A has reconciled it since the handover and let go (the reconcile that says so follows all its earlier ones of
+      // this binding); B evaluates it again after a change in its namespace.
+      const a = operator;
+      await eventually(() => a.logs.some((l) => l.includes('another install owns this cluster binding') && l.includes(`"name":"${capb}"`)), 15_000, 100);
+      await evaluatedSince(b2, [{ name: capb }], await touchNamespace(nsB));
       const settled = await getCapb();
       expect(settled.metadata.resourceVersion).toBe(handed.metadata.resourceVersion);
       expect(settled.status?.install).toBe(installB);
-      expect(operator?.logs.join('')).toContain('another install owns this cluster binding');
     } finally {
       await other?.stop();
       await kubectl(['delete', 'clusteranchorepolicybinding', capb, '--ignore-not-found', '--wait=false']);
@@ -307,7 +356,8 @@ describe('real-world correctness (real cluster)', () => {
     operator = await startTestOperator(env());
     const op = operator;
     await eventually(() => op.logs.join('').includes('learned the images Anchore already holds'), 20_000, 100);
-    await sleep(2000);
+    // Every running image reconciled by the new process, and nothing left in its image queue.
+    await imagesSettled(op.op.metricsPort, await runningImages(ns));
     expect(sim.requests({ method: 'POST', path: /^\/v2\/images$/ }).map((r) => JSON.stringify(r.body))).toEqual([]);
   });
 
@@ -321,8 +371,14 @@ describe('real-world correctness (real cluster)', () => {
       const t0 = Date.now();
       for (const replicas of [8, 1, 8, 1, 8]) {
         await kubectl(['scale', 'deployment', 'churn', '-n', ns, `--replicas=${replicas}`]);
-        await sleep(1200);
+        // The step is done when the operator's runtime inventory lists that many of the image's containers: it has
+        // handled the pod events up to there.
+        await inventoried(sim, ns, (body) => (body.containers ?? []).filter((c) => c.image_digest === digest).length === replicas);
       }
+      // A poll brought forward by a pod event is queued as that event is handled, before the (debounced) inventory
+      // that follows it: none may still wait in the image queue.
+      const op = operator as TestOperator;
+      await eventually(async () => sumOf(await scrape(op.op.metricsPort), 'anchore_operator_workqueue_depth', { queue: 'image', state: 'ready' }) === 0, 10_000, 50);
       const elapsed = Date.now() - t0;
       const polls = sim.requests({ method: 'GET', path: `/v2/images/${digest}` }).filter((r) => r.time >= t0).length;
       process.stdout.write(`[measure] ${elapsed} ms of pod churn on an image in analysis: ${polls} polls of GET /v2/images/{digest}\n`);
@@ -370,13 +426,20 @@ describe('real-world correctness (real cluster)', () => {
       },
     });
     sim.clearRequests();
+    const op = operator as TestOperator;
+    const pulling = async (): Promise<number> => sumOf(await scrape(op.op.metricsPort), 'anchore_operator_container_images_skipped_total', { reason: 'pulling' });
+    const pullingBefore = await pulling();
     await kubectl(['patch', 'pod', podName, '-n', ns, '--subresource=status', '--type=merge', '-p', JSON.stringify(status(''))]);
     await eventually(() => sim.requests({ method: 'POST', path: /^\/v2\/images$/ }).some((r) => JSON.stringify(r.body).includes('pull-main')), 10_000, 100);
-    await sleep(1500);
+    // The pass over the pod that queued main judged side too, before main was added: skipped as pulling (counted),
+    // not queued. (Had it been queued, the count would not have moved.)
+    expect(await pulling()).toBeGreaterThan(pullingBefore);
     expect(sim.requests({ method: 'POST', path: /^\/v2\/images$/ }).filter((r) => JSON.stringify(r.body).includes('pull-side'))).toHaveLength(0);
     await kubectl(['patch', 'pod', podName, '-n', ns, '--subresource=status', '--type=merge', '-p', JSON.stringify(status(`ghcr.io/example/pull-side@${sideDigest}`))]);
     await eventually(() => sim.images(ADMIN_ACCOUNT).some((i) => i.image_digest === sideDigest), 10_000, 100);
-    await sleep(1000);
+    // Looked again: a later reconcile of the image (its first analysis poll) has begun, so the one that added it has
+    // ended — one image's reconciles never overlap — and the poll's own adds would come before its read.
+    await eventually(() => sim.requests({ method: 'GET', path: `/v2/images/${sideDigest}` }).length > 0, 10_000, 50);
     const sideAdds = sim.requests({ method: 'POST', path: /^\/v2\/images$/ }).filter((r) => JSON.stringify(r.body).includes('pull-side'));
     expect(sideAdds.map((r) => (r.body as { source: Record<string, unknown> }).source)).toEqual([{ digest: { pull_string: `ghcr.io/example/pull-side@${sideDigest}`, tag: side } }]);
     await kubectl(['delete', 'pod', podName, '-n', ns, '--grace-period=0', '--force', '--wait=false']);
@@ -432,9 +495,10 @@ describe('real-world correctness (real cluster)', () => {
     );
     const toStalled = Date.now() - t0;
     expect(cond(stalled, 'Ready')?.message).toContain('no policy with id "doomed"');
-    // Once the new pod has settled (no pod events left to wake the binding), the policy comes back.
+    // Once the new pod has settled (no pod events left to wake the binding), the policy comes back. Before that, the
+    // operator reconciles the binding again from its caches, as a pod event would make it: it stays stalled.
     await waitForRunningPods(ns, 'app=second', 1);
-    await sleep(3000);
+    await reconciledAgain(operator as TestOperator, { namespace: ns, name: 'doomed' }, () => touchNamespace(ns));
     expect(cond(await getApb(ns, 'doomed'), 'Stalled')?.reason).toBe('PolicyNotFound');
     sim.putPolicy(ADMIN_ACCOUNT, { policy_id: 'doomed', name: 'Doomed' });
     const t1 = Date.now();

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { type AnchoreSimulator, startSimulator } from '../anchore-sim/index.ts';
 import { apply, digestOf, ensureCrds, eventually, kubectl, namespaceManifest, podList, uniqueName, waitForRunningPods } from '../support/k8s.ts';
+import { imagesSettled } from '../support/looked.ts';
 import { operatorEnv } from '../support/operator.ts';
 import { scrape, valueOf } from '../support/prometheus.ts';
 
@@ -111,8 +112,18 @@ describe('SIGKILL mid-sync (real process, real cluster)', () => {
     first.child.kill('SIGKILL');
     expect((await first.exit).signal).toBe('SIGKILL');
     const answeredBeforeKill = posts().filter((r) => r.time + r.durationMs <= killedAt).length;
-    // Let the held adds land in Anchore (their answers go nowhere), then count what it holds.
-    await new Promise((r) => setTimeout(r, 2_500));
+    // Let the held adds land in Anchore (their answers go nowhere), then count what it holds: every held add that
+    // arrived (the rule is gone once all 3 did) has been answered, and every request that arrived before the last one
+    // answered has been answered too (the log records a request when it is answered; seq is taken on arrival).
+    const heldArrived = 3 - ((await faults()).find((f) => f.remaining !== undefined)?.remaining ?? 0);
+    await eventually(
+      () => {
+        const seqs = sim.requests().map((r) => r.seq);
+        return posts().filter((r) => r.durationMs >= 2_000).length >= heldArrived && seqs.length === Math.max(...seqs) - Math.min(...seqs) + 1;
+      },
+      10_000,
+      20,
+    );
     const heldAtRestart = held(digests);
     const lostAnswers = heldAtRestart - answeredBeforeKill;
     expect(answeredBeforeKill).toBeGreaterThanOrEqual(40);
@@ -136,7 +147,9 @@ describe('SIGKILL mid-sync (real process, real cluster)', () => {
       100,
     );
     const inventoryMs = inventory.receivedAt - restartedAt;
-    await new Promise((r) => setTimeout(r, 1_000)); // any stray duplicate add would show up by now
+    // Every image reconciled by the restarted process (each is queued once on start), none left queued (no
+    // registration, poll or retry waiting): a stray duplicate add would have been sent.
+    await imagesSettled(metricsPort, 200, 60_000);
 
     const adds = addsByDigest();
     const duplicates = [...adds].filter(([, n]) => n !== 1);
