@@ -4,6 +4,7 @@
  * authenticated (the review's userInfo), never on anything in the object, which its author writes.
  */
 import type { AccessChecker, RequestUser } from '../kube/cluster.port.ts';
+import { raceDeadline } from '../runtime/deadline.ts';
 import type { AdmissionRequest, ReviewedWorkload } from './review.ts';
 
 /** The permission that allows breaking glass: `use` on `breakglass.anchore.io` in the namespace (RBAC, like PSP's `use`). */
@@ -37,12 +38,12 @@ export async function decideBreakglass(access: AccessChecker, user: RequestUser 
   const name = user?.username ?? '(unknown user)';
   if (!reason) return { ok: false, message: `the anchore.io/admission-breakglass annotation needs a reason (why the check is skipped, for the audit trail); it is empty` };
   if (!user?.username) return { ok: false, message: 'breakglass needs an authenticated user, and the review names none' };
-  let verdict: { allowed: boolean; reason?: string };
-  try {
-    verdict = await withTimeout(access.allowed(user, { ...BREAKGLASS_ACCESS, namespace }, timeoutMs), timeoutMs);
-  } catch (err) {
-    return { ok: false, message: `could not check whether ${name} may break glass (${err instanceof Error ? err.message : String(err)}); breakglass is refused when it cannot be checked` };
+  const r = await raceDeadline(access.allowed(user, { ...BREAKGLASS_ACCESS, namespace }, timeoutMs), timeoutMs);
+  if (!r.ok) {
+    const why = r.timeout ? `no answer within ${timeoutMs} ms` : r.error instanceof Error ? r.error.message : String(r.error);
+    return { ok: false, message: `could not check whether ${name} may break glass (${why}); breakglass is refused when it cannot be checked` };
   }
+  const verdict = r.value;
   if (!verdict.allowed) {
     return {
       ok: false,
@@ -50,20 +51,4 @@ export async function decideBreakglass(access: AccessChecker, user: RequestUser 
     };
   }
   return { ok: true, reason };
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), Math.max(1, ms));
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
 }

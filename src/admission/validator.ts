@@ -23,6 +23,7 @@ import { compileGlobs } from '../discovery/glob.ts';
 import type { AccessChecker, ContainerKind, EventRecorder, NamespaceInfo, ObjectRef, Store } from '../kube/cluster.port.ts';
 import { type CompiledBinding, bindingRef, checkVerdict, compileBinding } from '../model/binding-spec.ts';
 import type { Clock } from '../runtime/clock.ts';
+import { raceDeadline } from '../runtime/deadline.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { OperatorMetrics } from '../telemetry/metrics.ts';
@@ -497,27 +498,6 @@ function findingsSuffix(findings: ReadonlyArray<{ gate: string; trigger: string;
         .map((f) => `${f.gate}/${f.trigger}: ${f.message}`)
         .join('; ')}`
     : '';
-}
-
-type Raced<T> = { ok: true; value: T } | { ok: false; timeout: true } | { ok: false; timeout: false; error: unknown };
-
-/** The promise's outcome, or a timeout after `ms`; the promise itself runs on (its answer fills the cache). */
-function raceDeadline<T>(p: Promise<T>, ms: number): Promise<Raced<T>> {
-  p.catch(() => {});
-  if (ms <= 0) return Promise.resolve({ ok: false, timeout: true });
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve({ ok: false, timeout: true }), ms);
-    p.then(
-      (value) => {
-        clearTimeout(t);
-        resolve({ ok: true, value });
-      },
-      (error: unknown) => {
-        clearTimeout(t);
-        resolve({ ok: false, timeout: false, error });
-      },
-    );
-  });
 }
 
 function unjudged(r: { ok: false; timeout: boolean; error?: unknown }): Omit<Judgement, 'lookup'> {

@@ -114,3 +114,13 @@ export function tlsError(operation: string, err: unknown): AnchoreError | undefi
   }
   return undefined;
 }
+
+/**
+ * Anchore refused the credentials themselves: a 401, or the token endpoint refusing the password grant (OAuth). Read
+ * structurally, so it serves an AnchoreError, a request event (`kind` = its errorKind) or an error seen by code that
+ * does not depend on the Anchore client (the work-queue log).
+ */
+export function credentialsRefused(e: unknown): boolean {
+  const x = e as { kind?: unknown; status?: unknown; operation?: unknown } | null;
+  return typeof x === 'object' && x !== null && x.kind === 'auth' && (x.status === 401 || x.operation === 'get_oauth_token');
+}

@@ -16,7 +16,7 @@ import type { Logger } from '../telemetry/logger.ts';
 import { type AnchoreAuth, OAuthTokenManager, SecretFile, type TokenResponse, basicHeader } from './auth.ts';
 import { ANCHORE_CLIENT_DEFAULTS, type CallLimits } from './anchore.port.ts';
 import { readTokenResponse } from './decode.ts';
-import { AnchoreError, parseErrorBody, protocolError, tlsError } from './errors.ts';
+import { AnchoreError, credentialsRefused, parseErrorBody, protocolError, tlsError } from './errors.ts';
 import { type ProxyChoice, type ProxyEnv, proxyFor } from './proxy.ts';
 import { DEFAULT_RESPONSE_BUDGET, ERROR_BODY_LIMIT, formatBytes, responseLimit } from './response-limits.ts';
 import { parseAnchoreUrl } from './url.ts';
@@ -394,11 +394,6 @@ export class AnchoreTransport {
     parts.push(decoder.end());
     return parts.join('');
   }
-}
-
-/** Anchore refused the credentials themselves: a 401, or the token endpoint refusing the password grant. */
-export function credentialsRefused(err: AnchoreError): boolean {
-  return err.kind === 'auth' && (err.status === 401 || err.operation === 'get_oauth_token');
 }
 
 function isLoopback(url: string): boolean {

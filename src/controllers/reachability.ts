@@ -1,3 +1,4 @@
+import { credentialsRefused } from '../anchore/errors.ts';
 import type { Clock } from '../runtime/clock.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -43,8 +44,7 @@ export class AnchoreReachability {
 
   /** Feed every Anchore request outcome here (the HTTP client's onRequest hook). */
   observe(e: { operation?: string; status: number; errorKind?: string; authenticated?: boolean }): void {
-    // A 401, or the token endpoint refusing the password grant (OAuth): the credentials themselves are refused.
-    if (e.errorKind === 'auth' && (e.status === 401 || e.operation === 'get_oauth_token')) {
+    if (credentialsRefused({ kind: e.errorKind, status: e.status, operation: e.operation })) {
       if (this.#rejected === undefined) {
         this.#rejected = new Date(this.#o.clock.now()).toISOString();
         // Said once, here, rather than by every controller whose call failed (they log it at debug meanwhile).

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { QueueEvent } from '../runtime/workqueue.ts';
+import { credentialsRefused } from '../anchore/errors.ts';
 
 /** Metric names: one place, documented in docs/metrics.md. */
 /** METRICS_MAX_SERIES's default (the settings table declares it from here). */
@@ -442,7 +443,7 @@ export class OperatorMetrics {
         const fields = { key: e.key, failures: e.failures, err: e.error instanceof Error ? e.error.message : String(e.error) };
         // Rejected credentials are said once, by the reachability tracker (and its metric); one line per key and
         // controller would bury it.
-        if (credentialsRejected(e.error)) log.debug(fields, `${what} failed; will retry`);
+        if (credentialsRefused(e.error)) log.debug(fields, `${what} failed; will retry`);
         else log.warn(fields, `${what} failed; will retry`);
       }
     };
@@ -457,10 +458,4 @@ export class OperatorMetrics {
     this.anchoreRequests.inc(e.errorKind ? { operation: e.operation, code: String(e.status), error: e.errorKind } : { operation: e.operation, code: String(e.status) });
     this.anchoreRequestDuration.observe({ operation: e.operation }, e.durationMs / 1000);
   }
-}
-
-/** An Anchore 401 (the AnchoreError shape, read structurally: telemetry does not depend on the Anchore client). */
-function credentialsRejected(err: unknown): boolean {
-  const e = err as { kind?: unknown; status?: unknown; operation?: unknown } | null;
-  return typeof e === 'object' && e !== null && e.kind === 'auth' && (e.status === 401 || e.operation === 'get_oauth_token');
 }
