@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -166,36 +166,13 @@ describe('entry point (node src/main.ts)', () => {
 
     it('when the certificate does not name the host in ANCHORE_URL, then it exits 1 saying so', async () => {
       // A certificate (its own CA) for anchore.example only: trusted, but not for 127.0.0.1.
-      const other = mkdtempSync(join(dir, 'named-'));
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:prime256v1',
-          '-nodes',
-          '-days',
-          '1',
-          '-subj',
-          '/CN=anchore.example',
-          '-addext',
-          'subjectAltName=DNS:anchore.example',
-          '-keyout',
-          join(other, 'k.pem'),
-          '-out',
-          join(other, 'c.pem'),
-        ],
-        { stdio: 'ignore' },
-      );
+      const cert = selfSigned(mkdtempSync(join(dir, 'named-')), 'anchore.example', [], 'DNS:anchore.example');
       const named = await startSimulator({
-        tls: { cert: readFileSync(join(other, 'c.pem'), 'utf8'), key: readFileSync(join(other, 'k.pem'), 'utf8') },
+        tls: { cert: cert.pem, key: readFileSync(cert.keyFile, 'utf8') },
         config: { accounts: [{ name: 'admin', users: [{ username: 'admin', password: SECRET }] }] },
       });
       try {
-        const r = run(operatorEnv(named.url, { ANCHORE_PASSWORD: SECRET, ANCHORE_CA_FILE: join(other, 'c.pem') }));
+        const r = run(operatorEnv(named.url, { ANCHORE_PASSWORD: SECRET, ANCHORE_CA_FILE: cert.certFile }));
         expect(await r.exit).toBe(1);
         expect(r.stderr.join('').trim()).toContain('does not name the host in ANCHORE_URL');
       } finally {

@@ -2,8 +2,11 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** A self-signed serving certificate for 127.0.0.1 (openssl, as the local cluster's PKI does); it is its own CA. */
-export function selfSigned(dir: string, cn: string, extraIps: string[] = []): { certFile: string; keyFile: string; pem: string } {
+/**
+ * A self-signed serving certificate (openssl, as the local cluster's PKI does); it is its own CA. By default for
+ * 127.0.0.1, `extraIps` and localhost; `subjectAltName` replaces that list (a certificate for another host).
+ */
+export function selfSigned(dir: string, cn: string, extraIps: string[] = [], subjectAltName?: string): { certFile: string; keyFile: string; pem: string } {
   const certFile = join(dir, 'tls.crt');
   const keyFile = join(dir, 'tls.key');
   execFileSync(
@@ -21,7 +24,7 @@ export function selfSigned(dir: string, cn: string, extraIps: string[] = []): { 
       '-subj',
       `/CN=${cn}`,
       '-addext',
-      `subjectAltName=${['127.0.0.1', ...extraIps].map((ip) => `IP:${ip}`).join(',')},DNS:localhost`,
+      `subjectAltName=${subjectAltName ?? `${['127.0.0.1', ...extraIps].map((ip) => `IP:${ip}`).join(',')},DNS:localhost`}`,
       '-keyout',
       keyFile,
       '-out',
