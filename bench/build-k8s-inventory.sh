@@ -12,6 +12,14 @@
 #                             package is the module root); its dependencies still come from the Go module proxy.
 #   otherwise                 `go install github.com/anchore/k8s-inventory@<version>` from the Go module proxy.
 #
+# On the machines this project runs on, the module proxy refuses the module itself (`go list -m -versions
+# github.com/anchore/k8s-inventory` answers 403 Forbidden for every version), so `go install` exits 3 here. What works:
+# a copy of the agent's public source at the tag, taken outside this repository (no code of it is committed), e.g.
+#   git -C <mirror of anchore/k8s-inventory> archive v1.8.4 | tar -x -C /tmp/k8s-inventory-v1.8.4
+#   K8S_INVENTORY_VERSION=v1.8.4 K8S_INVENTORY_SRC=/tmp/k8s-inventory-v1.8.4 bash bench/build-k8s-inventory.sh
+# (v1.8.4 needs Go >= 1.26.3; its dependencies do come from the module proxy). The benchmark then finds it in the
+# cache when run with the same K8S_INVENTORY_VERSION, or takes K8S_INVENTORY_BINARY=<that path>.
+#
 # Exit status: 0 built or cached; 3 the module proxy does not serve that module/version (nothing else to try without a
 # K8S_INVENTORY_SRC checkout); 1 any other build failure. Never commit what this produces.
 set -euo pipefail

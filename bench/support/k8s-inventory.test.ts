@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { parse } from 'yaml';
-import { k8sInventoryConfig } from './k8s-inventory.ts';
+import { k8sInventoryConfig, k8sInventoryEnv } from './k8s-inventory.ts';
 
 const opts = {
   binary: '/bin/false',
@@ -29,5 +29,16 @@ describe('k8sInventoryConfig', () => {
 
   it('when the health interval is outside what the agent accepts, then it throws', () => {
     expect(() => k8sInventoryConfig({ ...opts, healthReportSeconds: 10 })).toThrow(/30\.\.600/);
+  });
+
+  it('when the agent is started, then its environment names a HOSTNAME (its registration_instance_id) and carries no other agent setting', () => {
+    const env = k8sInventoryEnv(opts);
+    expect(env['HOSTNAME']).toBe('k8s-inventory-bench-bench-x');
+    expect(env['HOME']).toBe('/tmp/x');
+    expect(env['ANCHORE_K8S_INVENTORY_ANCHORE_PASSWORD']).toBe('secret-pass');
+    expect(Object.keys(env).filter((k) => k.startsWith('ANCHORE_K8S_INVENTORY_'))).toEqual(['ANCHORE_K8S_INVENTORY_ANCHORE_PASSWORD']);
+    expect(env['POD_NAMESPACE']).toBeUndefined();
+    expect(k8sInventoryEnv({ ...opts, hostname: 'agent-0' })['HOSTNAME']).toBe('agent-0');
+    expect(() => k8sInventoryEnv({ ...opts, hostname: '' })).toThrow(/HOSTNAME/);
   });
 });

@@ -91,6 +91,8 @@ export interface K8sInventoryOptions {
   healthReportSeconds?: number;
   /** verbose-inventory-reports: also print every report as JSON on stdout (default false). */
   verboseInventoryReports?: boolean;
+  /** HOSTNAME, the registration_instance_id (default k8s-inventory-bench-<clusterName>); must not be empty. */
+  hostname?: string;
 }
 
 export interface RunningK8sInventory {
@@ -136,6 +138,24 @@ export function k8sInventoryConfig(opts: K8sInventoryOptions): string {
 }
 
 /**
+ * The agent's environment, clean: any ANCHORE_K8S_INVENTORY_* variable would override the file. HOME is where it
+ * would look for a default kubeconfig and config file. HOSTNAME is required: the agent registers with
+ * registration_instance_id = $HOSTNAME whenever it cannot find its own Deployment with exactly one replica
+ * (pkg/integration/integration.go, getRegistrationInfo; outside a cluster it never can), and an empty id is refused by
+ * Anchore (400), after which the agent exits. POD_NAMESPACE stays unset: with it the agent looks for its own pod.
+ */
+export function k8sInventoryEnv(opts: Pick<K8sInventoryOptions, 'workDir' | 'password' | 'clusterName' | 'hostname'>): Record<string, string> {
+  const hostname = opts.hostname ?? `k8s-inventory-bench-${opts.clusterName}`;
+  if (hostname.trim() === '') throw new Error('the agent needs a non-empty HOSTNAME (its registration_instance_id)');
+  return {
+    PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+    HOME: opts.workDir,
+    HOSTNAME: hostname,
+    ANCHORE_K8S_INVENTORY_ANCHORE_PASSWORD: opts.password,
+  };
+}
+
+/**
  * Writes the config file into workDir and starts the agent in periodic mode. Resolves once the process has been up
  * for 500 ms (a bad config or kubeconfig makes it exit at once: that rejects, with its output).
  */
@@ -144,14 +164,7 @@ export async function startK8sInventory(opts: K8sInventoryOptions): Promise<Runn
   const configPath = join(opts.workDir, 'anchore-k8s-inventory.yaml');
   writeFileSync(configPath, k8sInventoryConfig(opts), { mode: 0o600 });
 
-  // A clean environment: any ANCHORE_K8S_INVENTORY_* variable would override the file, and POD_NAMESPACE/HOSTNAME
-  // make the agent look for its own pod. HOME is where it would look for a default kubeconfig and config file.
-  const env: Record<string, string> = {
-    PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-    HOME: opts.workDir,
-    ANCHORE_K8S_INVENTORY_ANCHORE_PASSWORD: opts.password,
-  };
-  const child = spawn(opts.binary, ['--config', configPath], { cwd: opts.workDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(opts.binary, ['--config', configPath], { cwd: opts.workDir, env: k8sInventoryEnv(opts), stdio: ['ignore', 'pipe', 'pipe'] });
   const output: string[] = [];
   const collect = (stream: NodeJS.ReadableStream): void => {
     let partial = '';
