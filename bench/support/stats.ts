@@ -47,3 +47,30 @@ export function markdownTable(results: Record<string, unknown>): string {
   }
   return rows.join('\n');
 }
+
+/** One latency and the harness's delay over the same samples (see bench/support/churn.ts). */
+export interface LatencyRow {
+  what: string;
+  ms: Percentiles;
+  harnessDelayMs: Percentiles;
+  beyondHarnessMs: Percentiles;
+}
+
+/** Latencies with the harness's own delay beside each: the reader can tell the operator's share from the harness's. */
+export function latencyTable(rows: LatencyRow[]): string {
+  const cell = (p: Percentiles): string => `${p.p50} / ${p.p90} / ${p.p99} / ${p.max}`;
+  return [
+    '| Latency (ms) | n | measured p50 / p90 / p99 / max | harness delay at its stamps, p50 / p90 / p99 / max | measured − harness delay, p50 / p90 / p99 / max |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows.map((r) => `| ${r.what} | ${r.ms.n} | ${cell(r.ms)} | ${cell(r.harnessDelayMs)} | ${cell(r.beyondHarnessMs)} |`),
+  ].join('\n');
+}
+
+/** Bytes posted to Anchore's inventory endpoint per window and sender. */
+export function bytesTable(rows: Array<{ window: string; sender: string; seconds: number; reports: number; bytesPerReport: number; bytes: number; MBPerHour: number }>): string {
+  return [
+    '| Window | Sender | Seconds | Reports | Bytes per report | Bytes | MB per hour |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    ...rows.map((r) => `| ${r.window} | ${r.sender} | ${r.seconds} | ${r.reports} | ${r.bytesPerReport} | ${r.bytes} | ${r.MBPerHour} |`),
+  ].join('\n');
+}
