@@ -61,6 +61,15 @@ describe('ReportCollector', () => {
     expect(c.seen[3]?.bytes).toBe(Buffer.byteLength(JSON.stringify(kept)));
   });
 
+  it('when the simulator hands over the size with the report, then that size is kept and the request log is not needed for it', () => {
+    const c = new ReportCollector();
+    c.add({ ...report('admin', 'ours', 10, []), bytes: 1234 } as ReturnType<typeof report>);
+    c.add(report('admin', 'ours', 11, []));
+    expect(c.seen.map((r) => r.bytes)).toEqual([1234, undefined]);
+    expect(c.attachBytes([logged(10, note(1234)), logged(11, note(99))])).toBe(1);
+    expect(c.seen.map((r) => r.bytes)).toEqual([1234, 99]);
+  });
+
   it('when a window is asked for, then it sums that sender’s bytes in it and extrapolates them to an hour', () => {
     const c = new ReportCollector();
     for (const [at, bytes] of [

@@ -53,6 +53,7 @@ export class ReportCollector {
   add(r: InventoryReport): void {
     if (r.account !== 'admin') return;
     const body = r.body;
+    const sized = r as InventoryReport & { bytes?: number };
     const containers = body.containers ?? [];
     const nsName = new Map<string, string>();
     const namespaces = new Set<string>();
@@ -69,6 +70,8 @@ export class ReportCollector {
       containers: containers.length,
       digests: new Set(containers.map((c) => DIGEST.exec(c.image_digest ?? '')?.[0] ?? c.image_digest ?? '')),
       namespaces,
+      // The simulator passes the body's size with the report where it does (`bytes`); else attachBytes finds it.
+      ...(typeof sized.bytes === 'number' && sized.bytes > 0 ? { bytes: sized.bytes } : {}),
     });
   }
 
