@@ -13,6 +13,7 @@
  *            --samples FILE (every churn pod's timestamps and every inventory report, for looking at the tail)
  *   npm run bench -- --admission [--small] ...   the admission webhook instead: latency at 50 requests/s, cache hit,
  *            miss and tag miss (bench/admission.ts lists its options)
+ *   npm run bench -- --event-loop [--pods N]   no cluster: the longest event-loop task of report, scrape and list (bench/event-loop.ts)
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
@@ -118,6 +119,7 @@ function addsByDigest(sim: AnchoreSimulator): { first: Map<string, number>; coun
 
 async function main(): Promise<void> {
   if (process.argv.includes('--admission')) return (await import('./admission.ts')).runAdmissionBench(process.argv.slice(2));
+  if (process.argv.includes('--event-loop')) return (await import('./event-loop.ts')).runEventLoopBench(process.argv.slice(2));
   const o = parseArgs(process.argv.slice(2));
   const run = `b${randomBytes(2).toString('hex')}`;
   const cluster = await acquireTestCluster();
