@@ -63,7 +63,16 @@ export interface Config {
   namespaces: { include: string[]; exclude: string[]; labelSelector?: string };
   images: { exclude: string[]; missingTagPolicy: MissingTagPolicy; registryOverride?: string };
   accounts: { routes: AccountRoute[]; namespaceLabel?: string };
-  inventory: { enabled: boolean; intervalMs: number; debounceMs: number; minIntervalMs: number; batchBytes: number; splitNamespaces: boolean };
+  inventory: {
+    enabled: boolean;
+    intervalMs: number;
+    debounceMs: number;
+    minIntervalMs: number;
+    batchBytes: number;
+    splitNamespaces: boolean;
+    budgetSeconds: number;
+    budgetFloorBytesPerSecond: number;
+  };
   integration: { enabled: boolean; healthIntervalMs: number; registrationId: string; instanceId: string; namespace?: string };
   registration: { workers: number; analysisPollMaxMs: number; imagesRefreshMs: number };
   bindings: {
@@ -215,9 +224,21 @@ const SPEC = {
   ACCOUNT_ROUTES: other('Namespace → account routes: "team-a:ns1,team-a-*;team-b:ns2" (or a YAML map in CONFIG_FILE)'),
   ACCOUNT_NAMESPACE_LABEL: text('', 'Namespace label naming the account (used when no route matches)'),
   INVENTORY_ENABLED: bool(true, 'Send the runtime inventory (POST /v2/kubernetes-inventory)'),
-  INVENTORY_INTERVAL_SECONDS: int(60, 5, 86_400, 'Heartbeat: resend the full inventory at least this often'),
-  INVENTORY_DEBOUNCE_MS: int(500, 0, 600_000, 'Wait this long after a change before sending'),
-  INVENTORY_MIN_INTERVAL_MS: int(2000, 0, 3_600_000, "Never send one account's inventory more often than this"),
+  INVENTORY_INTERVAL_SECONDS: int(
+    600,
+    5,
+    86_400,
+    'Full report (heartbeat) at least this often; between two, only the namespaces that changed are sent. Above 900 s, AnchoreInventoryStale fires in a quiet cluster',
+  ),
+  INVENTORY_DEBOUNCE_MS: int(250, 0, 600_000, 'Wait this long after a change before sending'),
+  INVENTORY_MIN_INTERVAL_MS: int(1000, 0, 3_600_000, "Never send one account's inventory more often than this"),
+  INVENTORY_BUDGET_SECONDS: int(
+    60,
+    0,
+    86_400,
+    "Reports of changed namespaces cost Anchore, with the full ones, no more bytes than one full report every this many seconds (k8s-inventory's default poll); 0 = no budget",
+  ),
+  INVENTORY_BUDGET_MIN_BYTES_PER_SECOND: int(32_768, 1, 1 << 30, 'The budget of changed-namespace reports is never below this, however small the cluster'),
   INVENTORY_BATCH_BYTES: int(0, 0, 1 << 30, 'Split a report into batches of at most this many bytes, on namespace boundaries (0 = no limit; a 413 from Anchore lowers it by itself)'),
   INVENTORY_SPLIT_NAMESPACES: bool(
     false,
@@ -666,6 +687,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       minIntervalMs: r.int('INVENTORY_MIN_INTERVAL_MS'),
       batchBytes: r.int('INVENTORY_BATCH_BYTES'),
       splitNamespaces: r.bool('INVENTORY_SPLIT_NAMESPACES'),
+      budgetSeconds: r.int('INVENTORY_BUDGET_SECONDS'),
+      budgetFloorBytesPerSecond: r.int('INVENTORY_BUDGET_MIN_BYTES_PER_SECOND'),
     },
     integration: {
       enabled: r.bool('INTEGRATION_ENABLED'),

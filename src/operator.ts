@@ -230,6 +230,8 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     minIntervalMs: cfg.inventory.minIntervalMs,
     batchBytes: cfg.inventory.batchBytes,
     splitNamespaces: cfg.inventory.splitNamespaces,
+    budgetSeconds: cfg.inventory.budgetSeconds,
+    budgetFloorBytesPerSecond: cfg.inventory.budgetFloorBytesPerSecond,
     missingAccounts,
     log,
     metrics,

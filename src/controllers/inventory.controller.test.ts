@@ -12,6 +12,7 @@ import { buildHealthReport } from './integration.controller.ts';
 import { InventoryController } from './inventory.controller.ts';
 import { MissingAccounts } from '../model/missing-accounts.ts';
 import { Scope } from '../model/scope.ts';
+import { ManualClock } from '../testing/manual-clock.ts';
 
 const log = createLogger({ level: 'silent', pretty: false });
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -68,7 +69,10 @@ describe('InventoryController timing', () => {
 describe('InventoryController batches and missing accounts', () => {
   const scope = new Scope({ namespaces: {}, imageExclude: [], imagePolicy: { missingTagPolicy: 'digest' }, defaultAccount: 'admin', routes: [{ account: 'team-a', namespaces: ['shop'] }] });
 
-  function setup(post: (account: string, inv: KubernetesInventory) => Promise<void>, namespaces: string[]): { controller: InventoryController; metrics: OperatorMetrics; missing: MissingAccounts } {
+  function setup(
+    post: (account: string, inv: KubernetesInventory) => Promise<void>,
+    namespaces: string[],
+  ): { controller: InventoryController; metrics: OperatorMetrics; missing: MissingAccounts; clock: ManualClock } {
     const s = memoryStores();
     for (const ns of namespaces) {
       s.namespaces.put(aNamespace(ns));
@@ -77,6 +81,7 @@ describe('InventoryController batches and missing accounts', () => {
     const metrics = new OperatorMetrics(undefined, { defaultMetrics: false });
     const missing = new MissingAccounts(log, metrics);
     const anchore = { postKubernetesInventory: post } as unknown as AnchoreApi;
+    const clock = new ManualClock();
     // batchBytes 1: every namespace is a batch of its own.
     const controller = new InventoryController({
       stores: s,
@@ -90,8 +95,9 @@ describe('InventoryController batches and missing accounts', () => {
       log,
       metrics,
       missingAccounts: missing,
+      clock,
     });
-    return { controller, metrics, missing };
+    return { controller, metrics, missing, clock };
   }
 
   it('when one batch of several is refused, then the others are still sent, every batch is listed 1-based and the report fails', async () => {
@@ -131,12 +137,13 @@ describe('InventoryController batches and missing accounts', () => {
   it('when a health report is built while a report is being sent, then it tells the previous complete report, never a batch in flight', async () => {
     let release: (() => void) | undefined;
     let slow = false;
-    const { controller } = setup(async () => {
+    const { controller, clock } = setup(async () => {
       if (slow) await new Promise<void>((r) => (release = r));
     }, ['a', 'b']);
     await controller.reconcile('admin');
     const before = buildHealthReport(controller.status(), 1, 60).accounts.admin;
     slow = true;
+    clock.advance(60_000); // the next full report is due
     const second = controller.reconcile('admin');
     while (release === undefined) await new Promise((r) => setTimeout(r, 1));
     // First batch of the second report in flight: the health report still shows the first report, consistent.
@@ -164,7 +171,7 @@ describe('InventoryController batches and missing accounts', () => {
   it('when the routed account does not exist, then its namespaces go to the default account, once-logged, counted, and the real account is tried again', async () => {
     let exists = false;
     const posts: Array<[string, string]> = [];
-    const { controller, metrics, missing } = setup(
+    const { controller, metrics, missing, clock } = setup(
       async (account, inv) => {
         if (account === 'team-a' && !exists)
           throw new AnchoreError('account-not-found', 'post_kubernetes_inventory', 'post_kubernetes_inventory: the Anchore account does not exist (404): User account not found: team-a', {
@@ -182,6 +189,11 @@ describe('InventoryController batches and missing accounts', () => {
     expect(text).toContain('anchore_operator_account_missing{account="team-a"} 1');
     expect(text).toContain('anchore_operator_inventory_batch_failures_total{account="team-a",reason="account_missing"} 1');
     exists = true;
+    // Nothing changed, and yet the real account is tried again within a minute (not at the next heartbeat only).
+    clock.advance(30_000);
+    await controller.reconcile('team-a');
+    expect(posts).toHaveLength(1);
+    clock.advance(30_000);
     await controller.reconcile('team-a');
     expect(posts.at(-1)).toEqual(['team-a', 'shop']);
     expect(controller.status()[0]?.sentToAccount).toBeUndefined();
@@ -247,14 +259,17 @@ describe('InventoryController when no namespace routes to an account any more (n
     expect(posts.map(([a]) => a).sort()).toEqual(['admin', 'team-a']);
   });
 
-  it('when an account that exists loses its last namespace, then it gets one empty report (clearing what Anchore holds) and no more', async () => {
+  it('when an account that exists loses its last namespace, then it gets one report that lists its namespaces with no pods (clearing what Anchore holds) and no more', async () => {
     const { s, posts, metrics, controller: c } = setup(() => true);
     s.namespaces.put(aNamespace('shop', { 'anchore.io/account': 'team-a' }));
+    s.pods.put(aPod('shop', 'p', [aContainer('c', 'nginx:1', { digest: `sha256:${hex64('shop')}` })]));
     await c.reconcile('team-a');
     s.namespaces.remove('shop');
     posts.length = 0;
     await expect(c.reconcile('team-a')).resolves.toBeUndefined();
-    expect(posts).toEqual([['team-a', '']]);
+    // Anchore replaces each namespace present in a report: present with no pods, it is emptied. An empty report
+    // (no namespaces) would leave it as it was.
+    expect(posts).toEqual([['team-a', 'shop']]);
     await expect(c.reconcile('team-a')).resolves.toBeUndefined();
     expect(posts).toHaveLength(1);
     expect(await metrics.registry.metrics()).not.toContain('anchore_operator_inventory_last_success_timestamp_seconds{account="team-a"}');
@@ -303,7 +318,8 @@ describe('InventoryController and reports too large for Anchore (413)', () => {
     stores: MemoryStores,
     anchore: AnchoreApi,
     over: { batchBytes?: number; splitNamespaces?: boolean } = {},
-  ): { controller: InventoryController; metrics: OperatorMetrics; logs: Array<{ level: string; msg: string }> } {
+  ): { controller: InventoryController; metrics: OperatorMetrics; logs: Array<{ level: string; msg: string }>; clock: ManualClock } {
+    const clock = new ManualClock();
     const logs: Array<{ level: string; msg: string }> = [];
     const sink = new Writable({
       write(chunk: Buffer, _enc, cb): void {
@@ -324,8 +340,9 @@ describe('InventoryController and reports too large for Anchore (413)', () => {
       ...(over.splitNamespaces === undefined ? {} : { splitNamespaces: over.splitNamespaces }),
       log: createLogger({ level: 'debug', pretty: false }, sink),
       metrics,
+      clock,
     });
-    return { controller, metrics, logs };
+    return { controller, metrics, logs, clock };
   }
 
   /** The accepted reports that carry namespace `ns`, and what each carried of it. */
@@ -344,7 +361,7 @@ describe('InventoryController and reports too large for Anchore (413)', () => {
     const stores = cluster(Object.fromEntries(namespaces.map((n) => [n, { pods: 60 }])));
     const limit = 100_000;
     const { anchore, accepted, refused } = behindProxy(limit);
-    const { controller, metrics, logs } = controllerFor(stores, anchore);
+    const { controller, metrics, logs, clock } = controllerFor(stores, anchore);
 
     await expect(controller.reconcile('admin')).resolves.toEqual({ requeueAfterMs: 60_000 });
     expect(refused[0]).toBeGreaterThan(200_000); // the whole report, refused once...
@@ -366,6 +383,7 @@ describe('InventoryController and reports too large for Anchore (413)', () => {
 
     // The next report: batches under the learned limit from the start, nothing refused, nothing logged again.
     const before = { accepted: accepted.length, refused: refused.length, warnings: warnings().length };
+    clock.advance(60_000);
     await controller.reconcile('admin');
     expect(refused.length).toBe(before.refused);
     expect(warnings().length).toBe(before.warnings);
@@ -376,7 +394,7 @@ describe('InventoryController and reports too large for Anchore (413)', () => {
     const stores = cluster({ big: { pods: 5, nsLabels: 300, podLabels: 60 }, small: { pods: 3, nsLabels: 2 } });
     const limit = 40_000;
     const { anchore, accepted, refused } = behindProxy(limit);
-    const { controller, logs } = controllerFor(stores, anchore);
+    const { controller, logs, clock } = controllerFor(stores, anchore);
     await controller.reconcile('admin');
     expect(refused.length).toBeGreaterThan(0);
     const [big] = carrying(accepted, 'big');
@@ -392,6 +410,7 @@ describe('InventoryController and reports too large for Anchore (413)', () => {
     expect(controller.status()[0]).toMatchObject({ lastSuccessfulIndex: controller.status()[0]?.batchCount, lastSuccess: expect.any(Date) });
     const stripped = (): number => logs.filter((l) => l.level === 'info' && l.msg.includes('"big" is sent without labels')).length;
     expect(stripped()).toBe(1);
+    clock.advance(60_000);
     await controller.reconcile('admin');
     expect(stripped()).toBe(1);
   });
@@ -400,7 +419,7 @@ describe('InventoryController and reports too large for Anchore (413)', () => {
     const stores = cluster({ a: { pods: 3 }, huge: { pods: 300 }, z: { pods: 3 } });
     const limit = 40_000;
     const { anchore, accepted, refused } = behindProxy(limit);
-    const { controller, metrics, logs } = controllerFor(stores, anchore);
+    const { controller, metrics, logs, clock } = controllerFor(stores, anchore);
 
     // Not thrown (a retry with backoff would be refused the same), back at the heartbeat.
     await expect(controller.reconcile('admin')).resolves.toEqual({ requeueAfterMs: 60_000 });
@@ -419,16 +438,19 @@ describe('InventoryController and reports too large for Anchore (413)', () => {
     const undeliverable = (): number => logs.filter((l) => l.level === 'warn' && l.msg.includes('namespace "huge" not sent')).length;
     expect(undeliverable()).toBe(1);
 
-    // Again: tried again (it may fit by now), still refused, said once.
+    // Again, at the next full report: tried again (it may fit by now), still refused, said once.
+    clock.advance(60_000);
     await controller.reconcile('admin');
     expect(undeliverable()).toBe(1);
     text = await metrics.registry.metrics();
     expect(text).toContain('anchore_operator_inventory_batch_failures_total{account="admin",reason="undeliverable"} 2');
 
-    // It shrinks: delivered, whole, and said.
+    // It shrinks: a change of that namespace, delivered whole (and only it), and said.
+    const others = carrying(accepted, 'a').length;
     for (let i = 20; i < 300; i++) stores.pods.remove(`huge/p-${i}`);
     await expect(controller.reconcile('admin')).resolves.toEqual({ requeueAfterMs: 60_000 });
     expect(carrying(accepted, 'huge').map((x) => [x.pods, x.containers])).toEqual([[20, 20]]);
+    expect(carrying(accepted, 'a')).toHaveLength(others);
     expect(logs.some((l) => l.level === 'info' && l.msg.includes('namespace "huge" is delivered again'))).toBe(true);
     expect(buildHealthReport(controller.status(), 1, 60).errors).toEqual([]);
     expect(controller.status()[0]?.lastSuccess).toBeInstanceOf(Date);
@@ -477,6 +499,217 @@ describe('InventoryController and reports too large for Anchore (413)', () => {
       expect(await items('c/huge')).toBe(100);
       expect(await items('c/a')).toBe(3);
       expect(buildHealthReport(controller.status(), 1, 60).errors).toEqual([expect.stringContaining('namespace "huge" not sent')]);
+    } finally {
+      await client.close();
+      await sim.stop();
+    }
+  });
+});
+
+describe('InventoryController sends what changed (Anchore replaces per namespace present in a report)', () => {
+  const scope = new Scope({ namespaces: {}, imageExclude: [], imagePolicy: { missingTagPolicy: 'digest' }, defaultAccount: 'admin', routes: [], accountLabel: 'anchore.io/account' });
+  const pod = (ns: string, name: string, image = `registry.example.com/${ns}/${name}:1`): ReturnType<typeof aPod> =>
+    aPod(ns, name, [aContainer('c', image, { digest: `sha256:${hex64(`${ns}/${name}/${image}`)}` })], { node: 'node-1' });
+
+  function setup(o: { post?: (account: string, inv: KubernetesInventory) => Promise<void>; budgetSeconds?: number; floor?: number; anchore?: AnchoreApi } = {}) {
+    const s = memoryStores();
+    s.nodes.put(aNode('node-1'));
+    const posts: Array<{ account: string; inv: KubernetesInventory }> = [];
+    const anchore =
+      o.anchore ??
+      ({
+        postKubernetesInventory: async (account: string, inv: KubernetesInventory): Promise<void> => {
+          await o.post?.(account, inv);
+          posts.push({ account, inv: structuredClone(inv) });
+        },
+      } as unknown as AnchoreApi);
+    const clock = new ManualClock();
+    const metrics = new OperatorMetrics(undefined, { defaultMetrics: false });
+    const controller = new InventoryController({
+      stores: s,
+      scope,
+      anchore,
+      clusterName: 'c',
+      intervalMs: 600_000,
+      debounceMs: 10,
+      minIntervalMs: 0,
+      batchBytes: 0,
+      budgetSeconds: o.budgetSeconds ?? 0,
+      ...(o.floor !== undefined ? { budgetFloorBytesPerSecond: o.floor } : {}),
+      log,
+      metrics,
+      clock,
+    });
+    const names = (i: number): string[] => posts[i]!.inv.namespaces.map((n) => n.name);
+    return { s, posts, clock, metrics, controller, names };
+  }
+
+  it('when one namespace changes after a full report, then only that namespace is sent, complete, and the others are not sent again until the heartbeat', async () => {
+    const { s, posts, clock, controller, names, metrics } = setup();
+    for (const ns of ['a', 'b', 'c']) {
+      s.namespaces.put(aNamespace(ns));
+      for (let i = 0; i < 3; i++) s.pods.put(pod(ns, `p-${i}`));
+    }
+    await controller.reconcile('admin');
+    expect(names(0)).toEqual(['a', 'b', 'c']);
+    s.pods.put(pod('b', 'p-new'));
+    s.pods.remove('b/p-0');
+    await expect(controller.reconcile('admin')).resolves.toEqual({ requeueAfterMs: 600_000 });
+    expect(names(1)).toEqual(['b']);
+    expect(posts[1]!.inv.pods.map((p) => p.name).sort()).toEqual(['p-1', 'p-2', 'p-new']);
+    expect(posts[1]!.inv.nodes.map((n) => n.name)).toEqual(['node-1']);
+    // Nothing changed since: nothing is sent, until the full report is due.
+    await controller.reconcile('admin');
+    expect(posts).toHaveLength(2);
+    clock.advance(600_000);
+    await controller.reconcile('admin');
+    expect(names(2)).toEqual(['a', 'b', 'c']);
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/anchore_operator_inventory_bytes_total\{account="admin",kind="changed"\} \d+/);
+    expect(text).toMatch(/anchore_operator_inventory_bytes_total\{account="admin",kind="full"\} \d+/);
+  });
+
+  it('when a namespace changes and changes back before the send, then nothing is sent', async () => {
+    const { s, posts, controller } = setup();
+    s.namespaces.put(aNamespace('a'));
+    s.pods.put(pod('a', 'p-0'));
+    await controller.reconcile('admin');
+    s.pods.put(pod('a', 'p-1'));
+    await controller.reconcile('admin');
+    expect(posts).toHaveLength(2);
+    const p1 = s.pods.get('a/p-1')!;
+    s.pods.remove('a/p-1');
+    s.pods.put(p1);
+    await controller.reconcile('admin');
+    expect(posts).toHaveLength(2);
+  });
+
+  it('when a changed-namespace report fails, then its namespaces are still marked changed and go with the retry', async () => {
+    let fail = false;
+    const { s, posts, controller, names } = setup({
+      post: async () => {
+        if (fail) throw new AnchoreError('unavailable', 'post_kubernetes_inventory', 'post_kubernetes_inventory: cannot reach Anchore (ECONNREFUSED)');
+      },
+    });
+    for (const ns of ['a', 'b']) {
+      s.namespaces.put(aNamespace(ns));
+      s.pods.put(pod(ns, 'p-0'));
+    }
+    await controller.reconcile('admin');
+    fail = true;
+    s.pods.put(pod('a', 'p-1'));
+    await expect(controller.reconcile('admin')).rejects.toThrow('ECONNREFUSED');
+    fail = false;
+    s.pods.put(pod('b', 'p-1'));
+    await controller.reconcile('admin');
+    expect(names(posts.length - 1)).toEqual(['a', 'b']);
+  });
+
+  it('when a namespace is deleted or moved to another account, then it is sent once with no pods where it was, and the account it moved to gets it whole', async () => {
+    const { s, posts, controller } = setup();
+    for (const ns of ['a', 'b', 'keep']) {
+      s.namespaces.put(aNamespace(ns));
+      s.pods.put(pod(ns, 'p-0'));
+    }
+    await controller.reconcile('admin');
+    s.namespaces.remove('a');
+    s.pods.remove('a/p-0');
+    s.namespaces.put({ ...aNamespace('b', { 'anchore.io/account': 'team-b' }), uid: s.namespaces.get('b')!.uid });
+    await controller.reconcile('admin');
+    const last = posts.at(-1)!;
+    expect(last.account).toBe('admin');
+    expect(last.inv.namespaces.map((n) => n.name)).toEqual(['a', 'b']);
+    expect(last.inv.pods).toEqual([]);
+    await controller.reconcile('team-b');
+    expect(posts.at(-1)).toMatchObject({ account: 'team-b', inv: { namespaces: [expect.objectContaining({ name: 'b' })], pods: [expect.objectContaining({ name: 'p-0' })] } });
+    // Cleared once: not again.
+    const n = posts.length;
+    await controller.reconcile('admin');
+    expect(posts).toHaveLength(n);
+  });
+
+  it('when a node changes, then the next report is a full one (node details are in every report that names the node)', async () => {
+    const { s, controller, names } = setup();
+    for (const ns of ['a', 'b']) {
+      s.namespaces.put(aNamespace(ns));
+      s.pods.put(pod(ns, 'p-0'));
+    }
+    controller.start();
+    await controller.queue.shutdown(1000);
+    const node = s.nodes.get('node-1')!;
+    s.nodes.put({ ...node, resourceVersion: '2', kubeletVersion: 'v1.36.4' });
+    await controller.reconcile('admin');
+    expect(names(1)).toEqual(['a', 'b']);
+  });
+
+  it('with a budget, changed-namespace reports wait when they would cost more bytes per hour than the budget allows, and full reports never wait', async () => {
+    // 40 pods in "big" (a full report of some KB), churn in "churn": each change resends it.
+    const { s, posts, clock, controller } = setup({ budgetSeconds: 60, floor: 1 });
+    s.namespaces.put(aNamespace('big'));
+    for (let i = 0; i < 40; i++) s.pods.put(pod('big', `p-${i}`));
+    s.namespaces.put(aNamespace('churn'));
+    for (let i = 0; i < 20; i++) s.pods.put(pod('churn', `p-${i}`));
+    await controller.reconcile('admin');
+    const fullBytes = Buffer.byteLength(JSON.stringify(posts[0]!.inv));
+    let waited = 0;
+    let n = 1;
+    const start = clock.now();
+    // One hour of a change every 100 ms, the controller run after each (as often as the queue could).
+    while (clock.now() - start < 3_600_000) {
+      s.pods.put(pod('churn', `c-${n}`));
+      s.pods.remove(`churn/c-${n - 1}`);
+      n++;
+      const before = posts.length;
+      await controller.reconcile('admin');
+      if (posts.length === before) waited++; // a change pending, and not sent: the budget held it
+      clock.advance(100);
+    }
+    const bytes = posts.reduce((sum, p) => sum + Buffer.byteLength(JSON.stringify(p.inv)), 0);
+    const full = posts.filter((p) => p.inv.namespaces.length === 2).length;
+    // Full reports every 10 minutes still went (the first, then 6 in the hour).
+    expect(full).toBeGreaterThanOrEqual(6);
+    // Everything together: no more than a full report every 60 s would have cost (60 of them), with the burst.
+    expect(bytes).toBeLessThanOrEqual(fullBytes * 60 * 1.1);
+    // And the budget was used, not wasted: changes kept going out.
+    expect(posts.length - full).toBeGreaterThan(100);
+    expect(waited).toBeGreaterThan(1000);
+  });
+
+  it('against the simulator: after any sequence of changes, what Anchore holds per namespace is what runs, without waiting for a full report', async () => {
+    const sim = await startSimulator();
+    const client = new AnchoreHttpClient({ url: sim.url, auth: { type: 'basic', username: 'admin', password: 'foobar' }, log, retry: { attempts: 1 } });
+    try {
+      const { s, controller, clock } = setup({ anchore: client });
+      let seed = 7;
+      const rnd = (n: number): number => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+      const nss = ['n0', 'n1', 'n2', 'n3', 'n4'];
+      for (const ns of nss) s.namespaces.put(aNamespace(ns));
+      await controller.reconcile('admin');
+      for (let step = 0; step < 60; step++) {
+        const ns = nss[rnd(nss.length)]!;
+        const action = rnd(10);
+        if (!s.namespaces.get(ns)) s.namespaces.put(aNamespace(ns));
+        else if (action < 5) s.pods.put(pod(ns, `p-${rnd(6)}`, `registry.example.com/${ns}/img-${rnd(4)}:1`));
+        else if (action < 8) s.pods.remove(`${ns}/p-${rnd(6)}`);
+        else if (action < 9) {
+          for (const p of [...s.pods.list()].filter((x) => x.namespace === ns)) s.pods.remove(p.key);
+          s.namespaces.remove(ns);
+        } else s.namespaces.put({ ...s.namespaces.get(ns)!, resourceVersion: String(step), labels: { step: String(step) } });
+        if (step % 3 === 0) {
+          clock.advance(1000); // never a full report: the heartbeat is 10 minutes
+          await controller.reconcile('admin');
+          for (const name of nss) {
+            const want = [...s.pods.list()]
+              .filter((p) => p.namespace === name && s.namespaces.get(name))
+              .map((p) => p.containers[0]!.image)
+              .sort();
+            const got = ((await call(sim.url, 'GET', `/v2/inventories?context=${encodeURIComponent(`c/${name}`)}`)).body as { items: Array<{ image_tag: string }> }).items
+              .map((i) => i.image_tag)
+              .sort();
+            expect({ step, name, images: [...new Set(got)] }).toEqual({ step, name, images: [...new Set(want)] });
+          }
+        }
+      }
     } finally {
       await client.close();
       await sim.stop();

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { KubernetesInventory } from '../anchore/anchore.port.ts';
 import type { ClusterStores, NodeInfo, PodInfo } from '../kube/cluster.port.ts';
 import type { Scope } from '../model/scope.ts';
@@ -28,6 +29,8 @@ export interface NamespaceShare {
   pods: PodEntry[];
   /** Bytes of the whole share, with and without labels (set by {@link measureInventory}). */
   bytes?: { full: number; minimal: number };
+  /** No longer routes to the account: sent with no pods, so Anchore clears what it holds of it (see {@link CollectScope.sent}). */
+  cleared?: boolean;
 }
 
 /** Everything one account's report holds, before it is split into batches. */
@@ -60,25 +63,53 @@ export interface InventoryBatch {
   partial: boolean;
 }
 
+/** Which part of an account's inventory {@link collectInventory} gathers. */
+export interface CollectScope {
+  /** Only these namespaces (a delta report); every namespace that routes to the account when absent (a full report). */
+  only?: ReadonlySet<string>;
+  /** The pods of one namespace (an index kept by the caller): with `only`, no pass over every pod of the cluster. */
+  podsOf?: (namespace: string) => Iterable<PodInfo>;
+  /**
+   * Namespaces of the account Anchore last received from this operator, by name, with their uid. Those that no longer
+   * route to the account (deleted, moved to another account, out of scope) are added as empty shares: where Anchore
+   * overwrites per namespace, a namespace present with no pods is cleared.
+   */
+  sent?: ReadonlyMap<string, { uid: string }>;
+}
+
 /**
  * Gathers the runtime inventory of the namespaces that route to `account`, with k8s-inventory's referential
  * integrity: pods only with their namespace, containers only with their pod and a container id, node_uid only when
  * the node is in the report. Images the scope excludes or cannot resolve are left out. Pods are gone through in
- * slices with the event loop free between them.
+ * slices with the event loop free between them. `part` limits it to some namespaces and adds the empty shares that
+ * clear namespaces gone from the account ({@link CollectScope}).
  */
-export async function collectInventory(account: string, stores: Pick<ClusterStores, 'pods' | 'namespaces' | 'nodes'>, scope: Scope, clusterName: string, now: Date): Promise<InventorySnapshot> {
+export async function collectInventory(
+  account: string,
+  stores: Pick<ClusterStores, 'pods' | 'namespaces' | 'nodes'>,
+  scope: Scope,
+  clusterName: string,
+  now: Date,
+  part: CollectScope = {},
+): Promise<InventorySnapshot> {
+  const { only, podsOf, sent } = part;
   const shares = new Map<string, NamespaceShare>();
   for (const ns of stores.namespaces.list()) {
+    if (only !== undefined && !only.has(ns.name)) continue;
     if (!scope.includesNamespace(ns) || scope.accountFor(ns, ns.name) !== account || !ns.uid) continue;
     shares.set(ns.name, { namespace: { uid: ns.uid, name: ns.name, labels: ns.labels }, pods: [] });
   }
   const nodes = new Map<string, Node>();
   let n = 0;
-  for (const p of [...stores.pods.list()]) {
+  const pods: Iterable<PodInfo> = only !== undefined && podsOf !== undefined ? [...shares.keys()].flatMap((name) => [...podsOf(name)]) : [...stores.pods.list()];
+  for (const p of pods) {
     if (++n % SLICE === 0) await yieldToLoop();
     const share = shares.get(p.namespace);
     if (!share || !p.uid) continue;
     share.pods.push(podEntry(share, p, stores.nodes, nodes, scope));
+  }
+  for (const [name, { uid }] of sent ?? []) {
+    if ((only === undefined || only.has(name)) && !shares.has(name)) shares.set(name, { namespace: { uid, name }, pods: [], cleared: true });
   }
   return {
     clusterName,
@@ -86,6 +117,33 @@ export async function collectInventory(account: string, stores: Pick<ClusterStor
     shares: [...shares.values()].sort((a, b) => a.namespace.name.localeCompare(b.namespace.name)),
     nodes,
   };
+}
+
+/**
+ * A digest of what a share says to Anchore (its namespace, pods, containers and their nodes' uids), independent of
+ * the order pods were found in: equal fingerprints mean the same namespace report, so an unchanged namespace is not
+ * sent again.
+ */
+export function fingerprintShare(share: NamespaceShare): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify(share.namespace));
+  const pods = [...share.pods].sort((a, b) => (a.pod.uid < b.pod.uid ? -1 : a.pod.uid > b.pod.uid ? 1 : 0));
+  for (const e of pods) {
+    h.update('\n');
+    h.update(JSON.stringify(e.pod));
+    h.update(JSON.stringify(e.containers));
+  }
+  return h.digest('base64url');
+}
+
+/** JSON bytes of a batch's body, from the measured parts (an upper bound: a node shared by two namespaces counts twice). */
+export function batchBytes(snapshot: InventorySnapshot, batch: InventoryBatch): number {
+  let bytes = snapshot.emptyBytes ?? 0;
+  for (const share of batch.shares) {
+    if (!batch.partial) bytes += (batch.minimal ? share.bytes?.minimal : share.bytes?.full) ?? 0;
+    else for (const e of share.pods) bytes += e.bytes?.minimal ?? 0;
+  }
+  return bytes;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { backoffDelay } from './backoff.ts';
-import { ByteBudget, ByteBudgetError, Semaphore, TokenBucket } from './limits.ts';
+import { ByteAllowance, ByteBudget, ByteBudgetError, Semaphore, TokenBucket } from './limits.ts';
+import type { Clock } from './clock.ts';
 
 describe('Semaphore', () => {
   it('when more callers than the limit arrive, then at most `limit` run and all complete in order', async () => {
@@ -233,5 +234,63 @@ describe('backoffDelay', () => {
       expect(v).toBeGreaterThanOrEqual(d * 0.5);
       expect(v).toBeLessThanOrEqual(d);
     }
+  });
+});
+
+describe('ByteAllowance', () => {
+  function manualClock(): Clock & { advance(ms: number): void } {
+    let t = 1_000_000;
+    return { now: () => t, setTimeout: () => undefined, clearTimeout: () => undefined, advance: (ms) => void (t += ms) };
+  }
+
+  it('lets sends go while it holds bytes, then asks the caller to wait until the overdraft is earned back', () => {
+    const clock = manualClock();
+    const a = new ByteAllowance(1000, 2, clock); // 1,000 B/s, 2 s of burst
+    expect(a.waitMs()).toBe(0);
+    a.spend(1500);
+    expect(a.waitMs()).toBe(0); // 500 left
+    a.spend(1500); // 1,000 in debt
+    expect(a.waitMs()).toBe(1000);
+    clock.advance(600);
+    expect(a.waitMs()).toBe(400);
+    clock.advance(400);
+    expect(a.waitMs()).toBe(0);
+  });
+
+  it('never holds more than the burst, however long it was idle', () => {
+    const clock = manualClock();
+    const a = new ByteAllowance(1000, 2, clock);
+    clock.advance(3_600_000);
+    a.spend(2000);
+    a.spend(1);
+    expect(a.waitMs()).toBe(1);
+  });
+
+  it('bounds the bytes over a window by rate × (window + burst) plus one send, whatever the send sizes', () => {
+    const clock = manualClock();
+    const a = new ByteAllowance(1000, 2, clock);
+    let spent = 0;
+    const sizes = [300, 5000, 10, 700, 2500, 1];
+    for (let i = 0; clock.now() < 1_000_000 + 60_000; i++) {
+      const wait = a.waitMs();
+      if (wait > 0) clock.advance(wait);
+      else {
+        const b = sizes[i % sizes.length]!;
+        a.spend(b);
+        spent += b;
+        clock.advance(10);
+      }
+    }
+    expect(spent).toBeLessThanOrEqual(1000 * (60 + 2) + 5000);
+    expect(spent).toBeGreaterThan(1000 * 55);
+  });
+
+  it('a lower rate applies at once and caps what is held at the new burst', () => {
+    const clock = manualClock();
+    const a = new ByteAllowance(1000, 2, clock);
+    a.setRate(100);
+    expect(a.ratePerSecond).toBe(100);
+    a.spend(300); // held 200 after the cap
+    expect(a.waitMs()).toBe(1000);
   });
 });

@@ -308,3 +308,55 @@ export class ByteBudget {
     }
   }
 }
+
+/**
+ * A byte allowance for optional sends: refills at a rate that may change, may be overdrawn by one send, and never
+ * blocks: {@link waitMs} says how long a caller should leave its send until the debt is paid back. Over any window
+ * of T seconds the bytes spent stay within `rate × T + rate × burstSeconds` plus one send.
+ */
+export class ByteAllowance {
+  readonly #clock: Clock;
+  readonly #burstSeconds: number;
+  #rate: number;
+  #bytes: number;
+  #last: number;
+
+  constructor(bytesPerSecond: number, burstSeconds: number, clock: Clock = systemClock) {
+    if (!(bytesPerSecond > 0) || !(burstSeconds > 0)) throw new RangeError(`rate and burst must be > 0, got ${bytesPerSecond} and ${burstSeconds}`);
+    this.#clock = clock;
+    this.#burstSeconds = burstSeconds;
+    this.#rate = bytesPerSecond;
+    this.#bytes = bytesPerSecond * burstSeconds;
+    this.#last = clock.now();
+  }
+
+  get ratePerSecond(): number {
+    return this.#rate;
+  }
+
+  /** A new refill rate from now on (what was earned so far at the old rate is kept, up to the new burst). */
+  setRate(bytesPerSecond: number): void {
+    if (!(bytesPerSecond > 0)) throw new RangeError(`rate must be > 0, got ${bytesPerSecond}`);
+    this.#refill();
+    this.#rate = bytesPerSecond;
+    this.#bytes = Math.min(this.#bytes, this.#rate * this.#burstSeconds);
+  }
+
+  /** 0 when a send may go now; otherwise the milliseconds until the allowance is out of debt. */
+  waitMs(): number {
+    this.#refill();
+    return this.#bytes >= 0 ? 0 : Math.ceil((-this.#bytes / this.#rate) * 1000);
+  }
+
+  /** Counts a send of `bytes` (it may overdraw the allowance). */
+  spend(bytes: number): void {
+    this.#refill();
+    this.#bytes -= Math.max(0, bytes);
+  }
+
+  #refill(): void {
+    const now = this.#clock.now();
+    this.#bytes = Math.min(this.#rate * this.#burstSeconds, this.#bytes + (Math.max(0, now - this.#last) / 1000) * this.#rate);
+    this.#last = now;
+  }
+}

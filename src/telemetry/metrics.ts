@@ -27,6 +27,7 @@ export const METRIC = {
   inventoryLastSuccess: 'anchore_operator_inventory_last_success_timestamp_seconds',
   inventoryDuration: 'anchore_operator_inventory_report_duration_seconds',
   inventoryBatchFailures: 'anchore_operator_inventory_batch_failures_total',
+  inventoryBytes: 'anchore_operator_inventory_bytes_total',
   accountMissing: 'anchore_operator_account_missing',
   namespacesAccountMissing: 'anchore_operator_namespaces_account_missing',
   queueDepthGauge: 'anchore_operator_workqueue_depth',
@@ -222,6 +223,7 @@ export class OperatorMetrics {
   readonly imagesSkipped: Counter<'reason'>;
   readonly inventoryReports: Counter<'account' | 'result'>;
   readonly inventoryBatchFailures: Counter<'account' | 'reason'>;
+  readonly inventoryBytes: Counter<'account' | 'kind'>;
   readonly inventoryLastSuccess: Gauge<'account'>;
   readonly inventoryDuration: Histogram;
   readonly seriesDropped: Counter<'metric'>;
@@ -272,6 +274,12 @@ export class OperatorMetrics {
     this.imagesSkipped = new Counter({ name: METRIC.imagesSkipped, help: 'Container images not registered, by reason (invalid, excluded, dropped, pulling)', labelNames: ['reason'], registers: r });
     this.inventoryReports = new Counter({ name: METRIC.inventoryReports, help: 'Runtime inventory reports by account and result', labelNames: ['account', 'result'], registers: r });
     this.inventoryLastSuccess = new Gauge({ name: METRIC.inventoryLastSuccess, help: 'Unix time of the last inventory report Anchore accepted', labelNames: ['account'], registers: r });
+    this.inventoryBytes = new Counter({
+      name: METRIC.inventoryBytes,
+      help: 'JSON bytes of runtime inventory batches sent to Anchore, by account and kind (full: everything; changed: only the namespaces that changed)',
+      labelNames: ['account', 'kind'],
+      registers: r,
+    });
     this.inventoryBatchFailures = new Counter({
       name: METRIC.inventoryBatchFailures,
       help: 'Inventory batches Anchore did not accept in the account they belong to, by reason (account_missing: sent to the default account instead; error: not delivered; too_large: 413, cut and sent again; undeliverable: one namespace too large alone)',

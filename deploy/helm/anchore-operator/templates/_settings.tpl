@@ -37,6 +37,8 @@ paths and the downward API are set on the container itself (deployment.yaml).
 {{- $_ := set $s "INVENTORY_MIN_INTERVAL_MS" $v.inventory.minIntervalMs }}
 {{- $_ := set $s "INVENTORY_BATCH_BYTES" $v.inventory.batchBytes }}
 {{- $_ := set $s "INVENTORY_SPLIT_NAMESPACES" $v.inventory.splitNamespaces }}
+{{- $_ := set $s "INVENTORY_BUDGET_SECONDS" $v.inventory.budgetSeconds }}
+{{- $_ := set $s "INVENTORY_BUDGET_MIN_BYTES_PER_SECOND" $v.inventory.budgetMinBytesPerSecond }}
 {{- $_ := set $s "INTEGRATION_ENABLED" $v.integration.enabled }}
 {{- $_ := set $s "HEALTH_REPORT_INTERVAL_SECONDS" $v.integration.healthReportIntervalSeconds }}
 {{- $_ := set $s "INTEGRATION_ID" $v.integration.id }}
