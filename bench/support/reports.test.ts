@@ -63,7 +63,8 @@ describe('ReportCollector', () => {
 
   it('when the simulator hands over the size with the report, then that size is kept and the request log is not needed for it', () => {
     const c = new ReportCollector();
-    c.add({ ...report('admin', 'ours', 10, []), bytes: 1234 } as ReturnType<typeof report>);
+    const withSize = { ...report('admin', 'ours', 10, []), bytes: 1234 };
+    c.add(withSize);
     c.add(report('admin', 'ours', 11, []));
     expect(c.seen.map((r) => r.bytes)).toEqual([1234, undefined]);
     expect(c.attachBytes([logged(10, note(1234)), logged(11, note(99))])).toBe(1);
@@ -93,6 +94,29 @@ describe('ReportCollector', () => {
       unsized: 0,
     });
     expect(c.bytesIn('theirs', 0, 4000)).toMatchObject({ reports: 1, bytes: 0, unsized: 1 });
+  });
+
+  it('when full reports are asked for, then only those covering every namespace count, with their interval outside the pairs skipped', () => {
+    const c = new ReportCollector();
+    for (const [at, ns, bytes] of [
+      [0, ['a', 'b'], 100],
+      [500, ['a'], 10],
+      [60_000, ['a', 'b', 'c'], 110],
+      [70_000, ['a', 'b'], 120], // right after a restart
+      [130_000, ['a', 'b'], 130],
+    ] as const) {
+      c.add(report('admin', 'ours', at, [], [...ns]));
+      c.seen.at(-1)!.bytes = bytes;
+    }
+    expect(c.fullReports('ours', ['a', 'b'], (from, to) => from < 65_000 && to >= 65_000)).toEqual({ count: 4, lastBytes: 130, medianIntervalSeconds: 60 });
+    expect(c.fullReports('ours', ['z'])).toEqual({ count: 0, lastBytes: 0, medianIntervalSeconds: null });
+    // 10 bytes of partial reports in a 1 s window → 36,000 bytes/h, plus the full report before its end (100 bytes)
+    // every 60 s → 6,000 bytes/h.
+    const full = c.fullReports('ours', ['a', 'b'], (from, to) => from < 65_000 && to >= 65_000);
+    expect(c.projectedBytesPerHour('ours', 0, 1000, ['a', 'b'], full)).toBe(36_000 + 6_000);
+    // A window before any full report: the newest one stands in (130 bytes every 60 s).
+    expect(c.projectedBytesPerHour('ours', -1000, 0, ['a', 'b'], full)).toBe(7_800);
+    expect(c.projectedBytesPerHour('ours', 0, 1000, ['a', 'b'], { ...full, medianIntervalSeconds: null })).toBeNull();
   });
 
   it('when a logged body is a note, a string or JSON, then its size is the note’s, the string’s or the JSON’s', () => {

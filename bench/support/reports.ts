@@ -31,6 +31,18 @@ export interface BytesInWindow {
   unsized: number;
 }
 
+/** A sender's full reports (those covering every namespace asked about) over a whole run. */
+export interface FullReports {
+  count: number;
+  /** Size of the newest one. */
+  lastBytes: number;
+  /**
+   * Median time between two consecutive ones, leaving out the pairs that `skip` rules out (e.g. an operator restart
+   * between them); null when no such pair was seen.
+   */
+  medianIntervalSeconds: number | null;
+}
+
 const DIGEST = /sha256:[a-f0-9]{64}/;
 const DROPPED = /^\[body of (\d+) bytes dropped/;
 
@@ -114,6 +126,34 @@ export class ReportCollector {
       n++;
     }
     return n;
+  }
+
+  /** The reports of `cluster` that cover every namespace of `namespaces`, and how often they came. */
+  fullReports(cluster: string, namespaces: string[], skip: (from: number, to: number) => boolean = () => false): FullReports {
+    const full = this.seen.filter((r) => r.cluster === cluster && namespaces.every((n) => r.namespaces.has(n)));
+    const gaps: number[] = [];
+    for (let i = 1; i < full.length; i++) if (!skip(full[i - 1]!.at, full[i]!.at)) gaps.push(full[i]!.at - full[i - 1]!.at);
+    gaps.sort((a, b) => a - b);
+    return {
+      count: full.length,
+      lastBytes: full.at(-1)?.bytes ?? 0,
+      medianIntervalSeconds: gaps.length ? Math.round(gaps[Math.ceil(gaps.length / 2) - 1]! / 100) / 10 : null,
+    };
+  }
+
+  /**
+   * Bytes per hour of `cluster` in steady state, with its full reports at their own pace: what it sent in [from, to)
+   * other than full reports, at that window's rate, plus one full report (the newest before the window's end, else
+   * the newest of all) once per `full.medianIntervalSeconds`.
+   * A window shorter than the full reports' interval sees one of them or none, by chance; this does not. Null when no
+   * interval was seen.
+   */
+  projectedBytesPerHour(cluster: string, from: number, to: number, namespaces: string[], full: FullReports): number | null {
+    if (full.medianIntervalSeconds === null || full.medianIntervalSeconds <= 0) return null;
+    const partial = this.seen.filter((r) => r.cluster === cluster && r.at >= from && r.at < to && !namespaces.every((n) => r.namespaces.has(n))).reduce((sum, r) => sum + (r.bytes ?? 0), 0);
+    const seconds = Math.max(0.001, (to - from) / 1000);
+    const before = this.seen.filter((r) => r.cluster === cluster && r.at < to && namespaces.every((n) => r.namespaces.has(n))).at(-1);
+    return Math.round((partial / seconds) * 3600 + ((before?.bytes ?? full.lastBytes) * 3600) / full.medianIntervalSeconds);
   }
 
   /** Bytes a cluster's reports posted in [from, to) (ms since the epoch), per report and per hour. */

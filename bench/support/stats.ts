@@ -67,10 +67,13 @@ export function latencyTable(rows: LatencyRow[]): string {
 }
 
 /** Bytes posted to Anchore's inventory endpoint per window and sender. */
-export function bytesTable(rows: Array<{ window: string; sender: string; seconds: number; reports: number; bytesPerReport: number; bytes: number; MBPerHour: number }>): string {
+export function bytesTable(
+  rows: Array<{ window: string; sender: string; seconds: number; reports: number; bytesPerReport: number; bytes: number; MBPerHour: number; projectedMBPerHour?: number | null }>,
+): string {
+  const projected = (v: number | null | undefined): string => (v === undefined ? '' : v === null ? 'not seen' : String(v));
   return [
-    '| Window | Sender | Seconds | Reports | Bytes per report | Bytes | MB per hour |',
-    '| --- | --- | --- | --- | --- | --- | --- |',
-    ...rows.map((r) => `| ${r.window} | ${r.sender} | ${r.seconds} | ${r.reports} | ${r.bytesPerReport} | ${r.bytes} | ${r.MBPerHour} |`),
+    '| Window | Sender | Seconds | Reports | Bytes per report | Bytes | MB per hour at this window’s rate | MB per hour, full reports at their own interval |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...rows.map((r) => `| ${r.window} | ${r.sender} | ${r.seconds} | ${r.reports} | ${r.bytesPerReport} | ${r.bytes} | ${r.MBPerHour} | ${projected(r.projectedMBPerHour)} |`),
   ].join('\n');
 }
