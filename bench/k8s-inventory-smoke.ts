@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startSimulator } from '../test/anchore-sim/index.ts';
 import type { AnchoreSimulator, InventoryReport } from '../test/anchore-sim/index.ts';
-import { ensureK8sInventory, K8sInventoryUnavailableError, k8sInventoryVersion, startK8sInventory } from './support/k8s-inventory.ts';
+import { ensureK8sInventory, K8sInventoryUnavailableError, k8sInventoryVersionName, startK8sInventory } from './support/k8s-inventory.ts';
 import type { RunningK8sInventory } from './support/k8s-inventory.ts';
 
 const { values: args } = parseArgs({
@@ -102,7 +102,7 @@ async function main(): Promise<number> {
     }
     throw err;
   }
-  const agentVersion = k8sInventoryVersion(binary)?.split('\n').join('; ') ?? 'version unknown';
+  const agentVersion = `version ${k8sInventoryVersionName(binary) ?? 'unknown'}`;
   say(`agent: ${binary} (${agentVersion})`);
   await kubectl(['get', '--raw', '/readyz']);
 

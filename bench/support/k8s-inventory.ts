@@ -100,6 +100,8 @@ export interface RunningK8sInventory {
   /** stdout and stderr lines as they arrive (the newest 20,000). */
   output: string[];
   configPath: string;
+  /** True once the process has exited (on its own or stopped). */
+  exited(): boolean;
   stop(): Promise<void>;
 }
 
@@ -202,6 +204,7 @@ export async function startK8sInventory(opts: K8sInventoryOptions): Promise<Runn
     pid: child.pid!,
     output,
     configPath,
+    exited: () => exited !== undefined,
     async stop(): Promise<void> {
       if (exited !== undefined) return;
       child.kill('SIGTERM');
@@ -218,4 +221,11 @@ export async function startK8sInventory(opts: K8sInventoryOptions): Promise<Runn
 export function k8sInventoryVersion(binary: string): string | undefined {
   const r = spawnSync(binary, ['version'], { encoding: 'utf8', timeout: 10_000, env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: '/nonexistent' } });
   return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+/** The version the agent prints (`1.8.4`), or undefined when it does not run. */
+export function k8sInventoryVersionName(binary: string): string | undefined {
+  const out = k8sInventoryVersion(binary);
+  if (out === undefined) return undefined;
+  return /"version":\s*"([^"]*)"/.exec(out)?.[1] ?? /^Version:\s*(\S+)/m.exec(out)?.[1] ?? out.split('\n')[0];
 }
