@@ -445,6 +445,17 @@ describe('InventoryController and reports too large for Anchore (413)', () => {
     text = await metrics.registry.metrics();
     expect(text).toContain('anchore_operator_inventory_batch_failures_total{account="admin",reason="undeliverable"} 2');
 
+    // A change elsewhere: only that namespace is sent, and the account still says "huge" does not reach Anchore.
+    const aBefore = carrying(accepted, 'a').length;
+    stores.pods.put(aPod('a', 'p-new', [aContainer('c', 'registry.example.com/a/new:1', { digest: `sha256:${hex64('a-new')}` })], { node: 'node-1' }));
+    await controller.reconcile('admin');
+    expect(carrying(accepted, 'a')).toHaveLength(aBefore + 1);
+    expect(carrying(accepted, 'z')).toHaveLength(2);
+    expect(buildHealthReport(controller.status(), 1, 60).errors).toEqual([expect.stringContaining('namespace "huge" not sent')]);
+    expect(controller.status()[0]?.lastSuccess).toBeUndefined();
+    expect(await metrics.registry.metrics()).toContain('anchore_operator_inventory_reports_total{account="admin",result="error"} 3');
+    expect(undeliverable()).toBe(1);
+
     // It shrinks: a change of that namespace, delivered whole (and only it), and said.
     const others = carrying(accepted, 'a').length;
     for (let i = 20; i < 300; i++) stores.pods.remove(`huge/p-${i}`);

@@ -89,7 +89,7 @@ export class InventoryController {
   /** Byte ceilings learned from 413 answers, per account. */
   readonly #ceilings = new Map<string, number>();
   /** Namespaces too large for Anchore even alone and without labels, per account (each logged once). */
-  readonly #undeliverableNs = new Map<string, Set<string>>();
+  readonly #undeliverableNs = new Map<string, Map<string, string>>();
   /** Namespaces last sent without labels, per account (each logged once). */
   readonly #stripped = new Map<string, Set<string>>();
   /**
@@ -391,6 +391,17 @@ export class InventoryController {
     }
     const next = { requeueAfterMs: full ? (this.#fullDue.get(account) ?? 0) - this.#clock.now() : Math.max(1, (this.#fullDue.get(account) ?? 0) - this.#clock.now()) };
     this.#settle(account, snapshot, undeliverable, stripped, full);
+    // A changed-namespace report did not try the namespaces still undeliverable since an earlier report: they still
+    // do not reach Anchore, so the report keeps saying so (health report, result, last success), as the last full
+    // report did.
+    if (!full) {
+      for (const [ns, note] of this.#undeliverableNs.get(account) ?? []) {
+        if (undeliverable.has(ns)) continue;
+        undeliverable.add(ns);
+        outcomes.push({ index: outcomes.length + 1, sentAt: now, error: note });
+      }
+      st.batchCount = outcomes.length + work.length;
+    }
     const fields = {
       account,
       reconcileId: nextReconcileId(),
@@ -508,10 +519,11 @@ export class InventoryController {
       ? `namespace "${namespace}" not completely sent: one pod alone makes a report of ${bytes} bytes, which Anchore (or a proxy in front of it) refuses as too large (413)`
       : `namespace "${namespace}" not sent: ${bytes} bytes on its own even without labels, which Anchore (or a proxy in front of it) refuses as too large (413); ` +
         `Anchore keeps what it last received for this namespace. Not split across reports: where Anchore overwrites per namespace, each part would erase the others`;
-    const known = this.#undeliverableNs.get(account) ?? new Set<string>();
+    const known = this.#undeliverableNs.get(account) ?? new Map<string, string>();
     this.#undeliverableNs.set(account, known);
-    if (!known.has(namespace)) {
-      known.add(namespace);
+    const said = known.has(namespace);
+    known.set(namespace, note);
+    if (!said) {
       this.#log.warn({ account, namespace, bytes, err: errorMessage(err) }, `runtime inventory of ${note}; raise the request body limit of Anchore or of the proxy in front of it`);
     }
     return note;
@@ -524,7 +536,7 @@ export class InventoryController {
   #settle(account: string, snapshot: InventorySnapshot, undeliverable: Set<string>, stripped: Set<string>, full: boolean): void {
     const carried = new Set(snapshot.shares.map((s) => s.namespace.name));
     const known = this.#undeliverableNs.get(account);
-    for (const ns of known ?? []) {
+    for (const ns of [...(known?.keys() ?? [])]) {
       if (undeliverable.has(ns) || (!full && !carried.has(ns))) continue;
       known?.delete(ns);
       if (snapshot.shares.some((s) => s.namespace.name === ns)) this.#log.info({ account, namespace: ns }, `runtime inventory of namespace "${ns}" is delivered again`);

@@ -92,7 +92,8 @@ describe('runtime inventory larger than Anchore accepts (real cluster)', () => {
     expect(carrying(huge)).toEqual([]);
     expect(await items(huge)).toBe(0);
     expect(errors()).toEqual([expect.stringMatching(new RegExp(`namespace "${huge}" not sent: \\d+ bytes on its own even without labels`))]);
-    // A change makes another report: the namespace is tried again, refused again, and not logged again.
+    // A change elsewhere makes a report of that namespace only: the health report still lists the undeliverable one,
+    // and it is not logged again.
     const before = sim.requests({ method: 'POST', path: '/v2/kubernetes-inventory' }).length;
     await apply(deployment(plain[0]!, 'more', 1, [{ name: 'redis', image: 'redis:7.2' }]));
     await waitForRunningPods(plain[0]!, 'app=more', 1);
