@@ -15,23 +15,36 @@ import { Scope } from '../model/scope.ts';
 import { ManualClock } from '../testing/manual-clock.ts';
 
 const log = createLogger({ level: 'silent', pretty: false });
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-describe('InventoryController timing', () => {
+describe('InventoryController timing (fake time)', () => {
   let controller: InventoryController | undefined;
   afterEach(async () => {
     await controller?.queue.shutdown(1000);
   });
 
-  it('when pods keep changing and then stop, then the last change is reported within debounce + minimum interval', async () => {
+  /** Moves the clock in 1 ms steps, letting the controller's promises settle before each. */
+  async function run(clock: ManualClock, ms: number, each?: () => void): Promise<void> {
+    for (let i = 0; i < ms; i++) {
+      each?.();
+      for (let k = 0; k < 20; k++) await Promise.resolve();
+      clock.advance(1);
+    }
+  }
+
+  it('when pods keep changing and then stop, then the last change is reported within debounce + minimum interval + the upload, and reports start at least the minimum interval apart', async () => {
     const s = memoryStores();
     s.namespaces.put(aNamespace('churn'));
+    const clock = new ManualClock(Date.now());
     const sends: Array<{ at: number; pods: Set<string> }> = [];
     const anchore = {
-      postKubernetesInventory: async (_account: string, inv: KubernetesInventory): Promise<void> => {
-        await sleep(60); // a large report takes a while to upload
-        sends.push({ at: Date.now(), pods: new Set(inv.pods.map((p) => p.name)) });
-      },
+      postKubernetesInventory: (_account: string, inv: KubernetesInventory): Promise<void> =>
+        // A report takes 60 ms to upload.
+        new Promise((resolve) =>
+          clock.setTimeout(() => {
+            sends.push({ at: clock.now(), pods: new Set(inv.pods.map((p) => p.name)) });
+            resolve();
+          }, 60),
+        ),
     } as unknown as AnchoreApi;
     const scope = new Scope({ namespaces: {}, imageExclude: [], imagePolicy: { missingTagPolicy: 'digest' }, defaultAccount: 'admin', routes: [] });
     controller = new InventoryController({
@@ -45,24 +58,28 @@ describe('InventoryController timing', () => {
       batchBytes: 0,
       log,
       metrics: new OperatorMetrics(undefined, { defaultMetrics: false }),
+      clock,
     });
     controller.start();
-    // Churn: a new pod every 7 ms for 1.5 s, each deleted 300 ms later.
-    const churnEnd = Date.now() + 1500;
+    // Churn: a new pod every 7 ms for 1.5 s, each deleted 280 ms later.
     let n = 0;
-    while (Date.now() < churnEnd) {
+    await run(clock, 1500, () => {
+      if (clock.now() % 7 !== 0) return;
       s.pods.put(aPod('churn', `p-${n}`, [aContainer('c', `img-${n}:1`, { digest: `sha256:${hex64(String(n))}` })]));
       if (n >= 40) s.pods.remove(`churn/p-${n - 40}`);
       n++;
-      await sleep(7);
-    }
+    });
     const last = `p-${n - 1}`;
-    const lastAt = Date.now();
-    await sleep(1500);
+    const lastAt = clock.now();
+    await run(clock, 1500);
     const first = sends.find((x) => x.at >= lastAt && x.pods.has(last));
     expect(first).toBeDefined();
-    // debounce 50 + at most the minimum interval 200 + upload 60, with room for a loaded machine.
-    expect(first!.at - lastAt).toBeLessThan(700);
+    // Debounce 50 + at most the minimum interval 200 (counted from the start of the previous report) + upload 60.
+    expect(first!.at - lastAt).toBeLessThanOrEqual(50 + 200 + 60);
+    // Reports start at least the minimum interval apart (each upload takes the same 60 ms).
+    for (let i = 1; i < sends.length; i++) expect(sends[i]!.at - sends[i - 1]!.at).toBeGreaterThanOrEqual(200);
+    // And the churn was reported as it went, not only at the end.
+    expect(sends.filter((x) => x.at < lastAt).length).toBeGreaterThan(3);
   });
 });
 

@@ -117,6 +117,7 @@ export class InventoryController {
     this.#missing = o.missingAccounts ?? new MissingAccounts(o.log);
     this.queue = new WorkQueue<string>({
       name: 'inventory',
+      clock: this.#clock,
       concurrency: 2,
       handle: (account) => this.reconcile(account),
       backoff: { baseMs: 2000, maxMs: 60_000, jitter: 0.3 },
