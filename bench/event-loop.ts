@@ -90,9 +90,7 @@ function parseArgs(argv: string[]): Options {
     if (a === '--pods') {
       for (const s of (argv[++i] ?? '').split(',')) {
         const n = Number(s.replace(/k$/i, '000'));
-        if (!Number.isInteger(n) || n < PODS_PER_IMAGE * NAMESPACES || n % (PODS_PER_IMAGE * NAMESPACES) !== 0) {
-          throw new Error(`--pods takes multiples of ${PODS_PER_IMAGE * NAMESPACES} (10 pods per image, 200 namespaces), comma-separated; got '${s}'`);
-        }
+        if (!Number.isInteger(n) || n < PODS_PER_IMAGE || n % PODS_PER_IMAGE !== 0) throw new Error(`--pods takes multiples of ${PODS_PER_IMAGE} (10 pods per image), comma-separated; got '${s}'`);
         o.pods.push(n);
       }
     } else if (a === '--runs') {
