@@ -87,6 +87,15 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
   let stopped = false;
   // Built once the controllers exist; the readiness check reads it (unset until then: nothing rejected yet).
   const late: { reachability?: AnchoreReachability } = {};
+  // Built before the caches (the pod cache keeps only the namespaces in scope); a bad filter fails here, before any I/O.
+  const scope = new Scope({
+    namespaces: cfg.namespaces,
+    imageExclude: cfg.images.exclude,
+    imagePolicy: { missingTagPolicy: cfg.images.missingTagPolicy, ...(cfg.images.registryOverride ? { registryOverride: cfg.images.registryOverride } : {}) },
+    defaultAccount: cfg.anchore.account,
+    routes: cfg.accounts.routes,
+    ...(cfg.accounts.namespaceLabel ? { accountLabel: cfg.accounts.namespaceLabel } : {}),
+  });
   // Constructed only (no I/O until started): the health checks read the caches.
   const kube = new KubeClient({ ...(cfg.kube.kubeconfig ? { kubeconfig: cfg.kube.kubeconfig } : {}), userAgent: `anchore-operator/${VERSION}` });
   const stores = createClusterStores({
@@ -94,6 +103,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     log: log.child({ component: 'informer' }),
     relistIntervalMs: cfg.kube.resyncMs,
     watchdogMs: cfg.kube.watchdogMs,
+    podNamespaces: (ns) => scope.includesNamespace(ns),
     metrics: {
       watchRestart: (resource, reason) => metrics.watchRestarts.inc({ resource, reason }),
       event: (resource) => metrics.watchLastEvent.set({ resource }, Date.now() / 1000),
@@ -164,14 +174,6 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
   }
   metrics.stateGauge(METRIC.watchObjects, 'Objects held in each informer cache', ['resource'], () => stores.all.map((r) => [{ resource: r.resource }, r.size] as [{ resource: string }, number]));
 
-  const scope = new Scope({
-    namespaces: cfg.namespaces,
-    imageExclude: cfg.images.exclude,
-    imagePolicy: { missingTagPolicy: cfg.images.missingTagPolicy, ...(cfg.images.registryOverride ? { registryOverride: cfg.images.registryOverride } : {}) },
-    defaultAccount: cfg.anchore.account,
-    routes: cfg.accounts.routes,
-    ...(cfg.accounts.namespaceLabel ? { accountLabel: cfg.accounts.namespaceLabel } : {}),
-  });
   const missingAccounts = new MissingAccounts(log, metrics);
   // A condition that is gone clears by itself: an account no namespace, route or binding names any more (a mistyped
   // account label corrected) is no longer reported missing.

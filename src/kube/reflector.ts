@@ -16,6 +16,10 @@ interface ReflectorHandlers<T> {
   delete?(obj: T): void;
 }
 
+// Capped at 5 s: after an apiserver outage the caches must catch up within seconds (changes made during the gap are
+// registered within 10 s of recovery, docs/reliability.md); a few requests per resource every 5 s cost nothing.
+const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 500, maxMs: 5_000, jitter: 0.3 };
+
 /** Why a watch is started again (the watch-restarts metric's reason label). */
 export const WATCH_RESTART_REASONS = ['timeout', 'closed', 'error', 'gone', 'watchdog', 'relist'] as const;
 type WatchRestartReason = (typeof WATCH_RESTART_REASONS)[number];
@@ -36,6 +40,12 @@ interface ReflectorOptions<T extends Cached> {
   fieldSelector?: string;
   /** Ask for PartialObjectMetadata: enough for owner walks, a fraction of the bytes. */
   metadataOnly?: boolean;
+  /**
+   * Keep only objects of the namespaces this admits (a namespaced resource: keys are "namespace/name"). Asked of the raw
+   * object before the projection, so an object of another namespace costs neither memory nor projection work. Whoever
+   * owns the rule says when a namespace enters it (`addNamespace`: listed in) or leaves it (`dropNamespace`).
+   */
+  admitsNamespace?: (namespace: string) => boolean;
   /** Slim projection of a raw object; undefined drops it (treated as absent). Must set key and resourceVersion. */
   project(raw: unknown): T | undefined;
   pageSize?: number;
@@ -69,6 +79,14 @@ export class Reflector<T extends Cached> {
   #relistTimer: ReturnType<typeof setTimeout> | undefined;
   #watchdog: ReturnType<typeof setInterval> | undefined;
   #syncedWaiters: Array<() => void> = [];
+  /**
+   * Namespaces being listed because they entered the scope, each with the keys the watch delivered meanwhile: for
+   * those the watch is newer than (or as new as) the list, so the list does not overwrite them.
+   */
+  readonly #loads = new Map<string, { touched: Set<string> }>();
+  /** Namespaces that entered the scope while a full list was running: listed once it is done. */
+  readonly #deferred = new Set<string>();
+  #relisting = 0;
 
   constructor(opts: ReflectorOptions<T>) {
     this.resource = opts.resource;
@@ -123,6 +141,8 @@ export class Reflector<T extends Cached> {
     this.#watchGen++;
     this.#watch?.abort();
     this.#watch = undefined;
+    this.#loads.clear();
+    this.#deferred.clear();
     if (this.#watchdog) clearInterval(this.#watchdog);
     if (this.#relistTimer) clearTimeout(this.#relistTimer);
     this.#relistTimer = undefined;
@@ -188,24 +208,21 @@ export class Reflector<T extends Cached> {
   async #relist(): Promise<void> {
     const started = Date.now();
     const fresh = new Map<string, T>();
-    let continueToken: string | undefined;
-    let rv = '';
-    do {
-      const page = await this.#o.client.listPage<unknown>(this.#o.path, {
-        labelSelector: this.#o.labelSelector,
-        fieldSelector: this.#o.fieldSelector,
-        limit: this.#o.pageSize ?? 500,
-        continueToken,
-        metadataOnly: this.#o.metadataOnly,
-      });
-      for (const raw of page.items) {
-        const obj = this.#o.project(raw);
-        if (obj) fresh.set(obj.key, obj);
-      }
-      rv = page.resourceVersion;
-      continueToken = page.continueToken;
-    } while (continueToken);
+    let rv: string;
+    this.#relisting++;
+    try {
+      rv = await this.#listAll(
+        this.#o.path,
+        (raw) => this.#admits(raw),
+        (obj) => fresh.set(obj.key, obj),
+      );
+    } finally {
+      this.#relisting--;
+    }
     this.#lastActivity = Date.now();
+    // A namespace that left the scope after its page was read.
+    const admits = this.#o.admitsNamespace;
+    if (admits) for (const k of fresh.keys()) if (!admits(namespaceOfKey(k))) fresh.delete(k);
     // Diff against what we had: this is how deletions missed during a gap surface.
     const old = new Map(this.#store);
     this.#store.clear();
@@ -218,6 +235,116 @@ export class Reflector<T extends Cached> {
     }
     for (const [k, prev] of old) if (!fresh.has(k)) this.#emit('delete', prev, undefined);
     this.#o.metrics?.listed(this.resource, fresh.size, Date.now() - started);
+    if (this.#relisting === 0) this.#afterFullList();
+  }
+
+  /** Every page of a list; `admit` is asked of each raw object before it is projected. Returns the list's resourceVersion. */
+  async #listAll(path: string, admit: (raw: unknown) => boolean, keep: (obj: T) => void): Promise<string> {
+    let continueToken: string | undefined;
+    let rv = '';
+    do {
+      const page = await this.#o.client.listPage<unknown>(path, {
+        labelSelector: this.#o.labelSelector,
+        fieldSelector: this.#o.fieldSelector,
+        limit: this.#o.pageSize ?? 500,
+        continueToken,
+        metadataOnly: this.#o.metadataOnly,
+      });
+      for (const raw of page.items) {
+        if (!admit(raw)) continue;
+        const obj = this.#o.project(raw);
+        if (obj) keep(obj);
+      }
+      rv = page.resourceVersion;
+      continueToken = page.continueToken;
+    } while (continueToken);
+    return rv;
+  }
+
+  #admits(raw: unknown): boolean {
+    const admits = this.#o.admitsNamespace;
+    if (!admits) return true;
+    const ns = namespaceOfRaw(raw);
+    return ns !== undefined && admits(ns);
+  }
+
+  /**
+   * A namespace entered the scope (`admitsNamespace` says yes to it from now on): its objects are listed (the same
+   * selectors, one namespace) and added with add events. The watch, which admits them from now on, keeps precedence:
+   * an object it delivered (or deleted) while the list ran is not taken from the list. Retried with backoff until it
+   * succeeds, the namespace leaves again, or the reflector stops.
+   */
+  addNamespace(namespace: string): void {
+    if (this.#stopped) return;
+    // A full list is running: it may have read this namespace's page before the namespace entered.
+    if (this.#relisting > 0) {
+      this.#deferred.add(namespace);
+      return;
+    }
+    // Not listed yet (not started, or the first list failed and waits): the first list reads every admitted namespace.
+    if (!this.#synced) return;
+    this.#startLoad(namespace);
+  }
+
+  #startLoad(namespace: string): void {
+    const load = { touched: new Set<string>() };
+    this.#loads.set(namespace, load);
+    void this.#loadNamespace(namespace, load, 0);
+  }
+
+  /** A namespace left the scope: its cached objects are removed with delete events (a scan of the keys). */
+  dropNamespace(namespace: string): void {
+    this.#loads.delete(namespace);
+    this.#deferred.delete(namespace);
+    const prefix = `${namespace}/`;
+    for (const [k, prev] of this.#store) {
+      if (!k.startsWith(prefix)) continue;
+      this.#store.delete(k);
+      this.#emit('delete', prev, undefined);
+    }
+  }
+
+  async #loadNamespace(namespace: string, load: { touched: Set<string> }, attempt: number): Promise<void> {
+    const current = (): boolean => !this.#stopped && this.#loads.get(namespace) === load;
+    const listed: T[] = [];
+    try {
+      await this.#listAll(
+        namespacedPath(this.#o.path, namespace),
+        () => true,
+        (obj) => listed.push(obj),
+      );
+    } catch (err) {
+      if (!current()) return;
+      const delay = backoffDelay(this.#o.backoff ?? DEFAULT_BACKOFF, attempt);
+      this.#o.log.warn({ resource: this.resource, namespace, err: errorMessage(err), retryInMs: delay }, 'list of a namespace that entered the scope failed; retrying');
+      this.#later(() => {
+        if (current()) void this.#loadNamespace(namespace, load, attempt + 1);
+      }, delay);
+      return;
+    }
+    // Left the scope, superseded by a full list, or stopped meanwhile.
+    if (!current()) return;
+    this.#loads.delete(namespace);
+    let added = 0;
+    for (const obj of listed) {
+      if (load.touched.has(obj.key) || this.#store.has(obj.key)) continue;
+      this.#store.set(obj.key, obj);
+      this.#emit('add', undefined, obj);
+      added++;
+    }
+    this.#o.log.debug({ resource: this.resource, namespace, listed: listed.length, added }, 'namespace entered the scope: listed');
+  }
+
+  /**
+   * After a full list (none other running): namespace lists begun before it are superseded (it read those namespaces
+   * itself, and newer); namespaces that entered the scope while it ran are listed now.
+   */
+  #afterFullList(): void {
+    this.#loads.clear();
+    const entered = [...this.#deferred];
+    this.#deferred.clear();
+    if (this.#stopped) return;
+    for (const ns of entered) if (this.#o.admitsNamespace?.(ns)) this.#startLoad(ns);
   }
 
   async #startWatch(gen: number): Promise<void> {
@@ -276,8 +403,23 @@ export class Reflector<T extends Cached> {
       if (meta?.resourceVersion) this.#rv = meta.resourceVersion;
       return;
     }
-    const obj = this.#o.project(raw);
     if (meta?.resourceVersion) this.#rv = meta.resourceVersion;
+    if (this.#o.admitsNamespace) {
+      const key = keyOfRaw(raw);
+      const ns = namespaceOfRaw(raw);
+      // The watch is at least as new as a namespace list still running: that list must not overwrite this key.
+      if (key && ns !== undefined) this.#loads.get(ns)?.touched.add(key);
+      if (ns === undefined || !this.#o.admitsNamespace(ns)) {
+        // Out of scope: not projected, not kept (one still cached is gone from the operator's view).
+        const prev = key ? this.#store.get(key) : undefined;
+        if (key && prev) {
+          this.#store.delete(key);
+          this.#emit('delete', prev, undefined);
+        }
+        return;
+      }
+    }
+    const obj = this.#o.project(raw);
     if (!obj) {
       // Projection rejected it: e.g. a pod that left the Running phase is treated as gone.
       const key = keyOfRaw(raw);
@@ -341,9 +483,7 @@ export class Reflector<T extends Cached> {
   }
 
   #nextBackoff(): number {
-    // Capped at 5 s: after an apiserver outage the caches must catch up within seconds (changes made during the gap
-    // are registered within 10 s of recovery, docs/reliability.md); a few requests per resource every 5 s cost nothing.
-    const d = backoffDelay(this.#o.backoff ?? { baseMs: 500, maxMs: 5_000, jitter: 0.3 }, this.#failures);
+    const d = backoffDelay(this.#o.backoff ?? DEFAULT_BACKOFF, this.#failures);
     this.#failures++;
     return d;
   }
@@ -377,4 +517,20 @@ function keyOfRaw(raw: unknown): string | undefined {
   const m = (raw as { metadata?: { name?: string; namespace?: string } } | undefined)?.metadata;
   if (!m?.name) return undefined;
   return m.namespace ? `${m.namespace}/${m.name}` : m.name;
+}
+
+function namespaceOfRaw(raw: unknown): string | undefined {
+  const ns = (raw as { metadata?: { namespace?: unknown } } | undefined)?.metadata?.namespace;
+  return typeof ns === 'string' && ns !== '' ? ns : undefined;
+}
+
+/** The namespace of a namespaced object's key ("namespace/name"). */
+function namespaceOfKey(key: string): string {
+  return key.slice(0, Math.max(0, key.indexOf('/')));
+}
+
+/** One namespace's collection: /api/v1/pods → /api/v1/namespaces/<ns>/pods (any group's namespaced resource). */
+function namespacedPath(path: string, namespace: string): string {
+  const i = path.lastIndexOf('/');
+  return `${path.slice(0, i)}/namespaces/${encodeURIComponent(namespace)}${path.slice(i)}`;
 }

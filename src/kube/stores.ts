@@ -1,9 +1,10 @@
 import type { Logger } from '../telemetry/logger.ts';
-import type { ClusterStores } from './cluster.port.ts';
+import type { ClusterStores, NamespaceInfo } from './cluster.port.ts';
 import type { KubeClient } from './client.ts';
 import { projectBinding, projectNamespace, projectNode, projectOwner, projectPod } from './projections.ts';
 import { GROUP, VERSION } from '../crds/schema.ts';
 import type { BindingInfo } from '../crds/types.ts';
+import { NamespaceScope } from './namespace-scope.ts';
 import { Reflector, type ReflectorMetrics } from './reflector.ts';
 
 interface StoresOptions {
@@ -12,6 +13,11 @@ interface StoresOptions {
   metrics?: ReflectorMetrics;
   relistIntervalMs: number;
   watchdogMs: number;
+  /**
+   * Which namespaces' pods are kept (the operator's scope, `Scope.includesNamespace`); absent: every namespace's. Pods
+   * of other namespaces are neither projected nor cached.
+   */
+  podNamespaces?: (ns: NamespaceInfo) => boolean;
 }
 
 export interface RunningStores extends ClusterStores {
@@ -24,13 +30,25 @@ export interface RunningStores extends ClusterStores {
 }
 
 /**
- * The watches the operator keeps: Running pods (server-side field selector, slim projection), namespaces, nodes, and
- * ReplicaSets/Jobs as metadata only (to resolve Deployments and CronJobs).
+ * The watches the operator keeps: Running pods (server-side field selector, slim projection, only the namespaces in
+ * scope when `podNamespaces` is given), namespaces, nodes, and ReplicaSets/Jobs as metadata only (to resolve
+ * Deployments and CronJobs).
  */
 export function createClusterStores(o: StoresOptions): RunningStores {
   const common = { client: o.client, log: o.log, relistIntervalMs: o.relistIntervalMs, watchdogMs: o.watchdogMs, ...(o.metrics ? { metrics: o.metrics } : {}) };
-  const pods = new Reflector({ ...common, resource: 'pods', path: '/api/v1/pods', fieldSelector: 'status.phase=Running', project: (r) => projectPod(r) });
   const namespaces = new Reflector({ ...common, resource: 'namespaces', path: '/api/v1/namespaces', project: projectNamespace });
+  // Follows the namespace cache before any controller does: a namespace leaving the scope drops its pods (delete
+  // events) before the controllers hear of the namespace itself.
+  const podScope = o.podNamespaces ? new NamespaceScope(namespaces, o.podNamespaces) : undefined;
+  const pods = new Reflector({
+    ...common,
+    resource: 'pods',
+    path: '/api/v1/pods',
+    fieldSelector: 'status.phase=Running',
+    project: (r) => projectPod(r),
+    ...(podScope ? { admitsNamespace: (ns: string) => podScope.has(ns) } : {}),
+  });
+  podScope?.follow(pods);
   const nodes = new Reflector({ ...common, resource: 'nodes', path: '/api/v1/nodes', project: projectNode });
   const replicaSets = new Reflector({ ...common, resource: 'replicasets', path: '/apis/apps/v1/replicasets', metadataOnly: true, project: projectOwner });
   const jobs = new Reflector({ ...common, resource: 'jobs', path: '/apis/batch/v1/jobs', metadataOnly: true, project: projectOwner });
@@ -51,7 +69,8 @@ export function createClusterStores(o: StoresOptions): RunningStores {
     bindings,
     clusterBindings,
     all,
-    // Owners and namespaces first, so the first pod events already resolve workloads and scope.
+    // Owners and namespaces first, so the first pod events already resolve workloads and scope (and the pod list keeps
+    // only the namespaces in scope).
     async start() {
       await Promise.all([namespaces.start(), nodes.start(), replicaSets.start(), jobs.start(), bindings.start(), clusterBindings.start()]);
       await pods.start();
