@@ -47,6 +47,14 @@ describe('configuration', () => {
     ).toThrow(/duplicate username/);
   });
 
+  it("when inventory_ttl_days is not given, then it is the Anchore chart's 120; only whole days >= 1 are accepted", () => {
+    expect(resolveConfig().inventory_ttl_days).toBe(120);
+    expect(resolveConfig({ inventory_ttl_days: 1 }).inventory_ttl_days).toBe(1);
+    for (const bad of [0, -1, 1.5, Number.NaN, '30']) {
+      expect(() => resolveConfig({ inventory_ttl_days: bad as never })).toThrow(/inventory_ttl_days/);
+    }
+  });
+
   it('when the example YAML file is loaded, then it validates and matches the defaults', () => {
     const example = fileURLToPath(new URL('./sim-config.example.yaml', import.meta.url));
     expect(loadConfigFile(example)).toEqual(defaultConfig());

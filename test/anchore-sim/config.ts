@@ -46,6 +46,7 @@ export function defaultConfig(): SimConfig {
     manifest_lists: {},
     reports_page_size: 3,
     inventory_ingest_overwrite: true,
+    inventory_ttl_days: 120,
     strict: true,
   };
 }
@@ -175,6 +176,10 @@ export function resolveConfig(input: SimConfigInput = {}): SimConfig {
   const seed = num(pick('seed'), 'seed', -2147483648, 4294967295);
   if (!Number.isInteger(seed)) fail('seed must be an integer');
 
+  // Anchore's chart refuses anything but a whole number of days >= 1 (-1, "overwrite instead", is no longer valid).
+  const inventoryTtlDays = num(pick('inventory_ttl_days'), 'inventory_ttl_days', 1);
+  if (!Number.isInteger(inventoryTtlDays)) fail('inventory_ttl_days must be a whole number of days');
+
   return {
     seed,
     service_version: str(pick('service_version'), 'service_version'),
@@ -197,6 +202,7 @@ export function resolveConfig(input: SimConfigInput = {}): SimConfig {
     manifest_lists: { ...(manifestLists as Record<string, string>) },
     reports_page_size: num(pick('reports_page_size'), 'reports_page_size', 1),
     inventory_ingest_overwrite: bool(pick('inventory_ingest_overwrite'), 'inventory_ingest_overwrite'),
+    inventory_ttl_days: inventoryTtlDays,
     strict: bool(pick('strict'), 'strict'),
   };
 }

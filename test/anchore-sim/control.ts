@@ -101,6 +101,20 @@ export function handleControl(sim: AnchoreSimulator, core: SimulatorCore, method
 
   if (head === 'config' && parts.length === 1 && method === 'GET') return { status: 200, json: core.config };
 
+  if (head === 'clock' && parts.length === 1) {
+    const clock = (): Reply => ({ status: 200, json: { now: new Date(core.now()).toISOString(), offset_ms: core.clockOffsetMs } });
+    if (method === 'GET') return clock();
+    if (method === 'POST') {
+      const v = body.value;
+      const keys = isObject(v) ? Object.keys(v) : [];
+      if (!isObject(v) || keys.length !== 1 || !['advance_ms', 'advance_days'].includes(keys[0]!)) return fail(400, 'body must be {"advance_ms": n} or {"advance_days": n}');
+      const n = v[keys[0]!];
+      if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) return fail(400, `${keys[0]} must be a number >= 0 (the clock only moves forward)`);
+      core.advanceClock(keys[0] === 'advance_days' ? n * 86_400_000 : n);
+      return clock();
+    }
+  }
+
   if (head === 'reset' && parts.length === 1 && method === 'POST') {
     sim.reset();
     return { status: 204 };

@@ -42,6 +42,10 @@ function imageNotFound(digest: string): ApiError {
 /** Every piece of simulator state plus the evaluation logic. */
 export class SimulatorCore {
   readonly config: SimConfig;
+  /**
+   * The simulator's clock: the injected one plus what `advanceClock` added. Every store built here reads it (token
+   * expiry, analysis progress, evaluation times, inventory item timestamps and their TTL).
+   */
   readonly now: () => number;
   readonly auth: AuthRegistry;
   readonly images: ImageStore;
@@ -56,22 +60,44 @@ export class SimulatorCore {
   private readonly verdicts = new Map<string, VerdictOverride>();
   private readonly vulnOverrides = new Map<string, VulnerabilityInput[]>();
   private readonly evaluations = new Map<string, Array<Record<string, unknown>>>();
+  private offsetMs = 0;
 
   constructor(config: SimConfig, now: () => number = Date.now, retention: SimRetention = {}) {
     this.config = config;
-    this.now = now;
-    this.inventory = new InventoryStore(retention.inventoryReportBytes, config.inventory_ingest_overwrite);
+    this.now = () => now() + this.offsetMs;
+    this.inventory = new InventoryStore({
+      ...(retention.inventoryReportBytes === undefined ? {} : { maxReportBytes: retention.inventoryReportBytes }),
+      overwrite: config.inventory_ingest_overwrite,
+      ttlDays: config.inventory_ttl_days,
+      clock: this.now,
+    });
     this.log = new RequestLog(undefined, retention.requestBodyBytes, retention.requestBodyMaxBytes);
-    this.auth = new AuthRegistry(config, now);
-    this.images = new ImageStore(config, now);
-    this.policies = new PolicyStore(config, now);
+    this.auth = new AuthRegistry(config, this.now);
+    this.images = new ImageStore(config, this.now);
+    this.policies = new PolicyStore(config, this.now);
     this.integrations = new IntegrationStore(config.seed);
     this.faults = new FaultEngine(config.seed);
     this.errors = new ErrorShaper(config.error_shape);
   }
 
-  /** Back to the configured state. */
+  /** How far the simulator's clock is ahead of the injected one (ms). */
+  get clockOffsetMs(): number {
+    return this.offsetMs;
+  }
+
+  /**
+   * Moves the simulator's clock forward (it never goes back), e.g. past `inventory_ttl_days` instead of sleeping.
+   * Request-log times, fault outage windows and `InventoryReport.receivedAt` stay on the wall clock.
+   * @throws Error for a negative or non-finite amount.
+   */
+  advanceClock(ms: number): void {
+    if (!Number.isFinite(ms) || ms < 0) throw new Error(`the clock only moves forward: ${ms} ms`);
+    this.offsetMs += ms;
+  }
+
+  /** Back to the configured state (the clock included). */
   reset(): void {
+    this.offsetMs = 0;
     this.auth.reset();
     this.images.reset();
     this.policies.reset();

@@ -1,7 +1,16 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { INTEGRATION_TYPE, startSimulator } from './index.ts';
 import type { AnchoreSimulator } from './index.ts';
+import { InventoryStore } from './inventory.ts';
 import { TEAM_A, call, digestOf, uidOf } from './test-client.ts';
+
+const DAY = 86_400_000;
+
+/** Report timestamps relative to a recent whole second (inventory older than inventory_ttl_days is gone). */
+const T0 = Math.floor(Date.now() / 1000) * 1000 - DAY;
+function at(minutes: number, base = T0): string {
+  return new Date(base + minutes * 60_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
 
 let sim: AnchoreSimulator;
 
@@ -16,7 +25,7 @@ afterAll(async () => {
 beforeEach(() => sim.reset());
 
 /** A small report: one namespace per entry, one pod with one container per image. */
-function report(cluster: string, namespaces: Record<string, Array<[string, string]>>, timestamp = '2024-05-01T10:00:00Z'): Record<string, unknown> {
+function report(cluster: string, namespaces: Record<string, Array<[string, string]>>, timestamp = at(0)): Record<string, unknown> {
   const body = { cluster_name: cluster, timestamp, namespaces: [] as unknown[], pods: [] as unknown[], containers: [] as unknown[], nodes: [] };
   for (const [ns, images] of Object.entries(namespaces)) {
     body.namespaces.push({ uid: uidOf(`ns-${ns}`), name: ns, labels: {}, annotations: {} });
@@ -89,7 +98,7 @@ describe('retention', () => {
     const seen: string[] = [];
     const small = await startSimulator({ retention: { inventoryReportBytes: 1000, requestBodyMaxBytes: 100 }, onInventory: (r) => seen.push(r.body.timestamp) });
     try {
-      const stamps = ['2024-05-01T10:00:00Z', '2024-05-01T10:00:01Z', '2024-05-01T10:00:02Z', '2024-05-01T10:00:03Z'];
+      const stamps = [at(0), at(1), at(2), at(3)];
       const images: Array<[string, string]> = Array.from({ length: 5 }, (_, i) => [`docker.io/app-${i}:1`, digestOf(`r${i}`)]);
       for (const ts of stamps) expect((await call(small.url, 'POST', '/v2/kubernetes-inventory', { json: report('prod', { web: images }, ts) })).status).toBe(201);
       expect(seen).toEqual(stamps);
@@ -123,7 +132,7 @@ describe('GET /v2/inventories', () => {
           image_digest: digestOf('a'),
           created_at: expect.any(String),
           last_updated: expect.any(String),
-          last_seen: '2024-05-01T10:00:00Z',
+          last_seen: at(0),
         },
         expect.objectContaining({ context: 'prod/db', image_digest: digestOf('b') }),
       ]),
@@ -153,7 +162,7 @@ describe('GET /v2/inventories', () => {
 
   it('when a later report contains a namespace, then it replaces that namespace only', async () => {
     await postInventory(report('prod', { web: [['nginx:1', digestOf('a')]], db: [['postgres:16', digestOf('b')]] }));
-    await postInventory(report('prod', { web: [['nginx:2', digestOf('c')]] }, '2024-05-01T10:05:00Z'));
+    await postInventory(report('prod', { web: [['nginx:2', digestOf('c')]] }, at(5)));
     const items = (await call(sim.url, 'GET', '/v2/inventories')).body.items;
     expect(items.map((i: any) => `${i.context} ${i.image_tag}`).sort()).toEqual(['prod/db postgres:16', 'prod/web nginx:2']);
     expect((await call(sim.url, 'GET', `/v2/inventories?image_digest=${digestOf('a')}`)).body.items).toEqual([]);
@@ -161,7 +170,7 @@ describe('GET /v2/inventories', () => {
 
   it('when a namespace is sent in two parts with overwrite on (the default), then only the last part stays: the first is erased', async () => {
     await postInventory(report('prod', { web: [['nginx:1', digestOf('a')]], db: [['postgres:16', digestOf('b')]] }));
-    await postInventory(report('prod', { web: [['redis:7', digestOf('c')]] }, '2024-05-01T10:05:00Z'));
+    await postInventory(report('prod', { web: [['redis:7', digestOf('c')]] }, at(5)));
     const items = (await call(sim.url, 'GET', '/v2/inventories')).body.items;
     expect(items.map((i: any) => `${i.context} ${i.image_tag}`).sort()).toEqual(['prod/db postgres:16', 'prod/web redis:7']);
   });
@@ -171,8 +180,8 @@ describe('GET /v2/inventories', () => {
     try {
       const post = (body: unknown): Promise<{ status: number }> => call(keep.url, 'POST', '/v2/kubernetes-inventory', { json: body });
       expect((await post(report('prod', { web: [['nginx:1', digestOf('a')]], db: [['postgres:16', digestOf('b')]] }))).status).toBe(201);
-      expect((await post(report('prod', { web: [['redis:7', digestOf('c')]] }, '2024-05-01T10:05:00Z'))).status).toBe(201);
-      expect((await post(report('prod', { db: [] }, '2024-05-01T10:06:00Z'))).status).toBe(201);
+      expect((await post(report('prod', { web: [['redis:7', digestOf('c')]] }, at(5)))).status).toBe(201);
+      expect((await post(report('prod', { db: [] }, at(6)))).status).toBe(201);
       const items = (await call(keep.url, 'GET', '/v2/inventories')).body.items;
       expect(items.map((i: any) => `${i.context} ${i.image_tag}`).sort()).toEqual(['prod/db postgres:16', 'prod/web nginx:1', 'prod/web redis:7']);
       expect((await call(keep.url, 'GET', `/v2/inventories?image_digest=${digestOf('a')}`)).body.items).toHaveLength(1);
@@ -188,12 +197,194 @@ describe('GET /v2/inventories', () => {
   });
 
   it('when the same image is reported again, then created_at is kept and last_seen moves', async () => {
-    await postInventory(report('prod', { web: [['nginx:1', digestOf('a')]] }, '2024-05-01T10:00:00Z'));
+    await postInventory(report('prod', { web: [['nginx:1', digestOf('a')]] }, at(0)));
     const first = (await call(sim.url, 'GET', '/v2/inventories')).body.items[0];
-    await postInventory(report('prod', { web: [['nginx:1', digestOf('a')]] }, '2024-05-01T11:00:00Z'));
+    await postInventory(report('prod', { web: [['nginx:1', digestOf('a')]] }, at(60)));
     const second = (await call(sim.url, 'GET', '/v2/inventories')).body.items[0];
     expect(second.created_at).toBe(first.created_at);
-    expect(second.last_seen).toBe('2024-05-01T11:00:00Z');
+    expect(second.last_seen).toBe(at(60));
+  });
+});
+
+/** The simulator's clock as `POST /_sim/clock` moves it. */
+async function clock(target: AnchoreSimulator, advance?: { advance_days?: number; advance_ms?: number }): Promise<{ now: string; offset_ms: number }> {
+  const res = advance === undefined ? await call(target.url, 'GET', '/_sim/clock', { auth: undefined }) : await call(target.url, 'POST', '/_sim/clock', { auth: undefined, json: advance });
+  expect(res.status).toBe(200);
+  return res.body;
+}
+
+/** `context image_tag` of every listed item, sorted. */
+async function listed(target: AnchoreSimulator, query = ''): Promise<string[]> {
+  const res = await call(target.url, 'GET', `/v2/inventories${query}`);
+  expect(res.status).toBe(200);
+  return res.body.items.map((i: any) => `${i.context} ${i.image_tag}`).sort();
+}
+
+describe('retention and replacement (contract §7)', () => {
+  it('when overwrite is on and a namespace is only referenced by a pod (not listed in namespaces), then it is present: its items are replaced', async () => {
+    // Without the namespace object its name is unknown: the context is named by the pod's namespace_uid.
+    const ns = uidOf('ns-unlisted');
+    const podsOnly = (image: string, digest: string, timestamp: string): Record<string, unknown> => ({
+      cluster_name: 'prod',
+      timestamp,
+      namespaces: [],
+      pods: [{ uid: uidOf(`pod-${image}`), name: 'p', namespace_uid: ns }],
+      containers: [{ id: `containerd://${image}`, name: 'c', image_tag: image, image_digest: digest, pod_uid: uidOf(`pod-${image}`) }],
+    });
+    await postInventory(report('prod', { db: [['postgres:16', digestOf('b')]] }));
+    expect((await postInventory(podsOnly('nginx:1', digestOf('a'), at(1)))).status).toBe(201);
+    expect(await listed(sim)).toEqual([`prod/${ns} nginx:1`, 'prod/db postgres:16']);
+    expect((await postInventory(podsOnly('nginx:2', digestOf('c'), at(2)))).status).toBe(201);
+    expect(await listed(sim)).toEqual([`prod/${ns} nginx:2`, 'prod/db postgres:16']);
+  });
+
+  it('when overwrite is on and a namespace is listed without pods, then that namespace is cleared and the absent ones stay', async () => {
+    await postInventory(report('prod', { web: [['nginx:1', digestOf('a')]], db: [['postgres:16', digestOf('b')]] }));
+    await postInventory(report('prod', { web: [] }, at(5)));
+    expect(await listed(sim)).toEqual(['prod/db postgres:16']);
+    expect((await call(sim.url, 'GET', `/v2/inventories?image_digest=${digestOf('a')}`)).body.items).toEqual([]);
+    // Another cluster's namespace of the same name is another context.
+    await postInventory(report('staging', { db: [] }, at(6)));
+    expect(await listed(sim)).toEqual(['prod/db postgres:16']);
+  });
+
+  it('when overwrite is on and a namespace stops being reported, then it keeps its items until inventory_ttl_days after its last_seen, then they are gone; reported ones stay', async () => {
+    const start = Date.parse((await clock(sim)).now);
+    const stamp = (ms: number): string => at(0, Math.floor(ms / 1000) * 1000);
+    await postInventory(report('prod', { web: [['nginx:1', digestOf('a')]], db: [['postgres:16', digestOf('b')]] }, stamp(start)));
+    const later = Date.parse((await clock(sim, { advance_days: 60 })).now);
+    await postInventory(report('prod', { web: [['nginx:1', digestOf('a')]] }, stamp(later)));
+    expect(await listed(sim)).toEqual(['prod/db postgres:16', 'prod/web nginx:1']);
+    await clock(sim, { advance_days: 59 });
+    expect(await listed(sim)).toEqual(['prod/db postgres:16', 'prod/web nginx:1']);
+    await clock(sim, { advance_days: 2 }); // 121 days after db's last report, 61 after web's
+    expect(await listed(sim)).toEqual(['prod/web nginx:1']);
+    expect((await call(sim.url, 'GET', `/v2/inventories?image_digest=${digestOf('b')}`)).body.items).toEqual([]);
+    expect((await call(sim.url, 'GET', '/v2/inventories?context=prod/db')).body.items).toEqual([]);
+    await clock(sim, { advance_days: 60 });
+    expect(await listed(sim)).toEqual([]);
+  });
+
+  it('when overwrite is off, then parts and dropped images stay until not reported for inventory_ttl_days; a refresh keeps an item', async () => {
+    const keep = await startSimulator({ config: { inventory_ingest_overwrite: false, inventory_ttl_days: 30 } });
+    try {
+      const post = (body: unknown): Promise<{ status: number }> => call(keep.url, 'POST', '/v2/kubernetes-inventory', { json: body });
+      const stamp = async (): Promise<string> => at(0, Math.floor(Date.parse((await clock(keep)).now) / 1000) * 1000);
+      expect(
+        (
+          await post(
+            report(
+              'prod',
+              {
+                web: [
+                  ['nginx:1', digestOf('a')],
+                  ['redis:7', digestOf('b')],
+                ],
+              },
+              await stamp(),
+            ),
+          )
+        ).status,
+      ).toBe(201);
+      await clock(keep, { advance_days: 20 });
+      // nginx:1 is replaced by nginx:2 in web: with overwrite off the old image is not removed by the report.
+      expect(
+        (
+          await post(
+            report(
+              'prod',
+              {
+                web: [
+                  ['nginx:2', digestOf('c')],
+                  ['redis:7', digestOf('b')],
+                ],
+              },
+              await stamp(),
+            ),
+          )
+        ).status,
+      ).toBe(201);
+      expect(await listed(keep)).toEqual(['prod/web nginx:1', 'prod/web nginx:2', 'prod/web redis:7']);
+      await clock(keep, { advance_days: 11 }); // nginx:1 last seen 31 days ago
+      expect(await listed(keep)).toEqual(['prod/web nginx:2', 'prod/web redis:7']);
+      expect((await call(keep.url, 'GET', `/v2/inventories?image_digest=${digestOf('a')}`)).body.items).toEqual([]);
+    } finally {
+      await keep.stop();
+    }
+  });
+
+  it('when a report is stamped more than inventory_ttl_days ago, then it is accepted but lists nothing (and with overwrite on still replaces its namespaces)', async () => {
+    const now = Date.parse((await clock(sim)).now);
+    await postInventory(report('prod', { web: [['nginx:1', digestOf('a')]], db: [['postgres:16', digestOf('b')]] }, at(0, Math.floor(now / 1000) * 1000)));
+    const stale = report('prod', { web: [['nginx:0', digestOf('c')]] }, at(0, now - 121 * DAY));
+    expect((await postInventory(stale)).status).toBe(201);
+    expect(sim.inventories('admin')).toHaveLength(2);
+    expect(await listed(sim)).toEqual(['prod/db postgres:16']);
+  });
+
+  it('when the clock is moved through /_sim/clock, then only forward and only with a valid body, token expiry follows it, and reset puts it back', async () => {
+    const before = await clock(sim);
+    expect(before.offset_ms).toBe(0);
+    const after = await clock(sim, { advance_ms: 1500 });
+    expect(after.offset_ms).toBe(1500);
+    expect(Date.parse(after.now) - Date.parse(before.now)).toBeGreaterThanOrEqual(1500);
+    expect((await clock(sim, { advance_days: 1 })).offset_ms).toBe(1500 + DAY);
+    for (const bad of [{ advance_ms: -1 }, { advance_days: 'x' }, { advance_ms: 1, advance_days: 1 }, { minutes: 1 }, [], null]) {
+      expect((await call(sim.url, 'POST', '/_sim/clock', { auth: undefined, json: bad })).status).toBe(400);
+    }
+    expect((await clock(sim)).offset_ms).toBe(1500 + DAY);
+    expect(sim.requests()).toEqual([]); // control calls are not recorded
+    // The whole state follows it: a token issued now is expired once the clock passes token_ttl_seconds.
+    const tok = await call(sim.url, 'POST', '/v2/oauth/token', { auth: undefined, form: { grant_type: 'password', username: 'admin', password: 'foobar', client_id: 'anonymous' } });
+    expect((await call(sim.url, 'GET', '/v2/images', { auth: { bearer: tok.body.access_token } })).status).toBe(200);
+    await clock(sim, { advance_ms: (sim.config.token_ttl_seconds + 1) * 1000 });
+    expect((await call(sim.url, 'GET', '/v2/images', { auth: { bearer: tok.body.access_token } })).status).toBe(401);
+    sim.reset();
+    expect((await clock(sim)).offset_ms).toBe(0);
+  });
+});
+
+describe('InventoryStore on an injected clock', () => {
+  const inv = (timestamp: string, images: Record<string, string[]>): Parameters<InventoryStore['accept']>[1] => {
+    const namespaces = Object.keys(images).map((ns) => ({ uid: `u-${ns}`, name: ns }));
+    const pods = Object.keys(images).map((ns) => ({ uid: `p-${ns}`, name: 'p', namespace_uid: `u-${ns}` }));
+    const containers = Object.entries(images).flatMap(([ns, tags]) => tags.map((tag) => ({ image_tag: tag, image_digest: digestOf(tag.length.toString(16)), pod_uid: `p-${ns}` })));
+    return { cluster_name: 'c', timestamp, namespaces, pods, containers };
+  };
+  const tags = (store: InventoryStore, filter = {}): string[] =>
+    store
+      .list('a', filter)
+      .map((i) => `${i.context} ${i.image_tag}`)
+      .sort();
+
+  it('when an item is exactly inventory_ttl_days old, then it stays; one second more, then it is gone from every filter', () => {
+    let now = Date.parse('2030-01-01T00:00:00Z');
+    const store = new InventoryStore({ ttlDays: 2, clock: () => now });
+    store.accept('a', inv('2030-01-01T00:00:00Z', { web: ['x:1'] }), 0);
+    expect(store.list('a', {})[0]).toMatchObject({ created_at: '2030-01-01T00:00:00Z', last_updated: '2030-01-01T00:00:00Z', last_seen: '2030-01-01T00:00:00Z' });
+    now += 2 * DAY;
+    expect(tags(store)).toEqual(['c/web x:1']);
+    expect(tags(store, { image_digest: digestOf('3') })).toEqual(['c/web x:1']);
+    now += 1000;
+    expect(tags(store)).toEqual([]);
+    expect(tags(store, { image_digest: digestOf('3') })).toEqual([]);
+    expect(tags(store, { context: 'c/web' })).toEqual([]);
+  });
+
+  it('when reports refresh some items and not others, then last_updated follows the clock, and only the unrefreshed expire', () => {
+    let now = Date.parse('2030-01-01T00:00:00Z');
+    const store = new InventoryStore({ overwrite: false, ttlDays: 10, clock: () => now });
+    store.accept('a', inv('2030-01-01T00:00:00Z', { web: ['x:1', 'yy:1'], db: ['zzz:1'] }), 0);
+    now += 6 * DAY;
+    store.accept('a', inv('2030-01-07T00:00:00Z', { web: ['x:1'] }), 0);
+    expect(store.list('a', { context: 'c/web' }).find((i) => i.image_tag === 'x:1')).toMatchObject({ created_at: '2030-01-01T00:00:00Z', last_updated: '2030-01-07T00:00:00Z' });
+    now += 5 * DAY;
+    expect(tags(store)).toEqual(['c/web x:1']);
+    now += 6 * DAY;
+    expect(tags(store)).toEqual([]);
+    // A report received long after it was taken is judged by its own timestamp.
+    store.accept('a', inv('2030-01-01T00:00:00Z', { web: ['x:1'] }), 0);
+    expect(tags(store)).toEqual([]);
   });
 });
 

@@ -1,5 +1,8 @@
 // Kubernetes runtime inventory: every accepted report is kept (bounded), and the derived inventory items are
 // indexed by context (<cluster>/<namespace>) and by image digest, so the GET filters never scan every item.
+// Anchore's retention is modelled (docs/anchore-contract.md, the contract notes §7 "Retention and replacement"):
+// per-namespace replacement with `inventory_ingest_overwrite`, adding only without it, and expiry after
+// `inventory_ttl_days` of not being reported, judged on the simulator's clock.
 import { ApiError } from './errors.ts';
 import { isoSeconds, isRfc3339 } from './images.ts';
 import type { InventoryItem, InventoryReport, KubernetesInventory } from './types.ts';
@@ -10,12 +13,31 @@ export const MAX_REPORTS_PER_ACCOUNT = 10_000;
 /** Raw bytes of reports kept per account; the oldest reports (never the newest) are dropped beyond this. */
 export const MAX_REPORT_BYTES_PER_ACCOUNT = 256 * 1024 * 1024;
 
+/** Anchore's chart default for `runtime_inventory.inventory_ttl_days`. */
+export const DEFAULT_INVENTORY_TTL_DAYS = 120;
+
+const DAY_MS = 86_400_000;
+
 interface AccountInventory {
   reports: InventoryReport[];
   reportBytes: number[];
   totalBytes: number;
   contexts: Map<string, Map<string, InventoryItem>>;
   byDigest: Map<string, Set<InventoryItem>>;
+  /** No item's last_seen (ms) is older than this (a lower bound: refreshes only raise the true minimum). */
+  oldestSeen: number;
+}
+
+/** Options of {@link InventoryStore}. */
+export interface InventoryStoreOptions {
+  /** Raw bytes of reports kept per account (the newest report is always kept). */
+  maxReportBytes?: number;
+  /** Anchore's `inventory_ingest_overwrite` (default true): a namespace in a report replaces that namespace's items. */
+  overwrite?: boolean;
+  /** Anchore's `inventory_ttl_days` (default 120): items not reported for longer are gone. */
+  ttlDays?: number;
+  /** The simulator's clock (ms since epoch): item timestamps and TTL expiry. Default Date.now. */
+  clock?: () => number;
 }
 
 /** Filters of GET /v2/inventories. */
@@ -68,22 +90,22 @@ export class InventoryStore {
   private readonly accounts = new Map<string, AccountInventory>();
   private readonly maxReportBytes: number;
   private readonly overwrite: boolean;
+  private readonly ttlMs: number;
+  private readonly clock: () => number;
   /** Called with every accepted report (e.g. a benchmark keeping only what it measures). */
   onReport: ((report: InventoryReport) => void) | undefined;
 
-  /**
-   * @param maxReportBytes raw bytes of reports kept per account (the newest report is always kept).
-   * @param overwrite Anchore's `inventory_ingest_overwrite`: a namespace in a report replaces that namespace's items.
-   */
-  constructor(maxReportBytes = MAX_REPORT_BYTES_PER_ACCOUNT, overwrite = true) {
-    this.maxReportBytes = maxReportBytes;
-    this.overwrite = overwrite;
+  constructor(opts: InventoryStoreOptions = {}) {
+    this.maxReportBytes = opts.maxReportBytes ?? MAX_REPORT_BYTES_PER_ACCOUNT;
+    this.overwrite = opts.overwrite ?? true;
+    this.ttlMs = (opts.ttlDays ?? DEFAULT_INVENTORY_TTL_DAYS) * DAY_MS;
+    this.clock = opts.clock ?? Date.now;
   }
 
   private bucket(account: string): AccountInventory {
     let b = this.accounts.get(account);
     if (b === undefined) {
-      b = { reports: [], reportBytes: [], totalBytes: 0, contexts: new Map(), byDigest: new Map() };
+      b = { reports: [], reportBytes: [], totalBytes: 0, contexts: new Map(), byDigest: new Map(), oldestSeen: Infinity };
       this.accounts.set(account, b);
     }
     return b;
@@ -91,13 +113,17 @@ export class InventoryStore {
 
   /**
    * Stores an accepted report. With overwrite on, the report replaces the stored items of every namespace it
-   * contains (listed in `namespaces` or referenced by a pod): a namespace's items not in the report are gone, those
-   * of namespaces absent from it stay. With overwrite off it only adds and refreshes items. Containers whose pod is
-   * not in the report are ignored, as KI drops them.
+   * contains (listed in `namespaces` or referenced by a pod): a namespace's items not in the report are gone (all of
+   * them when it is listed without pods), those of namespaces absent from it stay. With overwrite off it only adds
+   * and refreshes items. Either way an item's `last_seen` becomes the report's `timestamp`, and items whose last_seen
+   * is more than the TTL before the clock are gone. Containers whose pod is not in the report are ignored, as KI
+   * drops them.
+   * @param receivedAt wall-clock arrival (ms), kept on the report; item timestamps come from the simulator's clock.
+   * @param bytes raw bytes of the request body, counted against the retention budget.
    */
-  accept(account: string, inv: KubernetesInventory, now: number, bytes = 0): void {
+  accept(account: string, inv: KubernetesInventory, receivedAt: number, bytes = 0): void {
     const b = this.bucket(account);
-    const report = { account, receivedAt: now, body: inv };
+    const report: InventoryReport = { account, receivedAt, body: inv };
     b.reports.push(report);
     this.onReport?.(report);
     b.reportBytes.push(bytes);
@@ -138,8 +164,11 @@ export class InventoryStore {
       fresh.get(ctx)!.set(`${c.image_tag}\u0000${digest}`, { tag: c.image_tag, digest });
     }
 
+    const now = this.clock();
     const ts = isoSeconds(now);
-    const seen = isRfc3339(inv.timestamp) ? isoSeconds(Date.parse(inv.timestamp)) : ts;
+    const seenMs = isRfc3339(inv.timestamp) ? Date.parse(inv.timestamp) : now;
+    const seen = isoSeconds(seenMs);
+    if (fresh.size > 0) b.oldestSeen = Math.min(b.oldestSeen, Date.parse(seen));
     for (const [ctx, entries] of fresh) {
       const old = b.contexts.get(ctx) ?? new Map<string, InventoryItem>();
       const next = new Map<string, InventoryItem>();
@@ -161,6 +190,7 @@ export class InventoryStore {
       if (next.size === 0) b.contexts.delete(ctx);
       else b.contexts.set(ctx, next);
     }
+    this.expire(b, now);
   }
 
   /**
@@ -173,6 +203,7 @@ export class InventoryStore {
     }
     const b = this.accounts.get(account);
     if (b === undefined || filter.inventory_type === 'ecs') return [];
+    this.expire(b, this.clock());
     let items: Iterable<InventoryItem>;
     if (filter.image_digest !== undefined) items = b.byDigest.get(filter.image_digest) ?? [];
     else if (filter.context !== undefined) items = b.contexts.get(filter.context)?.values() ?? [];
@@ -192,6 +223,27 @@ export class InventoryStore {
 
   reset(): void {
     this.accounts.clear();
+  }
+
+  /**
+   * Removes the items whose last_seen is more than the TTL before `now` (Anchore prunes them; an item exactly the
+   * TTL old stays). Scans only when the oldest last_seen may have passed the cutoff, so reads stay indexed.
+   */
+  private expire(b: AccountInventory, now: number): void {
+    const cutoff = now - this.ttlMs;
+    if (b.oldestSeen >= cutoff) return;
+    let oldest = Infinity;
+    for (const [ctx, items] of b.contexts) {
+      for (const [key, item] of items) {
+        const seen = Date.parse(item.last_seen);
+        if (seen < cutoff) {
+          items.delete(key);
+          this.unindexDigest(b, item);
+        } else if (seen < oldest) oldest = seen;
+      }
+      if (items.size === 0) b.contexts.delete(ctx);
+    }
+    b.oldestSeen = oldest;
   }
 
   private indexDigest(b: AccountInventory, item: InventoryItem): void {

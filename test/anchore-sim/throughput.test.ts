@@ -73,7 +73,7 @@ describe('throughput', () => {
         pod_uid: p.uid,
       }));
       const started = Date.now();
-      const res = await call(sim.url, 'POST', '/v2/kubernetes-inventory', { json: { cluster_name: 'bench', timestamp: '2024-01-01T00:00:00Z', namespaces, pods, containers } });
+      const res = await call(sim.url, 'POST', '/v2/kubernetes-inventory', { json: { cluster_name: 'bench', timestamp: new Date().toISOString(), namespaces, pods, containers } });
       expect(res.status).toBe(201);
       const one = await call(sim.url, 'GET', `/v2/inventories?image_digest=${digest(1)}`);
       expect(one.body.items.length).toBeGreaterThan(0);

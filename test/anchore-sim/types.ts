@@ -76,11 +76,18 @@ export interface SimConfig {
   manifest_lists: Record<string, string>;
   /**
    * Anchore's `runtime_inventory.inventory_ingest_overwrite`. true (the simulator's default, the stricter case for a
-   * client): every namespace present in a report replaces that namespace's stored inventory, so a namespace sent in
-   * parts keeps only the last part. false (Anchore's chart default): reports add and refresh entries, nothing is
-   * removed (the simulator has no TTL).
+   * client): every namespace present in a report (listed in `namespaces` or referenced by a pod) replaces that
+   * namespace's stored inventory, so a namespace sent in parts keeps only the last part and a namespace listed without
+   * pods is cleared; namespaces absent from the report are left as they were. false (Anchore's chart default): reports
+   * add and refresh entries, nothing is removed by a report. Either way entries expire after `inventory_ttl_days`.
    */
   inventory_ingest_overwrite: boolean;
+  /**
+   * Anchore's `runtime_inventory.inventory_ttl_days` (chart default 120; a whole number of days, at least 1): an
+   * inventory entry whose `last_seen` (the timestamp of the last report that carried it) is more than this many days
+   * before the simulator's clock is gone from GET /v2/inventories. Move the clock with `POST /_sim/clock`.
+   */
+  inventory_ttl_days: number;
   /** Page size of the Reports GraphQL API (small by default, so clients must follow nextToken). */
   reports_page_size: number;
   /**
@@ -213,7 +220,7 @@ export interface AnchoreImageRecord {
 /** One accepted POST /v2/kubernetes-inventory. */
 export interface InventoryReport {
   account: string;
-  /** ms since epoch. */
+  /** ms since epoch (wall clock, not moved by `POST /_sim/clock`). */
   receivedAt: number;
   body: KubernetesInventory;
 }
