@@ -88,6 +88,7 @@ export function handleControl(sim: AnchoreSimulator, core: SimulatorCore, method
             ? null
             : {
                 received_at: new Date(last.receivedAt).toISOString(),
+                bytes: last.bytes,
                 cluster_name: last.body.cluster_name,
                 timestamp: last.body.timestamp,
                 namespaces: last.body.namespaces?.length ?? 0,

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { INTEGRATION_TYPE, startSimulator } from './index.ts';
-import type { AnchoreSimulator } from './index.ts';
+import type { AnchoreSimulator, InventoryReport } from './index.ts';
 import { InventoryStore } from './inventory.ts';
 import { TEAM_A, call, digestOf, uidOf } from './test-client.ts';
 
@@ -341,6 +341,22 @@ describe('retention and replacement (contract §7)', () => {
     expect((await call(sim.url, 'GET', '/v2/images', { auth: { bearer: tok.body.access_token } })).status).toBe(401);
     sim.reset();
     expect((await clock(sim)).offset_ms).toBe(0);
+  });
+
+  it('when a report is accepted, then it carries its raw body bytes for onInventory, inventories() and /_sim/state', async () => {
+    const seen: InventoryReport[] = [];
+    const counting = await startSimulator({ onInventory: (r) => seen.push(r) });
+    try {
+      const body = report('prod', { web: [['nginx:1', digestOf('a')]] });
+      const raw = `${JSON.stringify(body)}  `;
+      expect((await call(counting.url, 'POST', '/v2/kubernetes-inventory', { raw, contentType: 'application/json' })).status).toBe(201);
+      expect(seen.map((r) => [r.account, r.body.cluster_name, r.bytes])).toEqual([['admin', 'prod', Buffer.byteLength(raw)]]);
+      expect(counting.inventories('admin')[0]?.bytes).toBe(Buffer.byteLength(raw));
+      const state = await call(counting.url, 'GET', '/_sim/state', { auth: undefined });
+      expect(state.body.accounts.admin.last_inventory).toMatchObject({ cluster_name: 'prod', bytes: Buffer.byteLength(raw) });
+    } finally {
+      await counting.stop();
+    }
   });
 });
 

@@ -20,7 +20,6 @@ const DAY_MS = 86_400_000;
 
 interface AccountInventory {
   reports: InventoryReport[];
-  reportBytes: number[];
   totalBytes: number;
   contexts: Map<string, Map<string, InventoryItem>>;
   byDigest: Map<string, Set<InventoryItem>>;
@@ -92,7 +91,7 @@ export class InventoryStore {
   private readonly overwrite: boolean;
   private readonly ttlMs: number;
   private readonly clock: () => number;
-  /** Called with every accepted report (e.g. a benchmark keeping only what it measures). */
+  /** Called with every accepted report (e.g. a benchmark keeping only what it measures, `bytes` included). */
   onReport: ((report: InventoryReport) => void) | undefined;
 
   constructor(opts: InventoryStoreOptions = {}) {
@@ -105,7 +104,7 @@ export class InventoryStore {
   private bucket(account: string): AccountInventory {
     let b = this.accounts.get(account);
     if (b === undefined) {
-      b = { reports: [], reportBytes: [], totalBytes: 0, contexts: new Map(), byDigest: new Map(), oldestSeen: Infinity };
+      b = { reports: [], totalBytes: 0, contexts: new Map(), byDigest: new Map(), oldestSeen: Infinity };
       this.accounts.set(account, b);
     }
     return b;
@@ -119,24 +118,22 @@ export class InventoryStore {
    * is more than the TTL before the clock are gone. Containers whose pod is not in the report are ignored, as KI
    * drops them.
    * @param receivedAt wall-clock arrival (ms), kept on the report; item timestamps come from the simulator's clock.
-   * @param bytes raw bytes of the request body, counted against the retention budget.
+   * @param bytes raw bytes of the request body: kept on the report, counted against the retention budget.
    */
   accept(account: string, inv: KubernetesInventory, receivedAt: number, bytes = 0): void {
     const b = this.bucket(account);
-    const report: InventoryReport = { account, receivedAt, body: inv };
+    const report: InventoryReport = { account, receivedAt, bytes, body: inv };
     b.reports.push(report);
     this.onReport?.(report);
-    b.reportBytes.push(bytes);
     b.totalBytes += bytes;
     let drop = 0;
     let dropped = 0;
     while (b.reports.length - drop > 1 && (b.reports.length - drop > MAX_REPORTS_PER_ACCOUNT || b.totalBytes - dropped > this.maxReportBytes)) {
-      dropped += b.reportBytes[drop]!;
+      dropped += b.reports[drop]!.bytes ?? 0;
       drop++;
     }
     if (drop > 0) {
       b.reports.splice(0, drop);
-      b.reportBytes.splice(0, drop);
       b.totalBytes -= dropped;
     }
 

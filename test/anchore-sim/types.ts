@@ -222,6 +222,11 @@ export interface InventoryReport {
   account: string;
   /** ms since epoch (wall clock, not moved by `POST /_sim/clock`). */
   receivedAt: number;
+  /**
+   * Raw bytes of the request body as received (what the client sent Anchore for this report). The simulator always
+   * sets it; optional only so reports built by hand (e.g. in benchmark tests) need not.
+   */
+  bytes?: number;
   body: KubernetesInventory;
 }
 
@@ -291,7 +296,10 @@ export interface SimulatorOptions {
   log?: (line: string) => void;
   /** How much the simulator keeps in memory (defaults: 256 MiB each). */
   retention?: SimRetention;
-  /** Called with every accepted inventory report, before any is dropped for the retention budget. */
+  /**
+   * Called with every accepted inventory report, before any is dropped for the retention budget. `report.bytes` is
+   * its raw body size, `report.account` and `report.body.cluster_name` say whose it is.
+   */
   onInventory?: (report: InventoryReport) => void;
 }
 
