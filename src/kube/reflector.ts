@@ -1,4 +1,5 @@
 import { type BackoffPolicy, backoffDelay } from '../runtime/backoff.ts';
+import { SLICE, yieldToLoop } from '../runtime/cooperative.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { KubeClient, WatchHandle } from './client.ts';
@@ -66,7 +67,7 @@ interface ReflectorOptions<T extends Cached> {
 export class Reflector<T extends Cached> {
   readonly resource: string;
   readonly #o: ReflectorOptions<T>;
-  readonly #store = new Map<string, T>();
+  #store = new Map<string, T>();
   readonly #handlers: ReflectorHandlers<T>[] = [];
   #rv = '';
   #synced = false;
@@ -165,7 +166,7 @@ export class Reflector<T extends Cached> {
     this.#watch?.abort();
     this.#watch = undefined;
     try {
-      await this.#relist();
+      await this.#relist(gen);
     } catch (err) {
       if (this.#stopped || gen !== this.#watchGen) return;
       const delay = this.#nextBackoff();
@@ -205,37 +206,78 @@ export class Reflector<T extends Cached> {
     for (const w of this.#syncedWaiters.splice(0)) w();
   }
 
-  async #relist(): Promise<void> {
+  async #relist(gen: number): Promise<void> {
     const started = Date.now();
     const fresh = new Map<string, T>();
-    let rv: string;
+    let complete: boolean;
     this.#relisting++;
     try {
-      rv = await this.#listAll(
+      const rv = await this.#listAll(
         this.#o.path,
         (raw) => this.#admits(raw),
         (obj) => fresh.set(obj.key, obj),
       );
+      this.#lastActivity = Date.now();
+      this.#rv = rv;
+      // Still counted as relisting while it is applied: a namespace entering the scope meanwhile waits for it.
+      complete = await this.#apply(fresh, () => this.#stopped || gen !== this.#watchGen);
     } finally {
       this.#relisting--;
     }
-    this.#lastActivity = Date.now();
-    // A namespace that left the scope after its page was read.
+    if (!complete) return;
+    this.#o.metrics?.listed(this.resource, fresh.size, Date.now() - started);
+    if (this.#relisting === 0) this.#afterFullList();
+  }
+
+  /**
+   * Applies a full list to the store and tells the handlers what changed (adds and updates in the list's order, then
+   * deletions: how deletions missed during a gap surface), in slices of SLICE objects with the event loop free between
+   * them: a 50,000-pod list is otherwise one task of several hundred ms, the handlers' work included, that admission
+   * and the metrics wait behind. The store holds exactly what the handlers were told so far, so a list superseded
+   * part-way (`superseded`: stopped, or another list began) leaves nothing untold: the next one diffs against the
+   * store. Objects of a namespace that left the scope (before or while it is applied) are left out. Once complete, the
+   * store holds what one synchronous pass would have left, in the list's order. False when superseded.
+   */
+  async #apply(fresh: Map<string, T>, superseded: () => boolean): Promise<boolean> {
     const admits = this.#o.admitsNamespace;
-    if (admits) for (const k of fresh.keys()) if (!admits(namespaceOfKey(k))) fresh.delete(k);
-    // Diff against what we had: this is how deletions missed during a gap surface.
-    const old = new Map(this.#store);
-    this.#store.clear();
-    for (const [k, obj] of fresh) this.#store.set(k, obj);
-    this.#rv = rv;
+    const gone: T[] = [];
+    for (const [k, prev] of this.#store) if (!fresh.has(k)) gone.push(prev);
+    let n = 0;
+    const pause = async (): Promise<boolean> => {
+      if (++n % SLICE !== 0) return false;
+      await yieldToLoop();
+      return superseded();
+    };
     for (const [k, obj] of fresh) {
-      const prev = old.get(k);
+      if (await pause()) return false;
+      // A namespace that left the scope after its page was read.
+      if (admits && !admits(namespaceOfKey(k))) {
+        fresh.delete(k);
+        const prev = this.#store.get(k);
+        if (prev) gone.push(prev);
+        continue;
+      }
+      const prev = this.#store.get(k);
+      this.#store.set(k, obj);
       if (!prev) this.#emit('add', undefined, obj);
       else if (changed(prev, obj)) this.#emit('update', prev, obj);
     }
-    for (const [k, prev] of old) if (!fresh.has(k)) this.#emit('delete', prev, undefined);
-    this.#o.metrics?.listed(this.resource, fresh.size, Date.now() - started);
-    if (this.#relisting === 0) this.#afterFullList();
+    for (const prev of gone) {
+      if (await pause()) return false;
+      // Already removed meanwhile (its namespace left the scope) or replaced by a namespace list: not this list's to delete.
+      if (this.#store.get(prev.key) !== prev) continue;
+      this.#store.delete(prev.key);
+      this.#emit('delete', prev, undefined);
+    }
+    // The list's order, as the synchronous pass left it (then anything a namespace list added meanwhile).
+    const ordered = new Map<string, T>();
+    for (const k of fresh.keys()) {
+      const obj = this.#store.get(k);
+      if (obj !== undefined) ordered.set(k, obj);
+    }
+    if (ordered.size !== this.#store.size) for (const [k, obj] of this.#store) if (!ordered.has(k)) ordered.set(k, obj);
+    this.#store = ordered;
+    return true;
   }
 
   /** Every page of a list; `admit` is asked of each raw object before it is projected. Returns the list's resourceVersion. */
