@@ -17,7 +17,7 @@ describe('benchmark harness (small)', () => {
     expect(r['notMeasured']).toEqual([]);
     expect(r['coldStart']).toMatchObject({ uniqueImages: 60, allRegisteredSeconds: expect.any(Number), inventorySentSeconds: expect.any(Number) });
     expect(r['policyEvaluation']).toMatchObject({ images: 60, summary: { images: 60, pending: 0, errors: 0 } });
-    expect(r['steadyState']).toMatchObject({ bindingStatusWrites: 0, bindingResourceVersionMoved: false });
+    expect(r['steadyState']).toMatchObject({ bindingStatusWrites: 0, bindingResourceVersionMoved: false, bindingStatusFieldsChanged: [] });
     expect(r['steadyState'].rssMiB.max).toBeGreaterThan(0);
     expect(r['restart']).toMatchObject({ anchoreAddCalls: 0 });
 
