@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { SLICE, yieldToLoop } from '../runtime/cooperative.ts';
 import type { QueueEvent } from '../runtime/workqueue.ts';
 import { credentialsRefused } from '../anchore/errors.ts';
 
@@ -112,10 +113,14 @@ const perTier = (): Record<SeriesTier, number> => ({ critical: 0, account: 0, im
  * even beyond the budget (they then use it all up); the cuttable tiers get what is left, and whatever does not fit is
  * left out of the scrape and counted by metric (the dropped counter) and by tier (`cut`).
  *
- * Scrape boundaries: every participant (each findings gauge and the budget's own metrics) calls enter() from its
+ * Scrape boundaries: every participant (each findings gauge and the budget's own metrics) awaits enter() in its
  * collect(). The first participant of a scrape finds the previous allocation already used by it, so it spends the
- * budget anew for all of them; the others in the same scrape take what was allocated. release() (after a scrape is
- * served) forgets the allocation, so the next scrape always starts afresh.
+ * budget anew for all of them; the others in the same scrape wait for that allocation and take it. release() (after a
+ * scrape is served) forgets the allocation, so the next scrape always starts afresh.
+ *
+ * Spending goes through every findings row (tens of thousands at 50,000 pods, cut ones included), so it runs in
+ * slices of SLICE rows with the event loop free between them; an allocation begun while another is still being spent
+ * waits for it, so two never write the gauges at once.
  */
 class SeriesBudget {
   readonly max: number;
@@ -124,6 +129,8 @@ class SeriesBudget {
   readonly #participants = new Set<object>();
   /** Participants not yet collected under the current allocation (undefined: none made yet). */
   #pending: Set<object> | undefined;
+  /** The allocation being (or last) spent: collects of the same scrape wait for it. */
+  #spending: Promise<void> = Promise.resolve();
   #used = 0;
   #exported = perTier();
   #cut = perTier();
@@ -146,10 +153,19 @@ class SeriesBudget {
     this.join(member.gauge);
   }
 
-  enter(participant: object): void {
-    if (this.#pending?.delete(participant)) return;
-    this.#spend();
-    this.#pending?.delete(participant);
+  /** Resolves once the allocation of the scrape `participant` is collected in is spent. */
+  enter(participant: object): Promise<void> {
+    if (this.#pending?.delete(participant)) return this.#spending;
+    const pending = new Set(this.#participants);
+    pending.delete(participant);
+    this.#pending = pending;
+    const spend = (): Promise<void> => this.#spend();
+    this.#spending = this.#spending.then(spend, spend).catch((err: unknown) => {
+      // A failed allocation is not taken by the next scrape: its first collect spends anew.
+      if (this.#pending === pending) this.#pending = undefined;
+      throw err;
+    });
+    return this.#spending;
   }
 
   release(): void {
@@ -171,11 +187,11 @@ class SeriesBudget {
     return this.#cut[tier];
   }
 
-  #spend(): void {
-    this.#pending = new Set(this.#participants);
-    this.#exported = perTier();
-    this.#cut = perTier();
+  async #spend(): Promise<void> {
+    const exported = perTier();
+    const cutPerTier = perTier();
     let used = 0;
+    let rows = 0;
     for (const tier of SERIES_TIERS) {
       for (const m of this.#members) {
         if (m.tier !== tier) continue;
@@ -183,6 +199,7 @@ class SeriesBudget {
         const seen = new Set<string>();
         let cut = 0;
         for (const [labels, value] of m.read()) {
+          if (++rows % SLICE === 0) await yieldToLoop();
           // Unique label sets by construction; a duplicate would make Prometheus reject the whole scrape.
           const id = JSON.stringify(m.labelNames.map((l) => labels[l] ?? ''));
           if (seen.has(id)) continue;
@@ -192,16 +209,18 @@ class SeriesBudget {
             continue;
           }
           used++;
-          this.#exported[tier]++;
+          exported[tier]++;
           m.gauge.set(labels, value);
         }
         if (cut > 0) {
-          this.#cut[tier] += cut;
+          cutPerTier[tier] += cut;
           this.#dropped.inc({ metric: m.name }, cut);
         }
       }
     }
     this.#used = used;
+    this.#exported = exported;
+    this.#cut = cutPerTier;
   }
 }
 
@@ -347,8 +366,8 @@ export class OperatorMetrics {
       name: METRIC.seriesBudget,
       help: 'The findings series budget (METRICS_MAX_SERIES)',
       registers: r,
-      collect() {
-        budget.enter(this);
+      async collect() {
+        await budget.enter(this);
         this.set(budget.max);
       },
     });
@@ -358,8 +377,8 @@ export class OperatorMetrics {
       help: 'Findings series in this scrape, by tier (critical series are never cut, so their count can exceed the budget)',
       labelNames: ['tier'],
       registers: r,
-      collect() {
-        budget.enter(this);
+      async collect() {
+        await budget.enter(this);
         for (const tier of SERIES_TIERS) this.set({ tier }, budget.exported(tier));
       },
     });
@@ -369,8 +388,8 @@ export class OperatorMetrics {
       help: 'Findings series left out of this scrape because the series budget (METRICS_MAX_SERIES) ran out, by tier (0: none)',
       labelNames: ['tier'],
       registers: r,
-      collect() {
-        budget.enter(this);
+      async collect() {
+        await budget.enter(this);
         for (const tier of SERIES_TIERS) if (tier !== 'critical') this.set({ tier }, budget.cut(tier));
       },
     });
@@ -395,7 +414,7 @@ export class OperatorMetrics {
       labelNames,
       registers: [this.registry],
       collect() {
-        budget.enter(this);
+        return budget.enter(this);
       },
     });
     budget.add({ name, tier, gauge, labelNames, read: read as Rows });

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { metricsText } from './exposition.ts';
 import { reloadingHttpsServer } from './https.ts';
 import type { Registry } from 'prom-client';
 import type { Logger } from './logger.ts';
@@ -85,6 +86,23 @@ interface MetricsServerOptions {
  * permission, 503 when the apiserver cannot be asked.
  */
 export async function startMetricsServer(opts: MetricsServerOptions): Promise<{ port: number; close(): Promise<void> }> {
+  // One scrape at a time: the text is made in slices with the event loop free between them (metricsText), and a
+  // second scrape must not spend the findings budget again, or release it, while the first is still reading it.
+  // Scrapes that arrive while one is waiting to begin share it (it begins after they arrived: as fresh as their own).
+  let previous: Promise<unknown> = Promise.resolve();
+  let waiting: Promise<string> | undefined;
+  const scrape = (): Promise<string> => {
+    if (waiting) return waiting;
+    const next = previous.then(async () => {
+      waiting = undefined;
+      const body = await metricsText(opts.registry);
+      opts.afterScrape?.();
+      return body;
+    });
+    waiting = next;
+    previous = next.catch(() => undefined);
+    return next;
+  };
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (path !== '/metrics') {
@@ -92,9 +110,8 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<{ 
       return;
     }
     const serve = (): void => {
-      opts.registry.metrics().then(
+      scrape().then(
         (body) => {
-          opts.afterScrape?.();
           res.writeHead(200, { 'content-type': opts.registry.contentType }).end(body);
         },
         (err: unknown) => {
