@@ -1,7 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
 import type { AnchoreImage } from '../anchore/anchore.port.ts';
+import { type WorkloadRef, workloadKey } from '../kube/cluster.port.ts';
 import { ImageCatalog, type VanishedImage } from './image-catalog.ts';
 import { digestKey, imageKey } from './image-keys.ts';
+import type { ImageUse } from './running-images.ts';
 
 const platform = `sha256:${'1'.repeat(64)}`;
 const list = `sha256:${'2'.repeat(64)}`;
@@ -149,5 +152,64 @@ describe('ImageCatalog', () => {
       expect(c.reRegistering(key)).toBe(false);
       expect(told).toHaveLength(2);
     });
+  });
+});
+
+describe('ImageCatalog workload index', () => {
+  /** What workloadImages() answered before it kept an index: one pass over every running pod's uses. */
+  function onePass(podUses: Map<string, ImageUse[]>): Map<string, { workload: WorkloadRef; keys: Set<string> }> {
+    const out = new Map<string, { workload: WorkloadRef; keys: Set<string> }>();
+    for (const uses of podUses.values()) {
+      for (const u of uses) {
+        const wk = workloadKey(u.workload);
+        let w = out.get(wk);
+        if (!w) out.set(wk, (w = { workload: u.workload, keys: new Set() }));
+        w.keys.add(u.key);
+      }
+    }
+    return out;
+  }
+  const sorted = (m: Map<string, { workload: WorkloadRef; keys: Set<string> }>) =>
+    [...m].map(([k, w]) => [k, w.workload, [...w.keys].sort()] as const).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+
+  it('for any sequence of pods starting, changing and stopping, then the workloads and their image keys equal one pass over the pods', () => {
+    const workloads: WorkloadRef[] = [
+      { kind: 'Deployment', namespace: 'shop', name: 'web' },
+      { kind: 'Deployment', namespace: 'shop', name: 'api' },
+      { kind: 'StatefulSet', namespace: 'data', name: 'web' },
+    ];
+    const use = (w: number, k: number): ImageUse => ({
+      key: `admin|sha256:${k}`,
+      account: 'admin',
+      image: { tag: `docker.io/library/app-${k}:1`, repository: `docker.io/library/app-${k}` },
+      workload: workloads[w]!,
+    });
+    const step = fc.record({
+      pod: fc.integer({ min: 0, max: 5 }),
+      // Several containers of one pod may run the same image (a duplicate use).
+      uses: fc.option(fc.array(fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 3 })), { maxLength: 3 }), { nil: undefined }),
+    });
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 40 }), (steps) => {
+        const c = new ImageCatalog();
+        const reference = new Map<string, ImageUse[]>();
+        for (const s of steps) {
+          const uses = s.uses?.map(([w, k]) => use(w, k));
+          c.setPodUses(`p${s.pod}`, uses);
+          if (uses?.length) reference.set(`p${s.pod}`, uses);
+          else reference.delete(`p${s.pod}`);
+          expect(sorted(c.workloadImages())).toEqual(sorted(onePass(reference)));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('when the caller changes the answer, then the index is not changed', () => {
+    const c = new ImageCatalog();
+    const workload = { kind: 'Deployment', namespace: 'shop', name: 'web' };
+    c.setPodUses('shop/web-1', [{ key: 'admin|sha256:1', account: 'admin', image: { tag, repository: 'docker.io/library/nginx' }, workload }]);
+    c.workloadImages().get('shop/Deployment/web')?.keys.clear();
+    expect([...(c.workloadImages().get('shop/Deployment/web')?.keys ?? [])]).toEqual(['admin|sha256:1']);
   });
 });
