@@ -61,12 +61,19 @@ export class AnchoreImages {
   start(): void {
     const tick = (): void => {
       if (this.#stopped) return;
-      for (const account of this.#loaded.keys()) {
-        this.#list(account).catch((err: unknown) => this.#o.log.warn({ account, err: errorMessage(err) }, 'could not refresh the images Anchore holds; keeping the last list'));
-      }
+      void this.refresh();
       this.#timer = this.#o.clock.setTimeout(tick, this.#o.refreshMs);
     };
     this.#timer = this.#o.clock.setTimeout(tick, this.#o.refreshMs);
+  }
+
+  /** Reads the list of every loaded account again now (what each refresh does); a failure keeps the last list. */
+  async refresh(): Promise<void> {
+    await Promise.all(
+      [...this.#loaded.keys()].map((account) =>
+        this.#list(account).catch((err: unknown) => this.#o.log.warn({ account, err: errorMessage(err) }, 'could not refresh the images Anchore holds; keeping the last list')),
+      ),
+    );
   }
 
   stop(): void {
@@ -112,15 +119,15 @@ export class AnchoreImages {
   async #list(account: string): Promise<void> {
     const first = !this.#listed.has(account);
     // What was known before the call: only that can be judged gone by its answer.
-    const before = this.#o.catalog.held(account);
+    const before = await this.#o.catalog.held(account);
     // A failed call (outage, throttling, an answer that cannot be read) throws here and changes nothing.
     const images = await this.#o.anchore.listImages(account);
-    // The list is the whole truth about tags: a tag moved or deleted in Anchore stops naming its old digest.
-    this.#o.catalog.forgetTags(account);
-    this.#learn(account, images);
+    // The list is the whole truth about tags: a tag moved or deleted in Anchore stops naming its old digest. Learned in
+    // slices (an account may hold tens of thousands of images), as is the judgement of what it no longer names.
+    await this.#o.catalog.learnList(account, images);
     // ...and about images: one it held before and lists no more was deleted there (or its database restored). It is
     // forgotten (the catalog's onVanished listeners drop its evaluations; the leader registers a running one again).
-    const gone = this.#o.catalog.forgetUnlisted(account, images, before);
+    const gone = await this.#o.catalog.forgetUnlisted(account, images, before);
     this.#listed.add(account);
     this.#o.onAccountListed?.(account);
     if (gone.length) {

@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import type { AnchoreImage } from '../anchore/anchore.port.ts';
 import { type WorkloadRef, workloadKey } from '../kube/cluster.port.ts';
+import { SLICE } from '../runtime/cooperative.ts';
 import { ImageCatalog, type VanishedImage } from './image-catalog.ts';
 import { digestKey, imageKey } from './image-keys.ts';
 import type { ImageUse } from './running-images.ts';
@@ -101,19 +102,19 @@ describe('ImageCatalog', () => {
       return { c, told };
     }
 
-    it('when the list still names an image (by its digest or its parent digest), then nothing is forgotten', () => {
+    it('when the list still names an image (by its digest or its parent digest), then nothing is forgotten', async () => {
       const { c, told } = catalog();
-      const before = c.held('admin');
+      const before = await c.held('admin');
       expect(before.size).toBe(3); // platform, manifest list, redis: not team-a's
-      expect(c.forgetUnlisted('admin', [listed({ parent_digest: undefined }), listed({ image_digest: other, parent_digest: undefined })], before)).toEqual([]);
-      expect(c.forgetUnlisted('admin', [listed(), listed({ image_digest: other, parent_digest: undefined })], before)).toEqual([]);
+      expect(await c.forgetUnlisted('admin', [listed({ parent_digest: undefined }), listed({ image_digest: other, parent_digest: undefined })], before)).toEqual([]);
+      expect(await c.forgetUnlisted('admin', [listed(), listed({ image_digest: other, parent_digest: undefined })], before)).toEqual([]);
       expect(told).toEqual([]);
     });
 
-    it('when the list leaves images out, then they are forgotten; the running one is re-registering, told with both its digests', () => {
+    it('when the list leaves images out, then they are forgotten; the running one is re-registering, told with both its digests', async () => {
       const { c, told } = catalog();
-      const before = c.held('admin');
-      const gone = c.forgetUnlisted('admin', [listed({ image_digest: other, parent_digest: undefined })], before);
+      const before = await c.held('admin');
+      const gone = await c.forgetUnlisted('admin', [listed({ image_digest: other, parent_digest: undefined })], before);
       expect(gone).toEqual([{ key: digestKey('admin', list), account: 'admin', digests: [platform, list], running: true }]);
       expect(told).toEqual(gone);
       expect(c.lookup(digestKey('admin', list))).toBeUndefined();
@@ -125,9 +126,9 @@ describe('ImageCatalog', () => {
       expect(c.reRegistering(digestKey('admin', list))).toBe(false);
     });
 
-    it('when the list comes back empty, then it is believed (a restored empty database): everything held is forgotten', () => {
+    it('when the list comes back empty, then it is believed (a restored empty database): everything held is forgotten', async () => {
       const { c, told } = catalog();
-      const gone = c.forgetUnlisted('admin', [], c.held('admin'));
+      const gone = await c.forgetUnlisted('admin', [], await c.held('admin'));
       expect(gone.map((g) => [g.digests[0], g.running]).sort()).toEqual([
         [platform, true],
         [other, false],
@@ -137,12 +138,12 @@ describe('ImageCatalog', () => {
       expect(c.lookup(digestKey('admin', other))).toBeUndefined();
     });
 
-    it('when an entry was filed anew while the list was on its way, then that list does not judge it', () => {
+    it('when an entry was filed anew while the list was on its way, then that list does not judge it', async () => {
       const { c, told } = catalog();
-      const before = c.held('admin');
+      const before = await c.held('admin');
       const key = digestKey('admin', list);
       c.registered(key, { digest: platform, analysis: 'not_analyzed', polls: 0, tags: new Set([tag]) });
-      const gone = c.forgetUnlisted('admin', [], before);
+      const gone = await c.forgetUnlisted('admin', [], before);
       // The older entries are judged (they are re-learned from the next list if Anchore holds them); the new one is not.
       expect(gone.map((g) => [g.key, g.running]).sort()).toEqual([
         [digestKey('admin', platform), false],
@@ -211,5 +212,78 @@ describe('ImageCatalog workload index', () => {
     c.setPodUses('shop/web-1', [{ key: 'admin|sha256:1', account: 'admin', image: { tag, repository: 'docker.io/library/nginx' }, workload }]);
     c.workloadImages().get('shop/Deployment/web')?.keys.clear();
     expect([...(c.workloadImages().get('shop/Deployment/web')?.keys ?? [])]).toEqual(['admin|sha256:1']);
+  });
+});
+
+describe('ImageCatalog learnList (a full list, in slices)', () => {
+  const digest = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`;
+  const image = (n: number, tags: string[], parent?: number): AnchoreImage => ({
+    image_digest: digest(n),
+    ...(parent === undefined ? {} : { parent_digest: digest(parent) }),
+    analysis_status: n % 3 ? 'analyzed' : 'not_analyzed',
+    full_tags: tags,
+  });
+  const tagOf = (t: number): string => `docker.io/library/app:${t}`;
+  const arbImages = fc.array(
+    fc.record({
+      n: fc.integer({ min: 1, max: 30 }),
+      tags: fc.uniqueArray(fc.integer({ min: 0, max: 8 }), { maxLength: 3 }),
+      parent: fc.option(fc.integer({ min: 100, max: 105 }), { nil: undefined }),
+    }),
+    { maxLength: 25 },
+  );
+  /** What a catalog says of every tag, and of every digest key, a test can name. */
+  const tagsOf = (c: ImageCatalog) => ['admin', 'team-a'].flatMap((account) => Array.from({ length: 9 }, (_, t) => [account, t, c.tagCandidates(account, tagOf(t))]));
+  const entriesOf = (c: ImageCatalog) =>
+    ['admin', 'team-a'].flatMap((account) =>
+      Array.from({ length: 105 }, (_, i) => {
+        const e = c.lookup(digestKey(account, digest(i + 1)));
+        return [account, i + 1, e && { digest: e.digest, analysis: e.analysis, tags: [...e.tags] }];
+      }),
+    );
+
+  it("for any lists learned before and now, then the catalog says what forgetting the account's tags and learning each image said", async () => {
+    await fc.assert(
+      fc.asyncProperty(arbImages, arbImages, arbImages, async (earlier, other, now) => {
+        const toImages = (xs: typeof earlier) => xs.map((x) => image(x.n, x.tags.map(tagOf), x.parent));
+        const sliced = new ImageCatalog();
+        const entries = new ImageCatalog();
+        for (const c of [sliced, entries]) {
+          for (const i of toImages(earlier)) c.learn('admin', i);
+          for (const i of toImages(other)) c.learn('team-a', i);
+        }
+        await sliced.learnList('admin', toImages(now));
+        // The one-pass result, in two parts: entries are learned whatever the tags (each image learned once more)...
+        for (const i of toImages(now)) entries.learn('admin', i);
+        expect(entriesOf(sliced)).toEqual(entriesOf(entries));
+        // ...and the account's tags are only the new list's (what the earlier lists said was forgotten first).
+        const tags = new ImageCatalog();
+        for (const i of toImages(other)) tags.learn('team-a', i);
+        for (const i of toImages(now)) tags.learn('admin', i);
+        expect(tagsOf(sliced)).toEqual(tagsOf(tags));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("while a long list is learned, then readers find the previous list's tags, other callbacks run, and a lookup learned meanwhile is kept", async () => {
+    const c = new ImageCatalog();
+    c.learn('admin', image(1, [tagOf(1)]));
+    const list = Array.from({ length: SLICE * 3 }, (_, i) => image(1000 + i, [tagOf(2)]));
+    const seen: string[][] = [];
+    let ticks = 0;
+    const timer = setInterval(() => {
+      ticks++;
+      seen.push(c.tagCandidates('admin', tagOf(1)));
+      if (ticks === 1) c.learn('admin', image(7, [tagOf(3)]));
+    }, 0);
+    await c.learnList('admin', list);
+    clearInterval(timer);
+    expect(ticks).toBeGreaterThan(0);
+    for (const s of seen) expect(s).toEqual([digest(1)]);
+    // Tag 1 is not in the new list: gone now; the lookup's tag 3 stays; the list's tag 2 names every image.
+    expect(c.tagCandidates('admin', tagOf(1))).toEqual([]);
+    expect(c.tagCandidates('admin', tagOf(3))).toEqual([digest(7)]);
+    expect(c.tagCandidates('admin', tagOf(2))).toHaveLength(SLICE * 3);
   });
 });

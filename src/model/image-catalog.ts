@@ -1,5 +1,6 @@
 import type { AnalysisStatus, AnchoreImage } from '../anchore/anchore.port.ts';
 import { type WorkloadRef, workloadKey } from '../kube/cluster.port.ts';
+import { SLICE, yieldToLoop } from '../runtime/cooperative.ts';
 import { digestKey, tagKey, tagOfImageKey } from './image-keys.ts';
 import { type ImageUse, RunningImages } from './running-images.ts';
 
@@ -53,6 +54,8 @@ export class ImageCatalog {
    */
   readonly #workloads = new Map<string, { workload: WorkloadRef; uses: Map<string, number> }>();
   readonly #vanishedListeners: Array<(v: VanishedImage) => void> = [];
+  /** Per account whose full list is being learned: the (tag key, digest) pairs learn() added meanwhile (newer: kept). */
+  readonly #learnedDuring = new Map<string, Array<Array<[string, string]>>>();
 
   /** The entry filed under exactly this key. */
   entry(key: string): CatalogEntry | undefined {
@@ -88,6 +91,67 @@ export class ImageCatalog {
 
   /** Records an image Anchore holds: under its digest and its manifest list's, and in the tag index. */
   learn(account: string, i: AnchoreImage): void {
+    this.#learnEntry(account, i);
+    const during = this.#learnedDuring.get(account);
+    for (const t of i.full_tags) {
+      const tk = tagKey(account, t);
+      let set = this.#tagIndex.get(tk);
+      if (!set) this.#tagIndex.set(tk, (set = new Set()));
+      set.add(i.image_digest);
+      for (const pairs of during ?? []) pairs.push([tk, i.image_digest]);
+    }
+  }
+
+  /**
+   * Learns a complete list of an account's images, which is the whole truth about its tags: learn() of every image,
+   * except that what earlier lists and lookups said about the account's tags is replaced (a tag moved or deleted in
+   * Anchore stops naming its old digest). In slices of SLICE images with the event loop free between them (an account
+   * can hold tens of thousands); the account's tags are replaced at the end, so a reader meanwhile (admission) finds
+   * the previous list's tags, never none. What single lookups learn meanwhile is newer than the list, and kept.
+   */
+  async learnList(account: string, images: readonly AnchoreImage[]): Promise<void> {
+    const during: Array<[string, string]> = [];
+    const lists = this.#learnedDuring.get(account) ?? [];
+    this.#learnedDuring.set(account, lists);
+    lists.push(during);
+    try {
+      await this.#learnList(account, images, during);
+    } finally {
+      lists.splice(lists.indexOf(during), 1);
+      if (lists.length === 0) this.#learnedDuring.delete(account);
+    }
+  }
+
+  async #learnList(account: string, images: readonly AnchoreImage[], during: ReadonlyArray<[string, string]>): Promise<void> {
+    const tags = new Map<string, Set<string>>();
+    let n = 0;
+    for (const i of images) {
+      if (++n % SLICE === 0) await yieldToLoop();
+      this.#learnEntry(account, i);
+      for (const t of i.full_tags) {
+        const tk = tagKey(account, t);
+        let set = tags.get(tk);
+        if (!set) tags.set(tk, (set = new Set()));
+        set.add(i.image_digest);
+      }
+    }
+    const prefix = tagKey(account, '');
+    const stale: string[] = [];
+    for (const k of this.#tagIndex.keys()) {
+      if (++n % (SLICE * 4) === 0) await yieldToLoop();
+      if (k.startsWith(prefix) && !tags.has(k)) stale.push(k);
+    }
+    for (const [tk, digest] of during) {
+      let set = tags.get(tk);
+      if (!set) tags.set(tk, (set = new Set()));
+      set.add(digest);
+    }
+    for (const k of stale) if (!tags.has(k)) this.#tagIndex.delete(k);
+    for (const [k, set] of tags) this.#tagIndex.set(k, set);
+  }
+
+  /** learn() without the tag index. */
+  #learnEntry(account: string, i: AnchoreImage): void {
     const entry = (): CatalogEntry => ({ digest: i.image_digest, analysis: i.analysis_status, polls: 0, tags: new Set(i.full_tags) });
     const k = digestKey(account, i.image_digest);
     const known = this.#entries.get(k);
@@ -99,12 +163,6 @@ export class ImageCatalog {
     if (i.parent_digest && i.parent_digest !== i.image_digest) {
       const pk = digestKey(account, i.parent_digest);
       if (!this.#entries.has(pk)) this.#entries.set(pk, entry());
-    }
-    for (const t of i.full_tags) {
-      const tk = tagKey(account, t);
-      let set = this.#tagIndex.get(tk);
-      if (!set) this.#tagIndex.set(tk, (set = new Set()));
-      set.add(i.image_digest);
     }
     // Listed again, analysed: no longer being registered again (the leader's controller says so too, by settled();
     // a replica that does not lead learns it only here).
@@ -118,11 +176,15 @@ export class ImageCatalog {
    * What the catalog holds for an account now: taken before a full list call, so that forgetUnlisted judges only
    * what was known before the list was asked for (an image registered while the list was on its way is not in it).
    */
-  held(account: string): Map<string, CatalogEntry> {
+  async held(account: string): Promise<Map<string, CatalogEntry>> {
     // Every key of the account, digest or tag-only, begins as its tag keys do.
     const prefix = tagKey(account, '');
     const out = new Map<string, CatalogEntry>();
-    for (const [k, e] of this.#entries) if (k.startsWith(prefix)) out.set(k, e);
+    let n = 0;
+    for (const [k, e] of this.#entries) {
+      if (++n % (SLICE * 4) === 0) await yieldToLoop();
+      if (k.startsWith(prefix)) out.set(k, e);
+    }
     return out;
   }
 
@@ -131,16 +193,20 @@ export class ImageCatalog {
    * before the call (`before`, from held()) whose digest the list names no more — neither as an image's digest nor as
    * its parent (manifest list) digest — is gone from Anchore (deleted there, or a restored database). It is forgotten;
    * one that runs is marked vanished (re-registering) until it is analysed again. Each is told to the onVanished
-   * listeners. An empty list is believed as well: a restored empty database is exactly that case.
+   * listeners. An empty list is believed as well: a restored empty database is exactly that case. In slices of SLICE
+   * images with the event loop free between them; an entry replaced meanwhile is newer than the list, and kept.
    */
-  forgetUnlisted(account: string, images: readonly AnchoreImage[], before: ReadonlyMap<string, CatalogEntry>): VanishedImage[] {
+  async forgetUnlisted(account: string, images: readonly AnchoreImage[], before: ReadonlyMap<string, CatalogEntry>): Promise<VanishedImage[]> {
     const listed = new Set<string>();
+    let n = 0;
     for (const i of images) {
+      if (++n % SLICE === 0) await yieldToLoop();
       listed.add(digestKey(account, i.image_digest));
       if (i.parent_digest) listed.add(digestKey(account, i.parent_digest));
     }
     const gone: Array<[string, CatalogEntry]> = [];
     for (const [k, e] of before) {
+      if (++n % SLICE === 0) await yieldToLoop();
       // Replaced while the list was on its way (registered again, adopted): newer than the list.
       if (this.#entries.get(k) !== e || listed.has(k) || listed.has(digestKey(account, e.digest))) continue;
       gone.push([k, e]);
@@ -149,6 +215,7 @@ export class ImageCatalog {
     gone.sort(([a], [b]) => Number(this.running.get(b) !== undefined) - Number(this.running.get(a) !== undefined));
     const out: VanishedImage[] = [];
     for (const [k, e] of gone) {
+      if (++n % SLICE === 0) await yieldToLoop();
       if (this.#entries.get(k) !== e) continue; // forgotten with another key of the same image
       if (this.running.get(k)) {
         out.push(this.vanished(k, account, e));
@@ -162,12 +229,6 @@ export class ImageCatalog {
   /** Subscribes to images found gone from Anchore (by a list, or by a 404 the image controller saw). */
   onVanished(listener: (v: VanishedImage) => void): void {
     this.#vanishedListeners.push(listener);
-  }
-
-  /** Drops what Anchore's lists said about the account's tags (a full list is about to be learned again). */
-  forgetTags(account: string): void {
-    const prefix = tagKey(account, '');
-    for (const k of this.#tagIndex.keys()) if (k.startsWith(prefix)) this.#tagIndex.delete(k);
   }
 
   /** Whether trusted evidence pairs the tag with the digest (registrationTag may then write the tag to Anchore). */
