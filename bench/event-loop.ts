@@ -25,7 +25,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { cpus, loadavg } from 'node:os';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
 import { SEVERITIES } from '../src/anchore/anchore.port.ts';
 import type { AnchoreApi, AnchoreImage } from '../src/anchore/anchore.port.ts';
 import { ImageController } from '../src/controllers/image.controller.ts';
@@ -69,8 +69,15 @@ export interface TaskFigures {
   eldMaxMs: number;
   eldP99Ms: number;
   totalMs: number;
+  /** The five longest gaps, longest first (ms). */
+  topGapsMs?: number[];
+  /** Garbage-collection pauses while it ran (perf_hooks 'gc' entries): the longest, and their sum (ms). */
+  gcMaxMs?: number;
+  gcTotalMs?: number;
   /** Per step of the task: the longest gap it took part in (ms). */
   steps?: Record<string, number>;
+  /** Per synchronous step (one call, no yield inside): its longest run (ms). */
+  syncMs?: Record<string, number>;
   /** What the task produced (bytes, series), to check that before and after did the same work. */
   output?: Record<string, number>;
 }
@@ -111,23 +118,39 @@ const round = (ms: number): number => Math.round(ms * 10) / 10;
  * Runs `fn` and records how long the event loop went without running a 1 ms interval timer. `step(name)` labels what
  * runs from then on: each gap is credited to every step that ran during it.
  */
-async function measure(fn: (step: (name: string) => void) => Promise<Record<string, number> | void>): Promise<TaskFigures> {
+type Step = (name: string) => void;
+type Timed = <R>(name: string, fn: () => R) => R;
+
+async function measure(fn: (step: Step, timed: Timed) => Promise<Record<string, number> | void>): Promise<TaskFigures> {
   const gaps: number[] = [];
   const steps: Record<string, number> = {};
+  const syncMs: Record<string, number> = {};
   let current = '';
   let touched = new Set<string>();
   const step = (name: string): void => {
     current = name;
     touched.add(name);
   };
+  const timed: Timed = (name, f) => {
+    step(name);
+    const t0 = performance.now();
+    const r = f();
+    syncMs[name] = Math.max(syncMs[name] ?? 0, round(performance.now() - t0));
+    return r;
+  };
   const credit = (gap: number): void => {
     for (const s of touched) if (s) steps[s] = Math.max(steps[s] ?? 0, gap);
     touched = new Set([current]);
   };
   const eld = monitorEventLoopDelay({ resolution: 1 });
+  const gc: number[] = [];
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gc.push(e.duration);
+  });
   // Let the timers settle before the task starts.
   await new Promise((r) => setTimeout(r, 5));
   eld.enable();
+  observer.observe({ entryTypes: ['gc'] });
   let last = performance.now();
   const timer = setInterval(() => {
     const now = performance.now();
@@ -137,12 +160,15 @@ async function measure(fn: (step: (name: string) => void) => Promise<Record<stri
   }, 1);
   const started = performance.now();
   last = started;
-  const output = await fn(step);
+  const output = await fn(step, timed);
   const ended = performance.now();
   gaps.push(ended - last);
   credit(ended - last);
   clearInterval(timer);
   eld.disable();
+  // GC entries are delivered after the task: give the observer a turn before it is read.
+  await new Promise((r) => setImmediate(r));
+  observer.disconnect();
   gaps.sort((a, b) => a - b);
   const ms = (ns: number): number => round(Math.max(0, ns / 1e6 - 1));
   return {
@@ -151,7 +177,11 @@ async function measure(fn: (step: (name: string) => void) => Promise<Record<stri
     eldMaxMs: ms(eld.max),
     eldP99Ms: ms(eld.percentile(99)),
     totalMs: round(ended - started),
+    topGapsMs: gaps.slice(-5).reverse().map(round),
+    gcMaxMs: round(Math.max(0, ...gc)),
+    gcTotalMs: round(gc.reduce((a, b) => a + b, 0)),
     steps: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, round(v)])),
+    ...(Object.keys(syncMs).length ? { syncMs } : {}),
     ...(output ? { output } : {}),
   };
 }
@@ -300,8 +330,8 @@ async function runOnce(pods: number): Promise<Record<TaskName, TaskFigures>> {
       await stores.start();
       return { pods: stores.pods.size, runningImages: c.catalog.running.size };
     });
-    out['image-start'] = await measure(async () => {
-      c.images.start();
+    out['image-start'] = await measure(async (_step, timed) => {
+      timed('ImageController.start', () => c.images.start());
       await Promise.resolve();
     });
     stores.stop();
@@ -319,13 +349,9 @@ async function runOnce(pods: number): Promise<Record<TaskName, TaskFigures>> {
 
   await c.anchoreImages.ensureAccount(ACCOUNT);
   out['anchore-list'] = await measure(async () => {
-    // A refresh as AnchoreImages#list does it: the list learned again, judged against what was held before the call.
-    const before = c.catalog.held(ACCOUNT);
-    const list = await anchoreStub(anchoreList).listImages(ACCOUNT);
-    c.catalog.forgetTags(ACCOUNT);
-    for (const i of list) c.catalog.learn(ACCOUNT, i);
-    c.catalog.forgetUnlisted(ACCOUNT, list, before);
-    return { images: list.length };
+    // One refresh of the account's list (AnchoreImages: every ANCHORE_IMAGES_REFRESH_SECONDS, on every replica).
+    await c.anchoreImages.refresh();
+    return { images: anchoreList.length };
   });
 
   const byNs = new Map<string, PodInfo[]>();
@@ -335,17 +361,15 @@ async function runOnce(pods: number): Promise<Record<TaskName, TaskFigures>> {
     byNs.set(p.namespace, l);
   }
   const podsOf = (ns: string): PodInfo[] => byNs.get(ns) ?? [];
-  const fullReport = async (step: (s: string) => void): Promise<Record<string, number>> => {
+  const fullReport = async (step: Step, timed: Timed): Promise<Record<string, number>> => {
     step('collectInventory');
     const snapshot = await collectInventory(ACCOUNT, stores, c.scope, CLUSTER, new Date(), { podsOf, sent: new Map() });
     step('measureInventory');
     await measureInventory(snapshot);
-    step('planBatches');
-    const batches = planBatches(snapshot, Infinity, false);
+    const batches = timed('planBatches', () => planBatches(snapshot, Infinity, false));
     let bytes = 0;
     for (const b of batches) {
-      step('assembleBatch');
-      const body = assembleBatch(snapshot, b);
+      const body = timed('assembleBatch', () => assembleBatch(snapshot, b));
       step('jsonInSlices');
       bytes += (await jsonInSlices(body as unknown as Record<string, unknown>)).length;
     }
@@ -356,20 +380,17 @@ async function runOnce(pods: number): Promise<Record<TaskName, TaskFigures>> {
   out['report-full'] = await measure(fullReport);
 
   const everyNs = new Set(byNs.keys());
-  const changedReport = async (step: (s: string) => void): Promise<Record<string, number>> => {
+  const changedReport = async (step: Step, timed: Timed): Promise<Record<string, number>> => {
     step('collectInventory');
     const snapshot = await collectInventory(ACCOUNT, stores, c.scope, CLUSTER, new Date(), { only: everyNs, podsOf, sent: new Map() });
-    step('fingerprintShare');
     // As InventoryController#report: shares whose fingerprint Anchore already holds are left out (here: none).
-    snapshot.shares = snapshot.shares.filter((share) => fingerprintShare(share) !== '');
+    snapshot.shares = timed('fingerprintShare', () => snapshot.shares.filter((share) => fingerprintShare(share) !== ''));
     step('measureInventory');
     await measureInventory(snapshot);
-    step('planBatches');
-    const batches = planBatches(snapshot, Infinity, false);
+    const batches = timed('planBatches', () => planBatches(snapshot, Infinity, false));
     let bytes = 0;
     for (const b of batches) {
-      step('assembleBatch');
-      const body = assembleBatch(snapshot, b);
+      const body = timed('assembleBatch', () => assembleBatch(snapshot, b));
       step('jsonInSlices');
       bytes += (await jsonInSlices(body as unknown as Record<string, unknown>)).length;
     }
@@ -442,7 +463,7 @@ async function runOnce(pods: number): Promise<Record<TaskName, TaskFigures>> {
 interface SizeResult {
   pods: number;
   runs: Array<Record<TaskName, TaskFigures>>;
-  median: Record<TaskName, Omit<TaskFigures, 'steps' | 'output'> & { steps?: Record<string, number> }>;
+  median: Record<TaskName, Omit<TaskFigures, 'output' | 'topGapsMs' | 'gcTotalMs'>>;
 }
 
 function runChild(pods: number): Promise<Record<TaskName, TaskFigures>> {
@@ -463,12 +484,15 @@ function medianOf(runs: Array<Record<TaskName, TaskFigures>>): SizeResult['media
   for (const task of EVENT_LOOP_TASKS) {
     const of = (f: (t: TaskFigures) => number): number => round(median(runs.map((r) => f(r[task]))));
     const stepNames = new Set(runs.flatMap((r) => Object.keys(r[task].steps ?? {})));
+    const syncNames = new Set(runs.flatMap((r) => Object.keys(r[task].syncMs ?? {})));
     out[task] = {
       maxGapMs: of((t) => t.maxGapMs),
       p99GapMs: of((t) => t.p99GapMs),
       eldMaxMs: of((t) => t.eldMaxMs),
       eldP99Ms: of((t) => t.eldP99Ms),
       totalMs: of((t) => t.totalMs),
+      gcMaxMs: of((t) => t.gcMaxMs ?? 0),
+      ...(syncNames.size ? { syncMs: Object.fromEntries([...syncNames].map((s) => [s, of((t) => t.syncMs?.[s] ?? 0)])) } : {}),
       ...(stepNames.size ? { steps: Object.fromEntries([...stepNames].map((s) => [s, of((t) => t.steps?.[s] ?? 0)])) } : {}),
     };
   }
@@ -512,11 +536,11 @@ export async function runEventLoopBench(argv: string[]): Promise<void> {
   const rows = sizes.flatMap((s) =>
     EVENT_LOOP_TASKS.map((task) => {
       const m = s.median[task];
-      const worst = Object.entries(m.steps ?? {}).sort((a, b) => b[1] - a[1])[0];
-      return [task, String(s.pods), String(m.maxGapMs), String(m.p99GapMs), String(m.totalMs), worst ? `${worst[0]} ${worst[1]}` : ''];
+      const worst = Object.entries(m.syncMs ?? {}).sort((a, b) => b[1] - a[1])[0];
+      return [task, String(s.pods), String(m.maxGapMs), String(m.p99GapMs), String(m.totalMs), String(m.gcMaxMs), worst ? `${worst[0]} ${worst[1]}` : ''];
     }),
   );
-  const header = ['task', 'pods', 'longest gap (ms)', 'p99 gap (ms)', 'total (ms)', 'step with the longest gap (ms)'];
+  const header = ['task', 'pods', 'longest gap (ms)', 'p99 gap (ms)', 'total (ms)', 'longest GC pause (ms)', 'longest synchronous step (ms)'];
   const table = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
   process.stdout.write(`${json}\n\n${table}\n`);
   say(`medians of ${o.runs} run(s); load average ${doc.loadavg.before.map((l) => l.toFixed(2)).join(' ')} → ${doc.loadavg.after.map((l) => l.toFixed(2)).join(' ')}`);
