@@ -19,7 +19,10 @@
  *                     vulnerability counts, one cluster binding failing on a tenth of the workloads
  *
  * Each size runs in its own child process (`--runs` times, default 3: the median of each figure is printed), so one
- * size's heap does not slow the next. Prints one JSON document (stdout) and a Markdown table (stderr and stdout).
+ * size's heap does not slow the next, with the node flags of the container image's ENTRYPOINT (its small young
+ * generation sets how long a garbage collection holds the loop; `--no-image-flags`: node's defaults). Each task also
+ * reports the GC pauses while it ran and the longest run of its synchronous steps. Prints one JSON document and a
+ * Markdown table (stdout).
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -48,6 +51,7 @@ import { createLogger } from '../src/telemetry/logger.ts';
 import { METRIC, OperatorMetrics } from '../src/telemetry/metrics.ts';
 import { startMetricsServer } from '../src/telemetry/server.ts';
 import { aBinding, hex64, memoryStores } from '../src/testing/factories.ts';
+import { imageNodeFlags } from './support/operator.ts';
 import { median } from './support/stats.ts';
 
 const NAMESPACES = 200;
@@ -86,11 +90,13 @@ interface Options {
   pods: number[];
   runs: number;
   child: boolean;
+  /** Run each size with the container image's node flags (the Dockerfile's ENTRYPOINT), as the operator runs. */
+  imageFlags: boolean;
   out?: string;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { pods: [], runs: 3, child: false };
+  const o: Options = { pods: [], runs: 3, child: false, imageFlags: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--event-loop') continue;
@@ -105,7 +111,8 @@ function parseArgs(argv: string[]): Options {
       if (!Number.isInteger(o.runs) || o.runs < 1) throw new Error('--runs needs a positive whole number');
     } else if (a === '--out') o.out = argv[++i];
     else if (a === '--child') o.child = true;
-    else throw new Error(`unknown option ${a} (--event-loop takes --pods N[,N…] --runs N --out FILE)`);
+    else if (a === '--no-image-flags') o.imageFlags = false;
+    else throw new Error(`unknown option ${a} (--event-loop takes --pods N[,N…] --runs N --out FILE --no-image-flags)`);
   }
   if (o.pods.length === 0) o.pods.push(50_000);
   return o;
@@ -466,9 +473,9 @@ interface SizeResult {
   median: Record<TaskName, Omit<TaskFigures, 'output' | 'topGapsMs' | 'gcTotalMs'>>;
 }
 
-function runChild(pods: number): Promise<Record<TaskName, TaskFigures>> {
+function runChild(pods: number, nodeFlags: string[]): Promise<Record<TaskName, TaskFigures>> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, '--event-loop', '--child', '--pods', String(pods)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...nodeFlags, ...process.execArgv, process.argv[1]!, '--event-loop', '--child', '--pods', String(pods)], { stdio: ['ignore', 'pipe', 'inherit'] });
     const chunks: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => chunks.push(d));
     child.on('error', reject);
@@ -506,6 +513,7 @@ export async function runEventLoopBench(argv: string[]): Promise<void> {
     process.stdout.write(`${JSON.stringify(result)}\n`);
     process.exit(0);
   }
+  const nodeFlags = o.imageFlags ? imageNodeFlags() : [];
   const loadBefore = loadavg();
   const started = new Date();
   const sizes: SizeResult[] = [];
@@ -517,13 +525,14 @@ export async function runEventLoopBench(argv: string[]): Promise<void> {
           .map((l) => l.toFixed(2))
           .join(' ')})`,
       );
-      runs.push(await runChild(pods));
+      runs.push(await runChild(pods, nodeFlags));
     }
     sizes.push({ pods, runs, median: medianOf(runs) });
   }
   const doc = {
     benchmark: 'event-loop',
-    command: `npm run bench -- --event-loop --pods ${o.pods.join(',')} --runs ${o.runs}`,
+    command: `npm run bench -- --event-loop --pods ${o.pods.join(',')} --runs ${o.runs}${o.imageFlags ? '' : ' --no-image-flags'}`,
+    nodeFlags,
     date: started.toISOString(),
     node: process.version,
     cpus: cpus().length,
