@@ -47,7 +47,7 @@ import {
   watchRunning,
 } from './support/kube.ts';
 import { LoopTicker } from './support/lateness.ts';
-import { OperatorProcess, benchOperatorEnv, imageNodeFlags, prepareCluster, procStats, startReady, waitBindingEvaluated, waitForQuiet } from './support/operator.ts';
+import { OperatorProcess, benchOperatorEnv, imageNodeFlags, loggedSetting, prepareCluster, procStats, startReady, waitBindingEvaluated, waitForQuiet } from './support/operator.ts';
 import { ReportCollector } from './support/reports.ts';
 import { type Percentiles, bytesTable, latencyTable, markdownTable, median } from './support/stats.ts';
 
@@ -667,8 +667,15 @@ async function main(): Promise<void> {
   const senders: Array<[string, string]> = [['operator', clusterName], ...(ki ? [['k8sInventory', ki.cluster] as [string, string]] : [])];
   const full: Record<string, unknown> = {};
   for (const [sender, c] of senders) {
-    const f = collector.fullReports(c, nsNames, notSteady);
-    full[sender] = f;
+    let f = collector.fullReports(c, nsNames, notSteady);
+    let basis = f.medianIntervalSeconds === null ? 'not seen' : 'observed';
+    // The operator's heartbeat can be longer than the whole run: then its own logged setting stands in.
+    const configured = sender === 'operator' ? loggedSetting(operatorLog, ['inventory', 'intervalMs']) : undefined;
+    if (f.medianIntervalSeconds === null && typeof configured === 'number' && configured > 0) {
+      f = { ...f, medianIntervalSeconds: configured / 1000 };
+      basis = 'configured (the operator’s logged inventory.intervalMs)';
+    }
+    full[sender] = { ...f, intervalBasis: basis };
     const w = windows['steady'];
     const steady = bytes['steady'] as Record<string, Record<string, unknown>> | undefined;
     if (w && steady?.[sender]) {

@@ -167,6 +167,30 @@ export function benchOperatorEnv(simUrl: string, kubeconfig: string, run: string
   };
 }
 
+/**
+ * A setting of the operator as it logged its resolved configuration at start (the first log line with `config`),
+ * e.g. ['inventory', 'intervalMs']; undefined when the log or the setting is not there.
+ */
+export function loggedSetting(logFile: string, path: string[]): unknown {
+  let text: string;
+  try {
+    text = readFileSync(logFile, 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n')) {
+    if (!line.includes('"config"')) continue;
+    try {
+      let v: unknown = (JSON.parse(line) as { config?: unknown }).config;
+      for (const k of path) v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
+      return v;
+    } catch {
+      continue;
+    }
+  }
+  return undefined;
+}
+
 /** Starts the operator and waits until it is ready; throws (naming its log) if it exits instead. */
 export async function startReady(env: Record<string, string>, logFile: string, nodeArgs: string[] = []): Promise<OperatorProcess> {
   const op = await OperatorProcess.start(env, logFile, nodeArgs);
