@@ -19,6 +19,11 @@
  *   npm run bench -- --admission --small         10 requests/s for 3 s (what CI runs: test/integration/bench-admission-small.test.ts)
  *   options: --rate N --seconds N --hit-images N --check-latency-ms N --round-trips N --apiserver-rounds N (0: none)
  *            --warmup N --out FILE --keep
+ *            --cpu-prof (a .cpuprofile of the operator in the log dir), --heap-prof (a .heapprofile, likewise),
+ *            --trace-gc (the operator's GC lines in its log), --node-arg FLAG (repeatable: more node flags for the
+ *            operator, after the image's); with any of these the JSON gives each scenario's window on the monotonic
+ *            clock (profileWindows, µs, as in a .cpuprofile) and as ms since the operator started (as in --trace-gc),
+ *            and the log dir gets each scenario's requests (samples-<scenario>.json: send time since the epoch, latency)
  * Prints one JSON document and a Markdown table. All traffic is to 127.0.0.1.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -133,6 +138,9 @@ export async function runAdmissionBench(argv: string[]): Promise<void> {
   const agent = new Agent({ keepAliveTimeout: 30_000 });
   let webhookAgent: Agent | undefined;
   const kubectl = (args: string[], input?: string): void => kubectlIn(cluster, args, input);
+  const profiling = o.cpuProf || o.heapProf || o.traceGc || o.nodeArgs.length > 0;
+  const profileWindows: Record<string, { monoStartUs: number; monoEndUs: number; operatorMsFrom: number; operatorMsTo: number }> = {};
+  let opStartedNs = 0n;
 
   try {
     // --- Setup (not measured).
@@ -175,6 +183,7 @@ export async function runAdmissionBench(argv: string[]): Promise<void> {
     // --- The operator, with the webhook on.
     const tls = selfSigned(tlsDir, 'anchore-operator-admission');
     const [admissionPort] = (await freePorts(1)) as [number];
+    opStartedNs = process.hrtime.bigint();
     op = await startReady(
       {
         ...benchOperatorEnv(sim.url, cluster.kubeconfig, run, `bench-${run}`),
@@ -189,6 +198,7 @@ export async function runAdmissionBench(argv: string[]): Promise<void> {
         ADMISSION_SHUTDOWN_DELAY_SECONDS: '0',
       },
       join(logDir, 'operator.log'),
+      [...(o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${logDir}`] : []), ...(o.heapProf ? ['--heap-prof', `--heap-prof-dir=${logDir}`] : []), ...(o.traceGc ? ['--trace-gc'] : []), ...o.nodeArgs],
     );
     const analysed = (): number => sim.images('admin').filter((i) => i.analysis_status === 'analyzed').length;
     await waitFor(
@@ -313,8 +323,15 @@ export async function runAdmissionBench(argv: string[]): Promise<void> {
       const lists0 = sim.requests(IMAGE_LIST).length;
       const eld = monitorEventLoopDelay({ resolution: 1 });
       eld.enable();
+      const w0 = process.hrtime.bigint();
       const samples: Array<Sample<Answer>> = await openLoop({ rate: o.rate, count, maxMs: o.seconds * 1000 + 30_000 }, (i) => review(image(i), `${name}-${i}`));
+      const w1 = process.hrtime.bigint();
       eld.disable();
+      if (profiling) {
+        // CLOCK_MONOTONIC in µs (a .cpuprofile's clock) and ms since the operator was spawned (about --trace-gc's clock).
+        const sinceStart = (ns: bigint): number => Math.round(Number(ns - opStartedNs) / 1e6);
+        profileWindows[name] = { monoStartUs: Number(w0 / 1000n), monoEndUs: Number(w1 / 1000n), operatorMsFrom: sinceStart(w0), operatorMsTo: sinceStart(w1) };
+      }
       // Metrics are read after every answer is in; the counters only move while reviews are answered.
       const c1 = await counters(op!);
       const checks = sim.requests({ method: 'GET', path: /\/check$/ }).slice(checks0);
@@ -336,6 +353,16 @@ export async function runAdmissionBench(argv: string[]): Promise<void> {
       const checkMs = new Map(forRequests.map((r) => [checkedDigest(r.path), r.durationMs]));
       const lookupMs = new Map(lookupsForRequests.map((r) => [tagDigests.get(r.query['full_tag']!)!, r.durationMs]));
       const callMs = tagFor ? new Map([...checkMs].filter(([d]) => lookupMs.has(d)).map(([d, ms]) => [d, ms + lookupMs.get(d)!])) : checkMs;
+      if (profiling) {
+        // Every request of the window, on the wall clock (ms since the epoch, sub-ms), with its own Anchore calls as the
+        // simulator timed them, for lining up with other logs.
+        const origin = performance.timeOrigin;
+        const rows = samples.map((x) => {
+          const d = digestFor(x.i);
+          return { i: x.i, name: `${name}-${x.i}`, digest: d, sentAt: origin + x.startedAt, latencyMs: x.latencyMs, checkMs: checkMs.get(d), lookupMs: lookupMs.get(d), error: x.error };
+        });
+        writeFileSync(join(logDir, `samples-${name}.json`), JSON.stringify(rows));
+      }
       const lat = summarise(samples);
       const sentLate = lateness(samples);
       const answered = samples.filter((s) => s.result);
@@ -382,6 +409,7 @@ export async function runAdmissionBench(argv: string[]): Promise<void> {
       digestFor: (i) => lateRun[i]!.digest,
       tagFor: (i) => lateRun[i]!.tag,
     });
+    if (profiling) results['profileWindows'] = { logDir, ...profileWindows };
     // Evidence that the operator learned the tag-miss tags only by asking: its image list was not read again.
     results['tagMissSet'] = { imagesAdded: late.length, operatorListReadsBeforeAdding: listReadsBefore, operatorListReadsSinceAdding: listReads() - listReadsBefore };
     const p99Of = (k: string): number => (results[k] as { latencyMs: { p99: number } }).latencyMs.p99;

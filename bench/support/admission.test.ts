@@ -31,6 +31,13 @@ describe('admission benchmark options', () => {
       apiserverRounds: 0,
       out: '/tmp/x.json',
     });
+    expect(parseAdmissionArgs(['--cpu-prof', '--trace-gc', '--node-arg', '--max-semi-space-size=4', '--node-arg', '--cpu-prof-interval=100'])).toMatchObject({
+      cpuProf: true,
+      heapProf: false,
+      traceGc: true,
+      nodeArgs: ['--max-semi-space-size=4', '--cpu-prof-interval=100'],
+    });
+    expect(() => parseAdmissionArgs(['--node-arg', 'x'])).toThrow(/--node-arg needs a node flag/);
     expect(() => parseAdmissionArgs(['--pods', '10'])).toThrow(/unknown option --pods/);
     expect(() => parseAdmissionArgs(['--rate', '0'])).toThrow(/--rate needs an integer ≥ 1/);
     expect(() => parseAdmissionArgs(['--rate', '2.5'])).toThrow(/integer/);

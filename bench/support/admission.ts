@@ -25,6 +25,14 @@ export interface AdmissionBenchOptions {
   keep: boolean;
   small: boolean;
   out?: string;
+  /** Write a .cpuprofile of the operator (node --cpu-prof) to the run's log dir; the scenario windows go in the JSON. */
+  cpuProf: boolean;
+  /** Write a sampling heap profile of the operator (node --heap-prof, allocations over its whole life) to the log dir. */
+  heapProf: boolean;
+  /** Run the operator with --trace-gc (one line per collection in its log; the windows let them be told apart). */
+  traceGc: boolean;
+  /** More node flags for the operator, after the image's (a later V8 flag wins): --node-arg --max-semi-space-size=4. */
+  nodeArgs: string[];
 }
 
 export function parseAdmissionArgs(argv: string[]): AdmissionBenchOptions {
@@ -32,7 +40,7 @@ export function parseAdmissionArgs(argv: string[]): AdmissionBenchOptions {
   const size = small
     ? { rate: 10, seconds: 3, hitImages: 3, roundTrips: 20, apiserverRounds: 3, warmup: 5 }
     : { rate: 50, seconds: 20, hitImages: 20, roundTrips: 500, apiserverRounds: 50, warmup: 50 };
-  const o: AdmissionBenchOptions = { ...size, checkLatencyMs: 20, keep: false, small };
+  const o: AdmissionBenchOptions = { ...size, checkLatencyMs: 20, keep: false, small, cpuProf: false, heapProf: false, traceGc: false, nodeArgs: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const num = (min: number): number => {
@@ -48,7 +56,14 @@ export function parseAdmissionArgs(argv: string[]): AdmissionBenchOptions {
     else if (a === '--apiserver-rounds') o.apiserverRounds = num(0);
     else if (a === '--warmup') o.warmup = num(0);
     else if (a === '--keep') o.keep = true;
-    else if (a === '--out') {
+    else if (a === '--cpu-prof') o.cpuProf = true;
+    else if (a === '--heap-prof') o.heapProf = true;
+    else if (a === '--trace-gc') o.traceGc = true;
+    else if (a === '--node-arg') {
+      const f = argv[++i];
+      if (!f?.startsWith('--')) throw new Error('--node-arg needs a node flag (--name or --name=value)');
+      o.nodeArgs.push(f);
+    } else if (a === '--out') {
       const f = argv[++i];
       if (!f) throw new Error('--out needs a file');
       o.out = f;
