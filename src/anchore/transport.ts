@@ -7,10 +7,12 @@
  * each operation's answer is known here (response-limits.ts).
  */
 import { readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import { Agent, type Dispatcher, ProxyAgent, request } from 'undici';
+import { Agent, type Dispatcher, ProxyAgent } from 'undici';
 import { type BackoffPolicy, backoffDelay } from '../runtime/backoff.ts';
 import { sleep, systemClock } from '../runtime/clock.ts';
+import { timeoutSignal } from '../runtime/deadline.ts';
 import { ByteBudget, ByteBudgetError, type ByteLease, type Priority, Semaphore, TokenBucket } from '../runtime/limits.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { type AnchoreAuth, OAuthTokenManager, SecretFile, type TokenResponse, basicHeader } from './auth.ts';
@@ -96,6 +98,8 @@ export function processResponseBudget(): ByteBudget {
 export class AnchoreTransport {
   /** The normalised base URL (no trailing slash, no `/v2`); paths passed to call start with `/v2/` or `/`. */
   readonly baseUrl: string;
+  /** baseUrl parsed once: each call's path is appended to it without parsing a URL per call (requestTarget). */
+  readonly #base: UrlBase;
   readonly #cfg: AnchoreTransportConfig;
   readonly #agent: Dispatcher;
   /** How calls reach Anchore: directly, or through which proxy (never its credentials). */
@@ -118,6 +122,7 @@ export class AnchoreTransport {
   constructor(cfg: AnchoreTransportConfig) {
     this.#cfg = cfg;
     this.baseUrl = parseAnchoreUrl(cfg.url);
+    this.#base = urlBase(this.baseUrl);
     const t = cfg.timeouts ?? {};
     const connectMs = t.connectMs ?? 5000;
     // How Anchore's certificate is verified: the same whether the TLS session runs on a direct connection or inside a
@@ -257,8 +262,7 @@ export class AnchoreTransport {
   }
 
   async #once<T>(operation: string, method: string, path: string, opts: CallOptions<T>, reserve: { bytes: number; gaveBack: number } = { bytes: 0, gaveBack: 0 }): Promise<T> {
-    const url = new URL(this.baseUrl + path);
-    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const target = requestTarget(this.#base, path, opts.query);
     const headers: Record<string, string> = {
       accept: 'application/json',
       'user-agent': this.#cfg.userAgent ?? 'anchore-operator',
@@ -291,9 +295,12 @@ export class AnchoreTransport {
     // Every byte of the answer held in memory is counted in the process-wide budget until the attempt is over (read,
     // parsed and decoded): the sum over all answers being read never exceeds it, whatever Anchore sends.
     const lease = this.#budget.lease();
+    // The attempt's time limit, dropped as soon as the attempt is over (see timeoutSignal).
+    const timeout = timeoutSignal(opts.deadlineAt === undefined ? this.#requestMs : Math.max(1, Math.min(this.#requestMs, opts.deadlineAt - Date.now())));
+    const signal = timeout.signal;
     try {
-      const signal = AbortSignal.timeout(opts.deadlineAt === undefined ? this.#requestMs : Math.max(1, Math.min(this.#requestMs, opts.deadlineAt - Date.now())));
-      const res = await request(url, { method: method as 'GET', headers, body, dispatcher: this.#agent, signal });
+      // The agent's own request(): what undici's top-level request(url, { dispatcher }) calls, minus parsing a URL.
+      const res = await this.#agent.request({ origin: target.origin, path: target.path, method, headers, body, signal });
       status = res.statusCode;
       const ok = status >= 200 && status < 300;
       const limit = Math.min(responseLimit(operation), this.#maxBytes ?? Infinity, ok ? Infinity : ERROR_BODY_LIMIT);
@@ -326,6 +333,7 @@ export class AnchoreTransport {
       this.#cfg.onRequest?.({ operation, status, durationMs: performance.now() - started, errorKind: e.kind, authenticated: !opts.anonymous || opts.form !== undefined });
       throw e;
     } finally {
+      timeout.clear();
       lease.release();
     }
     this.#cfg.onRequest?.({ operation, status, durationMs: performance.now() - started, authenticated: !opts.anonymous || opts.form !== undefined });
@@ -340,7 +348,7 @@ export class AnchoreTransport {
    * body is cut off at the limit and the connection dropped.
    */
   async #readBody(
-    body: AsyncIterable<Buffer> & { destroy?: (e?: Error) => void },
+    body: ReadableBody,
     o: { operation: string; limit: number; limitName: string; declared: number | undefined; lease: ByteLease; signal: AbortSignal; reserve: { bytes: number; gaveBack: number } },
   ): Promise<string> {
     let size = 0;
@@ -369,14 +377,7 @@ export class AnchoreTransport {
     };
     if (o.declared !== undefined) {
       await take(o.declared);
-      const buf = Buffer.allocUnsafe(o.declared);
-      let off = 0;
-      for await (const chunk of body) {
-        if (off + chunk.length > o.declared) throw tooLong();
-        chunk.copy(buf, off);
-        off += chunk.length;
-      }
-      return buf.toString('utf8', 0, off);
+      return readDeclared(body, o.declared, tooLong);
     }
     const decoder = new StringDecoder('utf8');
     const parts: string[] = [];
@@ -394,6 +395,121 @@ export class AnchoreTransport {
     parts.push(decoder.end());
     return parts.join('');
   }
+}
+
+/** Path characters URL parsing keeps as they are (RFC 3986 unreserved, sub-delims, ':', '@', '/', '%'). */
+const PLAIN_PATH = /^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/;
+/** Segments URL parsing resolves or rewrites: '.', '..' and their percent-encoded forms. */
+const DOT_SEGMENT = /(^|\/)(\.|%2e){1,2}(\/|$)/i;
+
+/** A base URL (parseAnchoreUrl's) parsed once: its origin and its path ('' for none). */
+export interface UrlBase {
+  readonly baseUrl: string;
+  readonly origin: string;
+  readonly basePath: string;
+}
+
+export function urlBase(baseUrl: string): UrlBase {
+  const u = new URL(baseUrl);
+  return { baseUrl, origin: u.origin, basePath: u.pathname === '/' ? '' : u.pathname };
+}
+
+/**
+ * Where a call goes: the origin and path (with the query) that `new URL(baseUrl + path)`, with each defined `query`
+ * entry set on its searchParams, would give (what undici's top-level request() sends for that URL). A path of plain URL
+ * characters without dot segments (every path this client builds: fixed segments, digests, encodeURIComponent'd ids)
+ * is one URL parsing leaves as it is, so it is appended as it is; anything else goes through URL.
+ */
+export function requestTarget(base: UrlBase, path: string, query?: Record<string, string | boolean | undefined>): { origin: string; path: string } {
+  let pathname: string;
+  let origin = base.origin;
+  if (PLAIN_PATH.test(path) && !DOT_SEGMENT.test(path)) {
+    pathname = base.basePath + path;
+  } else {
+    const u = new URL(base.baseUrl + path);
+    if (u.search || u.hash) {
+      // Not a path this client builds: URL's full treatment of it.
+      for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) u.searchParams.set(k, String(v));
+      return { origin: u.origin, path: u.search ? `${u.pathname}${u.search}` : u.pathname };
+    }
+    origin = u.origin;
+    pathname = u.pathname;
+  }
+  let search = '';
+  if (query) {
+    const params = new URLSearchParams();
+    for (const k of Object.keys(query)) {
+      const v = query[k];
+      if (v !== undefined) params.set(k, String(v));
+    }
+    search = params.toString();
+  }
+  return { origin, path: search ? `${pathname}?${search}` : pathname };
+}
+
+/** An answer's body (undici's is a stream.Readable): what #readBody uses of it. */
+type ReadableBody = AsyncIterable<Buffer> & Pick<Readable, 'on' | 'off' | 'destroy' | 'destroyed' | 'errored'>;
+
+/**
+ * The whole of a body of `declared` bytes (its content-length) as UTF-8 text, read into one buffer of that size as
+ * `for await (const chunk of body)` would read it, with its errors: the stream's own error (an abort's reason, a socket
+ * or body timeout, also one that came while the budget was awaited), a premature close as ERR_STREAM_PREMATURE_CLOSE,
+ * and `tooLong()` for a byte past `declared`. Listeners instead of an async iterator: no iterator, end-of-stream watcher
+ * or promise per chunk on every Anchore answer.
+ */
+export function readDeclared(body: ReadableBody, declared: number, tooLong: () => Error): Promise<string> {
+  // Torn down before it was read (nothing was read from it yet, so it cannot have ended); its 'error' event may still be
+  // on its way, and is listened to as the iterator would.
+  if (body.errored || body.destroyed) {
+    body.on('error', noop);
+    return Promise.reject(body.errored ?? prematureClose());
+  }
+  return new Promise<string>((resolve, reject) => {
+    const buf = Buffer.allocUnsafe(declared);
+    let off = 0;
+    let settled = false;
+    function settle(err: Error | undefined, text?: string): void {
+      if (settled) return;
+      settled = true;
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      body.off('close', onClose);
+      // A later error (the stream torn down after tooLong) has a listener, as the iterator's would.
+      if (err !== undefined) body.on('error', noop);
+      if (err === undefined) resolve(text as string);
+      else reject(err);
+    }
+    function onData(chunk: Buffer): void {
+      if (settled) return;
+      if (off + chunk.length > declared) {
+        settle(tooLong());
+        return;
+      }
+      chunk.copy(buf, off);
+      off += chunk.length;
+    }
+    function onEnd(): void {
+      settle(undefined, buf.toString('utf8', 0, off));
+    }
+    function onError(err: Error): void {
+      settle(err);
+    }
+    function onClose(): void {
+      settle(prematureClose());
+    }
+    body.on('error', onError);
+    body.on('end', onEnd);
+    body.on('close', onClose);
+    body.on('data', onData);
+  });
+}
+
+function noop(): void {}
+
+/** What a stream's async iterator throws when the stream closes before its end (Node's ERR_STREAM_PREMATURE_CLOSE). */
+function prematureClose(): Error {
+  return Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
 }
 
 function isLoopback(url: string): boolean {
