@@ -103,14 +103,16 @@ function at(o: unknown, path: readonly string[]): unknown {
   return cur;
 }
 
+/** The container lists of a pod spec, in the order their containers are reported. */
+const CONTAINER_LISTS: ReadonlyArray<readonly [string, ContainerKind]> = [
+  ['initContainers', 'init'],
+  ['containers', 'container'],
+  ['ephemeralContainers', 'ephemeral'],
+];
+
 function containersOf(podSpec: unknown): SpecContainer[] {
   const out: SpecContainer[] = [];
-  const lists: Array<[string, ContainerKind]> = [
-    ['initContainers', 'init'],
-    ['containers', 'container'],
-    ['ephemeralContainers', 'ephemeral'],
-  ];
-  for (const [field, kind] of lists) {
+  for (const [field, kind] of CONTAINER_LISTS) {
     const list = isObj(podSpec) ? podSpec[field] : undefined;
     if (!Array.isArray(list)) continue;
     for (const c of list) {

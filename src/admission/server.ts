@@ -96,10 +96,14 @@ export async function startAdmissionServer(opts: AdmissionServerOptions): Promis
       if (refused) return;
       let body: unknown;
       try {
-        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        // One chunk (a body of up to 64 KiB or so) needs no copy; the chunks are let go once parsed, not kept while the
+        // review waits for Anchore.
+        body = JSON.parse((chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)).toString('utf8'));
       } catch {
         fail(res, 400, 'request body is not JSON');
         return;
+      } finally {
+        chunks.length = 0;
       }
       const parsed = parseReview(body);
       if (!parsed.ok) {
@@ -110,10 +114,13 @@ export async function startAdmissionServer(opts: AdmissionServerOptions): Promis
       const r = parsed.request;
       opts.review(r).then(
         (answer) => {
-          log.debug(
-            { uid: r.uid, kind: r.kind.kind, namespace: r.namespace, name: r.name, operation: r.operation, allowed: answer.allowed, warnings: answer.warnings?.length ?? 0 },
-            'admission review answered',
-          );
+          // The line's fields are gathered only when it is written (debug is off by default).
+          if (log.isLevelEnabled('debug')) {
+            log.debug(
+              { uid: r.uid, kind: r.kind.kind, namespace: r.namespace, name: r.name, operation: r.operation, allowed: answer.allowed, warnings: answer.warnings?.length ?? 0 },
+              'admission review answered',
+            );
+          }
           res.writeHead(200, { 'content-type': 'application/json' }).end(reviewResponse(answer));
         },
         (err: unknown) => {
