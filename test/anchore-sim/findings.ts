@@ -104,7 +104,7 @@ function purlType(packageType: string): string {
   }
 }
 
-function item(v: VulnerabilityInput & { package_version?: string }, detectedAt: string, r: () => number): VulnerabilityItem {
+function item(seed: number, v: VulnerabilityInput & { package_version?: string }, detectedAt: string, r: () => number): VulnerabilityItem {
   const packageType = v.package_type ?? 'dpkg';
   const os = isOsPackageType(packageType);
   let name = v.package ?? 'libsim';
@@ -132,8 +132,8 @@ function item(v: VulnerabilityInput & { package_version?: string }, detectedAt: 
     feed_group: os ? (packageType === 'apk' ? 'alpine:3.19' : packageType === 'rpm' ? 'rhel:9' : 'debian:12') : `github:${packageType === 'java-archive' ? 'java' : packageType}`,
     nvd_data: [{ id: v.vuln, cvss_v2: s, cvss_v3: s }],
     vendor_data: [],
-    is_kev: v.severity === 'Critical' && r() < 0.3,
-    epss: [{ cve: v.vuln, epss: Math.round(r() * 1e4) / 1e4, percentile: Math.round(r() * 1e4) / 1e4, date: detectedAt.slice(0, 10) }],
+    is_kev: v.is_kev ?? knownExploited(seed, v.vuln),
+    epss: epssOf(seed, v, detectedAt),
     detected_at: detectedAt,
     inherited_from_base: false,
   };
@@ -142,6 +142,56 @@ function item(v: VulnerabilityInput & { package_version?: string }, detectedAt: 
     out.fix_observed_at = detectedAt;
   }
   return out;
+}
+
+/**
+ * Share of CVEs on CISA's Known Exploited Vulnerabilities list: about 1,300 of some 250,000 CVEs (about 0.5 %). The
+ * generator makes them High or Critical, as they mostly are.
+ */
+const KEV_SHARE = 0.006;
+
+/** Whether a CVE is known-exploited: a property of the CVE id (the same on every image that has it), never of a GHSA id. */
+export function knownExploited(seed: number, vuln: string): boolean {
+  return vuln.startsWith('CVE-') && hashUnit(seed, 'kev', vuln) < KEV_SHARE;
+}
+
+/**
+ * FIRST's EPSS for a CVE (empty for other ids, as Anchore has none for them): the probability of exploitation in the
+ * next 30 days and its percentile among all scored CVEs. Most CVEs score below 0.01 (70 %), few above 0.5 (2 %);
+ * known-exploited ones score 0.3–0.97. The percentile rises with the score, as FIRST's does.
+ */
+export function epssOf(seed: number, v: Pick<VulnerabilityInput, 'vuln' | 'is_kev' | 'epss'>, detectedAt: string): VulnerabilityItem['epss'] {
+  if (!v.vuln.startsWith('CVE-')) return [];
+  // Bands of [score from, score to, percentile from, percentile to, share of CVEs].
+  const bands: Array<[number, number, number, number]> = [
+    [0.0004, 0.01, 0, 0.7],
+    [0.01, 0.1, 0.7, 0.9],
+    [0.1, 0.5, 0.9, 0.98],
+    [0.5, 0.975, 0.98, 1],
+  ];
+  let score: number;
+  if (v.epss !== undefined) score = v.epss;
+  else {
+    const u = hashUnit(seed, 'epss', v.vuln);
+    const kev = v.is_kev ?? knownExploited(seed, v.vuln);
+    score = kev ? 0.3 + u * 0.67 : bandValue(bands, u);
+  }
+  score = round5(score);
+  const band = bands.find(([, to]) => score <= to) ?? bands[bands.length - 1]!;
+  const [from, to, pFrom, pTo] = band;
+  const percentile = pFrom + ((Math.max(from, score) - from) / (to - from)) * (pTo - pFrom);
+  return [{ cve: v.vuln, epss: round5(score), percentile: round5(Math.min(1, percentile)), date: detectedAt.slice(0, 10) }];
+}
+
+function bandValue(bands: Array<[number, number, number, number]>, u: number): number {
+  // u is a percentile: find its band, and the score at that place in the band.
+  const band = bands.find(([, , , pTo]) => u < pTo) ?? bands[bands.length - 1]!;
+  const [from, to, pFrom, pTo] = band;
+  return from + ((u - pFrom) / (pTo - pFrom)) * (to - from);
+}
+
+function round5(x: number): number {
+  return Math.round(x * 1e5) / 1e5;
 }
 
 /** The deterministic vulnerability list of an image (all types, including will_not_fix ones). */
@@ -155,12 +205,14 @@ export function generateVulnerabilities(seed: number, digest: string, detectedAt
     const pool = os ? OS_PACKAGES : NON_OS_PACKAGES;
     const [pkg, packageType] = pool[Math.floor(r() * pool.length)]!;
     const x = r();
-    const severity = SEVERITY_WEIGHTS.find(([, w]) => x < w)?.[0] ?? 'Medium';
+    let severity: string = SEVERITY_WEIGHTS.find(([, w]) => x < w)?.[0] ?? 'Medium';
     let id = '';
     do {
       id = `CVE-${2018 + Math.floor(r() * 7)}-${10000 + Math.floor(r() * 40000)}`;
     } while (seen.has(id));
     seen.add(id);
+    // Known-exploited CVEs are High or Critical on every image (a property of the CVE).
+    if (knownExploited(seed, id)) severity = hashUnit(seed, 'kev-severity', id) < 0.6 ? 'Critical' : 'High';
     const major = 1 + Math.floor(r() * 3);
     const minor = Math.floor(r() * 20);
     const patch = Math.floor(r() * 10);
@@ -175,7 +227,7 @@ export function generateVulnerabilities(seed: number, digest: string, detectedAt
       package_version: `${major}.${minor}.${patch}`,
     };
     if (hasFix) input.fix = `${major}.${minor}.${patch + 1 + Math.floor(r() * 3)}`;
-    out.push(item(input, detectedAt, r));
+    out.push(item(seed, input, detectedAt, r));
   }
   return out;
 }
@@ -183,7 +235,7 @@ export function generateVulnerabilities(seed: number, digest: string, detectedAt
 /** Full vulnerability items built from test-supplied inputs. */
 export function vulnerabilitiesFromInputs(seed: number, digest: string, inputs: VulnerabilityInput[], detectedAt: string): VulnerabilityItem[] {
   const r = seededRandom(seed, 'vuln-overrides', digest);
-  return inputs.map((v) => item(v, detectedAt, r));
+  return inputs.map((v) => item(seed, v, detectedAt, r));
 }
 
 /** Filters by vuln_type (`os`, `non-os`, `all`) and the vendor_only flag (true hides will_not_fix findings). */

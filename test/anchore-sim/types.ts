@@ -281,6 +281,10 @@ export interface VulnerabilityInput {
   /** Defaults to `dpkg` (an os package). Non-os types: npm, python, java-archive, go-module, gem. */
   package_type?: string;
   will_not_fix?: boolean;
+  /** On CISA's KEV list; by default a deterministic property of the CVE id (about 4 % of Criticals). */
+  is_kev?: boolean;
+  /** FIRST EPSS score (0–1); by default a deterministic, realistically skewed property of the CVE id. */
+  epss?: number;
 }
 
 /** Options of startSimulator. */
