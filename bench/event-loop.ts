@@ -448,14 +448,22 @@ async function runOnce(pods: number): Promise<Record<TaskName, TaskFigures>> {
   const scrape = (): Promise<{ bytes: number; series: number }> =>
     new Promise((resolve, reject) => {
       const req = request({ host: '127.0.0.1', port: server.port, path: '/metrics' }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (d: Buffer) => chunks.push(d));
-        res.on('end', () => {
-          const body = Buffer.concat(chunks);
-          let series = 0;
-          for (let i = body.indexOf(10); i !== -1; i = body.indexOf(10, i + 1)) if (body[i + 1] !== 35 && body[i + 1] !== 10 && i + 1 < body.length) series++;
-          resolve({ bytes: body.length, series: series + 0 });
+        // Counted as it arrives (lines not starting with '#'), not joined: the benchmark's own work stays small.
+        let bytes = 0;
+        let series = 0;
+        let atLineStart = true;
+        res.on('data', (d: Buffer) => {
+          bytes += d.length;
+          for (let i = 0; i < d.length;) {
+            if (atLineStart && d[i] !== 35 && d[i] !== 10) series++;
+            atLineStart = false;
+            const nl = d.indexOf(10, i);
+            if (nl === -1) break;
+            atLineStart = true;
+            i = nl + 1;
+          }
         });
+        res.on('end', () => resolve({ bytes, series }));
         res.on('error', reject);
       });
       req.on('error', reject);
@@ -467,13 +475,20 @@ async function runOnce(pods: number): Promise<Record<TaskName, TaskFigures>> {
   return out;
 }
 
+/** What one child process measured: every task, and its own peak RSS (the pieces of both phases, the raw list). */
+interface ChildResult {
+  tasks: Record<TaskName, TaskFigures>;
+  peakRssMiB: number;
+}
+
 interface SizeResult {
   pods: number;
   runs: Array<Record<TaskName, TaskFigures>>;
+  peakRssMiB: number[];
   median: Record<TaskName, Omit<TaskFigures, 'output' | 'topGapsMs' | 'gcTotalMs'>>;
 }
 
-function runChild(pods: number, nodeFlags: string[]): Promise<Record<TaskName, TaskFigures>> {
+function runChild(pods: number, nodeFlags: string[]): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...nodeFlags, ...process.execArgv, process.argv[1]!, '--event-loop', '--child', '--pods', String(pods)], { stdio: ['ignore', 'pipe', 'inherit'] });
     const chunks: Buffer[] = [];
@@ -481,7 +496,7 @@ function runChild(pods: number, nodeFlags: string[]): Promise<Record<TaskName, T
     child.on('error', reject);
     child.on('exit', (code) => {
       if (code !== 0) return reject(new Error(`event-loop child for ${pods} pods exited ${code}`));
-      resolve(JSON.parse(Buffer.concat(chunks).toString()) as Record<TaskName, TaskFigures>);
+      resolve(JSON.parse(Buffer.concat(chunks).toString()) as ChildResult);
     });
   });
 }
@@ -510,7 +525,8 @@ export async function runEventLoopBench(argv: string[]): Promise<void> {
   const o = parseArgs(argv);
   if (o.child) {
     const result = await runOnce(o.pods[0]!);
-    process.stdout.write(`${JSON.stringify(result)}\n`);
+    const child: ChildResult = { tasks: result, peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) };
+    process.stdout.write(`${JSON.stringify(child)}\n`);
     process.exit(0);
   }
   const nodeFlags = o.imageFlags ? imageNodeFlags() : [];
@@ -519,15 +535,18 @@ export async function runEventLoopBench(argv: string[]): Promise<void> {
   const sizes: SizeResult[] = [];
   for (const pods of o.pods) {
     const runs: SizeResult['runs'] = [];
+    const peakRssMiB: number[] = [];
     for (let i = 0; i < o.runs; i++) {
       say(
         `${pods} pods, run ${i + 1}/${o.runs} (load ${loadavg()
           .map((l) => l.toFixed(2))
           .join(' ')})`,
       );
-      runs.push(await runChild(pods, nodeFlags));
+      const r = await runChild(pods, nodeFlags);
+      runs.push(r.tasks);
+      peakRssMiB.push(r.peakRssMiB);
     }
-    sizes.push({ pods, runs, median: medianOf(runs) });
+    sizes.push({ pods, runs, peakRssMiB, median: medianOf(runs) });
   }
   const doc = {
     benchmark: 'event-loop',
@@ -551,6 +570,7 @@ export async function runEventLoopBench(argv: string[]): Promise<void> {
   );
   const header = ['task', 'pods', 'longest gap (ms)', 'p99 gap (ms)', 'total (ms)', 'longest GC pause (ms)', 'longest synchronous step (ms)'];
   const table = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
-  process.stdout.write(`${json}\n\n${table}\n`);
+  const rss = sizes.map((s) => `${s.pods} pods ${median(s.peakRssMiB)} MiB`).join(', ');
+  process.stdout.write(`${json}\n\n${table}\n\nPeak RSS of the benchmark process (median; it holds the raw list and both phases' pieces): ${rss}\n`);
   say(`medians of ${o.runs} run(s); load average ${doc.loadavg.before.map((l) => l.toFixed(2)).join(' ')} → ${doc.loadavg.after.map((l) => l.toFixed(2)).join(' ')}`);
 }
