@@ -187,6 +187,10 @@ export interface Vulnerability {
   severity: Severity;
   package: string;
   fix?: string;
+  /** On CISA's Known Exploited Vulnerabilities list (`is_kev`). */
+  kev?: boolean;
+  /** FIRST's EPSS score (0–1): the highest of the item's `epss` entries; absent when Anchore has none. */
+  epss?: number;
 }
 
 export interface ReportMetricInfo {

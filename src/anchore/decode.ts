@@ -264,6 +264,17 @@ function normaliseSeverity(s: string): Severity {
   return (SEVERITIES as readonly string[]).includes(cap) ? (cap as Severity) : 'Unknown';
 }
 
+/** The highest score of an item's `epss` list (`[{cve, epss, percentile, date}]`); undefined when there is none. */
+function highestEpss(list: unknown): number | undefined {
+  if (!Array.isArray(list)) return undefined;
+  let best: number | undefined;
+  for (const e of list) {
+    const score = e && typeof e === 'object' ? (e as Record<string, unknown>)['epss'] : undefined;
+    if (typeof score === 'number' && Number.isFinite(score) && score >= 0 && score <= 1 && (best === undefined || score > best)) best = score;
+  }
+  return best;
+}
+
 /**
  * GET /images/{digest}/vuln/all. The list must be one; entries that are not objects are skipped, and a severity this
  * operator does not know counts as Unknown (counted, never dropped). Anchore spells "no fix" as "None".
@@ -278,6 +289,9 @@ export function readVulnerabilities(body: unknown, operation: string): Vulnerabi
     const sev = typeof o['severity'] === 'string' ? normaliseSeverity(o['severity']) : 'Unknown';
     const vuln: Vulnerability = { id: String(o['vuln'] ?? ''), severity: sev, package: String(o['package'] ?? o['package_name'] ?? '') };
     if (typeof o['fix'] === 'string' && o['fix'] && o['fix'] !== 'None') vuln.fix = o['fix'];
+    if (o['is_kev'] === true) vuln.kev = true;
+    const epss = highestEpss(o['epss']);
+    if (epss !== undefined) vuln.epss = epss;
     out.push(vuln);
   }
   return out;

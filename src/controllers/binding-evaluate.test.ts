@@ -4,7 +4,7 @@ import { AnchoreError } from '../anchore/errors.ts';
 import type { BindingImageResult, BindingSpec } from '../crds/types.ts';
 import { compileBinding } from '../model/binding-spec.ts';
 import type { CatalogEntry } from '../model/image-catalog.ts';
-import { emptyCounts } from '../model/vulnerability-summary.ts';
+import { emptyCounts, summariseVulnerabilities, type VulnerabilitySummary } from '../model/vulnerability-summary.ts';
 import { aBinding } from '../testing/factories.ts';
 import { type EvaluateDeps, evaluateImages } from './binding-evaluate.ts';
 import type { ImageGroup } from './binding-select.ts';
@@ -41,7 +41,10 @@ const check = (over: Partial<PolicyCheck>): PolicyCheck => ({
   ...over,
 });
 
-function harness(catalog: Record<string, Partial<CatalogEntry>>, o: { check?: (digest: string, maxAgeMs: number) => Promise<PolicyCheck>; gone?: string[] } = {}) {
+function harness(
+  catalog: Record<string, Partial<CatalogEntry>>,
+  o: { check?: (digest: string, maxAgeMs: number) => Promise<PolicyCheck>; gone?: string[]; vulns?: (digest: string) => Promise<VulnerabilitySummary> } = {},
+) {
   const rechecked: string[] = [];
   const deps: EvaluateDeps = {
     images: {
@@ -51,7 +54,7 @@ function harness(catalog: Record<string, Partial<CatalogEntry>>, o: { check?: (d
     },
     cache: {
       check: async (_account, _policy, digest, _tag, maxAgeMs) => (o.check ? o.check(digest, maxAgeMs) : check({ image_digest: digest })),
-      vulnerabilities: async () => ({ bySeverity: { ...emptyCounts(), High: 2, Low: 1 }, fixableBySeverity: emptyCounts(), fetchedAt: 0 }),
+      vulnerabilities: async (_account, digest) => (o.vulns ? o.vulns(digest) : { bySeverity: { ...emptyCounts(), High: 2, Low: 1 }, fixableBySeverity: emptyCounts(), fetchedAt: 0 }),
     },
   };
   return { deps, rechecked };
@@ -148,5 +151,47 @@ describe('binding evaluate step', () => {
     const ages: number[] = [];
     await run(harness({ [g.key]: { digest: d('1') } }, { check: async (_d, age) => (ages.push(age), check({})) }), [g], {}, [], 0);
     expect(ages).toEqual([0]);
+  });
+});
+
+describe('binding evaluate step: known-exploited vulnerabilities', () => {
+  const vulns = (digest: string): Promise<VulnerabilitySummary> =>
+    Promise.resolve(
+      summariseVulnerabilities(
+        digest === d('2')
+          ? [
+              { id: 'CVE-2024-3094', severity: 'Critical', package: 'xz-5.6.0', kev: true, epss: 0.86 },
+              { id: 'CVE-2023-0001', severity: 'High', package: 'openssl-3', kev: true, epss: 0.4 },
+              { id: 'CVE-2022-0002', severity: 'Low', package: 'zlib-1', epss: 0.001 },
+            ]
+          : [{ id: 'CVE-2022-0002', severity: 'Low', package: 'zlib-1', epss: 0.001 }],
+        0,
+      ),
+    );
+
+  it('when a failing image has known-exploited vulnerabilities, then its result says how many, names them most severe first, and gives the highest EPSS; a passing one is not looked up', async () => {
+    let reads = 0;
+    const h = harness(
+      { 'admin|sha256:2222222222222222222222222222222222222222222222222222222222222222': { digest: d('2') }, [`admin|${d('1')}`]: { digest: d('1') }, [`admin|${d('2')}`]: { digest: d('2') } },
+      {
+        check: async (digest) => check({ image_digest: digest, ...(digest === d('2') ? { status: 'fail', final_action: 'stop' } : {}) }),
+        vulns: (digest) => (reads++, vulns(digest)),
+      },
+    );
+    const { results } = await run(h, [group('ok', d('1')), group('bad', d('2'))]);
+    expect(results[1]).toMatchObject({ result: 'fail', knownExploited: { count: 2, ids: ['CVE-2024-3094', 'CVE-2023-0001'] }, maxEpss: 0.86 });
+    expect(results[0]).not.toHaveProperty('knownExploited');
+    expect(reads).toBe(1);
+  });
+
+  it('when the vulnerability read fails, then the verdict stands without the exploitation fields', async () => {
+    const h = harness(
+      { [`admin|${d('2')}`]: { digest: d('2') } },
+      { check: async (digest) => check({ image_digest: digest, status: 'fail', final_action: 'stop' }), vulns: () => Promise.reject(new AnchoreError('unavailable', 'vulns', 'HTTP 503')) },
+    );
+    const { results, unavailable } = await run(h, [group('bad', d('2'))]);
+    expect(results[0]).toMatchObject({ result: 'fail' });
+    expect(results[0]).not.toHaveProperty('knownExploited');
+    expect(unavailable).toBeUndefined();
   });
 });

@@ -4,10 +4,19 @@ import type { BindingImageResult, BindingInfo, ImageResult } from '../crds/types
 import { REASON } from '../crds/types.ts';
 import { type CompiledBinding, checkVerdict } from '../model/binding-spec.ts';
 import type { EvaluationCache } from '../model/evaluation-cache.ts';
+import type { VulnerabilitySummary } from '../model/vulnerability-summary.ts';
 import type { ImageRegistry } from '../model/images.port.ts';
 import { SLICE, yieldToLoop } from '../runtime/cooperative.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import type { ImageGroup } from './binding-select.ts';
+
+/** The known-exploited and EPSS part of an image result (nothing when there is neither). */
+export function exploitation(v: VulnerabilitySummary): Pick<BindingImageResult, 'knownExploited' | 'maxEpss'> {
+  const out: Pick<BindingImageResult, 'knownExploited' | 'maxEpss'> = {};
+  if ((v.knownExploitedCount ?? 0) > 0) out.knownExploited = { count: v.knownExploitedCount ?? 0, ids: v.knownExploited ?? [] };
+  if (v.maxEpss !== undefined) out.maxEpss = v.maxEpss.score;
+  return out;
+}
 
 export interface EvaluateDeps {
   images: Pick<ImageRegistry, 'catalog' | 'reRegistering' | 'recheck'>;
@@ -60,7 +69,7 @@ export async function evaluateImages(
           if (n > 0) counts[sev] = n;
           total += n;
         }
-        return { ...base, result: 'pass', reason: REASON.analyzed, findings: total, vulnerabilities: counts };
+        return { ...base, result: 'pass', reason: REASON.analyzed, findings: total, vulnerabilities: counts, ...exploitation(summary) };
       }
       const policy = policies.get(g.account) as PolicyRecord;
       const check = await deps.cache.check(g.account, policy.policy_id, entry.digest, g.image.tag, maxAgeMs);
@@ -68,6 +77,15 @@ export async function evaluateImages(
       const r: BindingImageResult = { ...base, result, finalAction: check.final_action, reason: check.final_action_reason || 'policy_evaluation', findings: check.number_of_findings };
       // The evaluation cache keeps only the first findings; the status write bounds them (and messages) to the schema.
       if (check.findings.length) r.topFindings = check.findings.map((f) => ({ gate: f.gate, trigger: f.trigger, action: f.action, message: f.message }));
+      // A failing or warned image says whether what it runs is known to be exploited (one cached vulnerability read).
+      // Best effort: the verdict stands without it, and the next evaluation tries again.
+      if (result === 'fail' || result === 'warn') {
+        try {
+          Object.assign(r, exploitation(await deps.cache.vulnerabilities(g.account, entry.digest, maxAgeMs)));
+        } catch {
+          // Left out of this evaluation.
+        }
+      }
       return r;
     } catch (err) {
       if (err instanceof AnchoreError && err.kind === 'unavailable') {

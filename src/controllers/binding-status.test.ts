@@ -1,7 +1,20 @@
 import { describe, expect, it } from '@jest/globals';
 import type { BindingImageResult, BindingSpec, BindingStatus } from '../crds/types.ts';
 import { BINDING_STATUS_SCHEMA } from '../crds/schema.ts';
-import { MAX_RESULTS, PENDING_RECHECK_MS, boundResults, boundStatus, conditionsFor, cutText, describeSelection, mergeConditions, sameStatus, summarize, summarizeBinding } from './binding-status.ts';
+import {
+  MAX_RESULTS,
+  PENDING_RECHECK_MS,
+  boundResults,
+  boundStatus,
+  conditionsFor,
+  cutText,
+  describeSelection,
+  exploitedNote,
+  mergeConditions,
+  sameStatus,
+  summarize,
+  summarizeBinding,
+} from './binding-status.ts';
 import { StallError, WaitError } from '../runtime/errors.ts';
 import { aBinding } from '../testing/factories.ts';
 import { parseDuration } from '../runtime/time.ts';
@@ -394,5 +407,25 @@ describe('status bounded to the CRD schema', () => {
     expect(truncated).toBe(false);
     expect(violations({ results }, STATUS)).toEqual([]);
     expect(results[0]?.message).toMatch(/… \(\d+ more characters\)$/);
+  });
+});
+
+describe('binding status: known-exploited vulnerabilities', () => {
+  const r = (image: string, result: BindingImageResult['result'], kev?: string[]): BindingImageResult => ({ image, result, ...(kev ? { knownExploited: { count: kev.length, ids: kev } } : {}) });
+
+  it('the Compliant message names the failing images that run known-exploited vulnerabilities, with at most three ids', () => {
+    expect(exploitedNote([r('a', 'fail'), r('b', 'pass', ['CVE-1'])])).toBe('');
+    expect(exploitedNote([r('a', 'fail', ['CVE-1', 'CVE-2']), r('b', 'fail', ['CVE-2', 'CVE-3', 'CVE-4']), r('c', 'fail')])).toBe(
+      '; 2 of them run known-exploited vulnerabilities (CVE-1, CVE-2, CVE-3, …)',
+    );
+  });
+
+  it('the summary counts images with known-exploited vulnerabilities, and when results are cut, those are kept first among the failing', () => {
+    const many = Array.from({ length: MAX_RESULTS + 20 }, (_, i) => r(`img-${String(i).padStart(3, '0')}`, 'fail', i >= MAX_RESULTS ? ['CVE-9'] : undefined));
+    expect(summarize(many, 1).knownExploited).toBe(20);
+    expect(summarize([r('a', 'fail')], 1)).not.toHaveProperty('knownExploited');
+    const { results, truncated } = boundResults(many);
+    expect(truncated).toBe(true);
+    expect(results.slice(0, 20).every((x) => x.knownExploited?.count === 1)).toBe(true);
   });
 });

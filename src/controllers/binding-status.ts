@@ -142,7 +142,7 @@ export function summarizeBinding(b: BindingInfo, outcome: BindingOutcome, now: D
               s.images === 0
                 ? { ok: undefined, reason: REASON.noImages, message: `This binding selects no running image (${selection}; check them): nothing passes or fails` }
                 : s.failed > 0
-                  ? { ok: false, reason: REASON.policyFailed, message: `${s.failed} image(s) fail policy ${policy?.name ?? ''}`.trim() }
+                  ? { ok: false, reason: REASON.policyFailed, message: `${s.failed} image(s) fail policy ${policy?.name ?? ''}`.trim() + exploitedNote(results) }
                   : s.errors > 0
                     ? { ok: false, reason: REASON.evaluationErrors, message: `${s.errors} image(s) could not be evaluated` }
                     : { ok: true, reason: REASON.policyPassed, message: `All ${s.images} image(s) pass` },
@@ -174,21 +174,38 @@ const MAX_RESULTS_BYTES = 256 * 1024;
 
 const ORDER: Record<string, number> = { fail: 0, error: 1, warn: 2, pending: 3, pass: 4 };
 
+/**
+ * "; 2 of them run known-exploited vulnerabilities (CVE-…, CVE-…)" for the failing images that have any (CISA KEV),
+ * naming at most three ids; empty when none has.
+ */
+export function exploitedNote(results: readonly BindingImageResult[]): string {
+  const failing = results.filter((r) => r.result === 'fail' && (r.knownExploited?.count ?? 0) > 0);
+  if (failing.length === 0) return '';
+  const ids = [...new Set(failing.flatMap((r) => r.knownExploited?.ids ?? []))];
+  const named = ids.slice(0, 3).join(', ') + (ids.length > 3 ? ', …' : '');
+  return `; ${failing.length} of them run known-exploited vulnerabilities (${named})`;
+}
+
 export function summarize(results: readonly BindingImageResult[], workloads: number): BindingSummary {
   const s: BindingSummary = { workloads, images: results.length, passed: 0, failed: 0, warned: 0, pending: 0, errors: 0 };
+  let exploited = 0;
   for (const r of results) {
+    if ((r.knownExploited?.count ?? 0) > 0) exploited++;
     if (r.result === 'pass') s.passed++;
     else if (r.result === 'fail') s.failed++;
     else if (r.result === 'warn') s.warned++;
     else if (r.result === 'pending') s.pending++;
     else s.errors++;
   }
+  if (exploited > 0) s.knownExploited = exploited;
   return s;
 }
 
-/** Failing first, then by image; each entry bounded to the schema (boundStatus), the list cut to MAX_RESULTS and the byte budget. */
+/** Failing first (known-exploited first among them), then by image; each entry bounded to the schema (boundStatus), the list cut to MAX_RESULTS and the byte budget. */
 export function boundResults(results: readonly BindingImageResult[]): { results: BindingImageResult[]; truncated: boolean } {
-  const sorted = [...results].sort((a, b) => (ORDER[a.result] ?? 9) - (ORDER[b.result] ?? 9) || a.image.localeCompare(b.image) || (a.digest ?? '').localeCompare(b.digest ?? ''));
+  // Within a result, images running known-exploited vulnerabilities first: they are kept when the list is cut.
+  const kev = (r: BindingImageResult): number => ((r.knownExploited?.count ?? 0) > 0 ? 0 : 1);
+  const sorted = [...results].sort((a, b) => (ORDER[a.result] ?? 9) - (ORDER[b.result] ?? 9) || kev(a) - kev(b) || a.image.localeCompare(b.image) || (a.digest ?? '').localeCompare(b.digest ?? ''));
   const out: BindingImageResult[] = [];
   let bytes = 0;
   for (const unbounded of sorted) {

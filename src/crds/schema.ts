@@ -167,6 +167,7 @@ export const BINDING_STATUS_SCHEMA: Schema = {
         warned: count('Images with final action warn that did not fail.'),
         pending: count('Images waiting for registration or analysis.'),
         errors: count('Images that could not be evaluated.'),
+        knownExploited: count('Images with known-exploited vulnerabilities (CISA KEV) among the failing and warned (evaluate) or all (analyze) images.'),
       },
     },
     policy: {
@@ -206,6 +207,16 @@ export const BINDING_STATUS_SCHEMA: Schema = {
               properties: { gate: str('Gate.'), trigger: str('Trigger.'), action: str('go, warn or stop.'), message: str('Finding message.', { maxLength: 1024 }) },
             },
           },
+          knownExploited: {
+            type: 'object',
+            description: "Known-exploited vulnerabilities (CISA KEV, Anchore's is_kev) in the image: set for failing and warned images (evaluate) and every analysed image (analyze).",
+            required: ['count', 'ids'],
+            properties: {
+              count: count('How many distinct known-exploited vulnerability ids.'),
+              ids: { type: 'array', description: 'The first ids, most severe first.', maxItems: 5, items: { type: 'string', maxLength: 64 } },
+            },
+          },
+          maxEpss: { type: 'number', minimum: 0, maximum: 1, description: "The highest EPSS score (FIRST's probability of exploitation in 30 days) among the image's vulnerabilities." },
           workloads: {
             type: 'array',
             description: 'Affected workloads (namespace/Kind/name), sorted and bounded: past the limit, the last entry says how many more ("… and 12 more").',
@@ -233,6 +244,7 @@ const printerColumns = [
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
   // -o wide only.
   { name: 'Warned', type: 'integer', jsonPath: '.status.summary.warned', priority: 1 },
+  { name: 'KEV', type: 'integer', jsonPath: '.status.summary.knownExploited', priority: 1, description: 'Images with known-exploited vulnerabilities (CISA KEV)' },
   { name: 'Pending', type: 'integer', jsonPath: '.status.summary.pending', priority: 1 },
   { name: 'Errors', type: 'integer', jsonPath: '.status.summary.errors', priority: 1 },
   { name: 'Enforcement', type: 'string', jsonPath: '.spec.enforcement', priority: 1, description: 'What admission does with failing images: audit, warn or deny' },

@@ -45,6 +45,10 @@ export interface BindingImageResult {
   findings?: number;
   vulnerabilities?: Record<string, number>;
   topFindings?: Array<{ gate: string; trigger: string; action: string; message: string }>;
+  /** Known-exploited (CISA KEV) vulnerabilities of the image: how many, and the first ids (most severe first). */
+  knownExploited?: { count: number; ids: string[] };
+  /** The highest EPSS score among the image's vulnerabilities (0–1). */
+  maxEpss?: number;
   workloads?: string[];
   message?: string;
 }
@@ -57,6 +61,8 @@ export interface BindingSummary {
   warned: number;
   pending: number;
   errors: number;
+  /** Images with known-exploited vulnerabilities (CISA KEV): failing and warned ones (evaluate), all (analyze). */
+  knownExploited?: number;
 }
 
 export interface BindingStatus {
