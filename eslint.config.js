@@ -3,6 +3,12 @@
 import eslint from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+// Reasons are vocabulary (REASON in src/crds/types.ts): one spelling, never a string written at the throw site.
+const REASON_AT_THROW_SITE = {
+  selector: 'NewExpression[callee.name=/^(Wait|Stall)Error$/] > :matches(Literal, TemplateLiteral).arguments:first-child',
+  message: 'Use a REASON constant (src/crds/types.ts) as the reason of a WaitError/StallError.',
+};
+
 export default tseslint.config(
   {
     ignores: ['node_modules/**', 'dist/**', 'coverage/**', 'deploy/**', '.cache/**', 'tmp/**'],
@@ -55,12 +61,21 @@ export default tseslint.config(
       'no-console': 'error',
       // Names are declared before use (functions aside: hoisted helpers below their caller read top-down).
       '@typescript-eslint/no-use-before-define': ['error', { functions: false, classes: true, variables: true, typedefs: false, ignoreTypeReferences: true }],
-      // Reasons are vocabulary (REASON in src/crds/types.ts): one spelling, never a string written at the throw site.
+      'no-restricted-syntax': ['error', REASON_AT_THROW_SITE],
+    },
+  },
+  {
+    // Errors are read by kind (KubeError via src/kube/cluster.port.ts, AnchoreError via src/anchore/errors.ts), never by
+    // casting to a status code: only the two adapters read raw HTTP and Node errors.
+    files: ['src/**/*.ts'],
+    ignores: ['src/**/*.test.ts', 'src/kube/**', 'src/anchore/**'],
+    rules: {
       'no-restricted-syntax': [
         'error',
+        REASON_AT_THROW_SITE,
         {
-          selector: 'NewExpression[callee.name=/^(Wait|Stall)Error$/] > :matches(Literal, TemplateLiteral).arguments:first-child',
-          message: 'Use a REASON constant (src/crds/types.ts) as the reason of a WaitError/StallError.',
+          selector: 'TSAsExpression > TSTypeLiteral > TSPropertySignature > Identifier.key[name=/^(status|statusCode|code)$/]',
+          message: 'Read errors by kind (isKubeError from src/kube/cluster.port.ts, AnchoreError.kind), not by casting to status/statusCode/code.',
         },
       ],
     },

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import type { PolicyCheck, PolicyRecord } from '../anchore/anchore.port.ts';
 import { AnchoreError } from '../anchore/errors.ts';
 import type { BindingInfo, BindingSpec, BindingStatus, Condition } from '../crds/types.ts';
-import type { BindingStatusWriter, ObjectRef } from '../kube/cluster.port.ts';
+import { type BindingStatusWriter, KubeError, type ObjectRef } from '../kube/cluster.port.ts';
 import type { EvaluationCache } from '../model/evaluation-cache.ts';
 import type { ImageRegistry } from '../model/images.port.ts';
 import { Scope } from '../model/scope.ts';
@@ -121,9 +121,8 @@ function harness() {
   return { controller, state, writes, events, logs, add, reconcile, current, cond, told };
 }
 
-/** The error the Kubernetes client throws for a 422 (src/kube/client.ts KubeApiError: status, reason, message). */
-const invalid = (cause: string): Error =>
-  Object.assign(new Error(`PATCH /apis/anchore.io/v1alpha1/namespaces/shop/anchorepolicybindings/web/status: 422 Invalid: ${cause}`), { status: 422, reason: 'Invalid' });
+/** The error the Kubernetes client throws for a 422 (the cluster port's KubeError of kind invalid). */
+const invalid = (cause: string): Error => new KubeError(422, 'Invalid', `PATCH /apis/anchore.io/v1alpha1/namespaces/shop/anchorepolicybindings/web/status: 422 Invalid: ${cause}`);
 
 describe('binding controller: status writes the apiserver refuses', () => {
   const cause = 'AnchorePolicyBinding.anchore.io "web" is invalid: status.conditions[0].message: Too long: may not be more than 32768 bytes';

@@ -1,6 +1,6 @@
 import type { BindingImageResult, BindingInfo, BindingStatus } from '../crds/types.ts';
 import { CONDITION, EVENT_REASON, INSTALL_ANNOTATION, REASON, bindingKindOf } from '../crds/types.ts';
-import { type BindingStatusWriter, type ClusterStores, type EventRecorder, type Store, type WorkloadRef, workloadObjectRef } from '../kube/cluster.port.ts';
+import { type BindingStatusWriter, type ClusterStores, type EventRecorder, isKubeError, type KubeError, type Store, type WorkloadRef, workloadObjectRef } from '../kube/cluster.port.ts';
 import { type CompiledBinding, DEFAULT_REEVALUATE_MS, bindingRef, compileBinding } from '../model/binding-spec.ts';
 import type { EvaluationCache } from '../model/evaluation-cache.ts';
 import type { ImageRegistry } from '../model/images.port.ts';
@@ -327,10 +327,9 @@ export class BindingController {
       this.#rejected.delete(b.key);
       return true;
     } catch (err) {
-      const code = (err as { status?: number }).status;
-      if (code === 404) return false; // deleted meanwhile
-      if (code === 409 && claim) throw new WaitError(REASON.claimConflict, `cluster binding ${b.name} changed while this install claimed it; reading it again`, 500);
-      if (code === 422) this.#statusRejected(b, err);
+      if (isKubeError(err, 'not-found')) return false; // deleted meanwhile
+      if (isKubeError(err, 'conflict') && claim) throw new WaitError(REASON.claimConflict, `cluster binding ${b.name} changed while this install claimed it; reading it again`, 500);
+      if (isKubeError(err, 'invalid')) this.#statusRejected(b, err);
       // The work queue's backoff (2 s doubling to 5 min) paces the retries.
       throw err;
     }
@@ -341,16 +340,13 @@ export class BindingController {
    * say): the binding keeps showing its old status, or none, so say it — one Warning Event on the binding and one log
    * line with the apiserver's cause, again only when the cause changes — and let the work queue back off.
    */
-  #statusRejected(b: BindingInfo, err: unknown): void {
+  #statusRejected(b: BindingInfo, err: KubeError): void {
     // The apiserver's own words, without the request line the client puts before them.
     const cause = errorMessage(err).replace(/^[A-Z]+ \S+: 422 \w+: /, '');
     if (this.#rejected.get(b.key) === cause) return;
     this.#rejected.set(b.key, cause);
     this.#o.events.event(bindingRef(b), 'Warning', EVENT_REASON.statusRejected, 'WriteStatus', `The apiserver refused this binding's status (422); retrying with backoff: ${cause}`);
-    this.#log.warn(
-      { kind: b.kind, namespace: b.namespace, name: b.name, reason: (err as { reason?: string }).reason, cause },
-      'the apiserver refused the binding status as invalid; retrying with backoff',
-    );
+    this.#log.warn({ kind: b.kind, namespace: b.namespace, name: b.name, reason: err.reason, cause }, 'the apiserver refused the binding status as invalid; retrying with backoff');
   }
 
   /** Events for a changed Compliant condition, and for each workload failing now that was not (`failingBefore`). */

@@ -1,22 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
+import { KubeError } from './errors.ts';
 import { type KubeEndpoint, loadKubeEndpoint } from './kubeconfig.ts';
-
-/** A Kubernetes API error with the apiserver's Status reason, e.g. NotFound, Conflict, Forbidden, Gone. */
-export class KubeApiError extends Error {
-  override readonly name = 'KubeApiError';
-  readonly status: number;
-  readonly reason: string;
-  constructor(status: number, reason: string, message: string) {
-    super(message);
-    this.status = status;
-    this.reason = reason;
-  }
-}
-
-export function isKubeError(err: unknown, status?: number): err is KubeApiError {
-  return err instanceof KubeApiError && (status === undefined || err.status === status);
-}
 
 interface KubeClientOptions {
   /** Path to a kubeconfig; when absent: in-cluster config if running in a pod, else the default loading rules. */
@@ -129,14 +114,18 @@ export class KubeClient {
       headers['content-type'] = opts.contentType ?? 'application/json';
       body = JSON.stringify(opts.body);
     }
-    const res = await request(url, {
-      method,
-      headers,
-      body,
-      dispatcher: await this.#sharedAgent(),
-      signal: AbortSignal.timeout(opts.timeoutMs ?? this.#timeoutMs),
-    });
-    const text = await res.body.text();
+    const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
+    let res: Awaited<ReturnType<typeof request>>;
+    let text: string;
+    try {
+      res = await request(url, { method, headers, body, dispatcher: await this.#sharedAgent(), signal: AbortSignal.timeout(timeoutMs) });
+      text = await res.body.text();
+    } catch (err) {
+      // No answer (refused, reset, timed out): the apiserver or the path to it is down, a KubeError of kind unavailable.
+      const e = err as { name?: string; code?: string; message?: string };
+      const what = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : e.message || e.code || String(err);
+      throw new KubeError(undefined, 'Unavailable', `${method} ${path}: ${what}`, { cause: err });
+    }
     if (res.statusCode >= 200 && res.statusCode < 300) return (text ? JSON.parse(text) : undefined) as T;
     let reason = 'Unknown';
     let message = text.slice(0, 500);
@@ -147,7 +136,7 @@ export class KubeClient {
     } catch {
       // not a Status object; keep the excerpt
     }
-    throw new KubeApiError(res.statusCode, reason, `${method} ${path}: ${res.statusCode} ${reason}: ${message}`);
+    throw new KubeError(res.statusCode, reason, `${method} ${path}: ${res.statusCode} ${reason}: ${message}`);
   }
 
   /** One page of a list. `metadataOnly` asks for PartialObjectMetadataList (far smaller for owners we only walk). */
@@ -171,7 +160,7 @@ export class KubeClient {
   /**
    * Starts a watch. `onEvent` gets (type, object); `onDone` once when the stream ends for any reason: server close
    * (null), an error, 30 s without a byte (an error named TimeoutError: the server sends bookmarks, so silence means a
-   * dead connection), or abort (AbortError). A non-200 answer ends it with an error carrying `statusCode`.
+   * dead connection), or abort (AbortError). A non-200 answer ends it with a KubeError (410 Gone: kind `gone`).
    */
   async watch(
     path: string,
@@ -224,9 +213,13 @@ export class KubeClient {
       });
       if (res.statusCode !== 200) {
         const text = await res.body.text().catch(() => '');
-        const e = new KubeApiError(res.statusCode, 'WatchFailed', `watch ${path}: HTTP ${res.statusCode}: ${text.slice(0, 300)}`) as KubeApiError & { statusCode: number };
-        e.statusCode = res.statusCode;
-        finish(e);
+        let reason = 'WatchFailed';
+        try {
+          reason = (JSON.parse(text) as { reason?: string }).reason ?? reason;
+        } catch {
+          // not a Status object
+        }
+        finish(new KubeError(res.statusCode, reason, `watch ${path}: HTTP ${res.statusCode}: ${text.slice(0, 300)}`));
         return handle;
       }
       let buf = '';

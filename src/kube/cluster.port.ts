@@ -1,5 +1,8 @@
 import type { BindingInfo, BindingStatus } from '../crds/types.ts';
 
+/** The cluster port's typed errors: callers decide from `kind` (not-found, conflict, invalid, …), never from status codes. */
+export { isKubeError, KubeError, type KubeErrorKind } from './errors.ts';
+
 /**
  * What controllers may know about the cluster: slim, read-only projections of the objects the operator watches, and
  * stores to read them from. Controllers depend on this file only, never on the client or the reflector.
@@ -171,8 +174,9 @@ export interface EventRecorder {
 
 export interface BindingStatusWriter {
   /**
-   * Writes `status` to the binding's status subresource. Throws on API errors (404 when the binding is gone; 409
-   * when `ifResourceVersion` is given and the binding changed since: a claim must not overwrite another's).
+   * Writes `status` to the binding's status subresource. Throws a KubeError on API errors (`not-found` when the binding
+   * is gone; `conflict` when `ifResourceVersion` is given and the binding changed since: a claim must not overwrite
+   * another's; `invalid` when the apiserver refuses the status).
    */
   patchStatus(binding: BindingInfo, status: BindingStatus, opts?: { ifResourceVersion?: string }): Promise<void>;
 }

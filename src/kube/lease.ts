@@ -1,5 +1,6 @@
 import { LeaseConflictError, type LeaseLock, type LeaseRecord, type ObservedLease } from '../runtime/leader.ts';
-import { isKubeError, type KubeClient } from './client.ts';
+import type { KubeClient } from './client.ts';
+import { isKubeError } from './errors.ts';
 
 interface LeaseObject {
   metadata?: { resourceVersion?: string };
@@ -42,7 +43,7 @@ export class KubeLeaseLock implements LeaseLock {
         },
       };
     } catch (err) {
-      if (isKubeError(err, 404)) return undefined;
+      if (isKubeError(err, 'not-found')) return undefined;
       throw err;
     }
   }
@@ -54,7 +55,7 @@ export class KubeLeaseLock implements LeaseLock {
         body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: this.#name, namespace: this.#namespace }, spec: record },
       });
     } catch (err) {
-      if (isKubeError(err, 409)) throw new LeaseConflictError(`${this.describe()} was created by another replica`);
+      if (isKubeError(err, 'conflict')) throw new LeaseConflictError(`${this.describe()} was created by another replica`);
       throw err;
     }
   }
@@ -71,7 +72,7 @@ export class KubeLeaseLock implements LeaseLock {
         },
       });
     } catch (err) {
-      if (isKubeError(err, 409)) throw new LeaseConflictError(`${this.describe()} changed since it was read`);
+      if (isKubeError(err, 'conflict')) throw new LeaseConflictError(`${this.describe()} changed since it was read`);
       throw err;
     }
   }

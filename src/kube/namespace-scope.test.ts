@@ -6,6 +6,7 @@ import type { NamespaceInfo } from './cluster.port.ts';
 import type { KubeClient, ListPage, WatchHandle } from './client.ts';
 import { NamespaceScope } from './namespace-scope.ts';
 import { Reflector } from './reflector.ts';
+import { KubeError } from './errors.ts';
 
 /*
  * The pod cache keeps only the namespaces in scope: the reflector's namespace admission driven by NamespaceScope,
@@ -62,7 +63,7 @@ class FakeApi {
         if (this.held && (!this.#holdPagesOnly || q.continueToken) && (this.#holdPath === undefined || this.#holdPath === path)) await new Promise<void>((r) => this.held!.push(r));
         if (this.failNext > 0) {
           this.failNext--;
-          throw Object.assign(new Error('connection reset'), { status: 503 });
+          throw new KubeError(503, 'ServiceUnavailable', 'GET /api/v1/namespaces: 503 ServiceUnavailable: connection reset');
         }
         return page;
       },

@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { createLogger } from '../telemetry/logger.ts';
 import type { KubeClient, ListPage, WatchHandle } from './client.ts';
+import { KubeError } from './errors.ts';
 import { Reflector } from './reflector.ts';
 
 interface Obj {
@@ -103,7 +104,7 @@ describe('Reflector recovery', () => {
     await until(() => api.watches.length === 1);
     api.objects = [];
     api.rv = '30';
-    api.watches[0]!.onDone(Object.assign(new Error('Gone'), { statusCode: 410 }));
+    api.watches[0]!.onDone(new KubeError(410, 'Expired', 'watch /api/v1/pods: HTTP 410: too old resource version'));
     await until(() => api.watches.length === 2);
     expect(restarts).toContain('gone');
     expect(r.size).toBe(0);

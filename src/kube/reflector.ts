@@ -4,6 +4,7 @@ import { errorMessage } from '../runtime/errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { KubeClient, WatchHandle } from './client.ts';
 import { changed } from './cluster.port.ts';
+import { isKubeError, kubeErrorKind } from './errors.ts';
 
 /** Every cached object keeps these so the store can detect change; the rest is whatever the projection keeps. */
 interface Cached {
@@ -170,8 +171,11 @@ export class Reflector<T extends Cached> {
     } catch (err) {
       if (this.#stopped || gen !== this.#watchGen) return;
       const delay = this.#nextBackoff();
-      const status = (err as { status?: number }).status;
-      const hint = status === 404 ? 'the API does not serve this resource: is its CRD installed? (kubectl apply -f deploy/crds)' : status === 403 ? 'forbidden: check the operator RBAC' : undefined;
+      const hint = isKubeError(err, 'not-found')
+        ? 'the API does not serve this resource: is its CRD installed? (kubectl apply -f deploy/crds)'
+        : isKubeError(err, 'forbidden')
+          ? 'forbidden: check the operator RBAC'
+          : undefined;
       this.#o.log.warn({ resource: this.resource, err: errorMessage(err), retryInMs: delay, why, ...(hint ? { hint } : {}) }, 'list failed; retrying');
       this.#later(() => void this.#listAndWatch('list-retry'), delay);
       return;
@@ -430,7 +434,7 @@ export class Reflector<T extends Cached> {
     this.#o.metrics?.event(this.resource, type);
     if (type === 'ERROR') {
       const status = raw as { code?: number; reason?: string; message?: string };
-      if (status?.code === 410 || status?.reason === 'Expired' || status?.reason === 'Gone') {
+      if (kubeErrorKind(status?.code, status?.reason) === 'gone') {
         this.#o.metrics?.watchRestart(this.resource, 'gone');
         this.#o.log.info({ resource: this.resource }, 'watch resourceVersion too old (410 Gone); relisting');
         void this.#listAndWatch('410');
@@ -486,7 +490,7 @@ export class Reflector<T extends Cached> {
   }
 
   #onWatchEnd(gen: number, err: unknown): void {
-    const e = err as { name?: string; statusCode?: number; code?: number } | null | undefined;
+    const e = err as { name?: string } | null | undefined;
     if (!e) {
       this.#o.metrics?.watchRestart(this.resource, 'closed');
       this.#failures = 0;
@@ -500,7 +504,7 @@ export class Reflector<T extends Cached> {
       void this.#startWatch(gen);
       return;
     }
-    if (e.statusCode === 410 || e.code === 410) {
+    if (isKubeError(err, 'gone')) {
       this.#o.metrics?.watchRestart(this.resource, 'gone');
       void this.#listAndWatch('410');
       return;

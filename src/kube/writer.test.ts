@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { createLogger } from '../telemetry/logger.ts';
 import { OperatorMetrics } from '../telemetry/metrics.ts';
-import { KubeApiError } from './client.ts';
+import { KubeError } from './errors.ts';
 import { KubeEventRecorder } from './writer.ts';
 
 const log = createLogger({ level: 'silent', pretty: false });
@@ -51,7 +51,7 @@ describe('KubeEventRecorder outcomes', () => {
     let fail: 'reject' | 'down' | undefined = 'reject';
     const client = {
       request: async () => {
-        if (fail === 'reject') throw new KubeApiError(422, 'Invalid', 'Event.events.k8s.io "prod.1" is invalid: metadata.namespace: does not match regarding');
+        if (fail === 'reject') throw new KubeError(422, 'Invalid', 'Event.events.k8s.io "prod.1" is invalid: metadata.namespace: does not match regarding');
         if (fail === 'down') throw new Error('ECONNRESET');
         return undefined as never;
       },
@@ -168,7 +168,7 @@ describe('KubeEventRecorder', () => {
     const bodies: unknown[] = [];
     const client = {
       request: async (m: string, _p: string, o?: { body?: unknown }) => {
-        if (m === 'GET') throw new KubeApiError(403, 'Forbidden', 'events.events.k8s.io is forbidden');
+        if (m === 'GET') throw new KubeError(403, 'Forbidden', 'events.events.k8s.io is forbidden');
         bodies.push(o?.body);
         return undefined as never;
       },

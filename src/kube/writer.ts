@@ -2,7 +2,8 @@ import { API_VERSION, GROUP, VERSION } from '../crds/schema.ts';
 import type { BindingInfo, BindingStatus } from '../crds/types.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { BindingStatusWriter, EventRecorder, ObjectRef } from './cluster.port.ts';
-import { type KubeClient, isKubeError } from './client.ts';
+import type { KubeClient } from './client.ts';
+import { isKubeError } from './errors.ts';
 import type { OperatorMetrics } from '../telemetry/metrics.ts';
 import { TokenBucket } from '../runtime/limits.ts';
 import { formatMicroTime } from '../runtime/time.ts';
@@ -178,8 +179,8 @@ export class KubeEventRecorder implements EventRecorder {
       await this.#client.request('POST', `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(q.namespace)}/events`, { body: q.body });
       this.#metrics?.kubeEvents.inc({ result: 'sent' });
     } catch (err) {
-      // 4xx: the apiserver refused this Event (validation, RBAC, a terminating namespace); anything else failed on the way.
-      const rejected = isKubeError(err) && err.status >= 400 && err.status < 500;
+      // The apiserver refused this Event (validation, RBAC, a terminating namespace); anything else failed on the way.
+      const rejected = isKubeError(err) && err.refused;
       this.rejected += rejected ? 1 : 0;
       this.#metrics?.kubeEvents.inc({ result: rejected ? 'rejected' : 'failed' });
       this.#log.warn({ err: (err as Error).message, reason: q.reason, object: key, namespace: q.namespace }, rejected ? 'the apiserver refused a Kubernetes Event' : 'could not record event');
