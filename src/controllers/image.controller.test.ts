@@ -1,12 +1,12 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { type AnchoreSimulator, startSimulator } from '../../test/anchore-sim/index.ts';
 import { AnchoreHttpClient } from '../anchore/anchore.http.ts';
-import type { AddImageRequest, AnchoreApi, AnchoreImage, PolicyCheck } from '../anchore/anchore.port.ts';
-import { AnchoreError } from '../anchore/errors.ts';
+import type { AnchoreImage } from '../anchore/anchore.port.ts';
 import { EvaluationCache } from '../model/evaluation-cache.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { OperatorMetrics } from '../telemetry/metrics.ts';
 import { aContainer, aNamespace, aPod, hex64, memoryStores, type MemoryStores } from '../testing/factories.ts';
+import { FakeAnchore } from '../testing/fake-anchore.ts';
 import { ImageController } from './image.controller.ts';
 import { Scope } from '../model/scope.ts';
 import { AnchoreImages } from '../model/anchore-images.ts';
@@ -299,61 +299,12 @@ describe('ImageController', () => {
   });
 });
 
-/**
- * Anchore as a few in-memory lists (one account): what the image loop and the evaluation cache call. Analysis takes
- * `analysisMs` of (fake) time; `down` makes every list call fail as an outage does.
- */
-class MemoryAnchore {
-  readonly images = new Map<string, AnchoreImage>();
-  readonly adds: string[] = [];
-  readonly lists: number[] = [];
-  checks = 0;
-  down = false;
-  analysisMs = 2000;
-
-  listImages(): Promise<AnchoreImage[]> {
-    this.lists.push(Date.now());
-    if (this.down) return Promise.reject(new AnchoreError('unavailable', 'list_images', 'GET /v2/images: 503 Service Unavailable', { status: 503 }));
-    return Promise.resolve([...this.images.values()].map((i) => ({ ...i })));
-  }
-
-  getImage(_account: string, digest: string): Promise<AnchoreImage> {
-    const i = this.images.get(digest);
-    return i ? Promise.resolve({ ...i }) : Promise.reject(new AnchoreError('not-found', 'get_image', `GET /v2/images/${digest}: 404 Not Found`, { status: 404 }));
-  }
-
-  addImage(_account: string, req: AddImageRequest): Promise<AnchoreImage> {
-    const digest = (req.digestPullString ?? '').split('@')[1] as string;
-    this.adds.push(digest);
-    let i = this.images.get(digest);
-    if (!i) {
-      const added: AnchoreImage = { image_digest: digest, analysis_status: 'not_analyzed', image_status: 'active', full_tags: [req.tag] };
-      this.images.set(digest, (i = added));
-      setTimeout(() => (added.analysis_status = 'analyzed'), this.analysisMs);
-    }
-    return Promise.resolve({ ...i });
-  }
-
-  checkImage(_account: string, digest: string, tag: string, policyId: string): Promise<PolicyCheck> {
-    if (!this.images.has(digest)) return Promise.reject(new AnchoreError('not-found', 'check_image', `${digest}: 404 Not Found`, { status: 404 }));
-    this.checks++;
-    return Promise.resolve({
-      policy_id: policyId,
-      image_digest: digest,
-      evaluated_tag: tag,
-      status: 'fail',
-      final_action: 'stop',
-      final_action_reason: 'policy_evaluation',
-      number_of_findings: 1,
-      findings: [],
-    });
-  }
-}
-
 describe('ImageController: images deleted from Anchore, noticed by the list refresh (fake clock)', () => {
   const REFRESH_MS = 300_000;
   const key = `admin|${d('nginx')}`;
-  let anchore: MemoryAnchore;
+  let anchore: FakeAnchore;
+  /** Digests registered, in order. */
+  const adds = (): Array<string | undefined> => anchore.callsOf('addImage').map((c) => c.subject);
   let stores: MemoryStores;
   let catalog: ImageCatalog;
   let images: AnchoreImages;
@@ -364,13 +315,15 @@ describe('ImageController: images deleted from Anchore, noticed by the list refr
 
   beforeEach(() => {
     jest.useFakeTimers({ now: 1_000_000 });
-    anchore = new MemoryAnchore();
+    // Anchore in memory (one account): analysis takes 2 s of fake time; every image fails the policy.
+    anchore = new FakeAnchore();
+    anchore.analysisMs = 2000;
+    for (const name of ['nginx', 'redis']) anchore.verdicts.set(d(name), { status: 'fail', final_action: 'stop', number_of_findings: 1 });
     stores = memoryStores();
     stores.namespaces.put(aNamespace('shop'));
     catalog = new ImageCatalog();
-    const api = anchore as unknown as AnchoreApi;
-    images = new AnchoreImages({ anchore: api, catalog, refreshMs: REFRESH_MS, clock: systemClock, log });
-    cache = new EvaluationCache(api, 4);
+    images = new AnchoreImages({ anchore, catalog, refreshMs: REFRESH_MS, clock: systemClock, log });
+    cache = new EvaluationCache(anchore, 4);
     // As the composition root wires it (src/operator.ts).
     catalog.onVanished((v) => cache.forgetImage(v.account, v.digests));
     c = new ImageController({
@@ -378,7 +331,7 @@ describe('ImageController: images deleted from Anchore, noticed by the list refr
       catalog,
       anchoreImages: images,
       scope: new Scope({ namespaces: {}, imageExclude: [], imagePolicy: { missingTagPolicy: 'digest' }, defaultAccount: 'admin', routes: [] }),
-      anchore: api,
+      anchore,
       clusterName: 'c1',
       workers: 2,
       analysisPollMaxMs: 1000,
@@ -405,21 +358,21 @@ describe('ImageController: images deleted from Anchore, noticed by the list refr
     images.start();
     await jest.advanceTimersByTimeAsync(5000);
     expect(finals).toEqual([key]);
-    expect(anchore.adds).toEqual([d('nginx')]);
+    expect(adds()).toEqual([d('nginx')]);
     await cache.check('admin', 'default', d('nginx'), 'docker.io/library/nginx:1.25', 3_600_000);
     expect(cache.peekCheck('admin', 'default', d('nginx'), 'docker.io/library/nginx:1.25', 3_600_000)?.final_action).toBe('stop');
   }
 
   it('when an image is deleted from Anchore, then the next list refresh forgets it and its evaluations, and it is registered again and followed to analyzed', async () => {
     await runningAndEvaluated();
-    anchore.images.clear(); // deleted in Anchore (an admin, or a restored database)
+    anchore.deleteImage('admin', d('nginx')); // deleted in Anchore (an admin, or a restored database)
     // The refresh is due 300 s after start; the deletion happened 5 s in.
     await jest.advanceTimersByTimeAsync(REFRESH_MS - 5000);
     expect(vanished).toEqual([key]);
     // Forgotten: no verdict of the deleted image is served any more, to bindings or admission.
     expect(cache.peekCheck('admin', 'default', d('nginx'), 'docker.io/library/nginx:1.25', 3_600_000)).toBeUndefined();
     // Registered again at once (an urgent key), and said to be until analysed.
-    expect(anchore.adds).toEqual([d('nginx'), d('nginx')]);
+    expect(adds()).toEqual([d('nginx'), d('nginx')]);
     expect(c.reRegistering(key)).toBe(true);
     expect(c.catalog(key)?.analysis).toBe('not_analyzed');
     await jest.advanceTimersByTimeAsync(5000);
@@ -427,24 +380,24 @@ describe('ImageController: images deleted from Anchore, noticed by the list refr
     expect(c.reRegistering(key)).toBe(false);
     expect(c.catalog(key)?.analysis).toBe('analyzed');
     // The next evaluation asks Anchore afresh.
-    const checks = anchore.checks;
+    const checks = anchore.callsOf('checkImage').length;
     await cache.check('admin', 'default', d('nginx'), 'docker.io/library/nginx:1.25', 3_600_000);
-    expect(anchore.checks).toBe(checks + 1);
+    expect(anchore.callsOf('checkImage')).toHaveLength(checks + 1);
     // The refresh after that finds it listed: nothing more happens.
     await jest.advanceTimersByTimeAsync(REFRESH_MS);
     expect(vanished).toEqual([key]);
-    expect(anchore.adds).toHaveLength(2);
+    expect(adds()).toHaveLength(2);
   });
 
   it('when the list call fails (an outage), then nothing is taken as deleted', async () => {
     await runningAndEvaluated();
-    anchore.down = true;
+    anchore.down('listImages');
     await jest.advanceTimersByTimeAsync(REFRESH_MS);
-    expect(anchore.lists.length).toBeGreaterThanOrEqual(2);
+    expect(anchore.callsOf('listImages').length).toBeGreaterThanOrEqual(2);
     expect(vanished).toEqual([]);
     expect(c.catalog(key)?.analysis).toBe('analyzed');
     expect(cache.peekCheck('admin', 'default', d('nginx'), 'docker.io/library/nginx:1.25', 3_600_000)).toBeDefined();
-    expect(anchore.adds).toHaveLength(1);
+    expect(adds()).toHaveLength(1);
   });
 
   it('when an image is registered while a list call is on its way, then that list (which predates it) does not make it vanish', async () => {
@@ -453,17 +406,17 @@ describe('ImageController: images deleted from Anchore, noticed by the list refr
     images.start();
     await jest.advanceTimersByTimeAsync(5000);
     // A slow list: its answer is what Anchore held before the next image was added.
-    const held = [...anchore.images.values()].map((i) => ({ ...i }));
+    const held = [...(anchore.images.get('admin')?.values() ?? [])].map((i) => structuredClone(i));
     let answer: (v: AnchoreImage[]) => void = () => undefined;
     anchore.listImages = () => new Promise<AnchoreImage[]>((r) => (answer = r));
     await jest.advanceTimersByTimeAsync(REFRESH_MS - 5000);
     stores.pods.put(aPod('shop', 'redis', [aContainer('redis', 'redis:7', { digest: d('redis'), repo: 'docker.io/library/redis' })]));
     await jest.advanceTimersByTimeAsync(100);
-    expect(anchore.adds).toEqual([d('nginx'), d('redis')]);
+    expect(adds()).toEqual([d('nginx'), d('redis')]);
     answer(held);
     await jest.advanceTimersByTimeAsync(5000);
     expect(vanished).toEqual([]);
-    expect(anchore.adds).toHaveLength(2);
+    expect(adds()).toHaveLength(2);
     expect(c.catalog(`admin|${d('redis')}`)?.analysis).toBe('analyzed');
   });
 });

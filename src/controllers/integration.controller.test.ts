@@ -1,7 +1,9 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { type AnchoreSimulator, startSimulator } from '../../test/anchore-sim/index.ts';
 import { AnchoreHttpClient } from '../anchore/anchore.http.ts';
+import type { AnchoreApi } from '../anchore/anchore.port.ts';
 import { createLogger } from '../telemetry/logger.ts';
+import { FakeAnchore } from '../testing/fake-anchore.ts';
 import { IntegrationController } from './integration.controller.ts';
 
 async function until(cond: () => boolean, ms = 5000): Promise<void> {
@@ -20,31 +22,34 @@ describe('IntegrationController', () => {
     ctl?.stop();
     await anchore?.close();
     await sim?.stop();
+    [ctl, anchore, sim] = [undefined, undefined, undefined];
   });
 
+  const options = (anchore: AnchoreApi, lines: string[]): ConstructorParameters<typeof IntegrationController>[0] => ({
+    anchore,
+    account: 'admin',
+    username: 'admin',
+    clusterName: 'c1',
+    registrationId: 'reg-1',
+    instanceId: 'pod-1',
+    version: '0.1.0',
+    healthIntervalMs: 50,
+    accounts: ['admin', 'team-a', 'admin'],
+    namespaces: ['shop-*'],
+    configuration: { inventory: { interval_seconds: 300 } },
+    inventoryStatus: () => [
+      { account: 'admin', batchCount: 1, batches: [{ index: 1, sentAt: new Date() }], lastSuccessfulIndex: 1, lastAttempt: new Date() },
+      // Never attempted yet: not in the report (the spec wants batch_size ≥ 1).
+      { account: 'team-a', batchCount: 0, batches: [], lastSuccessfulIndex: -1 },
+    ],
+    log: createLogger({ level: 'info', pretty: false }, { write: (s: string) => void lines.push(s) }),
+  });
+
+  /** Against the simulator over HTTP: what is sent must match the API's contract. */
   async function setup(integrations_enabled: boolean, lines: string[]): Promise<IntegrationController> {
     sim = await startSimulator({ config: { integrations_enabled } });
-    const log = createLogger({ level: 'info', pretty: false }, { write: (s: string) => void lines.push(s) });
-    anchore = new AnchoreHttpClient({ url: sim.url, auth: { type: 'basic', username: 'admin', password: 'foobar' }, log });
-    ctl = new IntegrationController({
-      anchore,
-      account: 'admin',
-      username: 'admin',
-      clusterName: 'c1',
-      registrationId: 'reg-1',
-      instanceId: 'pod-1',
-      version: '0.1.0',
-      healthIntervalMs: 50,
-      accounts: ['admin', 'team-a', 'admin'],
-      namespaces: ['shop-*'],
-      configuration: { inventory: { interval_seconds: 300 } },
-      inventoryStatus: () => [
-        { account: 'admin', batchCount: 1, batches: [{ index: 1, sentAt: new Date() }], lastSuccessfulIndex: 1, lastAttempt: new Date() },
-        // Never attempted yet: not in the report (the spec wants batch_size ≥ 1).
-        { account: 'team-a', batchCount: 0, batches: [], lastSuccessfulIndex: -1 },
-      ],
-      log,
-    });
+    anchore = new AnchoreHttpClient({ url: sim.url, auth: { type: 'basic', username: 'admin', password: 'foobar' }, log: createLogger({ level: 'silent', pretty: false }) });
+    ctl = new IntegrationController(options(anchore, lines));
     ctl.start();
     return ctl;
   }
@@ -79,11 +84,23 @@ describe('IntegrationController', () => {
   });
 
   it('when Anchore is older than 5.11 (404 there), then it logs once and stops trying', async () => {
-    const lines: string[] = [];
-    const c = await setup(false, lines);
-    await until(() => !c.supported);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(sim?.requests({ path: '/v2/system/integrations/registration' })).toHaveLength(1);
-    expect(lines.filter((l) => l.includes('does not support integration registration'))).toHaveLength(1);
+    jest.useFakeTimers();
+    try {
+      const fake = new FakeAnchore();
+      fake.down('registerIntegration', 'not-found');
+      const lines: string[] = [];
+      const c = (ctl = new IntegrationController(options(fake, lines)));
+      c.start();
+      // Forty health intervals of fake time: evidence enough that it would have tried again.
+      await jest.advanceTimersByTimeAsync(40 * 50);
+      expect(c.supported).toBe(false);
+      expect(fake.callsOf('registerIntegration')).toHaveLength(1);
+      expect(fake.healthReports).toEqual([]);
+      expect(lines.filter((l) => l.includes('does not support integration registration'))).toHaveLength(1);
+    } finally {
+      ctl?.stop();
+      ctl = undefined;
+      jest.useRealTimers();
+    }
   });
 });

@@ -4,6 +4,7 @@ import { AnchoreHttpClient } from '../anchore/anchore.http.ts';
 import { AnchoreError } from '../anchore/errors.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { OperatorMetrics } from '../telemetry/metrics.ts';
+import { FakeAnchore } from '../testing/fake-anchore.ts';
 import { ReportsController } from './reports.controller.ts';
 
 const log = createLogger({ level: 'silent', pretty: false });
@@ -47,17 +48,36 @@ describe('Reports GraphQL metrics', () => {
     expect(err).toBeInstanceOf(AnchoreError);
     expect((err as AnchoreError).kind).toBe('not-found');
   });
+});
 
-  it('when the collector runs, then the selected metrics are exported with their latest values', async () => {
+describe('ReportsController (Anchore in memory)', () => {
+  it('when the collector runs, then the selected metrics are exported with the value of their newest point; an account that fails keeps its previous values', async () => {
+    const anchore = new FakeAnchore();
+    anchore.reportCatalog.push(
+      { id: 'vulnerabilities.tags.all.critical', name: 'Critical', metricType: 'gauge' },
+      { id: 'vulnerabilities.tags.all.low', name: 'Low', metricType: 'gauge' },
+      { id: 'tags.analyzed.all', name: 'Analyzed', metricType: 'gauge' },
+    );
+    const hoursAgo = (h: number): string => new Date(Date.now() - h * 3_600_000).toISOString();
+    anchore.reportPoints.set('vulnerabilities.tags.all.critical', [
+      { collectedAt: hoursAgo(2), value: 5 },
+      { collectedAt: hoursAgo(1), value: 2 },
+    ]);
+    anchore.reportPoints.set('vulnerabilities.tags.all.low', [{ collectedAt: hoursAgo(1), value: 1 }]);
+    anchore.reportPoints.set('tags.analyzed.all', [{ collectedAt: hoursAgo(1), value: 9 }]);
+    anchore.fail('reportMetrics', 'unavailable');
     const metrics = new OperatorMetrics(undefined, { defaultMetrics: false });
-    const c = new ReportsController({ anchore, accounts: () => ['admin'], metrics: ['vulnerabilities.*'], intervalMs: 60_000, log, operatorMetrics: metrics });
+    const c = new ReportsController({ anchore, accounts: () => ['team-a', 'admin'], metrics: ['vulnerabilities.*'], intervalMs: 60_000, log, operatorMetrics: metrics });
     c.start();
-    for (let i = 0; i < 200 && c.rounds === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 200 && c.rounds === 0; i++) await new Promise((r) => setTimeout(r, 5));
     c.stop();
     const text = await metrics.registry.metrics();
     expect(text).toContain('anchore_operator_anchore_report_metric{account="admin",metric="vulnerabilities.tags.all.critical"} 2');
     expect(text).toContain('anchore_operator_anchore_report_metric{account="admin",metric="vulnerabilities.tags.all.low"} 1');
     expect(text).not.toContain('metric="tags.analyzed.all"');
+    expect(text).not.toContain('account="team-a"');
     expect(text).toMatch(/anchore_operator_anchore_report_metric_collected_timestamp_seconds\{account="admin",metric="vulnerabilities.tags.all.critical"\} \d+/);
+    // Only the selected metrics' data was read.
+    expect(anchore.callsOf('reportMetricData').map((x) => x.subject)).toEqual(['vulnerabilities.tags.all.critical', 'vulnerabilities.tags.all.low']);
   });
 });
