@@ -4,7 +4,7 @@ import { AnchoreError } from './anchore/errors.ts';
 import { type Config, integrationConfiguration } from './config.ts';
 import { BindingController } from './controllers/binding.controller.ts';
 import { EvaluationCache } from './model/evaluation-cache.ts';
-import { registerFindingsMetrics } from './telemetry/findings-metrics.ts';
+import { registerFindingsMetrics } from './reports/findings-metrics.ts';
 import { ImageController } from './controllers/image.controller.ts';
 import { AnchoreReachability } from './controllers/reachability.ts';
 import { ReportsController } from './controllers/reports.controller.ts';

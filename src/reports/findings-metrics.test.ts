@@ -7,7 +7,7 @@ import type { Store, WorkloadRef } from '../kube/cluster.port.ts';
 import type { RunningImage } from '../model/running-images.ts';
 import type { VulnerabilitySummary } from '../model/vulnerability-summary.ts';
 import { registerFindingsMetrics } from './findings-metrics.ts';
-import { DEFAULT_MAX_SERIES, FINDINGS_TIERS, METRIC, OperatorMetrics } from './metrics.ts';
+import { DEFAULT_MAX_SERIES, FINDINGS_TIERS, METRIC, OperatorMetrics } from '../telemetry/metrics.ts';
 
 /** Samples of one metric in a text scrape. */
 function samples(text: string, name: string): string[] {

@@ -3,7 +3,7 @@ import { type BindingInfo, CONDITION } from '../crds/types.ts';
 import type { Store, WorkloadRef } from '../kube/cluster.port.ts';
 import type { ImageRegistry } from '../model/images.port.ts';
 import type { VulnerabilitySummary } from '../model/vulnerability-summary.ts';
-import { METRIC, type OperatorMetrics } from './metrics.ts';
+import { METRIC, type OperatorMetrics } from '../telemetry/metrics.ts';
 
 /** What the findings gauges read of the binding controller's state. */
 export interface BindingFindings {
