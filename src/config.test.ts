@@ -2,7 +2,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
-import { ConfigError, RESERVED_PREFIXES, describeConfig, loadConfig } from './config.ts';
+import { ConfigError, RESERVED_PREFIXES, describeConfig, integrationConfiguration, loadConfig } from './config.ts';
+import { Globs } from './discovery/glob.ts';
+import { Scope } from './model/scope.ts';
 
 const base = { ANCHORE_URL: 'https://anchore:8228/v2/', ANCHORE_USERNAME: 'admin', ANCHORE_PASSWORD: 's3cret-pw', CLUSTER_NAME: 'prod' };
 
@@ -84,10 +86,48 @@ describe('loadConfig', () => {
 
   it('when account routes are given as a string, then they parse in order', () => {
     const c = loadConfig({ ...base, ACCOUNT_ROUTES: 'team-a:shop,team-a-*; team-b:billing' });
-    expect(c.accounts.routes).toEqual([
+    expect(c.accounts.routes.map((r) => ({ account: r.account, namespaces: r.namespaces.patterns }))).toEqual([
       { account: 'team-a', namespaces: ['shop', 'team-a-*'] },
       { account: 'team-b', namespaces: ['billing'] },
     ]);
+  });
+
+  it('when glob settings are read, then they are compiled once: the config holds the matchers, which the scope takes as they are', () => {
+    const c = loadConfig({
+      ...base,
+      NAMESPACES_INCLUDE: 'shop-*',
+      NAMESPACES_EXCLUDE: 'shop-tmp',
+      IMAGES_EXCLUDE: 'registry.k8s.io/**',
+      ACCOUNT_ROUTES: 'team-a:shop-a*',
+      REPORTS_METRICS: 'vulnerabilities.*',
+    });
+    expect(c.namespaces.include).toBeInstanceOf(Globs);
+    expect(c.namespaces.include.matches('shop-a')).toBe(true);
+    expect(c.namespaces.exclude.matches('shop-tmp')).toBe(true);
+    expect(c.images.exclude.matches('registry.k8s.io/pause:3.9')).toBe(true);
+    expect(c.accounts.routes[0]?.namespaces.matches('shop-a1')).toBe(true);
+    expect(c.metrics.reports.metrics.matches('vulnerabilities.tags.all.critical')).toBe(true);
+    // Logged and sent to Anchore as the patterns written.
+    expect(JSON.parse(JSON.stringify(c.namespaces))).toEqual({ include: ['shop-*'], exclude: ['shop-tmp'] });
+    expect(integrationConfiguration(c)).toMatchObject({
+      namespaces: { include: ['shop-*'], exclude: ['shop-tmp'] },
+      account_routes: [{ account: 'team-a', namespaces: ['shop-a*'] }],
+      image_exclude: ['registry.k8s.io/**'],
+    });
+    // The scope uses the config's matchers (no second compile): a spy on them sees the scope's questions.
+    const seen: string[] = [];
+    const include = c.namespaces.include;
+    const spied = Object.assign(Object.create(Object.getPrototypeOf(include) as object) as Globs, include, { matches: (v: string) => (seen.push(v), include.matches(v)) });
+    const scope = new Scope({
+      namespaces: { include: spied, exclude: c.namespaces.exclude },
+      imageExclude: c.images.exclude,
+      imagePolicy: { missingTagPolicy: 'digest' },
+      defaultAccount: 'admin',
+      routes: c.accounts.routes,
+    });
+    expect(scope.includesNamespace({ key: 'shop-b', resourceVersion: '1', uid: 'u', name: 'shop-b', labels: {} })).toBe(true);
+    expect(seen).toEqual(['shop-b']);
+    expect(scope.accountFor(undefined, 'shop-a1')).toBe('team-a');
   });
 
   it('when a CONFIG_FILE is given, then its keys apply, environment variables win, and unknown keys are rejected', () => {
@@ -96,8 +136,8 @@ describe('loadConfig', () => {
     writeFileSync(f, 'CLUSTER_NAME: from-file\nNAMESPACES_EXCLUDE: [kube-system, "kube-*"]\nACCOUNT_ROUTES:\n  team-a: [shop]\nLOG_LEVEL: debug\n');
     const c = loadConfig({ ...base, CLUSTER_NAME: '', CONFIG_FILE: f, LOG_LEVEL: 'warn' });
     expect(c.clusterName).toBe('from-file');
-    expect(c.namespaces.exclude).toEqual(['kube-system', 'kube-*']);
-    expect(c.accounts.routes).toEqual([{ account: 'team-a', namespaces: ['shop'] }]);
+    expect(c.namespaces.exclude.patterns).toEqual(['kube-system', 'kube-*']);
+    expect(c.accounts.routes.map((r) => ({ account: r.account, namespaces: r.namespaces.patterns }))).toEqual([{ account: 'team-a', namespaces: ['shop'] }]);
     expect(c.log.level).toBe('warn');
     writeFileSync(f, 'CLUSTR_NAME: typo\n');
     expect(fails({ ...base, CONFIG_FILE: f })).toContain('unknown setting "CLUSTR_NAME"');
@@ -240,6 +280,11 @@ describe('loadConfig', () => {
       [{ ADMISSION_ENABLED: 'true', ADMISSION_CERT_FILE: '/nope/tls.crt', ADMISSION_KEY_FILE: '/nope/tls.key' }, 'ADMISSION_CERT_FILE /nope/tls.crt: cannot read (ENOENT)'],
       [{ ADMISSION_DEADLINE_MS: '30000' }, 'ADMISSION_DEADLINE_MS: 30000 is out of range 50..29000'],
       [{ ADMISSION_EXEMPT_NAMESPACES: 'x'.repeat(2000) }, 'ADMISSION_EXEMPT_NAMESPACES: invalid glob pattern'],
+      [{ NAMESPACES_INCLUDE: 'x'.repeat(2000) }, 'NAMESPACES_INCLUDE: invalid glob pattern'],
+      [{ ACCOUNT_ROUTES: `team-a:${'x'.repeat(2000)}` }, 'ACCOUNT_ROUTES: invalid glob pattern'],
+      [{ REPORTS_METRICS: 'x'.repeat(2000) }, 'REPORTS_METRICS: invalid glob pattern'],
+      // A pattern the image filter would refuse is refused here, as a config error (was: a crash when the scope was built).
+      [{ IMAGES_EXCLUDE: 'nginx:*' }, 'IMAGES_EXCLUDE: invalid image exclusion "nginx:*"'],
       [{ METRICS_SECURE: 'true' }, 'METRICS_SECURE needs METRICS_CERT_FILE and METRICS_KEY_FILE'],
     ])('when %j, then the config is refused naming why', (env, message) => {
       expect(fails({ ...base, ...env })).toContain(message);

@@ -8,7 +8,8 @@ import type { AnchoreAuth } from './anchore/auth.ts';
 import { ANCHORE_CLIENT_DEFAULTS, HEALTH_REPORT_INTERVAL_MAX_S, HEALTH_REPORT_INTERVAL_MIN_S } from './anchore/anchore.port.ts';
 import { AnchoreUrlError, parseAnchoreUrl } from './anchore/url.ts';
 import type { MissingTagPolicy } from './discovery/container-image.ts';
-import { compileGlobs } from './discovery/glob.ts';
+import { compileGlobs, Globs } from './discovery/glob.ts';
+import { imageExclusionGlobs } from './discovery/image-filter.ts';
 import { parseLabelSelectorString } from './discovery/label-selector.ts';
 import { validateLeaderTimings } from './runtime/leader.ts';
 import { DEFAULT_MAX_SERIES } from './telemetry/metrics.ts';
@@ -42,8 +43,8 @@ function readSettingFile(setting: string, path: string, encoding?: 'utf8'): Buff
 
 interface AccountRoute {
   account: string;
-  /** Namespace names or globs. */
-  namespaces: string[];
+  /** Namespace names or globs, compiled. */
+  namespaces: Globs;
 }
 
 export interface Config {
@@ -60,8 +61,9 @@ export interface Config {
     burst: number;
   };
   clusterName: string;
-  namespaces: { include: string[]; exclude: string[]; labelSelector?: string };
-  images: { exclude: string[]; missingTagPolicy: MissingTagPolicy; registryOverride?: string };
+  /** Globs compiled once here and handed on as they are (src/discovery/glob.ts Globs; `.patterns` for display). */
+  namespaces: { include: Globs; exclude: Globs; labelSelector?: string };
+  images: { exclude: Globs; missingTagPolicy: MissingTagPolicy; registryOverride?: string };
   accounts: { routes: AccountRoute[]; namespaceLabel?: string };
   inventory: {
     enabled: boolean;
@@ -89,7 +91,7 @@ export interface Config {
     cveSeries: boolean;
     cveMinSeverity: 'Critical' | 'High' | 'Medium' | 'Low' | 'Negligible' | 'Unknown';
     cveFixableOnly: boolean;
-    reports: { enabled: boolean; metrics: string[]; intervalMs: number };
+    reports: { enabled: boolean; metrics: Globs; intervalMs: number };
   };
   kube: { kubeconfig?: string; resyncMs: number; watchdogMs: number };
   http: { bindAddress: string; healthPort: number; metricsPort: number; metricsTls?: { certFile: string; keyFile: string } };
@@ -543,7 +545,7 @@ class Reader {
   accountRoutes(name: Named<'other'>): AccountRoute[] {
     const v = this.#raw(name);
     if (v === undefined || v === null || v === '') return [];
-    const routes: AccountRoute[] = [];
+    const routes: Array<{ account: string; namespaces: string[] }> = [];
     if (typeof v === 'object' && !Array.isArray(v)) {
       for (const [account, ns] of Object.entries(v as Source)) {
         const list = Array.isArray(ns) ? ns.map(String) : String(ns).split(',');
@@ -566,14 +568,19 @@ class Reader {
         });
       }
     }
-    for (const route of routes) {
+    return routes.map((route) => {
       if (!/^[A-Za-z0-9][A-Za-z0-9_.@-]*$/.test(route.account)) throw new ConfigError(`${name}: "${route.account}" is not a valid account name`);
       if (route.namespaces.length === 0) throw new ConfigError(`${name}: account ${route.account} has no namespaces`);
-      const c = compileGlobs(route.namespaces);
-      if (!c.ok) throw new ConfigError(`${name}: ${c.reason}`);
-    }
-    return routes;
+      return { account: route.account, namespaces: compiledGlobs(name, route.namespaces) };
+    });
   }
+}
+
+/** A glob setting compiled once (the compiled form is what the rest of the operator gets); a bad glob is a ConfigError. */
+function compiledGlobs(setting: string, patterns: readonly string[]): Globs {
+  const c = Globs.compile(patterns);
+  if (!c.ok) throw new ConfigError(`${setting}: ${c.reason}`);
+  return c.value;
 }
 
 /** Reads CONFIG_FILE (if set) and the environment; throws ConfigError naming the first bad setting. */
@@ -641,23 +648,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const clusterName = r.string('CLUSTER_NAME');
   if (!clusterName) throw new ConfigError('CLUSTER_NAME is required (the name Anchore shows for this cluster)');
 
-  const include = r.list('NAMESPACES_INCLUDE');
-  const exclude = r.list('NAMESPACES_EXCLUDE');
-  for (const [name, globs] of [
-    ['NAMESPACES_INCLUDE', include],
-    ['NAMESPACES_EXCLUDE', exclude],
-  ] as const) {
-    const c = compileGlobs(globs);
-    if (!c.ok) throw new ConfigError(`${name}: ${c.reason}`);
-  }
+  const include = compiledGlobs('NAMESPACES_INCLUDE', r.list('NAMESPACES_INCLUDE'));
+  const exclude = compiledGlobs('NAMESPACES_EXCLUDE', r.list('NAMESPACES_EXCLUDE'));
   const labelSelector = r.string('NAMESPACE_LABEL_SELECTOR');
   if (labelSelector) {
     const s = parseLabelSelectorString(labelSelector);
     if (!s.ok) throw new ConfigError(`NAMESPACE_LABEL_SELECTOR: ${s.reason}`);
   }
-  const imageExclude = r.list('IMAGES_EXCLUDE');
-  const ie = compileGlobs(imageExclude);
+  // Checked as the image filter will use them (a pattern that can never match a normalised name is refused here).
+  const ie = imageExclusionGlobs(r.list('IMAGES_EXCLUDE'));
   if (!ie.ok) throw new ConfigError(`IMAGES_EXCLUDE: ${ie.reason}`);
+  const imageExclude = ie.value;
 
   const routes = r.accountRoutes('ACCOUNT_ROUTES');
   const healthSec = r.int('HEALTH_REPORT_INTERVAL_SECONDS');
@@ -716,7 +717,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       cveFixableOnly: r.bool('METRICS_CVE_FIXABLE_ONLY'),
       reports: {
         enabled: r.bool('REPORTS_METRICS_ENABLED'),
-        metrics: r.list('REPORTS_METRICS'),
+        metrics: compiledGlobs('REPORTS_METRICS', r.list('REPORTS_METRICS')),
         intervalMs: r.int('REPORTS_INTERVAL_SECONDS') * 1000,
       },
     },
@@ -809,10 +810,10 @@ export function describeConfig(cfg: Config): Record<string, unknown> {
 export function integrationConfiguration(cfg: Config): Record<string, unknown> {
   return {
     anchore_account: cfg.anchore.account,
-    namespaces: { include: cfg.namespaces.include, exclude: cfg.namespaces.exclude, ...(cfg.namespaces.labelSelector ? { label_selector: cfg.namespaces.labelSelector } : {}) },
-    account_routes: cfg.accounts.routes.map((r) => ({ account: r.account, namespaces: r.namespaces })),
+    namespaces: { include: cfg.namespaces.include.patterns, exclude: cfg.namespaces.exclude.patterns, ...(cfg.namespaces.labelSelector ? { label_selector: cfg.namespaces.labelSelector } : {}) },
+    account_routes: cfg.accounts.routes.map((r) => ({ account: r.account, namespaces: r.namespaces.patterns })),
     ...(cfg.accounts.namespaceLabel ? { account_namespace_label: cfg.accounts.namespaceLabel } : {}),
-    image_exclude: cfg.images.exclude,
+    image_exclude: cfg.images.exclude.patterns,
     missing_tag_policy: cfg.images.missingTagPolicy,
     inventory: { enabled: cfg.inventory.enabled, interval_seconds: cfg.inventory.intervalMs / 1000, batch_bytes: cfg.inventory.batchBytes },
     health_report_interval_seconds: cfg.integration.healthIntervalMs / 1000,

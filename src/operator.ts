@@ -289,7 +289,7 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
         version: VERSION,
         healthIntervalMs: cfg.integration.healthIntervalMs,
         accounts: scope.staticAccounts,
-        namespaces: cfg.namespaces.include,
+        namespaces: cfg.namespaces.include.patterns,
         configuration: integrationConfiguration(cfg),
         inventoryStatus: () => inventory.status(),
         log,

@@ -18,7 +18,7 @@ interface IntegrationOptions {
   /** Accounts the operator is statically configured to handle (default account and route accounts). */
   accounts: string[];
   /** Namespaces it is statically configured to handle (names or globs; empty: all). */
-  namespaces: string[];
+  namespaces: readonly string[];
   /** Non-secret settings sent as the registration's `configuration`. */
   configuration?: Record<string, unknown>;
   inventoryStatus: () => InventoryStatus[];

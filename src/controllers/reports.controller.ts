@@ -1,5 +1,5 @@
 import type { AnchoreApi } from '../anchore/anchore.port.ts';
-import { compileGlobs } from '../discovery/glob.ts';
+import { type GlobList, globsOf } from '../discovery/glob.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { METRIC, type OperatorMetrics } from '../telemetry/metrics.ts';
@@ -7,8 +7,8 @@ import { METRIC, type OperatorMetrics } from '../telemetry/metrics.ts';
 interface ReportsOptions {
   anchore: AnchoreApi;
   accounts: () => string[];
-  /** Globs on metric ids, e.g. "vulnerabilities.*". */
-  metrics: string[];
+  /** Globs on metric ids, e.g. "vulnerabilities.*", or their compiled form (config's REPORTS_METRICS). */
+  metrics: GlobList;
   intervalMs: number;
   log: Logger;
   operatorMetrics: OperatorMetrics;
@@ -37,9 +37,9 @@ export class ReportsController {
   constructor(o: ReportsOptions) {
     this.#o = o;
     this.#log = o.log.child({ controller: 'reports' });
-    const g = compileGlobs(o.metrics);
+    const g = globsOf(o.metrics);
     if (!g.ok) throw new Error(`REPORTS_METRICS: ${g.reason}`);
-    this.#match = g.value;
+    this.#match = g.value.matches;
     const latest = this.#latest;
     const rows = function* (pick: (l: Latest) => number): Iterable<[{ account: string; metric: string }, number]> {
       for (const [k, l] of latest) {

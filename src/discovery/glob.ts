@@ -173,3 +173,42 @@ export function compileGlobs(patterns: readonly string[]): Result<(value: string
     return false;
   });
 }
+
+/**
+ * A glob list compiled once, with the patterns it was compiled from (for settings shown to people and sent to
+ * Anchore; `toJSON` writes them, so a logged or serialised config reads as before). Config compiles each glob setting
+ * into one of these and hands it on: the scope, the namespace filter, the image exclusions and the Reports collector
+ * take it as it is instead of compiling the patterns again.
+ */
+export class Globs {
+  readonly patterns: readonly string[];
+  /** True when any pattern matches the whole value. */
+  readonly matches: (value: string) => boolean;
+
+  private constructor(patterns: readonly string[], matches: (value: string) => boolean) {
+    this.patterns = Object.freeze([...patterns]);
+    this.matches = matches;
+  }
+
+  /** Compiles `patterns` (see compileGlobs for the syntax and what is rejected). */
+  static compile(patterns: readonly string[]): Result<Globs> {
+    const c = compileGlobs(patterns);
+    return c.ok ? ok(new Globs(patterns, c.value)) : c;
+  }
+
+  get empty(): boolean {
+    return this.patterns.length === 0;
+  }
+
+  toJSON(): readonly string[] {
+    return this.patterns;
+  }
+}
+
+/** Globs as a caller has them: already compiled (from config), or patterns (tests, specs) compiled here. */
+export type GlobList = Globs | readonly string[];
+
+/** The compiled form of `list`: itself when already compiled, else compiled now. */
+export function globsOf(list: GlobList): Result<Globs> {
+  return list instanceof Globs ? ok(list) : Globs.compile(list);
+}

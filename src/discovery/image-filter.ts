@@ -5,7 +5,7 @@
 import { fail, ok } from './result.ts';
 import type { Result } from './result.ts';
 import { quote } from './quote.ts';
-import { compileGlobs } from './glob.ts';
+import { type GlobList, Globs, globsOf } from './glob.ts';
 
 /**
  * Compiles exclusion globs. The returned predicate is true (excluded) when any glob matches the
@@ -16,17 +16,11 @@ import { compileGlobs } from './glob.ts';
  * never match anything. Such patterns are rejected with the spelling that would work, rather than
  * silently excluding nothing.
  */
-export function compileImageExclusions(globs: readonly string[]): Result<(resolved: { tag: string; repository: string; digest?: string }) => boolean> {
-  if (!Array.isArray(globs)) return fail('invalid image exclusions: expected a list of glob patterns');
-  for (const g of globs) {
-    if (typeof g !== 'string') continue; // compileGlobs reports it
-    const problem = neverMatches(g);
-    if (problem !== undefined) return fail(`invalid image exclusion ${quote(g)}: ${problem}`);
-  }
-  const compiled = compileGlobs(globs);
-  if (!compiled.ok) return fail(`invalid image exclusions: ${compiled.reason}`);
-  const matches = compiled.value;
-  if (globs.length === 0) return ok(() => false);
+export function compileImageExclusions(list: GlobList): Result<(resolved: { tag: string; repository: string; digest?: string }) => boolean> {
+  const compiled = list instanceof Globs ? imageExclusionGlobs(list.patterns, list) : imageExclusionGlobs(list);
+  if (!compiled.ok) return compiled;
+  if (compiled.value.empty) return ok(() => false);
+  const matches = compiled.value.matches;
   return ok((resolved) => {
     if (resolved === null || typeof resolved !== 'object') return false;
     const { tag, repository, digest } = resolved;
@@ -35,6 +29,21 @@ export function compileImageExclusions(globs: readonly string[]): Result<(resolv
     if (matches(repository)) return true;
     return typeof digest === 'string' && digest !== '' && matches(`${repository}@${digest}`);
   });
+}
+
+/**
+ * Checks exclusion globs (a pattern that can never match a normalised name is refused, see above) and compiles them
+ * once; `compiled`: their compiled form when the caller has it already (then only the checks run).
+ */
+export function imageExclusionGlobs(globs: readonly string[], compiled?: Globs): Result<Globs> {
+  if (!Array.isArray(globs)) return fail('invalid image exclusions: expected a list of glob patterns');
+  for (const g of globs) {
+    if (typeof g !== 'string') continue; // compiling reports it
+    const problem = neverMatches(g);
+    if (problem !== undefined) return fail(`invalid image exclusion ${quote(g)}: ${problem}`);
+  }
+  const c = compiled ? ok(compiled) : globsOf(globs);
+  return c.ok ? c : fail(`invalid image exclusions: ${c.reason}`);
 }
 
 /**

@@ -5,15 +5,15 @@
  */
 import { fail, ok } from './result.ts';
 import type { Result } from './result.ts';
-import { compileGlobs } from './glob.ts';
+import { type GlobList, globsOf } from './glob.ts';
 import { parseLabelSelectorString } from './label-selector.ts';
 
 /** Namespace filter configuration. */
 export interface NamespaceFilterConfig {
-  /** Names or globs ("team-*"); empty or absent means every namespace. */
-  include?: string[];
-  /** Names or globs; a match always excludes, even when `include` also matches. */
-  exclude?: string[];
+  /** Names or globs ("team-*"), or their compiled form; empty or absent means every namespace. */
+  include?: GlobList;
+  /** Names or globs, or their compiled form; a match always excludes, even when `include` also matches. */
+  exclude?: GlobList;
   /** Label selector string ("env in (prod,staging),!scan.example.com/skip") the namespace must match. */
   labelSelector?: string;
 }
@@ -28,16 +28,16 @@ type NamespaceFilter = (name: string, labels: Readonly<Record<string, string>> |
  */
 export function compileNamespaceFilter(cfg: NamespaceFilterConfig): Result<NamespaceFilter> {
   if (cfg === null || typeof cfg !== 'object') return fail('invalid namespace filter: expected an object with include, exclude and labelSelector');
-  const include = compileGlobs(cfg.include ?? []);
+  const include = globsOf(cfg.include ?? []);
   if (!include.ok) return fail(`invalid namespace filter include: ${include.reason}`);
-  const exclude = compileGlobs(cfg.exclude ?? []);
+  const exclude = globsOf(cfg.exclude ?? []);
   if (!exclude.ok) return fail(`invalid namespace filter exclude: ${exclude.reason}`);
   const selector = parseLabelSelectorString(cfg.labelSelector ?? '');
   if (!selector.ok) return fail(`invalid namespace filter labelSelector: ${selector.reason}`);
 
-  const includeAll = (cfg.include ?? []).length === 0;
-  const includes = include.value;
-  const excludes = exclude.value;
+  const includeAll = include.value.empty;
+  const includes = include.value.matches;
+  const excludes = exclude.value.matches;
   const matchesLabels = selector.value;
   return ok((name, labels) => {
     if (typeof name !== 'string') return false;

@@ -1,15 +1,16 @@
 import { type ResolvedImage, type ImagePolicy, resolveContainerImage } from '../discovery/container-image.ts';
-import { compileGlobs } from '../discovery/glob.ts';
+import { type GlobList, globsOf } from '../discovery/glob.ts';
 import { compileImageExclusions } from '../discovery/image-filter.ts';
 import { compileNamespaceFilter, type NamespaceFilterConfig } from '../discovery/namespace-filter.ts';
 import type { NamespaceInfo, PodContainer } from '../kube/cluster.port.ts';
 
 interface ScopeConfig {
   namespaces: NamespaceFilterConfig;
-  imageExclude: string[];
+  /** Image exclusion globs, or their compiled form (config's). */
+  imageExclude: GlobList;
   imagePolicy: ImagePolicy;
   defaultAccount: string;
-  routes: Array<{ account: string; namespaces: string[] }>;
+  routes: Array<{ account: string; namespaces: GlobList }>;
   accountLabel?: string;
 }
 
@@ -24,7 +25,8 @@ type ImageResolution =
 /**
  * What the operator looks at and where it goes: namespace filter, image exclusions, the namespace → Anchore account
  * routing (static routes first, in order; then a namespace label; then the default account), and image resolution.
- * Everything is compiled once; invalid input fails at construction with the reason.
+ * Everything is compiled once (globs config compiled already are taken as they are); invalid input fails at construction
+ * with the reason.
  */
 export class Scope {
   readonly defaultAccount: string;
@@ -42,9 +44,9 @@ export class Scope {
     this.#nsFilter = f.value;
     this.#excluded = x.value;
     this.#routes = cfg.routes.map((r) => {
-      const g = compileGlobs(r.namespaces);
+      const g = globsOf(r.namespaces);
       if (!g.ok) throw new Error(`account route ${r.account}: ${g.reason}`);
-      return { account: r.account, match: g.value };
+      return { account: r.account, match: g.value.matches };
     });
     this.#accountLabel = cfg.accountLabel;
     this.defaultAccount = cfg.defaultAccount;
