@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ADMIN_ACCOUNT, type AnchoreSimulator, DEFAULT_POLICY_ID, startSimulator } from '../anchore-sim/index.ts';
 import { apply, deployment, digestOf, eventually, getJson, kubectl, namespaceManifest, uniqueName, waitForRunningPods } from '../support/k8s.ts';
+import { imagesSettled } from '../support/looked.ts';
 import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
 
 /*
@@ -26,7 +27,6 @@ const apb = (ns: string, name: string, spec: Record<string, unknown>): string =>
   JSON.stringify({ apiVersion: 'anchore.io/v1alpha1', kind: 'AnchorePolicyBinding', metadata: { name, namespace: ns }, spec });
 const cond = (b: Binding, type: string) => b.status?.conditions?.find((c) => c.type === type);
 const getApb = (ns: string, name: string) => getJson<Binding>(['anchorepolicybinding', name, '-n', ns]);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ready = (ns: string, name: string, timeoutMs = 30_000) =>
   eventually(
     async () => {
@@ -79,8 +79,10 @@ describe('images deleted from Anchore (real cluster)', () => {
       { method: 'GET', path: '/v2/images', truncatedJson: true, count: 1 },
     ]);
     try {
-      await eventually(() => sim.requests({ method: 'GET', path: '/v2/images' }).length >= 8, 30_000, 100);
-      await sleep(REFRESH_SECONDS * 1000 + 500);
+      // Evidence instead of a sleep: two good lists after the 8 bad ones (the refresh reads again only after it has
+      // handled the previous answer, so the 10th list proves the 9th was handled), and no image key queued since.
+      await eventually(() => sim.requests({ method: 'GET', path: '/v2/images' }).length >= 10, 30_000, 100);
+      await imagesSettled((operator as TestOperator).op.metricsPort, 0);
     } finally {
       sim.clearFaults();
     }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { type AnchoreSimulator, startSimulator } from '../anchore-sim/index.ts';
 import { apply, deployment, digestOf, eventually, kubectl, namespaceManifest, uniqueName, waitForRunningPods } from '../support/k8s.ts';
+import { imagesSettled, inventoried } from '../support/looked.ts';
 import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
 
 /*
@@ -91,13 +92,20 @@ describe('registration and inventory (real cluster)', () => {
     await apply(deployment(excluded, 'hidden', 1, [{ name: 'bb', image: 'busybox:1.36', command: ['sleep', '3600'] }]));
     const [pod] = await waitForRunningPods(excluded, 'app=hidden', 1);
     const digest = digestOf(pod?.containers[0]?.imageID ?? '');
-    // Give the operator time to (wrongly) act, then check it did not.
-    const before = sim.inventories('admin').length;
-    await eventually(() => sim.inventories('admin').length > before || undefined, 10_000).catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 1000));
+    // Evidence that the operator has looked since the hidden pod ran: a probe pod started after it, in a namespace in
+    // scope, is in an inventory report (built from the pod cache after the probe's event, and debounced with any other
+    // namespace that changed — the excluded one, were it wrongly in scope) and every image key it queued has run (an
+    // image of the hidden pod would have been queued when its event was handled, before the probe's).
+    await apply(deployment(ns, 'probe', 1, [{ name: 'nginx', image: 'nginx:1.27' }]));
+    const [probe] = await waitForRunningPods(ns, 'app=probe', 1);
+    await inventoried(sim, ns, (body) => (body.pods ?? []).some((p) => p.uid === probe?.uid), 20_000);
+    await imagesSettled(operator.op.metricsPort, 0);
+    await kubectl(['delete', 'deployment', 'probe', '-n', ns, '--wait=false']);
     expect(sim.images('admin').some((i) => i.image_digest === digest)).toBe(false);
-    expect((latestInventory()?.body.namespaces ?? []).some((n) => n.name === excluded)).toBe(false);
-    expect((latestInventory()?.body.pods ?? []).some((p) => p.uid === pod?.uid)).toBe(false);
+    // No report at all (reports carry only the namespaces that changed, so the latest alone would prove little).
+    const reports = sim.inventories('admin');
+    expect(reports.some((r) => (r.body.namespaces ?? []).some((n) => n.name === excluded))).toBe(false);
+    expect(reports.some((r) => (r.body.pods ?? []).some((p) => p.uid === pod?.uid))).toBe(false);
   });
 
   it('when a Deployment is deleted, then its pods leave the inventory', async () => {
@@ -116,10 +124,11 @@ describe('registration and inventory (real cluster)', () => {
     sim.clearRequests();
     operator = await startTestOperator(operatorEnv(sim.url, { CLUSTER_NAME: cluster, NAMESPACE_LABEL_SELECTOR: 'anchore.io/scan!=false', NAMESPACES_INCLUDE: `${ns},${excluded}` }));
     await eventually(() => sim.requests({ method: 'POST', path: '/v2/kubernetes-inventory' }).length > 0, 10_000);
-    // The image list is read on first need, independently of the inventory report: wait for it, then stay quiet a while.
+    // The image list is read on first need, independently of the inventory report: wait for it, then until every
+    // running image (nginx and redis, of web) has been reconciled and no image key is queued, ready or delayed.
     const op = operator;
     await eventually(() => op.logs.join('').includes('learned the images Anchore already holds'), 10_000, 100);
-    await new Promise((r) => setTimeout(r, 1500));
+    await imagesSettled(op.op.metricsPort, 2);
     expect(sim.requests({ method: 'POST', path: '/v2/images' })).toHaveLength(0);
     expect(sim.requests({ method: 'GET', path: '/v2/images' })).toHaveLength(1);
   });
