@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { type AnchoreSimulator, startSimulator } from '../anchore-sim/index.ts';
 import { apply, ensureCrds, eventually, getJson, kubectl, namespaceManifest, testCluster, uniqueName } from '../support/k8s.ts';
-import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
+import { type TestOperator, observedLeader, operatorEnv, startTestOperator } from '../support/operator.ts';
 
 const chart = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'deploy', 'helm', 'anchore-operator');
 const CRDS = ['anchorepolicybindings.anchore.io', 'clusteranchorepolicybindings.anchore.io'];
@@ -111,9 +111,10 @@ describe('helm uninstall, then install again (real cluster)', () => {
         POD_NAME: `${relA}-anchore-operator-5c4b-new`,
       }),
     );
-    const op = operator.op;
+    const started = operator;
+    const op = started.op;
     // It sees the old holder and waits: never two leaders.
-    await eventually(() => op.elector?.leader() === `${relA}-anchore-operator-7d9f-gone_0badc0de`, 10_000, 100);
+    await eventually(() => observedLeader(started) === `${relA}-anchore-operator-7d9f-gone_0badc0de`, 10_000, 100);
     expect(op.isLeader()).toBe(false);
     await eventually(() => op.isLeader(), 30_000, 100);
     const tookMs = Date.now() - t0;

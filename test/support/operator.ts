@@ -13,6 +13,20 @@ export interface TestOperator {
 }
 
 /**
+ * The Lease holder this operator last observed, from its log line "new leader observed" (said each time the holder it
+ * sees changes); undefined before any.
+ */
+export function observedLeader(t: TestOperator): string | undefined {
+  let leader: string | undefined;
+  for (const chunk of t.logs) {
+    for (const line of chunk.split('\n')) {
+      if (line.includes('"new leader observed"')) leader = (JSON.parse(line) as { leader?: string }).leader;
+    }
+  }
+  return leader;
+}
+
+/**
  * Env for an operator talking to `anchoreUrl` and the test cluster; `extra` overrides. Suites pass
  * NAMESPACES_INCLUDE with their own namespaces: the cluster is shared (other suites, the demo, a user's workloads on
  * kind), and an operator that sees everything would register and evaluate other suites' images.
