@@ -26,7 +26,7 @@ import type { Logger } from './telemetry/logger.ts';
 import { METRIC, OperatorMetrics } from './telemetry/metrics.ts';
 import { startHealthServer, startMetricsServer } from './telemetry/server.ts';
 import { VERSION } from './version.ts';
-import { MissingAccounts, accountsInUse } from './model/missing-accounts.ts';
+import { MissingAccounts, trackMissingAccounts } from './model/missing-accounts.ts';
 import { AnchoreImages } from './model/anchore-images.ts';
 import { ImageCatalog } from './model/image-catalog.ts';
 import { startAdmissionServer } from './admission/server.ts';
@@ -175,29 +175,8 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
   metrics.stateGauge(METRIC.watchObjects, 'Objects held in each informer cache', ['resource'], () => stores.all.map((r) => [{ resource: r.resource }, r.size] as [{ resource: string }, number]));
 
   const missingAccounts = new MissingAccounts(log, metrics);
-  // A condition that is gone clears by itself: an account no namespace, route or binding names any more (a mistyped
-  // account label corrected) is no longer reported missing.
-  const forgetUnusedAccounts = (): void => {
-    let used: Set<string> | undefined; // worked out only when some account is missing
-    missingAccounts.forgetUnused((a) => (used ??= accountsInUse(scope, stores)).has(a));
-  };
-  for (const s of [stores.namespaces, stores.bindings, stores.clusterBindings] as const) s.on({ update: forgetUnusedAccounts, delete: forgetUnusedAccounts });
-  // Which namespaces a missing account strands (a mistyped account label shows up here, per account).
-  metrics.stateGauge(
-    METRIC.namespacesAccountMissing,
-    'Namespaces in scope that route to an Anchore account that does not exist (their inventory goes to the default account)',
-    ['account'],
-    function* () {
-      if (missingAccounts.list().length === 0) return;
-      const counts = new Map<string, number>();
-      for (const ns of stores.namespaces.list()) {
-        if (!scope.includesNamespace(ns)) continue;
-        const account = scope.accountFor(ns, ns.name);
-        if (missingAccounts.isMissing(account)) counts.set(account, (counts.get(account) ?? 0) + 1);
-      }
-      for (const [account, n] of counts) yield [{ account }, n];
-    },
-  );
+  // Cleared when nothing names a missing account any more; the namespaces each one strands, gauged.
+  trackMissingAccounts({ missing: missingAccounts, scope, stores, metrics });
   // The shared image model: built here, written by the image controller (leader) and by Anchore's lists (every
   // replica), read by admission, bindings and metrics.
   const catalog = new ImageCatalog();

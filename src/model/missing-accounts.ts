@@ -91,3 +91,39 @@ export function accountsInUse(
   for (const b of [...stores.bindings.list(), ...stores.clusterBindings.list()]) if (b.spec.account) used.add(b.spec.account);
   return used;
 }
+
+/**
+ * Keeps the missing-account state current with the cluster and says what it strands:
+ * - a condition that is gone clears by itself: when a namespace, binding or cluster binding changes or goes, the
+ *   accounts nothing names any more (a mistyped account label corrected) are forgotten (MissingAccounts.forgetUnused);
+ * - `anchore_operator_namespaces_account_missing{account}` counts, per missing account, the namespaces in scope that
+ *   route to it (a mistyped account label shows up here), read at scrape time.
+ */
+export function trackMissingAccounts(o: {
+  missing: MissingAccounts;
+  scope: Pick<Scope, 'staticAccounts' | 'includesNamespace' | 'accountFor'>;
+  stores: { namespaces: Store<NamespaceInfo>; bindings: Store<BindingInfo>; clusterBindings: Store<BindingInfo> };
+  metrics: Pick<OperatorMetrics, 'stateGauge'>;
+}): void {
+  const { missing, scope, stores } = o;
+  const forgetUnused = (): void => {
+    let used: Set<string> | undefined; // worked out only when some account is missing
+    missing.forgetUnused((a) => (used ??= accountsInUse(scope, stores)).has(a));
+  };
+  for (const s of [stores.namespaces, stores.bindings, stores.clusterBindings]) s.on({ update: forgetUnused, delete: forgetUnused });
+  o.metrics.stateGauge(
+    METRIC.namespacesAccountMissing,
+    'Namespaces in scope that route to an Anchore account that does not exist (their inventory goes to the default account)',
+    ['account'],
+    function* () {
+      if (missing.list().length === 0) return;
+      const counts = new Map<string, number>();
+      for (const ns of stores.namespaces.list()) {
+        if (!scope.includesNamespace(ns)) continue;
+        const account = scope.accountFor(ns, ns.name);
+        if (missing.isMissing(account)) counts.set(account, (counts.get(account) ?? 0) + 1);
+      }
+      for (const [account, n] of counts) yield [{ account }, n];
+    },
+  );
+}
