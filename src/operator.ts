@@ -282,12 +282,17 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
       { name: 'inventory', enabled: cfg.inventory.enabled, start: () => inventory.start(), queue: inventory.queue },
       // Bindings announce verdicts: first learn which Events already stand, so a restart or a failover repeats none.
       { name: 'binding', after: () => events.seed(), start: () => bindings.start(), stop: () => bindings.stop(), queue: bindings.queue },
+  metrics.stateGauge(METRIC.inventoryBatchLimit, "Byte limit of an account's inventory batches learned from Anchore answering 413 (only accounts that were refused)", ['account'], () =>
+    inventory.learnedLimits(),
+  );
+  // Registers the credentials-rejected gauge (after the batch-limit gauge: /metrics keeps its order).
       { name: 'vulnerability', enabled: cfg.metrics.vulnerabilities, start: () => vulnerabilities.start(), queue: vulnerabilities.queue },
       ...(integration ? [{ name: 'integration', start: () => integration.start(), stop: () => integration.stop() }] : []),
       ...(reports ? [{ name: 'reports', start: () => reports.start(), stop: () => reports.stop() }] : []),
     ],
     log,
   );
+    metrics,
   const reachability = new AnchoreReachability({
     probe: () => anchore.version(),
     credentialProbe: () => anchore.listPolicies(cfg.anchore.account),
@@ -304,12 +309,6 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
     },
   });
   late.reachability = reachability;
-  metrics.stateGauge(METRIC.inventoryBatchLimit, "Byte limit of an account's inventory batches learned from Anchore answering 413 (only accounts that were refused)", ['account'], () =>
-    inventory.learnedLimits(),
-  );
-  metrics.stateGauge(METRIC.credentialsRejected, 'Whether Anchore rejects the operator credentials (401) and has accepted none since: 1 until the Secret is fixed', [], () => [
-    [{}, reachability.credentialsRejected === undefined ? 0 : 1],
-  ]);
   requestObservers.push((e) => reachability.observe(e));
   const le = cfg.leaderElection;
   const elector = le.enabled

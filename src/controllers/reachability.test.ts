@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { systemClock } from '../runtime/clock.ts';
 import { createLogger } from '../telemetry/logger.ts';
+import { OperatorMetrics } from '../telemetry/metrics.ts';
 import { AnchoreReachability } from './reachability.ts';
 
 const log = createLogger({ level: 'silent', pretty: false });
@@ -95,6 +96,18 @@ describe('AnchoreReachability', () => {
     expect(credentialProbe).toHaveBeenCalledTimes(4);
     expect(lines.filter((l) => l.includes('rejects the operator credentials'))).toHaveLength(1);
     expect(lines.filter((l) => l.includes('accepts the operator credentials again'))).toHaveLength(1);
+    r.stop();
+  });
+
+  it('when given the metrics, then anchore_operator_anchore_credentials_rejected is 1 while the credentials are rejected and 0 otherwise', async () => {
+    const metrics = new OperatorMetrics(undefined, { defaultMetrics: false });
+    const r = new AnchoreReachability({ probe: async () => undefined, probeMs: 5_000, onRecovered: () => {}, log, clock: systemClock, metrics });
+    const gauge = async (): Promise<string | undefined> => (await metrics.registry.metrics()).split('\n').find((l) => l.startsWith('anchore_operator_anchore_credentials_rejected '));
+    expect(await gauge()).toBe('anchore_operator_anchore_credentials_rejected 0');
+    r.observe({ status: 401, errorKind: 'auth', authenticated: true });
+    expect(await gauge()).toBe('anchore_operator_anchore_credentials_rejected 1');
+    r.observe({ status: 200, authenticated: true });
+    expect(await gauge()).toBe('anchore_operator_anchore_credentials_rejected 0');
     r.stop();
   });
 });

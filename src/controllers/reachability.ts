@@ -2,6 +2,7 @@ import { credentialsRefused } from '../anchore/errors.ts';
 import type { Clock } from '../runtime/clock.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
+import { METRIC, type OperatorMetrics } from '../telemetry/metrics.ts';
 
 interface ReachabilityOptions {
   probe: () => Promise<unknown>;
@@ -13,6 +14,8 @@ interface ReachabilityOptions {
   credentialProbe?: () => Promise<unknown>;
   log: Logger;
   clock: Clock;
+  /** Registers anchore_operator_anchore_credentials_rejected (1 while the credentials are rejected). */
+  metrics?: Pick<OperatorMetrics, 'stateGauge'>;
 }
 
 /**
@@ -29,6 +32,9 @@ export class AnchoreReachability {
 
   constructor(o: ReachabilityOptions) {
     this.#o = o;
+    o.metrics?.stateGauge(METRIC.credentialsRejected, 'Whether Anchore rejects the operator credentials (401) and has accepted none since: 1 until the Secret is fixed', [], () => [
+      [{}, this.#rejected === undefined ? 0 : 1],
+    ]);
   }
 
   get down(): boolean {
