@@ -3,6 +3,7 @@ import { boundStatus } from '../../src/controllers/binding-status.ts';
 import type { BindingStatus } from '../../src/crds/types.ts';
 import { REEVALUATE_NOT_A_DURATION } from '../../src/crds/schema.ts';
 import { KubeClient } from '../../src/kube/client.ts';
+import { KubeError } from '../../src/kube/errors.ts';
 import { KubeBindingStatusWriter } from '../../src/kube/writer.ts';
 import { aBinding } from '../../src/testing/factories.ts';
 import { type AnchoreSimulator, DEFAULT_POLICY_ID, startSimulator } from '../anchore-sim/index.ts';
@@ -399,9 +400,10 @@ describe('bindings at the size the CRD admits (real cluster)', () => {
       };
       const refused = await writer.patchStatus(binding, over).then(
         () => undefined,
-        (err: unknown) => err as { status?: number; reason?: string; message?: string },
+        (err: unknown) => err,
       );
-      expect(refused).toMatchObject({ status: 422, reason: 'Invalid', message: expect.stringContaining('status.conditions[0].message') });
+      expect(refused).toBeInstanceOf(KubeError);
+      expect(refused).toMatchObject({ kind: 'invalid', status: 422, reason: 'Invalid', message: expect.stringContaining('status.conditions[0].message') });
 
       const { status: bounded } = boundStatus(over);
       await writer.patchStatus(binding, bounded);
