@@ -3,6 +3,7 @@ import { type AnchoreSimulator, startSimulator } from '../anchore-sim/index.ts';
 import { apply, deployment, digestOf, eventually, kubectl, namespaceManifest, uniqueName, waitForRunningPods } from '../support/k8s.ts';
 import { imagesSettled, inventoried } from '../support/looked.ts';
 import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
+import { scrape, sumOf } from '../support/prometheus.ts';
 
 /*
  * Discovery, registration and runtime inventory against a real apiserver (local control plane + kwok, or
@@ -62,8 +63,8 @@ describe('registration and inventory (real cluster)', () => {
       source: { digest: { tag: 'docker.io/library/nginx:1.27' } },
       annotations: { 'anchore-operator/cluster': cluster, 'anchore-operator/workload': `${ns}/Deployment/web` },
     });
-    // Followed until analyzed.
-    await eventually(() => operator.op.images.catalog(`admin|${[...digests][0]}`)?.analysis === 'analyzed', 10_000);
+    // Followed until analyzed: both running images, as anchore_operator_images says.
+    await eventually(async () => sumOf(await scrape(operator.op.metricsPort), 'anchore_operator_images', { account: 'admin', analysis_status: 'analyzed' }) === digests.size, 10_000);
   });
 
   it('when pods run, then the inventory matches the cluster (namespaces, pods, containers, nodes)', async () => {
