@@ -15,7 +15,7 @@ import { Scope } from './model/scope.ts';
 import { KubeAccessReviewer } from './kube/access-review.ts';
 import { KubeClient } from './kube/client.ts';
 import { KubeLeaseLock } from './kube/lease.ts';
-import { createClusterStores, type RunningStores } from './kube/stores.ts';
+import { createClusterStores } from './kube/stores.ts';
 import { WATCH_RESTART_REASONS } from './kube/reflector.ts';
 import { KubeBindingStatusWriter, KubeEventRecorder } from './kube/writer.ts';
 import { systemClock } from './runtime/clock.ts';
@@ -37,25 +37,19 @@ export class FatalStartupError extends Error {
   override readonly name = 'FatalStartupError';
 }
 
+/**
+ * What the running operator offers its caller: its ports, the two states its servers publish (/readyz, and the
+ * anchore_operator_leader gauge), and stop. Nothing of its controllers or model: what they do is seen, by users and by
+ * tests alike, through the Kubernetes API, /metrics, the log and what Anchore receives.
+ */
 export interface RunningOperator {
-  readonly stores: RunningStores;
-  readonly images: ImageController;
-  readonly inventory: InventoryController;
-  readonly integration: IntegrationController | undefined;
-  readonly bindings: BindingController;
-  readonly vulnerabilities: VulnerabilityController;
-  readonly evaluations: EvaluationCache;
-  readonly events: KubeEventRecorder;
-  readonly metrics: OperatorMetrics;
-  readonly anchore: AnchoreApi;
   readonly healthPort: number;
   readonly metricsPort: number;
-  /** The admission webhook's port and validator, when ADMISSION_ENABLED (served on every replica). */
-  readonly admission: { port: number; validator: AdmissionValidator } | undefined;
-  /** undefined when leader election is off (this replica always works). */
-  readonly elector: LeaderElector | undefined;
+  /** The admission webhook's port, when ADMISSION_ENABLED (served on every replica). */
+  readonly admission: { port: number } | undefined;
+  /** What /readyz answers. */
   isReady(): boolean;
-  /** True while this replica does the work (always, without leader election). */
+  /** True while this replica does the work (always, without leader election): what anchore_operator_leader says. */
   isLeader(): boolean;
   /** Stops watches, drains queues up to the configured deadline, closes servers and connections. */
   stop(): Promise<void>;
@@ -282,23 +276,23 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
       { name: 'inventory', enabled: cfg.inventory.enabled, start: () => inventory.start(), queue: inventory.queue },
       // Bindings announce verdicts: first learn which Events already stand, so a restart or a failover repeats none.
       { name: 'binding', after: () => events.seed(), start: () => bindings.start(), stop: () => bindings.stop(), queue: bindings.queue },
-  metrics.stateGauge(METRIC.inventoryBatchLimit, "Byte limit of an account's inventory batches learned from Anchore answering 413 (only accounts that were refused)", ['account'], () =>
-    inventory.learnedLimits(),
-  );
-  // Registers the credentials-rejected gauge (after the batch-limit gauge: /metrics keeps its order).
       { name: 'vulnerability', enabled: cfg.metrics.vulnerabilities, start: () => vulnerabilities.start(), queue: vulnerabilities.queue },
       ...(integration ? [{ name: 'integration', start: () => integration.start(), stop: () => integration.stop() }] : []),
       ...(reports ? [{ name: 'reports', start: () => reports.start(), stop: () => reports.stop() }] : []),
     ],
     log,
   );
-    metrics,
+  metrics.stateGauge(METRIC.inventoryBatchLimit, "Byte limit of an account's inventory batches learned from Anchore answering 413 (only accounts that were refused)", ['account'], () =>
+    inventory.learnedLimits(),
+  );
+  // Registers the credentials-rejected gauge (after the batch-limit gauge: /metrics keeps its order).
   const reachability = new AnchoreReachability({
     probe: () => anchore.version(),
     credentialProbe: () => anchore.listPolicies(cfg.anchore.account),
     probeMs: 5_000,
     clock: systemClock,
     log: log.child({ component: 'anchore' }),
+    metrics,
     onRecovered: (downForMs) => {
       const moved = controllers.retryFailedNow();
       log.info({ downForMs, retriedNow: moved }, 'Anchore is back: retrying backed-off work now');
@@ -413,20 +407,9 @@ export async function startOperator(cfg: Config, deps: OperatorDeps): Promise<Ru
   log.info('operator ready');
 
   return {
-    stores,
-    images,
-    inventory,
-    integration,
-    bindings,
-    vulnerabilities,
-    evaluations,
-    events,
-    metrics,
-    anchore,
     healthPort: health.port,
     metricsPort: metricsServer.port,
-    admission: admission ? { port: admission.port, validator: admission.validator } : undefined,
-    elector,
+    admission: admission ? { port: admission.port } : undefined,
     isReady: ready,
     isLeader,
     stop,
