@@ -75,7 +75,7 @@ export type SeriesTier = (typeof SERIES_TIERS)[number];
 
 /**
  * The tier of every findings metric (a findings gauge whose name is not here cannot be registered). A metric an alert
- * or recording rule reads must be `critical`: src/telemetry/findings-metrics.test.ts checks the shipped rule files.
+ * or recording rule reads must be `critical`: src/reports/findings-metrics.test.ts checks the shipped rule files.
  */
 export const FINDINGS_TIERS: Readonly<Record<string, SeriesTier>> = {
   // Per binding: bindings x 5 results, or one series per binding.
