@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { KubernetesInventory } from '../../src/anchore/anchore.port.ts';
-import { buildHealthReport } from '../../src/controllers/integration.controller.ts';
 import { type AnchoreSimulator, startSimulator } from '../anchore-sim/index.ts';
 import { apply, deployment, eventually, kubectl, namespaceManifest, uniqueName, waitForRunningPods } from '../support/k8s.ts';
 import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
+import { scrape, valueOf } from '../support/prometheus.ts';
 
 /*
  * A proxy in front of Anchore that refuses request bodies over 24 KB with 413 (nginx client_max_body_size), and an
@@ -41,7 +41,10 @@ describe('runtime inventory larger than Anchore accepts (real cluster)', () => {
     for (const ns of [...plain, labelled]) await waitForRunningPods(ns, 'app=web', 1);
     await waitForRunningPods(huge, 'app=many', 12);
     // Started once everything runs, so the huge namespace is never small enough in between.
-    operator = await startTestOperator(operatorEnv(sim.url, { CLUSTER_NAME: cluster, NAMESPACES_INCLUDE: all.join(',') }));
+    // A health report every half second (users cannot set less than 30 s): its errors are what Anchore is told.
+    operator = await startTestOperator(operatorEnv(sim.url, { CLUSTER_NAME: cluster, NAMESPACES_INCLUDE: all.join(',') }), (cfg) => {
+      cfg.integration.healthIntervalMs = 500;
+    });
   });
   afterAll(async () => {
     await operator?.stop();
@@ -67,7 +70,14 @@ describe('runtime inventory larger than Anchore accepts (real cluster)', () => {
   };
   const lines = (): Array<{ level?: string; msg?: string }> => operator.logs.flatMap((chunk) => chunk.split('\n').filter(Boolean)).map((l) => JSON.parse(l) as { level?: string; msg?: string });
   const warnings = (text: string): number => lines().filter((l) => l.level === 'warn' && l.msg?.includes(text)).length;
-  const errors = (): string[] => buildHealthReport(operator.op.inventory.status(), 1, 60).errors;
+  /** The errors of the latest health report Anchore received from this operator (its integration). */
+  const errors = (): string[] => {
+    const reports = sim
+      .integrations()
+      .filter((i) => (i.registration as { cluster_name?: string }).cluster_name === cluster)
+      .flatMap((i) => i.healthReports.map((h) => h.body as { health_data?: { errors?: string[] } }));
+    return reports.at(-1)?.health_data?.errors ?? [];
+  };
 
   it('when the whole report is refused with 413, then it is cut on namespace boundaries and every namespace that fits arrives whole, the labelled one without labels', async () => {
     await eventually(() => errors().some((e) => e.includes(`namespace "${huge}" not sent`)), 20_000);
@@ -85,7 +95,9 @@ describe('runtime inventory larger than Anchore accepts (real cluster)', () => {
     expect(await items(labelled)).toBe(1);
     // The learned limit is said once for the report that taught it, not once per refused batch.
     expect(warnings('as too large (413); its inventory now goes in batches')).toBe(1);
-    process.stdout.write(`[measure] 413 answers before everything that fits was delivered: ${refused.length}; batch limit learned: ${operator.op.inventory.batchLimit('admin')} bytes\n`);
+    process.stdout.write(
+      `[measure] 413 answers before everything that fits was delivered: ${refused.length}; batch limit learned: ${valueOf(await scrape(operator.op.metricsPort), 'anchore_operator_inventory_batch_limit_bytes', { account: 'admin' })} bytes\n`,
+    );
   });
 
   it('when one namespace is larger than the limit even alone and without labels, then it is never sent in parts: nothing of it reaches Anchore, and it is reported once, in the log and the health report', async () => {
