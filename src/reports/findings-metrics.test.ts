@@ -189,3 +189,49 @@ describe('series tiers and the shipped alert rules', () => {
     expect(() => m.findingsGauge('anchore_operator_undeclared', 'x', [], () => [])).toThrow(/FINDINGS_TIERS/);
   });
 });
+
+describe('known-exploited and EPSS series', () => {
+  it('when some running images have known-exploited vulnerabilities, then only they and their workloads get a KEV series, and every scored workload its highest EPSS', async () => {
+    const metrics = new OperatorMetrics(undefined, { defaultMetrics: false });
+    const running = new Map<string, RunningImage>();
+    const vulns = new Map<string, VulnerabilitySummary>();
+    const workloads = new Map<string, { workload: WorkloadRef; keys: Set<string> }>();
+    const add = (i: number, workload: string, v: Partial<VulnerabilitySummary>): void => {
+      const key = `admin/sha256:${i}`;
+      const w: WorkloadRef = { kind: 'Deployment', namespace: 'shop', name: workload };
+      running.set(key, { key, account: 'admin', image: { tag: `registry.example/app-${i}:1`, digest: `sha256:${i}`, repository: `registry.example/app-${i}` }, firstWorkload: w, tags: new Map() });
+      vulns.set(key, { bySeverity: counts(1), fixableBySeverity: counts(0), fetchedAt: 0, ...v });
+      const entry = workloads.get(workload) ?? { workload: w, keys: new Set<string>() };
+      entry.keys.add(key);
+      workloads.set(workload, entry);
+    };
+    // web runs two images sharing one KEV id; api none; legacy an image summarised before KEV was read (no fields).
+    add(1, 'web', { knownExploited: ['CVE-2024-3094', 'CVE-2023-1'], knownExploitedCount: 2, maxEpss: { id: 'CVE-2024-3094', score: 0.86 } });
+    add(2, 'web', { knownExploited: ['CVE-2024-3094'], knownExploitedCount: 1, maxEpss: { id: 'CVE-2024-3094', score: 0.86 } });
+    add(3, 'api', { knownExploited: [], knownExploitedCount: 0, maxEpss: { id: 'CVE-2022-9', score: 0.002 } });
+    add(4, 'legacy', {});
+    registerFindingsMetrics({
+      metrics,
+      images: { running, workloadImages: () => workloads },
+      vulnerabilities: { get: (k) => vulns.get(k), entries: () => vulns.entries() },
+      bindings: { owns: () => true, failuresByWorkload: new Map(), lastEvaluated: new Map() },
+      bindingStores: [],
+      queues: [],
+      cveSeries: false,
+      isLeader: () => true,
+    });
+    const text = await metrics.registry.metrics();
+    expect(samples(text, METRIC.imageKnownExploited).sort()).toEqual([
+      `${METRIC.imageKnownExploited}{account="admin",image="registry.example/app-1:1",digest="sha256:1"} 2`,
+      `${METRIC.imageKnownExploited}{account="admin",image="registry.example/app-2:1",digest="sha256:2"} 1`,
+    ]);
+    // Distinct ids across the workload's images: 2, not 3.
+    expect(samples(text, METRIC.workloadKnownExploited)).toEqual([`${METRIC.workloadKnownExploited}{namespace="shop",kind="Deployment",workload="web"} 2`]);
+    expect(samples(text, METRIC.workloadMaxEpss).sort()).toEqual([
+      `${METRIC.workloadMaxEpss}{namespace="shop",kind="Deployment",workload="api"} 0.002`,
+      `${METRIC.workloadMaxEpss}{namespace="shop",kind="Deployment",workload="web"} 0.86`,
+    ]);
+    expect(metrics.budget.tierOf(METRIC.workloadKnownExploited)).toBe('critical');
+    expect(metrics.budget.tierOf(METRIC.workloadMaxEpss)).toBe('image');
+  });
+});

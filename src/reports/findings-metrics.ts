@@ -83,6 +83,41 @@ export function registerFindingsMetrics(src: FindingsSources): void {
       for (const severity of SEVERITIES) yield [{ namespace: workload.namespace, kind: workload.kind, workload: workload.name, severity }, totals[severity] ?? 0];
     }
   });
+  // Known-exploited (CISA KEV) and likely-exploited (EPSS) first. Only images and workloads that run a known-exploited
+  // vulnerability get a KEV series (a small set, alerted on); every workload whose vulnerabilities Anchore scored gets
+  // its highest EPSS (the dashboard ranks them).
+  metrics.findingsGauge(METRIC.imageKnownExploited, 'Known-exploited vulnerabilities (CISA KEV) of each running image that has any', ['account', 'image', 'digest'], function* () {
+    for (const { img, v } of running()) {
+      if ((v.knownExploitedCount ?? 0) > 0) yield [{ account: img.account, image: img.image.tag, digest: img.image.digest ?? '' }, v.knownExploitedCount ?? 0];
+    }
+  });
+  const perWorkload = function* () {
+    for (const { workload, keys } of images.workloadImages().values()) {
+      const kev = new Set<string>();
+      let kevCount = 0;
+      let epss: number | undefined;
+      for (const k of keys) {
+        const v = vulnerabilities.get(k);
+        if (!v) continue;
+        // Distinct ids across the workload's images where they are known; the count beyond the kept ids adds up.
+        for (const id of v.knownExploited ?? []) kev.add(id);
+        kevCount += Math.max(0, (v.knownExploitedCount ?? 0) - (v.knownExploited?.length ?? 0));
+        if (v.maxEpss !== undefined && (epss === undefined || v.maxEpss.score > epss)) epss = v.maxEpss.score;
+      }
+      yield { workload, kev: kev.size + kevCount, epss };
+    }
+  };
+  metrics.findingsGauge(METRIC.workloadKnownExploited, 'Known-exploited vulnerabilities (CISA KEV) across the images of each workload that runs any', ['namespace', 'kind', 'workload'], function* () {
+    for (const w of perWorkload()) if (w.kev > 0) yield [{ namespace: w.workload.namespace, kind: w.workload.kind, workload: w.workload.name }, w.kev];
+  });
+  metrics.findingsGauge(
+    METRIC.workloadMaxEpss,
+    'Highest EPSS score (probability of exploitation in 30 days) among the vulnerabilities a workload runs',
+    ['namespace', 'kind', 'workload'],
+    function* () {
+      for (const w of perWorkload()) if (w.epss !== undefined) yield [{ namespace: w.workload.namespace, kind: w.workload.kind, workload: w.workload.name }, w.epss];
+    },
+  );
   if (src.cveSeries) {
     metrics.findingsGauge(
       METRIC.vulnerabilityInfo,

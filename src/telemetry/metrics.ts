@@ -40,6 +40,9 @@ export const METRIC = {
   imageVulnerabilities: 'anchore_operator_image_vulnerabilities',
   imageFixableVulnerabilities: 'anchore_operator_image_fixable_vulnerabilities',
   workloadVulnerabilities: 'anchore_operator_workload_vulnerabilities',
+  imageKnownExploited: 'anchore_operator_image_known_exploited_vulnerabilities',
+  workloadKnownExploited: 'anchore_operator_workload_known_exploited_vulnerabilities',
+  workloadMaxEpss: 'anchore_operator_workload_max_epss',
   vulnerabilityInfo: 'anchore_operator_vulnerability_info',
   bindingImages: 'anchore_operator_binding_images',
   bindingReady: 'anchore_operator_binding_ready',
@@ -86,6 +89,12 @@ export const FINDINGS_TIERS: Readonly<Record<string, SeriesTier>> = {
   // Per binding and failing workload; per workload and severity.
   [METRIC.workloadPolicyFailures]: 'critical',
   [METRIC.workloadVulnerabilities]: 'critical',
+  // Per workload that runs a known-exploited vulnerability (few): the AnchoreKnownExploitedRunning alert reads it.
+  [METRIC.workloadKnownExploited]: 'critical',
+  // Per workload, for the riskiest-workloads dashboard row only: cut with the per-image series, before any alert's.
+  [METRIC.workloadMaxEpss]: 'image',
+  // Per running image with a known-exploited vulnerability (few).
+  [METRIC.imageKnownExploited]: 'image',
   // Per image, but the AnchoreNewCriticalVulnerabilityWithFix alert reads it: running images x 6 severities.
   [METRIC.imageFixableVulnerabilities]: 'critical',
   // Anchore's own report metrics: accounts x selected report metrics.
