@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { type AnchoreSimulator, startSimulator } from '../anchore-sim/index.ts';
 import { apply, deployment, digestOf, eventually, getJson, kubectl, namespaceManifest, uniqueName, waitForRunningPods } from '../support/k8s.ts';
-import { type TestOperator, operatorEnv, startTestOperator } from '../support/operator.ts';
-import { scrape, valueOf } from '../support/prometheus.ts';
+import { type TestOperator, observedLeader, operatorEnv, startTestOperator } from '../support/operator.ts';
+import { scrape, sumOf, valueOf } from '../support/prometheus.ts';
 
 interface Lease {
   metadata: { resourceVersion: string };
@@ -53,7 +53,7 @@ describe('leader election on a Lease (real cluster)', () => {
     expect(l.spec.holderIdentity).toMatch(/^replica-a_[0-9a-f]{8}$/);
     expect(l.spec.renewTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
     // The follower saw the holder and stays a follower.
-    await eventually(() => b.op.elector?.leader() === l.spec.holderIdentity, 10_000);
+    await eventually(() => observedLeader(b) === l.spec.holderIdentity, 10_000);
     expect(a.op.isLeader()).toBe(true);
     expect(b.op.isLeader()).toBe(false);
     // Both serve metrics; the gauge says who leads.
@@ -71,8 +71,12 @@ describe('leader election on a Lease (real cluster)', () => {
     const pods = await waitForRunningPods(ns, 'app=web', 2);
     const digest = digestOf(pods[0]!.containers[0]!.imageID)!;
     await eventually(() => registered(digest), 10_000, 50);
-    await eventually(() => replicas['a']!.op.images.catalog(`admin|${digest}`)?.analysis === 'analyzed', 10_000);
-    expect(replicas['b']!.op.images.catalog(`admin|${digest}`)).toBeUndefined();
+    // The leader follows it to analyzed (anchore_operator_images counts the running images it knows, by Anchore's
+    // analysis status); the follower sees it run (its caches are warm) but has learned nothing of it from Anchore.
+    await eventually(async () => sumOf(await scrape(replicas['a']!.op.metricsPort), 'anchore_operator_images', { account: 'admin', analysis_status: 'analyzed' }) === 1, 10_000);
+    const follower = await scrape(replicas['b']!.op.metricsPort);
+    expect(sumOf(follower, 'anchore_operator_images', { account: 'admin', analysis_status: 'not_registered' })).toBe(1);
+    expect(sumOf(follower, 'anchore_operator_images')).toBe(1);
     expect(sim.requests({ method: 'POST', path: '/v2/images' }).filter((r) => JSON.stringify(r.body).includes(digest))).toHaveLength(1);
   });
 
