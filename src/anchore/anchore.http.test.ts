@@ -455,18 +455,20 @@ describe('AnchoreHttpClient against the simulator', () => {
     expect((await rejection(c.checkImage('admin', DIGEST, 'docker.io/library/nginx:1.25', 'no-such-policy'))).kind).toBe('not-found');
   });
 
-  it('when vulnerabilities are set, then they come back with normalised severities and fixes', async () => {
+  it('when vulnerabilities are set, then they come back with normalised severities, fixes, known-exploited flags and EPSS', async () => {
     const c = client(sim);
     await c.addImage('admin', { tag: 'docker.io/library/nginx:1.25', digestPullString: `docker.io/library/nginx@${DIGEST}` });
     for (let i = 0; i < 50 && (await c.getImage('admin', DIGEST)).analysis_status !== 'analyzed'; i++) await new Promise((r) => setTimeout(r, 20));
     sim.setVulnerabilities(DIGEST, [
-      { vuln: 'CVE-1', severity: 'Critical', fix: '1.2.3', package: 'openssl' },
-      { vuln: 'CVE-2', severity: 'Low', package: 'zlib' },
+      { vuln: 'CVE-1', severity: 'Critical', fix: '1.2.3', package: 'openssl', is_kev: true, epss: 0.91 },
+      { vuln: 'CVE-2', severity: 'Low', package: 'zlib', is_kev: false, epss: 0.0004 },
+      { vuln: 'GHSA-aaaa-bbbb-cccc', severity: 'High', package: 'lodash', is_kev: false },
     ]);
     const v = await c.vulnerabilities('admin', DIGEST);
     expect(v).toEqual([
-      { id: 'CVE-1', severity: 'Critical', package: expect.stringContaining('openssl'), fix: '1.2.3' },
-      { id: 'CVE-2', severity: 'Low', package: expect.stringContaining('zlib') },
+      { id: 'CVE-1', severity: 'Critical', package: expect.stringContaining('openssl'), fix: '1.2.3', kev: true, epss: 0.91 },
+      { id: 'CVE-2', severity: 'Low', package: expect.stringContaining('zlib'), epss: 0.0004 },
+      { id: 'GHSA-aaaa-bbbb-cccc', severity: 'High', package: expect.stringContaining('lodash') },
     ]);
   });
 
