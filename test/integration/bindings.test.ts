@@ -133,7 +133,7 @@ describe('policy bindings (real cluster)', () => {
     expect(header?.split(/\s+/)).toEqual(['NAME', 'POLICY', 'MODE', 'IMAGES', 'PASSED', 'FAILED', 'READY', 'REASON', 'AGE']);
     expect(row).toMatch(/^all\s+Default bundle\s+evaluate\s+3\s+2\s+1\s+True\s+Evaluated\s+/);
     const [wideHeader, wideRow] = (await kubectl(['get', 'apb', 'all', '-n', ns, '-o', 'wide'])).trim().split('\n');
-    expect(wideHeader?.split(/\s+/)).toEqual(['NAME', 'POLICY', 'MODE', 'IMAGES', 'PASSED', 'FAILED', 'READY', 'REASON', 'AGE', 'WARNED', 'PENDING', 'ERRORS', 'ENFORCEMENT', 'MESSAGE']);
+    expect(wideHeader?.split(/\s+/)).toEqual(['NAME', 'POLICY', 'MODE', 'IMAGES', 'PASSED', 'FAILED', 'READY', 'REASON', 'AGE', 'WARNED', 'KEV', 'PENDING', 'ERRORS', 'ENFORCEMENT', 'MESSAGE']);
     expect(wideRow).toMatch(/\s0\s+0\s+0\s+audit\s+3 image\(s\) in 2 workload\(s\): 2 passed, 1 failed/);
     expect(await kubectl(['get', 'anchore', '-n', ns, '-o', 'name'])).toContain('anchorepolicybinding.anchore.io/all');
   });
