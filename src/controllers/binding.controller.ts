@@ -8,6 +8,8 @@ import type { MissingAccounts } from '../model/missing-accounts.ts';
 import type { ImageUse } from '../model/running-images.ts';
 import type { Scope } from '../model/scope.ts';
 import { StallError, WaitError, errorMessage } from '../runtime/errors.ts';
+import type { Clock } from '../runtime/clock.ts';
+import { type Periodic, every } from '../runtime/periodic.ts';
 import { parseDuration } from '../runtime/time.ts';
 import { type HandleResult, WorkQueue } from '../runtime/workqueue.ts';
 import { type Logger, nextReconcileId } from '../telemetry/logger.ts';
@@ -35,6 +37,7 @@ interface BindingControllerOptions {
   installId: string;
   /** Shared record of accounts Anchore says do not exist (log once, metric). */
   missingAccounts?: MissingAccounts;
+  clock?: Clock;
 }
 
 /** More workloads than this newly failing in one evaluation: also one aggregate Event on the binding. */
@@ -70,8 +73,7 @@ export class BindingController {
   /** How long each binding's last reconcile took, for coalescing churn. */
   readonly #reconcileMs = new Map<string, number>();
   readonly #policyDeps: PolicyDeps;
-  #pollTimer: ReturnType<typeof setTimeout> | undefined;
-  #stopped = false;
+  #pollLoop: Periodic | undefined;
 
   constructor(o: BindingControllerOptions) {
     this.#o = o;
@@ -114,12 +116,12 @@ export class BindingController {
     for (const b of this.#o.bindings.list()) this.queue.add(b.key);
     for (const b of this.#o.clusterBindings.list()) this.queue.add(b.key);
     this.queue.start();
-    this.#schedulePoll();
+    // Housekeeping: polls active policies (when enabled) and prunes evaluations nothing can still use.
+    this.#pollLoop = every(this.#o.policyPollMs > 0 ? this.#o.policyPollMs : 60_000, () => this.#poll(), { immediate: false, ...(this.#o.clock ? { clock: this.#o.clock } : {}) });
   }
 
   stop(): void {
-    this.#stopped = true;
-    if (this.#pollTimer) clearTimeout(this.#pollTimer);
+    this.#pollLoop?.stop();
   }
 
   /**
@@ -387,13 +389,6 @@ export class BindingController {
         `${newly.length} workload(s) newly fail Anchore policy ${policy}, each told by an AnchorePolicyFailed Event: ${newly.slice(0, 5).join(', ')}, …`,
       );
     }
-  }
-
-  /** Housekeeping loop: polls active policies (when enabled) and prunes evaluations nothing can still use. */
-  #schedulePoll(): void {
-    if (this.#stopped) return;
-    this.#pollTimer = setTimeout(() => void this.#poll().finally(() => this.#schedulePoll()), this.#o.policyPollMs > 0 ? this.#o.policyPollMs : 60_000);
-    this.#pollTimer.unref();
   }
 
   async #poll(): Promise<void> {

@@ -4,6 +4,7 @@ import { AnchoreHttpClient } from '../anchore/anchore.http.ts';
 import type { AnchoreApi } from '../anchore/anchore.port.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { FakeAnchore } from '../testing/fake-anchore.ts';
+import { ManualClock } from '../testing/manual-clock.ts';
 import { IntegrationController } from './integration.controller.ts';
 
 async function until(cond: () => boolean, ms = 5000): Promise<void> {
@@ -102,5 +103,37 @@ describe('IntegrationController', () => {
       ctl = undefined;
       jest.useRealTimers();
     }
+  });
+
+  it('on fake time: a health report every interval after the previous one ended, uptime from the injected clock, a failed one retried at the next interval, none after stop', async () => {
+    const clock = new ManualClock(Date.parse('2026-12-08T00:00:00Z'));
+    const fake = new FakeAnchore();
+    const c = (ctl = new IntegrationController({ ...options(fake, []), healthIntervalMs: 60_000, clock }));
+    const settle = async (): Promise<void> => {
+      for (let i = 0; i < 20; i++) await Promise.resolve();
+    };
+    c.start();
+    await settle();
+    expect(fake.callsOf('registerIntegration')).toHaveLength(1);
+    expect(fake.healthReports).toHaveLength(1);
+    clock.advance(59_999);
+    await settle();
+    expect(fake.healthReports).toHaveLength(1);
+    clock.advance(1);
+    await settle();
+    expect(fake.healthReports).toHaveLength(2);
+    expect(fake.healthReports[1]).toMatchObject({ report: { uptime: 60 } });
+    fake.down('sendHealthReport', 'unavailable');
+    clock.advance(60_000);
+    await settle();
+    fake.heal('sendHealthReport');
+    clock.advance(60_000);
+    await settle();
+    expect(fake.healthReports).toHaveLength(3);
+    c.stop();
+    clock.advance(600_000);
+    await settle();
+    expect(fake.healthReports).toHaveLength(3);
+    expect(fake.callsOf('registerIntegration')).toHaveLength(1);
   });
 });

@@ -1,7 +1,9 @@
 import { type AnchoreApi, HEALTH_REPORT_INTERVAL_MAX_S, HEALTH_REPORT_INTERVAL_MIN_S, type HealthReport } from '../anchore/anchore.port.ts';
 import { formatTimestamp } from '../runtime/time.ts';
 import { AnchoreError } from '../anchore/errors.ts';
+import { type Clock, systemClock } from '../runtime/clock.ts';
 import { errorMessage } from '../runtime/errors.ts';
+import { type Periodic, every } from '../runtime/periodic.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { InventoryStatus } from '../model/inventory-status.ts';
 
@@ -23,6 +25,7 @@ interface IntegrationOptions {
   configuration?: Record<string, unknown>;
   inventoryStatus: () => InventoryStatus[];
   log: Logger;
+  clock?: Clock;
 }
 
 /** The interval as the spec types it: whole seconds within 30–600 (config enforces the range; tests tick faster). */
@@ -37,14 +40,17 @@ function healthReportIntervalSeconds(ms: number): number {
 export class IntegrationController {
   readonly #o: IntegrationOptions;
   readonly #log: Logger;
-  readonly #startedAt = Date.now();
+  readonly #clock: Clock;
+  readonly #startedAt: number;
   #uuid: string | undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #loop: Periodic | undefined;
   #disabled = false;
   #stopped = false;
 
   constructor(o: IntegrationOptions) {
     this.#o = o;
+    this.#clock = o.clock ?? systemClock;
+    this.#startedAt = this.#clock.now();
     this.#log = o.log.child({ controller: 'integration' });
   }
 
@@ -57,12 +63,12 @@ export class IntegrationController {
   }
 
   start(): void {
-    void this.#tick();
+    this.#loop = every(this.#o.healthIntervalMs, () => this.#tick(), { clock: this.#clock });
   }
 
   stop(): void {
     this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
+    this.#loop?.stop();
   }
 
   async #tick(): Promise<void> {
@@ -73,6 +79,7 @@ export class IntegrationController {
     } catch (err) {
       if (err instanceof AnchoreError && (err.kind === 'unsupported' || (err.kind === 'not-found' && !this.#uuid))) {
         this.#disabled = true;
+        this.#loop?.stop();
         this.#log.info({ err: err.message }, 'Anchore does not support integration registration (Enterprise < 5.11); continuing without it');
         return;
       }
@@ -82,9 +89,6 @@ export class IntegrationController {
       }
       this.#log.warn({ err: errorMessage(err), account: this.#o.account }, this.#uuid ? 'integration health report failed' : 'integration registration failed');
     }
-    if (this.#stopped) return;
-    this.#timer = setTimeout(() => void this.#tick(), this.#o.healthIntervalMs);
-    this.#timer.unref();
   }
 
   async #register(): Promise<void> {
@@ -110,7 +114,7 @@ export class IntegrationController {
   }
 
   #uptimeSeconds(): number {
-    return Math.round((Date.now() - this.#startedAt) / 100) / 10;
+    return Math.round((this.#clock.now() - this.#startedAt) / 100) / 10;
   }
 
   /**

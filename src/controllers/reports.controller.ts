@@ -1,6 +1,8 @@
 import type { AnchoreApi } from '../anchore/anchore.port.ts';
 import { type GlobList, globsOf } from '../discovery/glob.ts';
+import type { Clock } from '../runtime/clock.ts';
 import { errorMessage } from '../runtime/errors.ts';
+import { type Periodic, every } from '../runtime/periodic.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { METRIC, type OperatorMetrics } from '../telemetry/metrics.ts';
 
@@ -12,6 +14,7 @@ interface ReportsOptions {
   intervalMs: number;
   log: Logger;
   operatorMetrics: OperatorMetrics;
+  clock?: Clock;
 }
 
 interface Latest {
@@ -29,8 +32,7 @@ export class ReportsController {
   readonly #log: Logger;
   readonly #match: (id: string) => boolean;
   readonly #latest = new Map<string, Latest>();
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #stopped = false;
+  #loop: Periodic | undefined;
   /** Completed collection rounds (for tests). */
   rounds = 0;
 
@@ -52,12 +54,11 @@ export class ReportsController {
   }
 
   start(): void {
-    void this.#round();
+    this.#loop = every(this.#o.intervalMs, () => this.#round(), this.#o.clock ? { clock: this.#o.clock } : {});
   }
 
   stop(): void {
-    this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
+    this.#loop?.stop();
   }
 
   async #round(): Promise<void> {
@@ -81,8 +82,5 @@ export class ReportsController {
       }
     }
     this.rounds++;
-    if (this.#stopped) return;
-    this.#timer = setTimeout(() => void this.#round(), this.#o.intervalMs);
-    this.#timer.unref();
   }
 }
