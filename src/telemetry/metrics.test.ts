@@ -1,8 +1,22 @@
 import { describe, expect, it } from '@jest/globals';
+import { Gauge, Registry } from 'prom-client';
 import { OperatorMetrics, type SeriesTier } from './metrics.ts';
 
 /** Ad-hoc findings metrics for these tests (the operator's own are declared in FINDINGS_TIERS). */
-const tiers: Record<string, SeriesTier> = { t_a: 'image', t_b: 'image', t_dup: 'image', t_s: 'image', t_r: 'image', t_crit: 'critical', t_img: 'image', t_cve: 'cve', t_acct: 'account' };
+const tiers: Record<string, SeriesTier> = {
+  t_plain: 'image',
+  t_none: 'image',
+  t_one: 'image',
+  t_a: 'image',
+  t_b: 'image',
+  t_dup: 'image',
+  t_s: 'image',
+  t_r: 'image',
+  t_crit: 'critical',
+  t_img: 'image',
+  t_cve: 'cve',
+  t_acct: 'account',
+};
 
 function parse(text: string, name: string): string[] {
   return text.split('\n').filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
@@ -104,5 +118,39 @@ describe('OperatorMetrics findings gauges', () => {
     }
     // Two scrapes, two allocations: the counter counted the cut series twice, no more.
     expect(await m.registry.getSingleMetricAsString('anchore_operator_metrics_series_dropped_total')).toContain('{metric="t_cve"} 6');
+  });
+});
+
+describe('OperatorMetrics findings gauges keep their series in the budget', () => {
+  it('when findings rows are allotted, then each gauge answers exactly what a prom-client Gauge set with the same rows would', async () => {
+    const rows: Array<[{ k: string; v?: string }, number]> = [
+      [{ k: 'a', v: 'with "quotes"' }, 1],
+      [{ k: 'b', v: 'back\\slash\nnew line' }, NaN],
+      [{ v: 'ünï', k: 'c' }, Infinity],
+      [{ k: 'd' }, -0.5],
+      [{ k: 'a', v: 'with "quotes"' }, 9], // a duplicate: the first is kept
+      [{ k: 'e', v: '' }, 1e21],
+    ];
+    const m = new OperatorMetrics(undefined, { defaultMetrics: false, tiers });
+    m.findingsGauge('t_plain', 'rows with awkward labels', ['k', 'v'], () => rows);
+    m.findingsGauge('t_none', 'no labels, no row', [], () => []);
+    m.findingsGauge('t_one', 'no labels, one row', [], () => [[{}, 7]]);
+    const reference = new Registry();
+    const plain = new Gauge({ name: 't_plain', help: 'rows with awkward labels', labelNames: ['k', 'v'], registers: [reference] });
+    for (const [labels, value] of rows.slice(0, 4).concat(rows.slice(5))) plain.set(labels, value);
+    new Gauge({ name: 't_none', help: 'no labels, no row', registers: [reference] });
+    new Gauge({ name: 't_one', help: 'no labels, one row', registers: [reference] }).set(7);
+    for (const name of ['t_plain', 't_none', 't_one']) {
+      expect(await m.registry.getSingleMetricAsString(name)).toBe(await reference.getSingleMetricAsString(name));
+    }
+  });
+
+  it('when a reader yields a label the gauge was not declared with, or a value that is no number, then the scrape fails as Gauge.set() would', async () => {
+    const m = new OperatorMetrics(undefined, { defaultMetrics: false, tiers });
+    m.findingsGauge('t_plain', 'p', ['k'], () => [[{ k: 'a', other: 'x' } as { k: string }, 1]]);
+    await expect(m.registry.metrics()).rejects.toThrow('Added label "other" is not included in initial labelset');
+    const n = new OperatorMetrics(undefined, { defaultMetrics: false, tiers });
+    n.findingsGauge('t_plain', 'p', ['k'], () => [[{ k: 'a' }, '1' as unknown as number]]);
+    await expect(n.registry.metrics()).rejects.toThrow('Value is not a valid number');
   });
 });

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { SLICE, yieldToLoop } from '../runtime/cooperative.ts';
+import { Turn } from '../runtime/turn.ts';
 import type { QueueEvent } from '../runtime/workqueue.ts';
 import { credentialsRefused } from '../anchore/errors.ts';
 
@@ -106,12 +106,36 @@ export const FINDINGS_TIERS: Readonly<Record<string, SeriesTier>> = {
 
 type Rows = () => Iterable<[Partial<Record<string, string>>, number]>;
 
+/** The series of a gauge as prom-client's get() answers them. */
+type Series<L extends string> = Awaited<ReturnType<Gauge<L>['get']>>['values'];
+
 interface BudgetedGauge {
   readonly name: string;
   readonly tier: SeriesTier;
   readonly gauge: Gauge<string>;
   readonly labelNames: readonly string[];
   readonly read: Rows;
+  /** What the budget allotted it in the current allocation (in the order read). */
+  series: Series<string>;
+}
+
+/**
+ * A findings gauge: its series are what the series budget allotted it in the scrape it is collected in, kept as one
+ * list rather than set one by one into prom-client's per-series hash map (tens of thousands of hashed keys a scrape).
+ * get() answers them as prom-client's own Gauge would have, in the order they were allotted.
+ */
+class FindingsGauge<L extends string> extends Gauge<L> {
+  readonly #allotted: () => Promise<Series<L>>;
+
+  constructor(config: { name: string; help: string; labelNames: L[]; registers: Registry[] }, allotted: () => Promise<Series<L>>) {
+    super(config);
+    this.#allotted = allotted;
+  }
+
+  override async get(): Promise<Awaited<ReturnType<Gauge<L>['get']>>> {
+    const values = await this.#allotted();
+    return { ...(await super.get()), values };
+  }
 }
 
 const perTier = (): Record<SeriesTier, number> => ({ critical: 0, account: 0, image: 0, cve: 0 });
@@ -128,8 +152,8 @@ const perTier = (): Record<SeriesTier, number> => ({ critical: 0, account: 0, im
  * scrape is served) forgets the allocation, so the next scrape always starts afresh.
  *
  * Spending goes through every findings row (tens of thousands at 50,000 pods, cut ones included), so it runs in
- * slices of SLICE rows with the event loop free between them; an allocation begun while another is still being spent
- * waits for it, so two never write the gauges at once.
+ * turns of a few milliseconds with the event loop free between them (Turn); an allocation begun while another is
+ * still being spent waits for it, so two never write the gauges at once.
  */
 class SeriesBudget {
   readonly max: number;
@@ -155,8 +179,8 @@ class SeriesBudget {
     this.#pending = undefined;
   }
 
-  add(member: BudgetedGauge): void {
-    this.#members.push(member);
+  add(member: Omit<BudgetedGauge, 'series'>): void {
+    this.#members.push({ ...member, series: [] });
     // Zero from the start, so the counter has a series (and rate() a base) for every findings metric.
     this.#dropped.inc({ metric: member.name }, 0);
     this.join(member.gauge);
@@ -179,6 +203,13 @@ class SeriesBudget {
 
   release(): void {
     this.#pending = undefined;
+    for (const m of this.#members) m.series = [];
+  }
+
+  /** The series allotted to a member in the allocation of the scrape `gauge` is collected in. */
+  async allotted(gauge: object): Promise<Series<string>> {
+    await this.enter(gauge);
+    return this.#members.find((m) => m.gauge === gauge)?.series ?? [];
   }
 
   tierOf(name: string): SeriesTier | undefined {
@@ -200,15 +231,15 @@ class SeriesBudget {
     const exported = perTier();
     const cutPerTier = perTier();
     let used = 0;
-    let rows = 0;
+    const turn = new Turn();
     for (const tier of SERIES_TIERS) {
       for (const m of this.#members) {
         if (m.tier !== tier) continue;
-        m.gauge.reset();
+        const series: Series<string> = [];
         const seen = new Set<string>();
         let cut = 0;
         for (const [labels, value] of m.read()) {
-          if (++rows % SLICE === 0) await yieldToLoop();
+          if (turn.due()) await turn.next();
           // Unique label sets by construction; a duplicate would make Prometheus reject the whole scrape.
           const id = JSON.stringify(m.labelNames.map((l) => labels[l] ?? ''));
           if (seen.has(id)) continue;
@@ -219,8 +250,10 @@ class SeriesBudget {
           }
           used++;
           exported[tier]++;
-          m.gauge.set(labels, value);
+          series.push({ value: checkedValue(value), labels: checkedLabels(m, labels) });
         }
+        // A gauge without labels has its one series at 0 until set (as prom-client's own reset() leaves it).
+        m.series = series.length === 0 && m.labelNames.length === 0 ? [{ value: 0, labels: {} }] : series;
         if (cut > 0) {
           cutPerTier[tier] += cut;
           this.#dropped.inc({ metric: m.name }, cut);
@@ -231,6 +264,18 @@ class SeriesBudget {
     this.#exported = exported;
     this.#cut = cutPerTier;
   }
+}
+
+/** What prom-client's Gauge.set() refuses: a value that is not a number. */
+function checkedValue(value: unknown): number {
+  if (typeof value !== 'number') throw new TypeError(`Value is not a valid number: ${String(value)}`);
+  return value;
+}
+
+/** What prom-client's Gauge.set() refuses: a label the gauge was not declared with. */
+function checkedLabels(m: BudgetedGauge, labels: Partial<Record<string, string>>): Partial<Record<string, string>> {
+  for (const l in labels) if (!m.labelNames.includes(l)) throw new Error(`Added label "${l}" is not included in initial labelset: ${JSON.stringify(m.labelNames)}`);
+  return labels;
 }
 
 /** All of the operator's metrics, built on one registry that is passed in (no module-level singletons). */
@@ -417,15 +462,7 @@ export class OperatorMetrics {
     const tier = this.#tiers[name];
     if (!tier) throw new Error(`findings metric ${name} has no series tier: declare it in FINDINGS_TIERS (src/telemetry/metrics.ts)`);
     const budget = this.budget;
-    const gauge = new Gauge<L>({
-      name,
-      help,
-      labelNames,
-      registers: [this.registry],
-      collect() {
-        return budget.enter(this);
-      },
-    });
+    const gauge: FindingsGauge<L> = new FindingsGauge<L>({ name, help, labelNames, registers: [this.registry] }, () => budget.allotted(gauge));
     budget.add({ name, tier, gauge, labelNames, read: read as Rows });
     this.#computed.push(gauge);
     return gauge;
