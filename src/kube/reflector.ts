@@ -1,5 +1,6 @@
 import { type BackoffPolicy, backoffDelay } from '../runtime/backoff.ts';
-import { SLICE, yieldToLoop } from '../runtime/cooperative.ts';
+import { SLICE } from '../runtime/cooperative.ts';
+import { TURN_MS, Turn } from '../runtime/turn.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { KubeClient, WatchHandle } from './client.ts';
@@ -235,9 +236,9 @@ export class Reflector<T extends Cached> {
 
   /**
    * Applies a full list to the store and tells the handlers what changed (adds and updates in the list's order, then
-   * deletions: how deletions missed during a gap surface), in slices of SLICE objects with the event loop free between
-   * them: a 50,000-pod list is otherwise one task of several hundred ms, the handlers' work included, that admission
-   * and the metrics wait behind. The store holds exactly what the handlers were told so far, so a list superseded
+   * deletions: how deletions missed during a gap surface), in turns of TURN_MS (at most SLICE objects) with the event
+   * loop free between them: a 50,000-pod list is otherwise one task of several hundred ms, the handlers' work
+   * included, that admission and the metrics wait behind. The store holds exactly what the handlers were told so far, so a list superseded
    * part-way (`superseded`: stopped, or another list began) leaves nothing untold: the next one diffs against the
    * store. Objects of a namespace that left the scope (before or while it is applied) are left out. Once complete, the
    * store holds what one synchronous pass would have left, in the list's order. False when superseded.
@@ -246,10 +247,10 @@ export class Reflector<T extends Cached> {
     const admits = this.#o.admitsNamespace;
     const gone: T[] = [];
     for (const [k, prev] of this.#store) if (!fresh.has(k)) gone.push(prev);
-    let n = 0;
+    const turn = new Turn(TURN_MS, SLICE);
     const pause = async (): Promise<boolean> => {
-      if (++n % SLICE !== 0) return false;
-      await yieldToLoop();
+      if (!turn.due()) return false;
+      await turn.next();
       return superseded();
     };
     for (const [k, obj] of fresh) {

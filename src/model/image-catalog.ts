@@ -1,6 +1,7 @@
 import type { AnalysisStatus, AnchoreImage } from '../anchore/anchore.port.ts';
 import { type WorkloadRef, workloadKey } from '../kube/cluster.port.ts';
-import { SLICE, yieldToLoop } from '../runtime/cooperative.ts';
+import { SLICE } from '../runtime/cooperative.ts';
+import { TURN_MS, Turn } from '../runtime/turn.ts';
 import { digestKey, tagKey, tagOfImageKey } from './image-keys.ts';
 import { type ImageUse, RunningImages } from './running-images.ts';
 
@@ -105,9 +106,10 @@ export class ImageCatalog {
   /**
    * Learns a complete list of an account's images, which is the whole truth about its tags: learn() of every image,
    * except that what earlier lists and lookups said about the account's tags is replaced (a tag moved or deleted in
-   * Anchore stops naming its old digest). In slices of SLICE images with the event loop free between them (an account
-   * can hold tens of thousands); the account's tags are replaced at the end, so a reader meanwhile (admission) finds
-   * the previous list's tags, never none. What single lookups learn meanwhile is newer than the list, and kept.
+   * Anchore stops naming its old digest). In turns of TURN_MS (at most SLICE images) with the event loop free between
+   * them (an account can hold tens of thousands); the account's tags are replaced at the end, so a reader meanwhile
+   * (admission) finds the previous list's tags, never none. What single lookups learn meanwhile is newer than the list,
+   * and kept.
    */
   async learnList(account: string, images: readonly AnchoreImage[]): Promise<void> {
     const during: Array<[string, string]> = [];
@@ -124,9 +126,9 @@ export class ImageCatalog {
 
   async #learnList(account: string, images: readonly AnchoreImage[], during: ReadonlyArray<[string, string]>): Promise<void> {
     const tags = new Map<string, Set<string>>();
-    let n = 0;
+    const turn = new Turn(TURN_MS, SLICE);
     for (const i of images) {
-      if (++n % SLICE === 0) await yieldToLoop();
+      if (turn.due()) await turn.next();
       this.#learnEntry(account, i);
       for (const t of i.full_tags) {
         const tk = tagKey(account, t);
@@ -138,7 +140,7 @@ export class ImageCatalog {
     const prefix = tagKey(account, '');
     const stale: string[] = [];
     for (const k of this.#tagIndex.keys()) {
-      if (++n % (SLICE * 4) === 0) await yieldToLoop();
+      if (turn.due()) await turn.next();
       if (k.startsWith(prefix) && !tags.has(k)) stale.push(k);
     }
     for (const [tk, digest] of during) {
@@ -180,9 +182,9 @@ export class ImageCatalog {
     // Every key of the account, digest or tag-only, begins as its tag keys do.
     const prefix = tagKey(account, '');
     const out = new Map<string, CatalogEntry>();
-    let n = 0;
+    const turn = new Turn(TURN_MS, SLICE * 4);
     for (const [k, e] of this.#entries) {
-      if (++n % (SLICE * 4) === 0) await yieldToLoop();
+      if (turn.due()) await turn.next();
       if (k.startsWith(prefix)) out.set(k, e);
     }
     return out;
@@ -193,20 +195,20 @@ export class ImageCatalog {
    * before the call (`before`, from held()) whose digest the list names no more — neither as an image's digest nor as
    * its parent (manifest list) digest — is gone from Anchore (deleted there, or a restored database). It is forgotten;
    * one that runs is marked vanished (re-registering) until it is analysed again. Each is told to the onVanished
-   * listeners. An empty list is believed as well: a restored empty database is exactly that case. In slices of SLICE
-   * images with the event loop free between them; an entry replaced meanwhile is newer than the list, and kept.
+   * listeners. An empty list is believed as well: a restored empty database is exactly that case. In turns of TURN_MS
+   * (at most SLICE images) with the event loop free between them; an entry replaced meanwhile is newer than the list, and kept.
    */
   async forgetUnlisted(account: string, images: readonly AnchoreImage[], before: ReadonlyMap<string, CatalogEntry>): Promise<VanishedImage[]> {
     const listed = new Set<string>();
-    let n = 0;
+    const turn = new Turn(TURN_MS, SLICE);
     for (const i of images) {
-      if (++n % SLICE === 0) await yieldToLoop();
+      if (turn.due()) await turn.next();
       listed.add(digestKey(account, i.image_digest));
       if (i.parent_digest) listed.add(digestKey(account, i.parent_digest));
     }
     const gone: Array<[string, CatalogEntry]> = [];
     for (const [k, e] of before) {
-      if (++n % SLICE === 0) await yieldToLoop();
+      if (turn.due()) await turn.next();
       // Replaced while the list was on its way (registered again, adopted): newer than the list.
       if (this.#entries.get(k) !== e || listed.has(k) || listed.has(digestKey(account, e.digest))) continue;
       gone.push([k, e]);
@@ -215,7 +217,7 @@ export class ImageCatalog {
     gone.sort(([a], [b]) => Number(this.running.get(b) !== undefined) - Number(this.running.get(a) !== undefined));
     const out: VanishedImage[] = [];
     for (const [k, e] of gone) {
-      if (++n % SLICE === 0) await yieldToLoop();
+      if (turn.due()) await turn.next();
       if (this.#entries.get(k) !== e) continue; // forgotten with another key of the same image
       if (this.running.get(k)) {
         out.push(this.vanished(k, account, e));

@@ -4,27 +4,31 @@ import { yieldToLoop } from './cooperative.ts';
 export const TURN_MS = 5;
 
 /**
- * Slices of work sized by time rather than by count: `if (turn.due()) await turn.next()` between items yields to the
- * event loop once `ms` have passed since the last yield. One item's cost varies tenfold with the node flags and the
- * garbage collector (the image runs node with a 1 MiB young generation), so a fixed count is either too coarse there
- * or yields needlessly often elsewhere.
+ * Slices of work sized by time: `if (turn.due()) await turn.next()` between items yields to the event loop once `ms`
+ * have passed since the last yield (and, when `maxItems` is given, after that many items at the latest). One item's
+ * cost varies tenfold with the node flags and the garbage collector (the image runs node with a 1 MiB young
+ * generation), so a fixed count alone is either too coarse there or yields needlessly often elsewhere.
  */
 export class Turn {
   readonly #ms: number;
+  readonly #maxItems: number;
   #since = performance.now();
+  #items = 0;
 
-  constructor(ms: number = TURN_MS) {
+  constructor(ms: number = TURN_MS, maxItems: number = Infinity) {
     this.#ms = ms;
+    this.#maxItems = maxItems;
   }
 
-  /** Whether this turn has run for `ms` or longer. */
+  /** Counts one item; true when this turn has run for `ms` or `maxItems` items. */
   due(): boolean {
-    return performance.now() - this.#since >= this.#ms;
+    return ++this.#items >= this.#maxItems || performance.now() - this.#since >= this.#ms;
   }
 
   /** Lets timers and I/O callbacks run, then starts a new turn. */
   async next(): Promise<void> {
     await yieldToLoop();
     this.#since = performance.now();
+    this.#items = 0;
   }
 }
