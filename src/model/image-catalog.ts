@@ -5,6 +5,17 @@ import { TURN_MS, Turn } from '../runtime/turn.ts';
 import { digestKey, tagKey, tagOfImageKey } from './image-keys.ts';
 import { type ImageUse, RunningImages } from './running-images.ts';
 
+/** Whether two lists of a pod's uses name the same image keys of the same workloads, in the same order. */
+function sameUses(a: readonly ImageUse[], b: readonly ImageUse[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.key !== y.key || x.workload.kind !== y.workload.kind || x.workload.name !== y.workload.name || x.workload.namespace !== y.workload.namespace) return false;
+  }
+  return true;
+}
+
 /** What the operator knows Anchore holds for one image key. */
 export interface CatalogEntry {
   digest: string;
@@ -288,7 +299,13 @@ export class ImageCatalog {
 
   /** Sets the images a running pod uses (none: it stopped). */
   setPodUses(podKey: string, uses: ImageUse[] | undefined): void {
-    for (const u of this.#podUses.get(podKey) ?? []) {
+    const before = this.#podUses.get(podKey);
+    // The same images of the same workloads (a pod judged again, most updates): the index stays as it is.
+    if (before !== undefined && uses !== undefined && sameUses(before, uses)) {
+      this.#podUses.set(podKey, uses);
+      return;
+    }
+    for (const u of before ?? []) {
       const wk = workloadKey(u.workload);
       const w = this.#workloads.get(wk);
       const n = w?.uses.get(u.key) ?? 0;
