@@ -41,11 +41,11 @@ describe('findings metrics (real cluster)', () => {
     nginx = digestOf(pods[0]?.containers.find((c) => c.name === 'web')?.imageID ?? '') ?? '';
     redis = digestOf(pods[0]?.containers.find((c) => c.name === 'cache')?.imageID ?? '') ?? '';
     sim.setVulnerabilities(nginx, [
-      { vuln: 'CVE-A', severity: 'Critical', fix: '1.27.1', package: 'openssl' },
-      { vuln: 'CVE-B', severity: 'High', package: 'zlib' },
-      { vuln: 'CVE-C', severity: 'High', fix: '2', package: 'curl' },
+      { vuln: 'CVE-A', severity: 'Critical', fix: '1.27.1', package: 'openssl', is_kev: true, epss: 0.9 },
+      { vuln: 'CVE-B', severity: 'High', package: 'zlib', is_kev: false, epss: 0.02 },
+      { vuln: 'CVE-C', severity: 'High', fix: '2', package: 'curl', is_kev: false, epss: 0.001 },
     ]);
-    sim.setVulnerabilities(redis, [{ vuln: 'CVE-D', severity: 'Medium', package: 'libc' }]);
+    sim.setVulnerabilities(redis, [{ vuln: 'CVE-D', severity: 'Medium', package: 'libc', is_kev: false, epss: 0.003 }]);
     sim.setVerdict(nginx, { status: 'fail', final_action: 'stop' });
     sim.setVerdict(redis, { status: 'pass', final_action: 'go' });
     await apply(
@@ -99,6 +99,11 @@ describe('findings metrics (real cluster)', () => {
     expect(valueOf(s, 'anchore_operator_workload_policy_failed_images', { binding: 'shop', workload: 'edge' })).toBeUndefined();
     expect(valueOf(s, 'anchore_operator_binding_last_evaluation_timestamp_seconds', b)).toBeGreaterThan(Date.now() / 1000 - 60);
     expect(valueOf(s, 'anchore_operator_images', { account: 'admin', analysis_status: 'analyzed' })).toBe(2);
+    // Known-exploited first: nginx runs CVE-A (on the KEV list), redis nothing known-exploited.
+    expect(valueOf(s, 'anchore_operator_image_known_exploited_vulnerabilities', { digest: nginx })).toBe(1);
+    expect(valueOf(s, 'anchore_operator_image_known_exploited_vulnerabilities', { digest: redis })).toBeUndefined();
+    expect(['shop', 'edge'].map((workload) => valueOf(s, 'anchore_operator_workload_known_exploited_vulnerabilities', { namespace: ns, workload }))).toEqual([1, 1]);
+    expect(['shop', 'edge'].map((workload) => valueOf(s, 'anchore_operator_workload_max_epss', { namespace: ns, workload }))).toEqual([0.9, 0.9]);
     expect(valueOf(s, 'anchore_operator_leader')).toBe(1);
     // No label set appears twice (a duplicate would make Prometheus reject the scrape).
     const ids = s.map((x) => `${x.name}${JSON.stringify(Object.entries(x.labels).sort())}`);
@@ -162,15 +167,16 @@ describe('findings metrics (real cluster)', () => {
     );
     try {
       const b = { kind: 'AnchorePolicyBinding', namespace: ns, binding: 'shop' };
-      // Settled: both images evaluated and both reports read (2 images x 6 severities cut, nginx's one fixable Critical
-      // CVE cut), so every series of the scenario has been computed.
+      // Settled: both images evaluated and both reports read (image tier: 2 images x 6 severities, nginx's
+      // known-exploited series and the two workloads' EPSS cut; nginx's one fixable Critical CVE cut), so every series
+      // of the scenario has been computed.
       const s = await eventually(
         async () => {
           const x = await scrape(capped.op.metricsPort);
           const settled =
             valueOf(x, 'anchore_operator_binding_images', { ...b, result: 'pending' }) === 0 &&
             valueOf(x, 'anchore_operator_workload_policy_failed_images', { binding: 'shop', workload: 'shop' }) === 1 &&
-            valueOf(x, 'anchore_operator_metrics_series_cut', { tier: 'image' }) === 12 &&
+            valueOf(x, 'anchore_operator_metrics_series_cut', { tier: 'image' }) === 15 &&
             valueOf(x, 'anchore_operator_metrics_series_cut', { tier: 'cve' }) === 1;
           return settled ? x : undefined;
         },
@@ -193,6 +199,7 @@ describe('findings metrics (real cluster)', () => {
         'anchore_operator_binding_compliant',
         'anchore_operator_workload_policy_failed_images',
         'anchore_operator_binding_last_evaluation_timestamp_seconds',
+        'anchore_operator_workload_known_exploited_vulnerabilities',
       ];
       const exported = s.filter((m) => critical.includes(m.name)).length;
       expect(exported).toBeGreaterThan(5);
