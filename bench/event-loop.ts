@@ -416,8 +416,15 @@ async function runOnce(pods: number): Promise<Record<TaskName, TaskFigures>> {
   const changedReport = async (step: Step, timed: Timed): Promise<Record<string, number>> => {
     step('collectInventory');
     const snapshot = await collectInventory(ACCOUNT, stores, c.scope, CLUSTER, new Date(), { only: everyNs, podsOf, sent: new Map() });
-    // As InventoryController#report: shares whose fingerprint Anchore already holds are left out (here: none).
-    snapshot.shares = timed('fingerprintShare', () => snapshot.shares.filter((share) => fingerprintShare(share) !== ''));
+    // As InventoryController#report: shares whose fingerprint Anchore already holds are left out (here: none), one
+    // share at a time with the event loop free between them.
+    step('fingerprintShare');
+    const kept: typeof snapshot.shares = [];
+    for (const share of snapshot.shares) {
+      await new Promise((r) => setImmediate(r));
+      if ((await fingerprintShare(share)) !== '') kept.push(share);
+    }
+    snapshot.shares = kept;
     step('measureInventory');
     await measureInventory(snapshot);
     const batches = timed('planBatches', () => planBatches(snapshot, Infinity, false));

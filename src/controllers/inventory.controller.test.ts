@@ -22,11 +22,12 @@ describe('InventoryController timing (fake time)', () => {
     await controller?.queue.shutdown(1000);
   });
 
-  /** Moves the clock in 1 ms steps, letting the controller's promises settle before each. */
+  /** Moves the clock in 1 ms steps, letting the controller's promises and event-loop turns settle before each. */
   async function run(clock: ManualClock, ms: number, each?: () => void): Promise<void> {
     for (let i = 0; i < ms; i++) {
       each?.();
-      for (let k = 0; k < 20; k++) await Promise.resolve();
+      // The controller yields to the event loop (setImmediate) between shares: let those turns run too.
+      for (let k = 0; k < 4; k++) await new Promise((r) => setImmediate(r));
       clock.advance(1);
     }
   }

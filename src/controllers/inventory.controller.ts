@@ -1,7 +1,7 @@
 import type { AnchoreApi, KubernetesInventory } from '../anchore/anchore.port.ts';
 import { AnchoreError } from '../anchore/errors.ts';
 import { type ClusterStores, type NamespaceInfo, type PodInfo } from '../kube/cluster.port.ts';
-import { jsonInSlices } from '../runtime/cooperative.ts';
+import { jsonInSlices, yieldToLoop } from '../runtime/cooperative.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import { formatTimestamp } from '../runtime/time.ts';
 import { type HandleResult, WorkQueue } from '../runtime/workqueue.ts';
@@ -289,13 +289,19 @@ export class InventoryController {
     });
     const fingerprints = new Map<string, string>();
     if (!full) {
-      // Changed back, or changed only in what the report does not carry: not sent again.
-      snapshot.shares = snapshot.shares.filter((share) => {
-        if (share.cleared) return true;
-        const fp = fingerprintShare(share);
-        fingerprints.set(share.namespace.name, fp);
-        return sent.get(share.namespace.name)?.fingerprint !== fp;
-      });
+      // Changed back, or changed only in what the report does not carry: not sent again. One share at a time, the
+      // event loop free between them (thousands of changed namespaces are one long task otherwise).
+      const changed: typeof snapshot.shares = [];
+      for (const share of snapshot.shares) {
+        if (!share.cleared) {
+          await yieldToLoop();
+          const fp = await fingerprintShare(share);
+          fingerprints.set(share.namespace.name, fp);
+          if (sent.get(share.namespace.name)?.fingerprint === fp) continue;
+        }
+        changed.push(share);
+      }
+      snapshot.shares = changed;
       if (snapshot.shares.length === 0) return { requeueAfterMs: Math.max(1, (this.#fullDue.get(account) ?? 0) - this.#clock.now()) };
     }
     const limit = this.#limitFor(account);

@@ -124,11 +124,14 @@ export async function collectInventory(
  * the order pods were found in: equal fingerprints mean the same namespace report, so an unchanged namespace is not
  * sent again.
  */
-export function fingerprintShare(share: NamespaceShare): string {
+export async function fingerprintShare(share: NamespaceShare): Promise<string> {
   const h = createHash('sha256');
   h.update(JSON.stringify(share.namespace));
   const pods = [...share.pods].sort((a, b) => (a.pod.uid < b.pod.uid ? -1 : a.pod.uid > b.pod.uid ? 1 : 0));
+  let n = 0;
   for (const e of pods) {
+    // A namespace of thousands of pods is hashed in slices, the event loop free between them.
+    if (++n % SLICE === 0) await yieldToLoop();
     h.update('\n');
     h.update(JSON.stringify(e.pod));
     h.update(JSON.stringify(e.containers));
