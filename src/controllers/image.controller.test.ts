@@ -420,3 +420,43 @@ describe('ImageController: images deleted from Anchore, noticed by the list refr
     expect(c.catalog(`admin|${d('redis')}`)?.analysis).toBe('analyzed');
   });
 });
+
+describe('ImageController start-up pass', () => {
+  it('when 20,000 pods were cached before start, then they are judged in short turns with the event loop free between them, every one of them, and a pod deleted meanwhile is not brought back', async () => {
+    const stores = memoryStores();
+    stores.namespaces.put(aNamespace('shop'));
+    for (let i = 0; i < 20_000; i++) stores.pods.put(aPod('shop', `p-${i}`, [aContainer('c', `registry.example/app-${i % 2000}:1`, { digest: d(`app-${i % 2000}`) })]));
+    const catalog = new ImageCatalog();
+    const fake = new FakeAnchore();
+    const c = new ImageController({
+      stores,
+      catalog,
+      anchoreImages: new AnchoreImages({ anchore: fake, catalog, refreshMs: 60_000, clock: systemClock, log }),
+      scope: new Scope({ namespaces: {}, imageExclude: [], imagePolicy: { missingTagPolicy: 'digest' }, defaultAccount: 'admin', routes: [] }),
+      anchore: fake,
+      clusterName: 'c1',
+      workers: 1,
+      analysisPollMaxMs: 100,
+      log,
+      metrics: new OperatorMetrics(undefined, { defaultMetrics: false }),
+    });
+    // The event loop's turns while the pass runs: a timer ticking every millisecond.
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    c.start();
+    // What start() judged before giving the event loop a turn: one short turn's worth, not all 20,000.
+    const judgedAtOnce = c.workloadImages().size;
+    stores.pods.remove('shop/p-19999');
+    try {
+      await until(() => c.running.size === 2000, 20_000);
+      await until(() => [...c.workloadImages().values()].length === 19_999, 20_000);
+    } finally {
+      clearInterval(timer);
+      await c.queue.shutdown(1000);
+    }
+    expect(judgedAtOnce).toBeGreaterThan(0);
+    expect(judgedAtOnce).toBeLessThan(20_000);
+    expect(ticks).toBeGreaterThan(0);
+    expect(c.workloadImages().has('shop/Pod/p-19999')).toBe(false);
+  });
+});

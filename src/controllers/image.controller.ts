@@ -3,6 +3,7 @@ import type { AnchoreApi, AnchoreImage } from '../anchore/anchore.port.ts';
 import { AnchoreError } from '../anchore/errors.ts';
 import { type ClusterStores, type PodInfo, resolveWorkload, workloadKey } from '../kube/cluster.port.ts';
 import { type BackoffPolicy, backoffDelay } from '../runtime/backoff.ts';
+import { yieldToLoop } from '../runtime/cooperative.ts';
 import { WaitError } from '../runtime/errors.ts';
 import { WorkQueue } from '../runtime/workqueue.ts';
 import { type Logger, nextReconcileId } from '../telemetry/logger.ts';
@@ -32,6 +33,9 @@ interface ImageControllerOptions {
   /** Anchore's image lists, loaded into the catalog on every replica. */
   anchoreImages: Pick<AnchoreImages, 'ensureAccount'>;
 }
+
+/** Longest turn of the start-up pass over every pod before the event loop gets a turn. */
+const JUDGE_TURN_MS = 5;
 
 /**
  * Registers every running image with Anchore exactly once and follows its analysis to a final state.
@@ -88,9 +92,28 @@ export class ImageController implements ImageRegistry {
   }
 
   start(): void {
-    // Pods seen before the namespace cache synced were judged without their namespace: judge all again.
-    for (const p of this.#o.stores.pods.list()) this.#podChanged(p.key, p);
+    // Pods seen before the namespace cache synced were judged without their namespace: judge all again. In turns of
+    // JUDGE_TURN_MS, the event loop free between them: at 50,000 pods one pass is a task of a quarter second, and
+    // admission is already serving. A pod changed or deleted meanwhile was judged by its own event: read again here.
+    const keys = [...this.#o.stores.pods.list()].map((p) => p.key);
+    let i = 0;
+    const turn = (): boolean => {
+      const end = performance.now() + JUDGE_TURN_MS;
+      while (i < keys.length) {
+        const key = keys[i++]!;
+        const pod = this.#o.stores.pods.get(key);
+        if (pod) this.#podChanged(key, pod);
+        if (performance.now() >= end) break;
+      }
+      return i >= keys.length;
+    };
+    const done = turn();
     this.queue.start();
+    if (done) return;
+    void (async () => {
+      do await yieldToLoop();
+      while (!turn());
+    })();
   }
 
   /** Anchore's state of an image key, if known. */
