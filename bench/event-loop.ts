@@ -33,7 +33,7 @@ import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
 import { SEVERITIES } from '../src/anchore/anchore.port.ts';
 import type { AnchoreApi, AnchoreImage } from '../src/anchore/anchore.port.ts';
 import { ImageController } from '../src/controllers/image.controller.ts';
-import { assembleBatch, collectInventory, fingerprintShare, measureInventory, planBatches } from '../src/controllers/inventory.ts';
+import { assembleBatch, changedShares, collectInventory, type InventorySnapshot, measureInventory, planBatches } from '../src/controllers/inventory.ts';
 import { InventoryController } from '../src/controllers/inventory.controller.ts';
 import type { BindingInfo } from '../src/crds/types.ts';
 import type { ClusterStores, PodInfo, WorkloadRef } from '../src/kube/cluster.port.ts';
@@ -394,9 +394,8 @@ async function runOnce(pods: number): Promise<Record<TaskName, TaskFigures>> {
     byNs.set(p.namespace, l);
   }
   const podsOf = (ns: string): PodInfo[] => byNs.get(ns) ?? [];
-  const fullReport = async (step: Step, timed: Timed): Promise<Record<string, number>> => {
-    step('collectInventory');
-    const snapshot = await collectInventory(ACCOUNT, stores, c.scope, CLUSTER, new Date(), { podsOf, sent: new Map() });
+  // As InventoryController#report after it has its snapshot: measured, planned, each batch assembled and serialised.
+  const send = async (snapshot: InventorySnapshot, step: Step, timed: Timed): Promise<{ batches: number; bytes: number }> => {
     step('measureInventory');
     await measureInventory(snapshot);
     const batches = timed('planBatches', () => planBatches(snapshot, Infinity, false));
@@ -409,6 +408,10 @@ async function runOnce(pods: number): Promise<Record<TaskName, TaskFigures>> {
     step('');
     return { batches: batches.length, bytes };
   };
+  const fullReport = async (step: Step, timed: Timed): Promise<Record<string, number>> => {
+    step('collectInventory');
+    return send(await collectInventory(ACCOUNT, stores, c.scope, CLUSTER, new Date(), { podsOf, sent: new Map() }), step, timed);
+  };
   await measure(fullReport);
   out['report-full'] = await measure(fullReport);
 
@@ -416,25 +419,10 @@ async function runOnce(pods: number): Promise<Record<TaskName, TaskFigures>> {
   const changedReport = async (step: Step, timed: Timed): Promise<Record<string, number>> => {
     step('collectInventory');
     const snapshot = await collectInventory(ACCOUNT, stores, c.scope, CLUSTER, new Date(), { only: everyNs, podsOf, sent: new Map() });
-    // As InventoryController#report: shares whose fingerprint Anchore already holds are left out (here: none), one
-    // share at a time with the event loop free between them.
+    // As InventoryController#report: shares whose fingerprint Anchore already holds are left out (here: none).
     step('fingerprintShare');
-    const kept: typeof snapshot.shares = [];
-    for (const share of snapshot.shares) {
-      await new Promise((r) => setImmediate(r));
-      if ((await fingerprintShare(share)) !== '') kept.push(share);
-    }
-    snapshot.shares = kept;
-    step('measureInventory');
-    await measureInventory(snapshot);
-    const batches = timed('planBatches', () => planBatches(snapshot, Infinity, false));
-    let bytes = 0;
-    for (const b of batches) {
-      const body = timed('assembleBatch', () => assembleBatch(snapshot, b));
-      step('jsonInSlices');
-      bytes += (await jsonInSlices(body as unknown as Record<string, unknown>)).length;
-    }
-    step('');
+    snapshot.shares = (await changedShares(snapshot.shares, new Map())).shares;
+    const { bytes } = await send(snapshot, step, timed);
     return { namespaces: snapshot.shares.length, bytes };
   };
   await measure(changedReport);

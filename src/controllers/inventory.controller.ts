@@ -1,13 +1,13 @@
 import type { AnchoreApi, KubernetesInventory } from '../anchore/anchore.port.ts';
 import { AnchoreError } from '../anchore/errors.ts';
 import { type ClusterStores, type NamespaceInfo, type PodInfo } from '../kube/cluster.port.ts';
-import { jsonInSlices, yieldToLoop } from '../runtime/cooperative.ts';
+import { jsonInSlices } from '../runtime/cooperative.ts';
 import { errorMessage } from '../runtime/errors.ts';
 import { formatTimestamp } from '../runtime/time.ts';
 import { type HandleResult, WorkQueue } from '../runtime/workqueue.ts';
 import { type Logger, nextReconcileId } from '../telemetry/logger.ts';
 import type { OperatorMetrics } from '../telemetry/metrics.ts';
-import { assembleBatch, batchBytes, batchNamespaces, collectInventory, cutBatch, fingerprintShare, type InventorySnapshot, measureInventory, planBatches } from './inventory.ts';
+import { assembleBatch, batchBytes, batchNamespaces, collectInventory, changedShares, cutBatch, type InventorySnapshot, measureInventory, planBatches } from './inventory.ts';
 import { type Clock, systemClock } from '../runtime/clock.ts';
 import { ByteAllowance } from '../runtime/limits.ts';
 import type { InventoryBatchOutcome, InventoryStatus } from '../model/inventory-status.ts';
@@ -287,21 +287,9 @@ export class InventoryController {
       podsOf: (ns) => this.#podsOf(ns),
       sent,
     });
-    const fingerprints = new Map<string, string>();
+    let fingerprints = new Map<string, string>();
     if (!full) {
-      // Changed back, or changed only in what the report does not carry: not sent again. One share at a time, the
-      // event loop free between them (thousands of changed namespaces are one long task otherwise).
-      const changed: typeof snapshot.shares = [];
-      for (const share of snapshot.shares) {
-        if (!share.cleared) {
-          await yieldToLoop();
-          const fp = await fingerprintShare(share);
-          fingerprints.set(share.namespace.name, fp);
-          if (sent.get(share.namespace.name)?.fingerprint === fp) continue;
-        }
-        changed.push(share);
-      }
-      snapshot.shares = changed;
+      ({ shares: snapshot.shares, fingerprints } = await changedShares(snapshot.shares, sent));
       if (snapshot.shares.length === 0) return { requeueAfterMs: Math.max(1, (this.#fullDue.get(account) ?? 0) - this.#clock.now()) };
     }
     const limit = this.#limitFor(account);

@@ -139,6 +139,27 @@ export async function fingerprintShare(share: NamespaceShare): Promise<string> {
   return h.digest('base64url');
 }
 
+/**
+ * The shares whose content differs from what Anchore last accepted (`sent`, by namespace name): changed back, or
+ * changed only in what a report does not carry, a share is left out. Cleared shares always stay. One share at a time,
+ * the event loop free between them (thousands of changed namespaces are one long task otherwise). Returns the shares
+ * kept and the fingerprint of every share it hashed.
+ */
+export async function changedShares(shares: readonly NamespaceShare[], sent: ReadonlyMap<string, { fingerprint?: string }>): Promise<{ shares: NamespaceShare[]; fingerprints: Map<string, string> }> {
+  const kept: NamespaceShare[] = [];
+  const fingerprints = new Map<string, string>();
+  for (const share of shares) {
+    if (!share.cleared) {
+      await yieldToLoop();
+      const fp = await fingerprintShare(share);
+      fingerprints.set(share.namespace.name, fp);
+      if (sent.get(share.namespace.name)?.fingerprint === fp) continue;
+    }
+    kept.push(share);
+  }
+  return { shares: kept, fingerprints };
+}
+
 /** JSON bytes of a batch's body, from the measured parts (an upper bound: a node shared by two namespaces counts twice). */
 export function batchBytes(snapshot: InventorySnapshot, batch: InventoryBatch): number {
   let bytes = snapshot.emptyBytes ?? 0;
